@@ -1,0 +1,32 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo fmt lint bench-callbacks bench clean docs
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff format --check bankwx_cli tests bench
+	$(BIN)/ruff check bankwx_cli tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -p no:cacheprovider
+
+demo: $(STAMP)
+	$(BIN)/bankwx demo
+
+fmt: $(STAMP)
+	$(BIN)/ruff format bankwx_cli tests bench
+	$(BIN)/ruff check --fix bankwx_cli tests bench
+
+docs: $(STAMP)
+	$(BIN)/typer bankwx_cli.main utils docs --name bankwx --output docs/cli.md
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from bankwx_cli.main import run
+
+run()

@@ -1,0 +1,78 @@
+"""Time: an injectable clock, UTC text for the store, and the bank's time for people.
+
+The store keeps aware UTC times as ISO 8601 text ending in ``Z``. A time that a person gives
+without an offset is Asia/Shanghai, the bank's time, and is echoed back with its zone.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from bankwx_cli.errors import ValidationError
+
+BANK_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    def time(self) -> float: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def time(self) -> float:
+        return time.time()
+
+
+class FixedClock:
+    """A settable clock for tests."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def time(self) -> float:
+        return self._now.timestamp()
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+    def set(self, when: datetime) -> None:
+        self._now = when
+
+
+def iso(dt: datetime) -> str:
+    """Aware datetime -> ``2026-01-05T02:00:00.000000Z``."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def parse_user_time(text: str, option: str = "time") -> datetime:
+    """Parse an ISO 8601 time given by a person; without an offset it is Asia/Shanghai."""
+    raw = text.strip()
+    try:
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(
+            f"{option} '{text}' is not an ISO 8601 time. Example: 2026-12-01T09:30 "
+            "(Asia/Shanghai) or 2026-12-01T01:30Z."
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=BANK_TZ)
+    return dt.astimezone(UTC)
+
+
+def bank_time(dt: datetime) -> str:
+    """A time for people: the bank's local time with its zone."""
+    return dt.astimezone(BANK_TZ).strftime("%Y-%m-%d %H:%M:%S %Z") + " (Asia/Shanghai)"

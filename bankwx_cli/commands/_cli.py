@@ -1,0 +1,229 @@
+"""What every command shares: the Cli object on ctx.obj, option aliases and one renderer."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from tabulate import tabulate
+
+from bankwx_cli.context import AppContext
+from bankwx_cli.errors import ConfirmationRequired, ValidationError
+from bankwx_cli.settings import FORMATS, Settings
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Fmt(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    plain = "plain"
+
+
+AccountOption = Annotated[
+    str | None,
+    typer.Option(
+        "--account",
+        envvar="BANKWX_ACCOUNT",
+        help="Official account name; may be left out when the store holds one account.",
+        show_envvar=False,
+    ),
+]
+FormatOption = Annotated[
+    Fmt | None,
+    typer.Option(
+        "--format",
+        envvar="BANKWX_FORMAT",
+        help="Output: table (terminal default), json, csv, markdown, plain (default elsewhere).",
+        show_envvar=False,
+    ),
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+]
+
+Row = Mapping[str, Any]
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+def to_row(item: Any) -> dict[str, Any]:
+    if isinstance(item, Mapping):
+        return dict(item)
+    if is_dataclass(item) and not isinstance(item, type):
+        return asdict(item)
+    raise TypeError(f"cannot render {type(item).__name__}")
+
+
+class Cli:
+    """The command layer's view of one invocation: settings, context, output."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._app: AppContext | None = None
+
+    @property
+    def app(self) -> AppContext:
+        if self._app is None:
+            self._app = AppContext(self.settings)
+        return self._app
+
+    def with_account(self, account: str | None) -> str | None:
+        return account or self.settings.account
+
+    @property
+    def interactive(self) -> bool:
+        if self.settings.interactive is not None:
+            return self.settings.interactive
+        return sys.stdin.isatty() and sys.stderr.isatty()
+
+    def fmt(self, fmt: Fmt | str | None) -> str:
+        chosen = str(fmt.value if isinstance(fmt, Fmt) else fmt) if fmt else self.settings.fmt
+        if chosen is None:
+            chosen = "table" if sys.stdout.isatty() else "plain"
+        if chosen not in FORMATS:
+            raise ValidationError(f"--format '{chosen}' is invalid: use {', '.join(FORMATS)}.")
+        return chosen
+
+    # --- output ---------------------------------------------------------------------------
+
+    def render(
+        self,
+        rows: Sequence[Any],
+        fmt: Fmt | str | None = None,
+        columns: Sequence[str] | None = None,
+        title: str | None = None,
+        empty: str = "Nothing to show.",
+    ) -> None:
+        """Render a list: rich table, tabulate (markdown, plain), csv, or a JSON array."""
+        chosen = self.fmt(fmt)
+        data = [to_row(r) for r in rows]
+        if chosen == "json":
+            sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+            return
+        cols = list(columns) if columns else (list(data[0]) if data else [])
+        if chosen == "csv":
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            writer.writerow(cols)
+            for row in data:
+                writer.writerow([_cell(row.get(c)) for c in cols])
+            sys.stdout.write(buf.getvalue())
+            return
+        if not data:
+            self.say(empty)
+            return
+        table = [[_cell(row.get(c)) for c in cols] for row in data]
+        if chosen == "table":
+            rich_table = Table(title=title, show_lines=False)
+            for col in cols:
+                rich_table.add_column(col)
+            for line in table:
+                rich_table.add_row(*(str(v) for v in line))
+            Console().print(rich_table)
+            return
+        tablefmt = "github" if chosen == "markdown" else "plain"
+        sys.stdout.write(tabulate(table, headers=cols, tablefmt=tablefmt) + "\n")
+
+    def render_one(self, item: Any, fmt: Fmt | str | None = None, title: str | None = None) -> None:
+        """Render one thing: a JSON object, or a two-column field/value table."""
+        chosen = self.fmt(fmt)
+        row = to_row(item)
+        if chosen == "json":
+            sys.stdout.write(json.dumps(row, ensure_ascii=False, indent=2, default=str) + "\n")
+            return
+        if chosen == "csv":
+            self.render([row], fmt=chosen)
+            return
+        self.render(
+            [{"field": k, "value": _cell(v)} for k, v in row.items()], fmt=chosen, title=title
+        )
+
+    def say(self, message: str) -> None:
+        """A message for people, on stderr (stdout stays data)."""
+        err_console.print(message, markup=False, highlight=False)
+
+    def warn(self, message: str) -> None:
+        err_console.print(f"Warning: {message}", markup=False, highlight=False)
+
+    def confirm(self, question: str, yes: bool) -> None:
+        """Ask before a destructive action; off a terminal a missing --yes is a refusal."""
+        if yes:
+            return
+        if not self.interactive:
+            raise ConfirmationRequired(f"{question} Not on a terminal: add --yes to confirm.")
+        if not typer.confirm(question, default=False, err=True):
+            raise ConfirmationRequired("Cancelled; nothing was changed.")
+
+    @contextmanager
+    def progress(self, description: str, total: int | None) -> Iterator[Any]:
+        """A progress bar on stderr on a terminal; a silent stand-in elsewhere."""
+        if not sys.stderr.isatty():
+            yield _NoProgress()
+            return
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(description, total=total)
+            yield _Bar(bar, task)
+
+
+class _NoProgress:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def total(self, n: int | None) -> None:
+        pass
+
+
+class _Bar:
+    def __init__(self, bar: Progress, task: Any) -> None:
+        self._bar, self._task = bar, task
+
+    def advance(self, n: int = 1) -> None:
+        self._bar.advance(self._task, n)
+
+    def total(self, n: int | None) -> None:
+        self._bar.update(self._task, total=n)
+
+
+def get_cli(ctx: typer.Context) -> Cli:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, Cli):
+        raise RuntimeError("the root callback did not run")
+    return obj
+
+
+def split_csv(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]

@@ -1,0 +1,209 @@
+"""`bankwx account ...`: official accounts and their secrets."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli
+from bankwx_cli.domain import accounts
+from bankwx_cli.errors import ValidationError
+from bankwx_cli.models import Account
+
+app = typer.Typer(
+    help="Official accounts: add, list, show, update, remove, check credentials.",
+    no_args_is_help=True,
+)
+
+COLUMNS = ["name", "appid", "original_id", "type", "mode", "token_mode", "updated_at"]
+
+SecretOption = Annotated[
+    str | None,
+    typer.Option("--secret", help="AppSecret (32 hex characters); '-' reads it from stdin."),
+]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", help="Callback token (3 to 32 letters or digits).")
+]
+AesKeyOption = Annotated[
+    str | None,
+    typer.Option("--aes-key", help="EncodingAESKey (43 letters or digits); '-' reads stdin."),
+]
+AppidOption = Annotated[str | None, typer.Option("--appid", help="AppID: 'wx' + 16 hex.")]
+OriginalIdOption = Annotated[
+    str | None, typer.Option("--original-id", help="Original id (gh_ + 12 hex).")
+]
+TypeOption = Annotated[
+    str | None, typer.Option("--type", help="service (default) or subscription.")
+]
+ModeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mode", help="Message mode: plain, compatible or safe (default safe with --aes-key)."
+    ),
+]
+TokenModeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token-mode",
+        help="Access token endpoint: stable (default; shares the token safely) or classic.",
+    ),
+]
+
+
+def _from_stdin(secret: str | None, aes_key: str | None) -> tuple[str | None, str | None]:
+    """'-' values are read from standard input, one line each, secret first."""
+    if secret == "-":
+        secret = sys.stdin.readline().strip()
+    if aes_key == "-":
+        aes_key = sys.stdin.readline().strip()
+    return secret, aes_key
+
+
+def _row(account: Account) -> dict[str, Any]:
+    return {
+        "name": account.name,
+        "appid": account.appid,
+        "original_id": account.original_id,
+        "type": account.type,
+        "mode": account.mode,
+        "token_mode": account.token_mode,
+        "welcome": account.welcome,
+        "default_reply": account.default_reply,
+        "settings": account.settings,
+        "created_at": account.created_at,
+        "updated_at": account.updated_at,
+    }
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx account add main --appid wx1234567890abcdef --secret - "
+    "--token tok123 --aes-key - --original-id gh_0123456789ab\n\n"
+    "  bankwx account add cards --appid wxabcdef1234567890 --secret S --token T "
+    "--original-id gh_abcdefabcdef --mode plain"
+)
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Short name, [a-z0-9-]; the URL is /wx/NAME.")],
+    appid: Annotated[str, typer.Option("--appid", help="AppID: 'wx' + 16 hex.")],
+    secret: Annotated[
+        str, typer.Option("--secret", help="AppSecret (32 hex); '-' reads it from stdin.")
+    ],
+    token: Annotated[str, typer.Option("--token", help="Callback token (3-32 letters/digits).")],
+    original_id: Annotated[str, typer.Option("--original-id", help="Original id: gh_ + 12 hex.")],
+    aes_key: AesKeyOption = None,
+    type_: Annotated[
+        str, typer.Option("--type", help="service or subscription.")
+    ] = "service",
+    mode: ModeOption = None,
+    token_mode: Annotated[
+        str, typer.Option("--token-mode", help="stable (default) or classic.")
+    ] = "stable",
+    fmt: FormatOption = None,
+) -> None:
+    """Add an official account; its secret, token and AES key are encrypted at rest."""
+    cli = get_cli(ctx)
+    secret_v, aes_v = _from_stdin(secret, aes_key)
+    if not secret_v:
+        raise ValidationError("--secret is empty.")
+    change = accounts.add(
+        cli.app,
+        name,
+        appid=appid,
+        secret=secret_v,
+        token=token,
+        original_id=original_id,
+        aes_key=aes_v,
+        type_=type_,
+        mode=mode,
+        token_mode=token_mode,
+    )
+    for warning in change.warnings:
+        cli.warn(warning)
+    if cli.fmt(fmt) == "json":
+        cli.render_one(_row(change.account), fmt=fmt)
+    else:
+        cli.say(f"Added account '{name}' ({change.account.mode} mode).")
+
+
+@app.command("list", epilog="Examples:\n\n  bankwx account list\n\n  bankwx account list --format json")
+def list_(ctx: typer.Context, fmt: FormatOption = None) -> None:
+    """List the official accounts in the store (never their secrets)."""
+    cli = get_cli(ctx)
+    cli.render([_row(a) for a in accounts.list_(cli.app)], fmt=fmt, columns=COLUMNS)
+
+
+@app.command(epilog="Examples:\n\n  bankwx account show main\n\n  bankwx account show --format json")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Account name.")] = None,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Show one account's settings (never its secrets)."""
+    cli = get_cli(ctx)
+    cli.render_one(_row(accounts.show(cli.app, name or cli.with_account(account))), fmt=fmt)
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx account update main --welcome '欢迎关注'\n\n"
+    "  bankwx account update main --secret - < secret.txt"
+)
+def update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Account name.")],
+    appid: AppidOption = None,
+    secret: SecretOption = None,
+    token: TokenOption = None,
+    aes_key: AesKeyOption = None,
+    original_id: OriginalIdOption = None,
+    type_: TypeOption = None,
+    mode: ModeOption = None,
+    token_mode: TokenModeOption = None,
+    welcome: Annotated[
+        str | None, typer.Option("--welcome", help="Text a new follower gets on subscribe.")
+    ] = None,
+    default_reply: Annotated[
+        str | None,
+        typer.Option("--default-reply", help="Text for messages that no rule answers."),
+    ] = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Change an account's fields; secrets given are re-encrypted."""
+    cli = get_cli(ctx)
+    secret, aes_key = _from_stdin(secret, aes_key)
+    change = accounts.update(
+        cli.app,
+        name,
+        appid=appid,
+        secret=secret,
+        token=token,
+        aes_key=aes_key,
+        original_id=original_id,
+        type_=type_,
+        mode=mode,
+        token_mode=token_mode,
+        welcome=welcome,
+        default_reply=default_reply,
+    )
+    for warning in change.warnings:
+        cli.warn(warning)
+    if cli.fmt(fmt) == "json":
+        cli.render_one(_row(change.account), fmt=fmt)
+    else:
+        cli.say(f"Updated account '{name}'.")
+
+
+@app.command(epilog="Examples:\n\n  bankwx account remove old-account --yes")
+def remove(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Account name.")],
+    yes: YesOption = False,
+) -> None:
+    """Remove an account and its secrets from the store."""
+    cli = get_cli(ctx)
+    accounts.require_remove(cli.app, name)
+    cli.confirm(f"Remove account '{name}' and its secrets?", yes=yes)
+    accounts.remove(cli.app, name)
+    cli.say(f"Removed account '{name}'.")

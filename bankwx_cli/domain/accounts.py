@@ -1,0 +1,274 @@
+"""Official accounts: validated fields, secrets sealed at rest, audited changes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bankwx_cli.clock import iso
+from bankwx_cli.domain import audit
+from bankwx_cli.domain.permissions import require
+from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
+from bankwx_cli.models import Account, AccountSecrets, Secret
+
+if TYPE_CHECKING:
+    from bankwx_cli.context import AppContext
+
+TYPES = ("service", "subscription")
+MODES = ("plain", "compatible", "safe")
+TOKEN_MODES = ("stable", "classic")
+
+_NAME = re.compile(r"[a-z0-9-]{1,32}")
+_APPID = re.compile(r"wx[0-9a-f]{16}")
+_AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
+_TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")
+_ORIGINAL_ID = re.compile(r"gh_[0-9a-f]{12}")
+_SECRET = re.compile(r"[0-9a-f]{32}")
+
+
+def validate_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValidationError(
+            f"account name '{value}' is invalid: use 1 to 32 lower-case letters, digits or '-' "
+            "(it is the receiver's URL segment /wx/NAME)."
+        )
+    return value
+
+
+def validate_appid(value: str) -> str:
+    if not _APPID.fullmatch(value):
+        raise ValidationError(
+            f"appid '{value}' is invalid: WeChat appids are 'wx' and 16 lower-case hex "
+            "characters (18 in all). Copy it from the WeChat console, Basic configuration."
+        )
+    return value
+
+
+def validate_secret(value: str) -> str:
+    if not _SECRET.fullmatch(value):
+        raise ValidationError(
+            "the AppSecret is invalid: WeChat AppSecrets are 32 lower-case hex characters. "
+            "Copy it from the WeChat console, Basic configuration."
+        )
+    return value
+
+
+def validate_token(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValidationError(
+            "the callback token is invalid: WeChat requires 3 to 32 letters or digits."
+        )
+    return value
+
+
+def validate_aes_key(value: str) -> str:
+    if not _AES_KEY.fullmatch(value):
+        raise ValidationError(
+            "the EncodingAESKey is invalid: WeChat requires exactly 43 letters or digits."
+        )
+    return value
+
+
+def validate_original_id(value: str) -> str:
+    if not _ORIGINAL_ID.fullmatch(value):
+        raise ValidationError(
+            f"original id '{value}' is invalid: it is 'gh_' and 12 lower-case hex characters "
+            "(the account's ToUserName)."
+        )
+    return value
+
+
+def validate_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValidationError(f"{option} '{value}' is invalid: use one of {', '.join(choices)}.")
+    return value
+
+
+@dataclass
+class AccountChange:
+    account: Account
+    warnings: list[str] = field(default_factory=list)
+
+
+def _purpose(name: str, what: str) -> str:
+    return f"account:{name}:{what}"
+
+
+def _mode_warnings(mode: str) -> list[str]:
+    if mode == "plain":
+        return [
+            "plain mode: WeChat does not sign the message body in this mode, so anyone who "
+            "learns the URL's signature scheme can forge messages. Prefer --mode safe."
+        ]
+    return []
+
+
+def add(
+    app: AppContext,
+    name: str,
+    appid: str,
+    secret: str,
+    token: str,
+    original_id: str,
+    aes_key: str | None = None,
+    type_: str = "service",
+    mode: str | None = None,
+    token_mode: str = "stable",
+) -> AccountChange:
+    """Add an account with its secrets sealed. Raises ValidationError, ConflictError."""
+    require(app, "account.add")
+    validate_name(name)
+    validate_appid(appid)
+    validate_secret(secret)
+    validate_token(token)
+    validate_original_id(original_id)
+    validate_choice("--type", type_, TYPES)
+    validate_choice("--token-mode", token_mode, TOKEN_MODES)
+    if aes_key is not None:
+        validate_aes_key(aes_key)
+    mode = mode or ("safe" if aes_key else "plain")
+    validate_choice("--mode", mode, MODES)
+    if mode != "plain" and aes_key is None:
+        raise ValidationError(f"--mode {mode} needs --aes-key (the account's EncodingAESKey).")
+    key = app.key
+    now = iso(app.clock.now())
+    with app.store.transaction():
+        if app.store.accounts.get(name) is not None:
+            raise ConflictError(f"an account named '{name}' exists. See bankwx account list.")
+        app.store.accounts.insert(
+            {
+                "name": name,
+                "appid": appid,
+                "secret_enc": key.seal(secret, _purpose(name, "secret")),
+                "token_enc": key.seal(token, _purpose(name, "token")),
+                "aes_key_enc": key.seal(aes_key, _purpose(name, "aes_key")) if aes_key else None,
+                "original_id": original_id,
+                "type": type_,
+                "mode": mode,
+                "token_mode": token_mode,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        params = {"appid": appid, "original_id": original_id, "type": type_, "mode": mode}
+        audit.record(app, "account.add", name, params)
+    account = app.store.accounts.get(name)
+    assert account is not None  # noqa: S101 - just inserted
+    return AccountChange(account, _mode_warnings(mode))
+
+
+def get(app: AppContext, name: str) -> Account:
+    """The account named; NotFoundError when there is none."""
+    account = app.store.accounts.get(name)
+    if account is None:
+        raise NotFoundError(f"no account named '{name}'. See bankwx account list.")
+    return account
+
+
+def resolve(app: AppContext, name: str | None) -> Account:
+    """The account named, or the only one when name is None."""
+    if name:
+        return get(app, name)
+    names = app.store.accounts.names()
+    if len(names) == 1:
+        return get(app, names[0])
+    if not names:
+        raise NotFoundError("the store holds no account. Add one with bankwx account add.")
+    raise ValidationError(
+        f"the store holds {len(names)} accounts ({', '.join(names)}): choose one with --account."
+    )
+
+
+def show(app: AppContext, name: str | None) -> Account:
+    require(app, "account.read")
+    return resolve(app, name)
+
+
+def list_(app: AppContext) -> list[Account]:
+    require(app, "account.read")
+    return app.store.accounts.list()
+
+
+def secrets(app: AppContext, account: Account) -> AccountSecrets:
+    """The account's secrets, opened with the master key (for the client and the receiver)."""
+    sealed = app.store.accounts.sealed(account.name)
+    key = app.key
+    aes = sealed.get("aes_key_enc")
+    secret_blob, token_blob = sealed["secret_enc"], sealed["token_enc"]
+    assert secret_blob is not None and token_blob is not None  # noqa: S101 - NOT NULL columns
+    return AccountSecrets(
+        secret=Secret(key.open(secret_blob, _purpose(account.name, "secret"))),
+        token=Secret(key.open(token_blob, _purpose(account.name, "token"))),
+        aes_key=Secret(key.open(aes, _purpose(account.name, "aes_key"))) if aes else None,
+    )
+
+
+def update(app: AppContext, name: str, **changes: Any) -> AccountChange:
+    """Change fields of an account. Secrets given are re-sealed. Raises ValidationError."""
+    require(app, "account.update", name)
+    changes = {k: v for k, v in changes.items() if v is not None}
+    account = get(app, name)
+    values: dict[str, Any] = {}
+    key = app.key
+    if "appid" in changes:
+        values["appid"] = validate_appid(changes.pop("appid"))
+    if "secret" in changes:
+        secret = validate_secret(changes.pop("secret"))
+        values["secret_enc"] = key.seal(secret, _purpose(name, "secret"))
+    if "token" in changes:
+        token = validate_token(changes.pop("token"))
+        values["token_enc"] = key.seal(token, _purpose(name, "token"))
+    if "aes_key" in changes:
+        aes = validate_aes_key(changes.pop("aes_key"))
+        values["aes_key_enc"] = key.seal(aes, _purpose(name, "aes_key"))
+    if "original_id" in changes:
+        values["original_id"] = validate_original_id(changes.pop("original_id"))
+    if "type_" in changes:
+        values["type"] = validate_choice("--type", changes.pop("type_"), TYPES)
+    if "mode" in changes:
+        values["mode"] = validate_choice("--mode", changes.pop("mode"), MODES)
+    if "token_mode" in changes:
+        values["token_mode"] = validate_choice(
+            "--token-mode", changes.pop("token_mode"), TOKEN_MODES
+        )
+    for text_field in ("welcome", "default_reply"):
+        if text_field in changes:
+            values[text_field] = changes.pop(text_field) or None
+    settings = dict(account.settings)
+    settings_changed = False
+    for setting, value in changes.pop("settings", {}).items():
+        settings[setting] = value
+        settings_changed = True
+    if changes:
+        raise ValidationError(f"unknown account fields: {', '.join(sorted(changes))}.")
+    if settings_changed:
+        values["settings"] = settings
+    if not values:
+        raise ValidationError("nothing to change: give at least one option. See --help.")
+    mode = values.get("mode", account.mode)
+    has_aes = "aes_key_enc" in values or app.store.accounts.sealed(name).get("aes_key_enc")
+    if mode != "plain" and not has_aes:
+        raise ValidationError(f"--mode {mode} needs --aes-key (the account's EncodingAESKey).")
+    values["updated_at"] = iso(app.clock.now())
+    with app.store.transaction():
+        app.store.accounts.update(name, values)
+        shown = {k: v for k, v in values.items() if not k.endswith("_enc") and k != "updated_at"}
+        shown.update({k[:-4]: "changed" for k in values if k.endswith("_enc")})
+        audit.record(app, "account.update", name, shown)
+    return AccountChange(get(app, name), _mode_warnings(mode) if "mode" in values else [])
+
+
+def require_remove(app: AppContext, name: str) -> None:
+    """Check, before asking for confirmation, that the operator may remove and it exists."""
+    require(app, "account.remove", name)
+    get(app, name)
+
+
+def remove(app: AppContext, name: str) -> None:
+    """Remove an account and its secrets from the store. Raises NotFoundError."""
+    require(app, "account.remove", name)
+    with app.store.transaction():
+        get(app, name)
+        app.store.accounts.delete(name)
+        audit.record(app, "account.remove", name, {})

@@ -1,0 +1,64 @@
+"""Audit trail: every state-changing command writes a row in the same transaction as the change."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bankwx_cli.clock import iso
+from bankwx_cli.models import AuditEntry
+
+if TYPE_CHECKING:
+    from bankwx_cli.context import AppContext
+
+_SECRET_KEY = re.compile(r"secret|token|aes|password|api_key|master", re.IGNORECASE)
+
+
+def redact(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters with secret values removed (the key stays, the value becomes '****')."""
+    clean: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if _SECRET_KEY.search(key) and key not in {"token_mode"}:
+            clean[key] = "****"
+        elif isinstance(value, dict):
+            clean[key] = redact(value)
+        else:
+            clean[key] = value
+    return clean
+
+
+def record(
+    app: AppContext, action: str, target: str, params: dict[str, Any], outcome: str = "ok"
+) -> None:
+    """Append an audit row. Call inside the change's transaction."""
+    app.store.audit.append(
+        at=iso(app.clock.now()),
+        operator=app.operator,
+        action=action,
+        target=target,
+        params=redact(params),
+        outcome=outcome,
+    )
+
+
+def query(
+    app: AppContext,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    operator: str | None = None,
+    action: str | None = None,
+    limit: int | None = None,
+) -> list[AuditEntry]:
+    from bankwx_cli.domain.permissions import require
+
+    require(app, "audit.view")
+    return app.store.audit.list(
+        since=iso(since) if since else None,
+        until=iso(until) if until else None,
+        operator=operator,
+        action=action,
+        limit=limit,
+    )

@@ -1,0 +1,79 @@
+"""The BankwxError family. Each class knows its exit code (DESIGN §3).
+
+This module imports nothing from the project, nor typer or rich: the domain, the storage,
+the WeChat client, the server and the simulator all raise these.
+"""
+
+from __future__ import annotations
+
+
+class BankwxError(Exception):
+    """A request that was refused or failed. Exit code 1."""
+
+    exit_code = 1
+
+
+class ValidationError(BankwxError):
+    """A value the user gave is invalid."""
+
+
+class NotFoundError(BankwxError):
+    """The thing named does not exist."""
+
+
+class ConflictError(BankwxError):
+    """The thing already exists, or the state forbids the change."""
+
+
+class StoreError(BankwxError):
+    """The store is missing, newer than the code, or unreadable."""
+
+
+class KeyError_(BankwxError):  # noqa: N801 - "KeyError" is a builtin
+    """The master key is missing, wrong, or unsafe."""
+
+
+class ConfirmationRequired(BankwxError):
+    """A destructive action was asked for off a terminal without --yes."""
+
+
+class PermissionDenied(BankwxError):
+    """The acting operator lacks a permission. Exit code 4."""
+
+    exit_code = 4
+
+    def __init__(self, operator: str, permission: str) -> None:
+        self.operator = operator
+        self.permission = permission
+        super().__init__(f"operator '{operator}' lacks permission '{permission}'.")
+
+
+class WeChatError(BankwxError):
+    """WeChat answered with an error code. Exit code 3."""
+
+    exit_code = 3
+
+    def __init__(self, errcode: int, errmsg: str, explanation: str = "") -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.explanation = explanation
+        text = f"WeChat {errcode} ({errmsg})"
+        if explanation:
+            text += f": {explanation}"
+        super().__init__(text)
+
+
+class WeChatUnavailableError(WeChatError):
+    """WeChat could not be reached, or stayed busy, within the retry budget."""
+
+
+class BadCallbackError(BankwxError):
+    """A callback body that is malformed or hostile. HTTP 400."""
+
+    status = 400
+
+
+class BadSignatureError(BankwxError):
+    """A callback whose signature or timestamp does not verify. HTTP 403."""
+
+    status = 403

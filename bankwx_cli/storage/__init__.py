@@ -1,0 +1,102 @@
+"""The store: the only place with SQL. ``open_store(path)`` returns a ``Store``."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+from bankwx_cli.errors import ConflictError, StoreError
+from bankwx_cli.storage import migrations
+from bankwx_cli.storage.accounts import Accounts, Operators, Orgs
+from bankwx_cli.storage.audit import Audit
+from bankwx_cli.storage.db import Database
+
+
+class Store:
+    """The SQLite store and its repositories, one per group of tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.path = db.path
+        # sqlite-utils over the same connection, for introspection and utilities
+        self.utils = sqlite_utils.Database(db.conn)
+        self.accounts = Accounts(db)
+        self.orgs = Orgs(db)
+        self.operators = Operators(db)
+        self.audit = Audit(db)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.db.transaction():
+            yield
+
+    def get_meta(self, key: str) -> str | None:
+        value = self.db.scalar("SELECT value FROM meta WHERE key = :k", {"k": key})
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (:k, :v) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            {"k": key, "v": value},
+        )
+
+    def ping(self) -> bool:
+        try:
+            self.db.scalar("SELECT 1")
+        except sqlite3.Error:
+            return False
+        return True
+
+    def integrity_problems(self) -> list[str]:
+        rows = self.db.all("PRAGMA integrity_check")
+        problems = [str(r[0]) for r in rows if str(r[0]) != "ok"]
+        problems += [
+            f"foreign key broken in {r[0]} row {r[1]}"
+            for r in self.db.all("PRAGMA foreign_key_check")
+        ]
+        return problems
+
+    def schema_version(self) -> int:
+        names = [r[0] for r in self.db.all("SELECT name FROM _migrations")]
+        return migrations.schema_version(names)
+
+    def backup(self, target: Path) -> None:
+        """An online, consistent copy (SQLite's backup API); safe while others write."""
+        if target.exists():
+            raise ConflictError(f"'{target}' already exists. Choose a new file name.")
+        try:
+            dest = sqlite3.connect(str(target))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot create '{target}': {exc}.") from None
+        try:
+            with self.db._lock:
+                self.db.conn.backup(dest, pages=1024)
+            dest.execute("PRAGMA journal_mode = WAL")
+        finally:
+            dest.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_store(path: Path, *, create: bool = False) -> Store:
+    """Open (or, with create, make) the store at path and apply missing migrations.
+
+    Raises StoreError when the file is missing (and not create), not a bankwx store, or newer
+    than this code.
+    """
+    if not create and not path.exists():
+        raise StoreError(f"no store at {path}. Run bankwx init.")
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = Database(path)
+        migrations.apply(db)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"'{path}' is not a bankwx store ({exc}).") from None
+    return Store(db)
