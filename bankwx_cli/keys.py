@@ -44,8 +44,8 @@ class MasterKey:
         if len(raw) != 32:
             raise KeyError_(
                 f"the master key in {origin} is not URL-safe base64 of 32 bytes. "
-                "Generate one with: python -c 'import base64,os;"
-                "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+                "Generate one with: python -c 'import base64,os;print("
+                "base64.urlsafe_b64encode(os.urandom(32)).decode())'"
             )
         return cls(raw)
 

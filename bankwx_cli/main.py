@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from bankwx_cli import __version__
-from bankwx_cli.commands import account, operator, store
+from bankwx_cli.commands import account, demo, operator, store
 from bankwx_cli.commands._cli import Cli, Fmt, err_console
 from bankwx_cli.errors import BankwxError
 from bankwx_cli.settings import DEFAULT_DB, DEFAULT_KEY_FILE, DEFAULT_SIM, Settings, login_user
@@ -26,8 +26,6 @@ class _Root(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # typer's own: usage errors exit 2
         except BankwxError as exc:
-            if ctx.meta.get("debug"):
-                raise
             err_console.print(f"Error: {exc}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
@@ -159,6 +157,7 @@ app.add_typer(operator.app, name="operator")
 app.add_typer(operator.org_app, name="org")
 app.add_typer(operator.role_app, name="role")
 store.register(app)
+app.command()(demo.demo)
 
 
 def run() -> None:

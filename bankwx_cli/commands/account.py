@@ -93,9 +93,7 @@ def add(
     token: Annotated[str, typer.Option("--token", help="Callback token (3-32 letters/digits).")],
     original_id: Annotated[str, typer.Option("--original-id", help="Original id: gh_ + 12 hex.")],
     aes_key: AesKeyOption = None,
-    type_: Annotated[
-        str, typer.Option("--type", help="service or subscription.")
-    ] = "service",
+    type_: Annotated[str, typer.Option("--type", help="service or subscription.")] = "service",
     mode: ModeOption = None,
     token_mode: Annotated[
         str, typer.Option("--token-mode", help="stable (default) or classic.")
@@ -127,14 +125,18 @@ def add(
         cli.say(f"Added account '{name}' ({change.account.mode} mode).")
 
 
-@app.command("list", epilog="Examples:\n\n  bankwx account list\n\n  bankwx account list --format json")
+@app.command(
+    "list", epilog="Examples:\n\n  bankwx account list\n\n  bankwx account list --format json"
+)
 def list_(ctx: typer.Context, fmt: FormatOption = None) -> None:
     """List the official accounts in the store (never their secrets)."""
     cli = get_cli(ctx)
     cli.render([_row(a) for a in accounts.list_(cli.app)], fmt=fmt, columns=COLUMNS)
 
 
-@app.command(epilog="Examples:\n\n  bankwx account show main\n\n  bankwx account show --format json")
+@app.command(
+    epilog="Examples:\n\n  bankwx account show main\n\n  bankwx account show --format json"
+)
 def show(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Account name.")] = None,

@@ -108,7 +108,9 @@ def check(ctx: typer.Context, fmt: FormatOption = None) -> None:
     cli = get_cli(ctx)
     report = stores.check(cli.app)
     if cli.fmt(fmt) == "json":
-        cli.render_one({"ok": report.ok, "problems": report.problems, "checked": report.checked})
+        cli.render_one(
+            {"ok": report.ok, "problems": report.problems, "checked": report.checked}, fmt=fmt
+        )
     else:
         for line in report.checked:
             cli.say(f"checked: {line}")

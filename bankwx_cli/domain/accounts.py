@@ -187,7 +187,7 @@ def show(app: AppContext, name: str | None) -> Account:
 
 def list_(app: AppContext) -> list[Account]:
     require(app, "account.read")
-    return app.store.accounts.list()
+    return app.store.accounts.all()
 
 
 def secrets(app: AppContext, account: Account) -> AccountSecrets:

@@ -55,7 +55,7 @@ def query(
     from bankwx_cli.domain.permissions import require
 
     require(app, "audit.view")
-    return app.store.audit.list(
+    return app.store.audit.all(
         since=iso(since) if since else None,
         until=iso(until) if until else None,
         operator=operator,

@@ -76,9 +76,7 @@ def add(
         org_id = _org_id(app, org)
         _check_accounts(app, accounts)
         app.store.operators.insert(name, role, org_id, accounts, iso(app.clock.now()))
-        audit.record(
-            app, "operator.add", name, {"role": role, "org": org, "accounts": accounts}
-        )
+        audit.record(app, "operator.add", name, {"role": role, "org": org, "accounts": accounts})
     return get(app, name)
 
 
@@ -91,7 +89,7 @@ def get(app: AppContext, name: str) -> Operator:
 
 def list_(app: AppContext) -> list[Operator]:
     require(app, "operator.read")
-    return app.store.operators.list()
+    return app.store.operators.all()
 
 
 def update(
@@ -127,7 +125,7 @@ def update(
 
 
 def _keep_one_admin(app: AppContext, leaving: str) -> None:
-    admins = [o.name for o in app.store.operators.list() if o.role == "admin"]
+    admins = [o.name for o in app.store.operators.all() if o.role == "admin"]
     if admins == [leaving]:
         raise ConflictError(
             f"'{leaving}' is the last administrator. Make another operator admin first."
@@ -159,7 +157,7 @@ def add_org(app: AppContext, name: str, parent: str | None = None) -> Org:
 
 def list_orgs(app: AppContext) -> list[Org]:
     require(app, "org.read")
-    return app.store.orgs.list()
+    return app.store.orgs.all()
 
 
 def roles() -> list[dict[str, str]]:

@@ -89,7 +89,7 @@ def check(app: AppContext) -> CheckReport:
     except KeyError_ as exc:
         report.problems.append(str(exc))
     report.problems += app.store.audit.verify()
-    count = len(app.store.audit.list())
+    count = len(app.store.audit.all())
     report.checked.append(f"audit chain ({count} rows)")
     report.checked.append(f"schema version {app.store.schema_version()}")
     return report

@@ -33,7 +33,7 @@ class Accounts:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def list(self) -> list[Account]:
+    def all(self) -> list[Account]:
         return [_account(r) for r in self.db.all("SELECT * FROM accounts ORDER BY name")]
 
     def names(self) -> list[str]:
@@ -82,7 +82,7 @@ class Orgs:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def list(self) -> list[Org]:
+    def all(self) -> list[Org]:
         rows = self.db.all(
             "SELECT o.id, o.name, p.name AS parent FROM orgs o "
             "LEFT JOIN orgs p ON p.id = o.parent_id ORDER BY o.name"
@@ -121,7 +121,7 @@ class Operators:
         "FROM operators op LEFT JOIN orgs o ON o.id = op.org_id"
     )
 
-    def list(self) -> list[Operator]:
+    def all(self) -> list[Operator]:
         return [_operator(r) for r in self.db.all(self._SELECT + " ORDER BY op.name")]
 
     def get(self, name: str) -> Operator | None:

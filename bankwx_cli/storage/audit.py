@@ -76,7 +76,7 @@ class Audit:
         )
         return entry_id
 
-    def list(
+    def all(
         self,
         since: str | None = None,
         until: str | None = None,
