@@ -6,14 +6,99 @@ server receive an AppContext and hand it to the domain.
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
 
 from bankwx_cli.clock import Clock, SystemClock
 from bankwx_cli.errors import KeyError_
 from bankwx_cli.keys import MasterKey, load_key
+from bankwx_cli.models import Account
 from bankwx_cli.settings import Settings
 from bankwx_cli.storage import Store, open_store
+from bankwx_cli.wechat.client import WeChatClient
+from bankwx_cli.wechat.token import CachedToken
+
+
+class SealedTokens:
+    """The client's TokenStore over the store: tokens sealed with the master key."""
+
+    def __init__(self, store: Store, key: MasterKey) -> None:
+        self.store = store
+        self.key = key
+
+    def _purpose(self, appid: str) -> str:
+        return f"access_token:{appid}"
+
+    def load(self, appid: str) -> CachedToken | None:
+        row = self.store.tokens.load(appid)
+        if row is None:
+            return None
+        token = self.key.open(bytes(row["token_enc"]), self._purpose(appid))
+        return CachedToken(token, float(row["expires_at"]), float(row["fetched_at"]))
+
+    def save(self, appid: str, token: CachedToken) -> None:
+        sealed = self.key.seal(token.token, self._purpose(appid))
+        self.store.tokens.save(appid, sealed, token.expires_at, token.fetched_at)
+
+    def discard(self, appid: str, token: str) -> None:
+        sealed = self.store.tokens.sealed_current(appid)
+        if sealed is not None and self.key.open(sealed, self._purpose(appid)) == token:
+            self.store.tokens.discard(appid, sealed)
+
+    def acquire(self, appid: str, holder: str, ttl: float, now: float) -> bool:
+        return self.store.tokens.acquire(appid, holder, now + ttl, now)
+
+    def release(self, appid: str, holder: str) -> None:
+        self.store.tokens.release(appid, holder)
+
+
+class BufferedRecorder:
+    """Counts WeChat calls per account, endpoint and minute; writes them in batches."""
+
+    FLUSH_S = 2.0
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._rows: dict[tuple[str, str, str, str, int], list[float]] = {}
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+
+    def record(
+        self, appid: str, endpoint: str, outcome: str, errcode: int | None, latency_ms: float
+    ) -> None:
+        bucket = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:00Z")
+        key = (appid, endpoint, bucket, outcome, errcode or 0)
+        with self._lock:
+            entry = self._rows.setdefault(key, [0, 0.0, 0.0])
+            entry[0] += 1
+            entry[1] += latency_ms
+            entry[2] = max(entry[2], latency_ms)
+            due = time.monotonic() - self._last_flush > self.FLUSH_S
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._rows = self._rows, {}
+            self._last_flush = time.monotonic()
+        if rows:
+            self.store.api_calls.add(
+                [
+                    {
+                        "appid": k[0],
+                        "endpoint": k[1],
+                        "bucket": k[2],
+                        "outcome": k[3],
+                        "errcode": k[4],
+                        "calls": int(v[0]),
+                        "total_ms": v[1],
+                        "max_ms": v[2],
+                    }
+                    for k, v in rows.items()
+                ]
+            )
 
 
 class AppContext:
@@ -29,7 +114,8 @@ class AppContext:
         self.operator = settings.operator
         self._store = store
         self._key = key
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[str, WeChatClient] = {}
+        self._recorder: BufferedRecorder | None = None
 
     @property
     def store(self) -> Store:
@@ -54,12 +140,33 @@ class AppContext:
             )
         return key
 
+    def client(self, account: Account) -> WeChatClient:
+        """The WeChat client of an account (one per account and process)."""
+        client = self._clients.get(account.name)
+        if client is None:
+            from bankwx_cli.domain.accounts import secrets  # domain decides what is secret
+
+            if self._recorder is None:
+                self._recorder = BufferedRecorder(self.store)
+            client = WeChatClient(
+                account.appid,
+                secrets(self, account).secret.reveal(),
+                base_url=self.settings.wechat_base,
+                tokens=SealedTokens(self.store, self.key),
+                token_mode=account.token_mode,
+                recorder=self._recorder,
+                retry_budget_s=self.settings.retry_budget_s,
+                lease_s=self.settings.token_lease_s,
+            )
+            self._clients[account.name] = client
+        return client
+
     def close(self) -> None:
         for client in self._clients.values():
-            close = getattr(client, "close", None)
-            if close:
-                close()
+            client.close()
         self._clients.clear()
+        if self._recorder is not None and self._store is not None:
+            self._recorder.flush()
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -29,7 +29,7 @@ class StoreError(BankwxError):
     """The store is missing, newer than the code, or unreadable."""
 
 
-class KeyError_(BankwxError):  # noqa: N801 - "KeyError" is a builtin
+class KeyError_(BankwxError):
     """The master key is missing, wrong, or unsafe."""
 
 
@@ -64,7 +64,9 @@ class WeChatError(BankwxError):
 
 
 class WeChatUnavailableError(WeChatError):
-    """WeChat could not be reached, or stayed busy, within the retry budget."""
+    """WeChat could not be reached, or stayed busy, within the retry budget. Exit code 1."""
+
+    exit_code = 1
 
 
 class BadCallbackError(BankwxError):

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from bankwx_cli import __version__
-from bankwx_cli.commands import account, demo, operator, store
+from bankwx_cli.commands import account, demo, operator, sim, store
 from bankwx_cli.commands._cli import Cli, Fmt, err_console
 from bankwx_cli.errors import BankwxError
 from bankwx_cli.settings import DEFAULT_DB, DEFAULT_KEY_FILE, DEFAULT_SIM, Settings, login_user
@@ -120,6 +120,9 @@ def root(
     retry_budget: Annotated[
         float, typer.Option("--retry-budget", envvar="BANKWX_RETRY_BUDGET_S", hidden=True)
     ] = 30.0,
+    token_lease: Annotated[
+        float, typer.Option("--token-lease", envvar="BANKWX_TOKEN_LEASE_S", hidden=True)
+    ] = 15.0,
     interactive: Annotated[
         str | None, typer.Option("--interactive", envvar="BANKWX_INTERACTIVE", hidden=True)
     ] = None,
@@ -146,6 +149,7 @@ def root(
         key_file=key_file,
         sim=sim,
         retry_budget_s=retry_budget,
+        token_lease_s=token_lease,
         interactive=None if interactive in (None, "") else interactive == "1",
         test_actions=test_actions == "1",
     )
@@ -156,6 +160,7 @@ app.add_typer(account.app, name="account")
 app.add_typer(operator.app, name="operator")
 app.add_typer(operator.org_app, name="org")
 app.add_typer(operator.role_app, name="role")
+app.add_typer(sim.app, name="sim")
 store.register(app)
 app.command()(demo.demo)
 

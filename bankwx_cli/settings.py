@@ -39,6 +39,7 @@ class Settings:
     key_file: Path = DEFAULT_KEY_FILE
     sim: str = DEFAULT_SIM
     retry_budget_s: float = 30.0
+    token_lease_s: float = 15.0
     interactive: bool | None = None
     test_actions: bool = False
 
@@ -73,6 +74,8 @@ def from_environment(**overrides: object) -> Settings:
         values["sim"] = env["BANKWX_SIM"]
     if env.get("BANKWX_RETRY_BUDGET_S"):
         values["retry_budget_s"] = float(env["BANKWX_RETRY_BUDGET_S"])
+    if env.get("BANKWX_TOKEN_LEASE_S"):
+        values["token_lease_s"] = float(env["BANKWX_TOKEN_LEASE_S"])
     if env.get("BANKWX_INTERACTIVE"):
         values["interactive"] = env["BANKWX_INTERACTIVE"] == "1"
     values["debug"] = env.get("BANKWX_DEBUG") == "1"

@@ -209,3 +209,21 @@ def remove(
     cli.confirm(f"Remove account '{name}' and its secrets?", yes=yes)
     accounts.remove(cli.app, name)
     cli.say(f"Removed account '{name}'.")
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx account check --account main\n\n"
+    "  bankwx --api-base http://127.0.0.1:8081 account check --format json"
+)
+def check(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption = None) -> None:
+    """Prove the account's appid and secret against WeChat (token, callback IP list)."""
+    cli = get_cli(ctx)
+    result = accounts.check(cli.app, cli.with_account(account))
+    cli.render_one(result, fmt=fmt)
+
+
+@app.command(epilog="Examples:\n\n  bankwx account token --account main")
+def token(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption = None) -> None:
+    """Show the shared access token's age and expiry (never the token)."""
+    cli = get_cli(ctx)
+    cli.render_one(accounts.token_status(cli.app, cli.with_account(account)), fmt=fmt)

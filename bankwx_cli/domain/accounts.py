@@ -272,3 +272,63 @@ def remove(app: AppContext, name: str) -> None:
         get(app, name)
         app.store.accounts.delete(name)
         audit.record(app, "account.remove", name, {})
+
+
+def check(app: AppContext, name: str | None) -> dict[str, Any]:
+    """Prove the account's credentials against WeChat: a stable token and the callback IPs.
+
+    The token comes from the store when a fresh one is there (never forcing a new one), so
+    many processes checking at once make one token request. Raises WeChatError (exit 3).
+    """
+    require(app, "account.read", name)
+    account = resolve(app, name)
+    client = app.client(account)
+    client.token()
+    ips = client.callback_ips()
+    status = client.tokens.status()
+    now = app.clock.time()
+    return {
+        "account": account.name,
+        "appid": account.appid,
+        "credentials": "ok",
+        "token_mode": account.token_mode,
+        "token_age_s": int(now - status.fetched_at) if status else None,
+        "token_expires_in_s": int(status.expires_at - now) if status else None,
+        "callback_ips": len(ips),
+        "callback_ip_sample": ips[:3],
+    }
+
+
+def token_status(app: AppContext, name: str | None) -> dict[str, Any]:
+    """The shared access token's age and expiry (never the token itself)."""
+    require(app, "account.read", name)
+    account = resolve(app, name)
+    status = app.client(account).tokens.status()
+    now = app.clock.time()
+    if status is None:
+        return {"account": account.name, "token": "none stored", "age_s": None, "expires_in_s": None}
+    expires_in = int(status.expires_at - now)
+    return {
+        "account": account.name,
+        "token": "valid" if expires_in > 0 else "expired",
+        "token_mode": account.token_mode,
+        "age_s": int(now - status.fetched_at),
+        "expires_in_s": expires_in,
+    }
+
+
+def sim_registration(app: AppContext, name: str | None, callback: str | None) -> dict[str, Any]:
+    """The plain values the simulator needs to play WeChat for an account (loopback only)."""
+    require(app, "account.read", name)
+    account = resolve(app, name)
+    opened = secrets(app, account)
+    return {
+        "name": account.name,
+        "appid": account.appid,
+        "secret": opened.secret.reveal(),
+        "token": opened.token.reveal(),
+        "aes_key": opened.aes_key.reveal() if opened.aes_key else None,
+        "mode": account.mode,
+        "original_id": account.original_id,
+        "callback_url": callback or f"http://127.0.0.1:8080/wx/{account.name}",
+    }

@@ -14,6 +14,7 @@ from bankwx_cli.storage import migrations
 from bankwx_cli.storage.accounts import Accounts, Operators, Orgs
 from bankwx_cli.storage.audit import Audit
 from bankwx_cli.storage.db import Database
+from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
 
 class Store:
@@ -28,6 +29,8 @@ class Store:
         self.orgs = Orgs(db)
         self.operators = Operators(db)
         self.audit = Audit(db)
+        self.tokens = Tokens(db)
+        self.api_calls = ApiCalls(db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

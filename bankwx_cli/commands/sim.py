@@ -1,0 +1,180 @@
+"""`bankwx sim ...`: the local WeChat simulator (its API and its followers)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bankwx_cli.commands._cli import AccountOption, Cli, FormatOption, get_cli
+from bankwx_cli.domain import accounts
+from bankwx_cli.errors import ValidationError
+from bankwx_cli.sim import server as sim_server
+from bankwx_cli.sim.driver import SimDriver
+
+app = typer.Typer(
+    help="The local WeChat simulator: run its API, register accounts, act as a follower.",
+    no_args_is_help=True,
+)
+
+SimOption = Annotated[
+    str | None,
+    typer.Option("--sim", envvar="BANKWX_SIM", help="Simulator URL (loopback only)."),
+]
+EVENTS = ("subscribe", "unsubscribe", "click", "view", "location", "scan")
+
+
+def _driver(cli: Cli, sim: str | None) -> SimDriver:
+    return SimDriver(sim or cli.settings.sim)
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx sim api --port 8081 --followers 1000 --seed 7\n\n"
+    "  bankwx sim api --port 0 --fail-rate 0.1"
+)
+def api(
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.")] = 8081,
+    followers: Annotated[
+        int, typer.Option("--followers", help="Subscribed followers to create per account.")
+    ] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for followers and faults.")] = 0,
+    fail_rate: Annotated[
+        float, typer.Option("--fail-rate", help="Share of API calls that fail (0 to 1).")
+    ] = 0.0,
+    latency: Annotated[int, typer.Option("--latency", help="Added latency per call, ms.")] = 0,
+    accounts_file: Annotated[
+        Path | None, typer.Option("--accounts", help="YAML/JSON list of accounts to register.")
+    ] = None,
+    callback_timeout: Annotated[
+        float, typer.Option("--callback-timeout", help="WeChat's wait for a callback, s.")
+    ] = 5.0,
+) -> None:
+    """Run the simulated WeChat API in the foreground until stopped.
+
+    The first line on standard output is `Listening on http://HOST:PORT`.
+    """
+    if not 0 <= fail_rate <= 1:
+        raise ValidationError(f"--fail-rate {fail_rate} is invalid: use a number from 0 to 1.")
+    sim_server.run(
+        host=host,
+        port=port,
+        followers=followers,
+        seed=seed,
+        fail_rate=fail_rate,
+        latency_ms=latency,
+        accounts_file=accounts_file,
+        callback_timeout=callback_timeout,
+    )
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx sim register main\n\n"
+    "  bankwx sim register main --callback http://127.0.0.1:9000/wx/main"
+)
+def register(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The store's account to register.")],
+    callback: Annotated[
+        str | None,
+        typer.Option("--callback", help="Receiver URL (default http://127.0.0.1:8080/wx/NAME)."),
+    ] = None,
+    sim: SimOption = None,
+) -> None:
+    """Register a store account with the simulator, so it plays WeChat for it."""
+    cli = get_cli(ctx)
+    values = accounts.sim_registration(cli.app, name, callback)
+    with _driver(cli, sim) as driver:
+        driver.register_account(**values)
+    cli.say(f"Registered '{name}' with the simulator; callbacks go to {values['callback_url']}.")
+
+
+def _render_reply(cli: Cli, result: dict[str, Any], fmt: Any) -> None:
+    shown = {k: result.get(k) for k in ("status", "msg_type", "content", "deliveries")}
+    if cli.fmt(fmt) == "json":
+        cli.render_one(shown, fmt=fmt)
+    elif result.get("status") == "replied":
+        sys.stdout.write(f"{result.get('content') or ''}\n")
+    elif result.get("status") == "success":
+        cli.say("(no reply: the receiver answered success)")
+    else:
+        sys.stdout.write(f"{result.get('content') or ''}\n")
+        cli.say(f"(failed after {result.get('deliveries')} deliveries: {result.get('reason')})")
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx sim send 余额 --account main\n\n"
+    "  bankwx sim send --event click --key BALANCE --format json\n\n"
+    "  bankwx sim send --event location --lat 31.23 --lng 121.47"
+)
+def send(
+    ctx: typer.Context,
+    text: Annotated[str | None, typer.Argument(help="Text the follower sends.")] = None,
+    event: Annotated[
+        str | None, typer.Option("--event", help=f"Instead of text: {', '.join(EVENTS)}.")
+    ] = None,
+    key: Annotated[str | None, typer.Option("--key", help="Event key (menu key, scene).")] = None,
+    lat: Annotated[float | None, typer.Option("--lat", help="Latitude.")] = None,
+    lng: Annotated[float | None, typer.Option("--lng", help="Longitude.")] = None,
+    openid: Annotated[
+        str | None, typer.Option("--openid", help="Follower (default: the first one).")
+    ] = None,
+    account: AccountOption = None,
+    sim: SimOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Act as a follower: send text or an event through the simulator, print the reply.
+
+    Exits 1 when the follower saw WeChat's failure notice.
+    """
+    cli = get_cli(ctx)
+    if (text is None) == (event is None):
+        raise ValidationError("give TEXT or --event (one of them).")
+    if event is not None and event not in EVENTS:
+        raise ValidationError(f"--event '{event}' is invalid: use {', '.join(EVENTS)}.")
+    acct = accounts.show(cli.app, cli.with_account(account))
+    with _driver(cli, sim) as driver:
+        who = openid or driver.pick_openid(acct.appid)
+        result = driver.send(acct.appid, who, text=text, event=event, key=key, lat=lat, lng=lng)
+    _render_reply(cli, result, fmt)
+    if result.get("status") == "failed":
+        raise typer.Exit(1)
+
+
+@app.command(epilog="Examples:\n\n  bankwx sim chat --account main")
+def chat(
+    ctx: typer.Context,
+    openid: Annotated[str | None, typer.Option("--openid", help="Follower.")] = None,
+    account: AccountOption = None,
+    sim: SimOption = None,
+) -> None:
+    """Chat as a follower: type messages, see replies.
+
+    Type /click KEY, /subscribe, /unsubscribe, /location LAT LNG, /scan KEY or /quit.
+    """
+    cli = get_cli(ctx)
+    acct = accounts.show(cli.app, cli.with_account(account))
+    with _driver(cli, sim) as driver:
+        who = openid or driver.pick_openid(acct.appid)
+        cli.say(f"Chatting with '{acct.name}' as {who}. /quit to leave.")
+        for line in sys.stdin:
+            line = line.strip()
+            if not line:
+                continue
+            if line in ("/quit", "/exit"):
+                break
+            kwargs: dict[str, Any] = {"text": line}
+            if line.startswith("/"):
+                word, *rest = line[1:].split()
+                if word not in EVENTS:
+                    cli.say(f"unknown command /{word}")
+                    continue
+                kwargs = {"event": word}
+                if word == "location" and len(rest) == 2:
+                    kwargs.update(lat=float(rest[0]), lng=float(rest[1]))
+                elif rest:
+                    kwargs["key"] = rest[0]
+            result = driver.send(acct.appid, who, **kwargs)
+            _render_reply(cli, result, "plain")

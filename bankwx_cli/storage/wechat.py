@@ -1,0 +1,125 @@
+"""The shared access tokens (sealed), their refresh leases, and API call counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bankwx_cli.storage.db import Database
+
+
+def m0002_wechat(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE tokens (
+            appid TEXT PRIMARY KEY,
+            token_enc BLOB,
+            expires_at REAL,
+            fetched_at REAL,
+            lease_holder TEXT,
+            lease_until REAL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE api_calls (
+            appid TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            bucket TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            errcode INTEGER NOT NULL DEFAULT 0,
+            calls INTEGER NOT NULL,
+            total_ms REAL NOT NULL,
+            max_ms REAL NOT NULL,
+            PRIMARY KEY (appid, endpoint, bucket, outcome, errcode)
+        )"""
+    )
+
+
+class Tokens:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def load(self, appid: str) -> dict[str, Any] | None:
+        row = self.db.one(
+            "SELECT token_enc, expires_at, fetched_at FROM tokens "
+            "WHERE appid = :a AND token_enc IS NOT NULL",
+            {"a": appid},
+        )
+        return None if row is None else dict(row)
+
+    def save(self, appid: str, token_enc: bytes, expires_at: float, fetched_at: float) -> None:
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO tokens (appid, token_enc, expires_at, fetched_at) "
+                "VALUES (:a, :t, :e, :f) ON CONFLICT (appid) DO UPDATE SET "
+                "token_enc = excluded.token_enc, expires_at = excluded.expires_at, "
+                "fetched_at = excluded.fetched_at",
+                {"a": appid, "t": token_enc, "e": expires_at, "f": fetched_at},
+            )
+
+    def discard(self, appid: str, token_enc: bytes) -> None:
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE tokens SET token_enc = NULL, expires_at = NULL "
+                "WHERE appid = :a AND token_enc = :t",
+                {"a": appid, "t": token_enc},
+            )
+
+    def acquire(self, appid: str, holder: str, until: float, now: float) -> bool:
+        with self.db.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO tokens (appid, lease_holder, lease_until) VALUES (:a, :h, :u) "
+                "ON CONFLICT (appid) DO UPDATE SET lease_holder = excluded.lease_holder, "
+                "lease_until = excluded.lease_until "
+                "WHERE tokens.lease_until IS NULL OR tokens.lease_until < :now "
+                "OR tokens.lease_holder = excluded.lease_holder",
+                {"a": appid, "h": holder, "u": until, "now": now},
+            )
+            return cursor.rowcount == 1
+
+    def release(self, appid: str, holder: str) -> None:
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE tokens SET lease_holder = NULL, lease_until = NULL "
+                "WHERE appid = :a AND lease_holder = :h",
+                {"a": appid, "h": holder},
+            )
+
+    def sealed_current(self, appid: str) -> bytes | None:
+        value = self.db.scalar("SELECT token_enc FROM tokens WHERE appid = :a", {"a": appid})
+        return None if value is None else bytes(value)
+
+
+class ApiCalls:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Add counted calls: appid, endpoint, bucket, outcome, errcode, calls, total_ms, max_ms."""
+        with self.db.transaction():
+            for row in rows:
+                self.db.execute(
+                    "INSERT INTO api_calls (appid, endpoint, bucket, outcome, errcode, calls, "
+                    "total_ms, max_ms) VALUES (:appid, :endpoint, :bucket, :outcome, :errcode, "
+                    ":calls, :total_ms, :max_ms) "
+                    "ON CONFLICT (appid, endpoint, bucket, outcome, errcode) DO UPDATE SET "
+                    "calls = api_calls.calls + excluded.calls, "
+                    "total_ms = api_calls.total_ms + excluded.total_ms, "
+                    "max_ms = max(api_calls.max_ms, excluded.max_ms)",
+                    row,
+                )
+
+    def summary(self, appid: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
+        where, params = [], {}
+        if appid:
+            where.append("appid = :appid")
+            params["appid"] = appid
+        if since:
+            where.append("bucket >= :since")
+            params["since"] = since
+        sql = (
+            "SELECT appid, endpoint, outcome, errcode, sum(calls) AS calls, "
+            "sum(total_ms) / sum(calls) AS avg_ms, max(max_ms) AS max_ms FROM api_calls"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " GROUP BY appid, endpoint, outcome, errcode ORDER BY appid, endpoint, outcome"
+        return [dict(r) for r in self.db.all(sql, params)]

@@ -1,0 +1,244 @@
+"""The WeChat API client: one per account, on wechatpy's client.
+
+- Every request, wechatpy's absolute URLs included, goes to the configured base URL through a
+  ``requests`` session mounted under wechatpy, with an explicit timeout (protocol sheet §8).
+- wechatpy's unbounded retry on token errors is off; we refresh once and retry once.
+- "System busy", frequency limits, HTTP 5xx and network failures are retried with backoff and
+  jitter within a time budget; every other error becomes one ``WeChatError``.
+- Every request is counted per account and endpoint with its outcome and latency.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import requests
+from wechatpy import WeChatClient as _WechatpyClient
+from wechatpy.exceptions import WeChatClientException
+
+from bankwx_cli.errors import WeChatError, WeChatUnavailableError
+from bankwx_cli.wechat import codes
+from bankwx_cli.wechat.token import TokenManager, TokenStore
+
+log = logging.getLogger(__name__)
+
+WECHAT_HOST = "https://api.weixin.qq.com"
+T = TypeVar("T")
+
+
+class CallRecorder(Protocol):
+    def record(
+        self, appid: str, endpoint: str, outcome: str, errcode: int | None, latency_ms: float
+    ) -> None: ...
+
+
+class _Session(requests.Session):
+    """Rewrites WeChat's host to the configured base and enforces a timeout on every request."""
+
+    def __init__(
+        self, base: str, timeout: float, appid: str, recorder: CallRecorder | None
+    ) -> None:
+        super().__init__()
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+        self.appid = appid
+        self.recorder = recorder
+        self.headers["User-Agent"] = "bankwx"
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        url = url.decode() if isinstance(url, bytes) else url
+        if url.startswith(WECHAT_HOST):
+            url = self.base + url[len(WECHAT_HOST) :]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        endpoint = url[len(self.base) :].split("?", 1)[0] if url.startswith(self.base) else url
+        started = time.perf_counter()
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except requests.RequestException:
+            self._record(endpoint, "network", None, started)
+            raise
+        errcode: int | None = None
+        outcome = "ok"
+        if response.status_code >= 400:
+            outcome = f"http_{response.status_code}"
+        elif response.headers.get("Content-Type", "").startswith(("application/json", "text/")):
+            try:
+                body = response.json()
+                if isinstance(body, dict) and body.get("errcode"):
+                    errcode = int(body["errcode"])
+                    outcome = "error"
+            except ValueError:
+                pass
+        self._record(endpoint, outcome, errcode, started)
+        return response
+
+    def _record(self, endpoint: str, outcome: str, errcode: int | None, started: float) -> None:
+        if self.recorder is not None:
+            latency = (time.perf_counter() - started) * 1000
+            self.recorder.record(self.appid, endpoint, outcome, errcode, latency)
+
+
+class _Wx(_WechatpyClient):  # type: ignore[misc]
+    """wechatpy's client with our token and without its unbounded retry."""
+
+    def __init__(self, appid: str, secret: str, session: _Session, tokens: TokenManager) -> None:
+        super().__init__(appid, secret, timeout=session.timeout, auto_retry=False)
+        self._http = session
+        self._tokens = tokens
+        self.last_token = ""
+
+    @property
+    def access_token(self) -> str:
+        self.last_token = self._tokens.get()
+        return self.last_token
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        raise RuntimeError("bankwx fetches tokens itself")  # never called: auto_retry is off
+
+
+class WeChatClient:
+    """One account's client. Methods raise WeChatError (exit 3) or WeChatUnavailableError."""
+
+    def __init__(
+        self,
+        appid: str,
+        secret: str,
+        *,
+        base_url: str,
+        tokens: TokenStore,
+        token_mode: str = "stable",
+        recorder: CallRecorder | None = None,
+        retry_budget_s: float = 30.0,
+        timeout_s: float = 10.0,
+        lease_s: float = 15.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.appid = appid
+        self._secret = secret
+        self.token_mode = token_mode
+        self.retry_budget_s = retry_budget_s
+        self.sleep = sleep
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.session = _Session(base_url, timeout_s, appid, recorder)
+        self.tokens = TokenManager(appid, tokens, self._fetch_token, lease_s=lease_s)
+        self.wx = _Wx(appid, secret, self.session, self.tokens)
+
+    # --- token -------------------------------------------------------------------------------
+
+    def _fetch_token(self) -> tuple[str, int]:
+        """Fetch a new token: stable (default, never forced) or classic."""
+
+        def fetch() -> dict[str, Any]:
+            if self.token_mode == "classic":
+                response = self.session.get(
+                    f"{WECHAT_HOST}/cgi-bin/token",
+                    params={
+                        "grant_type": "client_credential",
+                        "appid": self.appid,
+                        "secret": self._secret,
+                    },
+                )
+            else:
+                body = {
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self._secret,
+                    "force_refresh": False,
+                }
+                response = self.session.post(
+                    f"{WECHAT_HOST}/cgi-bin/stable_token",
+                    data=json.dumps(body).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+            return self._decode(response)
+
+        result = self._with_retries(fetch, allow_refresh=False)
+        return str(result["access_token"]), int(result.get("expires_in", 7200))
+
+    @staticmethod
+    def _decode(response: requests.Response) -> dict[str, Any]:
+        if response.status_code >= 400:
+            raise WeChatClientException(None, f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise WeChatClientException(-1, "response is not JSON") from None
+        if not isinstance(body, dict):
+            raise WeChatClientException(-1, "response is not a JSON object")
+        if body.get("errcode"):
+            raise WeChatClientException(int(body["errcode"]), str(body.get("errmsg", "")))
+        return body
+
+    def token(self) -> str:
+        return self.tokens.get()
+
+    # --- calls --------------------------------------------------------------------------------
+
+    def call(self, fn: Callable[[Any], T]) -> T:
+        """Run fn(wechatpy_client) under our retry policy."""
+        return self._with_retries(lambda: fn(self.wx), allow_refresh=True)
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET WeChat's path (``/cgi-bin/...``) with the access token."""
+        return self.call(lambda wx: wx.get(WECHAT_HOST + path, params=dict(params or {})))
+
+    def post(self, path: str, data: dict[str, Any]) -> dict[str, Any]:
+        """POST a JSON body (raw UTF-8, as WeChat wants) to WeChat's path."""
+        return self.call(lambda wx: wx.post(WECHAT_HOST + path, data=data))
+
+    def _with_retries(self, fn: Callable[[], T], allow_refresh: bool) -> T:
+        started = time.monotonic()
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn()
+            except WeChatClientException as exc:
+                errcode = None if exc.errcode is None else int(exc.errcode)
+                errmsg = str(exc.errmsg or "")
+                kind = codes.classify(errcode)
+                if kind == "refresh" and allow_refresh and not refreshed:
+                    refreshed = True
+                    self.tokens.invalidate(self.wx.last_token)
+                    continue
+                if kind != "retry":
+                    raise WeChatError(
+                        errcode if errcode is not None else -1,
+                        errmsg,
+                        codes.explain(errcode if errcode is not None else -1),
+                    ) from None
+                last = (errcode if errcode is not None else -1, errmsg or "HTTP error")
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = (-1, f"network error: {type(exc).__name__}")
+            except requests.RequestException as exc:
+                last = (-1, f"HTTP error: {type(exc).__name__}")
+            delay = min(5.0, 0.1 * 2 ** min(attempt, 8)) * (0.5 + self.rng.random() / 2)
+            elapsed = time.monotonic() - started
+            if elapsed + delay > self.retry_budget_s:
+                raise WeChatUnavailableError(
+                    last[0],
+                    last[1],
+                    f"{codes.explain(last[0])}; gave up after {attempt} attempts in "
+                    f"{elapsed:.1f} s (BANKWX_RETRY_BUDGET_S={self.retry_budget_s:g})",
+                )
+            log.info("WeChat %s (%s); retry %d in %.2f s", last[0], last[1], attempt, delay)
+            self.sleep(delay)
+
+    # --- endpoints used across features ---------------------------------------------------------
+
+    def callback_ips(self) -> list[str]:
+        return list(self.get("/cgi-bin/getcallbackip").get("ip_list", []))
+
+    def send_custom(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.post("/cgi-bin/message/custom/send", body)
+
+    def close(self) -> None:
+        self.session.close()
