@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from bankwx_cli import __version__
-from bankwx_cli.commands import account, demo, operator, sim, store
+from bankwx_cli.commands import account, demo, keyword, messages, operator, serve, sim, store
 from bankwx_cli.commands._cli import Cli, Fmt, err_console
 from bankwx_cli.errors import BankwxError
 from bankwx_cli.settings import DEFAULT_DB, DEFAULT_KEY_FILE, DEFAULT_SIM, Settings, login_user
@@ -161,8 +161,11 @@ app.add_typer(operator.app, name="operator")
 app.add_typer(operator.org_app, name="org")
 app.add_typer(operator.role_app, name="role")
 app.add_typer(sim.app, name="sim")
+app.add_typer(keyword.app, name="keyword")
+app.add_typer(messages.app, name="messages")
 store.register(app)
 app.command()(demo.demo)
+app.command()(serve.serve)
 
 
 def run() -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from typing import Any
-
-import hmac
 
 
 class Secret:

@@ -152,6 +152,7 @@ def add(
             }
         )
         params = {"appid": appid, "original_id": original_id, "type": type_, "mode": mode}
+        app.store.bump_config_version()
         audit.record(app, "account.add", name, params)
     account = app.store.accounts.get(name)
     assert account is not None  # noqa: S101 - just inserted
@@ -253,6 +254,7 @@ def update(app: AppContext, name: str, **changes: Any) -> AccountChange:
     values["updated_at"] = iso(app.clock.now())
     with app.store.transaction():
         app.store.accounts.update(name, values)
+        app.store.bump_config_version()
         shown = {k: v for k, v in values.items() if not k.endswith("_enc") and k != "updated_at"}
         shown.update({k[:-4]: "changed" for k in values if k.endswith("_enc")})
         audit.record(app, "account.update", name, shown)
@@ -271,6 +273,7 @@ def remove(app: AppContext, name: str) -> None:
     with app.store.transaction():
         get(app, name)
         app.store.accounts.delete(name)
+        app.store.bump_config_version()
         audit.record(app, "account.remove", name, {})
 
 
@@ -306,7 +309,12 @@ def token_status(app: AppContext, name: str | None) -> dict[str, Any]:
     status = app.client(account).tokens.status()
     now = app.clock.time()
     if status is None:
-        return {"account": account.name, "token": "none stored", "age_s": None, "expires_in_s": None}
+        return {
+            "account": account.name,
+            "token": "none stored",
+            "age_s": None,
+            "expires_in_s": None,
+        }
     expires_in = int(status.expires_at - now)
     return {
         "account": account.name,

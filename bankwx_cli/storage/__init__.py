@@ -14,6 +14,7 @@ from bankwx_cli.storage import migrations
 from bankwx_cli.storage.accounts import Accounts, Operators, Orgs
 from bankwx_cli.storage.audit import Audit
 from bankwx_cli.storage.db import Database
+from bankwx_cli.storage.engine import FollowerState, KeywordRules, Messages
 from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
 
@@ -31,6 +32,9 @@ class Store:
         self.audit = Audit(db)
         self.tokens = Tokens(db)
         self.api_calls = ApiCalls(db)
+        self.messages = Messages(db)
+        self.keyword_rules = KeywordRules(db)
+        self.follower_state = FollowerState(db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -46,6 +50,16 @@ class Store:
             "INSERT INTO meta (key, value) VALUES (:k, :v) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             {"k": key, "v": value},
+        )
+
+    def config_version(self) -> str:
+        """Changes whenever accounts or rules change, so the receiver reloads them."""
+        return self.get_meta("config_version") or "0"
+
+    def bump_config_version(self) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES ('config_version', '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
         )
 
     def ping(self) -> bool:

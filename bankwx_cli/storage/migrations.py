@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from bankwx_cli.errors import StoreError
 from bankwx_cli.storage.db import Database
+from bankwx_cli.storage.engine import m0003_engine
 from bankwx_cli.storage.wechat import m0002_wechat
 
 Migration = Callable[[Database], None]
@@ -80,6 +81,7 @@ def m0001_foundation(db: Database) -> None:
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0001_foundation", m0001_foundation),
     ("m0002_wechat", m0002_wechat),
+    ("m0003_engine", m0003_engine),
 ]
 
 

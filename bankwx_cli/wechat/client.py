@@ -125,7 +125,7 @@ class WeChatClient:
         self.token_mode = token_mode
         self.retry_budget_s = retry_budget_s
         self.sleep = sleep
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.rng = rng or random.Random()  # jitter, not security
         self.session = _Session(base_url, timeout_s, appid, recorder)
         self.tokens = TokenManager(appid, tokens, self._fetch_token, lease_s=lease_s)
         self.wx = _Wx(appid, secret, self.session, self.tokens)

@@ -1,0 +1,135 @@
+"""`bankwx keyword ...`: keyword rules (指令查询) for text and menu keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli
+from bankwx_cli.domain import actions, keywords, routing
+from bankwx_cli.errors import ValidationError
+from bankwx_cli.models import ImageReply, Reply, TextReply, reply_to_dict
+
+app = typer.Typer(
+    help="Keyword rules: text and menu keys answered by a reply or a named action.",
+    no_args_is_help=True,
+)
+
+
+def _rule_row(rule: keywords.Rule) -> dict[str, Any]:
+    answer = f"action {rule.action}" + (f" {rule.arg}" if rule.arg else "") if rule.action else ""
+    if rule.reply is not None:
+        data = reply_to_dict(rule.reply)
+        answer = f"{data['kind']}: " + str(
+            data.get("content") or data.get("title") or data.get("media_id")
+        )
+    return {**rule.describe(), "answer": answer}
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx keyword add 余额 --match exact --action help\n\n"
+    "  bankwx keyword add '^(网点|ATM)' --match regex --priority 10 --reply-text '请发送位置'\n\n"
+    "  bankwx keyword add BALANCE --match click --reply-text '请先绑定银行卡'"
+)
+def add(
+    ctx: typer.Context,
+    pattern: Annotated[str, typer.Argument(help="Text, regex, or menu key (with click).")],
+    match: Annotated[str, typer.Option("--match", help="exact, contains, regex or click.")],
+    priority: Annotated[int, typer.Option("--priority", help="Higher wins.")] = 0,
+    reply_text: Annotated[str | None, typer.Option("--reply-text", help="Reply text.")] = None,
+    reply_news: Annotated[
+        Path | None,
+        typer.Option("--reply-news", help="YAML/JSON file: title, description, url, picurl."),
+    ] = None,
+    reply_image: Annotated[
+        str | None, typer.Option("--reply-image", help="Reply with this image media id.")
+    ] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="Named action; see keyword actions.")
+    ] = None,
+    arg: Annotated[str | None, typer.Option("--arg", help="The action's argument.")] = None,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Add a keyword rule; broken regexes and unknown actions are refused here."""
+    cli = get_cli(ctx)
+    reply: Reply | None = None
+    given = [x for x in (reply_text, reply_news, reply_image) if x is not None]
+    if len(given) > 1:
+        raise ValidationError("give one of --reply-text, --reply-news, --reply-image.")
+    if reply_text is not None:
+        reply = TextReply(reply_text)
+    elif reply_news is not None:
+        reply = keywords.load_news(reply_news)
+    elif reply_image is not None:
+        reply = ImageReply(reply_image)
+    rule = keywords.add(
+        cli.app, cli.with_account(account), pattern, match, priority, reply, action, arg
+    )
+    if cli.fmt(fmt) == "json":
+        cli.render_one(_rule_row(rule), fmt=fmt)
+    else:
+        cli.say(f"Added keyword rule {rule.id} for '{rule.account}'.")
+
+
+@app.command("list", epilog="Examples:\n\n  bankwx keyword list --account main --format json")
+def list_(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption = None) -> None:
+    """List an account's rules in the order they are tried."""
+    cli = get_cli(ctx)
+    rows = [_rule_row(r) for r in keywords.list_(cli.app, cli.with_account(account))]
+    cli.render(rows, fmt=fmt, columns=["id", "priority", "match", "pattern", "answer"])
+
+
+@app.command(epilog="Examples:\n\n  bankwx keyword remove 3 --yes")
+def remove(
+    ctx: typer.Context,
+    rule_id: Annotated[int, typer.Argument(metavar="ID", help="Rule id (keyword list).")],
+    yes: YesOption = False,
+) -> None:
+    """Remove a keyword rule."""
+    cli = get_cli(ctx)
+    cli.confirm(f"Remove keyword rule {rule_id}?", yes=yes)
+    keywords.remove(cli.app, rule_id)
+    cli.say(f"Removed keyword rule {rule_id}.")
+
+
+@app.command(
+    "test",
+    epilog="Examples:\n\n  bankwx keyword test 余额\n\n"
+    "  bankwx keyword test --click BALANCE --format json",
+)
+def test_rule(
+    ctx: typer.Context,
+    text: Annotated[str | None, typer.Argument(help="A follower's text.")] = None,
+    click: Annotated[str | None, typer.Option("--click", help="A menu key instead.")] = None,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Show which rule answers a text or menu key, and the reply (no WeChat involved)."""
+    cli = get_cli(ctx)
+    result = routing.dry_route(cli.app, cli.with_account(account), text, click)
+    if cli.fmt(fmt) == "json":
+        cli.render_one(result, fmt=fmt)
+        return
+    rule = result["rule"]
+    cli.say(f"route: {result['route']}" + (f" (rule {rule['id']})" if rule else ""))
+    reply = result["reply"]
+    if reply is None:
+        cli.say("reply: (none; the receiver answers success)")
+    else:
+        cli.render_one(reply, fmt=fmt)
+
+
+def actions_(ctx: typer.Context, fmt: FormatOption = None) -> None:
+    """List the named actions a rule can call."""
+    cli = get_cli(ctx)
+    rows = [
+        {"action": a.name, "description": a.description, "arg": a.arg or ""}
+        for a in actions.available(cli.app)
+    ]
+    cli.render(rows, fmt=fmt)
+
+
+app.command("actions", epilog="Examples:\n\n  bankwx keyword actions --format json")(actions_)

@@ -1,0 +1,74 @@
+"""The conversation log: read, purge by retention, export one follower's entries (PIPL)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bankwx_cli.clock import iso
+from bankwx_cli.domain import accounts, audit
+from bankwx_cli.domain.permissions import require
+from bankwx_cli.errors import ValidationError
+
+if TYPE_CHECKING:
+    from bankwx_cli.context import AppContext
+
+DEFAULT_RETENTION_DAYS = 180
+
+
+def list_(
+    app: AppContext,
+    account: str | None = None,
+    openid: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = 100,
+) -> list[dict[str, Any]]:
+    """Entries newest first; card, phone and ID numbers were masked when written."""
+    require(app, "messages.read", account)
+    filters: dict[str, Any] = {
+        "account": accounts.get(app, account).name if account else None,
+        "openid": openid,
+        "since": iso(since) if since else None,
+        "until": iso(until) if until else None,
+    }
+    if limit is not None and limit < 1:
+        raise ValidationError("--limit must be 1 or more.")
+    return app.store.messages.all(filters, limit)
+
+
+def retention_days(app: AppContext, account_name: str) -> int:
+    value = accounts.get(app, account_name).settings.get("retention_days")
+    return int(value) if value else DEFAULT_RETENTION_DAYS
+
+
+def purge(
+    app: AppContext, before: datetime | None, account: str | None, dry_run: bool = False
+) -> dict[str, int]:
+    """Delete entries older than before (or each account's retention), in short batches."""
+    require(app, "messages.purge", account)
+    names = [accounts.get(app, account).name] if account else app.store.accounts.names()
+    counts: dict[str, int] = {}
+    for name in names:
+        cutoff = before or app.clock.now() - timedelta(days=retention_days(app, name))
+        if dry_run:
+            counts[name] = len(
+                app.store.messages.all({"account": name, "until": iso(cutoff)}, None)
+            )
+            continue
+        total = 0
+        while n := app.store.messages.purge_before(name, iso(cutoff)):
+            total += n
+        counts[name] = total
+        with app.store.transaction():
+            audit.record(app, "messages.purge", name, {"before": iso(cutoff), "deleted": total})
+    return counts
+
+
+def export(app: AppContext, openid: str, account: str | None) -> list[dict[str, Any]]:
+    """Every entry of one follower, oldest first (a customer's request under PIPL)."""
+    require(app, "messages.export", account)
+    rows = list_(app, account=account, openid=openid, limit=None)
+    with app.store.transaction():
+        audit.record(app, "messages.export", openid, {"account": account, "entries": len(rows)})
+    return list(reversed(rows))

@@ -1,0 +1,243 @@
+"""Keyword rules: per account, matched by priority; a static reply or a named action.
+
+Text and menu keys use the same rules (``--match click`` matches a CLICK key).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from bankwx_cli.clock import iso
+from bankwx_cli.domain import accounts, actions, audit
+from bankwx_cli.domain.permissions import require
+from bankwx_cli.errors import NotFoundError, ValidationError
+from bankwx_cli.models import Article, ImageReply, NewsReply, Reply, TextReply, reply_to_dict
+
+if TYPE_CHECKING:
+    from bankwx_cli.context import AppContext
+
+MATCHES = ("exact", "contains", "regex", "click")
+MAX_PATTERN = 200
+MAX_INPUT = 1000  # regexes only ever see this much of a message
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: int
+    account: str
+    pattern: str
+    match: str
+    priority: int
+    reply: Reply | None
+    action: str | None
+    arg: str | None
+    regex: re.Pattern[str] | None = None
+
+    def matches(self, text: str, click: bool) -> bool:
+        if click:
+            return self.match == "click" and text == self.pattern
+        if self.match == "exact":
+            return text.strip() == self.pattern
+        if self.match == "contains":
+            return self.pattern in text
+        if self.match == "regex" and self.regex is not None:
+            return self.regex.search(text[:MAX_INPUT]) is not None
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account": self.account,
+            "pattern": self.pattern,
+            "match": self.match,
+            "priority": self.priority,
+            "reply": reply_to_dict(self.reply) if self.reply else None,
+            "action": self.action,
+            "arg": self.arg,
+        }
+
+
+def _nested_repeat(pattern: str) -> bool:
+    """True when an unbounded repeat contains another (catastrophic backtracking)."""
+    parser: Any = re._parser  # type: ignore[attr-defined]  # the stdlib's own parser
+
+    def walk(items: Any, inside_repeat: bool) -> bool:
+        for op, value in items:
+            name = str(op)
+            if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+                _low, high, sub = value
+                unbounded = high == parser.MAXREPEAT or high > 100
+                if unbounded and inside_repeat:
+                    return True
+                if walk(sub, inside_repeat or unbounded):
+                    return True
+            elif name == "SUBPATTERN":
+                if walk(value[-1], inside_repeat):
+                    return True
+            elif name == "BRANCH":
+                if any(walk(branch, inside_repeat) for branch in value[1]):
+                    return True
+            elif name in ("ASSERT", "ASSERT_NOT"):
+                if walk(value[1], inside_repeat):
+                    return True
+            elif name in ("GROUPREF", "GROUPREF_EXISTS"):
+                return True  # backreferences can backtrack exponentially too
+        return False
+
+    return walk(parser.parse(pattern), False)
+
+
+def compile_regex(pattern: str) -> re.Pattern[str]:
+    """A regex safe to run on followers' text. ValidationError otherwise."""
+    if len(pattern) > MAX_PATTERN:
+        raise ValidationError(f"the regex is {len(pattern)} characters; {MAX_PATTERN} at most.")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ValidationError(f"the regex '{pattern}' is invalid: {exc}.") from None
+    if _nested_repeat(pattern):
+        raise ValidationError(
+            f"the regex '{pattern}' nests repeats (like (a+)+) or uses backreferences, which "
+            "can take exponential time; rewrite it without them."
+        )
+    return compiled
+
+
+def load_news(path: Path) -> NewsReply:
+    """A news reply from a YAML/JSON file: title, description, url, picurl (one article)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValidationError(f"cannot read the news file '{path}': {exc}.") from None
+    if isinstance(data, dict) and isinstance(data.get("articles"), list):
+        if len(data["articles"]) != 1:
+            raise ValidationError(
+                "a news reply carries exactly one article (WeChat shows one in reply to a "
+                "follower's message)."
+            )
+        data = data["articles"][0]
+    if not isinstance(data, dict) or not data.get("title"):
+        raise ValidationError(f"the news file '{path}' needs at least a 'title'.")
+    allowed = {"title", "description", "url", "picurl"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValidationError(f"unknown fields in '{path}': {', '.join(sorted(unknown))}.")
+    return NewsReply(Article(**{k: str(v) for k, v in data.items()}))
+
+
+def _reply_from_row(row: dict[str, Any]) -> Reply | None:
+    kind, raw = row.get("reply_kind"), row.get("reply")
+    if not kind or raw is None:
+        return None
+    data = json.loads(raw)
+    if kind == "text":
+        return TextReply(data["content"])
+    if kind == "image":
+        return ImageReply(data["media_id"])
+    if kind == "news":
+        return NewsReply(
+            Article(data["title"], data.get("description", ""), data.get("url", ""),
+                    data.get("picurl", ""))
+        )  # fmt: skip
+    return None
+
+
+def rule_from_row(row: dict[str, Any]) -> Rule:
+    regex = None
+    if row["match"] == "regex":
+        try:
+            regex = compile_regex(row["pattern"])
+        except ValidationError:
+            regex = None  # a rule saved by an older version: it never matches
+    return Rule(
+        id=row["id"],
+        account=row["account"],
+        pattern=row["pattern"],
+        match=row["match"],
+        priority=row["priority"],
+        reply=_reply_from_row(row),
+        action=row["action"],
+        arg=row["arg"],
+        regex=regex,
+    )
+
+
+def add(
+    app: AppContext,
+    account: str | None,
+    pattern: str,
+    match: str,
+    priority: int = 0,
+    reply: Reply | None = None,
+    action: str | None = None,
+    arg: str | None = None,
+) -> Rule:
+    """Save a rule. Broken or dangerous regexes and unknown actions are refused here."""
+    require(app, "keyword.write", account)
+    acct = accounts.resolve(app, account)
+    if match not in MATCHES:
+        raise ValidationError(f"--match '{match}' is invalid: use {', '.join(MATCHES)}.")
+    if not pattern or len(pattern) > MAX_PATTERN:
+        raise ValidationError(f"the pattern must be 1 to {MAX_PATTERN} characters.")
+    if match == "regex":
+        compile_regex(pattern)
+    if (reply is None) == (action is None):
+        raise ValidationError(
+            "give one answer: --reply-text, --reply-news, --reply-image or --action."
+        )
+    if action is not None:
+        actions.get(app, action, arg)
+    elif arg is not None:
+        raise ValidationError("--arg goes with --action.")
+    reply_json = None
+    if reply is not None:
+        data = reply_to_dict(reply)
+        reply_json = json.dumps({k: v for k, v in data.items() if k != "kind"}, ensure_ascii=False)
+    row = {
+        "account": acct.name,
+        "pattern": pattern,
+        "match": match,
+        "priority": priority,
+        "reply_kind": reply.kind if reply else None,
+        "reply": reply_json,
+        "action": action,
+        "arg": arg,
+        "created_by": app.operator,
+        "created_at": iso(app.clock.now()),
+    }
+    with app.store.transaction():
+        rule_id = app.store.keyword_rules.add(row)
+        app.store.bump_config_version()
+        audit.record(app, "keyword.add", acct.name, {**row, "id": rule_id})
+    return rule_from_row({**row, "id": rule_id})
+
+
+def list_(app: AppContext, account: str | None) -> list[Rule]:
+    require(app, "keyword.read", account)
+    acct = accounts.resolve(app, account)
+    return [rule_from_row(r) for r in app.store.keyword_rules.for_account(acct.name)]
+
+
+def remove(app: AppContext, rule_id: int) -> None:
+    require(app, "keyword.write")
+    with app.store.transaction():
+        row = app.store.keyword_rules.get(rule_id)
+        if row is None:
+            raise NotFoundError(f"no keyword rule {rule_id}. See bankwx keyword list.")
+        app.store.keyword_rules.delete(rule_id)
+        app.store.bump_config_version()
+        audit.record(app, "keyword.remove", row["account"], {"id": rule_id})
+
+
+def first_match(rules: list[Rule], text: str, click: bool) -> Rule | None:
+    """The rule that answers: highest priority first, then the oldest."""
+    for rule in rules:
+        if rule.matches(text, click):
+            return rule
+    return None

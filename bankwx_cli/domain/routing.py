@@ -1,0 +1,496 @@
+"""The callback engine: verify, de-duplicate, route, answer, log.
+
+``Engine`` is shared by every request of one receiver process. The server calls ``open`` (the
+protocol work, microseconds), then ``process`` in a worker thread under the deadline, then
+``respond``. The store decides which delivery of a message is processed, so retries are
+handled once across workers and processes; the conversation log is masked before it is
+written.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets as pysecrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from bankwx_cli import texts
+from bankwx_cli.clock import iso
+from bankwx_cli.domain import accounts, actions, keywords
+from bankwx_cli.domain.masking import mask
+from bankwx_cli.errors import NotFoundError
+from bankwx_cli.models import (
+    Account,
+    ImageReply,
+    NewsReply,
+    Reply,
+    TextReply,
+    TransferReply,
+)
+from bankwx_cli.wechat import callback
+from bankwx_cli.wechat.callback import CallbackKeys, Inbound
+
+if TYPE_CHECKING:
+    from bankwx_cli.context import AppContext
+    from bankwx_cli.storage.engine import Claim
+
+log = logging.getLogger(__name__)
+
+RELOAD_S = 1.0  # CLI changes reach a running receiver within this (plus one request)
+POLL_S = 0.02
+DEDUP_KEEP_S = 48 * 3600
+KEY_EVENTS = {
+    "click",
+    "scancode_push",
+    "scancode_waitmsg",
+    "pic_sysphoto",
+    "pic_photo_or_album",
+    "pic_weixin",
+    "location_select",
+}
+SILENT_EVENTS = {
+    "unsubscribe",
+    "view",
+    "view_miniprogram",
+    "templatesendjobfinish",
+    "masssendjobfinish",
+    "publishjobfinish",
+    "kf_create_session",
+    "kf_close_session",
+    "kf_switch_session",
+}
+MEDIA_TYPES = {"image", "voice", "video", "shortvideo", "link", "miniprogrampage", "location"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the router decided: the reply (None: answer 'success'), the route and outcome."""
+
+    reply: Reply | None
+    route: str
+    outcome: str = "replied"
+
+
+@dataclass
+class Runtime:
+    """One account as the receiver needs it, rebuilt when the configuration changes."""
+
+    account: Account
+    keys: CallbackKeys
+    rules: list[keywords.Rule]
+    texts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def encrypts(self) -> bool:
+        return self.account.mode != "plain"
+
+
+Hook = Callable[["AppContext", Runtime, Inbound], Decision | None]
+# Filled in by later areas: agents (open sessions), outbox (job results), branches (location)
+SESSION_HOOKS: list[Hook] = []
+EVENT_HOOKS: dict[str, list[Hook]] = {}
+MESSAGE_HOOKS: dict[str, list[Hook]] = {}
+# Called when a handler overran the deadline: (app, runtime, inbound, message id, decision)
+LateHook = Callable[["AppContext", Runtime, Inbound, int, Decision], str]
+LATE_HOOKS: list[LateHook] = []
+
+
+class Ticket:
+    """Shared by the request (which may give up at the deadline) and the handler thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "running"  # running -> done | abandoned
+
+    def abandon(self) -> bool:
+        """The request gives up; False when the handler already finished in time."""
+        with self._lock:
+            if self._state == "running":
+                self._state = "abandoned"
+                return True
+            return False
+
+    def complete(self) -> bool:
+        """The handler finished; False when the request had already given up."""
+        with self._lock:
+            if self._state == "running":
+                self._state = "done"
+                return True
+            return False
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the request answers: a plaintext reply (to encrypt) or success."""
+
+    plain_reply: bytes | None
+    route: str
+    outcome: str
+    retry: bool = False
+
+
+class Engine:
+    def __init__(
+        self, app: AppContext, deadline: float = 4.0, replay_window: float = 300.0
+    ) -> None:
+        self.app = app
+        self.deadline = deadline
+        self.replay_window = max(60.0, replay_window)
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._checked = 0.0
+        self._runtimes: dict[str, Runtime] = {}
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def refresh(self, force: bool = False) -> None:
+        """Reload accounts and rules when the store's configuration version changed."""
+        now = time.monotonic()
+        if not force and now - self._checked < RELOAD_S:
+            return
+        with self._lock:
+            self._checked = now
+            version = self.app.store.config_version()
+            if version == self._version and not force:
+                return
+            runtimes: dict[str, Runtime] = {}
+            for account in self.app.store.accounts.all():
+                opened = accounts.secrets(self.app, account)
+                keys = CallbackKeys(
+                    token=opened.token.reveal(),
+                    aes_key=opened.aes_key.reveal() if opened.aes_key else None,
+                    appid=account.appid,
+                    original_id=account.original_id,
+                    mode=account.mode,
+                )
+                rules = [
+                    keywords.rule_from_row(r)
+                    for r in self.app.store.keyword_rules.for_account(account.name)
+                ]
+                overrides = account.settings.get("texts")
+                runtimes[account.name] = Runtime(
+                    account, keys, rules, overrides if isinstance(overrides, dict) else {}
+                )
+            self._runtimes = runtimes
+            self._version = version
+            log.info("configuration version %s: %d accounts", version, len(runtimes))
+
+    def runtime(self, name: str) -> Runtime:
+        runtime = self._runtimes.get(name)
+        if runtime is None:
+            raise NotFoundError(f"no account named '{name}'")
+        return runtime
+
+    # --- the protocol ------------------------------------------------------------------------
+
+    def verify(self, runtime: Runtime, query: Mapping[str, str]) -> str:
+        return callback.verify_url(runtime.keys, query)
+
+    def open(self, runtime: Runtime, query: Mapping[str, str], body: bytes) -> Inbound:
+        return callback.open_callback(
+            runtime.keys, query, body, self.app.clock.time(), self.replay_window
+        )
+
+    def respond(self, runtime: Runtime, result: Result, query: Mapping[str, str]) -> bytes:
+        """The response body: the reply (encrypted in compatible and safe mode) or success."""
+        if result.plain_reply is None:
+            return callback.reply_success()
+        if not runtime.encrypts:
+            return result.plain_reply
+        nonce = query.get("nonce", "")
+        if not nonce.isalnum():
+            nonce = pysecrets.token_hex(8)
+        return callback.seal_reply(
+            runtime.keys, result.plain_reply, timestamp=int(self.app.clock.time()), nonce=nonce
+        )
+
+    # --- processing ----------------------------------------------------------------------------
+
+    def process(self, runtime: Runtime, inbound: Inbound, ticket: Ticket) -> Result:
+        """Claim the message, route it (first delivery) or wait for the first one (retries)."""
+        started = time.monotonic()
+        now = self.app.clock.now()
+        claim = self.app.store.messages.claim(
+            {
+                "account": runtime.account.name,
+                "openid": inbound.openid,
+                "msg_type": inbound.msg_type,
+                "event": inbound.event,
+                "content": mask(_inbound_text(inbound)),
+                "msg_id": inbound.msg_id,
+                "dedup_key": inbound.dedup_key(),
+                "at": iso(now),
+                "claimed_at": time.time(),
+            },
+            stale_before=time.time() - (self.deadline + 2.0),
+        )
+        if not claim.first:
+            return self._await_first(claim, started)
+        try:
+            decision = self.decide(runtime, inbound)
+        except Exception:
+            log.exception("handler failed for %s %s", runtime.account.name, inbound.dedup_key())
+            decision = Decision(
+                TextReply(_default_text(runtime)), route="error", outcome="handler_error"
+            )
+        plain = self.render(runtime, inbound, decision.reply)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        in_time = ticket.complete()
+        outcome = decision.outcome
+        if not in_time:
+            outcome = self._late(runtime, inbound, claim.id, decision)
+            plain = None  # a retry of this message gets success; the answer went elsewhere
+        self.app.store.messages.finish(
+            claim.id,
+            plain,
+            decision.route,
+            outcome,
+            elapsed_ms,
+            self._out_row(runtime, inbound, claim.id, decision, outcome)
+            if decision.reply is not None
+            else None,
+        )
+        log.info(
+            "callback account=%s key=%s route=%s outcome=%s ms=%.1f",
+            runtime.account.name, inbound.dedup_key(), decision.route, outcome, elapsed_ms,
+        )  # fmt: skip
+        return Result(plain, decision.route, outcome)
+
+    def _await_first(self, claim: Claim, started: float) -> Result:
+        current = claim
+        while current.state != "done":
+            if time.monotonic() - started > self.deadline:
+                return Result(None, "retry", "retry_pending", retry=True)
+            time.sleep(POLL_S)
+            current = self.app.store.messages.state_of(claim.id)
+        return Result(current.reply, "retry", "retry_replayed", retry=True)
+
+    def _late(self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision) -> str:
+        if decision.reply is None:
+            return "late_silent"
+        for hook in LATE_HOOKS:
+            return hook(self.app, runtime, inbound, message_id, decision)
+        return "late"
+
+    def render(self, runtime: Runtime, inbound: Inbound, reply: Reply | None) -> bytes | None:
+        if reply is None:
+            return None
+        return callback.render_reply(
+            runtime.keys,
+            inbound,
+            reply,
+            encrypt=False,
+            timestamp=int(self.app.clock.time()),
+            nonce="0",
+        )
+
+    def _out_row(
+        self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision, outcome: str
+    ) -> dict[str, Any]:
+        reply = decision.reply
+        return {
+            "account": runtime.account.name,
+            "openid": inbound.openid,
+            "msg_type": reply.kind if reply else "success",
+            "content": mask(_reply_text(reply)),
+            "route": decision.route,
+            "outcome": outcome,
+            "in_reply_to": message_id,
+            "at": iso(self.app.clock.now()),
+        }
+
+    # --- routing -------------------------------------------------------------------------------
+
+    def decide(self, runtime: Runtime, inbound: Inbound, dry: bool = False) -> Decision:
+        """Route: an open agent session, events, keyword rules, then the default reply.
+
+        With dry, nothing is written (``keyword test``) and hooks are skipped.
+        """
+        if dry:
+            return self._decide_dry(runtime, inbound)
+        for hook in SESSION_HOOKS:
+            found = hook(self.app, runtime, inbound)
+            if found is not None:
+                return found
+        if inbound.msg_type == "event":
+            return self._event(runtime, inbound)
+        for hook in MESSAGE_HOOKS.get(inbound.msg_type, []):
+            found = hook(self.app, runtime, inbound)
+            if found is not None:
+                return found
+        self._seen(runtime, inbound)
+        if inbound.msg_type == "text":
+            rule = keywords.first_match(runtime.rules, inbound.content, click=False)
+            if rule is not None:
+                return self._answer(runtime, inbound, rule, inbound.content)
+            return Decision(TextReply(_default_text(runtime)), route="default")
+        if inbound.msg_type in MEDIA_TYPES:
+            return Decision(TextReply(_default_text(runtime)), route="default")
+        return Decision(None, route=f"unknown:{inbound.msg_type}", outcome="unknown_type")
+
+    def _decide_dry(self, runtime: Runtime, inbound: Inbound) -> Decision:
+        click = inbound.msg_type == "event"
+        text = inbound.event_key if click else inbound.content
+        rule = keywords.first_match(runtime.rules, text, click=click)
+        if rule is not None:
+            if rule.reply is not None or rule.action in ("transfer_agent", "help", "welcome"):
+                return self._answer(runtime, inbound, rule, text)
+            return Decision(None, route=f"rule:{rule.id}:action:{rule.action}", outcome="action")
+        if click:
+            return Decision(None, route="event:click", outcome="unhandled_key")
+        return Decision(TextReply(_default_text(runtime)), route="default")
+
+    def _event(self, runtime: Runtime, inbound: Inbound) -> Decision:
+        event = inbound.event
+        for hook in EVENT_HOOKS.get(event, []):
+            found = hook(self.app, runtime, inbound)
+            if found is not None:
+                return found
+        name = runtime.account.name
+        store = self.app.store
+        at = iso(self.app.clock.now())
+        if event == "subscribe":
+            store.follower_state.upsert(
+                name, inbound.openid,
+                {"subscribed": 1, "subscribe_at": at, "scene": inbound.scene or None},
+            )  # fmt: skip
+            welcome = runtime.account.welcome or texts.text("welcome", runtime.texts)
+            route = (
+                f"event:subscribe:qrscene={inbound.scene}" if inbound.scene else "event:subscribe"
+            )
+            return Decision(TextReply(welcome), route=route)
+        if event == "unsubscribe":
+            store.follower_state.upsert(
+                name, inbound.openid, {"subscribed": 0, "unsubscribe_at": at}
+            )
+            return Decision(None, route="event:unsubscribe", outcome="recorded")
+        if event == "location":
+            lat = _float(inbound.fields.get("Latitude"))
+            lng = _float(inbound.fields.get("Longitude"))
+            store.follower_state.upsert(
+                name, inbound.openid, {"latitude": lat, "longitude": lng, "location_at": at}
+            )
+            return Decision(None, route="event:location", outcome="recorded")
+        if event in KEY_EVENTS:
+            rule = keywords.first_match(runtime.rules, inbound.event_key, click=True)
+            if rule is not None:
+                return self._answer(runtime, inbound, rule, inbound.event_key)
+            return Decision(None, route=f"event:{event}", outcome="unhandled_key")
+        if event == "scan":
+            return Decision(None, route=f"event:scan:scene={inbound.scene}", outcome="recorded")
+        if event in SILENT_EVENTS:
+            return Decision(None, route=f"event:{event}", outcome="recorded")
+        return Decision(None, route=f"event:{event}", outcome="ignored")
+
+    def _answer(
+        self, runtime: Runtime, inbound: Inbound, rule: keywords.Rule, text: str
+    ) -> Decision:
+        if rule.reply is not None:
+            return Decision(rule.reply, route=f"rule:{rule.id}")
+        assert rule.action is not None  # noqa: S101 - a rule has a reply or an action
+        found = actions.REGISTRY.get(rule.action)
+        if found is None:
+            return Decision(TextReply(_default_text(runtime)), route=f"rule:{rule.id}",
+                            outcome="unknown_action")  # fmt: skip
+        context = actions.ActionContext(self.app, runtime.account, inbound.openid, text, rule.arg)
+        reply = found.fn(context)
+        return Decision(reply, route=f"rule:{rule.id}:action:{rule.action}",
+                        outcome="replied" if reply else "silent")  # fmt: skip
+
+    def _seen(self, runtime: Runtime, inbound: Inbound) -> None:
+        self.app.store.follower_state.upsert(
+            runtime.account.name, inbound.openid, {"last_message_at": iso(self.app.clock.now())}
+        )
+
+    # --- maintenance ---------------------------------------------------------------------------
+
+    def forget_old_keys(self) -> int:
+        """Clear de-duplication keys older than 48 hours, in short batches."""
+        before = iso(self.app.clock.now() - timedelta(seconds=DEDUP_KEEP_S))
+        total = 0
+        while True:
+            n = self.app.store.messages.forget_keys_before(before)
+            total += n
+            if n == 0:
+                return total
+
+
+def dry_route(
+    app: AppContext, account: str | None, text: str | None, click: str | None
+) -> dict[str, Any]:
+    """Which rule answers text (or a menu key) and with what, without WeChat or writes."""
+    from bankwx_cli.domain.permissions import require
+    from bankwx_cli.errors import ValidationError
+    from bankwx_cli.models import reply_to_dict
+
+    require(app, "keyword.read", account)
+    if (text is None) == (click is None):
+        raise ValidationError("give TEXT or --click KEY (one of them).")
+    acct = accounts.resolve(app, account)
+    rules = [keywords.rule_from_row(r) for r in app.store.keyword_rules.for_account(acct.name)]
+    keys = CallbackKeys(token="dryrun",  # noqa: S106 - never used to sign aes_key=None, appid=acct.appid,
+                        original_id=acct.original_id, mode="plain")  # fmt: skip
+    overrides = acct.settings.get("texts")
+    runtime = Runtime(acct, keys, rules, overrides if isinstance(overrides, dict) else {})
+    inbound = Inbound(
+        msg_type="event" if click is not None else "text",
+        event="click" if click is not None else "",
+        openid="dry-run",
+        to=acct.original_id,
+        create_time=int(app.clock.time()),
+        msg_id="",
+        content=text or click or "",
+        event_key=click or "",
+        scene="",
+        fields={},
+        encrypted=False,
+    )
+    decision = Engine(app).decide(runtime, inbound, dry=True)
+    matched = next((r for r in rules if decision.route.startswith(f"rule:{r.id}")), None)
+    return {
+        "input": text if text is not None else f"click:{click}",
+        "route": decision.route,
+        "outcome": decision.outcome,
+        "rule": matched.describe() if matched else None,
+        "reply": reply_to_dict(decision.reply) if decision.reply else None,
+    }
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _default_text(runtime: Runtime) -> str:
+    return runtime.account.default_reply or texts.text("default_reply", runtime.texts)
+
+
+def _inbound_text(inbound: Inbound) -> str:
+    if inbound.msg_type == "text":
+        return inbound.content
+    if inbound.msg_type == "event":
+        return inbound.event_key
+    if inbound.msg_type == "location":
+        f = inbound.fields
+        return f"{f.get('Location_X', '')},{f.get('Location_Y', '')} {f.get('Label', '')}".strip()
+    if inbound.msg_type == "link":
+        return inbound.fields.get("Url", "")
+    return inbound.fields.get("MediaId", "")
+
+
+def _reply_text(reply: Reply | None) -> str:
+    if isinstance(reply, TextReply):
+        return reply.content
+    if isinstance(reply, NewsReply):
+        return reply.article.title
+    if isinstance(reply, ImageReply):
+        return reply.media_id
+    if isinstance(reply, TransferReply):
+        return reply.kf_account or ""
+    return ""

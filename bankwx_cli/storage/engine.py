@@ -1,0 +1,283 @@
+"""The conversation log (which is also the de-duplication record) and keyword rules.
+
+An inbound row is claimed by the first delivery of a message (``INSERT ... ON CONFLICT DO
+NOTHING`` on ``(account, dedup_key)``), so the store decides which process handles it, across
+workers and processes. Retries increment ``deliveries`` and read the stored reply. After 48
+hours the reply and the key are cleared; the (masked) log entry stays for its retention period.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from bankwx_cli.storage.db import Database
+
+
+def m0003_engine(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL,
+            openid TEXT NOT NULL,
+            direction TEXT NOT NULL,
+            msg_type TEXT NOT NULL,
+            event TEXT NOT NULL DEFAULT '',
+            content TEXT NOT NULL DEFAULT '',
+            msg_id TEXT NOT NULL DEFAULT '',
+            dedup_key TEXT,
+            state TEXT NOT NULL DEFAULT 'done',
+            reply BLOB,
+            route TEXT NOT NULL DEFAULT '',
+            outcome TEXT NOT NULL DEFAULT '',
+            handling_ms REAL,
+            deliveries INTEGER NOT NULL DEFAULT 1,
+            in_reply_to INTEGER,
+            at TEXT NOT NULL,
+            claimed_at REAL
+        )"""
+    )
+    db.execute("CREATE UNIQUE INDEX messages_dedup ON messages(account, dedup_key)")
+    db.execute("CREATE INDEX messages_at ON messages(account, at)")
+    db.execute("CREATE INDEX messages_openid ON messages(account, openid, at)")
+    db.execute(
+        """CREATE TABLE keyword_rules (
+            id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL,
+            pattern TEXT NOT NULL,
+            match TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            reply_kind TEXT,
+            reply TEXT,
+            action TEXT,
+            arg TEXT,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX keyword_rules_account ON keyword_rules(account)")
+    db.execute(
+        """CREATE TABLE follower_state (
+            account TEXT NOT NULL,
+            openid TEXT NOT NULL,
+            subscribed INTEGER,
+            subscribe_at TEXT,
+            unsubscribe_at TEXT,
+            scene TEXT,
+            latitude REAL,
+            longitude REAL,
+            location_at TEXT,
+            last_message_at TEXT,
+            PRIMARY KEY (account, openid)
+        )"""
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of claiming an inbound message."""
+
+    first: bool
+    id: int
+    state: str
+    reply: bytes | None
+    deliveries: int
+    claimed_at: float | None
+
+
+class Messages:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def claim(self, row: dict[str, Any], stale_before: float) -> Claim:
+        """Insert the inbound row unless its dedup key exists; count a retry otherwise.
+
+        A claim whose handler has been 'processing' since before stale_before (its process
+        died) is taken over by this delivery.
+        """
+        with self.db.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO messages (account, openid, direction, msg_type, event, content, "
+                "msg_id, dedup_key, state, at, claimed_at) VALUES (:account, :openid, 'in', "
+                ":msg_type, :event, :content, :msg_id, :dedup_key, 'processing', :at, "
+                ":claimed_at) ON CONFLICT (account, dedup_key) DO NOTHING",
+                row,
+            )
+            if cursor.rowcount == 1:
+                return Claim(True, int(cursor.lastrowid or 0), "processing", None, 1,
+                             row["claimed_at"])  # fmt: skip
+            self.db.execute(
+                "UPDATE messages SET deliveries = deliveries + 1 "
+                "WHERE account = :account AND dedup_key = :dedup_key",
+                row,
+            )
+            found = self.db.one(
+                "SELECT id, state, reply, deliveries, claimed_at FROM messages "
+                "WHERE account = :account AND dedup_key = :dedup_key",
+                row,
+            )
+            assert found is not None  # noqa: S101 - the conflict says it exists
+            if found["state"] == "processing" and (found["claimed_at"] or 0) < stale_before:
+                self.db.execute(
+                    "UPDATE messages SET claimed_at = :now WHERE id = :id",
+                    {"now": row["claimed_at"], "id": found["id"]},
+                )
+                return Claim(True, found["id"], "processing", None, found["deliveries"],
+                             row["claimed_at"])  # fmt: skip
+            return _claim(found, first=False)
+
+    def state_of(self, message_id: int) -> Claim:
+        found = self.db.one(
+            "SELECT id, state, reply, deliveries, claimed_at FROM messages WHERE id = :id",
+            {"id": message_id},
+        )
+        assert found is not None  # noqa: S101
+        return _claim(found, first=False)
+
+    def finish(
+        self,
+        message_id: int,
+        reply: bytes | None,
+        route: str,
+        outcome: str,
+        handling_ms: float,
+        out_row: dict[str, Any] | None,
+    ) -> None:
+        """Record the handler's result, and the outbound reply in the same transaction."""
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE messages SET state = 'done', reply = :reply, route = :route, "
+                "outcome = :outcome, handling_ms = :ms WHERE id = :id",
+                {"reply": reply, "route": route, "outcome": outcome, "ms": handling_ms,
+                 "id": message_id},
+            )  # fmt: skip
+            if out_row is not None:
+                self.insert_out(out_row)
+
+    def insert_out(self, row: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO messages (account, openid, direction, msg_type, content, route, "
+            "outcome, in_reply_to, at) VALUES (:account, :openid, 'out', :msg_type, :content, "
+            ":route, :outcome, :in_reply_to, :at)",
+            row,
+        )
+
+    def set_outcome(self, message_id: int, outcome: str) -> None:
+        self.db.execute(
+            "UPDATE messages SET outcome = :outcome WHERE id = :id",
+            {"outcome": outcome, "id": message_id},
+        )
+
+    def all(self, filters: dict[str, Any], limit: int | None) -> list[dict[str, Any]]:
+        where, params = [], dict(filters)
+        for key, clause in (
+            ("account", "account = :account"),
+            ("openid", "openid = :openid"),
+            ("since", "at >= :since"),
+            ("until", "at < :until"),
+        ):
+            if filters.get(key):
+                where.append(clause)
+        sql = (
+            "SELECT id, at, account, openid, direction, msg_type, event, content, msg_id, route,"
+            " outcome, handling_ms, deliveries, in_reply_to FROM messages"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY at DESC, id DESC"
+        if limit:
+            sql += " LIMIT :limit"
+            params["limit"] = limit
+        return [dict(r) for r in self.db.all(sql, params)]
+
+    def purge_before(self, account: str, before: str, batch: int = 1000) -> int:
+        """Delete one batch of entries older than before; returns how many (0 when done)."""
+        with self.db.transaction():
+            cursor = self.db.execute(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+                "WHERE account = :account AND at < :before LIMIT :batch)",
+                {"account": account, "before": before, "batch": batch},
+            )
+            return int(cursor.rowcount)
+
+    def forget_keys_before(self, before: str, batch: int = 1000) -> int:
+        """Clear dedup keys and stored replies older than before (one short batch)."""
+        with self.db.transaction():
+            cursor = self.db.execute(
+                "UPDATE messages SET dedup_key = NULL, reply = NULL WHERE id IN (SELECT id "
+                "FROM messages WHERE dedup_key IS NOT NULL AND at < :before LIMIT :batch)",
+                {"before": before, "batch": batch},
+            )
+            return int(cursor.rowcount)
+
+
+def _claim(row: sqlite3.Row, first: bool) -> Claim:
+    reply = row["reply"]
+    return Claim(
+        first,
+        row["id"],
+        row["state"],
+        None if reply is None else bytes(reply),
+        row["deliveries"],
+        row["claimed_at"],
+    )
+
+
+class KeywordRules:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, row: dict[str, Any]) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO keyword_rules (account, pattern, match, priority, reply_kind, reply, "
+            "action, arg, created_by, created_at) VALUES (:account, :pattern, :match, "
+            ":priority, :reply_kind, :reply, :action, :arg, :created_by, :created_at)",
+            row,
+        )
+        return int(cursor.lastrowid or 0)
+
+    def for_account(self, account: str) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self.db.all(
+                "SELECT * FROM keyword_rules WHERE account = :a ORDER BY priority DESC, id",
+                {"a": account},
+            )
+        ]
+
+    def get(self, rule_id: int) -> dict[str, Any] | None:
+        row = self.db.one("SELECT * FROM keyword_rules WHERE id = :id", {"id": rule_id})
+        return None if row is None else dict(row)
+
+    def delete(self, rule_id: int) -> None:
+        self.db.execute("DELETE FROM keyword_rules WHERE id = :id", {"id": rule_id})
+
+    def version(self) -> str:
+        row = self.db.one("SELECT count(*) AS n, max(id) AS m FROM keyword_rules")
+        return f"{row['n']}:{row['m']}" if row else ""
+
+
+class FollowerState:
+    """What the engine learns about followers between syncs: subscriptions, location."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def upsert(self, account: str, openid: str, values: dict[str, Any]) -> None:
+        cols = ", ".join(values)
+        params = ", ".join(f":{k}" for k in values)
+        sets = ", ".join(f"{k} = excluded.{k}" for k in values)
+        self.db.execute(
+            f"INSERT INTO follower_state (account, openid, {cols}) "  # noqa: S608 - our columns
+            f"VALUES (:account, :openid, {params}) "
+            f"ON CONFLICT (account, openid) DO UPDATE SET {sets}",
+            {"account": account, "openid": openid, **values},
+        )
+
+    def get(self, account: str, openid: str) -> dict[str, Any] | None:
+        row = self.db.one(
+            "SELECT * FROM follower_state WHERE account = :a AND openid = :o",
+            {"a": account, "o": openid},
+        )
+        return None if row is None else dict(row)

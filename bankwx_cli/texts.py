@@ -1,0 +1,22 @@
+"""Follower-facing text, in Simplified Chinese by default, overridable per account.
+
+An account's ``settings["texts"]`` maps these keys to its own wording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+DEFAULTS: dict[str, str] = {
+    "welcome": "欢迎关注！回复“帮助”查看可用服务，或点击下方菜单办理业务。",
+    "default_reply": "您好，我们已收到您的消息。回复“帮助”查看可用服务，或回复“人工”联系客服。",
+    "transfer_agent": "正在为您转接人工客服，请稍候。",
+    "late_answer_prefix": "",
+    "help": "可用服务：余额查询、交易明细、信用卡账单、网点查询、人工客服。",
+}
+
+
+def text(key: str, overrides: Mapping[str, str] | None = None) -> str:
+    if overrides and overrides.get(key):
+        return overrides[key]
+    return DEFAULTS[key]
