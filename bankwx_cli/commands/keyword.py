@@ -100,7 +100,7 @@ def remove(
     epilog="Examples:\n\n  bankwx keyword test 余额\n\n"
     "  bankwx keyword test --click BALANCE --format json",
 )
-def test_rule(
+def try_rule(
     ctx: typer.Context,
     text: Annotated[str | None, typer.Argument(help="A follower's text.")] = None,
     click: Annotated[str | None, typer.Option("--click", help="A menu key instead.")] = None,

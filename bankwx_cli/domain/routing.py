@@ -432,8 +432,13 @@ def dry_route(
         raise ValidationError("give TEXT or --click KEY (one of them).")
     acct = accounts.resolve(app, account)
     rules = [keywords.rule_from_row(r) for r in app.store.keyword_rules.for_account(acct.name)]
-    keys = CallbackKeys(token="dryrun",  # noqa: S106 - never used to sign aes_key=None, appid=acct.appid,
-                        original_id=acct.original_id, mode="plain")  # fmt: skip
+    keys = CallbackKeys(
+        token="dryrun",  # noqa: S106 - never used to sign
+        aes_key=None,
+        appid=acct.appid,
+        original_id=acct.original_id,
+        mode="plain",
+    )
     overrides = acct.settings.get("texts")
     runtime = Runtime(acct, keys, rules, overrides if isinstance(overrides, dict) else {})
     inbound = Inbound(
