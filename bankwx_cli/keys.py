@@ -80,7 +80,7 @@ class MasterKey:
 
 
 def load_key(env_key: str | None, key_file: Path) -> MasterKey:
-    """The configured master key: the variable's, else the key file's (refused if others read it)."""
+    """The configured master key: the variable's, else the key file's (refused if unsafe)."""
     if env_key:
         return MasterKey.from_text(env_key, "BANKWX_MASTER_KEY")
     path = key_file.expanduser()
