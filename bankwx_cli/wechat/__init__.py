@@ -1,0 +1,1 @@
+"""Everything that speaks WeChat: the API client, tokens, the callback protocol (wechatpy)."""

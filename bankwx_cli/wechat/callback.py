@@ -1,0 +1,501 @@
+"""The callback protocol: verify, decrypt, parse and render replies (protocol sheet §1-§3).
+
+`open_callback()` turns one POST (query and body) into an `Inbound` of plain values, or raises
+`BadSignatureError` (HTTP 403: not from WeChat, not for this account, or replayed) or
+`BadCallbackError` (HTTP 400: malformed or hostile). `render_reply()` turns a `Reply` into the
+response body, encrypted when asked (or later, by `seal_reply()`). Nothing else in bankwx imports
+wechatpy for callbacks.
+
+Order of checks, cheapest and least trusting first:
+
+1. the 3-part `signature` over the query (every mode), then the query's `timestamp` against the
+   replay window and the `nonce`'s shape;
+2. the body screen: size, NUL bytes, DOCTYPE/ENTITY declarations, UTF-8 (see `_screen`);
+3. compatible and safe mode: `msg_signature` over the envelope's `Encrypt`, before decrypting;
+   then AES-CBC, padding, length and appid. Every way of failing after a valid `msg_signature`
+   is the same `BadSignatureError`, so that the answer is no padding or format oracle to
+   someone who holds the token but not the key;
+4. the message, parsed by wechatpy's `parse_message` and read into plain values inside one
+   guard that turns any exception into `BadCallbackError` (wechatpy raises KeyError,
+   ExpatError, AttributeError, TypeError, ... on bad input: protocol sheet §8);
+5. `ToUserName` must be this account's original id (`BadSignatureError`).
+
+Compatible mode routes only on the decrypted message: the plaintext copy of the fields next to
+`Encrypt` carries no signature and is ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Final
+
+import xmltodict  # type: ignore[import-untyped]  # wechatpy's XML parser; no type hints
+from wechatpy import parse_message
+from wechatpy.crypto import PrpCrypto, WeChatCrypto
+from wechatpy.events import SubscribeScanEvent
+from wechatpy.replies import ArticlesReply, TransferCustomerServiceReply
+from wechatpy.replies import ImageReply as WxImageReply
+from wechatpy.replies import TextReply as WxTextReply
+
+from bankwx_cli.errors import BadCallbackError, BadSignatureError, BankwxError, ValidationError
+from bankwx_cli.models import ImageReply, NewsReply, Reply, TextReply, TransferReply
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MODES",
+    "CallbackKeys",
+    "Inbound",
+    "open_callback",
+    "parse",
+    "render_reply",
+    "reply_success",
+    "seal_reply",
+    "verify_url",
+]
+
+MODES: Final = ("plain", "compatible", "safe")
+
+#: Largest callback body accepted. WeChat's pushes are a few KB (a MASSSENDJOBFINISH with its
+#: copyright results is the largest, compatible mode about triples it); 64 KiB leaves room.
+MAX_BODY_BYTES: Final = 64 * 1024
+
+_MAX_DEPTH: Final = 8  # deepest real push: xml/CopyrightCheckResult/ResultList/item/field
+_JOB_EVENTS: Final = frozenset({"templatesendjobfinish", "masssendjobfinish"})
+_QR_PREFIX: Final = "qrscene_"
+
+_TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")
+_AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # appid, original id, openid
+_NONCE = re.compile(r"[A-Za-z0-9]{1,64}")
+_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")  # MsgType, Event
+_DIGITS = re.compile(r"[0-9]{1,20}")  # CreateTime, MsgId: no sign, no spaces, no "1_0"
+# Characters XML 1.0 cannot carry, even in CDATA (C0 controls, surrogates, U+FFFE/U+FFFF).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+# --- Keys and crypto ---------------------------------------------------------------------------
+
+
+class _PrpCrypto(PrpCrypto):  # type: ignore[misc]  # wechatpy is untyped
+    """wechatpy's AES-CBC message crypto with a random prefix from `secrets`.
+
+    wechatpy draws the 16 random bytes that stand in for a per-message IV from `random`.
+    """
+
+    def get_random_string(self) -> str:
+        return secrets.token_hex(8)
+
+
+class _AccountCrypto:
+    """One account's WeChatCrypto and AES cipher, built once (wechatpy builds one per call)."""
+
+    __slots__ = ("_appid", "_prp", "_wechat")
+
+    def __init__(self, token: str, aes_key: str, appid: str) -> None:
+        self._wechat = WeChatCrypto(token, aes_key, appid)
+        self._prp = _PrpCrypto(self._wechat.key)
+        self._appid = appid.encode("ascii")
+
+    def _cached_prp(self, _key: bytes) -> _PrpCrypto:
+        return self._prp
+
+    def wrap(self, xml: bytes, nonce: str, timestamp: int) -> str:
+        """The encrypted reply envelope (§1.6), by wechatpy, with the cached cipher."""
+        # The public encrypt_message is this call with a new PrpCrypto (and cipher) each time.
+        envelope: str = self._wechat._encrypt_message(xml, nonce, str(timestamp), self._cached_prp)
+        return envelope
+
+    def unwrap(self, encrypt: str) -> bytes:
+        """The message XML inside `Encrypt` (§1.5), or BadSignatureError whatever went wrong.
+
+        Stricter than wechatpy's decrypt, which ignores the padding value and would slice past
+        the buffer: anything but a well-formed plaintext that names this appid is refused.
+        """
+        try:
+            raw = base64.b64decode(encrypt, validate=True)
+        except ValueError:  # binascii.Error, or a non-ASCII str
+            raw = b""
+        if len(raw) >= 32 and len(raw) % 16 == 0:
+            plain: bytes = self._prp.cipher.decrypt(raw)
+            end = len(plain) - plain[-1]
+            if 1 <= plain[-1] <= 32 and end >= 20:
+                (length,) = struct.unpack_from(">I", plain, 16)
+                stop = 20 + length
+                if stop <= end and plain[stop:end] == self._appid:
+                    return plain[20:stop]
+        raise BadSignatureError("Encrypt does not decrypt to a message for this account.")
+
+
+@lru_cache(maxsize=256)
+def _account_crypto(token: str, aes_key: str, appid: str) -> _AccountCrypto:
+    return _AccountCrypto(token, aes_key, appid)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackKeys:
+    """What the receiver knows about one account. Build it once per account and keep it.
+
+    The crypto is built on construction (and shared between equal keys), so a request pays
+    for none of it. `token` and `aes_key` stay out of the repr.
+    """
+
+    token: str = field(repr=False)
+    aes_key: str | None = field(repr=False)
+    appid: str
+    original_id: str
+    mode: str  # "plain" | "compatible" | "safe"
+    _crypto: _AccountCrypto | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValidationError(f"callback mode '{self.mode}' is not one of {', '.join(MODES)}.")
+        if not _TOKEN.fullmatch(self.token):
+            raise ValidationError("the callback Token must be 3 to 32 letters or digits.")
+        for name, value in (("appid", self.appid), ("original id", self.original_id)):
+            if not _ID.fullmatch(value):
+                raise ValidationError(f"the {name} '{value}' is not a WeChat id.")
+        if self.aes_key is not None and not _AES_KEY.fullmatch(self.aes_key):
+            raise ValidationError("the EncodingAESKey must be exactly 43 letters or digits.")
+        if self.aes_key is None and self.mode != "plain":
+            raise ValidationError(f"{self.mode} mode needs the account's EncodingAESKey.")
+        crypto = _account_crypto(self.token, self.aes_key, self.appid) if self.aes_key else None
+        object.__setattr__(self, "_crypto", crypto)
+
+
+# --- Inbound messages --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message or event as plain values (protocol sheet §2).
+
+    - `msg_type`: MsgType lower-cased (text, image, voice, video, shortvideo, location, link,
+      miniprogrampage, event, or an unknown type as sent).
+    - `event`: Event lower-cased, "" for messages. A follow through a parametric QR code is
+      `event="subscribe"` (wechatpy calls it "subscribe_scan") with `scene` the scene value.
+    - `msg_id`: MsgId of a message; the MsgID of TEMPLATESENDJOBFINISH/MASSSENDJOBFINISH; else "".
+    - `content`: a text message's Content, an event's EventKey as sent, else "".
+    - `event_key`: EventKey as sent ("qrscene_123" for a QR follow), "" if none.
+    - `scene`: the QR scene of a QR follow (prefix stripped) or of a SCAN event, else "".
+    - `fields`: every field of the message as text, for the log and for what has no attribute
+      here: Location_X/Location_Y/Scale/Label (location), Title/Description/Url (link),
+      MediaId/PicUrl/Format/ThumbMediaId (media), Latitude/Longitude/Precision (LOCATION),
+      Status/TotalCount/SentCount/... (job results), KfAccount, ... Nested elements are joined
+      with dots ("SendLocationInfo.Label", "ScanCodeInfo.ScanResult"); repeated nested elements
+      get an index ("SendPicsInfo.PicList.item.0.PicMd5Sum"). Empty elements are "".
+    - `encrypted`: the message came out of an `Encrypt` envelope.
+    """
+
+    msg_type: str
+    event: str
+    openid: str
+    to: str
+    create_time: int
+    msg_id: str
+    content: str
+    event_key: str
+    scene: str
+    fields: dict[str, str] = field(hash=False)
+    encrypted: bool
+
+    def dedup_key(self) -> str:
+        """The key WeChat's retries share (§2.3): they repeat the body, not the query.
+
+        A message by MsgId; a job-finished event by its kind and MsgID; any other event by
+        sender, CreateTime, event and key. (A message without MsgId, which WeChat does not
+        send, falls back to sender, CreateTime and type.)
+        """
+        if self.msg_type != "event":
+            if self.msg_id:
+                return f"msg:{self.msg_id}"
+            return f"msg:{self.openid}:{self.create_time}:{self.msg_type}"
+        if self.msg_id:
+            return f"event:{self.event}:{self.msg_id}"
+        return f"event:{self.openid}:{self.create_time}:{self.event}:{self.event_key}"
+
+
+def verify_url(keys: CallbackKeys, query: Mapping[str, str]) -> str:
+    """Answer WeChat's URL verification (§1.2): the `echostr` to send back as the body.
+
+    Raises BadSignatureError when `signature` is missing or wrong, BadCallbackError when the
+    signed query carries no `echostr`.
+    """
+    _check_query_signature(keys, query)
+    echostr = query.get("echostr", "")
+    if not echostr:
+        raise BadCallbackError("URL verification without an echostr.")
+    return echostr
+
+
+def open_callback(
+    keys: CallbackKeys,
+    query: Mapping[str, str],
+    body: bytes,
+    now: float,
+    replay_window: float,
+) -> Inbound:
+    """Verify, decrypt and parse one callback POST (§1.3-§1.5, §2).
+
+    `now` is Unix time; a query `timestamp` more than `replay_window` seconds away from it is
+    refused. Raises BadSignatureError (403) for a missing or wrong `signature` or
+    `msg_signature`, a timestamp outside the window, an `Encrypt` that does not decrypt for
+    this appid, or a message addressed to another account; BadCallbackError (400) for a body
+    that is not a well-formed WeChat message.
+    """
+    timestamp, nonce = _check_query_signature(keys, query)
+    if not (_DIGITS.fullmatch(timestamp) and abs(now - int(timestamp)) <= replay_window):
+        raise BadSignatureError("timestamp outside the replay window.")
+    if not _NONCE.fullmatch(nonce):
+        raise BadSignatureError("malformed nonce.")
+    if keys._crypto is None or keys.mode == "plain":
+        inbound = parse(body)
+    else:
+        encrypt = _read_envelope(body)
+        if not _same(query.get("msg_signature", ""), _sign(keys.token, timestamp, nonce, encrypt)):
+            raise BadSignatureError("msg_signature does not match.")
+        inbound = _parse(keys._crypto.unwrap(encrypt), encrypted=True)
+    if inbound.to != keys.original_id:
+        raise BadSignatureError("message not addressed to this account.")
+    return inbound
+
+
+def parse(xml: bytes) -> Inbound:
+    """Parse one plaintext message with the hostile-input guards, verifying nothing.
+
+    `open_callback` is the entry point for callbacks; this is the parser it uses, for tools
+    and tests. Raises BadCallbackError for anything but a well-formed WeChat message.
+    """
+    return _parse(xml, encrypted=False)
+
+
+# --- Replies -----------------------------------------------------------------------------------
+
+
+def render_reply(
+    keys: CallbackKeys,
+    inbound: Inbound,
+    reply: Reply,
+    *,
+    encrypt: bool,
+    timestamp: int,
+    nonce: str,
+) -> bytes:
+    """The passive reply to `inbound` as the HTTP response body (§3), encrypted if asked (§1.6).
+
+    Addressed back to the follower, from the account, with CreateTime `timestamp`. Text is put
+    into CDATA safely: "]]>" is split and characters XML cannot carry are dropped. `nonce`
+    is used only to encrypt; then it raises ValueError as `seal_reply` does.
+    """
+    common: dict[str, Any] = {
+        "source": keys.original_id,
+        "target": inbound.openid,
+        "time": timestamp,
+    }
+    if isinstance(reply, TextReply):
+        xml: str = WxTextReply(content=_cdata(reply.content), **common).render()
+    elif isinstance(reply, ImageReply):
+        xml = WxImageReply(image=_cdata(reply.media_id), **common).render()
+    elif isinstance(reply, NewsReply):
+        a = reply.article
+        article = {
+            "title": _cdata(a.title),
+            "description": _cdata(a.description),
+            "image": _cdata(a.picurl),
+            "url": _cdata(a.url),
+        }
+        xml = ArticlesReply(articles=[article], **common).render()
+    else:
+        xml = _render_transfer(reply, common)
+    body = xml.encode("utf-8")
+    return seal_reply(keys, body, timestamp=timestamp, nonce=nonce) if encrypt else body
+
+
+def seal_reply(keys: CallbackKeys, reply: bytes, *, timestamp: int, nonce: str) -> bytes:
+    """Wrap a reply `render_reply` rendered unencrypted in the encrypted envelope (§1.6).
+
+    For a reply kept for WeChat's retries: render it once, seal it for each response.
+    Raises ValueError without an EncodingAESKey, or for a nonce that is not 1 to 64 letters
+    or digits (the request's nonce always is: `open_callback` refuses any other).
+    """
+    if keys._crypto is None:
+        raise ValueError("an encrypted reply needs the account's EncodingAESKey")
+    if not _NONCE.fullmatch(nonce):
+        raise ValueError("the reply nonce must be 1 to 64 letters or digits")
+    return keys._crypto.wrap(reply, nonce, timestamp).encode("utf-8")
+
+
+def reply_success() -> bytes:
+    """The body that tells WeChat "no reply" in every mode (§3.1)."""
+    return b"success"
+
+
+def _render_transfer(reply: TransferReply, common: dict[str, Any]) -> str:
+    xml: str = TransferCustomerServiceReply(**common).render()
+    if not reply.kf_account:
+        return xml
+    # wechatpy's transfer reply has no TransInfo (§8); its render ends with "\n</xml>".
+    kf = f"<TransInfo><KfAccount><![CDATA[{_cdata(reply.kf_account)}]]></KfAccount></TransInfo>"
+    return f"{xml[: -len('</xml>')]}{kf}\n</xml>"
+
+
+def _cdata(text: str) -> str:
+    return _NOT_XML.sub("", text).replace("]]>", "]]]]><![CDATA[>")
+
+
+# --- Internals ---------------------------------------------------------------------------------
+
+
+def _sign(*parts: str) -> str:
+    """WeChat's signature (§1.2, §1.5): SHA-1 of the sorted parts, joined, as lowercase hex."""
+    joined = "".join(sorted(parts)).encode("utf-8", "surrogatepass")
+    return hashlib.sha1(joined).hexdigest()  # noqa: S324 - the protocol is SHA-1
+
+
+def _same(given: str, expected: str) -> bool:
+    # Constant time, unlike wechatpy's `!=`; never raises on odd input.
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("ascii"))
+
+
+def _check_query_signature(keys: CallbackKeys, query: Mapping[str, str]) -> tuple[str, str]:
+    timestamp = query.get("timestamp", "")
+    nonce = query.get("nonce", "")
+    if not _same(query.get("signature", ""), _sign(keys.token, timestamp, nonce)):
+        raise BadSignatureError("signature does not match.")
+    return timestamp, nonce
+
+
+def _screen(data: bytes) -> str:
+    """Refuse what must not reach the XML parser; the document as text.
+
+    No DOCTYPE means no entity declarations: no billion laughs, no quadratic blowup, no
+    external entity or DTD. (wechatpy's xmltodict also refuses entity declarations, and expat
+    never fetches external ones; this check is the first wall, and costs a byte search.)
+    Expat guesses UTF-16 from a leading "<\\0" even when told UTF-8, which would hide a
+    DOCTYPE from the byte search: a NUL byte, never legal in XML, is refused first.
+    """
+    if len(data) > MAX_BODY_BYTES:
+        raise BadCallbackError(f"callback body larger than {MAX_BODY_BYTES} bytes.")
+    if not data or data.isspace():
+        raise BadCallbackError("callback body is empty.")
+    if b"\x00" in data:
+        raise BadCallbackError("callback body contains a NUL byte.")
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise BadCallbackError("callback body declares a DOCTYPE or entities.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadCallbackError("callback body is not UTF-8.") from None
+
+
+def _read_envelope(body: bytes) -> str:
+    """The `Encrypt` text of a compatible or safe mode body."""
+    text = _screen(body)
+    try:
+        root = xmltodict.parse(text)["xml"]
+        encrypt = root["Encrypt"]
+    except Exception as exc:
+        raise BadCallbackError(
+            f"callback body is not an encrypted envelope ({_kind(exc)})."
+        ) from exc
+    if not isinstance(encrypt, str) or not encrypt:
+        raise BadCallbackError("the envelope's Encrypt is empty or repeated.")
+    return encrypt
+
+
+def _parse(xml: bytes, *, encrypted: bool) -> Inbound:
+    text = _screen(xml)
+    try:
+        return _read(parse_message(text), encrypted)
+    except BankwxError:
+        raise
+    except Exception as exc:
+        raise BadCallbackError(f"callback body is not a WeChat message ({_kind(exc)}).") from exc
+
+
+def _kind(exc: Exception) -> str:
+    return type(exc).__name__
+
+
+def _read(message: Any, encrypted: bool) -> Inbound:
+    """Every value the Inbound exposes, read and checked now (wechatpy reads lazily)."""
+    fields: dict[str, str] = {}
+    _flatten(message._data, "", 1, fields)  # parse_message's raw dict (one rename, undone below)
+    msg_type = _required(fields, "MsgType", _NAME).lower()
+    event = event_key = scene = msg_id = content = ""
+    if msg_type == "event":
+        event = _required(fields, "Event", _NAME).lower()
+        if event in ("subscribe_scan", "subscribe_scan_product"):
+            # parse_message renames a follow through a QR code or a product page and strips
+            # "qrscene_" from EventKey: give the follow back its name and its key as sent.
+            event = fields["Event"] = "subscribe"
+            if isinstance(message, SubscribeScanEvent):
+                scene = fields["EventKey"]
+                fields["EventKey"] = _QR_PREFIX + scene
+        event_key = content = fields.get("EventKey", "")
+        if event == "scan":
+            scene = event_key
+        if event in _JOB_EVENTS:
+            msg_id = _optional(fields, "MsgID")
+    else:
+        msg_id = _optional(fields, "MsgId") or _optional(fields, "MsgID")
+        if msg_type == "text":
+            content = fields.get("Content", "")
+    return Inbound(
+        msg_type=msg_type,
+        event=event,
+        openid=_required(fields, "FromUserName", _ID),
+        to=_required(fields, "ToUserName", _ID),
+        create_time=int(_required(fields, "CreateTime", _DIGITS)),
+        msg_id=msg_id,
+        content=content,
+        event_key=event_key,
+        scene=scene,
+        fields=fields,
+        encrypted=encrypted,
+    )
+
+
+def _flatten(value: Any, prefix: str, depth: int, out: dict[str, str]) -> None:
+    if not isinstance(value, dict):
+        raise BadCallbackError("the document's root is not an element with fields.")
+    if depth > _MAX_DEPTH:
+        raise BadCallbackError("elements nested too deeply.")
+    for name, item in value.items():
+        key = prefix + name
+        if isinstance(item, list):
+            if depth == 1:
+                raise BadCallbackError(f"field '{name}' repeated.")
+            for index, element in enumerate(item):
+                _put(element, f"{key}.{index}", depth + 1, out)
+        else:
+            _put(item, key, depth, out)
+
+
+def _put(value: Any, key: str, depth: int, out: dict[str, str]) -> None:
+    if value is None:
+        out[key] = ""
+    elif isinstance(value, str):
+        out[key] = value
+    else:
+        _flatten(value, key + ".", depth + 1, out)
+
+
+def _required(fields: Mapping[str, str], name: str, shape: re.Pattern[str]) -> str:
+    value = fields.get(name)
+    if value is None:
+        raise BadCallbackError(f"field '{name}' missing.")
+    if not shape.fullmatch(value):
+        raise BadCallbackError(f"field '{name}' malformed.")
+    return value
+
+
+def _optional(fields: Mapping[str, str], name: str) -> str:
+    return _required(fields, name, _DIGITS) if fields.get(name) else ""
