@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bxtest import TEST_KEY, Bankwx, add_account_args
 from hypothesis import settings as hypothesis_settings
 from typer.testing import CliRunner, Result
 
 hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 hypothesis_settings.register_profile("dev", deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
-
-TEST_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()
-APPID = "wx1234567890abcdef"
-SECRET = "0123456789abcdef0123456789abcdef"
-AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-TOKEN = "tok123"
-ORIGINAL_ID = "gh_0123456789ab"
-
-Bankwx = Callable[..., Result]
 
 
 @pytest.fixture(autouse=True)
@@ -63,14 +53,6 @@ def store_ready(bankwx: Bankwx) -> Bankwx:
     result = bankwx("init")
     assert result.exit_code == 0, result.output
     return bankwx
-
-
-def add_account_args(name: str = "main", mode: str = "safe") -> list[str]:
-    args = ["account", "add", name, "--appid", APPID, "--secret", SECRET, "--token", TOKEN]
-    args += ["--original-id", ORIGINAL_ID, "--mode", mode]
-    if mode != "plain":
-        args += ["--aes-key", AES_KEY]
-    return args
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import AES_KEY, SECRET, TOKEN, Bankwx, add_account_args
+from bxtest import AES_KEY, SECRET, TOKEN, Bankwx, add_account_args
 
 
 def test_init_creates_store_and_admin(bankwx: Bankwx, db_path: Path) -> None:

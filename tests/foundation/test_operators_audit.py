@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Bankwx, add_account_args
+from bxtest import Bankwx, add_account_args
 
 
 def test_operator_lifecycle(store_ready: Bankwx) -> None:
