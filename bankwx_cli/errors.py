@@ -53,10 +53,17 @@ class WeChatError(BankwxError):
 
     exit_code = 3
 
-    def __init__(self, errcode: int, errmsg: str, explanation: str = "") -> None:
+    def __init__(
+        self,
+        errcode: int,
+        errmsg: str,
+        explanation: str = "",
+        body: dict[str, object] | None = None,
+    ) -> None:
         self.errcode = errcode
         self.errmsg = errmsg
         self.explanation = explanation
+        self.body = body or {}
         text = f"WeChat {errcode} ({errmsg})"
         if explanation:
             text += f": {explanation}"
@@ -67,6 +74,13 @@ class WeChatUnavailableError(WeChatError):
     """WeChat could not be reached, or stayed busy, within the retry budget. Exit code 1."""
 
     exit_code = 1
+
+
+class WeChatInDoubtError(WeChatUnavailableError):
+    """A request that may have reached WeChat failed (dropped connection, read timeout).
+
+    Raised instead of retrying when the call is not idempotent (customer-service messages).
+    """
 
 
 class BadCallbackError(BankwxError):

@@ -11,7 +11,17 @@ import typer
 from typer.core import TyperGroup
 
 from bankwx_cli import __version__
-from bankwx_cli.commands import account, demo, keyword, messages, operator, serve, sim, store
+from bankwx_cli.commands import (
+    account,
+    demo,
+    keyword,
+    messages,
+    operator,
+    outbox,
+    serve,
+    sim,
+    store,
+)
 from bankwx_cli.commands._cli import Cli, Fmt, err_console
 from bankwx_cli.errors import BankwxError
 from bankwx_cli.settings import DEFAULT_DB, DEFAULT_KEY_FILE, DEFAULT_SIM, Settings, login_user
@@ -163,6 +173,7 @@ app.add_typer(operator.role_app, name="role")
 app.add_typer(sim.app, name="sim")
 app.add_typer(keyword.app, name="keyword")
 app.add_typer(messages.app, name="messages")
+app.add_typer(outbox.app, name="outbox")
 store.register(app)
 app.command()(demo.demo)
 app.command()(serve.serve)

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from prometheus_client import (
 )
 
 from bankwx_cli.context import AppContext
-from bankwx_cli.domain import routing
+from bankwx_cli.domain import outbox, routing
 from bankwx_cli.errors import BadCallbackError, BadSignatureError, NotFoundError
 from bankwx_cli.settings import from_environment
 
@@ -68,6 +69,7 @@ class Receiver:
         self._tasks: list[asyncio.Task[None]] = []
         self.started: list[Callable[[Receiver], None]] = []
         self.stopping: list[Callable[[Receiver], None]] = []
+        self.dispatcher: tuple[threading.Thread, threading.Event] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -270,10 +272,39 @@ def create_app() -> Receiver:
 
 def build(app: AppContext, options: ServeOptions) -> Receiver:
     receiver = Receiver(app, options)
-    for hook in STARTUP_HOOKS:
-        hook(receiver)
+    outbox.install(app)
+    if options.dispatcher:
+        receiver.started.append(_start_dispatcher)
+        receiver.stopping.append(_stop_dispatcher)
     return receiver
 
 
-# Later areas attach to the receiver here (the outbox's dispatcher thread, ...)
-STARTUP_HOOKS: list[Callable[[Receiver], None]] = []
+def _start_dispatcher(receiver: Receiver) -> None:
+    """Every receiver process is also a dispatcher (in a thread of its own)."""
+    dispatcher = outbox.Dispatcher(receiver.app, threads=4)
+    stop = threading.Event()
+    dispatcher.start()
+
+    def loop() -> None:
+        last_metrics = 0.0
+        while not stop.is_set():
+            try:
+                dispatcher.drain(follow=False, stop=stop)
+                if time.monotonic() - last_metrics > 5:
+                    last_metrics = time.monotonic()
+                    outbox.update_metrics(receiver.app)
+            except Exception:
+                log.exception("dispatcher failed; retrying")
+            stop.wait(0.2)
+        dispatcher.stop()
+
+    thread = threading.Thread(target=loop, name="bankwx-dispatcher", daemon=True)
+    receiver.dispatcher = (thread, stop)
+    thread.start()
+
+
+def _stop_dispatcher(receiver: Receiver) -> None:
+    if receiver.dispatcher is not None:
+        thread, stop = receiver.dispatcher
+        stop.set()
+        thread.join(timeout=5)

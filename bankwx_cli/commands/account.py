@@ -170,11 +170,20 @@ def update(
         str | None,
         typer.Option("--default-reply", help="Text for messages that no rule answers."),
     ] = None,
+    rate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rate",
+            help="ENDPOINT=N: at most N calls a second to that WeChat endpoint "
+            "(e.g. message/template/send=200). Repeatable.",
+        ),
+    ] = None,
     fmt: FormatOption = None,
 ) -> None:
     """Change an account's fields; secrets given are re-encrypted."""
     cli = get_cli(ctx)
     secret, aes_key = _from_stdin(secret, aes_key)
+    settings = accounts.parse_rates(rate) if rate else None
     change = accounts.update(
         cli.app,
         name,
@@ -188,6 +197,7 @@ def update(
         token_mode=token_mode,
         welcome=welcome,
         default_reply=default_reply,
+        settings=settings,
     )
     for warning in change.warnings:
         cli.warn(warning)

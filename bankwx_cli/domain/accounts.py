@@ -238,7 +238,9 @@ def update(app: AppContext, name: str, **changes: Any) -> AccountChange:
             values[text_field] = changes.pop(text_field) or None
     settings = dict(account.settings)
     settings_changed = False
-    for setting, value in changes.pop("settings", {}).items():
+    for setting, value in (changes.pop("settings", None) or {}).items():
+        if setting == "rates":
+            value = {**settings.get("rates", {}), **value}
         settings[setting] = value
         settings_changed = True
     if changes:
@@ -259,6 +261,22 @@ def update(app: AppContext, name: str, **changes: Any) -> AccountChange:
         shown.update({k[:-4]: "changed" for k in values if k.endswith("_enc")})
         audit.record(app, "account.update", name, shown)
     return AccountChange(get(app, name), _mode_warnings(mode) if "mode" in values else [])
+
+
+def parse_rates(values: list[str]) -> dict[str, Any]:
+    """``--rate ENDPOINT=N`` values as the account's ``rates`` setting (calls a second)."""
+    rates: dict[str, int] = {}
+    for value in values:
+        endpoint, sep, number = value.partition("=")
+        endpoint = endpoint.strip()
+        if not sep or not endpoint or not number.strip().isdigit() or int(number) < 1:
+            raise ValidationError(
+                f"--rate '{value}' is invalid: use ENDPOINT=N, e.g. message/template/send=200."
+            )
+        if not endpoint.startswith("/"):
+            endpoint = "/cgi-bin/" + endpoint
+        rates[endpoint] = int(number)
+    return {"rates": rates}
 
 
 def require_remove(app: AppContext, name: str) -> None:

@@ -15,6 +15,7 @@ from bankwx_cli.storage.accounts import Accounts, Operators, Orgs
 from bankwx_cli.storage.audit import Audit
 from bankwx_cli.storage.db import Database
 from bankwx_cli.storage.engine import FollowerState, KeywordRules, Messages
+from bankwx_cli.storage.outbox import Outbox
 from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
 
@@ -35,6 +36,7 @@ class Store:
         self.messages = Messages(db)
         self.keyword_rules = KeywordRules(db)
         self.follower_state = FollowerState(db)
+        self.outbox = Outbox(db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from bankwx_cli.errors import StoreError
 from bankwx_cli.storage.db import Database
 from bankwx_cli.storage.engine import m0003_engine
+from bankwx_cli.storage.outbox import m0004_outbox
 from bankwx_cli.storage.wechat import m0002_wechat
 
 Migration = Callable[[Database], None]
@@ -82,6 +83,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0001_foundation", m0001_foundation),
     ("m0002_wechat", m0002_wechat),
     ("m0003_engine", m0003_engine),
+    ("m0004_outbox", m0004_outbox),
 ]
 
 

@@ -21,7 +21,7 @@ import requests
 from wechatpy import WeChatClient as _WechatpyClient
 from wechatpy.exceptions import WeChatClientException
 
-from bankwx_cli.errors import WeChatError, WeChatUnavailableError
+from bankwx_cli.errors import WeChatError, WeChatInDoubtError, WeChatUnavailableError
 from bankwx_cli.wechat import codes
 from bankwx_cli.wechat.token import TokenManager, TokenStore
 
@@ -181,19 +181,23 @@ class WeChatClient:
 
     # --- calls --------------------------------------------------------------------------------
 
-    def call(self, fn: Callable[[Any], T]) -> T:
-        """Run fn(wechatpy_client) under our retry policy."""
-        return self._with_retries(lambda: fn(self.wx), allow_refresh=True)
+    def call(self, fn: Callable[[Any], T], idempotent: bool = True) -> T:
+        """Run fn(wechatpy_client) under our retry policy.
+
+        When the call is not idempotent, a failure after the request may have reached WeChat
+        raises WeChatInDoubtError instead of being retried.
+        """
+        return self._with_retries(lambda: fn(self.wx), allow_refresh=True, idempotent=idempotent)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET WeChat's path (``/cgi-bin/...``) with the access token."""
         return self.call(lambda wx: wx.get(WECHAT_HOST + path, params=dict(params or {})))
 
-    def post(self, path: str, data: dict[str, Any]) -> dict[str, Any]:
+    def post(self, path: str, data: dict[str, Any], idempotent: bool = True) -> dict[str, Any]:
         """POST a JSON body (raw UTF-8, as WeChat wants) to WeChat's path."""
-        return self.call(lambda wx: wx.post(WECHAT_HOST + path, data=data))
+        return self.call(lambda wx: wx.post(WECHAT_HOST + path, data=data), idempotent)
 
-    def _with_retries(self, fn: Callable[[], T], allow_refresh: bool) -> T:
+    def _with_retries(self, fn: Callable[[], T], allow_refresh: bool, idempotent: bool = True) -> T:
         started = time.monotonic()
         refreshed = False
         attempt = 0
@@ -214,9 +218,16 @@ class WeChatClient:
                         errcode if errcode is not None else -1,
                         errmsg,
                         codes.explain(errcode if errcode is not None else -1),
+                        _body(exc),
                     ) from None
                 last = (errcode if errcode is not None else -1, errmsg or "HTTP error")
             except (requests.ConnectionError, requests.Timeout) as exc:
+                if not idempotent and not _never_sent(exc):
+                    raise WeChatInDoubtError(
+                        -1,
+                        f"network error: {type(exc).__name__}",
+                        "the request may have reached WeChat; it was not retried",
+                    ) from None
                 last = (-1, f"network error: {type(exc).__name__}")
             except requests.RequestException as exc:
                 last = (-1, f"HTTP error: {type(exc).__name__}")
@@ -242,3 +253,20 @@ class WeChatClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _never_sent(exc: Exception) -> bool:
+    """True when the request cannot have reached WeChat (refused, or no connection made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    text = repr(exc)
+    return "NewConnectionError" in text or "Connection refused" in text
+
+
+def _body(exc: WeChatClientException) -> dict[str, Any]:
+    response = getattr(exc, "response", None)
+    try:
+        body = response.json() if response is not None else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,323 @@
+"""The durable outbox: units of work to send to WeChat, claimed by dispatchers in the store.
+
+A unit moves pending -> sending -> sent | failed | unknown (| cancelled). A claim belongs to a
+dispatcher that heartbeats in ``dispatchers``; a claim whose holder stopped heartbeating (or
+whose process on this host is gone) is recovered by whichever dispatcher claims next.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bankwx_cli.storage.db import Database
+
+LANES = ("reply", "alert", "agent", "broadcast")
+
+
+def m0004_outbox(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            lane TEXT NOT NULL,
+            lane_rank INTEGER NOT NULL,
+            openid TEXT,
+            payload TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            source TEXT,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            first_attempt_at REAL,
+            claimed_by TEXT,
+            wechat_msgid TEXT,
+            delivery_status TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (account, idempotency_key)
+        )"""
+    )
+    db.execute("CREATE INDEX outbox_due ON outbox(state, lane_rank, next_attempt_at)")
+    db.execute("CREATE INDEX outbox_source ON outbox(source, state)")
+    db.execute("CREATE INDEX outbox_msgid ON outbox(account, wechat_msgid)")
+    db.execute(
+        """CREATE TABLE outbox_pauses (
+            account TEXT NOT NULL,
+            lane TEXT NOT NULL,
+            paused_by TEXT NOT NULL,
+            paused_at TEXT NOT NULL,
+            PRIMARY KEY (account, lane)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE rate_budget (
+            account TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            window INTEGER NOT NULL,
+            used INTEGER NOT NULL,
+            PRIMARY KEY (account, endpoint)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE dispatchers (
+            holder TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            heartbeat_at REAL NOT NULL
+        )"""
+    )
+
+
+class Outbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- enqueue ------------------------------------------------------------------------------
+
+    def enqueue(self, unit: dict[str, Any]) -> int | None:
+        """Insert a unit unless its idempotency key exists; returns its id or None."""
+        row = {**unit, "payload": json.dumps(unit["payload"], ensure_ascii=False)}
+        cursor = self.db.execute(
+            "INSERT INTO outbox (account, kind, lane, lane_rank, openid, payload, "
+            "idempotency_key, source, state, next_attempt_at, created_at, updated_at) VALUES "
+            "(:account, :kind, :lane, :lane_rank, :openid, :payload, :idempotency_key, :source, "
+            ":state, :next_attempt_at, :created_at, :created_at) "
+            "ON CONFLICT (account, idempotency_key) DO NOTHING",
+            row,
+        )
+        return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
+
+    def enqueue_many(self, units: list[dict[str, Any]]) -> int:
+        added = 0
+        for unit in units:
+            if self.enqueue(unit) is not None:
+                added += 1
+        return added
+
+    # --- dispatchers ----------------------------------------------------------------------------
+
+    def heartbeat(self, holder: str, host: str, pid: int, now: float) -> None:
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO dispatchers (holder, host, pid, heartbeat_at) VALUES "
+                "(:h, :host, :pid, :now) ON CONFLICT (holder) DO UPDATE SET "
+                "heartbeat_at = excluded.heartbeat_at",
+                {"h": holder, "host": host, "pid": pid, "now": now},
+            )
+
+    def retire(self, holder: str) -> None:
+        with self.db.transaction():
+            self.db.execute("DELETE FROM dispatchers WHERE holder = :h", {"h": holder})
+
+    def dispatchers(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.all("SELECT * FROM dispatchers")]
+
+    def recover(self, dead_holders: list[str], now: float, template_window_s: float) -> int:
+        """Units claimed by dead holders: mass and fresh template units go back to pending
+        (WeChat de-duplicates them); custom units and stale template units become unknown."""
+        if not dead_holders:
+            return 0
+        changed = 0
+        for holder in dead_holders:
+            cursor = self.db.execute(
+                "UPDATE outbox SET claimed_by = NULL, updated_at = :at, state = CASE "
+                "WHEN kind = 'mass' THEN 'pending' "
+                "WHEN kind = 'template' AND first_attempt_at >= :fresh THEN 'pending' "
+                "ELSE 'unknown' END, "
+                "last_error = CASE WHEN kind = 'custom' OR first_attempt_at < :fresh THEN "
+                "'the sender stopped mid-send; WeChat may or may not have delivered it' "
+                "ELSE last_error END "
+                "WHERE state = 'sending' AND claimed_by = :holder",
+                {
+                    "holder": holder,
+                    "fresh": now - template_window_s,
+                    "at": _iso(now),
+                },
+            )
+            changed += cursor.rowcount
+            self.db.execute("DELETE FROM dispatchers WHERE holder = :h", {"h": holder})
+        return changed
+
+    def orphan_holders(self) -> list[str]:
+        """Holders of 'sending' units that are not registered as dispatchers at all."""
+        return [
+            r[0]
+            for r in self.db.all(
+                "SELECT DISTINCT claimed_by FROM outbox WHERE state = 'sending' "
+                "AND claimed_by IS NOT NULL AND claimed_by NOT IN (SELECT holder FROM dispatchers)"
+            )
+        ]
+
+    def due(self, now: float, limit: int, account: str | None) -> list[dict[str, Any]]:
+        """Due, unpaused units, reply lane first."""
+        sql = (
+            "SELECT * FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= :now "
+            "AND NOT EXISTS (SELECT 1 FROM outbox_pauses p WHERE (p.account = o.account OR "
+            "p.account = '*') AND (p.lane = o.lane OR p.lane = '*'))"
+        )
+        params: dict[str, Any] = {"now": now, "limit": limit}
+        if account:
+            sql += " AND o.account = :account"
+            params["account"] = account
+        sql += " ORDER BY o.lane_rank, o.next_attempt_at, o.id LIMIT :limit"
+        return [_unit(r) for r in self.db.all(sql, params)]
+
+    def mark_sending(self, ids: list[int], holder: str, now: float) -> None:
+        for unit_id in ids:
+            self.db.execute(
+                "UPDATE outbox SET state = 'sending', claimed_by = :h, attempts = attempts + 1, "
+                "first_attempt_at = coalesce(first_attempt_at, :now), updated_at = :at "
+                "WHERE id = :id AND state = 'pending'",
+                {"h": holder, "now": now, "id": unit_id, "at": _iso(now)},
+            )
+
+    def take_budget(self, account: str, endpoint: str, want: int, rate: int, now: float) -> int:
+        """Take up to want calls from the account's per-second budget for endpoint."""
+        window = int(now)
+        row = self.db.one(
+            "SELECT window, used FROM rate_budget WHERE account = :a AND endpoint = :e",
+            {"a": account, "e": endpoint},
+        )
+        used = row["used"] if row and row["window"] == window else 0
+        granted = max(0, min(want, rate - used))
+        if granted:
+            self.db.execute(
+                "INSERT INTO rate_budget (account, endpoint, window, used) VALUES "
+                "(:a, :e, :w, :u) ON CONFLICT (account, endpoint) DO UPDATE SET "
+                "window = excluded.window, used = excluded.used",
+                {"a": account, "e": endpoint, "w": window, "u": used + granted},
+            )
+        return granted
+
+    def finish(self, results: list[dict[str, Any]], now: float) -> None:
+        """Record send results: id, state, wechat_msgid, last_error, next_attempt_at."""
+        with self.db.transaction():
+            for result in results:
+                self.db.execute(
+                    "UPDATE outbox SET state = :state, claimed_by = NULL, "
+                    "wechat_msgid = coalesce(:wechat_msgid, wechat_msgid), "
+                    "last_error = :last_error, next_attempt_at = coalesce(:next_attempt_at, "
+                    "next_attempt_at), updated_at = :at WHERE id = :id AND state = 'sending'",
+                    {
+                        "wechat_msgid": None,
+                        "last_error": None,
+                        "next_attempt_at": None,
+                        **result,
+                        "at": _iso(now),
+                    },
+                )
+
+    # --- operators ------------------------------------------------------------------------------
+
+    def all(self, filters: dict[str, Any], limit: int | None) -> list[dict[str, Any]]:
+        where, params = [], {k: v for k, v in filters.items() if v is not None}
+        for key in ("state", "lane", "account", "source", "kind"):
+            if filters.get(key):
+                where.append(f"{key} = :{key}")
+        sql = "SELECT * FROM outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        if limit:
+            sql += " LIMIT :limit"
+            params["limit"] = limit
+        return [_unit(r) for r in self.db.all(sql, params)]
+
+    def get(self, unit_id: int) -> dict[str, Any] | None:
+        row = self.db.one("SELECT * FROM outbox WHERE id = :id", {"id": unit_id})
+        return None if row is None else _unit(row)
+
+    def retry(self, unit_id: int, now: float) -> None:
+        self.db.execute(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = :now, claimed_by = NULL, "
+            "first_attempt_at = NULL, updated_at = :at WHERE id = :id",
+            {"id": unit_id, "now": now, "at": _iso(now)},
+        )
+
+    def cancel_source(self, source: str, now: float) -> int:
+        cursor = self.db.execute(
+            "UPDATE outbox SET state = 'cancelled', updated_at = :at "
+            "WHERE source = :source AND state = 'pending'",
+            {"source": source, "at": _iso(now)},
+        )
+        return int(cursor.rowcount)
+
+    def counts(self, source: str | None = None) -> dict[str, int]:
+        sql = "SELECT state, count(*) AS n FROM outbox"
+        params: dict[str, Any] = {}
+        if source:
+            sql += " WHERE source = :source"
+            params["source"] = source
+        sql += " GROUP BY state"
+        return {r["state"]: r["n"] for r in self.db.all(sql, params)}
+
+    def backlog(self, now: float) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self.db.all(
+                "SELECT lane, count(*) AS pending, :now - min(next_attempt_at) AS oldest_s "
+                "FROM outbox WHERE state = 'pending' GROUP BY lane",
+                {"now": now},
+            )
+        ]
+
+    def pending_future(self, account: str | None) -> int:
+        sql = "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')"
+        params: dict[str, Any] = {}
+        if account:
+            sql += " AND account = :account"
+            params["account"] = account
+        return int(self.db.scalar(sql, params) or 0)
+
+    def next_due_at(self, account: str | None) -> float | None:
+        sql = "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'"
+        params: dict[str, Any] = {}
+        if account:
+            sql += " AND account = :account"
+            params["account"] = account
+        value = self.db.scalar(sql, params)
+        return None if value is None else float(value)
+
+    def record_delivery(self, account: str, msgid: str, status: str) -> int:
+        cursor = self.db.execute(
+            "UPDATE outbox SET delivery_status = :status WHERE account = :a AND wechat_msgid = :m",
+            {"status": status, "a": account, "m": msgid},
+        )
+        return int(cursor.rowcount)
+
+    # --- pauses ---------------------------------------------------------------------------------
+
+    def pause(self, account: str, lane: str, by: str, at: str) -> None:
+        self.db.execute(
+            "INSERT INTO outbox_pauses (account, lane, paused_by, paused_at) VALUES "
+            "(:a, :l, :b, :at) ON CONFLICT (account, lane) DO NOTHING",
+            {"a": account, "l": lane, "b": by, "at": at},
+        )
+
+    def resume(self, account: str, lane: str) -> int:
+        if account == "*" and lane == "*":
+            cursor = self.db.execute("DELETE FROM outbox_pauses")
+        else:
+            cursor = self.db.execute(
+                "DELETE FROM outbox_pauses WHERE account = :a AND lane = :l",
+                {"a": account, "l": lane},
+            )
+        return int(cursor.rowcount)
+
+    def pauses(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.all("SELECT * FROM outbox_pauses ORDER BY account, lane")]
+
+
+def _unit(row: Any) -> dict[str, Any]:
+    unit = dict(row)
+    unit["payload"] = json.loads(unit["payload"])
+    return unit
+
+
+def _iso(ts: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
