@@ -380,13 +380,10 @@ class Dispatcher:
             return self._later(unit, f"internal error: {type(exc).__name__}", now, 30)
 
     def _later(self, unit: dict[str, Any], error: str, now: float, delay: float) -> dict[str, Any]:
+        """Back to pending for a later attempt (WeChat answered: it did not accept the unit)."""
         if unit["attempts"] >= MAX_ATTEMPTS:
-            return {"id": unit["id"], "state": "failed",
-                    "last_error": f"{error} (gave up after {unit['attempts']} attempts)"}  # fmt: skip
-        if unit["kind"] == "template":
-            first = unit.get("first_attempt_at") or now
-            if now + delay - first > TEMPLATE_DEDUP_S:
-                pass  # resending later cannot be de-duplicated, but it was never accepted
+            gave_up = f"{error} (gave up after {unit['attempts']} attempts)"
+            return {"id": unit["id"], "state": "failed", "last_error": gave_up}
         return {"id": unit["id"], "state": "pending", "last_error": error,
                 "next_attempt_at": now + delay}  # fmt: skip
 
@@ -408,9 +405,8 @@ class Dispatcher:
             if time.monotonic() - last_recover > 1.0:
                 last_recover = time.monotonic()
                 self.recover()
-                if self._paused_everything():
-                    if not follow:
-                        break
+                if not follow and self._paused_everything():
+                    break
             units = self.claim()
             if units:
                 results = list(self.pool.map(self.send, units))
