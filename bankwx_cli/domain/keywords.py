@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 MATCHES = ("exact", "contains", "regex", "click")
 MAX_PATTERN = 200
-MAX_INPUT = 1000  # regexes only ever see this much of a message
+MAX_INPUT = 500  # regexes only ever see this much of a message
 
 
 @dataclass(frozen=True)
@@ -63,34 +64,51 @@ class Rule:
         }
 
 
-def _nested_repeat(pattern: str) -> bool:
-    """True when an unbounded repeat contains another (catastrophic backtracking)."""
-    parser: Any = re._parser  # type: ignore[attr-defined]  # the stdlib's own parser
+def _risky(pattern: str) -> str | None:
+    """Why a regex could backtrack catastrophically, or None.
 
-    def walk(items: Any, inside_repeat: bool) -> bool:
+    Conservative: inside a repeat that may run more than once, no other repeat and no
+    alternation; no backreferences; at most four unbounded repeats in all.
+    """
+    parser: Any = re._parser  # type: ignore[attr-defined]  # the stdlib's own parser
+    unbounded = 0
+
+    def walk(items: Any, inside_repeat: bool) -> str | None:
+        nonlocal unbounded
         for op, value in items:
             name = str(op)
             if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
                 _low, high, sub = value
-                unbounded = high == parser.MAXREPEAT or high > 100
-                if unbounded and inside_repeat:
-                    return True
-                if walk(sub, inside_repeat or unbounded):
-                    return True
+                if inside_repeat:
+                    return "nests repeats (like (a+)+)"
+                if high == parser.MAXREPEAT:
+                    unbounded += 1
+                found = walk(sub, high > 1)
+                if found:
+                    return found
             elif name == "SUBPATTERN":
-                if walk(value[-1], inside_repeat):
-                    return True
+                found = walk(value[-1], inside_repeat)
+                if found:
+                    return found
             elif name == "BRANCH":
-                if any(walk(branch, inside_repeat) for branch in value[1]):
-                    return True
+                if inside_repeat:
+                    return "nests repeats over alternatives (like (a|aa)*)"
+                for branch in value[1]:
+                    found = walk(branch, inside_repeat)
+                    if found:
+                        return found
             elif name in ("ASSERT", "ASSERT_NOT"):
-                if walk(value[1], inside_repeat):
-                    return True
+                found = walk(value[1], inside_repeat)
+                if found:
+                    return found
             elif name in ("GROUPREF", "GROUPREF_EXISTS"):
-                return True  # backreferences can backtrack exponentially too
-        return False
+                return "uses backreferences"
+        return None
 
-    return walk(parser.parse(pattern), False)
+    reason = walk(parser.parse(pattern), False)
+    if reason is None and unbounded > 4:
+        reason = "has more than four unbounded repeats"
+    return reason
 
 
 def compile_regex(pattern: str) -> re.Pattern[str]:
@@ -98,13 +116,16 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
     if len(pattern) > MAX_PATTERN:
         raise ValidationError(f"the regex is {len(pattern)} characters; {MAX_PATTERN} at most.")
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. "possible nested set": refuse the ambiguity
+            compiled = re.compile(pattern)
+    except (re.error, FutureWarning, DeprecationWarning) as exc:
         raise ValidationError(f"the regex '{pattern}' is invalid: {exc}.") from None
-    if _nested_repeat(pattern):
+    reason = _risky(pattern)
+    if reason:
         raise ValidationError(
-            f"the regex '{pattern}' nests repeats (like (a+)+) or uses backreferences, which "
-            "can take exponential time; rewrite it without them."
+            f"the regex '{pattern}' {reason}, which can take exponential time on a "
+            "follower's message; rewrite it without."
         )
     return compiled
 
