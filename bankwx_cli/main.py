@@ -13,14 +13,19 @@ from typer.core import TyperGroup
 from bankwx_cli import __version__
 from bankwx_cli.commands import (
     account,
+    broadcast,
     demo,
+    follower,
     keyword,
+    menu,
     messages,
     operator,
     outbox,
     serve,
     sim,
     store,
+    tag,
+    template,
 )
 from bankwx_cli.commands._cli import Cli, Fmt, err_console
 from bankwx_cli.errors import BankwxError
@@ -172,8 +177,13 @@ app.add_typer(operator.org_app, name="org")
 app.add_typer(operator.role_app, name="role")
 app.add_typer(sim.app, name="sim")
 app.add_typer(keyword.app, name="keyword")
+app.add_typer(follower.app, name="follower")
+app.add_typer(tag.app, name="tag")
+app.add_typer(menu.app, name="menu")
 app.add_typer(messages.app, name="messages")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(broadcast.app, name="broadcast")
+app.add_typer(template.app, name="template")
 store.register(app)
 app.command()(demo.demo)
 app.command()(serve.serve)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
-from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli
+from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli, split_csv
 from bankwx_cli.domain import accounts
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.models import Account
@@ -50,6 +51,11 @@ TokenModeOption = Annotated[
         help="Access token endpoint: stable (default; shares the token safely) or classic.",
     ),
 ]
+
+
+class ApprovalArea(StrEnum):
+    menus = "menus"
+    none = "none"
 
 
 def _from_stdin(secret: str | None, aes_key: str | None) -> tuple[str | None, str | None]:
@@ -150,7 +156,8 @@ def show(
 
 @app.command(
     epilog="Examples:\n\n  bankwx account update main --welcome '欢迎关注'\n\n"
-    "  bankwx account update main --secret - < secret.txt"
+    "  bankwx account update main --secret - < secret.txt\n\n"
+    "  bankwx account update main --require-approval menus"
 )
 def update(
     ctx: typer.Context,
@@ -170,6 +177,10 @@ def update(
         str | None,
         typer.Option("--default-reply", help="Text for messages that no rule answers."),
     ] = None,
+    preview_openids: Annotated[
+        str | None,
+        typer.Option("--preview-openids", help="Comma-separated test followers for previews."),
+    ] = None,
     rate: Annotated[
         list[str] | None,
         typer.Option(
@@ -178,12 +189,25 @@ def update(
             "(e.g. message/template/send=200). Repeatable.",
         ),
     ] = None,
+    require_approval: Annotated[
+        list[ApprovalArea] | None,
+        typer.Option(
+            "--require-approval",
+            help="Areas whose changes need a second operator's approval (maker-checker): "
+            "menus; 'none' for no approval. Repeatable; replaces the list.",
+        ),
+    ] = None,
     fmt: FormatOption = None,
 ) -> None:
     """Change an account's fields; secrets given are re-encrypted."""
     cli = get_cli(ctx)
     secret, aes_key = _from_stdin(secret, aes_key)
-    settings = accounts.parse_rates(rate) if rate else None
+    settings = accounts.parse_rates(rate) if rate else {}
+    if preview_openids is not None:
+        settings["preview_openids"] = split_csv(preview_openids) or []
+    if require_approval:
+        areas = sorted({area.value for area in require_approval} - {ApprovalArea.none.value})
+        settings = {**(settings or {}), "require_approval": areas}
     change = accounts.update(
         cli.app,
         name,
@@ -197,7 +221,7 @@ def update(
         token_mode=token_mode,
         welcome=welcome,
         default_reply=default_reply,
-        settings=settings,
+        settings=settings or None,
     )
     for warning in change.warnings:
         cli.warn(warning)

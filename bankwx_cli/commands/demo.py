@@ -1,20 +1,30 @@
-"""`bankwx demo`: a guided end-to-end run on a throw-away store and the simulator."""
+"""`bankwx demo`: a guided end-to-end run on a throw-away store and the simulator.
+
+The tour runs the real `bankwx` commands, each printed before it runs, against a store in a
+temporary folder with a master key of its own (never the operator's key file), the bundled
+simulator standing in for WeChat, and `bankwx serve` as the receiver.
+"""
 
 from __future__ import annotations
 
+import base64
+import os
+import shlex
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from bankwx_cli.commands._cli import Cli, get_cli
-from bankwx_cli.context import AppContext
-from bankwx_cli.domain import accounts, operators, stores
-from bankwx_cli.keys import MasterKey
+from bankwx_cli.errors import BankwxError
 
-DEMO_ACCOUNT = {
-    "name": "demo-bank",
+DEMO = {
     "appid": "wxd0e1a2b3c4d5e6f7",
     "secret": "d0e1a2b3c4d5e6f7a8b9c0d1e2f3a4b5",
     "token": "demotoken2026",
@@ -23,9 +33,76 @@ DEMO_ACCOUNT = {
 }
 
 
-def _step(cli: Cli, title: str) -> None:
-    cli.say("")
-    cli.say(f"== {title}")
+class Tour:
+    def __init__(self, cli: Cli, folder: Path) -> None:
+        self.cli = cli
+        self.folder = folder
+        self.env = {
+            **os.environ,
+            "BANKWX_DB": str(folder / "demo.db"),
+            "BANKWX_MASTER_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "BANKWX_KEY_FILE": str(folder / "unused.key"),
+            "BANKWX_OPERATOR": "ops-alice",
+            "BANKWX_FORMAT": "plain",
+            "BANKWX_INTERACTIVE": "0",
+        }
+        for name in ("BANKWX_ACCOUNT", "BANKWX_API_BASE", "BANKWX_SIM", "BANKWX_DEBUG"):
+            self.env.pop(name, None)
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def step(self, title: str) -> None:
+        self.cli.say("")
+        self.cli.say(f"== {title}")
+
+    def run(self, *args: str, operator: str | None = None, check: bool = True) -> str:
+        shown = f"$ {'BANKWX_OPERATOR=' + operator + ' ' if operator else ''}bankwx "
+        self.cli.say(shown + " ".join(shlex.quote(a) for a in args))
+        env = dict(self.env)
+        if operator:
+            env["BANKWX_OPERATOR"] = operator
+        done = subprocess.run(  # noqa: S603 - our own command
+            [sys.executable, "-m", "bankwx_cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        output = (done.stdout + done.stderr).rstrip()
+        if output:
+            self.cli.say("  " + output.replace("\n", "\n  "))
+        if check and done.returncode != 0:
+            raise BankwxError(f"the demo step 'bankwx {' '.join(args)}' failed.")
+        return done.stdout
+
+    def start(self, *args: str) -> str:
+        self.cli.say(f"$ bankwx {' '.join(args)} &")
+        proc = subprocess.Popen(  # noqa: S603 - our own command
+            [sys.executable, "-m", "bankwx_cli", *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.procs.append(proc)
+        assert proc.stdout is not None  # noqa: S101
+        line = proc.stdout.readline().strip()
+        if not line.startswith("Listening on "):
+            raise BankwxError(f"'bankwx {' '.join(args)}' did not start.")
+        self.cli.say(f"  {line}")
+        return line.removeprefix("Listening on ")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 def demo(
@@ -47,28 +124,92 @@ def demo(
     with tempfile.TemporaryDirectory(prefix="bankwx-demo-") as tmp:
         folder = keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        settings = cli.settings.with_(
-            db=folder / "demo.db", operator="ops-alice", master_key=None, account=None
-        )
-        key = MasterKey.generate()
-        app = AppContext(settings, key=key)
+        tour = Tour(cli, folder)
         try:
-            _step(cli, "1. Create a store (its own master key, never your key file)")
-            stores.init(app, "ops-alice")
-            cli.say(f"Store: {settings.db}")
-            _step(cli, "2. Add the bank's official account (secrets encrypted at rest)")
-            accounts.add(app, **DEMO_ACCOUNT)
-            cli.render([a.__dict__ for a in accounts.list_(app)], fmt="plain",
-                       columns=["name", "appid", "original_id", "mode"])  # fmt: skip
-            _step(cli, "3. Add operators: a publisher and an approver (maker-checker)")
-            operators.add_org(app, "总行")
-            operators.add(app, "ops-bob", "publisher", org="总行")
-            operators.add(app, "ops-carol", "approver", org="总行")
-            cli.render(operators.list_(app), fmt="plain", columns=["name", "role", "org"])
-            _step(cli, "4. Every change is in the audit log, hash-chained")
-            report = stores.check(app)
-            cli.say(f"bankwx check: {'OK' if report.ok else report.problems}")
-            cli.say("")
-            cli.say("Demo finished.")
+            _tour(tour, folder)
         finally:
-            app.close()
+            tour.stop()
+    cli.say("")
+    cli.say("Demo finished. Run `bankwx --help` to see every command.")
+
+
+def _tour(tour: Tour, folder: Path) -> None:
+    tour.step("1. The simulator stands in for WeChat (its API and its followers)")
+    sim = tour.start("sim", "api", "--port", "0", "--followers", "200", "--seed", "7")
+    tour.env["BANKWX_API_BASE"] = sim
+    tour.env["BANKWX_SIM"] = sim
+
+    tour.step("2. A store with its own master key; the bank's account, secrets encrypted")
+    tour.run("init")
+    tour.run("account", "add", "demo-bank", "--appid", DEMO["appid"], "--secret", DEMO["secret"],
+             "--token", DEMO["token"], "--original-id", DEMO["original_id"],
+             "--aes-key", DEMO["aes_key"], "--mode", "safe")  # fmt: skip
+    tour.run("account", "update", "demo-bank", "--welcome", "欢迎关注示例银行！回复“余额”试试。")
+    tour.run("account", "check")
+
+    tour.step("3. Operators: a publisher and an approver (maker-checker)")
+    tour.run("org", "add", "总行")
+    tour.run("operator", "add", "ops-bob", "--role", "publisher", "--org", "总行")
+    tour.run("operator", "add", "ops-carol", "--role", "approver", "--org", "总行")
+    tour.run("operator", "list")
+
+    tour.step("4. Keyword rules (指令查询): text and menu keys")
+    tour.run("keyword", "add", "余额", "--match", "exact", "--reply-text",
+             "您的活期余额为 ¥12,345.67（演示数据）。")  # fmt: skip
+    tour.run("keyword", "add", "BALANCE", "--match", "click", "--reply-text",
+             "您的活期余额为 ¥12,345.67（演示数据）。")  # fmt: skip
+    tour.run("keyword", "add", "帮助", "--match", "contains", "--action", "help")
+    tour.run("keyword", "add", "人工", "--match", "contains", "--action", "transfer_agent")
+    tour.run("keyword", "test", "我要查余额")
+
+    tour.step("5. The receiver: WeChat's callbacks, verified, de-duplicated, logged")
+    receiver = tour.start("serve", "--port", "0", "--quiet")
+    tour.run("sim", "register", "demo-bank", "--callback", f"{receiver}/wx/demo-bank")
+
+    tour.step("6. A follower subscribes, asks, taps the menu")
+    tour.run("sim", "send", "--event", "subscribe")
+    tour.run("sim", "send", "余额")
+    tour.run("sim", "send", "我的卡号是6222021234567890123，帮助")
+    tour.run("sim", "send", "--event", "click", "--key", "BALANCE")
+    tour.step("   The conversation log, card numbers masked")
+    tour.run("messages", "list", "--limit", "8")
+
+    tour.step("7. The menu as a reviewed file: validate, plan, deploy")
+    menu = folder / "menu.yaml"
+    menu.write_text(
+        resources.files("bankwx_cli").joinpath("data/demo_menu.yaml").read_text("utf-8"),
+        encoding="utf-8",
+    )
+    tour.run("menu", "validate", str(menu), check=False)
+    tour.run("menu", "deploy", str(menu), "--yes", operator="ops-bob")
+    tour.run("menu", "plan", str(menu), "--exit-code")
+    tour.run("menu", "history")
+
+    tour.step("8. Followers synced from WeChat")
+    tour.run("follower", "sync")
+    tour.run("tag", "list")
+
+    tour.step("9. A broadcast: created by a publisher, approved by another, sent by cron")
+    out = tour.run("broadcast", "create", "--text", "示例银行：12月1日起网点营业时间调整为9:00-17:00。",
+                   "--to-all", "--title", "营业时间调整", "--format", "json",
+                   operator="ops-bob")  # fmt: skip
+    broadcast_id = _id(out)
+    tour.run("broadcast", "submit", broadcast_id, operator="ops-bob")
+    tour.run("broadcast", "approve", broadcast_id, operator="ops-bob", check=False)
+    tour.run("broadcast", "approve", broadcast_id, operator="ops-carol")
+    tour.run("broadcast", "run-due")
+    time.sleep(1.0)  # WeChat's job-finished event arrives at the receiver
+    tour.run("broadcast", "status", broadcast_id)
+
+    tour.step("10. Everything is audited, hash-chained; the store checks clean")
+    tour.run("audit", "--limit", "12")
+    tour.run("check")
+
+
+def _id(text: str) -> str:
+    import json
+
+    try:
+        return str(json.loads(text)["id"])
+    except (ValueError, KeyError, TypeError):
+        raise BankwxError("the demo could not read the new broadcast's id.") from None

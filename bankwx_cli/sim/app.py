@@ -24,7 +24,11 @@ __all__ = ["API_MODULES", "ROUTES", "SimApp", "create_app", "route"]
 
 API_MODULES: tuple[str, ...] = (
     "bankwx_cli.sim.api_core",
+    "bankwx_cli.sim.api_templates",
+    "bankwx_cli.sim.api_mass",
     "bankwx_cli.sim.api_sim",
+    "bankwx_cli.sim.api_users",
+    "bankwx_cli.sim.api_menus",
 )
 
 MAX_BODY_BYTES = 32 * 1024 * 1024

@@ -13,8 +13,11 @@ from bankwx_cli.errors import ConflictError, StoreError
 from bankwx_cli.storage import migrations
 from bankwx_cli.storage.accounts import Accounts, Operators, Orgs
 from bankwx_cli.storage.audit import Audit
+from bankwx_cli.storage.broadcasts import Broadcasts, Templates
 from bankwx_cli.storage.db import Database
 from bankwx_cli.storage.engine import FollowerState, KeywordRules, Messages
+from bankwx_cli.storage.followers import Followers, Tags
+from bankwx_cli.storage.menus import MenuVersions
 from bankwx_cli.storage.outbox import Outbox
 from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
@@ -36,7 +39,12 @@ class Store:
         self.messages = Messages(db)
         self.keyword_rules = KeywordRules(db)
         self.follower_state = FollowerState(db)
+        self.followers = Followers(db)
+        self.tags = Tags(db)
+        self.menu_versions = MenuVersions(db)
         self.outbox = Outbox(db)
+        self.broadcasts = Broadcasts(db)
+        self.templates = Templates(db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -1,0 +1,237 @@
+"""`bankwx follower ...`: followers synced from WeChat, their tags and the blacklist."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from bankwx_cli.commands._cli import AccountOption, Cli, DryRunOption, FormatOption, get_cli
+from bankwx_cli.domain import followers
+
+app = typer.Typer(
+    help="Followers: sync from WeChat, list, show, tag, untag, block, unblock.",
+    no_args_is_help=True,
+)
+
+LIST_COLUMNS = ["openid", "subscribed", "subscribe_at", "subscribe_scene", "tags", "blacklisted"]
+PLAN_COLUMNS = ["batch", "call", "tag", "openids", "first", "last"]
+
+
+class YesNo(StrEnum):
+    yes = "yes"
+    no = "no"
+
+
+OpenidsArgument = Annotated[list[str], typer.Argument(help="Openids (28 characters each).")]
+TagOption = Annotated[str, typer.Option("--tag", help="Tag name (see bankwx tag list).")]
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx follower sync --account main\n\n"
+    "  bankwx follower sync --full --profile-max-age 30d\n\n"
+    "  bankwx follower sync --format json   # cron: the report as JSON"
+)
+def sync(
+    ctx: typer.Context,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="A complete pass of the follower list (finds unsubscribes)."),
+    ] = False,
+    profile_max_age: Annotated[
+        str,
+        typer.Option(
+            "--profile-max-age",
+            help="Refetch profiles older than this (30m, 12h, 7d; 0 refetches all).",
+        ),
+    ] = followers.DEFAULT_PROFILE_MAX_AGE,
+    full_every: Annotated[
+        str,
+        typer.Option(
+            "--full-every",
+            help="Make a complete pass when the last one is older than this (e.g. 1d).",
+        ),
+    ] = followers.DEFAULT_FULL_EVERY,
+    threads: Annotated[
+        int, typer.Option("--threads", help="Profile requests in flight at once (1 to 16).")
+    ] = followers.DEFAULT_THREADS,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Pull the follower list and profiles from WeChat into the store.
+
+    Pages of 10,000 openids, then profiles 100 a call for new followers and those whose
+    profile is older than --profile-max-age. An interrupted sync (killed, or WeChat's daily
+    quota used up) resumes where it stopped when run again. A complete pass, the first one,
+    one with --full, or one when the last is older than --full-every, also finds who
+    unsubscribed; otherwise the pass continues after the last follower seen.
+    """
+    cli = get_cli(ctx)
+    report = followers.sync(
+        cli.app,
+        cli.with_account(account),
+        full=full,
+        profile_max_age=profile_max_age,
+        full_every=full_every,
+        threads=threads,
+        progress=cli.progress,
+    )
+    if cli.fmt(fmt) == "json":
+        cli.render_one(report.to_dict(), fmt=fmt)
+    else:
+        cli.say(report.summary())
+
+
+@app.command(epilog="Examples:\n\n  bankwx follower status --account main")
+def status(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption = None) -> None:
+    """Show the last (or the interrupted) sync pass and the store's follower counts."""
+    cli = get_cli(ctx)
+    cli.render_one(followers.sync_status(cli.app, cli.with_account(account)), fmt=fmt)
+
+
+@app.command(
+    "list",
+    epilog="Examples:\n\n  bankwx follower list --tag VIP --subscribed yes\n\n"
+    "  bankwx follower list --scene QR_CODE --since 2026-01-01 --format json\n\n"
+    "  bankwx follower list --subscribed no --format csv > unsubscribed.csv",
+)
+def list_(
+    ctx: typer.Context,
+    tag: Annotated[str | None, typer.Option("--tag", help="Only followers with this tag.")] = None,
+    subscribed: Annotated[
+        YesNo | None, typer.Option("--subscribed", help="yes: subscribed only; no: the others.")
+    ] = None,
+    scene: Annotated[
+        str | None,
+        typer.Option("--scene", help="Subscribe scene, e.g. ADD_SCENE_QR_CODE or QR_CODE."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Subscribed at or after (ISO 8601; Asia/Shanghai)."),
+    ] = None,
+    blacklisted: Annotated[
+        YesNo | None, typer.Option("--blacklisted", help="yes: blacklisted only; no: others.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most N followers.")] = None,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """List followers from the store, in follow order.
+
+    The engine's subscribe and unsubscribe events since the last sync are taken into
+    account. Keys in JSON: openid, subscribed, subscribe_at, subscribe_scene, tags, tag_ids,
+    blacklisted, remark.
+    """
+    cli = get_cli(ctx)
+    rows = followers.list_(
+        cli.app,
+        cli.with_account(account),
+        tag=tag,
+        subscribed=None if subscribed is None else subscribed == YesNo.yes,
+        scene=scene,
+        since=since,
+        blacklisted=None if blacklisted is None else blacklisted == YesNo.yes,
+        limit=limit,
+    )
+    cli.render(rows, fmt=fmt, columns=LIST_COLUMNS, empty="No followers match.")
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx follower show oXbc1234567890abcdefghijklmn\n\n"
+    "  bankwx follower show oXbc1234567890abcdefghijklmn --refresh --format json"
+)
+def show(
+    ctx: typer.Context,
+    openid: Annotated[str, typer.Argument(help="The follower's openid.")],
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Fetch the profile from WeChat first.")
+    ] = False,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Show one follower: subscription, profile, tags, blacklist, and where it came from."""
+    cli = get_cli(ctx)
+    cli.render_one(followers.show(cli.app, cli.with_account(account), openid, refresh), fmt=fmt)
+
+
+def _members(
+    cli: Cli,
+    action: str,
+    openids: list[str],
+    account: str | None,
+    dry_run: bool,
+    fmt: FormatOption,
+    tag: str | None = None,
+) -> None:
+    plan = followers.plan_members(cli.app, cli.with_account(account), action, openids, tag)
+    if dry_run:
+        cli.render(plan.rows(), fmt=fmt, columns=PLAN_COLUMNS)
+        cli.say(f"Dry run: {len(plan.batches)} calls; nothing was sent.")
+        return
+    report = followers.apply_members(cli.app, plan)
+    for failure in report.failures:
+        cli.say(f"Error: {failure.message()}")
+    cli.say(report.summary())
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx follower tag oXbc1234567890abcdefghijklmn --tag VIP\n\n"
+    "  bankwx follower list --format csv | cut -d, -f1 | tail -n +2 | "
+    "xargs bankwx follower tag --tag 2026春节"
+)
+def tag(
+    ctx: typer.Context,
+    openids: OpenidsArgument,
+    tag: TagOption,
+    dry_run: DryRunOption = False,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Give followers a tag on WeChat, 50 a call (WeChat's maximum), and in the store.
+
+    Exits 3 when WeChat refused a batch (the others still go), after a summary line.
+    """
+    _members(get_cli(ctx), "tag", openids, account, dry_run, fmt, tag)
+
+
+@app.command(epilog="Examples:\n\n  bankwx follower untag oXbc1234567890abcdefghijklmn --tag VIP")
+def untag(
+    ctx: typer.Context,
+    openids: OpenidsArgument,
+    tag: TagOption,
+    dry_run: DryRunOption = False,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Take a tag from followers on WeChat, 50 a call, and in the store."""
+    _members(get_cli(ctx), "untag", openids, account, dry_run, fmt, tag)
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx follower block oXbc1234567890abcdefghijklmn\n\n"
+    "  bankwx follower block oXbc1234567890abcdefghijklmn --dry-run"
+)
+def block(
+    ctx: typer.Context,
+    openids: OpenidsArgument,
+    dry_run: DryRunOption = False,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Put followers on the account's WeChat blacklist, 20 a call; they can no longer write."""
+    _members(get_cli(ctx), "block", openids, account, dry_run, fmt)
+
+
+@app.command(epilog="Examples:\n\n  bankwx follower unblock oXbc1234567890abcdefghijklmn")
+def unblock(
+    ctx: typer.Context,
+    openids: OpenidsArgument,
+    dry_run: DryRunOption = False,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Take followers off the account's WeChat blacklist, 20 a call."""
+    _members(get_cli(ctx), "unblock", openids, account, dry_run, fmt)

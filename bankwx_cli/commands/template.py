@@ -1,0 +1,43 @@
+"""`bankwx template ...`: the account's template messages, as WeChat lists them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bankwx_cli.commands._cli import AccountOption, FormatOption, get_cli
+from bankwx_cli.domain import broadcasts
+
+app = typer.Typer(help="Template messages: sync from WeChat, list, show.", no_args_is_help=True)
+
+
+@app.command(epilog="Examples:\n\n  bankwx template sync --account main")
+def sync(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption = None) -> None:
+    """Pull the account's templates from WeChat into the store."""
+    cli = get_cli(ctx)
+    rows = broadcasts.sync_templates(cli.app, cli.with_account(account))
+    cli.render(rows, fmt=fmt, columns=["template_id", "title"])
+    cli.say(f"Synced {len(rows)} templates.")
+
+
+@app.command("list", epilog="Examples:\n\n  bankwx template list --format json")
+def list_(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption = None) -> None:
+    """List the synced templates."""
+    cli = get_cli(ctx)
+    rows = broadcasts.list_templates(cli.app, cli.with_account(account))
+    cli.render(rows, fmt=fmt, columns=["template_id", "title", "synced_at"])
+
+
+@app.command(epilog="Examples:\n\n  bankwx template show TEMPLATE_ID")
+def show(
+    ctx: typer.Context,
+    template_id: Annotated[str, typer.Argument(metavar="ID", help="Template id.")],
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Show a template's content and the data fields it needs."""
+    cli = get_cli(ctx)
+    cli.render_one(
+        broadcasts.show_template(cli.app, template_id, cli.with_account(account)), fmt=fmt
+    )

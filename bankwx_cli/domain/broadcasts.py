@@ -1,0 +1,730 @@
+"""Broadcasts: audiences, maker-checker approval, scheduling, crash-safe sending, results.
+
+A broadcast is sent through the outbox's broadcast lane. Its units have idempotency keys
+derived from the broadcast, so expanding it again after a crash adds nothing, and the outbox
+sends each unit once (template units carry our client_msg_id, mass jobs our clientmsgid).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bankwx_cli.clock import BANK_TZ, bank_time, from_iso, iso
+from bankwx_cli.domain import accounts, audit, outbox
+from bankwx_cli.domain.permissions import require
+from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
+from bankwx_cli.models import Account
+
+if TYPE_CHECKING:
+    from bankwx_cli.context import AppContext
+    from bankwx_cli.domain.routing import Decision, Runtime
+    from bankwx_cli.wechat.callback import Inbound
+
+CONTENT_KINDS = ("text", "image", "news", "template")
+AUDIENCE_KINDS = ("all", "tag", "openids", "filter")
+MASS_LIMIT = 10_000
+MONTHLY_ALLOWANCE = 4
+EXPAND_BATCH = 2000
+OPENID = re.compile(r"[A-Za-z0-9_-]{6,64}")
+FILTER_KEYS = ("scene", "since", "until", "tag")
+TERMINAL = ("sent", "failed", "unknown", "cancelled")
+
+
+# --- content and audience ------------------------------------------------------------------------
+
+
+def placeholders(content: str) -> list[str]:
+    return re.findall(r"\{\{(\w+)\.DATA\}\}", content)
+
+
+def parse_data(text: str) -> dict[str, dict[str, str]]:
+    """Template data: JSON text, or @FILE. Values become {"value": str}."""
+    raw = text
+    if text.startswith("@"):
+        try:
+            raw = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValidationError(
+                f"cannot read --data file '{text[1:]}': {exc.strerror}."
+            ) from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"--data is not valid JSON: {exc.msg} at line {exc.lineno}."
+        ) from None
+    if not isinstance(data, dict):
+        raise ValidationError('--data must be a JSON object: {"field": {"value": "..."}}.')
+    clean: dict[str, dict[str, str]] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(value.get("value"), str):
+            clean[key] = {"value": value["value"]}
+        elif isinstance(value, str):
+            clean[key] = {"value": value}
+        else:
+            raise ValidationError(f"--data field '{key}' needs a text value.")
+    return clean
+
+
+def parse_filter(expr: str) -> dict[str, str]:
+    """A filter on the synced followers: ``scene=ADD_SCENE_QR_CODE,since=2026-01-01,tag=VIP``."""
+    result: dict[str, str] = {}
+    for part in expr.split(","):
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in FILTER_KEYS or not value:
+            raise ValidationError(
+                f"--filter '{expr}' is invalid: use KEY=VALUE pairs separated by commas, with "
+                f"keys {', '.join(FILTER_KEYS)} (e.g. scene=ADD_SCENE_QR_CODE,since=2026-01-01)."
+            )
+        result[key] = value
+    return result
+
+
+def read_openids(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"cannot read the openid list '{path}': {exc}.") from None
+    openids: list[str] = []
+    for number, line in enumerate(lines, 1):
+        value = line.strip()
+        if not value or value.startswith("#"):
+            continue
+        if not OPENID.fullmatch(value):
+            raise ValidationError(f"{path}:{number}: '{value[:40]}' is not an openid.")
+        openids.append(value)
+    return sorted(set(openids))
+
+
+def batches(openids: list[str], size: int = MASS_LIMIT) -> list[list[str]]:
+    """Batches of 2 to size openids: no batch of one (the last two are balanced)."""
+    if len(openids) < 2:
+        raise ValidationError(
+            "a mass send to a list needs at least two followers (WeChat refuses one: 40130)."
+        )
+    chunks = [openids[i : i + size] for i in range(0, len(openids), size)]
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        merged = chunks[-2] + chunks[-1]
+        half = len(merged) // 2
+        chunks[-2:] = [merged[:half], merged[half:]]
+    return chunks
+
+
+def _mass_content(kind: str, content: dict[str, Any]) -> dict[str, Any]:
+    if kind == "text":
+        return {"msgtype": "text", "text": {"content": content["text"]}}
+    if kind == "image":
+        return {"msgtype": "image", "images": {"media_ids": [content["media_id"]],
+                "recommend": "", "need_open_comment": 0, "only_fans_can_comment": 0}}  # fmt: skip
+    return {"msgtype": "mpnews", "mpnews": {"media_id": content["media_id"]},
+            "send_ignore_reprint": 0}  # fmt: skip
+
+
+def _hash(content_kind: str, content: dict[str, Any], audience_kind: str,
+          audience: dict[str, Any], scheduled_at: str | None) -> str:  # fmt: skip
+    payload = json.dumps([content_kind, content, audience_kind, audience, scheduled_at],
+                         ensure_ascii=False, sort_keys=True)  # fmt: skip
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def tag_id(app: AppContext, account: str, name: str) -> int:
+    """The WeChat id of a synced tag, by name or id."""
+    found = app.store.tags.by_name(account, name)
+    if found is None and name.isdigit():
+        found = next((t for t in app.store.tags.all(account) if t["tag_id"] == int(name)), None)
+    if found is None:
+        raise NotFoundError(f"no tag named '{name}' for {account}. See bankwx tag list.")
+    return int(found["tag_id"])
+
+
+def audience_openids(app: AppContext, b: dict[str, Any]) -> list[str]:
+    """The broadcast's recipients among the synced followers (or its stored list)."""
+    kind, audience = b["audience_kind"], b["audience"]
+    if kind == "openids":
+        return app.store.broadcasts.openids(b["id"])
+    if kind == "all":
+        return app.store.broadcasts.audience(b["account"], {})
+    if kind == "tag":
+        return app.store.broadcasts.audience(b["account"], {"tag_id": audience["tag_id"]})
+    conditions: dict[str, Any] = {}
+    if audience.get("tag"):
+        conditions["tag_id"] = tag_id(app, b["account"], audience["tag"])
+    if audience.get("scene"):
+        conditions["scene"] = audience["scene"]
+    for key in ("since", "until"):
+        if audience.get(key):
+            from bankwx_cli.clock import parse_user_time
+
+            conditions[key] = iso(parse_user_time(audience[key], f"--filter {key}"))
+    return app.store.broadcasts.audience(b["account"], conditions)
+
+
+# --- lifecycle -------------------------------------------------------------------------------------
+
+
+def _get(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+    b = app.store.broadcasts.get(broadcast_id)
+    if b is None or (account and b["account"] != account):
+        raise NotFoundError(f"no broadcast {broadcast_id}. See bankwx broadcast list.")
+    return b
+
+
+def _now(app: AppContext) -> str:
+    return iso(app.clock.now())
+
+
+def create(
+    app: AppContext,
+    account: str | None,
+    *,
+    text: str | None = None,
+    image: str | None = None,
+    news: str | None = None,
+    template: str | None = None,
+    data: str | None = None,
+    to_all: bool = False,
+    tag: str | None = None,
+    openids_file: Path | None = None,
+    filter_expr: str | None = None,
+    at: datetime | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Create a draft broadcast. Raises ValidationError for bad content, audience or time."""
+    require(app, "broadcast.create", account)
+    acct = accounts.resolve(app, account)
+    given = [(k, v) for k, v in (("text", text), ("image", image), ("news", news),
+                                 ("template", template)) if v is not None]  # fmt: skip
+    if len(given) != 1:
+        raise ValidationError("give one content: --text, --image, --news or --template.")
+    content_kind, value = given[0]
+    content: dict[str, Any]
+    if content_kind == "text":
+        if not value.strip():
+            raise ValidationError("--text is empty.")
+        content = {"text": value}
+    elif content_kind in ("image", "news"):
+        content = {"media_id": value}
+    else:
+        if data is None:
+            raise ValidationError("--template needs --data (JSON, or @FILE).")
+        fields = parse_data(data)
+        tpl = template_for(app, acct, value)
+        missing = [p for p in placeholders(tpl["content"]) if p not in fields]
+        if missing:
+            raise ValidationError(
+                f"template '{value}' needs data for: {', '.join(missing)} (see bankwx template "
+                f"show {value})."
+            )
+        content = {"template_id": value, "data": fields, "title": tpl["title"]}
+    audiences = [(k, v) for k, v in (("all", to_all or None), ("tag", tag),
+                 ("openids", openids_file), ("filter", filter_expr)) if v]  # fmt: skip
+    if len(audiences) != 1:
+        raise ValidationError("give one audience: --to-all, --tag, --openids or --filter.")
+    audience_kind = audiences[0][0]
+    audience: dict[str, Any] = {}
+    listed: list[str] = []
+    if audience_kind == "tag":
+        audience = {"tag": tag, "tag_id": tag_id(app, acct.name, str(tag))}
+    elif audience_kind == "openids":
+        assert openids_file is not None  # noqa: S101
+        listed = read_openids(openids_file)
+        if not listed:
+            raise ValidationError(f"the openid list '{openids_file}' is empty.")
+        audience = {"file": str(openids_file), "count": len(listed)}
+    elif audience_kind == "filter":
+        audience = parse_filter(str(filter_expr))
+        if "tag" in audience:
+            tag_id(app, acct.name, audience["tag"])  # refuse an unknown tag now
+    scheduled = None
+    if at is not None:
+        if at <= app.clock.now():
+            raise ValidationError(f"--at {bank_time(at)} is in the past.")
+        scheduled = iso(at)
+    now = _now(app)
+    row = {
+        "account": acct.name,
+        "title": title or "",
+        "content_kind": content_kind,
+        "content": content,
+        "audience_kind": audience_kind,
+        "audience": audience,
+        "scheduled_at": scheduled,
+        "state": "draft",
+        "content_hash": _hash(content_kind, content, audience_kind, audience, scheduled),
+        "created_by": app.operator,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with app.store.transaction():
+        broadcast_id = app.store.broadcasts.insert(row)
+        if listed:
+            app.store.broadcasts.add_openids(broadcast_id, listed)
+        b = _get(app, broadcast_id)
+        size = len(listed) if listed else len(audience_openids(app, b))
+        if size == 0 and not (audience_kind == "all" and content_kind != "template"):
+            raise ValidationError(
+                "the audience is empty: no synced follower matches. Run bankwx follower sync, "
+                "or check the tag or filter."
+            )
+        app.store.broadcasts.update(broadcast_id, {"audience_size": size})
+        audit.record(app, "broadcast.create", str(broadcast_id),
+                     {"account": acct.name, "content_kind": content_kind,
+                      "audience_kind": audience_kind, "audience": audience,
+                      "scheduled_at": scheduled, "size": size})  # fmt: skip
+    return describe(app, _get(app, broadcast_id))
+
+
+def edit(
+    app: AppContext, broadcast_id: int, *, text: str | None = None, at: datetime | None = None,
+    title: str | None = None, account: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Change a broadcast not yet sending; an approved or submitted one goes back to draft."""
+    require(app, "broadcast.create", account)
+    with app.store.transaction():
+        b = _get(app, broadcast_id, account)
+        if b["state"] not in ("draft", "submitted", "approved", "rejected"):
+            raise ConflictError(f"broadcast {broadcast_id} is {b['state']}; it can't be edited.")
+        content = dict(b["content"])
+        if text is not None:
+            if b["content_kind"] != "text":
+                raise ValidationError("--text edits text broadcasts only.")
+            content["text"] = text
+        scheduled = b["scheduled_at"]
+        if at is not None:
+            if at <= app.clock.now():
+                raise ValidationError(f"--at {bank_time(at)} is in the past.")
+            scheduled = iso(at)
+        values = {
+            "content": content,
+            "scheduled_at": scheduled,
+            "title": title if title is not None else b["title"],
+            "content_hash": _hash(
+                b["content_kind"], content, b["audience_kind"], b["audience"], scheduled
+            ),  # fmt: skip
+            "state": "draft",
+            "approved_by": None,
+            "approved_at": None,
+            "approved_hash": None,
+            "updated_at": _now(app),
+        }
+        app.store.broadcasts.update(broadcast_id, values)
+        audit.record(app, "broadcast.edit", str(broadcast_id),
+                     {"was": b["state"], "text": text is not None, "at": scheduled})  # fmt: skip
+    return describe(app, _get(app, broadcast_id))
+
+
+def submit(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+    require(app, "broadcast.submit", account)
+    with app.store.transaction():
+        b = _get(app, broadcast_id, account)
+        if b["state"] not in ("draft", "rejected"):
+            raise ConflictError(
+                f"broadcast {broadcast_id} is {b['state']}; only drafts are submitted."
+            )
+        app.store.broadcasts.update(
+            broadcast_id,
+            {"state": "submitted", "submitted_by": app.operator, "submitted_at": _now(app),
+             "updated_at": _now(app)},
+        )  # fmt: skip
+        audit.record(app, "broadcast.submit", str(broadcast_id), {})
+    return describe(app, _get(app, broadcast_id), with_estimate=True)
+
+
+def approve(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+    """Approve a submitted broadcast. The author never approves their own."""
+    require(app, "broadcast.approve", account)
+    b = _get(app, broadcast_id, account)
+    if b["created_by"] == app.operator:
+        with app.store.transaction():
+            audit.record(app, "broadcast.approve", str(broadcast_id),
+                         {"reason": "author may not approve"}, outcome="denied")  # fmt: skip
+        raise ConflictError(
+            f"'{app.operator}' created broadcast {broadcast_id} and may not approve it: "
+            "another approver must (maker-checker)."
+        )
+    with app.store.transaction():
+        b = _get(app, broadcast_id, account)
+        if b["state"] != "submitted":
+            raise ConflictError(
+                f"broadcast {broadcast_id} is {b['state']}; only submitted ones are approved."
+            )
+        app.store.broadcasts.update(
+            broadcast_id,
+            {"state": "approved", "approved_by": app.operator, "approved_at": _now(app),
+             "approved_hash": b["content_hash"], "updated_at": _now(app)},
+        )  # fmt: skip
+        audit.record(app, "broadcast.approve", str(broadcast_id), {"hash": b["content_hash"]})
+    return describe(app, _get(app, broadcast_id), with_estimate=True)
+
+
+def reject(
+    app: AppContext, broadcast_id: int, reason: str, account: str | None = None
+) -> dict[str, Any]:
+    require(app, "broadcast.reject", account)
+    if not reason.strip():
+        raise ValidationError("--reason is empty: say why, for the author.")
+    with app.store.transaction():
+        b = _get(app, broadcast_id, account)
+        if b["state"] != "submitted":
+            raise ConflictError(
+                f"broadcast {broadcast_id} is {b['state']}; only submitted ones are rejected."
+            )
+        app.store.broadcasts.update(
+            broadcast_id,
+            {"state": "rejected", "rejected_by": app.operator, "rejected_at": _now(app),
+             "reject_reason": reason, "updated_at": _now(app)},
+        )  # fmt: skip
+        audit.record(app, "broadcast.reject", str(broadcast_id), {"reason": reason})
+    return describe(app, _get(app, broadcast_id))
+
+
+def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+    """Cancel, also mid-send: units not yet sent are not sent."""
+    require(app, "broadcast.cancel", account)
+    with app.store.transaction():
+        b = _get(app, broadcast_id, account)
+        if b["state"] in ("sent", "partly_failed", "failed", "cancelled"):
+            raise ConflictError(f"broadcast {broadcast_id} is {b['state']}; nothing to cancel.")
+        app.store.broadcasts.update(
+            broadcast_id,
+            {"state": "cancelled", "cancelled_by": app.operator, "cancelled_at": _now(app),
+             "updated_at": _now(app)},
+        )  # fmt: skip
+        stopped = app.store.outbox.cancel_source(f"broadcast:{broadcast_id}", time.time())
+        audit.record(
+            app,
+            "broadcast.cancel",
+            str(broadcast_id),
+            {"was": b["state"], "units_cancelled": stopped},
+        )
+    return describe(app, _get(app, broadcast_id))
+
+
+def preview(
+    app: AppContext, broadcast_id: int, openid: str, account: str | None = None
+) -> dict[str, Any]:
+    """Send the broadcast's content to one test follower on the account's preview list."""
+    require(app, "broadcast.preview", account)
+    b = _get(app, broadcast_id, account)
+    acct = accounts.get(app, b["account"])
+    allowed = acct.settings.get("preview_openids") or []
+    if openid not in allowed:
+        raise ValidationError(
+            f"'{openid}' is not on {acct.name}'s preview list. Add it with bankwx account "
+            f"update {acct.name} --preview-openids OPENID."
+        )
+    client = app.client(acct)
+    if b["content_kind"] == "template":
+        body = {"touser": openid, "template_id": b["content"]["template_id"],
+                "data": b["content"]["data"]}  # fmt: skip
+        answer = client.post("/cgi-bin/message/template/send", body)
+    else:
+        body = {"touser": openid, **_mass_content(b["content_kind"], b["content"])}
+        answer = client.post("/cgi-bin/message/mass/preview", body)
+    with app.store.transaction():
+        audit.record(app, "broadcast.preview", str(broadcast_id), {"to": openid})
+    return {"broadcast": broadcast_id, "to": openid, "wechat": answer}
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+
+def template_for(app: AppContext, acct: Account, template_id: str) -> dict[str, Any]:
+    found = app.store.templates.get(acct.name, template_id)
+    if found is None:
+        sync_templates(app, acct.name)
+        found = app.store.templates.get(acct.name, template_id)
+    if found is None:
+        raise NotFoundError(
+            f"no template '{template_id}' for {acct.name}. See bankwx template list."
+        )
+    return found
+
+
+def sync_templates(app: AppContext, account: str | None) -> list[dict[str, Any]]:
+    require(app, "template.sync", account)
+    acct = accounts.resolve(app, account)
+    listed = app.client(acct).get("/cgi-bin/template/get_all_private_template")
+    templates = list(listed.get("template_list", []))
+    with app.store.transaction():
+        app.store.templates.replace_all(acct.name, templates, _now(app))
+        audit.record(app, "template.sync", acct.name, {"templates": len(templates)})
+    return app.store.templates.all(acct.name)
+
+
+def list_templates(app: AppContext, account: str | None) -> list[dict[str, Any]]:
+    require(app, "template.read", account)
+    return app.store.templates.all(accounts.resolve(app, account).name)
+
+
+def show_template(app: AppContext, template_id: str, account: str | None) -> dict[str, Any]:
+    require(app, "template.read", account)
+    acct = accounts.resolve(app, account)
+    found = app.store.templates.get(acct.name, template_id)
+    if found is None:
+        raise NotFoundError(
+            f"no template '{template_id}' for {acct.name}. Run bankwx template sync."
+        )
+    return {**found, "fields": placeholders(found["content"])}
+
+
+def _month(app: AppContext) -> str:
+    return app.clock.now().astimezone(BANK_TZ).strftime("%Y-%m")
+
+
+def expand(app: AppContext, b: dict[str, Any]) -> int:
+    """Enqueue the broadcast's units (idempotent: a second run adds nothing)."""
+    source = f"broadcast:{b['id']}"
+    account = b["account"]
+    added = 0
+    if b["content_kind"] == "template":
+        openids = audience_openids(app, b)
+        content = b["content"]
+        for start in range(0, len(openids), EXPAND_BATCH):
+            with app.store.transaction():
+                for openid in openids[start : start + EXPAND_BATCH]:
+                    if outbox.enqueue_template(
+                        app, account, openid, content["template_id"], content["data"],
+                        f"{source}:{openid}", lane="broadcast", source=source,
+                    ) is not None:  # fmt: skip
+                        added += 1
+    elif b["audience_kind"] in ("all", "tag"):
+        body: dict[str, Any] = {"filter": {"is_to_all": True}}
+        if b["audience_kind"] == "tag":
+            body = {"filter": {"is_to_all": False, "tag_id": int(b["audience"]["tag_id"])}}
+        body.update(_mass_content(b["content_kind"], b["content"]))
+        receivers = audience_openids(app, b)
+        with app.store.transaction():
+            if outbox.enqueue_mass(app, account, body, f"{source}:all", "/cgi-bin/message/mass/sendall",
+                                   source=source, openid_count=len(receivers)) is not None:  # fmt: skip
+                added += 1
+                app.store.broadcasts.add_receipts(account, _month(app), receivers)
+    else:
+        content_body = _mass_content(b["content_kind"], b["content"])
+        for number, batch in enumerate(batches(audience_openids(app, b))):
+            with app.store.transaction():
+                if outbox.enqueue_mass(app, account, {"touser": batch, **content_body},
+                                       f"{source}:batch:{number}", "/cgi-bin/message/mass/send",
+                                       source=source, openid_count=len(batch)) is not None:  # fmt: skip
+                    added += 1
+                    app.store.broadcasts.add_receipts(account, _month(app), batch)
+    with app.store.transaction():
+        app.store.broadcasts.update(b["id"], {"expanded_at": _now(app), "updated_at": _now(app)})
+    return added
+
+
+def _start(app: AppContext, b: dict[str, Any]) -> dict[str, Any] | None:
+    """approved -> sending (one process wins); sending stays sending (a killed run's)."""
+    if b["state"] == "approved":
+        if b["approved_hash"] != b["content_hash"]:
+            raise ConflictError(
+                f"broadcast {b['id']} changed after approval; it needs approval again."
+            )
+        with app.store.transaction():
+            app.store.broadcasts.update(b["id"], {"state": "sending", "started_at": _now(app),
+                                                  "updated_at": _now(app)}, expect_state="approved")  # fmt: skip
+            audit.record(app, "broadcast.send", str(b["id"]), {"by": app.operator})
+        b = _get(app, b["id"])
+    return b if b["state"] == "sending" else None
+
+
+def _finish(app: AppContext, broadcast_id: int) -> dict[str, Any]:
+    counts = app.store.outbox.counts(f"broadcast:{broadcast_id}")
+    if counts.get("pending") or counts.get("sending"):
+        return _get(app, broadcast_id)
+    with app.store.transaction():
+        b = _get(app, broadcast_id)
+        if b["state"] == "sending" and b["expanded_at"]:
+            bad = counts.get("failed", 0) + counts.get("unknown", 0)
+            state = "sent" if not bad else "failed" if not counts.get("sent") else "partly_failed"
+            app.store.broadcasts.update(broadcast_id, {"state": state, "finished_at": _now(app),
+                                                       "updated_at": _now(app)})  # fmt: skip
+            audit.record(app, "broadcast.finish", str(broadcast_id), {"state": state, **counts})
+    return _get(app, broadcast_id)
+
+
+def send(
+    app: AppContext, broadcast_id: int, account: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, Any], outbox.Report]:  # fmt: skip
+    """Send an approved broadcast now and drain its units; returns when all are final."""
+    require(app, "broadcast.send", account)
+    b = _get(app, broadcast_id, account)
+    if b["state"] in ("draft", "submitted", "rejected"):
+        raise ConflictError(
+            f"broadcast {broadcast_id} is {b['state']}: it must be approved before it is sent."
+        )
+    if b["state"] in ("sent", "partly_failed", "failed", "cancelled"):
+        raise ConflictError(f"broadcast {broadcast_id} is already {b['state']}.")
+    return _run(app, [b], progress)
+
+
+def run_due(
+    app: AppContext, progress: Callable[[int, int], None] | None = None
+) -> tuple[list[dict[str, Any]], outbox.Report]:
+    """Send every approved broadcast whose time has come (cron); resume killed runs."""
+    require(app, "broadcast.send")
+    due = app.store.broadcasts.due(_now(app))
+    report = outbox.Report()
+    done = []
+    for b in due:
+        result, part = _run(app, [b], progress)
+        done.append(result)
+        for name in ("sent", "failed", "unknown", "retried", "wechat_refusals"):
+            setattr(report, name, getattr(report, name) + getattr(part, name))
+        report.errors += part.errors
+    return done, report
+
+
+def _run(
+    app: AppContext, items: list[dict[str, Any]], progress: Callable[[int, int], None] | None
+) -> tuple[dict[str, Any], outbox.Report]:
+    b = items[0]
+    started = _start(app, b)
+    if started is None:
+        return _get(app, b["id"]), outbox.Report()
+    expand(app, started)
+    source = f"broadcast:{b['id']}"
+    total = sum(app.store.outbox.counts(source).values())
+
+    def finished() -> bool:
+        counts = app.store.outbox.counts(source)
+        if progress:
+            progress(sum(counts.get(s, 0) for s in TERMINAL), total)
+        return not counts.get("pending") and not counts.get("sending")
+
+    dispatcher = outbox.Dispatcher(app, b["account"])
+    dispatcher.start()
+    try:
+        report = dispatcher.drain(wait_for_retries=True, until=finished)
+    finally:
+        dispatcher.stop()
+    finished()
+    return _finish(app, b["id"]), report
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+def job_finished(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
+    """MASSSENDJOBFINISH: add WeChat's counts to the broadcast the job belongs to."""
+    from bankwx_cli.domain.routing import Decision
+
+    account = runtime.account.name
+    broadcast_id = app.store.broadcasts.find_by_source_msgid(account, inbound.msg_id)
+    if broadcast_id is not None:
+        f = inbound.fields
+        with app.store.transaction():
+            b = _get(app, broadcast_id)
+            results = dict(b["results"])
+            jobs = dict(results.get("jobs", {}))
+            jobs[inbound.msg_id] = {
+                "status": f.get("Status", ""),
+                "total": _int(f.get("TotalCount")),
+                "filtered": _int(f.get("FilterCount")),
+                "sent": _int(f.get("SentCount")),
+                "errors": _int(f.get("ErrorCount")),
+            }
+            results["jobs"] = jobs
+            app.store.broadcasts.update(broadcast_id, {"results": results})
+    return Decision(None, route="event:masssendjobfinish", outcome="recorded")
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def status(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+    require(app, "broadcast.read", account)
+    b = _get(app, broadcast_id, account)
+    source = f"broadcast:{broadcast_id}"
+    units = app.store.outbox.counts(source)
+    jobs = b["results"].get("jobs", {})
+    deliveries: dict[str, int] = {}
+    if b["content_kind"] == "template":
+        for row in app.store.outbox.all({"source": source}, None):
+            key = row.get("delivery_status") or "awaiting result"
+            key = "failed" if key.startswith("failed") else key
+            deliveries[key] = deliveries.get(key, 0) + 1
+    return {
+        "id": broadcast_id,
+        "state": b["state"],
+        "audience_size": b["audience_size"],
+        "units": units,
+        "wechat_total": sum(j["total"] for j in jobs.values()),
+        "wechat_filtered": sum(j["filtered"] for j in jobs.values()),
+        "wechat_sent": sum(j["sent"] for j in jobs.values()),
+        "wechat_errors": sum(j["errors"] for j in jobs.values()),
+        "jobs": jobs,
+        "template_results": deliveries,
+    }
+
+
+def estimate(app: AppContext, b: dict[str, Any]) -> str | None:
+    """The monthly-allowance warning for a mass broadcast, from bankwx's own sends."""
+    if b["content_kind"] == "template":
+        return None
+    openids = audience_openids(app, b)
+    over = app.store.broadcasts.saturated(b["account"], _month(app), openids, MONTHLY_ALLOWANCE)
+    if not over:
+        return None
+    return (
+        f"{over} of {len(openids)} followers have already received {MONTHLY_ALLOWANCE} mass "
+        "messages this month (Beijing time); WeChat will filter them. This is an estimate "
+        "from bankwx's own sends: messages from WeChat's console are not counted."
+    )
+
+
+def describe(app: AppContext, b: dict[str, Any], with_estimate: bool = False) -> dict[str, Any]:
+    shown = {
+        "id": b["id"],
+        "account": b["account"],
+        "title": b["title"],
+        "state": b["state"],
+        "content_kind": b["content_kind"],
+        "content": b["content"],
+        "audience_kind": b["audience_kind"],
+        "audience": b["audience"],
+        "audience_size": b["audience_size"],
+        "scheduled_at": bank_time(from_iso(b["scheduled_at"])) if b["scheduled_at"] else None,
+        "created_by": b["created_by"],
+        "approved_by": b["approved_by"],
+        "reject_reason": b["reject_reason"],
+        "units": app.store.outbox.counts(f"broadcast:{b['id']}"),
+    }
+    if with_estimate:
+        shown["allowance_warning"] = estimate(app, b)
+    return shown
+
+
+def show(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+    require(app, "broadcast.read", account)
+    return describe(app, _get(app, broadcast_id, account), with_estimate=True)
+
+
+def list_(
+    app: AppContext, account: str | None = None, state: str | None = None
+) -> list[dict[str, Any]]:
+    require(app, "broadcast.read", account)
+    name = accounts.get(app, account).name if account else None
+    return [describe(app, b) for b in app.store.broadcasts.all(name, state)]
+
+
+def install() -> None:
+    """Attach job-finished events to the routing engine."""
+    from bankwx_cli.domain import routing
+
+    hooks = routing.EVENT_HOOKS.setdefault("masssendjobfinish", [])
+    if job_finished not in hooks:
+        hooks.append(job_finished)

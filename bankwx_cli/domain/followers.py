@@ -1,0 +1,1144 @@
+"""Followers and tags: the sync from WeChat, reads merged with the engine's events, tagging,
+the blacklist, and the account's tags kept in step with WeChat.
+
+The sync pages the follower list by ``next_openid`` (10,000 a page), then fetches profiles
+(100 a call, a few calls at once) for followers that have none or an old one. Every page and
+every few hundred profiles is its own short transaction, with the pass's progress saved in the
+same transaction, so a killed sync resumes where it stopped and a callback receiver on the
+same store keeps answering. A full pass (the first, ``--full``, or when the last one is older
+than ``--full-every``) also finds who unsubscribed; an incremental pass continues the list
+after the last follower seen. Between syncs the engine's subscribe and unsubscribe events
+(``follower_state``) are merged into every read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bankwx_cli.clock import BANK_TZ, bank_time, iso, parse_user_time
+from bankwx_cli.domain import accounts, audit, menus
+from bankwx_cli.domain.permissions import require
+from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError, WeChatError
+from bankwx_cli.models import Account
+
+if TYPE_CHECKING:
+    from bankwx_cli.context import AppContext
+    from bankwx_cli.wechat.client import WeChatClient
+
+log = logging.getLogger(__name__)
+
+USER_GET = "/cgi-bin/user/get"
+USER_INFO = "/cgi-bin/user/info"
+BATCHGET = "/cgi-bin/user/info/batchget"
+BLACKLIST_GET = "/cgi-bin/tags/members/getblacklist"
+TAGS_GET = "/cgi-bin/tags/get"
+TAGS_CREATE = "/cgi-bin/tags/create"
+TAGS_UPDATE = "/cgi-bin/tags/update"
+TAGS_DELETE = "/cgi-bin/tags/delete"
+MEMBER_CALLS = {
+    "tag": "/cgi-bin/tags/members/batchtagging",
+    "untag": "/cgi-bin/tags/members/batchuntagging",
+    "block": "/cgi-bin/tags/members/batchblacklist",
+    "unblock": "/cgi-bin/tags/members/batchunblacklist",
+}
+BATCH_SIZES = {"tag": 50, "untag": 50, "block": 20, "unblock": 20}  # WeChat's maximum a call
+PERMISSIONS = {
+    "tag": "follower.tag",
+    "untag": "follower.tag",
+    "block": "follower.block",
+    "unblock": "follower.block",
+}
+PROFILES_PER_CALL = 100
+MAX_TAGS = 100  # tags an account may create
+TAG_NAME_MAX = 30  # characters
+TAGS_PER_FOLLOWER = 20
+SYSTEM_TAG_IDS = frozenset({0, 1, 2})
+SUBSCRIBE_SCENES = (
+    "ADD_SCENE_SEARCH",
+    "ADD_SCENE_ACCOUNT_MIGRATION",
+    "ADD_SCENE_PROFILE_CARD",
+    "ADD_SCENE_QR_CODE",
+    "ADD_SCENE_PROFILE_LINK",
+    "ADD_SCENE_PROFILE_ITEM",
+    "ADD_SCENE_PAID",
+    "ADD_SCENE_WECHAT_ADVERTISEMENT",
+    "ADD_SCENE_REPRINT",
+    "ADD_SCENE_LIVESTREAM",
+    "ADD_SCENE_CHANNELS",
+    "ADD_SCENE_OTHERS",
+)
+DEFAULT_PROFILE_MAX_AGE = "7d"
+DEFAULT_FULL_EVERY = "1d"
+DEFAULT_THREADS = 4
+MAX_THREADS = 16
+PROFILE_ROWS_PER_COMMIT = 1000
+KEYSET_CHUNK = 2000
+# Profile calls queued per thread: enough that the threads keep calling WeChat while this
+# thread writes a page of the list (the threads still make only ``threads`` calls at once).
+QUEUED_CALLS = 8
+PAGES_AHEAD = 2  # new pages held in memory while their profiles arrive
+UNLIST_BATCH = 5000
+LEASE_S = 60.0  # a sync whose holder has not saved progress for this long is taken over
+_OPENID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_DURATION = re.compile(r"(\d+)\s*([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+ProgressFactory = Callable[[str, int | None], AbstractContextManager[Any]]
+
+
+class _NoBar:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def total(self, n: int | None) -> None:
+        pass
+
+
+@contextmanager
+def _no_progress(description: str, total: int | None) -> Iterator[_NoBar]:
+    yield _NoBar()
+
+
+# --- Values -----------------------------------------------------------------------------------
+
+
+def parse_duration(text: str, option: str) -> float:
+    """'90s', '30m', '12h', '7d' or a number of seconds. Raises ValidationError."""
+    found = _DURATION.fullmatch(text.strip().lower())
+    if not found:
+        raise ValidationError(
+            f"{option} '{text}' is invalid: use a number and a unit, e.g. 30m, 12h or 7d."
+        )
+    return float(int(found.group(1)) * _UNITS[found.group(2)])
+
+
+def check_openids(openids: list[str]) -> tuple[list[str], int]:
+    """The openids without repeats (in order) and how many repeats there were.
+
+    Raises ValidationError for an empty list or a value that is not an openid.
+    """
+    if not openids:
+        raise ValidationError("give at least one OPENID.")
+    for openid in openids:
+        if not _OPENID.fullmatch(openid):
+            raise ValidationError(
+                f"'{openid}' is not an openid: WeChat openids are 28 letters, digits, '-' "
+                "or '_'. See bankwx follower list."
+            )
+    unique = list(dict.fromkeys(openids))
+    return unique, len(openids) - len(unique)
+
+
+def check_scene(scene: str) -> str:
+    value = scene.strip().upper()
+    if not value.startswith("ADD_SCENE_"):
+        value = "ADD_SCENE_" + value
+    if value not in SUBSCRIBE_SCENES:
+        raise ValidationError(
+            f"--scene '{scene}' is invalid: use one of {', '.join(SUBSCRIBE_SCENES)}."
+        )
+    return value
+
+
+def check_tag_name(name: str) -> str:
+    if not name.strip():
+        raise ValidationError("a tag name may not be empty.")
+    if len(name) > TAG_NAME_MAX:
+        raise ValidationError(
+            f"tag name '{name}' is {len(name)} characters long: WeChat allows "
+            f"{TAG_NAME_MAX} at most."
+        )
+    return name
+
+
+def _account(app: AppContext, permission: str, name: str | None) -> Account:
+    """Check the permission (before any lookup), then resolve the account."""
+    require(app, permission, name)
+    account = accounts.resolve(app, name)
+    if name is None:
+        require(app, permission, account.name)  # operators limited to some accounts
+    return account
+
+
+def _now(app: AppContext) -> str:
+    return iso(app.clock.now())
+
+
+_DATES: dict[int, str] = {}  # day number -> "YYYY-MM-DD", for the many profiles of a sync
+
+
+def _utc_text(seconds: Any) -> str | None:
+    """Unix seconds as the store's UTC text; None for a missing or non-positive value."""
+    if type(seconds) is not int:
+        if not isinstance(seconds, float) or seconds != seconds:
+            return None
+        seconds = int(seconds)
+    if seconds <= 0:
+        return None
+    day, rest = divmod(seconds, 86400)
+    date = _DATES.get(day)
+    if date is None:
+        date = _DATES[day] = time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+    return f"{date}T{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}.000000Z"
+
+
+def _profile(info: dict[str, Any]) -> dict[str, Any]:
+    """A user/info answer as the store's profile fields (a sync converts a million)."""
+    get = info.get
+    tag_ids = get("tagid_list")
+    return {
+        "openid": info["openid"],
+        "subscribe": get("subscribe") == 1,
+        "subscribe_at": _utc_text(get("subscribe_time")),
+        "subscribe_scene": get("subscribe_scene") or None,
+        "qr_scene": get("qr_scene") or None,
+        "qr_scene_str": get("qr_scene_str") or None,
+        "language": get("language") or None,
+        "remark": get("remark") or None,
+        "unionid": get("unionid") or None,
+        "tagid_list": [int(t) for t in tag_ids if str(t).lstrip("-").isdigit()] if tag_ids else [],
+    }
+
+
+def next_quota_reset(app: AppContext) -> datetime:
+    """WeChat's daily quotas reset at midnight Beijing time."""
+    local = app.clock.now().astimezone(BANK_TZ)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=BANK_TZ) + timedelta(days=1)
+    return midnight.astimezone(UTC)
+
+
+# --- Sync -------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncReport:
+    """What one run of ``follower sync`` did (a resumed pass counts from its start)."""
+
+    account: str
+    kind: str  # full | incremental
+    resumed: bool
+    pages: int
+    listed: int
+    new: int
+    profiles: int
+    unsubscribed: int
+    blacklisted: int
+    tags: int
+    total: int | None  # followers WeChat counts
+    subscribed: int  # subscribed followers in the store afterwards
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        how = "resumed " if self.resumed else ""
+        return (
+            f"Synced followers of '{self.account}' ({how}{self.kind} pass): "
+            f"{self.listed:,} listed in {self.pages} pages, {self.new:,} new, "
+            f"{self.profiles:,} profiles fetched, {self.unsubscribed:,} unsubscribed, "
+            f"{self.blacklisted:,} blacklisted, {self.tags} tags; "
+            f"{self.subscribed:,} subscribed followers in the store ({self.seconds:.1f} s)."
+        )
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _holder_alive(holder: str | None, heartbeat: float | None, now: float) -> bool:
+    """Whether another process still runs a sync: a recent heartbeat and, on this host, a
+    live process (a killed sync is taken over at once)."""
+    if not holder or heartbeat is None or now - heartbeat > LEASE_S or holder == _holder():
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Due:
+    """Openids of stored followers whose profile is due, 100 a call, in list order (keyset
+    paging on list_seq, so that the updates follow the rows' order in the table)."""
+
+    def __init__(self, app: AppContext, account: str, cutoff: str) -> None:
+        self.followers = app.store.followers
+        self.account = account
+        self.cutoff = cutoff
+        self.after = 0
+        self.calls: deque[list[str]] = deque()
+
+    def next_call(self) -> list[str] | None:
+        """The openids of the next call, or None when none is due now."""
+        if not self.calls:
+            chunk = self.followers.needing_profile(
+                self.account, self.cutoff, self.after, KEYSET_CHUNK
+            )
+            if not chunk:
+                # Nothing due up to the last row: rows written later come after it.
+                self.after = max(self.after, self.followers.last_seq(self.account))
+                return None
+            self.after = chunk[-1][0]
+            openids = [openid for _, openid in chunk]
+            step = PROFILES_PER_CALL
+            self.calls.extend(openids[i : i + step] for i in range(0, len(openids), step))
+        return self.calls.popleft()
+
+
+@dataclass
+class _Page:
+    """A page of the follower list on its way to the store.
+
+    A page of followers the store has never seen ("new") is written once, with the profiles,
+    when every profile call of the page has answered; any other page is written at once and
+    its due profiles are fetched from the store's side (``_Due``). Pages are written in list
+    order, each with the cursor after it, in one transaction.
+    """
+
+    openids: list[str]
+    answer: dict[str, Any]
+    new: bool
+    calls: int = 0  # profile calls not answered yet
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return not self.new or self.calls == 0
+
+
+class _Sync:
+    def __init__(
+        self,
+        app: AppContext,
+        account: Account,
+        client: WeChatClient,
+        *,
+        full: bool,
+        profile_max_age_s: float,
+        full_every_s: float,
+        threads: int,
+        progress: ProgressFactory,
+    ) -> None:
+        self.app = app
+        self.store = app.store
+        self.name = account.name
+        self.client = client
+        self.full = full
+        self.profile_max_age_s = profile_max_age_s
+        self.full_every_s = full_every_s
+        self.threads = threads
+        self.progress = progress
+        self.holder = _holder()
+        self.state: dict[str, Any] = {}
+        self.resumed = False
+        self.blacklisted = 0
+        self.tags = 0
+        self.tags_stored = True
+        self.fresh = False
+
+    # progress is saved in the caller's transaction
+    def _save(self, **changes: Any) -> None:
+        self.state.update(changes)
+        self.state["updated_at"] = _now(self.app)
+        self.state["heartbeat_at"] = self.app.clock.time()
+        values = {k: v for k, v in self.state.items() if k != "account"}
+        self.store.followers.save_sync_state(self.name, values)
+
+    def begin(self) -> None:
+        self.store.followers.bulk_mode()
+        now = self.app.clock.time()
+        with self.store.transaction():
+            found = self.store.followers.sync_state(self.name)
+            if found and _holder_alive(found["holder"], found["heartbeat_at"], now):
+                raise ConflictError(
+                    f"a sync of '{self.name}' is running ({found['holder']}, last progress "
+                    f"{now - found['heartbeat_at']:.0f} s ago). Wait for it to finish."
+                )
+            previous: dict[str, Any] = dict(found or {})
+            self.state = dict(previous)
+            unfinished = bool(previous) and previous["phase"] != "done"
+            if unfinished and not (self.full and previous["kind"] != "full"):
+                self.resumed = True
+                self._save(holder=self.holder)
+                return
+            tail = str(previous.get("tail") or "")
+            last_full = previous.get("last_full_at")
+            stale = iso(self.app.clock.now() - timedelta(seconds=self.full_every_s))
+            full = self.full or not tail or not last_full or str(last_full) < stale
+            self._save(
+                pass_no=int(previous.get("pass_no") or 0) + 1,
+                kind="full" if full else "incremental",
+                phase="list",
+                cursor="" if full else tail,
+                tail=tail,
+                pages=0,
+                listed=0,
+                new=0,
+                total=None,
+                profiles=0,
+                unsubscribed=0,
+                started_at=_now(self.app),
+                finished_at=None,
+                last_full_at=last_full,
+                holder=self.holder,
+            )
+
+    def release(self) -> None:
+        with self.store.transaction():
+            self._save(holder=None, heartbeat_at=None)
+
+    def _page(self, cursor: str) -> tuple[list[str], dict[str, Any]]:
+        """One page of the follower list: (openids, the answer); none on the last page.
+
+        An incremental pass whose starting follower WeChat no longer knows (40003) becomes a
+        full pass.
+        """
+        try:
+            page = self.client.get(USER_GET, {"next_openid": cursor})
+        except WeChatError as exc:
+            if exc.errcode != 40003 or not cursor or self.state["kind"] == "full":
+                raise
+            log.info("incremental cursor refused (40003); starting a full pass")
+            return [], {"restart": True}
+        data = page.get("data") if page.get("count") else None
+        return [str(o) for o in (data or {}).get("openid") or []], page
+
+    def _write_page(self, page: _Page) -> str | None:
+        """Store a page (and the pass's progress); the cursor of the next page, if any."""
+        state = self.state
+        openids, answer = page.openids, page.answer
+        at = _now(self.app)
+        with self.store.transaction():
+            if page.new:
+                self.store.followers.insert_listed(
+                    self.name, openids, page.profiles, int(state["pass_no"]), at
+                )
+                new, profiles = len(openids), len(page.profiles)
+            else:
+                new, _, _ = self.store.followers.upsert_listed(
+                    self.name, openids, int(state["pass_no"]), at
+                )
+                profiles = 0
+            next_openid = str(answer.get("next_openid") or "")
+            self._save(
+                cursor=next_openid or openids[-1],
+                tail=openids[-1],
+                pages=state["pages"] + 1,
+                listed=state["listed"] + len(openids),
+                new=state["new"] + new,
+                total=answer.get("total"),
+                profiles=state["profiles"] + profiles,
+            )
+        return next_openid or None
+
+    def _list_done(self) -> None:
+        state = self.state
+        if state["kind"] == "full":
+            # Who the complete list did not name has unsubscribed.
+            while True:
+                with self.store.transaction():
+                    n = self.store.followers.mark_unlisted(
+                        self.name, int(state["pass_no"]), state["started_at"], UNLIST_BATCH
+                    )
+                    self._save(unsubscribed=state["unsubscribed"] + n)
+                if n == 0:
+                    break
+        with self.store.transaction():
+            self._save(phase="profiles")
+
+    def _fetch(self, openids: list[str]) -> list[dict[str, Any]]:
+        body = {"user_list": [{"openid": o, "lang": "zh_CN"} for o in openids]}
+        answer = self.client.post(BATCHGET, body)
+        return [_profile(info) for info in answer.get("user_info_list") or []]
+
+    def _commit(self, rows: list[dict[str, Any]]) -> None:
+        # Tags are compared with the stored ones only when there are any (a first sync of
+        # an account without tags skips a query a commit).
+        self.tags_stored = self.tags_stored or any(r["tagid_list"] for r in rows)
+        with self.store.transaction():
+            self.store.followers.save_profiles(self.name, rows, _now(self.app), self.tags_stored)
+            self._save(profiles=self.state["profiles"] + len(rows))
+
+    def pump(self) -> None:
+        """List the pages (while phase is 'list') and fetch the profiles that are due, at once.
+
+        One thread fetches the next page while this one writes; ``threads`` more fetch
+        profiles (100 a call, ``threads`` calls at once): those of new pages (written with
+        their page), then those the store says are due (missing, or older than the max
+        age). Only this thread writes. When WeChat refuses a page, the profiles of the pages
+        already listed are still fetched and written; when it refuses a profile call, no more
+        are made. Either way what was fetched is written, and the error raised.
+        """
+        state = self.state
+        cutoff = iso(self.app.clock.now() - timedelta(seconds=self.profile_max_age_s))
+        wanted = self.store.followers.count_needing_profile(self.name, cutoff)
+        due = _Due(self.app, self.name, cutoff)
+        self.tags_stored = self.store.followers.has_tags(self.name)
+        # An account without stored followers: every page is new (a follower listed twice,
+        # having followed again meanwhile, is written over).
+        self.fresh = not self.store.followers.counts(self.name).get("known")
+        pages: deque[_Page] = deque()  # listed, not yet written, in list order
+        calls: deque[tuple[_Page, list[str]]] = deque()  # profile calls of new pages
+        running: dict[Future[list[dict[str, Any]]], _Page | None] = {}
+        rows: list[dict[str, Any]] = []  # profiles of stored followers, to write
+        list_failure: WeChatError | None = None
+        call_failure: WeChatError | None = None
+        cursor: str | None = state["cursor"] if state["phase"] == "list" else None
+        listing: Future[tuple[list[str], dict[str, Any]]] | None = None
+        with (
+            self.progress("Syncing followers", wanted + (state["total"] or 0)) as bar,
+            ThreadPoolExecutor(1, thread_name_prefix="sync-list") as lister,
+            ThreadPoolExecutor(self.threads, thread_name_prefix="sync-profiles") as pool,
+        ):
+            bar.advance(state["listed"])
+            while True:
+                if listing is not None and listing.done():
+                    try:
+                        openids, answer = listing.result()
+                    except WeChatError as exc:
+                        list_failure, openids, answer = exc, [], {}
+                    listing, cursor = None, None
+                    if answer.get("restart"):
+                        with self.store.transaction():
+                            self._save(kind="full", cursor="", pages=0, listed=0, new=0)
+                        cursor = ""
+                    elif openids:
+                        new = self.fresh or self.store.followers.none_known(self.name, openids)
+                        page = _Page(openids, answer, new)
+                        pages.append(page)
+                        if new:
+                            for i in range(0, len(openids), PROFILES_PER_CALL):
+                                calls.append((page, openids[i : i + PROFILES_PER_CALL]))
+                                page.calls += 1
+                            wanted += len(openids)
+                        cursor = str(answer.get("next_openid") or "") or None
+                        bar.total(wanted + int(answer.get("total") or 0))
+                        bar.advance(len(openids))
+                held = sum(1 for p in pages if p.new)
+                if listing is None and cursor is not None and held < PAGES_AHEAD:
+                    listing = lister.submit(self._page, cursor)
+                while call_failure is None and len(running) < QUEUED_CALLS * self.threads:
+                    if calls:
+                        page, openids = calls.popleft()
+                        running[pool.submit(self._fetch, openids)] = page
+                        continue
+                    stored = due.next_call()
+                    if stored is None:
+                        break
+                    running[pool.submit(self._fetch, stored)] = None
+                waiting: set[Future[Any]] = set(running)
+                if listing is not None:
+                    waiting.add(listing)
+                if waiting:
+                    done, _ = wait(waiting, return_when=FIRST_COMPLETED)
+                    for future in done & running.keys():
+                        owner = running.pop(future)
+                        try:
+                            got = future.result()
+                        except WeChatError as exc:
+                            call_failure = call_failure or exc
+                            got = []
+                        bar.advance(len(got))
+                        if owner is None:
+                            rows += got
+                        else:
+                            owner.profiles += got
+                            owner.calls -= 1
+                written = False
+                while pages and pages[0].ready:
+                    self._write_page(pages.popleft())
+                    written = True
+                while len(rows) >= PROFILE_ROWS_PER_COMMIT:
+                    self._commit(rows[:PROFILE_ROWS_PER_COMMIT])
+                    del rows[:PROFILE_ROWS_PER_COMMIT]
+                listed_all = cursor is None and listing is None and not pages
+                if state["phase"] == "list" and listed_all and list_failure is None:
+                    self._list_done()
+                    written = True
+                if not waiting and not written:
+                    break  # nothing under way, nothing left that can be written
+            if rows:
+                self._commit(rows)
+        failure = list_failure or call_failure
+        if failure is not None:
+            raise failure
+        with self.store.transaction():
+            self._save(phase="extras")
+
+    def extras(self) -> None:
+        """The blacklist and the account's tags, then the pass is done."""
+        blocked: list[str] = []
+        cursor = ""
+        while True:
+            page = self.client.post(BLACKLIST_GET, {"begin_openid": cursor})
+            data = page.get("data") if page.get("count") else None
+            openids = [str(o) for o in (data or {}).get("openid") or []]
+            if not openids:
+                break
+            blocked += openids
+            cursor = str(page.get("next_openid") or "")
+            if not cursor:
+                break
+        tags = self.client.get(TAGS_GET).get("tags") or []
+        self.blacklisted, self.tags = len(blocked), len(tags)
+        state = self.state
+        with self.store.transaction():
+            self.store.followers.replace_blacklist(self.name, blocked)
+            self.store.tags.replace(self.name, tags, _now(self.app))
+            finished = _now(self.app)
+            full = state["kind"] == "full"
+            self._save(
+                phase="done",
+                finished_at=finished,
+                last_full_at=state["started_at"] if full else state["last_full_at"],
+                holder=None,
+                heartbeat_at=None,
+            )
+            counts = ("kind", "pass_no", "pages", "listed", "new", "profiles", "unsubscribed")
+            params = {k: state[k] for k in counts}
+            params.update(blacklisted=self.blacklisted, tags=self.tags)
+            audit.record(self.app, "follower.sync", self.name, params)
+
+    def stopped(self, exc: WeChatError) -> WeChatError:
+        """The error, with what was saved and when to run again."""
+        state = self.state
+        saved = (
+            f"the sync of '{self.name}' stopped with its progress saved "
+            f"({state.get('pages', 0)} pages listed, {state.get('profiles', 0):,} profiles "
+            "fetched)"
+        )
+        if exc.errcode == 45009:
+            when = bank_time(next_quota_reset(self.app))
+            advice = f"run bankwx follower sync again after {when} to resume"
+        else:
+            advice = "run bankwx follower sync again to resume"
+        explanation = f"{exc.explanation}; {saved}; {advice}."
+        return type(exc)(exc.errcode, exc.errmsg, explanation, exc.body)
+
+    def run(self) -> SyncReport:
+        started = time.monotonic()
+        self.begin()
+        try:
+            if self.state["phase"] in ("list", "profiles"):
+                self.pump()
+            if self.state["phase"] == "extras":
+                self.extras()
+        except WeChatError as exc:
+            self.release()
+            raise self.stopped(exc) from None
+        except BaseException:
+            self.release()
+            raise
+        state = self.state
+        counts = self.store.followers.counts(self.name)
+        return SyncReport(
+            account=self.name,
+            kind=state["kind"],
+            resumed=self.resumed,
+            pages=state["pages"],
+            listed=state["listed"],
+            new=state["new"],
+            profiles=state["profiles"],
+            unsubscribed=state["unsubscribed"],
+            blacklisted=self.blacklisted,
+            tags=self.tags,
+            total=state["total"],
+            subscribed=int(counts.get("subscribed") or 0),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+
+def sync(
+    app: AppContext,
+    name: str | None,
+    *,
+    full: bool = False,
+    profile_max_age: str = DEFAULT_PROFILE_MAX_AGE,
+    full_every: str = DEFAULT_FULL_EVERY,
+    threads: int = DEFAULT_THREADS,
+    progress: ProgressFactory | None = None,
+) -> SyncReport:
+    """Bring the store's followers in line with WeChat's list and profiles.
+
+    Resumes an interrupted pass (unless ``full`` asks for a full pass and the interrupted one
+    is not). Raises ValidationError for bad options, ConflictError while another live process
+    syncs the account, and WeChatError (exit 3; 45009: the daily quota, with the time to run
+    again) after saving the progress made.
+    """
+    max_age = parse_duration(profile_max_age, "--profile-max-age")
+    every = parse_duration(full_every, "--full-every")
+    if not 1 <= threads <= MAX_THREADS:
+        raise ValidationError(f"--threads {threads} is invalid: use 1 to {MAX_THREADS}.")
+    account = _account(app, "follower.sync", name)
+    runner = _Sync(
+        app,
+        account,
+        app.client(account),
+        full=full,
+        profile_max_age_s=max_age,
+        full_every_s=every,
+        threads=threads,
+        progress=progress or _no_progress,
+    )
+    return runner.run()
+
+
+def sync_status(app: AppContext, name: str | None) -> dict[str, Any]:
+    """The last or current pass of an account's sync, and the store's counts."""
+    account = _account(app, "follower.read", name)
+    state = app.store.followers.sync_state(account.name) or {}
+    counts = app.store.followers.counts(account.name)
+    return {
+        "account": account.name,
+        "phase": state.get("phase", "never synced"),
+        "kind": state.get("kind"),
+        "pages": state.get("pages"),
+        "listed": state.get("listed"),
+        "profiles": state.get("profiles"),
+        "started_at": state.get("started_at"),
+        "finished_at": state.get("finished_at"),
+        "last_full_at": state.get("last_full_at"),
+        "known": counts.get("known", 0),
+        "subscribed": counts.get("subscribed", 0),
+        "without_profile": counts.get("no_profile", 0),
+    }
+
+
+# --- Reads ------------------------------------------------------------------------------------
+
+
+def _tag_names(app: AppContext, account: str) -> dict[int, str]:
+    return {int(t["tag_id"]): str(t["name"]) for t in app.store.tags.all(account)}
+
+
+def _shown(row: dict[str, Any], tag_ids: list[int], names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "openid": row["openid"],
+        "subscribed": row["subscribed"],
+        "subscribe_at": row["subscribe_at"],
+        "subscribe_scene": row["subscribe_scene"],
+        "tags": [names.get(t, str(t)) for t in tag_ids],
+        "tag_ids": tag_ids,
+        "blacklisted": row["blacklisted"],
+        "remark": row["remark"],
+    }
+
+
+def list_(
+    app: AppContext,
+    name: str | None,
+    *,
+    tag: str | None = None,
+    subscribed: bool | None = None,
+    scene: str | None = None,
+    since: str | None = None,
+    blacklisted: bool | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Followers in the store (with the engine's newer subscribe/unsubscribe events), in
+    follow order. Raises NotFoundError for a tag the store does not know."""
+    account = _account(app, "follower.read", name)
+    tag_id = None if tag is None else _stored_tag(app, account.name, tag)["tag_id"]
+    if limit is not None and limit < 1:
+        raise ValidationError(f"--limit {limit} is invalid: use 1 or more.")
+    rows = app.store.followers.list(
+        account.name,
+        subscribed=subscribed,
+        scene=None if scene is None else check_scene(scene),
+        since=None if since is None else iso(parse_user_time(since, "--since")),
+        tag_id=tag_id,
+        blacklisted=blacklisted,
+        limit=limit,
+    )
+    tags = app.store.followers.tag_ids(account.name)
+    names = _tag_names(app, account.name)
+    return [_shown(r, tags.get(r["openid"], []), names) for r in rows]
+
+
+def show(app: AppContext, name: str | None, openid: str, refresh: bool = False) -> dict[str, Any]:
+    """One follower with everything the store knows; ``refresh`` fetches the profile first.
+
+    Raises NotFoundError when the store does not know the openid (and WeChatError from the
+    refresh).
+    """
+    account = _account(app, "follower.sync" if refresh else "follower.read", name)
+    check_openids([openid])
+    if refresh:
+        info = app.client(account).get(USER_INFO, {"openid": openid, "lang": "zh_CN"})
+        profile = _profile({**info, "openid": openid})
+        with app.store.transaction():
+            at = _now(app)
+            app.store.followers.ensure(account.name, [openid], at)
+            app.store.followers.save_profiles(account.name, [profile], at)
+    row = app.store.followers.get(account.name, openid)
+    if row is None:
+        raise NotFoundError(
+            f"no follower '{openid}' in the store for account '{account.name}'. Run bankwx "
+            "follower sync, or check the openid with bankwx follower list."
+        )
+    tag_ids = app.store.followers.tag_ids(account.name, [openid]).get(openid, [])
+    shown = _shown(row, tag_ids, _tag_names(app, account.name))
+    shown.update(
+        {
+            "unsubscribe_at": row["unsubscribe_at"],
+            "qr_scene": row["qr_scene"],
+            "qr_scene_str": row["qr_scene_str"],
+            "language": row["language"],
+            "unionid": row["unionid"],
+            "profile_at": row["profile_at"],
+            "listed_at": row["listed_at"],
+            "source": row["source"],
+        }
+    )
+    return shown
+
+
+def synced_tag_ids(app: AppContext, account: str) -> set[str] | None:
+    """The account's tag ids as last synced (None when its tags were never synced)."""
+    tags = app.store.tags.all(account)
+    return {str(t["tag_id"]) for t in tags} if tags else None
+
+
+if synced_tag_ids not in menus.TAG_SOURCES:
+    menus.TAG_SOURCES.append(synced_tag_ids)
+
+
+# --- Tags -------------------------------------------------------------------------------------
+
+
+def _stored_tag(app: AppContext, account: str, name: str) -> dict[str, Any]:
+    found = app.store.tags.by_name(account, name)
+    if found is None:
+        raise NotFoundError(
+            f"no tag named '{name}' on account '{account}'. See bankwx tag list "
+            "(it refreshes the tags from WeChat)."
+        )
+    return found
+
+
+def _refresh_tags(app: AppContext, account: str, client: WeChatClient) -> list[dict[str, Any]]:
+    tags = client.get(TAGS_GET).get("tags") or []
+    with app.store.transaction():
+        app.store.tags.replace(account, tags, _now(app))
+    return app.store.tags.all(account)
+
+
+def _live_tag(app: AppContext, account: Account, name: str) -> dict[str, Any]:
+    """A tag by name: from the store, else from WeChat's current list. NotFoundError."""
+    found = app.store.tags.by_name(account.name, name)
+    if found is None:
+        _refresh_tags(app, account.name, app.client(account))
+        found = app.store.tags.by_name(account.name, name)
+    if found is None:
+        raise NotFoundError(
+            f"no tag named '{name}' on account '{account.name}'. Create it with bankwx tag "
+            "create, or see bankwx tag list."
+        )
+    return found
+
+
+def _tag_row(tag: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": tag["tag_id"],
+        "name": tag["name"],
+        "count": tag["count"],
+        "system": tag["tag_id"] in SYSTEM_TAG_IDS,
+        "synced_at": tag["synced_at"],
+    }
+
+
+def list_tags(app: AppContext, name: str | None, cached: bool = False) -> list[dict[str, Any]]:
+    """The account's tags with WeChat's follower counts, fetched from WeChat (and stored)
+    unless ``cached``. Raises WeChatError."""
+    account = _account(app, "tag.read", name)
+    if cached:
+        return [_tag_row(t) for t in app.store.tags.all(account.name)]
+    return [_tag_row(t) for t in _refresh_tags(app, account.name, app.client(account))]
+
+
+def _not_system(tag: dict[str, Any]) -> None:
+    if tag["tag_id"] in SYSTEM_TAG_IDS:
+        raise ValidationError(
+            f"tag '{tag['name']}' (id {tag['tag_id']}) is a system tag: WeChat does not allow "
+            "renaming or deleting it."
+        )
+
+
+def _name_free(app: AppContext, account: str, name: str) -> str:
+    check_tag_name(name)
+    taken = app.store.tags.by_name(account, name)
+    if taken is not None:
+        raise ConflictError(
+            f"a tag named '{name}' exists (id {taken['tag_id']}). See bankwx tag list."
+        )
+    return name
+
+
+@dataclass
+class TagChange:
+    """A tag change, planned (``dry_run``) or done."""
+
+    action: str  # create | rename | delete
+    account: str
+    name: str
+    tag_id: int | None = None
+    new_name: str | None = None
+    members: int = 0  # followers holding the tag, per WeChat's last count
+
+    def headline(self, done: bool) -> str:
+        if self.action == "create":
+            return (
+                f"Created tag '{self.name}' (id {self.tag_id}) on '{self.account}'."
+                if done
+                else f"Would create tag '{self.name}' on '{self.account}'."
+            )
+        if self.action == "rename":
+            verb = "Renamed" if done else "Would rename"
+            return f"{verb} tag '{self.name}' (id {self.tag_id}) to '{self.new_name}'."
+        verb = "Deleted" if done else "Would delete"
+        return (
+            f"{verb} tag '{self.name}' (id {self.tag_id}); WeChat untags its "
+            f"{self.members:,} followers."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_tag_create(app: AppContext, name: str | None, tag: str) -> TagChange:
+    """Check a new tag against the stored tags (name length, uniqueness, WeChat's 100)."""
+    account = _account(app, "tag.create", name)
+    _name_free(app, account.name, tag)
+    own = [t for t in app.store.tags.all(account.name) if t["tag_id"] not in SYSTEM_TAG_IDS]
+    if len(own) >= MAX_TAGS:
+        raise ConflictError(
+            f"account '{account.name}' has {len(own)} tags, WeChat's maximum: delete one first."
+        )
+    return TagChange("create", account.name, tag)
+
+
+def create_tag(app: AppContext, name: str | None, tag: str) -> TagChange:
+    """Create a tag on WeChat and in the store. Raises ValidationError, ConflictError,
+    WeChatError (45056 too many, 45157 name used, 45158 too long)."""
+    change = plan_tag_create(app, name, tag)
+    account = accounts.get(app, change.account)
+    created = app.client(account).post(TAGS_CREATE, {"tag": {"name": tag}})["tag"]
+    change.tag_id = int(created["id"])
+    with app.store.transaction():
+        app.store.tags.upsert(change.account, change.tag_id, tag, 0, _now(app))
+        audit.record(app, "tag.create", change.account, {"tag": tag, "tag_id": change.tag_id})
+    return change
+
+
+def plan_tag_rename(app: AppContext, name: str | None, old: str, new: str) -> TagChange:
+    account = _account(app, "tag.rename", name)
+    check_tag_name(new)
+    tag = _live_tag(app, account, old)
+    _not_system(tag)
+    if new != old:
+        _name_free(app, account.name, new)
+    return TagChange("rename", account.name, old, tag["tag_id"], new, tag["count"])
+
+
+def rename_tag(app: AppContext, name: str | None, old: str, new: str) -> TagChange:
+    """Rename a tag on WeChat and in the store. Raises NotFoundError, ValidationError (system
+    tags), ConflictError, WeChatError."""
+    change = plan_tag_rename(app, name, old, new)
+    account = accounts.get(app, change.account)
+    app.client(account).post(TAGS_UPDATE, {"tag": {"id": change.tag_id, "name": new}})
+    with app.store.transaction():
+        app.store.tags.rename(change.account, int(change.tag_id or 0), new)
+        audit.record(
+            app, "tag.rename", change.account, {"tag_id": change.tag_id, "from": old, "to": new}
+        )
+    return change
+
+
+def plan_tag_delete(app: AppContext, name: str | None, tag_name: str) -> TagChange:
+    account = _account(app, "tag.delete", name)
+    tag = _live_tag(app, account, tag_name)
+    _not_system(tag)
+    return TagChange("delete", account.name, tag_name, tag["tag_id"], None, tag["count"])
+
+
+def delete_tag(app: AppContext, name: str | None, tag_name: str) -> TagChange:
+    """Delete a tag on WeChat (which untags its followers) and in the store. Raises
+    NotFoundError, ValidationError (system tags), WeChatError (45057: over 100,000
+    followers)."""
+    change = plan_tag_delete(app, name, tag_name)
+    account = accounts.get(app, change.account)
+    app.client(account).post(TAGS_DELETE, {"tag": {"id": change.tag_id}})
+    with app.store.transaction():
+        app.store.tags.delete(change.account, int(change.tag_id or 0))
+        audit.record(app, "tag.delete", change.account, {"tag": tag_name, "tag_id": change.tag_id})
+    return change
+
+
+# --- Tagging and the blacklist ----------------------------------------------------------------
+
+_BATCH_ADVICE = {
+    40003: "an openid in the batch is not a follower of this account (wrong, unsubscribed "
+    "or another account's); nothing in the batch changed",
+    45059: "a follower in the batch would hold more than 20 tags; nothing in the batch changed",
+    45159: "the tag no longer exists on WeChat; see bankwx tag list",
+    40032: "the batch is larger than WeChat accepts",
+}
+
+
+@dataclass
+class MemberPlan:
+    """Followers to tag, untag, block or unblock, in batches of WeChat's maximum size."""
+
+    action: str  # tag | untag | block | unblock
+    account: str
+    openids: list[str]
+    skipped: int  # repeated openids
+    tag: str | None = None
+    tag_id: int | None = None
+
+    @property
+    def batches(self) -> list[list[str]]:
+        size = BATCH_SIZES[self.action]
+        return [self.openids[i : i + size] for i in range(0, len(self.openids), size)]
+
+    def body(self, batch: list[str]) -> dict[str, Any]:
+        if self.tag_id is None:
+            return {"openid_list": batch}
+        return {"openid_list": batch, "tagid": self.tag_id}
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "batch": n,
+                "call": MEMBER_CALLS[self.action],
+                "tag": self.tag,
+                "tagid": self.tag_id,
+                "openids": len(batch),
+                "first": batch[0],
+                "last": batch[-1],
+            }
+            for n, batch in enumerate(self.batches, start=1)
+        ]
+
+
+@dataclass
+class BatchFailure:
+    batch: int
+    openids: list[str]
+    error: WeChatError
+
+    def message(self) -> str:
+        shown = ", ".join(self.openids[:3]) + (", ..." if len(self.openids) > 3 else "")
+        advice = _BATCH_ADVICE.get(self.error.errcode, self.error.explanation)
+        return (
+            f"batch {self.batch} ({len(self.openids)} openids: {shown}): WeChat "
+            f"{self.error.errcode} ({self.error.errmsg}): {advice}."
+        )
+
+
+@dataclass
+class MemberReport:
+    """The outcome of a batch command: followers done, skipped (repeats) and failed."""
+
+    plan: MemberPlan
+    done: int = 0
+    failures: list[BatchFailure] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(len(f.openids) for f in self.failures)
+
+    @property
+    def exit_code(self) -> int:
+        if not self.failures:
+            return 0
+        return 3 if all(f.error.exit_code == 3 for f in self.failures) else 1
+
+    def summary(self) -> str:
+        plan = self.plan
+        verbs = {
+            "tag": f"Tagged with '{plan.tag}'",
+            "untag": f"Untagged from '{plan.tag}'",
+            "block": "Blacklisted",
+            "unblock": "Removed from the blacklist",
+        }
+        return (
+            f"{verbs[plan.action]} on '{plan.account}': {self.done} done, {plan.skipped} "
+            f"skipped, {self.failed} failed."
+        )
+
+
+def plan_members(
+    app: AppContext, name: str | None, action: str, openids: list[str], tag: str | None = None
+) -> MemberPlan:
+    """Check the openids (and the tag) and split them into WeChat's batches; calls WeChat only
+    to refresh the tags when the store does not know the tag. Raises ValidationError,
+    NotFoundError (unknown tag)."""
+    account = _account(app, PERMISSIONS[action], name)
+    unique, repeats = check_openids(openids)
+    plan = MemberPlan(action, account.name, unique, repeats)
+    if action in ("tag", "untag"):
+        if tag is None:
+            raise ValidationError("--tag NAME is required.")
+        found = _live_tag(app, account, tag)
+        plan.tag, plan.tag_id = found["name"], int(found["tag_id"])
+    if action == "tag":
+        held = app.store.followers.tag_ids(account.name, unique)
+        for openid, tag_ids in held.items():
+            if plan.tag_id not in tag_ids and len(tag_ids) >= TAGS_PER_FOLLOWER:
+                raise ValidationError(
+                    f"follower '{openid}' already holds {len(tag_ids)} tags, WeChat's maximum: "
+                    f"untag one first (bankwx follower untag {openid} --tag NAME)."
+                )
+    return plan
+
+
+def apply_members(app: AppContext, plan: MemberPlan) -> MemberReport:
+    """Send the plan's batches; each batch WeChat accepts is mirrored in the store with its
+    audit row; a refused batch is recorded and the others still go. Never raises for a
+    WeChat refusal: see the report's failures and exit_code."""
+    require(app, PERMISSIONS[plan.action], plan.account)
+    account = accounts.get(app, plan.account)
+    client = app.client(account)
+    report = MemberReport(plan)
+    store = app.store
+    for number, batch in enumerate(plan.batches, start=1):
+        params = {"tag": plan.tag, "tag_id": plan.tag_id, "batch": number,
+                  "openids": len(batch)}  # fmt: skip
+        try:
+            client.post(MEMBER_CALLS[plan.action], plan.body(batch))
+        except WeChatError as exc:
+            report.failures.append(BatchFailure(number, batch, exc))
+            with store.transaction():
+                audit.record(app, f"follower.{plan.action}", plan.account, params,
+                             outcome=f"failed: WeChat {exc.errcode}")  # fmt: skip
+            continue
+        with store.transaction():
+            at = _now(app)
+            store.followers.ensure(plan.account, batch, at)
+            if plan.action == "tag":
+                store.followers.add_tag(plan.account, int(plan.tag_id or 0), batch)
+            elif plan.action == "untag":
+                store.followers.remove_tag(plan.account, int(plan.tag_id or 0), batch)
+            else:
+                store.followers.set_blacklisted(plan.account, batch, plan.action == "block")
+            audit.record(app, f"follower.{plan.action}", plan.account, params)
+        report.done += len(batch)
+    return report
