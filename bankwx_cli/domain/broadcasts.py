@@ -563,7 +563,7 @@ def send(
             f"broadcast {broadcast_id} is {b['state']}: it must be approved before it is sent."
         )
     if b["state"] in ("sent", "partly_failed", "failed", "cancelled"):
-        raise ConflictError(f"broadcast {broadcast_id} is already {b['state']}.")
+        return b, outbox.Report()  # a finished run: nothing left to do
     return _run(app, [b], progress)
 
 

@@ -70,6 +70,7 @@ def test_mass_send_retried_after_a_crash_is_one_job(synced: Bankwx, bsim: SimDri
     proc.kill()
     proc.wait()
     bsim.set_faults(latency_ms=0)
+    bsim.advance_clock(61)  # past WeChat's 60 s "retried too fast" (45066) window
     time.sleep(1.5)
     final = synced("broadcast", "send", str(broadcast_id), "--yes")
     assert final.exit_code == 0, final.output
