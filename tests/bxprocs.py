@@ -82,8 +82,21 @@ def start(args: list[str], env: dict[str, str] | None = None, health: str = "") 
 
 @contextmanager
 def simulator(followers: int = 20, seed: int = 1, *extra: str) -> Iterator[tuple[Proc, SimDriver]]:
-    proc = start(["sim", "api", "--port", "0", "--followers", str(followers), "--seed", str(seed),
-                  "--callback-timeout", "5", *extra])  # fmt: skip
+    proc = start(
+        [
+            "sim",
+            "api",
+            "--port",
+            "0",
+            "--followers",
+            str(followers),
+            "--seed",
+            str(seed),
+            "--callback-timeout",
+            "5",
+            *extra,
+        ]
+    )
     driver = SimDriver(proc.url)
     try:
         yield proc, driver

@@ -18,8 +18,18 @@ app = typer.Typer(
 )
 
 IdArgument = Annotated[int, typer.Argument(metavar="ID", help="Broadcast id (broadcast list).")]
-LIST_COLUMNS = ["id", "account", "state", "content_kind", "audience_kind", "audience_size",
-                "scheduled_at", "created_by", "approved_by", "title"]  # fmt: skip
+LIST_COLUMNS = [
+    "id",
+    "account",
+    "state",
+    "content_kind",
+    "audience_kind",
+    "audience_size",
+    "scheduled_at",
+    "created_by",
+    "approved_by",
+    "title",
+]
 
 
 def _show(cli: Cli, shown: dict[str, Any], fmt: Any, message: str | None = None) -> None:
@@ -85,8 +95,13 @@ def create(
         title=title,
     )
     when = f", scheduled for {shown['scheduled_at']}" if shown["scheduled_at"] else ""
-    _show(cli, shown, fmt, f"Created broadcast {shown['id']} ({shown['audience_size']} "
-          f"followers{when}). Next: bankwx broadcast submit {shown['id']}.")  # fmt: skip
+    _show(
+        cli,
+        shown,
+        fmt,
+        f"Created broadcast {shown['id']} ({shown['audience_size']} "
+        f"followers{when}). Next: bankwx broadcast submit {shown['id']}.",
+    )
 
 
 @app.command(epilog="Examples:\n\n  bankwx broadcast edit 7 --text '更正后的内容'")
@@ -101,17 +116,24 @@ def edit(
 ) -> None:
     """Change a broadcast before it is sent; an approved one needs approval again."""
     cli = get_cli(ctx)
-    shown = broadcasts.edit(cli.app, broadcast_id, text=text, title=title,
-                            at=parse_user_time(at, "--at") if at else None,
-                            account=cli.with_account(account))  # fmt: skip
+    shown = broadcasts.edit(
+        cli.app,
+        broadcast_id,
+        text=text,
+        title=title,
+        at=parse_user_time(at, "--at") if at else None,
+        account=cli.with_account(account),
+    )
     _show(cli, shown, fmt, f"Broadcast {broadcast_id} is a draft again; submit it for approval.")
 
 
 @app.command(epilog="Examples:\n\n  bankwx broadcast submit 7")
 def submit(
-    ctx: typer.Context, broadcast_id: IdArgument, account: AccountOption = None,
+    ctx: typer.Context,
+    broadcast_id: IdArgument,
+    account: AccountOption = None,
     fmt: FormatOption = None,
-) -> None:  # fmt: skip
+) -> None:
     """Submit a draft for approval by another operator."""
     cli = get_cli(ctx)
     shown = broadcasts.submit(cli.app, broadcast_id, cli.with_account(account))
@@ -120,9 +142,11 @@ def submit(
 
 @app.command(epilog="Examples:\n\n  BANKWX_OPERATOR=bob bankwx broadcast approve 7")
 def approve(
-    ctx: typer.Context, broadcast_id: IdArgument, account: AccountOption = None,
+    ctx: typer.Context,
+    broadcast_id: IdArgument,
+    account: AccountOption = None,
     fmt: FormatOption = None,
-) -> None:  # fmt: skip
+) -> None:
     """Approve a submitted broadcast (never one you created)."""
     cli = get_cli(ctx)
     shown = broadcasts.approve(cli.app, broadcast_id, cli.with_account(account))
@@ -146,9 +170,11 @@ def reject(
 
 @app.command(epilog="Examples:\n\n  bankwx broadcast cancel 7")
 def cancel(
-    ctx: typer.Context, broadcast_id: IdArgument, account: AccountOption = None,
+    ctx: typer.Context,
+    broadcast_id: IdArgument,
+    account: AccountOption = None,
     fmt: FormatOption = None,
-) -> None:  # fmt: skip
+) -> None:
     """Cancel a broadcast, also mid-send: what is not yet sent is not sent."""
     cli = get_cli(ctx)
     shown = broadcasts.cancel(cli.app, broadcast_id, cli.with_account(account))
@@ -230,9 +256,11 @@ def run_due(ctx: typer.Context, fmt: FormatOption = None) -> None:
 
 @app.command(epilog="Examples:\n\n  bankwx broadcast status 7 --format json")
 def status(
-    ctx: typer.Context, broadcast_id: IdArgument, account: AccountOption = None,
+    ctx: typer.Context,
+    broadcast_id: IdArgument,
+    account: AccountOption = None,
     fmt: FormatOption = None,
-) -> None:  # fmt: skip
+) -> None:
     """Delivery results: units by state and WeChat's job-finished counts."""
     cli = get_cli(ctx)
     cli.render_one(broadcasts.status(cli.app, broadcast_id, cli.with_account(account)), fmt=fmt)
@@ -240,9 +268,11 @@ def status(
 
 @app.command(epilog="Examples:\n\n  bankwx broadcast show 7")
 def show(
-    ctx: typer.Context, broadcast_id: IdArgument, account: AccountOption = None,
+    ctx: typer.Context,
+    broadcast_id: IdArgument,
+    account: AccountOption = None,
     fmt: FormatOption = None,
-) -> None:  # fmt: skip
+) -> None:
     """Show a broadcast: content, audience, state, approvals."""
     cli = get_cli(ctx)
     _show(cli, broadcasts.show(cli.app, broadcast_id, cli.with_account(account)), fmt)
@@ -257,5 +287,6 @@ def list_(
 ) -> None:
     """List broadcasts, newest first, with state and counts."""
     cli = get_cli(ctx)
-    cli.render(broadcasts.list_(cli.app, cli.with_account(account), state), fmt=fmt,
-               columns=LIST_COLUMNS)  # fmt: skip
+    cli.render(
+        broadcasts.list_(cli.app, cli.with_account(account), state), fmt=fmt, columns=LIST_COLUMNS
+    )

@@ -141,9 +141,23 @@ def _tour(tour: Tour, folder: Path) -> None:
 
     tour.step("2. A store with its own master key; the bank's account, secrets encrypted")
     tour.run("init")
-    tour.run("account", "add", "demo-bank", "--appid", DEMO["appid"], "--secret", DEMO["secret"],
-             "--token", DEMO["token"], "--original-id", DEMO["original_id"],
-             "--aes-key", DEMO["aes_key"], "--mode", "safe")  # fmt: skip
+    tour.run(
+        "account",
+        "add",
+        "demo-bank",
+        "--appid",
+        DEMO["appid"],
+        "--secret",
+        DEMO["secret"],
+        "--token",
+        DEMO["token"],
+        "--original-id",
+        DEMO["original_id"],
+        "--aes-key",
+        DEMO["aes_key"],
+        "--mode",
+        "safe",
+    )
     tour.run("account", "update", "demo-bank", "--welcome", "欢迎关注示例银行！回复“余额”试试。")
     tour.run("account", "check")
 
@@ -154,10 +168,24 @@ def _tour(tour: Tour, folder: Path) -> None:
     tour.run("operator", "list")
 
     tour.step("4. Keyword rules (指令查询): text and menu keys")
-    tour.run("keyword", "add", "余额", "--match", "exact", "--reply-text",
-             "您的活期余额为 ¥12,345.67（演示数据）。")  # fmt: skip
-    tour.run("keyword", "add", "BALANCE", "--match", "click", "--reply-text",
-             "您的活期余额为 ¥12,345.67（演示数据）。")  # fmt: skip
+    tour.run(
+        "keyword",
+        "add",
+        "余额",
+        "--match",
+        "exact",
+        "--reply-text",
+        "您的活期余额为 ¥12,345.67（演示数据）。",
+    )
+    tour.run(
+        "keyword",
+        "add",
+        "BALANCE",
+        "--match",
+        "click",
+        "--reply-text",
+        "您的活期余额为 ¥12,345.67（演示数据）。",
+    )
     tour.run("keyword", "add", "帮助", "--match", "contains", "--action", "help")
     tour.run("keyword", "add", "人工", "--match", "contains", "--action", "transfer_agent")
     tour.run("keyword", "test", "我要查余额")
@@ -190,9 +218,18 @@ def _tour(tour: Tour, folder: Path) -> None:
     tour.run("tag", "list")
 
     tour.step("9. A broadcast: created by a publisher, approved by another, sent by cron")
-    out = tour.run("broadcast", "create", "--text", "示例银行：12月1日起网点营业时间调整为9:00-17:00。",
-                   "--to-all", "--title", "营业时间调整", "--format", "json",
-                   operator="ops-bob")  # fmt: skip
+    out = tour.run(
+        "broadcast",
+        "create",
+        "--text",
+        "示例银行：12月1日起网点营业时间调整为9:00-17:00。",
+        "--to-all",
+        "--title",
+        "营业时间调整",
+        "--format",
+        "json",
+        operator="ops-bob",
+    )
     broadcast_id = _id(out)
     tour.run("broadcast", "submit", broadcast_id, operator="ops-bob")
     tour.run("broadcast", "approve", broadcast_id, operator="ops-bob", check=False)

@@ -18,8 +18,18 @@ from bankwx_cli.domain import conversations
 
 app = typer.Typer(help="The conversation log: list, purge, export.", no_args_is_help=True)
 
-COLUMNS = ["at", "account", "openid", "direction", "msg_type", "content", "route", "outcome",
-           "handling_ms", "deliveries"]  # fmt: skip
+COLUMNS = [
+    "at",
+    "account",
+    "openid",
+    "direction",
+    "msg_type",
+    "content",
+    "route",
+    "outcome",
+    "handling_ms",
+    "deliveries",
+]
 
 
 @app.command(

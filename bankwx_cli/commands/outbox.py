@@ -16,8 +16,18 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-COLUMNS = ["id", "kind", "lane", "account", "openid", "state", "attempts", "next_attempt_at",
-           "idempotency_key", "last_error"]  # fmt: skip
+COLUMNS = [
+    "id",
+    "kind",
+    "lane",
+    "account",
+    "openid",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "idempotency_key",
+    "last_error",
+]
 LaneOption = Annotated[
     str | None, typer.Option("--lane", help="reply, alert, agent or broadcast (default: all).")
 ]

@@ -122,16 +122,34 @@ def _mass_content(kind: str, content: dict[str, Any]) -> dict[str, Any]:
     if kind == "text":
         return {"msgtype": "text", "text": {"content": content["text"]}}
     if kind == "image":
-        return {"msgtype": "image", "images": {"media_ids": [content["media_id"]],
-                "recommend": "", "need_open_comment": 0, "only_fans_can_comment": 0}}  # fmt: skip
-    return {"msgtype": "mpnews", "mpnews": {"media_id": content["media_id"]},
-            "send_ignore_reprint": 0}  # fmt: skip
+        return {
+            "msgtype": "image",
+            "images": {
+                "media_ids": [content["media_id"]],
+                "recommend": "",
+                "need_open_comment": 0,
+                "only_fans_can_comment": 0,
+            },
+        }
+    return {
+        "msgtype": "mpnews",
+        "mpnews": {"media_id": content["media_id"]},
+        "send_ignore_reprint": 0,
+    }
 
 
-def _hash(content_kind: str, content: dict[str, Any], audience_kind: str,
-          audience: dict[str, Any], scheduled_at: str | None) -> str:  # fmt: skip
-    payload = json.dumps([content_kind, content, audience_kind, audience, scheduled_at],
-                         ensure_ascii=False, sort_keys=True)  # fmt: skip
+def _hash(
+    content_kind: str,
+    content: dict[str, Any],
+    audience_kind: str,
+    audience: dict[str, Any],
+    scheduled_at: str | None,
+) -> str:
+    payload = json.dumps(
+        [content_kind, content, audience_kind, audience, scheduled_at],
+        ensure_ascii=False,
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -167,7 +185,7 @@ def audience_openids(app: AppContext, b: dict[str, Any]) -> list[str]:
     return app.store.broadcasts.audience(b["account"], conditions)
 
 
-# --- lifecycle -------------------------------------------------------------------------------------
+# --- lifecycle ---------------------------------------------------------------------------------
 
 
 def _get(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
@@ -200,8 +218,11 @@ def create(
     """Create a draft broadcast. Raises ValidationError for bad content, audience or time."""
     require(app, "broadcast.create", account)
     acct = accounts.resolve(app, account)
-    given = [(k, v) for k, v in (("text", text), ("image", image), ("news", news),
-                                 ("template", template)) if v is not None]  # fmt: skip
+    given = [
+        (k, v)
+        for k, v in (("text", text), ("image", image), ("news", news), ("template", template))
+        if v is not None
+    ]
     if len(given) != 1:
         raise ValidationError("give one content: --text, --image, --news or --template.")
     content_kind, value = given[0]
@@ -224,8 +245,16 @@ def create(
                 f"show {value})."
             )
         content = {"template_id": value, "data": fields, "title": tpl["title"]}
-    audiences = [(k, v) for k, v in (("all", to_all or None), ("tag", tag),
-                 ("openids", openids_file), ("filter", filter_expr)) if v]  # fmt: skip
+    audiences = [
+        (k, v)
+        for k, v in (
+            ("all", to_all or None),
+            ("tag", tag),
+            ("openids", openids_file),
+            ("filter", filter_expr),
+        )
+        if v
+    ]
     if len(audiences) != 1:
         raise ValidationError("give one audience: --to-all, --tag, --openids or --filter.")
     audience_kind = audiences[0][0]
@@ -275,17 +304,31 @@ def create(
                 "or check the tag or filter."
             )
         app.store.broadcasts.update(broadcast_id, {"audience_size": size})
-        audit.record(app, "broadcast.create", str(broadcast_id),
-                     {"account": acct.name, "content_kind": content_kind,
-                      "audience_kind": audience_kind, "audience": audience,
-                      "scheduled_at": scheduled, "size": size})  # fmt: skip
+        audit.record(
+            app,
+            "broadcast.create",
+            str(broadcast_id),
+            {
+                "account": acct.name,
+                "content_kind": content_kind,
+                "audience_kind": audience_kind,
+                "audience": audience,
+                "scheduled_at": scheduled,
+                "size": size,
+            },
+        )
     return describe(app, _get(app, broadcast_id))
 
 
 def edit(
-    app: AppContext, broadcast_id: int, *, text: str | None = None, at: datetime | None = None,
-    title: str | None = None, account: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    app: AppContext,
+    broadcast_id: int,
+    *,
+    text: str | None = None,
+    at: datetime | None = None,
+    title: str | None = None,
+    account: str | None = None,
+) -> dict[str, Any]:
     """Change a broadcast not yet sending; an approved or submitted one goes back to draft."""
     require(app, "broadcast.create", account)
     with app.store.transaction():
@@ -308,7 +351,7 @@ def edit(
             "title": title if title is not None else b["title"],
             "content_hash": _hash(
                 b["content_kind"], content, b["audience_kind"], b["audience"], scheduled
-            ),  # fmt: skip
+            ),
             "state": "draft",
             "approved_by": None,
             "approved_at": None,
@@ -316,8 +359,12 @@ def edit(
             "updated_at": _now(app),
         }
         app.store.broadcasts.update(broadcast_id, values)
-        audit.record(app, "broadcast.edit", str(broadcast_id),
-                     {"was": b["state"], "text": text is not None, "at": scheduled})  # fmt: skip
+        audit.record(
+            app,
+            "broadcast.edit",
+            str(broadcast_id),
+            {"was": b["state"], "text": text is not None, "at": scheduled},
+        )
     return describe(app, _get(app, broadcast_id))
 
 
@@ -331,9 +378,13 @@ def submit(app: AppContext, broadcast_id: int, account: str | None = None) -> di
             )
         app.store.broadcasts.update(
             broadcast_id,
-            {"state": "submitted", "submitted_by": app.operator, "submitted_at": _now(app),
-             "updated_at": _now(app)},
-        )  # fmt: skip
+            {
+                "state": "submitted",
+                "submitted_by": app.operator,
+                "submitted_at": _now(app),
+                "updated_at": _now(app),
+            },
+        )
         audit.record(app, "broadcast.submit", str(broadcast_id), {})
     return describe(app, _get(app, broadcast_id), with_estimate=True)
 
@@ -344,8 +395,13 @@ def approve(app: AppContext, broadcast_id: int, account: str | None = None) -> d
     b = _get(app, broadcast_id, account)
     if b["created_by"] == app.operator:
         with app.store.transaction():
-            audit.record(app, "broadcast.approve", str(broadcast_id),
-                         {"reason": "author may not approve"}, outcome="denied")  # fmt: skip
+            audit.record(
+                app,
+                "broadcast.approve",
+                str(broadcast_id),
+                {"reason": "author may not approve"},
+                outcome="denied",
+            )
         raise ConflictError(
             f"'{app.operator}' created broadcast {broadcast_id} and may not approve it: "
             "another approver must (maker-checker)."
@@ -358,9 +414,14 @@ def approve(app: AppContext, broadcast_id: int, account: str | None = None) -> d
             )
         app.store.broadcasts.update(
             broadcast_id,
-            {"state": "approved", "approved_by": app.operator, "approved_at": _now(app),
-             "approved_hash": b["content_hash"], "updated_at": _now(app)},
-        )  # fmt: skip
+            {
+                "state": "approved",
+                "approved_by": app.operator,
+                "approved_at": _now(app),
+                "approved_hash": b["content_hash"],
+                "updated_at": _now(app),
+            },
+        )
         audit.record(app, "broadcast.approve", str(broadcast_id), {"hash": b["content_hash"]})
     return describe(app, _get(app, broadcast_id), with_estimate=True)
 
@@ -379,9 +440,14 @@ def reject(
             )
         app.store.broadcasts.update(
             broadcast_id,
-            {"state": "rejected", "rejected_by": app.operator, "rejected_at": _now(app),
-             "reject_reason": reason, "updated_at": _now(app)},
-        )  # fmt: skip
+            {
+                "state": "rejected",
+                "rejected_by": app.operator,
+                "rejected_at": _now(app),
+                "reject_reason": reason,
+                "updated_at": _now(app),
+            },
+        )
         audit.record(app, "broadcast.reject", str(broadcast_id), {"reason": reason})
     return describe(app, _get(app, broadcast_id))
 
@@ -395,9 +461,13 @@ def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> di
             raise ConflictError(f"broadcast {broadcast_id} is {b['state']}; nothing to cancel.")
         app.store.broadcasts.update(
             broadcast_id,
-            {"state": "cancelled", "cancelled_by": app.operator, "cancelled_at": _now(app),
-             "updated_at": _now(app)},
-        )  # fmt: skip
+            {
+                "state": "cancelled",
+                "cancelled_by": app.operator,
+                "cancelled_at": _now(app),
+                "updated_at": _now(app),
+            },
+        )
         stopped = app.store.outbox.cancel_source(f"broadcast:{broadcast_id}", time.time())
         audit.record(
             app,
@@ -423,8 +493,11 @@ def preview(
         )
     client = app.client(acct)
     if b["content_kind"] == "template":
-        body = {"touser": openid, "template_id": b["content"]["template_id"],
-                "data": b["content"]["data"]}  # fmt: skip
+        body = {
+            "touser": openid,
+            "template_id": b["content"]["template_id"],
+            "data": b["content"]["data"],
+        }
         answer = client.post("/cgi-bin/message/template/send", body)
     else:
         body = {"touser": openid, **_mass_content(b["content_kind"], b["content"])}
@@ -491,10 +564,19 @@ def expand(app: AppContext, b: dict[str, Any]) -> int:
         for start in range(0, len(openids), EXPAND_BATCH):
             with app.store.transaction():
                 for openid in openids[start : start + EXPAND_BATCH]:
-                    if outbox.enqueue_template(
-                        app, account, openid, content["template_id"], content["data"],
-                        f"{source}:{openid}", lane="broadcast", source=source,
-                    ) is not None:  # fmt: skip
+                    if (
+                        outbox.enqueue_template(
+                            app,
+                            account,
+                            openid,
+                            content["template_id"],
+                            content["data"],
+                            f"{source}:{openid}",
+                            lane="broadcast",
+                            source=source,
+                        )
+                        is not None
+                    ):
                         added += 1
     elif b["audience_kind"] in ("all", "tag"):
         body: dict[str, Any] = {"filter": {"is_to_all": True}}
@@ -503,17 +585,36 @@ def expand(app: AppContext, b: dict[str, Any]) -> int:
         body.update(_mass_content(b["content_kind"], b["content"]))
         receivers = audience_openids(app, b)
         with app.store.transaction():
-            if outbox.enqueue_mass(app, account, body, f"{source}:all", "/cgi-bin/message/mass/sendall",
-                                   source=source, openid_count=len(receivers)) is not None:  # fmt: skip
+            if (
+                outbox.enqueue_mass(
+                    app,
+                    account,
+                    body,
+                    f"{source}:all",
+                    "/cgi-bin/message/mass/sendall",
+                    source=source,
+                    openid_count=len(receivers),
+                )
+                is not None
+            ):
                 added += 1
                 app.store.broadcasts.add_receipts(account, _month(app), receivers)
     else:
         content_body = _mass_content(b["content_kind"], b["content"])
         for number, batch in enumerate(batches(audience_openids(app, b))):
             with app.store.transaction():
-                if outbox.enqueue_mass(app, account, {"touser": batch, **content_body},
-                                       f"{source}:batch:{number}", "/cgi-bin/message/mass/send",
-                                       source=source, openid_count=len(batch)) is not None:  # fmt: skip
+                if (
+                    outbox.enqueue_mass(
+                        app,
+                        account,
+                        {"touser": batch, **content_body},
+                        f"{source}:batch:{number}",
+                        "/cgi-bin/message/mass/send",
+                        source=source,
+                        openid_count=len(batch),
+                    )
+                    is not None
+                ):
                     added += 1
                     app.store.broadcasts.add_receipts(account, _month(app), batch)
     with app.store.transaction():
@@ -529,8 +630,11 @@ def _start(app: AppContext, b: dict[str, Any]) -> dict[str, Any] | None:
                 f"broadcast {b['id']} changed after approval; it needs approval again."
             )
         with app.store.transaction():
-            app.store.broadcasts.update(b["id"], {"state": "sending", "started_at": _now(app),
-                                                  "updated_at": _now(app)}, expect_state="approved")  # fmt: skip
+            app.store.broadcasts.update(
+                b["id"],
+                {"state": "sending", "started_at": _now(app), "updated_at": _now(app)},
+                expect_state="approved",
+            )
             audit.record(app, "broadcast.send", str(b["id"]), {"by": app.operator})
         b = _get(app, b["id"])
     return b if b["state"] == "sending" else None
@@ -545,16 +649,19 @@ def _finish(app: AppContext, broadcast_id: int) -> dict[str, Any]:
         if b["state"] == "sending" and b["expanded_at"]:
             bad = counts.get("failed", 0) + counts.get("unknown", 0)
             state = "sent" if not bad else "failed" if not counts.get("sent") else "partly_failed"
-            app.store.broadcasts.update(broadcast_id, {"state": state, "finished_at": _now(app),
-                                                       "updated_at": _now(app)})  # fmt: skip
+            app.store.broadcasts.update(
+                broadcast_id, {"state": state, "finished_at": _now(app), "updated_at": _now(app)}
+            )
             audit.record(app, "broadcast.finish", str(broadcast_id), {"state": state, **counts})
     return _get(app, broadcast_id)
 
 
 def send(
-    app: AppContext, broadcast_id: int, account: str | None = None,
+    app: AppContext,
+    broadcast_id: int,
+    account: str | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[dict[str, Any], outbox.Report]:  # fmt: skip
+) -> tuple[dict[str, Any], outbox.Report]:
     """Send an approved broadcast now and drain its units; returns when all are final."""
     require(app, "broadcast.send", account)
     b = _get(app, broadcast_id, account)

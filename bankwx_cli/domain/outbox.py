@@ -107,9 +107,14 @@ def wechat_key(key: str) -> str:
 
 
 def enqueue_custom(
-    app: AppContext, account: str, openid: str, body: dict[str, Any], key: str, lane: str = "reply",
+    app: AppContext,
+    account: str,
+    openid: str,
+    body: dict[str, Any],
+    key: str,
+    lane: str = "reply",
     source: str | None = None,
-) -> int | None:  # fmt: skip
+) -> int | None:
     """Enqueue a customer-service message (joins the caller's transaction)."""
     payload = {"touser": openid, **body}
     return app.store.outbox.enqueue(
@@ -147,9 +152,14 @@ def enqueue_template(
 
 
 def enqueue_mass(
-    app: AppContext, account: str, payload: dict[str, Any], key: str, endpoint: str,
-    source: str | None = None, openid_count: int = 0,
-) -> int | None:  # fmt: skip
+    app: AppContext,
+    account: str,
+    payload: dict[str, Any],
+    key: str,
+    endpoint: str,
+    source: str | None = None,
+    openid_count: int = 0,
+) -> int | None:
     """Enqueue one mass job (sendall or send) carrying our clientmsgid."""
     body = {**payload, "clientmsgid": wechat_key(key)}
     wrapped = {"endpoint": endpoint, "body": body, "count": openid_count}
@@ -166,8 +176,7 @@ def custom_body(reply: Reply) -> dict[str, Any] | None:
         return {"msgtype": "image", "image": {"media_id": reply.media_id}}
     if isinstance(reply, NewsReply):
         a = reply.article
-        article = {"title": a.title, "description": a.description, "url": a.url,
-                   "picurl": a.picurl}  # fmt: skip
+        article = {"title": a.title, "description": a.description, "url": a.url, "picurl": a.picurl}
         return {"msgtype": "news", "news": {"articles": [article]}}
     return None
 
@@ -384,8 +393,12 @@ class Dispatcher:
         if unit["attempts"] >= MAX_ATTEMPTS:
             gave_up = f"{error} (gave up after {unit['attempts']} attempts)"
             return {"id": unit["id"], "state": "failed", "last_error": gave_up}
-        return {"id": unit["id"], "state": "pending", "last_error": error,
-                "next_attempt_at": now + delay}  # fmt: skip
+        return {
+            "id": unit["id"],
+            "state": "pending",
+            "last_error": error,
+            "next_attempt_at": now + delay,
+        }
 
     def drain(
         self,

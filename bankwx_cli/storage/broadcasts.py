@@ -256,5 +256,6 @@ def audience(db: Database, account: str, conditions: dict[str, Any]) -> list[str
     if conditions.get("until"):
         where.append("f.subscribe_at < :until")
         params["until"] = conditions["until"]
-    sql = "SELECT f.openid FROM followers f WHERE " + " AND ".join(where) + " ORDER BY f.openid"
+    clauses = " AND ".join(where)  # fixed clauses; values are bound parameters
+    sql = f"SELECT f.openid FROM followers f WHERE {clauses} ORDER BY f.openid"  # noqa: S608
     return [r[0] for r in db.all(sql, params)]

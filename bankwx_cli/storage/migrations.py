@@ -10,10 +10,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bankwx_cli.errors import StoreError
+from bankwx_cli.storage.broadcasts import m0007_broadcasts
 from bankwx_cli.storage.db import Database
 from bankwx_cli.storage.engine import m0003_engine
 from bankwx_cli.storage.followers import m0006_followers
-from bankwx_cli.storage.broadcasts import m0007_broadcasts
 from bankwx_cli.storage.menus import m0005_menus
 from bankwx_cli.storage.outbox import m0004_outbox
 from bankwx_cli.storage.wechat import m0002_wechat

@@ -44,8 +44,9 @@ def template_args(bankwx: Bankwx) -> list[str]:
 
 
 def create(bankwx: Bankwx, *args: str, operator: str = "alice") -> int:
-    result = bankwx("broadcast", "create", *args, "--format", "json",
-                    env={"BANKWX_OPERATOR": operator})  # fmt: skip
+    result = bankwx(
+        "broadcast", "create", *args, "--format", "json", env={"BANKWX_OPERATOR": operator}
+    )
     assert result.exit_code == 0, result.output
     return int(json.loads(result.stdout)["id"])
 

@@ -38,8 +38,18 @@ def test_every_command_has_help_and_examples() -> None:
 def test_docs_are_current(tmp_path: Path) -> None:
     fresh = tmp_path / "cli.md"
     subprocess.run(
-        [sys.executable, "-m", "typer", "bankwx_cli.main", "utils", "docs", "--name", "bankwx",
-         "--output", str(fresh)],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "typer",
+            "bankwx_cli.main",
+            "utils",
+            "docs",
+            "--name",
+            "bankwx",
+            "--output",
+            str(fresh),
+        ],
         check=True,
         capture_output=True,
         cwd=ROOT,

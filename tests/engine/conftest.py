@@ -36,9 +36,12 @@ def account(store_ready: Bankwx, sim: SimDriver) -> Bankwx:
 
 
 def start_receiver(
-    bankwx: Bankwx, receivers: list[Proc], *args: str, name: str = "main",
+    bankwx: Bankwx,
+    receivers: list[Proc],
+    *args: str,
+    name: str = "main",
     env: dict[str, str] | None = None,
-) -> Proc:  # fmt: skip
+) -> Proc:
     """Start `bankwx serve` and register the account's callback with the simulator."""
     proc = serve(*args, env=env)
     receivers.append(proc)

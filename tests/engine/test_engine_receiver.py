@@ -148,8 +148,9 @@ def test_retries_across_two_receivers_processed_once(
     """Two serve processes on one store; three deliveries at once (two to A, one to B)."""
     env = {"BANKWX_TEST_ACTIONS": "1"}
     assert store_ready(*add_account_args()).exit_code == 0
-    added = store_ready("keyword", "add", "慢", "--match", "exact", "--action", "sleep",
-                        "--arg", "0.6", env=env)  # fmt: skip
+    added = store_ready(
+        "keyword", "add", "慢", "--match", "exact", "--action", "sleep", "--arg", "0.6", env=env
+    )
     assert added.exit_code == 0, added.output
     a = start_receiver(store_ready, receivers, env=env)
     b = start_receiver(store_ready, receivers, env=env)

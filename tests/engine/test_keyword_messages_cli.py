@@ -24,8 +24,20 @@ def test_keyword_add_list_test_remove(with_account: Bankwx, tmp_path: Path) -> N
         ).exit_code
         == 0
     )
-    assert with_account("keyword", "add", "理财", "--match", "contains", "--priority", "5",
-                        "--reply-news", str(news)).exit_code == 0  # fmt: skip
+    assert (
+        with_account(
+            "keyword",
+            "add",
+            "理财",
+            "--match",
+            "contains",
+            "--priority",
+            "5",
+            "--reply-news",
+            str(news),
+        ).exit_code
+        == 0
+    )
     assert (
         with_account("keyword", "add", "BAL", "--match", "click", "--action", "help").exit_code == 0
     )
@@ -33,8 +45,13 @@ def test_keyword_add_list_test_remove(with_account: Bankwx, tmp_path: Path) -> N
     assert [r["pattern"] for r in rules] == ["理财", "余额", "BAL"]  # priority first
     tested = json.loads(with_account("keyword", "test", "我想买理财", "--format", "json").stdout)
     assert tested["rule"]["pattern"] == "理财"
-    assert tested["reply"] == {"kind": "news", "title": "理财推荐", "description": "稳健",
-                               "url": "https://bank.example.com/w", "picurl": ""}  # fmt: skip
+    assert tested["reply"] == {
+        "kind": "news",
+        "title": "理财推荐",
+        "description": "稳健",
+        "url": "https://bank.example.com/w",
+        "picurl": "",
+    }
     click = json.loads(with_account("keyword", "test", "--click", "BAL", "--format", "json").stdout)
     assert click["rule"]["action"] == "help" and click["reply"]["kind"] == "text"
     none = json.loads(with_account("keyword", "test", "什么", "--format", "json").stdout)
@@ -89,8 +106,16 @@ def test_keyword_remove_unknown(with_account: Bankwx) -> None:
 
 def test_keyword_permission(with_account: Bankwx) -> None:
     with_account("operator", "add", "aud", "--role", "auditor")
-    result = with_account("keyword", "add", "x", "--match", "exact", "--reply-text", "y",
-                          env={"BANKWX_OPERATOR": "aud"})  # fmt: skip
+    result = with_account(
+        "keyword",
+        "add",
+        "x",
+        "--match",
+        "exact",
+        "--reply-text",
+        "y",
+        env={"BANKWX_OPERATOR": "aud"},
+    )
     assert result.exit_code == 4
 
 

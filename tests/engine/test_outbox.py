@@ -25,8 +25,18 @@ TEST_ACTIONS = {"BANKWX_TEST_ACTIONS": "1"}
 
 
 def _slow_rule(bankwx: Bankwx, seconds: str = "2") -> None:
-    added = bankwx("keyword", "add", "慢", "--match", "exact", "--action", "sleep",
-                   "--arg", seconds, env=TEST_ACTIONS)  # fmt: skip
+    added = bankwx(
+        "keyword",
+        "add",
+        "慢",
+        "--match",
+        "exact",
+        "--action",
+        "sleep",
+        "--arg",
+        seconds,
+        env=TEST_ACTIONS,
+    )
     assert added.exit_code == 0, added.output
 
 
@@ -163,8 +173,9 @@ def _enqueue_templates(
         assert len(openids) == n
         with app.store.transaction():
             for openid in openids:
-                outbox.enqueue_template(app, "main", openid, template_id, data,
-                                        f"test:{lane}:{openid}", lane=lane)  # fmt: skip
+                outbox.enqueue_template(
+                    app, "main", openid, template_id, data, f"test:{lane}:{openid}", lane=lane
+                )
     finally:
         app.close()
     return openids
