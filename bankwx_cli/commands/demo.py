@@ -54,7 +54,9 @@ class Tour:
         self.cli.say("")
         self.cli.say(f"== {title}")
 
-    def run(self, *args: str, operator: str | None = None, check: bool = True) -> str:
+    def run(
+        self, *args: str, operator: str | None = None, check: bool = True, quiet: bool = False
+    ) -> str:
         shown = f"$ {'BANKWX_OPERATOR=' + operator + ' ' if operator else ''}bankwx "
         self.cli.say(shown + " ".join(shlex.quote(a) for a in args))
         env = dict(self.env)
@@ -69,7 +71,7 @@ class Tour:
             check=False,
         )
         output = (done.stdout + done.stderr).rstrip()
-        if output:
+        if output and not quiet:
             self.cli.say("  " + output.replace("\n", "\n  "))
         if check and done.returncode != 0:
             raise BankwxError(f"the demo step 'bankwx {' '.join(args)}' failed.")
@@ -188,7 +190,11 @@ def _tour(tour: Tour, folder: Path) -> None:
     )
     tour.run("keyword", "add", "帮助", "--match", "contains", "--action", "help")
     tour.run("keyword", "add", "人工", "--match", "contains", "--action", "transfer_agent")
-    tour.run("keyword", "test", "我要查余额")
+    for key in ("TRANSACTIONS", "CARD_BILL", "CARD_LIMIT", "PRIVATE_BANKER"):
+        tour.run("keyword", "add", key, "--match", "click", "--action", "help", quiet=True)
+    tour.run("keyword", "add", "TALK_TO_AGENT", "--match", "click", "--action", "transfer_agent")
+    tour.run("keyword", "list")
+    tour.run("keyword", "test", "余额")
 
     tour.step("5. The receiver: WeChat's callbacks, verified, de-duplicated, logged")
     receiver = tour.start("serve", "--port", "0", "--quiet")
