@@ -346,11 +346,26 @@ class Dispatcher:
                 )
                 claimed += units[:granted]
             claimed.sort(key=lambda u: (u["lane_rank"], u["next_attempt_at"], u["id"]))
+            for unit in claimed:
+                unit["_window"] = int(now)
             store.outbox.mark_sending([u["id"] for u in claimed], self.holder, now)
         return claimed
 
     def send(self, unit: dict[str, Any]) -> dict[str, Any]:
-        """Send one unit; returns its result row (never raises for WeChat's answers)."""
+        """Send one unit; returns its result row (never raises for WeChat's answers).
+
+        A unit claimed under one second's rate budget is not sent in a later second: it goes
+        back to pending untouched, so the dispatchers together stay under the budget.
+        """
+        window_end = unit.get("_window", 0) + 1
+        if window_end and time.time() >= window_end:
+            return {
+                "id": unit["id"],
+                "state": "pending",
+                "undo_attempt": 1,
+                "last_error": unit.get("last_error"),
+                "next_attempt_at": window_end,
+            }
         endpoint = _endpoint(unit)
         account = accounts.get(self.app, unit["account"])
         client = self.app.client(account)
@@ -472,7 +487,7 @@ class Dispatcher:
         elif state == "unknown":
             report.unknown += 1
             report.errors.append(f"unit {result['id']}: {result.get('last_error')}")
-        else:
+        elif not result.get("undo_attempt"):
             report.retried += 1
 
 

@@ -198,6 +198,7 @@ class Outbox:
             for result in results:
                 self.db.execute(
                     "UPDATE outbox SET state = :state, claimed_by = NULL, "
+                    "attempts = attempts - :undo_attempt, "
                     "wechat_msgid = coalesce(:wechat_msgid, wechat_msgid), "
                     "last_error = :last_error, next_attempt_at = coalesce(:next_attempt_at, "
                     "next_attempt_at), updated_at = :at WHERE id = :id AND state = 'sending'",
@@ -205,6 +206,7 @@ class Outbox:
                         "wechat_msgid": None,
                         "last_error": None,
                         "next_attempt_at": None,
+                        "undo_attempt": 0,
                         **result,
                         "at": _iso(now),
                     },

@@ -234,7 +234,7 @@ def test_two_dispatchers_share_the_budget(store_ready: Bankwx, big_sim: SimDrive
     assert len({d["openid"] for d in delivered}) == 400  # never twice
     # 400 units at 100 a second take at least 3 full seconds; per second, at most 100
     per_second = Counter(int(float(d["time"])) for d in delivered)
-    assert max(per_second.values()) <= 100 + 5, per_second  # +5: clock edges between hosts
+    assert max(per_second.values()) <= 100 + 10, per_second  # +10: requests in flight at a tick
     assert elapsed >= 3.0
 
 
