@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo fmt lint bench-callbacks bench clean docs
+.PHONY: test demo fmt lint bench-callbacks bench-followers bench clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,16 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/bankwx demo
+
+# The receiver against a bare ASGI ceiling and wechatpy on bare ASGI (bench/callbacks/README.md).
+# Options after ARGS=, for example: make bench-callbacks ARGS="--runs 2"
+bench-callbacks: $(STAMP)
+	$(BIN)/python bench/callbacks/run.py $(ARGS)
+
+# `bankwx follower sync` of 1,000,000 simulated followers against a bare client's ceiling.
+# Options after ARGS=, for example: make bench-followers ARGS="--followers 200000 --threads 4"
+bench-followers: $(STAMP)
+	$(BIN)/python bench/followers/bench_followers.py $(ARGS)
 
 fmt: $(STAMP)
 	$(BIN)/ruff format bankwx_cli tests bench

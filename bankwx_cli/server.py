@@ -1,18 +1,24 @@
 """The ASGI callback receiver: the HTTP edge only (pure ASGI, nothing blocking the loop).
 
 Endpoints: ``GET|POST /wx/{account}``, ``GET /healthz``, ``GET /metrics``. Protocol work
-(signature, AES, parsing: microseconds) runs on the loop; the store and the handlers run in
-worker threads under the deadline, so a slow handler is answered ``success`` in time.
+(signature, AES, parsing: microseconds) runs on the loop. A message that a static keyword
+reply or the default answers is decided on the loop too, and its rows go to the store's
+group-commit writer thread; the answer is sent when the writer reports them committed
+(``_Inbox``: one wake-up of the loop per batch). Anything else (hooks, actions, events) is
+handled in a worker thread. Both wait under the deadline, so a slow handler or a store
+locked by another process is answered ``success`` in time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,11 +34,13 @@ from prometheus_client import (
 )
 
 from bankwx_cli.context import AppContext
-from bankwx_cli.domain import outbox, routing
+from bankwx_cli.domain import broadcasts, outbox, routing
 from bankwx_cli.errors import BadCallbackError, BadSignatureError, NotFoundError
 from bankwx_cli.settings import from_environment
 
 log = logging.getLogger(__name__)
+
+SWEEP_S = 0.05  # how often requests are checked against the deadline
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -70,6 +78,11 @@ class Receiver:
         self.started: list[Callable[[Receiver], None]] = []
         self.stopping: list[Callable[[Receiver], None]] = []
         self.dispatcher: tuple[threading.Thread, threading.Event] | None = None
+        self._inbox: _Inbox | None = None
+        # requests waiting for the engine, oldest first: (deadline, future, ticket)
+        self._waiting: deque[tuple[float, asyncio.Future[Any], routing.Ticket | None]] = deque()
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._timers: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -95,6 +108,8 @@ class Receiver:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._start(asyncio.get_running_loop())
+                _tune_gc()
                 try:
                     await self._run(self.engine.refresh, True)
                     for hook in self.started:
@@ -111,6 +126,7 @@ class Receiver:
                 for hook in self.stopping:
                     hook(self)
                 self.pool.shutdown(wait=True, cancel_futures=False)
+                await asyncio.to_thread(self.engine.flush)  # late answers still queued
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -157,10 +173,10 @@ class Receiver:
         except NotFoundError:
             await _drain(receive, self.options.max_body)
             await _respond(send, 404, b"unknown account")
-            CALLBACKS.labels("unknown", "404", "unknown_account").inc()
+            self._count("unknown", "404", "unknown_account")
             return
         try:
-            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+            query = _query(scope.get("query_string", b""))
             if method == "GET":
                 body = self.engine.verify(runtime, query).encode()
             elif method == "POST":
@@ -170,7 +186,11 @@ class Receiver:
                     await _respond(send, 413, b"body too large")
                     return
                 inbound = self.engine.open(runtime, query, raw)
-                body, outcome = await self._process(runtime, inbound, query)
+                result = await self._process(runtime, inbound, started)
+                body, outcome = self.engine.respond(runtime, result, query), result.outcome
+                self.engine.log_callback(
+                    runtime, inbound, result, (time.perf_counter() - started) * 1000
+                )
             else:
                 status, outcome = 405, "method"
                 await _respond(send, 405, b"method not allowed")
@@ -191,26 +211,149 @@ class Receiver:
             await _respond(send, 200, b"success")
             return
         finally:
-            CALLBACKS.labels(name, str(status), outcome).inc()
-            CALLBACK_SECONDS.labels(name).observe(time.perf_counter() - started)
-        await _respond(send, 200, body, b"application/xml" if body != b"success" else None)
+            self._count(name, str(status), outcome)
+            self._observe(name, time.perf_counter() - started)
+        await _respond(send, 200, body, _XML if body != b"success" else None)
 
     async def _process(
-        self, runtime: routing.Runtime, inbound: Any, query: dict[str, str]
-    ) -> tuple[bytes, str]:
+        self, runtime: routing.Runtime, inbound: Any, started: float
+    ) -> routing.Result:
+        """The engine's answer, or success when the deadline passes first."""
+        loop = asyncio.get_running_loop()
+        inbox = self._inbox or self._start(loop)
         ticket = routing.Ticket()
-        future = asyncio.get_running_loop().run_in_executor(
-            self.pool, self.engine.process, runtime, inbound, ticket
-        )
-        try:
-            result: routing.Result = await asyncio.wait_for(
-                asyncio.shield(future), self.options.deadline
-            )
-        except TimeoutError:
-            if ticket.abandon():
-                return b"success", "deadline"
-            result = await future  # it finished just now
-        return self.engine.respond(runtime, result, query), result.outcome
+        future = loop.create_future()
+        decision = self.engine.quick(runtime, inbound)
+        if decision is not None:
+            self.engine.answer(runtime, inbound, decision, ticket, inbox.resolver(future))
+        else:
+            _chain(loop.run_in_executor(self.pool, self.engine.process, runtime, inbound, ticket),
+                   future)  # fmt: skip
+        deadline = started + self.options.deadline
+        self._waiting.append((deadline, future, ticket))
+        value = await future
+        if value is not None and not isinstance(value, routing.Result):
+            # a retry of a message whose first delivery is still being handled elsewhere
+            future = loop.create_future()
+            _chain(loop.run_in_executor(self.pool, self.engine.wait_first, value,
+                                        time.monotonic()), future)  # fmt: skip
+            self._waiting.append((deadline, future, None))
+            value = await future
+        if value is None:
+            return routing.Result(None, "deadline", "deadline")
+        result: routing.Result = value
+        return result
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> _Inbox:
+        """What the callbacks need on the loop: the writer's inbox and the deadline sweep."""
+        if self._inbox is None:
+            self._inbox = _Inbox(loop)
+            self._tasks.append(loop.create_task(self._sweeper()))
+        return self._inbox
+
+    async def _sweeper(self) -> None:
+        """Give up on requests past their deadline (checked every SWEEP_S): abandon the ticket
+        and answer None (success), unless the work finished just then, whose outcome is being
+        committed: that one is awaited. The work itself is never cancelled: it goes on and
+        records a late answer."""
+        waiting = self._waiting
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            now = time.perf_counter()
+            while waiting and (waiting[0][0] <= now or waiting[0][1].done()):
+                _, future, ticket = waiting.popleft()
+                if not future.done() and (ticket is None or ticket.abandon()):
+                    future.set_result(None)
+
+    def _count(self, name: str, status: str, outcome: str) -> None:
+        key = (name, status, outcome)
+        child = self._counters.get(key)
+        if child is None:
+            child = self._counters[key] = CALLBACKS.labels(name, status, outcome)
+        child.inc()
+
+    def _observe(self, name: str, seconds: float) -> None:
+        child = self._timers.get(name)
+        if child is None:
+            child = self._timers[name] = CALLBACK_SECONDS.labels(name)
+        child.observe(seconds)
+
+
+_XML = b"application/xml"
+
+
+class _Inbox:
+    """Results of the store's writer thread, handed to the loop: one wake-up per batch.
+
+    ``resolver(future)`` is the writer's ``done`` callback for one unit (called on the writer
+    thread); the loop sets the futures. A future already given up on is left alone.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
+        self._armed = False
+
+    def resolver(self, future: asyncio.Future[Any]) -> Callable[[Any, BaseException | None], None]:
+        def done(value: Any, error: BaseException | None) -> None:
+            self._items.append((future, value, error))
+            if not self._armed:
+                self._armed = True
+                self._loop.call_soon_threadsafe(self._drain)
+
+        return done
+
+    def _drain(self) -> None:
+        self._armed = False  # first: a result added while draining is drained here or next
+        items = self._items
+        while items:
+            future, value, error = items.popleft()
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+
+
+def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+    """target gets source's outcome, unless it was answered first (at the deadline)."""
+
+    def copy(done: asyncio.Future[Any]) -> None:
+        if target.done():
+            if not done.cancelled():
+                done.exception()  # retrieved: it was logged where it happened
+        elif done.cancelled():
+            target.cancel()
+        elif done.exception() is not None:
+            target.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            target.set_result(done.result())
+
+    source.add_done_callback(copy)
+
+
+def _tune_gc() -> None:
+    """Fewer, cheaper collections: what exists at start-up is frozen (never scanned again)
+    and the young generation is larger. Each callback makes short-lived containers only; the
+    default thresholds ran a collection every few callbacks and a full one often enough to
+    show in the tail latency."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(5000, 20, 50)
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    """The query string as a dict: parse_qsl's result, quicker when nothing is escaped."""
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text))
+    query = {}
+    for part in text.split("&"):
+        key, sep, value = part.partition("=")
+        if sep and value:  # parse_qsl drops blank values and parts without "="
+            query[key] = value
+    return query
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
@@ -273,6 +416,7 @@ def create_app() -> Receiver:
 def build(app: AppContext, options: ServeOptions) -> Receiver:
     receiver = Receiver(app, options)
     outbox.install(app)
+    broadcasts.install()
     if options.dispatcher:
         receiver.started.append(_start_dispatcher)
         receiver.stopping.append(_stop_dispatcher)

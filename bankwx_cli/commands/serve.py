@@ -87,6 +87,10 @@ def serve(
         "timeout_graceful_shutdown": int(deadline) + 2,
         "http": "httptools",
         "loop": "uvloop",
+        # The receiver reads no client address and no scheme: X-Forwarded-* parsing (on by
+        # default for 127.0.0.1) is a middleware layer every callback would pay for.
+        "proxy_headers": False,
+        "server_header": False,  # no "server: uvicorn" for scanners
     }
     try:
         if workers == 1:

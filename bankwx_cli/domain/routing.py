@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli import texts
@@ -115,12 +116,14 @@ class Ticket:
             return False
 
     def complete(self) -> bool:
-        """The handler finished; False when the request had already given up."""
+        """The handler finished; False when the request had already given up.
+
+        Idempotent (a write unit that runs twice asks twice): once done, always True.
+        """
         with self._lock:
             if self._state == "running":
                 self._state = "done"
-                return True
-            return False
+            return self._state == "done"
 
 
 @dataclass(frozen=True)
@@ -209,27 +212,93 @@ class Engine:
         )
 
     # --- processing ----------------------------------------------------------------------------
+    #
+    # Every write of the hot path goes through the store's group-commit writer: a unit of work
+    # runs inside a transaction shared with other callbacks' units, and its result is handed
+    # back only after the COMMIT, so no reply leaves before its rows are committed.
+    #
+    # - quick path (``quick`` + ``answer``): a message that no hook wants, answered by a static
+    #   keyword reply or the default. The decision needs no I/O, so it is made on the caller's
+    #   thread first, and the claim and the outcome are one write: a first delivery's row is
+    #   inserted done, with its reply and its outbound row. A conflict means another delivery
+    #   holds the message: the decision is dropped and the stored reply is answered (or, while
+    #   that delivery runs elsewhere, ``wait_first`` waits for it).
+    # - handler path (``process``, in a worker thread): the claim is committed before the
+    #   handler runs, so that one handler runs per message across processes; its outcome is
+    #   the second write.
+    #
+    # In both, whether the answer is in time is settled inside the outcome's write: a request
+    # that gave up at the deadline has answered success, and the late hook enqueues the answer
+    # in that same transaction.
+
+    def quick(self, runtime: Runtime, inbound: Inbound) -> Decision | None:
+        """The decision when it needs no I/O and no hook wants the message, else None."""
+        if SESSION_HOOKS or inbound.msg_type == "event" or MESSAGE_HOOKS.get(inbound.msg_type):
+            return None
+        found = self._route_message(runtime, inbound)
+        return found if isinstance(found, Decision) else None
+
+    def answer(
+        self,
+        runtime: Runtime,
+        inbound: Inbound,
+        decision: Decision,
+        ticket: Ticket,
+        done: Callable[[Result | Claim | None, BaseException | None], None],
+    ) -> None:
+        """Queue a quick decision's write; done(value, error) is called after its commit.
+
+        The value is the Result to answer, or, for a retry of a message whose handler runs
+        elsewhere, its Claim (then ``wait_first``). Called on any thread; never blocks.
+        """
+        started = time.monotonic()
+        at = iso(self.app.clock.now())
+        plain = self.render(runtime, inbound, decision.reply)
+        row = self._in_row(runtime, inbound, at)
+        row["reply"] = plain
+        row["route"] = decision.route
+        row["outcome"] = decision.outcome
+        reply = None
+        if decision.reply is not None:
+            reply = self._out_row(runtime, inbound, 0, decision, decision.outcome, at)
+        store = self.app.store
+
+        def unit() -> Result | Claim:
+            in_time = ticket.complete()
+            row["reply"] = plain if in_time else None
+            row["handling_ms"] = handling_ms = (time.monotonic() - started) * 1000
+            message_id = store.messages.insert_answered(row)
+            if message_id is None:  # another delivery holds the message
+                claim = store.messages.claim_again(row, self._stale_before())
+                if not claim.first:
+                    return self._replayed(claim)
+                return self._finish(runtime, inbound, claim.id, decision, plain, in_time,
+                                    handling_ms)  # fmt: skip
+            self._seen(runtime, inbound, at)
+            outcome = decision.outcome
+            if not in_time:
+                outcome = self._late(runtime, inbound, message_id, decision)
+                store.messages.set_outcome(message_id, outcome)
+            if reply is not None:
+                reply["in_reply_to"] = message_id
+                reply["outcome"] = outcome
+                store.messages.insert_out(reply)
+            return Result(plain if in_time else None, decision.route, outcome)
+
+        store.messages.writer.submit(unit, done)
 
     def process(self, runtime: Runtime, inbound: Inbound, ticket: Ticket) -> Result:
-        """Claim the message, route it (first delivery) or wait for the first one (retries)."""
+        """Claim the message, route it (first delivery) or wait for the first one (retries).
+
+        Blocks: run it in a worker thread, under the deadline.
+        """
         started = time.monotonic()
-        now = self.app.clock.now()
-        claim = self.app.store.messages.claim(
-            {
-                "account": runtime.account.name,
-                "openid": inbound.openid,
-                "msg_type": inbound.msg_type,
-                "event": inbound.event,
-                "content": mask(_inbound_text(inbound)),
-                "msg_id": inbound.msg_id,
-                "dedup_key": inbound.dedup_key(),
-                "at": iso(now),
-                "claimed_at": time.time(),
-            },
-            stale_before=time.time() - (self.deadline + 2.0),
-        )
+        writer = self.app.store.messages.writer
+        row = self._in_row(runtime, inbound, iso(self.app.clock.now()))
+        claim: Claim = writer.call(lambda: self.app.store.messages.claim(row, self._stale_before()))
         if not claim.first:
-            return self._await_first(claim, started)
+            found = self._replayed(claim)
+            return found if isinstance(found, Result) else self.wait_first(found, started)
         try:
             decision = self.decide(runtime, inbound)
         except Exception:
@@ -239,28 +308,20 @@ class Engine:
             )
         plain = self.render(runtime, inbound, decision.reply)
         elapsed_ms = (time.monotonic() - started) * 1000
-        in_time = ticket.complete()
-        outcome = decision.outcome
-        if not in_time:
-            outcome = self._late(runtime, inbound, claim.id, decision)
-            plain = None  # a retry of this message gets success; the answer went elsewhere
-        self.app.store.messages.finish(
-            claim.id,
-            plain,
-            decision.route,
-            outcome,
-            elapsed_ms,
-            self._out_row(runtime, inbound, claim.id, decision, outcome)
-            if decision.reply is not None
-            else None,
+        result: Result = writer.call(
+            lambda: self._finish(
+                runtime, inbound, claim.id, decision, plain, ticket.complete(), elapsed_ms
+            )
         )
-        log.info(
-            "callback account=%s key=%s route=%s outcome=%s ms=%.1f",
-            runtime.account.name, inbound.dedup_key(), decision.route, outcome, elapsed_ms,
-        )  # fmt: skip
-        return Result(plain, decision.route, outcome)
+        return result
 
-    def _await_first(self, claim: Claim, started: float) -> Result:
+    def flush(self) -> None:
+        """Wait until every write queued so far is committed (blocks; at shutdown)."""
+        self.app.store.messages.writer.call(lambda: None)
+
+    def wait_first(self, claim: Claim, started: float) -> Result:
+        """A retry of a message whose first delivery is being handled: wait for its answer
+        (polling the store, which other processes write too) until the deadline."""
         current = claim
         while current.state != "done":
             if time.monotonic() - started > self.deadline:
@@ -268,6 +329,72 @@ class Engine:
             time.sleep(POLL_S)
             current = self.app.store.messages.state_of(claim.id)
         return Result(current.reply, "retry", "retry_replayed", retry=True)
+
+    def _replayed(self, claim: Claim) -> Result | Claim:
+        if claim.state == "done":
+            return Result(claim.reply, "retry", "retry_replayed", retry=True)
+        return claim
+
+    def _finish(
+        self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
+        plain: bytes | None, in_time: bool, elapsed_ms: float,
+    ) -> Result:  # fmt: skip
+        """Record a claimed message's outcome (inside the writer's transaction)."""
+        outcome = decision.outcome if in_time else self._late(runtime, inbound, message_id,
+                                                              decision)  # fmt: skip
+        stored = plain if in_time else None  # a retry of a late message gets success
+        self.app.store.messages.finish(message_id, stored, decision.route, outcome, elapsed_ms,
+                                       None)  # fmt: skip
+        return self._replied(runtime, inbound, message_id, decision, stored, outcome)
+
+    def _outcome(
+        self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
+        plain: bytes | None, in_time: bool,
+    ) -> Result:  # fmt: skip
+        """The rest of a quick answer's write, its inbound row being in: late hook, reply."""
+        outcome = decision.outcome
+        if not in_time:
+            outcome = self._late(runtime, inbound, message_id, decision)
+            self.app.store.messages.set_outcome(message_id, outcome)
+        stored = plain if in_time else None
+        return self._replied(runtime, inbound, message_id, decision, stored, outcome)
+
+    def _replied(
+        self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
+        stored: bytes | None, outcome: str,
+    ) -> Result:  # fmt: skip
+        if decision.reply is not None:
+            self.app.store.messages.insert_out(
+                self._out_row(runtime, inbound, message_id, decision, outcome)
+            )
+        return Result(stored, decision.route, outcome)
+
+    def log_callback(
+        self, runtime: Runtime, inbound: Inbound, result: Result, elapsed_ms: float
+    ) -> None:
+        """The one log line per callback (info): account, key, route, outcome, milliseconds."""
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "callback account=%s key=%s route=%s outcome=%s ms=%.1f",
+                runtime.account.name, inbound.dedup_key(), result.route, result.outcome,
+                elapsed_ms,
+            )  # fmt: skip
+
+    def _in_row(self, runtime: Runtime, inbound: Inbound, at: str) -> dict[str, Any]:
+        return {
+            "account": runtime.account.name,
+            "openid": inbound.openid,
+            "msg_type": inbound.msg_type,
+            "event": inbound.event,
+            "content": mask(_inbound_text(inbound)),
+            "msg_id": inbound.msg_id,
+            "dedup_key": inbound.dedup_key(),
+            "at": at,
+            "claimed_at": time.time(),
+        }
+
+    def _stale_before(self) -> float:
+        return time.time() - (self.deadline + 2.0)
 
     def _late(self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision) -> str:
         if decision.reply is None:
@@ -289,18 +416,19 @@ class Engine:
         )
 
     def _out_row(
-        self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision, outcome: str
-    ) -> dict[str, Any]:
+        self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
+        outcome: str, at: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         reply = decision.reply
         return {
             "account": runtime.account.name,
             "openid": inbound.openid,
             "msg_type": reply.kind if reply else "success",
-            "content": mask(_reply_text(reply)),
+            "content": _masked(_reply_text(reply)),
             "route": decision.route,
             "outcome": outcome,
             "in_reply_to": message_id,
-            "at": iso(self.app.clock.now()),
+            "at": at or iso(self.app.clock.now()),
         }
 
     # --- routing -------------------------------------------------------------------------------
@@ -323,11 +451,20 @@ class Engine:
             if found is not None:
                 return found
         self._seen(runtime, inbound)
+        routed = self._route_message(runtime, inbound)
+        if isinstance(routed, Decision):
+            return routed
+        return self._answer(runtime, inbound, routed, inbound.content)
+
+    def _route_message(self, runtime: Runtime, inbound: Inbound) -> Decision | keywords.Rule:
+        """A message's decision, or the keyword rule whose action must run to make it."""
         if inbound.msg_type == "text":
             rule = keywords.first_match(runtime.rules, inbound.content, click=False)
-            if rule is not None:
-                return self._answer(runtime, inbound, rule, inbound.content)
-            return Decision(TextReply(_default_text(runtime)), route="default")
+            if rule is None:
+                return Decision(TextReply(_default_text(runtime)), route="default")
+            if rule.reply is not None:
+                return Decision(rule.reply, route=f"rule:{rule.id}")
+            return rule
         if inbound.msg_type in MEDIA_TYPES:
             return Decision(TextReply(_default_text(runtime)), route="default")
         return Decision(None, route=f"unknown:{inbound.msg_type}", outcome="unknown_type")
@@ -401,10 +538,11 @@ class Engine:
         return Decision(reply, route=f"rule:{rule.id}:action:{rule.action}",
                         outcome="replied" if reply else "silent")  # fmt: skip
 
-    def _seen(self, runtime: Runtime, inbound: Inbound) -> None:
+    def _seen(self, runtime: Runtime, inbound: Inbound, at: str | None = None) -> None:
         self.app.store.follower_state.upsert(
-            runtime.account.name, inbound.openid, {"last_message_at": iso(self.app.clock.now())}
-        )
+            runtime.account.name, inbound.openid,
+            {"last_message_at": at or iso(self.app.clock.now())},
+        )  # fmt: skip
 
     # --- maintenance ---------------------------------------------------------------------------
 
@@ -487,6 +625,11 @@ def _inbound_text(inbound: Inbound) -> str:
     if inbound.msg_type == "link":
         return inbound.fields.get("Url", "")
     return inbound.fields.get("MediaId", "")
+
+
+@lru_cache(maxsize=1024)  # replies repeat: a rule's text, the default reply
+def _masked(text: str) -> str:
+    return mask(text)
 
 
 def _reply_text(reply: Reply | None) -> str:

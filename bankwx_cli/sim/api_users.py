@@ -232,10 +232,22 @@ def _existing_tag(book: TagBook, tag_id: int) -> int:
 def _fans(state: SimState, appid: str) -> dict[int, int]:
     counts: dict[int, int] = {}
     for follower in state.follower_table(appid).values():
-        if follower.subscribe:
+        if follower.tagid_list and follower.subscribe:  # most followers have no tag
             for tag_id in follower.tagid_list:
                 counts[tag_id] = counts.get(tag_id, 0) + 1
     return counts
+
+
+def _listed_page(openids: list[str], cursor: str) -> list[str]:
+    """Up to PAGE_SIZE of ``openids`` (in follow order) after ``cursor``; 40003 for a cursor
+    that is not among them."""
+    start = 0
+    if cursor:
+        try:
+            start = openids.index(cursor) + 1
+        except ValueError:
+            raise ApiError(40003) from None
+    return openids[start : start + PAGE_SIZE]
 
 
 # -- followers ----------------------------------------------------------------------------------
@@ -357,13 +369,12 @@ def tag_members(state: SimState, req: Request) -> Result:
     body = req.json_object()
     with state.lock:
         tag_id = _taggable(state, appid, body)
-        order = _order(state, appid)
-        cursor = _cursor(body.get("next_openid"))
-        start = _position(order, cursor)[0] + 1 if cursor else 0
-        openids, _ = _scan(
-            state, appid, start, order.openids, lambda f: f.subscribe and tag_id in f.tagid_list
-        )
-        return _page(openids)
+        members = [
+            o
+            for o, f in state.follower_table(appid).items()
+            if f.tagid_list and tag_id in f.tagid_list and f.subscribe
+        ]
+        return _page(_listed_page(members, _cursor(body.get("next_openid"))))
 
 
 @route("POST", "/cgi-bin/tags/members/batchtagging")
@@ -410,13 +421,9 @@ def blacklist(state: SimState, req: Request) -> Result:
     appid = req.require_account().appid
     body = req.json_object() if req.body.strip() else {}
     with state.lock:
-        order = _order(state, appid)
         cursor = _cursor(body.get("begin_openid"))
-        start = _position(order, cursor)[0] + 1 if cursor else 0
-        table = state.follower_table(appid)
-        total = sum(1 for f in table.values() if f.blacklisted)
-        openids, _ = _scan(state, appid, start, order.openids, lambda f: f.blacklisted)
-        return _page(openids, total)
+        blocked = [o for o, f in state.follower_table(appid).items() if f.blacklisted]
+        return _page(_listed_page(blocked, cursor), len(blocked))
 
 
 def _blacklist_change(state: SimState, req: Request, blocked: bool) -> Result:

@@ -8,16 +8,28 @@ on its hot path. The README's "Durability" section says the same for operators.
 
 The busy timeout (2 s) stays well below the receiver's 4 s handler deadline, so a callback
 waiting on a long writer still answers within WeChat's 5 seconds.
+
+``Writer`` is group commit for the callback receiver: one thread runs the units of work that
+request handlers queue, many to one transaction (a unit that fails loses only its own writes),
+and reports each unit's result only after the COMMIT. A callback's rows therefore cost a share
+of one commit, not a commit each, and no reply leaves before the rows it depends on are
+committed. A busy store (another process holding the write lock past the busy timeout) delays
+a group instead of losing it.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 2000
 
@@ -45,6 +57,19 @@ class Database:
         self.conn = connect(path)
         self._lock = threading.RLock()
         self._depth = 0
+        self._writer: Writer | None = None
+        self._writer_lock = threading.Lock()  # not _lock: a batch holds that one for long
+
+    @property
+    def writer(self) -> Writer:
+        """This connection's group-commit writer (its thread starts with the first unit)."""
+        writer = self._writer
+        if writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = Writer(self)
+                writer = self._writer
+        return writer
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -89,6 +114,153 @@ class Database:
         row = self.one(sql, params)
         return None if row is None else row[0]
 
+    def run_batch(self, units: list[Callable[[], Any]]) -> list[tuple[Any, BaseException | None]]:
+        """Run units in one write transaction; (value, error) for each.
+
+        Optimistic: the units run one after the other inside one savepoint; only when one of
+        them raises is that undone and every unit run again in a savepoint of its own, so that
+        a unit that fails loses only its own writes. A unit may therefore run twice (its first
+        run rolled back): whatever it does outside this transaction must be idempotent. When
+        the transaction cannot begin (another process holds the write lock past the busy
+        timeout) the sqlite3 error is raised and nothing has run; when it cannot commit, every
+        unit gets that error and nothing is written.
+        """
+        with self._lock:
+            if self._depth:
+                raise RuntimeError("run_batch inside a transaction")
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                results = self._run_units(units)
+                self.conn.execute("COMMIT")
+            except BaseException as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                return [(None, exc)] * len(units)
+            finally:
+                self._depth = 0
+            return results
+
+    def _run_units(self, units: list[Callable[[], Any]]) -> list[tuple[Any, BaseException | None]]:
+        execute = self.conn.execute
+        execute("SAVEPOINT batch")
+        try:
+            values = [unit() for unit in units]
+        except Exception:
+            execute("ROLLBACK TO batch")
+        else:
+            execute("RELEASE batch")
+            return [(value, None) for value in values]
+        execute("RELEASE batch")
+        results: list[tuple[Any, BaseException | None]] = []
+        for unit in units:
+            execute("SAVEPOINT unit")
+            try:
+                value = unit()
+            except Exception as exc:
+                execute("ROLLBACK TO unit")
+                execute("RELEASE unit")
+                results.append((None, exc))
+            else:
+                execute("RELEASE unit")
+                results.append((value, None))
+        return results
+
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
         with self._lock:
             self.conn.close()
+
+
+Done = Callable[[Any, BaseException | None], None]
+
+
+class Writer:
+    """Group commit: units of work queued by many threads, run by one, many to a transaction.
+
+    ``submit(unit, done)`` queues a unit (a function that writes through this database and
+    returns a value; it may run twice, see ``Database.run_batch``); the writer thread runs what
+    is queued, up to ``max_batch`` units, in one transaction, then calls ``done(value, error)``
+    for each, in order, after the COMMIT. While one batch commits, the next one gathers, so
+    the batch size follows the load by itself: one unit when idle, dozens under load, with no
+    timer.
+    ``call(unit)`` is the same for a thread that can block.
+
+    When the transaction cannot begin because another process holds the write lock past the
+    busy timeout, the batch is tried again (nothing of it ran), for up to ``give_up_s`` after
+    its oldest unit was queued; then its units get the error. A request waiting for a unit
+    has its own deadline meanwhile: the unit, committed late, records a late answer.
+    """
+
+    def __init__(self, db: Database, max_batch: int = 256, give_up_s: float = 60.0) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self.give_up_s = give_up_s
+        self._queue: deque[tuple[Callable[[], Any], Done, float]] = deque()
+        self._ready = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def submit(self, unit: Callable[[], Any], done: Done) -> None:
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("the store's writer is closed")
+            self._queue.append((unit, done, time.monotonic()))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="bankwx-writer", daemon=True)
+                self._thread.start()
+            elif len(self._queue) == 1:
+                self._ready.notify()
+
+    def call(self, unit: Callable[[], Any]) -> Any:
+        """Run unit in the next batch and wait for its commit; its value, or its error raised."""
+        finished = threading.Event()
+        outcome: list[Any] = []
+
+        def done(value: Any, error: BaseException | None) -> None:
+            outcome.extend((value, error))
+            finished.set()
+
+        self.submit(unit, done)
+        finished.wait()
+        value, error = outcome
+        if error is not None:
+            raise error
+        return value
+
+    def close(self) -> None:
+        """Run what is queued, then stop the thread."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closed:
+                    self._ready.wait()
+                if not self._queue:
+                    return
+                count = min(len(self._queue), self.max_batch)
+                batch = [self._queue.popleft() for _ in range(count)]
+            try:
+                results = self.db.run_batch([unit for unit, _, _ in batch])
+            except sqlite3.OperationalError as exc:  # could not begin: the store is locked
+                if time.monotonic() - batch[0][2] < self.give_up_s:
+                    log.warning("store locked by another process (%s); trying again", exc)
+                    with self._ready:
+                        self._queue.extendleft(reversed(batch))
+                    time.sleep(0.05)
+                    continue
+                results = [(None, exc)] * len(batch)
+            except Exception as exc:  # the store is unusable: tell every caller
+                results = [(None, exc)] * len(batch)
+            for (_, done, _), (value, error) in zip(batch, results, strict=True):
+                try:
+                    done(value, error)
+                except Exception:  # a caller's callback must not stop the writer
+                    log.exception("writer callback failed")

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from bankwx_cli.storage.db import Database
+from bankwx_cli.storage.db import Database, Writer
 
 
 def m0003_engine(db: Database) -> None:
@@ -90,6 +90,11 @@ class Messages:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @property
+    def writer(self) -> Writer:
+        """Group commit for the receiver: its claims and outcomes, many to a transaction."""
+        return self.db.writer
+
     def claim(self, row: dict[str, Any], stale_before: float) -> Claim:
         """Insert the inbound row unless its dedup key exists; count a retry otherwise.
 
@@ -107,25 +112,48 @@ class Messages:
             if cursor.rowcount == 1:
                 return Claim(True, int(cursor.lastrowid or 0), "processing", None, 1,
                              row["claimed_at"])  # fmt: skip
+            return self.claim_again(row, stale_before)
+
+    def insert_answered(self, row: dict[str, Any]) -> int | None:
+        """Insert a first delivery's row already done: its answer (reply, route, outcome,
+        handling_ms in row) was decided before claiming. Joins the caller's transaction.
+
+        Returns the row's id, or None when the dedup key exists: then nothing is written, and
+        ``claim_again`` says what the store holds.
+        """
+        cursor = self.db.execute(
+            "INSERT INTO messages (account, openid, direction, msg_type, event, content, "
+            "msg_id, dedup_key, state, reply, route, outcome, handling_ms, at, claimed_at) "
+            "VALUES (:account, :openid, 'in', :msg_type, :event, :content, :msg_id, "
+            ":dedup_key, 'done', :reply, :route, :outcome, :handling_ms, :at, :claimed_at) "
+            "ON CONFLICT (account, dedup_key) DO NOTHING",
+            row,
+        )
+        return int(cursor.lastrowid or 0) if cursor.rowcount == 1 else None
+
+    def claim_again(self, row: dict[str, Any], stale_before: float) -> Claim:
+        """Another delivery of a message the store holds: count it; take over a claim that has
+        been 'processing' since before stale_before (its process died: the claim comes back
+        ``first``). Joins the caller's transaction."""
+        self.db.execute(
+            "UPDATE messages SET deliveries = deliveries + 1 "
+            "WHERE account = :account AND dedup_key = :dedup_key",
+            row,
+        )
+        found = self.db.one(
+            "SELECT id, state, reply, deliveries, claimed_at FROM messages "
+            "WHERE account = :account AND dedup_key = :dedup_key",
+            row,
+        )
+        assert found is not None  # noqa: S101 - the conflict says it exists
+        if found["state"] == "processing" and (found["claimed_at"] or 0) < stale_before:
             self.db.execute(
-                "UPDATE messages SET deliveries = deliveries + 1 "
-                "WHERE account = :account AND dedup_key = :dedup_key",
-                row,
+                "UPDATE messages SET claimed_at = :now WHERE id = :id",
+                {"now": row["claimed_at"], "id": found["id"]},
             )
-            found = self.db.one(
-                "SELECT id, state, reply, deliveries, claimed_at FROM messages "
-                "WHERE account = :account AND dedup_key = :dedup_key",
-                row,
-            )
-            assert found is not None  # noqa: S101 - the conflict says it exists
-            if found["state"] == "processing" and (found["claimed_at"] or 0) < stale_before:
-                self.db.execute(
-                    "UPDATE messages SET claimed_at = :now WHERE id = :id",
-                    {"now": row["claimed_at"], "id": found["id"]},
-                )
-                return Claim(True, found["id"], "processing", None, found["deliveries"],
-                             row["claimed_at"])  # fmt: skip
-            return _claim(found, first=False)
+            return Claim(True, found["id"], "processing", None, found["deliveries"],
+                         row["claimed_at"])  # fmt: skip
+        return _claim(found, first=False)
 
     def state_of(self, message_id: int) -> Claim:
         found = self.db.one(
@@ -263,17 +291,21 @@ class FollowerState:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._upserts: dict[tuple[str, ...], str] = {}  # the statement per set of columns
 
     def upsert(self, account: str, openid: str, values: dict[str, Any]) -> None:
-        cols = ", ".join(values)
-        params = ", ".join(f":{k}" for k in values)
-        sets = ", ".join(f"{k} = excluded.{k}" for k in values)
-        self.db.execute(
-            f"INSERT INTO follower_state (account, openid, {cols}) "  # noqa: S608 - our columns
-            f"VALUES (:account, :openid, {params}) "
-            f"ON CONFLICT (account, openid) DO UPDATE SET {sets}",
-            {"account": account, "openid": openid, **values},
-        )
+        columns = tuple(values)
+        sql = self._upserts.get(columns)
+        if sql is None:
+            cols = ", ".join(columns)
+            params = ", ".join(f":{k}" for k in columns)
+            sets = ", ".join(f"{k} = excluded.{k}" for k in columns)
+            sql = self._upserts[columns] = (
+                f"INSERT INTO follower_state (account, openid, {cols}) "  # noqa: S608 - ours
+                f"VALUES (:account, :openid, {params}) "
+                f"ON CONFLICT (account, openid) DO UPDATE SET {sets}"
+            )
+        self.db.execute(sql, {"account": account, "openid": openid, **values})
 
     def get(self, account: str, openid: str) -> dict[str, Any] | None:
         row = self.db.one(

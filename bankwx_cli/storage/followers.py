@@ -13,9 +13,8 @@ way (cursor, phase, counts) and the lease of the process running it.
 
 from __future__ import annotations
 
-import operator
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from bankwx_cli.storage.db import Database
@@ -84,7 +83,17 @@ def m0006_followers(db: Database) -> None:
             finished_at TEXT,
             last_full_at TEXT,
             holder TEXT,
-            heartbeat_at REAL
+            heartbeat_at REAL,
+            first_load INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE follower_staging (
+            account TEXT NOT NULL,
+            pass_no INTEGER NOT NULL,
+            page INTEGER NOT NULL,
+            openids TEXT NOT NULL,
+            PRIMARY KEY (account, pass_no, page)
         )"""
     )
 
@@ -130,17 +139,45 @@ WITH merged AS (
 )
 SELECT * FROM merged"""  # noqa: S608 - the fragments are constants of this module
 
-_PROFILE_COLUMNS = (
+# A user/info answer's fields, and the columns they go to: WeChat's "" and 0 mean none, and
+# its Unix seconds become the store's UTC text. The conversion is SQL (SQLite's strftime;
+# on PostgreSQL to_char(to_timestamp(...))) so that a sync's million of them run outside
+# Python, whose lock the threads fetching from WeChat need.
+_INFO_KEYS = (
+    "openid", "subscribe_time", "subscribe_scene", "qr_scene", "qr_scene_str", "language",
+    "remark", "unionid",
+)  # fmt: skip
+_INFO_COLUMNS = (
     "openid", "subscribe_at", "subscribe_scene", "qr_scene", "qr_scene_str", "language",
     "remark", "unionid",
 )  # fmt: skip
-_profile_values = operator.itemgetter(*_PROFILE_COLUMNS)
+_INFO_VALUES = (
+    "?, strftime('%Y-%m-%dT%H:%M:%S.000000Z', NULLIF(?, 0), 'unixepoch'), NULLIF(?, ''), "
+    "NULLIF(?, 0), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, '')"
+)
+_INFO_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _INFO_COLUMNS[1:])
+
+
+def _rows_of(n: int, fixed: int) -> str:
+    """VALUES rows: ``fixed`` plain parameters, then a user/info answer's."""
+    row = "(" + "?, " * fixed + _INFO_VALUES + ")"
+    return ", ".join([row] * n)
+
+
+def _tag_ids(info: dict[str, Any]) -> list[int]:
+    return [int(t) for t in info.get("tagid_list") or () if str(t).lstrip("-").isdigit()]
+
+
+def _subscribed(info: dict[str, Any]) -> bool:
+    return info.get("subscribe") == 1
+
+
 # Writes of many rows are one statement each (a multi-row VALUES or an IN list) rather than
 # executemany: sqlite3 releases and retakes the GIL around every step, and a writer that
 # steps once a row waits behind the threads fetching from WeChat for every row it writes.
 # Those statements take positional parameters: SQLite finds a named parameter's name by a
 # linear search, which makes binding hundreds of them quadratic.
-ROWS_PER_STATEMENT = 500
+ROWS_PER_STATEMENT = 2000  # x 14 parameters: under SQLite's usual limit of 32,766
 
 
 def _in_list(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
@@ -180,10 +217,10 @@ class Followers:
         with self.db._lock:
             return [tuple(r) for r in self.db.conn.execute(sql, params).fetchall()]
 
-    def bulk_mode(self, cache_mb: int = 64, checkpoint_pages: int = 16_384) -> None:
-        """Settings of this connection for a sync's many writes: a larger page cache (the
-        follower index is written at random places) and a checkpoint every 64 MB of log
-        rather than every 4 MB (a page of the list rewrites much of that index)."""
+    def bulk_mode(self, cache_mb: int = 32, checkpoint_pages: int = 16_384) -> None:
+        """Settings of this connection for a sync's many writes: a larger page cache (a page of
+        the list writes the follower index at random places) and a checkpoint every 64 MB of
+        log rather than every 4 MB."""
         self.db.execute(f"PRAGMA cache_size = -{int(cache_mb) * 1024}")
         self.db.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
 
@@ -203,6 +240,42 @@ class Followers:
             {"account": account, **values},
         )
 
+    # --- the first load of an account: the list staged, then written in openid order -----------
+
+    def stage_page(self, account: str, pass_no: int, page: int, openids: Sequence[str]) -> None:
+        """Keep a page of the follower list (one row a page) until its profiles are written."""
+        self.db.execute(
+            "INSERT INTO follower_staging (account, pass_no, page, openids) "
+            "VALUES (:a, :p, :n, :o) ON CONFLICT (account, pass_no, page) DO UPDATE "
+            "SET openids = excluded.openids",
+            {"a": account, "p": pass_no, "n": page, "o": "\n".join(openids)},
+        )
+
+    def staged(self, account: str, pass_no: int) -> list[str]:
+        """Every openid staged for the pass, sorted, once each."""
+        rows = self.db.all(
+            "SELECT openids FROM follower_staging WHERE account = :a AND pass_no = :p",
+            {"a": account, "p": pass_no},
+        )
+        found: list[str] = []
+        while rows:
+            found += str(rows.pop()[0]).split("\n")
+        found.sort()
+        # once each (a follower who followed again meanwhile is listed twice)
+        return [o for i, o in enumerate(found) if o and (i == 0 or found[i - 1] != o)]
+
+    def drop_staged(self, account: str) -> None:
+        self.db.execute("DELETE FROM follower_staging WHERE account = :a", {"a": account})
+
+    def last_written(self, account: str, pass_no: int) -> str:
+        """The highest openid the pass has written ('' for none): a first load writes in
+        openid order, so it resumes after this one."""
+        value = self.db.scalar(
+            "SELECT max(openid) FROM followers WHERE account = :a AND seen_pass = :p",
+            {"a": account, "p": pass_no},
+        )
+        return str(value or "")
+
     # --- the follower list ----------------------------------------------------------------------
 
     def last_seq(self, account: str) -> int:
@@ -215,12 +288,8 @@ class Followers:
     def _next_seq(self, account: str) -> int:
         return self.last_seq(account) + 1
 
-    def upsert_listed(
-        self, account: str, openids: Sequence[str], pass_no: int, at: str
-    ) -> tuple[int, int, list[str]]:
-        """Record a page of the follower list. Returns how many openids were new, and the
-        list_seq of the first and the openids in list_seq order (the page's new followers hold
-        list_seq first, first + 1, ... when all of them are new).
+    def upsert_listed(self, account: str, openids: Sequence[str], pass_no: int, at: str) -> int:
+        """Record a page of the follower list; returns how many openids were new.
 
         A follower listed again after being seen unsubscribed followed anew: their profile is
         stale (new follow time and scene), so it is cleared for the next profile fetch, and
@@ -243,7 +312,7 @@ class Followers:
                 params,
             )
         if new == len(openids):
-            return new, base, ordered
+            return new
         for some in _chunks(ordered):
             marks = _marks(len(some))
             back = self._rows(
@@ -262,7 +331,7 @@ class Followers:
                 f"listed_at = ? WHERE account = ? AND seen_pass <> ? AND openid IN ({marks})",
                 [pass_no, at, account, pass_no, *some],
             )
-        return new, base, ordered
+        return new
 
     def none_known(self, account: str, openids: Sequence[str]) -> bool:
         """Whether the store holds none of these followers (a page a first sync lists)."""
@@ -280,40 +349,37 @@ class Followers:
         self,
         account: str,
         openids: Sequence[str],
-        profiles: Sequence[dict[str, Any]],
+        infos: Sequence[dict[str, Any]],
         pass_no: int,
         at: str,
     ) -> None:
-        """Record a page of followers the store did not know, with the profiles fetched for
-        them (a follower without one is stored without, for a later fetch): each row is
+        """Record a page of followers the store did not know, with their profiles (user/info
+        answers; a follower without one is stored without, for a later fetch): each row is
         written once, complete."""
         ordered = sorted(openids)
         base = self._next_seq(account)
-        by_openid = {p["openid"]: p for p in profiles}
-        blank = (None,) * (len(_PROFILE_COLUMNS) - 1)
-        columns = ", ".join(_PROFILE_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _PROFILE_COLUMNS[1:])
+        by_openid = {info.get("openid"): info for info in infos}
+        blank = (None,) * (len(_INFO_KEYS) - 1)
         for start in range(0, len(ordered), ROWS_PER_STATEMENT):
             some = ordered[start : start + ROWS_PER_STATEMENT]
             params: list[Any] = []
-            for i, openid in enumerate(some, start=base + start):
-                found = by_openid.get(openid)
-                if found is None:
-                    params += (account, pass_no, i, at, None, 1, openid, *blank)
+            for seq, openid in enumerate(some, start=base + start):
+                info = by_openid.get(openid)
+                if info is None:
+                    params += (account, pass_no, seq, at, None, 1, openid, *blank)
                 else:
-                    params += (account, pass_no, i, at, at, 1 if found["subscribe"] else 0)
-                    params += _profile_values(found)
-            width = 6 + len(_PROFILE_COLUMNS)
+                    params += (account, pass_no, seq, at, at, 1 if _subscribed(info) else 0)
+                    params += map(info.get, _INFO_KEYS)
             self._run(
                 "INSERT INTO followers (account, seen_pass, list_seq, listed_at, profile_at, "  # noqa: S608
-                f"subscribed, {columns}) VALUES {_marks(len(some), width)} "
+                f"subscribed, {', '.join(_INFO_COLUMNS)}) VALUES {_rows_of(len(some), 6)} "
                 "ON CONFLICT (account, openid) DO UPDATE SET seen_pass = excluded.seen_pass, "
                 "list_seq = excluded.list_seq, profile_at = excluded.profile_at, "
                 "subscribed = excluded.subscribed, listed_at = excluded.listed_at, "
-                f"unsubscribe_at = NULL, {updates}",
+                f"unsubscribe_at = NULL, {_INFO_UPDATES}",
                 params,
             )
-        tagged = {p["openid"]: p["tagid_list"] for p in profiles if p["tagid_list"]}
+        tagged = {str(i["openid"]): _tag_ids(i) for i in infos if i.get("tagid_list")}
         if tagged:
             self._replace_tags(account, tagged)
 
@@ -353,15 +419,14 @@ class Followers:
         )
 
     def needing_profile(
-        self, account: str, cutoff: str, after: int, limit: int, before: int | None = None
+        self, account: str, cutoff: str, after: int, limit: int
     ) -> list[tuple[int, str]]:
         """(list_seq, openid) of subscribed followers without a profile or with one older
-        than cutoff, in list order after ``after`` (and before ``before``): keyset paging."""
-        bound = "" if before is None else "AND list_seq < :before "
+        than cutoff, in list order after ``after`` (keyset paging)."""
         rows = self.db.all(
             f"SELECT list_seq, openid FROM followers WHERE {self._NEEDS_PROFILE} "  # noqa: S608
-            f"AND list_seq > :after {bound}ORDER BY list_seq LIMIT :n",
-            {"a": account, "cutoff": cutoff, "after": after, "before": before, "n": limit},
+            "AND list_seq > :after ORDER BY list_seq LIMIT :n",
+            {"a": account, "cutoff": cutoff, "after": after, "n": limit},
         )
         return [(int(r[0]), str(r[1])) for r in rows]
 
@@ -372,41 +437,41 @@ class Followers:
     def save_profiles(
         self,
         account: str,
-        profiles: Sequence[dict[str, Any]],
+        infos: Sequence[dict[str, Any]],
         at: str,
         tags_stored: bool = True,
     ) -> None:
-        """Store profiles (the fields of user/info, times already ISO text) and their tags.
+        """Store profiles (user/info answers) and their tags. A profile with ``subscribe`` 0
+        marks the follower unsubscribed (and keeps what was known of them).
 
-        A profile with ``subscribe`` 0 marks the follower unsubscribed.
+        ``tags_stored`` False says that no follower of the account holds a tag in the store,
+        so that profiles without tags need no comparison.
         """
-        current = [p for p in profiles if p["subscribe"]]
-        gone = [p["openid"] for p in profiles if not p["subscribe"]]
-        columns = ", ".join(_PROFILE_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _PROFILE_COLUMNS[1:])
+        current = [info for info in infos if _subscribed(info)]
+        gone = [str(info.get("openid")) for info in infos if not _subscribed(info)]
         for some in _chunks(current):
             params: list[Any] = []
-            for profile in some:
+            for info in some:
                 params += (account, at, at)
-                params += _profile_values(profile)
-            values = _marks(len(some), 3 + len(_PROFILE_COLUMNS))
+                params += map(info.get, _INFO_KEYS)
             self._run(
-                f"INSERT INTO followers (account, profile_at, listed_at, {columns}) "  # noqa: S608
-                f"VALUES {values} ON CONFLICT (account, openid) DO UPDATE SET subscribed = 1, "
+                "INSERT INTO followers (account, profile_at, listed_at, "  # noqa: S608
+                f"{', '.join(_INFO_COLUMNS)}) VALUES {_rows_of(len(some), 3)} "
+                "ON CONFLICT (account, openid) DO UPDATE SET subscribed = 1, "
                 "unsubscribe_at = NULL, profile_at = excluded.profile_at, "
-                f"listed_at = excluded.listed_at, {updates}",
+                f"listed_at = excluded.listed_at, {_INFO_UPDATES}",
                 params,
             )
-        if current and (tags_stored or any(p["tagid_list"] for p in current)):
-            self._replace_tags(account, {p["openid"]: p["tagid_list"] for p in current})
-        for some in _chunks(gone):
+        if current and (tags_stored or any(i.get("tagid_list") for i in current)):
+            self._replace_tags(account, {str(i["openid"]): _tag_ids(i) for i in current})
+        for left in _chunks(gone):
             self._run(
                 "UPDATE followers SET subscribed = 0, profile_at = ?, listed_at = ? "  # noqa: S608
-                f"WHERE account = ? AND openid IN ({_marks(len(some))})",
-                [at, at, account, *some],
+                f"WHERE account = ? AND openid IN ({_marks(len(left))})",
+                [at, at, account, *left],
             )
 
-    def _replace_tags(self, account: str, wanted: dict[str, Sequence[int]]) -> None:
+    def _replace_tags(self, account: str, wanted: Mapping[str, Sequence[int]]) -> None:
         rows: list[tuple[Any, ...]] = []
         for some in _chunks(list(wanted)):
             rows += self._rows(
@@ -485,7 +550,7 @@ class Followers:
 
     # --- reads ------------------------------------------------------------------------------------
 
-    def list(
+    def listing(
         self,
         account: str,
         *,

@@ -20,6 +20,14 @@ Order of checks, cheapest and least trusting first:
    ExpatError, AttributeError, TypeError, ... on bad input: protocol sheet §8);
 5. `ToUserName` must be this account's original id (`BadSignatureError`).
 
+The hot shapes have a lean path, for speed only: a safe-mode envelope and a text message in
+WeChat's own layout are read with one anchored regular expression each, and a text reply is
+rendered from a template. The expressions accept only documents that are well-formed XML and
+give exactly what xmltodict and wechatpy give (same `Encrypt`, same fields, after XML's
+line-end normalisation and xmltodict's whitespace stripping); anything else, hostile input
+included, takes the wechatpy path. tests/wechat/test_callback_fastpath.py proves the
+equivalence with Hypothesis: same result or same error for any input, same reply bytes.
+
 Compatible mode routes only on the decrypted message: the plaintext copy of the fields next to
 `Encrypt` carries no signature and is ignored.
 """
@@ -32,7 +40,7 @@ import hmac
 import re
 import secrets
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
@@ -43,7 +51,6 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.events import SubscribeScanEvent
 from wechatpy.replies import ArticlesReply, TransferCustomerServiceReply
 from wechatpy.replies import ImageReply as WxImageReply
-from wechatpy.replies import TextReply as WxTextReply
 
 from bankwx_cli.errors import BadCallbackError, BadSignatureError, BankwxError, ValidationError
 from bankwx_cli.models import ImageReply, NewsReply, Reply, TextReply, TransferReply
@@ -80,6 +87,23 @@ _DIGITS = re.compile(r"[0-9]{1,20}")  # CreateTime, MsgId: no sign, no spaces, n
 # Characters XML 1.0 cannot carry, even in CDATA (C0 controls, surrogates, U+FFFE/U+FFFF).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
+# The lean path's shapes (see the module docstring): XML whitespace between elements only;
+# names and numbers in the alphabets `_read` accepts, so that nothing needs stripping there.
+_S = r"[ \t\r\n]*"
+_LEAN_ENVELOPE = re.compile(
+    rf"<xml>{_S}<ToUserName><!\[CDATA\[[A-Za-z0-9_-]{{1,64}}\]\]></ToUserName>{_S}"
+    rf"<Encrypt><!\[CDATA\[([A-Za-z0-9+/=]+)\]\]></Encrypt>{_S}</xml>"
+)
+_LEAN_TEXT = re.compile(
+    rf"<xml>{_S}<ToUserName><!\[CDATA\[([A-Za-z0-9_-]{{1,64}})\]\]></ToUserName>{_S}"
+    rf"<FromUserName><!\[CDATA\[([A-Za-z0-9_-]{{1,64}})\]\]></FromUserName>{_S}"
+    rf"<CreateTime>([0-9]{{1,20}})</CreateTime>{_S}"
+    rf"<MsgType><!\[CDATA\[text\]\]></MsgType>{_S}"
+    rf"<Content><!\[CDATA\[(.*?)\]\]></Content>{_S}"
+    rf"<MsgId>([0-9]{{1,20}})</MsgId>{_S}</xml>",
+    re.DOTALL,
+)
+
 
 # --- Keys and crypto ---------------------------------------------------------------------------
 
@@ -88,30 +112,46 @@ class _PrpCrypto(PrpCrypto):  # type: ignore[misc]  # wechatpy is untyped
     """wechatpy's AES-CBC message crypto with a random prefix from `secrets`.
 
     wechatpy draws the 16 random bytes that stand in for a per-message IV from `random`.
+    `random` is injectable for tests that compare outputs byte for byte.
     """
 
+    def __init__(self, key: bytes, random: Callable[[], str] | None = None) -> None:
+        super().__init__(key)
+        self._random = random or _random_prefix
+
     def get_random_string(self) -> str:
-        return secrets.token_hex(8)
+        return self._random()
+
+
+def _random_prefix() -> str:
+    return secrets.token_hex(8)
 
 
 class _AccountCrypto:
     """One account's WeChatCrypto and AES cipher, built once (wechatpy builds one per call)."""
 
-    __slots__ = ("_appid", "_prp", "_wechat")
+    __slots__ = ("_appid", "_prp", "_token", "_wechat")
 
-    def __init__(self, token: str, aes_key: str, appid: str) -> None:
+    def __init__(
+        self, token: str, aes_key: str, appid: str, random: Callable[[], str] | None = None
+    ) -> None:
         self._wechat = WeChatCrypto(token, aes_key, appid)
-        self._prp = _PrpCrypto(self._wechat.key)
+        self._prp = _PrpCrypto(self._wechat.key, random)
         self._appid = appid.encode("ascii")
-
-    def _cached_prp(self, _key: bytes) -> _PrpCrypto:
-        return self._prp
+        self._token = token
 
     def wrap(self, xml: bytes, nonce: str, timestamp: int) -> str:
-        """The encrypted reply envelope (§1.6), by wechatpy, with the cached cipher."""
-        # The public encrypt_message is this call with a new PrpCrypto (and cipher) each time.
-        envelope: str = self._wechat._encrypt_message(xml, nonce, str(timestamp), self._cached_prp)
-        return envelope
+        """The encrypted reply envelope (section 1.6): the AES by wechatpy's PrpCrypto (cached),
+        the envelope from a template: the same text as wechatpy's encrypt_message (the lean
+        path; tests/wechat/test_callback_fastpath.py compares them)."""
+        encrypt = self._prp.encrypt(xml, self._wechat._id).decode("ascii")
+        ts = str(timestamp)
+        signature = _sign(self._token, ts, nonce, encrypt)
+        return (
+            f"<xml>\n<Encrypt><![CDATA[{encrypt}]]></Encrypt>\n"
+            f"<MsgSignature><![CDATA[{signature}]]></MsgSignature>\n"
+            f"<TimeStamp>{ts}</TimeStamp>\n<Nonce><![CDATA[{nonce}]]></Nonce>\n</xml>"
+        )
 
     def unwrap(self, encrypt: str) -> bytes:
         """The message XML inside `Encrypt` (§1.5), or BadSignatureError whatever went wrong.
@@ -300,7 +340,7 @@ def render_reply(
         "time": timestamp,
     }
     if isinstance(reply, TextReply):
-        xml: str = WxTextReply(content=_cdata(reply.content), **common).render()
+        xml: str = _render_text(_cdata(reply.content), keys.original_id, inbound.openid, timestamp)
     elif isinstance(reply, ImageReply):
         xml = WxImageReply(image=_cdata(reply.media_id), **common).render()
     elif isinstance(reply, NewsReply):
@@ -337,6 +377,17 @@ def reply_success() -> bytes:
     return b"success"
 
 
+def _render_text(content: str, source: str, target: str, timestamp: int) -> str:
+    """wechatpy's `TextReply(content=..., source=..., target=..., time=...).render()`, byte for
+    byte (the lean path; tests/wechat/test_callback_fastpath.py compares them)."""
+    return (
+        f"<xml>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[{content}]]></Content>\n"
+        f"<FromUserName><![CDATA[{source}]]></FromUserName>\n"
+        f"<ToUserName><![CDATA[{target}]]></ToUserName>\n"
+        f"<CreateTime>{int(timestamp)}</CreateTime>\n</xml>"
+    )
+
+
 def _render_transfer(reply: TransferReply, common: dict[str, Any]) -> str:
     xml: str = TransferCustomerServiceReply(**common).render()
     if not reply.kf_account:
@@ -346,6 +397,7 @@ def _render_transfer(reply: TransferReply, common: dict[str, Any]) -> str:
     return f"{xml[: -len('</xml>')]}{kf}\n</xml>"
 
 
+@lru_cache(maxsize=1024)  # replies repeat: a rule's text, the default reply
 def _cdata(text: str) -> str:
     return _NOT_XML.sub("", text).replace("]]>", "]]]]><![CDATA[>")
 
@@ -398,6 +450,9 @@ def _screen(data: bytes) -> str:
 def _read_envelope(body: bytes) -> str:
     """The `Encrypt` text of a compatible or safe mode body."""
     text = _screen(body)
+    lean = _LEAN_ENVELOPE.fullmatch(text)
+    if lean is not None:
+        return lean[1]
     try:
         root = xmltodict.parse(text)["xml"]
         encrypt = root["Encrypt"]
@@ -413,21 +468,59 @@ def _read_envelope(body: bytes) -> str:
 def _parse(xml: bytes, *, encrypted: bool) -> Inbound:
     text = _screen(xml)
     try:
-        return _read(parse_message(text), encrypted)
+        lean = _lean_text(text)
+        if lean is not None:
+            return _read_fields(lean, False, encrypted)
+        message = parse_message(text)
+        return _read(message._data, isinstance(message, SubscribeScanEvent), encrypted)
     except BankwxError:
         raise
     except Exception as exc:
         raise BadCallbackError(f"callback body is not a WeChat message ({_kind(exc)}).") from exc
 
 
+def _lean_text(text: str) -> dict[str, str] | None:
+    """The fields `_read` makes of parse_message's dict for a text message in WeChat's
+    layout, or None (not that shape).
+
+    Content is what expat and xmltodict make of the CDATA: line ends normalised to LF,
+    whitespace stripped. A Content that XML cannot carry (a character outside XML 1.0, or
+    "]]>") is left to the wechatpy path and its errors.
+    """
+    found = _LEAN_TEXT.fullmatch(text)
+    if found is None:
+        return None
+    to, sender, created, content, msg_id = found.groups()
+    if "]]>" in content or _NOT_XML.search(content):
+        return None
+    if "\r" in content:
+        content = content.replace("\r\n", "\n").replace("\r", "\n")
+    return {
+        "ToUserName": to,
+        "FromUserName": sender,
+        "CreateTime": created,
+        "MsgType": "text",
+        "Content": content.strip(),
+        "MsgId": msg_id,
+    }
+
+
 def _kind(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def _read(message: Any, encrypted: bool) -> Inbound:
-    """Every value the Inbound exposes, read and checked now (wechatpy reads lazily)."""
+def _read(data: Any, scan: bool, encrypted: bool) -> Inbound:
+    """Every value the Inbound exposes, read and checked now (wechatpy reads lazily).
+
+    data is parse_message's raw dict (one rename, undone below); scan says that
+    parse_message made it a SubscribeScanEvent.
+    """
     fields: dict[str, str] = {}
-    _flatten(message._data, "", 1, fields)  # parse_message's raw dict (one rename, undone below)
+    _flatten(data, "", 1, fields)
+    return _read_fields(fields, scan, encrypted)
+
+
+def _read_fields(fields: dict[str, str], scan: bool, encrypted: bool) -> Inbound:
     msg_type = _required(fields, "MsgType", _NAME).lower()
     event = event_key = scene = msg_id = content = ""
     if msg_type == "event":
@@ -436,7 +529,7 @@ def _read(message: Any, encrypted: bool) -> Inbound:
             # parse_message renames a follow through a QR code or a product page and strips
             # "qrscene_" from EventKey: give the follow back its name and its key as sent.
             event = fields["Event"] = "subscribe"
-            if isinstance(message, SubscribeScanEvent):
+            if scan:
                 scene = fields["EventKey"]
                 fields["EventKey"] = _QR_PREFIX + scene
         event_key = content = fields.get("EventKey", "")

@@ -65,6 +65,8 @@ class SimProc:
         return response.json()
 
     def followers(self, include_unsubscribed: bool = True) -> list[dict[str, Any]]:
+        """The account's followers in follow order (its first token request makes them)."""
+        self.token()
         params: dict[str, Any] = {"appid": APPID, "limit": 1_000_000}
         if include_unsubscribed:
             params["all"] = 1
@@ -73,8 +75,12 @@ class SimProc:
         result: list[dict[str, Any]] = response.json()
         return result
 
-    def log(self, path: str, since: int = 0) -> list[dict[str, Any]]:
-        response = self.http.get("/sim/log", params={"path": path, "since": since})
+    def log(self, path: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        """API calls logged after ``since`` (a seq number), of one path or all."""
+        params: dict[str, Any] = {"kind": "api", "since": since}
+        if path is not None:
+            params["path"] = path
+        response = self.http.get("/sim/log", params=params)
         result: list[dict[str, Any]] = response.json()
         return result
 
@@ -86,9 +92,7 @@ class SimProc:
         self.control("POST", f"/sim/followers/{openid}/unsubscribe", {"appid": APPID})
 
     def subscribe(self, openid: str, scene: str = "ADD_SCENE_SEARCH") -> None:
-        self.control(
-            "POST", f"/sim/followers/{openid}/subscribe", {"appid": APPID, "scene": scene}
-        )
+        self.control("POST", f"/sim/followers/{openid}/subscribe", {"appid": APPID, "scene": scene})
 
     def close(self) -> None:
         self.http.close()

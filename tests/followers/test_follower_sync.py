@@ -95,8 +95,9 @@ def test_sync_killed_while_fetching_profiles_resumes_without_refetching(
     big_sim.faults(latency_ms=4)
     process = spawn("follower", "sync", "--threads", "2")
     wait_for(
-        lambda: read_store("SELECT count(*) FROM followers WHERE profile_at IS NOT NULL")[0][0]
-        >= 4000,
+        lambda: (
+            read_store("SELECT count(*) FROM followers WHERE profile_at IS NOT NULL")[0][0] >= 4000
+        ),
         what="4,000 profiles stored",
     )
     process.send_signal(signal.SIGKILL)
@@ -104,7 +105,7 @@ def test_sync_killed_while_fetching_profiles_resumes_without_refetching(
     done = {r[0] for r in read_store("SELECT openid FROM followers WHERE profile_at IS NOT NULL")}
     assert 4000 <= len(done) < 25_000
     ((phase, pages),) = read_store("SELECT phase, pages FROM follower_sync")
-    assert (phase, pages) == ("profiles", 3)
+    assert (phase, pages) == ("load", 3)  # a first sync: listed, profiles under way
 
     big_sim.faults(latency_ms=0)
     before = big_sim.last_seq()
@@ -148,6 +149,36 @@ def test_sync_killed_while_listing_resumes_from_the_stored_page(
     assert stored(with_account) == expected(big_sim.followers())
 
 
+def test_a_later_pass_killed_while_fetching_profiles_resumes_without_refetching(
+    with_account: Bankwx, big_sim: Any, spawn: Any, read_store: Any, wait_for: Any
+) -> None:
+    synced(with_account)
+    big_sim.faults(latency_ms=10)
+    # a full pass that refreshes every profile (none is younger than the pass)
+    process = spawn("follower", "sync", "--full", "--profile-max-age", "0", "--threads", "2")
+    wait_for(
+        lambda: read_store("SELECT pass_no, profiles FROM follower_sync")[0] >= (2, 2000),
+        what="2,000 profiles refreshed by the second pass",
+    )
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    ((started, phase),) = read_store("SELECT started_at, phase FROM follower_sync")
+    assert phase == "profiles"
+    refreshed = {
+        r[0] for r in read_store("SELECT openid FROM followers WHERE profile_at >= ?", started)
+    }
+    assert 2000 <= len(refreshed) < 25_000
+
+    big_sim.faults(latency_ms=0)
+    before = big_sim.last_seq()
+    report = synced(with_account, "--profile-max-age", "0")
+    assert (report["resumed"], report["kind"], report["profiles"]) == (True, "full", 25_000)
+    fetched = batchget_openids(big_sim.log("/cgi-bin/user/info/batchget", since=before))
+    assert not refreshed & set(fetched)
+    assert len(fetched) == 25_000 - len(refreshed)
+    assert stored(with_account) == expected(big_sim.followers())
+
+
 def test_quota_used_up_mid_sync_stops_cleanly_and_resumes(
     with_account: Bankwx, big_sim: Any, read_store: Any
 ) -> None:
@@ -162,17 +193,22 @@ def test_quota_used_up_mid_sync_stops_cleanly_and_resumes(
     assert "run bankwx follower sync again after " in message
     assert "00:00:00 CST (Asia/Shanghai) to resume." in message
     assert "Traceback" not in result.output
-    assert read_store("SELECT count(*) FROM followers")[0][0] == 20_000
+    assert read_store("SELECT listed, phase FROM follower_sync") == [(20_000, "list")]
 
     # the next day (quota reset): it goes on from page 3
     big_sim.control("POST", "/sim/clock", {"advance": 86_400})
     big_sim.faults(quotas={"/cgi-bin/user/info/batchget": {"daily": 100}})
     result = with_account("follower", "sync")
     assert result.exit_code == 3, result.output
-    assert "(3 pages listed, 10,000 profiles fetched)" in result.stderr
+    written = read_store("SELECT count(*) FROM followers WHERE profile_at IS NOT NULL")[0][0]
+    assert 9_000 <= written <= 10_000  # the calls WeChat answered, written in openid order
+    assert f"(3 pages listed, {written:,} profiles fetched)" in result.stderr
+    before = big_sim.last_seq()
     big_sim.faults(quotas={})
     report = synced(with_account)
     assert report["resumed"] and report["profiles"] == 25_000
+    fetched = batchget_openids(big_sim.log("/cgi-bin/user/info/batchget", since=before))
+    assert len(fetched) == 25_000 - written
     assert stored(with_account) == expected(big_sim.followers())
 
 
@@ -213,7 +249,6 @@ def test_profiles_older_than_the_max_age_are_refetched(
     assert synced(with_account)["profiles"] == 0
     time.sleep(1.1)
     assert synced(with_account, "--profile-max-age", "1s")["profiles"] == SMALL
-
 
 
 def test_full_every_makes_a_complete_pass_when_the_last_is_old(

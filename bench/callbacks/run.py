@@ -1,0 +1,751 @@
+"""The callback receiver under load, against a ceiling and the strongest peer (issue 9).
+
+    make bench-callbacks                     # or: .venv/bin/python bench/callbacks/run.py
+    .venv/bin/python bench/callbacks/run.py --duration 20 --runs 2
+
+One run, in this order and with the same settings for every target:
+
+1. pre-generates ``--messages`` distinct safe-mode text messages with wechatpy (unique
+   MsgIds, a pool of followers, Chinese content), signed and encrypted before any clock starts;
+2. for each target -- ``ceiling`` (bare ASGI on uvicorn answering ``success``), ``peer``
+   (wechatpy's protocol work alone on bare ASGI) and ``bankwx`` (``bankwx serve --workers 1``,
+   safe mode, a keyword rule answering, de-duplication and the conversation log on) -- starts
+   the server pinned to one core, warms it up, then drives it for ``--duration`` seconds with
+   wrk pinned to the other core, ``--connections`` connections, the Lua script cycling through
+   the messages; bankwx goes on until it has taken ``--rss-after`` messages before its memory
+   is read;
+3. checks correctness apart from the timing: sample replies decrypted and checked for every
+   target; during bankwx's timed load, retries of answered messages and of fresh ones must
+   get the stored reply (identical after decryption); afterwards the conversation log must
+   hold every message sent exactly once, with its reply, masked;
+4. prints requests/s, p50 and p99, the server's resident memory, the load generator's and the
+   server's CPU share, and the ratios to the ceiling and to the peer.
+
+Exit status 1 when a correctness check fails (the figures are still printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+import messages as m  # noqa: E402 - the sibling module, after the path is set
+from wechatpy.crypto import WeChatCrypto  # noqa: E402
+
+PYTHON = sys.executable
+TICKS = os.sysconf("SC_CLK_TCK")
+UVICORN = ["--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
+SAMPLE_BASE = 8_000_000_000_000_000_000  # MsgIds of the correctness samples
+RETRY_BASE = 8_100_000_000_000_000_000  # MsgIds of the fresh messages retried under load
+PHONE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    """wrk from the distribution, installed with apt when missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    print("wrk is missing: installing it with apt-get", file=sys.stderr)
+    if subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], check=False).returncode:
+        subprocess.run([*sudo, "apt-get", "update"], check=True)
+        subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk could not be installed; install it (apt-get install wrk).")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process (all its threads), in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def core_busy(core: int) -> int:
+    """Busy ticks of one CPU (all but idle and iowait), from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            ticks = [int(x) for x in line.split()[1:]]
+            return sum(ticks) - ticks[3] - ticks[4]
+    return 0
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Server:
+    name: str
+    popen: subprocess.Popen[bytes]
+    url: str
+    path: str = "/wx/main"
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def _wait_ready(url: str, popen: subprocess.Popen[bytes]) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if popen.poll() is not None:
+            raise SystemExit(f"server exited with {popen.returncode} before answering")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise SystemExit(f"server at {url} did not answer within 30 s")
+
+
+def start_peer(name: str, app: str, core: int, work: Path) -> Server:
+    port = free_port()
+    popen = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            str(core),
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(HERE),
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *UVICORN,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(work / f"{name}.log").open("wb"),
+        env={
+            **os.environ,
+            "BENCH_TOKEN": m.TOKEN,
+            "BENCH_AES_KEY": m.AES_KEY,
+            "BENCH_APPID": m.APPID,
+            "BENCH_REPLY": m.RULE_REPLY,
+        },
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(url + "/", popen)
+    return Server(name, popen, url)
+
+
+def bankwx_env(work: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKWX_")}
+    env.update(
+        BANKWX_DB=str(work / "bankwx.db"),
+        BANKWX_KEY_FILE=str(work / "master.key"),
+        BANKWX_MASTER_KEY=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        BANKWX_OPERATOR="bench",
+        BANKWX_API_BASE="http://127.0.0.1:9",  # nothing in the benchmark calls WeChat
+        BANKWX_FORMAT="plain",
+    )
+    return env
+
+
+def bankwx(env: dict[str, str], *args: str) -> None:
+    done = subprocess.run(
+        [PYTHON, "-m", "bankwx_cli", *args], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise SystemExit(f"bankwx {' '.join(args)} failed: {done.stderr.strip()}")
+
+
+def prepare_store(env: dict[str, str]) -> None:
+    bankwx(env, "init")
+    bankwx(
+        env,
+        "account",
+        "add",
+        "main",
+        "--appid",
+        m.APPID,
+        "--secret",
+        "0" * 32,
+        "--token",
+        m.TOKEN,
+        "--aes-key",
+        m.AES_KEY,
+        "--original-id",
+        m.ORIGINAL_ID,
+        "--mode",
+        "safe",
+    )
+    bankwx(env, "keyword", "add", m.KEYWORD, "--match", "contains", "--reply-text", m.RULE_REPLY)
+
+
+def start_bankwx(env: dict[str, str], core: int, work: Path) -> Server:
+    popen = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            str(core),
+            PYTHON,
+            "-m",
+            "bankwx_cli",
+            "serve",
+            "--port",
+            "0",
+            "--workers",
+            "1",
+            "--quiet",
+            "--replay-window",
+            "3600",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(work / "bankwx.log").open("wb"),
+        env=env,
+    )
+    assert popen.stdout is not None
+    line = popen.stdout.readline().decode().strip()
+    if not line.startswith("Listening on "):
+        popen.kill()
+        raise SystemExit(f"bankwx serve did not start: {line!r}; see {work / 'bankwx.log'}")
+    url = line.removeprefix("Listening on ")
+    _wait_ready(url + "/healthz", popen)
+    return Server("bankwx", popen, url)
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    requests: int
+    issued: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: dict[str, int]
+    wrk_cpu: float  # share of one core
+    server_cpu: float = 0.0
+    other_cpu: float = 0.0  # the rest of the server core's busy time: others, interrupts
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def drive(
+    wrk: str,
+    server: Server,
+    requests: Path,
+    offset: int,
+    seconds: float,
+    connections: int,
+    core: int,
+    server_core: int,
+) -> Load:
+    """One wrk run; the figures of its Lua done(), and the CPU both sides used meanwhile.
+
+    wrk loads the requests file before it starts the clock and prints "Running ..." then
+    (stdbuf makes that line leave at once): CPU is counted from there, so the file's loading
+    is not counted as load.
+    """
+    popen = subprocess.Popen(
+        [
+            "taskset", "-c", str(core), "stdbuf", "-oL", wrk, "-t1", f"-c{connections}",
+            f"-d{seconds:.0f}s", "--timeout", "10s", "-s", str(HERE / "requests.lua"),
+            server.url + server.path, "--", str(requests), str(offset), "1",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert popen.stdout is not None
+    out = []
+    started = time.monotonic()
+    server_before = wrk_before = core_before = 0
+    for line in popen.stdout:
+        out.append(line)
+        if line.startswith("Running "):
+            started = time.monotonic()
+            server_before, wrk_before = cpu_ticks(server.pid), cpu_ticks(popen.pid)
+            core_before = core_busy(server_core)
+    _, status, usage = os.wait4(popen.pid, 0)
+    popen.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - started
+    server_ticks = cpu_ticks(server.pid) - server_before
+    core_ticks = core_busy(server_core) - core_before
+    wrk_seconds = usage.ru_utime + usage.ru_stime - wrk_before / TICKS
+    found = next((x for x in out if x.startswith("BENCH ")), None)
+    if popen.returncode or found is None:
+        raise SystemExit(f"wrk failed ({popen.returncode}):\n{''.join(out)}")
+    got = json.loads(found.removeprefix("BENCH "))
+    return Load(
+        requests=got["requests"],
+        issued=got["issued"],
+        seconds=got["duration_us"] / 1e6,
+        p50_ms=got["p50_us"] / 1000,
+        p90_ms=got["p90_us"] / 1000,
+        p99_ms=got["p99_us"] / 1000,
+        max_ms=got["max_us"] / 1000,
+        errors=got["errors"],
+        wrk_cpu=wrk_seconds / wall,
+        server_cpu=server_ticks / TICKS / wall,
+        other_cpu=max(0, core_ticks - server_ticks) / TICKS / wall,
+    )
+
+
+# --- correctness -------------------------------------------------------------------------------
+
+
+@dataclass
+class Checks:
+    passed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def check(self, ok: bool, what: str) -> None:
+        (self.passed if ok else self.failed).append(what)
+
+
+def _expected_reply(msg: m.Message) -> str:
+    return m.RULE_REPLY if msg.expects_rule else m.DEFAULT_REPLY_HINT
+
+
+def _reply_ok(plain: str, msg: m.Message) -> bool:
+    return (
+        _expected_reply(msg) in plain
+        and f"<ToUserName><![CDATA[{msg.openid}]]></ToUserName>" in plain
+        and f"<FromUserName><![CDATA[{m.ORIGINAL_ID}]]></FromUserName>" in plain
+    )
+
+
+def post(http: httpx.Client, server: Server, query: str, body: str) -> httpx.Response:
+    return http.post(f"{server.url}{server.path}?{query}", content=body.encode())
+
+
+def check_samples(server: Server, checks: Checks, count: int, peer: bool) -> None:
+    """Fresh messages one by one: every reply decrypts to the expected answer."""
+    crypto = WeChatCrypto(m.TOKEN, m.AES_KEY, m.APPID)
+    good = 0
+    with httpx.Client(timeout=10) as http:
+        for i in range(count):
+            msg = m.message(i, SAMPLE_BASE)
+            query, body = next(m.fresh(msg, crypto))
+            answer = post(http, server, query, body)
+            if answer.status_code != 200:
+                continue
+            if server.name == "ceiling":
+                good += answer.content == b"success"
+            else:
+                plain = m.open_reply(answer.content, crypto)
+                good += (m.RULE_REPLY in plain) if peer else _reply_ok(plain, msg)
+    checks.check(good == count, f"{server.name}: {good}/{count} sample replies decrypted and right")
+
+
+def bodies(requests: Path, indices: list[int]) -> dict[int, str]:
+    """The bodies of some lines of the requests file."""
+    wanted, found = set(indices), {}
+    with requests.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i in wanted:
+                found[i] = line.rstrip("\n").split("\t", 1)[1]
+            if len(found) == len(wanted):
+                break
+    return found
+
+
+class RetriesUnderLoad(threading.Thread):
+    """While wrk drives bankwx: retries of answered messages and of fresh ones, and pairs of
+    simultaneous deliveries; every retry must get the stored reply."""
+
+    def __init__(self, server: Server, requests: Path, answered: list[int], delay: float) -> None:
+        super().__init__(daemon=True)
+        self.server, self.answered, self.delay = server, answered, delay
+        self.bodies = bodies(requests, answered)
+        self.results: list[tuple[bool, str]] = []
+        self.retried: dict[str, int] = {}  # msg_id -> deliveries sent
+
+    def run(self) -> None:
+        time.sleep(self.delay)
+        crypto = WeChatCrypto(m.TOKEN, m.AES_KEY, m.APPID)
+        with httpx.Client(timeout=10) as http:
+            self._replayed(http, crypto)
+            self._fresh(http, crypto)
+            self._simultaneous(crypto)
+
+    def _replayed(self, http: httpx.Client, crypto: WeChatCrypto) -> None:
+        ok = 0
+        for index in self.answered:
+            msg = m.message(index)
+            query, body = m.request(
+                m.encrypt_of(self.bodies[index]),
+                int(time.time()),
+                str(secrets.randbelow(10**9)),
+                msg.openid,
+            )
+            answer = post(http, self.server, query, body)
+            self.retried[msg.msg_id] = 2
+            ok += answer.status_code == 200 and _reply_ok(m.open_reply(answer.content, crypto), msg)
+        self.results.append(
+            (
+                ok == len(self.answered),
+                f"bankwx: {ok}/{len(self.answered)} retries of messages answered earlier in the "
+                "load got the stored reply",
+            )
+        )
+
+    def _fresh(self, http: httpx.Client, crypto: WeChatCrypto) -> None:
+        ok = 0
+        for i in range(20):
+            msg = m.message(i, RETRY_BASE)
+            deliveries = m.fresh(msg, crypto)
+            first = post(http, self.server, *next(deliveries))
+            retry = post(http, self.server, *next(deliveries))
+            self.retried[msg.msg_id] = 2
+            if first.status_code == retry.status_code == 200:
+                a, b = m.open_reply(first.content, crypto), m.open_reply(retry.content, crypto)
+                ok += a == b and _reply_ok(a, msg)
+        self.results.append(
+            (
+                ok == 20,
+                f"bankwx: {ok}/20 retries during the load got the stored reply, "
+                "identical after decryption",
+            )
+        )
+
+    def _simultaneous(self, crypto: WeChatCrypto) -> None:
+        ok = 0
+        for i in range(20, 30):
+            msg = m.message(i, RETRY_BASE)
+            deliveries = m.fresh(msg, crypto)
+            requests = [next(deliveries), next(deliveries)]
+            replies: list[httpx.Response | None] = [None, None]
+            gate = threading.Barrier(2)
+
+            def send(
+                k: int,
+                requests: list[tuple[str, str]] = requests,
+                replies: list[httpx.Response | None] = replies,
+                gate: threading.Barrier = gate,
+            ) -> None:
+                with httpx.Client(timeout=10) as http:
+                    gate.wait()
+                    replies[k] = post(http, self.server, *requests[k])
+
+            threads = [threading.Thread(target=send, args=(k,)) for k in (0, 1)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.retried[msg.msg_id] = 2
+            a, b = replies
+            if a is not None and b is not None and a.status_code == b.status_code == 200:
+                pa, pb = m.open_reply(a.content, crypto), m.open_reply(b.content, crypto)
+                ok += pa == pb and _reply_ok(pa, msg)
+        self.results.append(
+            (ok == 10, f"bankwx: {ok}/10 pairs of simultaneous deliveries got one reply")
+        )
+
+
+def check_log(
+    db: Path,
+    checks: Checks,
+    sent: int,
+    pool: int,
+    slack: int,
+    retried: dict[str, int],
+    samples: int,
+) -> None:
+    """The conversation log after the run: every message sent, once, answered, masked."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    rows = conn.execute(
+        "SELECT msg_id, deliveries, state, reply IS NOT NULL, outcome, content, id FROM messages "
+        "WHERE direction = 'in' AND account = 'main'"
+    ).fetchall()
+    out = dict(
+        conn.execute(
+            "SELECT in_reply_to, count(*) FROM messages WHERE direction = 'out' "
+            "GROUP BY in_reply_to"
+        ).fetchall()
+    )
+    conn.close()
+    by_id: dict[str, tuple[Any, ...]] = {}
+    duplicates = 0
+    for row in rows:
+        duplicates += row[0] in by_id
+        by_id[row[0]] = row
+    expected = {str(m.MSG_ID_BASE + i) for i in range(min(sent, pool))}
+    pooled = {k for k in by_id if int(k) < SAMPLE_BASE}
+    missing = expected - pooled
+    checks.check(duplicates == 0, f"bankwx: conversation log: {duplicates} duplicate messages")
+    checks.check(
+        not (pooled - expected), f"bankwx: {len(pooled - expected)} logged messages never sent"
+    )
+    checks.check(
+        len(missing) <= slack,
+        f"bankwx: {len(pooled)} of {len(expected)} messages sent by wrk are in the log "
+        f"({len(missing)} missing; up to {slack} may be cut off in flight when wrk stops)",
+    )
+    extra = {k for k in by_id if int(k) >= SAMPLE_BASE}
+    wanted = {str(SAMPLE_BASE + i) for i in range(samples)}
+    wanted |= {k for k in retried if int(k) >= SAMPLE_BASE}
+    checks.check(
+        extra == wanted,
+        f"bankwx: {len(extra)} of the {len(wanted)} sample and retry messages are in the log",
+    )
+    not_done = [r for r in rows if r[2] != "done" or not r[3] or r[4] != "replied"]
+    checks.check(not not_done, f"bankwx: {len(not_done)} messages without a stored reply")
+    wrong = [r for r in rows if r[1] != retried.get(r[0], 1)]  # deliveries: 1, or 2 for the retried
+    checks.check(
+        not wrong, f"bankwx: {len(wrong)} messages with a wrong delivery count (1, or 2 retried)"
+    )
+    unanswered = [r for r in rows if out.get(r[6], 0) != 1]
+    checks.check(not unanswered, f"bankwx: {len(unanswered)} messages without exactly one reply")
+    unmasked = [r for r in rows if PHONE.search(r[5] or "")]
+    phones = sum(1 for r in rows if "*" in (r[5] or ""))
+    checks.check(
+        not unmasked and phones > 0,
+        f"bankwx: mobile numbers masked in the log ({phones} masked, {len(unmasked)} not)",
+    )
+    if sent > pool:
+        checks.check(
+            False,
+            f"bankwx: wrk sent {sent} messages from a pool of {pool}; "
+            "raise --messages so that none repeats",
+        )
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    name: str
+    rounds: list[Load]
+    rss_mb: float
+    messages: int  # taken by the server before its memory was read
+
+    def median(self, metric: Callable[[Load], float]) -> float:
+        return statistics.median(metric(load) for load in self.rounds)
+
+    @property
+    def rps(self) -> float:
+        return self.median(lambda load: load.rps)
+
+
+def one_run(args: argparse.Namespace, wrk: str, number: int) -> tuple[list[Figures], Checks]:
+    """Start the three servers, warm each up, then drive them in turn, round after round, so
+    that a disturbance of the machine falls on all of them; check; stop."""
+    work = Path(tempfile.mkdtemp(prefix="bankwx-bench-"))
+    checks = Checks()
+    requests = work / "requests.txt"
+    started = time.monotonic()
+    m.write_requests(requests, args.messages)
+    say(f"run {number}: {args.messages} messages made in {time.monotonic() - started:.1f} s")
+    env = bankwx_env(work)
+    servers: dict[str, Server] = {}
+    sent: dict[str, int] = {}
+    rounds: dict[str, list[Load]] = {}
+    side: RetriesUnderLoad | None = None
+    rss: dict[str, float] = {}
+    errors: dict[str, dict[str, int]] = {}
+    drives = 0
+
+    def load(name: str, seconds: float) -> Load:
+        nonlocal drives
+        got = drive(wrk, servers[name], requests, sent[name], seconds, args.connections,
+                    args.load_core, args.server_core)  # fmt: skip
+        sent[name] += got.issued
+        drives += name == "bankwx"
+        for kind, count in got.errors.items():
+            errors.setdefault(name, {}).setdefault(kind, 0)
+            errors[name][kind] += count
+        return got
+
+    try:
+        for name, app in (("ceiling", "peers:ceiling"), ("peer", "peers:wechatpy_peer")):
+            if name in args.targets:
+                servers[name] = start_peer(name, app, args.server_core, work)
+        if "bankwx" in args.targets:
+            prepare_store(env)
+            servers["bankwx"] = start_bankwx(env, args.server_core, work)
+        for name in servers:
+            sent[name], rounds[name] = 0, []
+            load(name, args.warmup)
+        for round_no in range(args.rounds):
+            for name in servers:
+                if name == "bankwx" and round_no == args.rounds // 2:
+                    step = max(1, sent[name] // 20)
+                    answered = list(range(0, sent[name], step))[:20]
+                    side = RetriesUnderLoad(servers[name], requests, answered, args.duration / 3)
+                    side.start()
+                rounds[name].append(load(name, args.duration))
+                if side is not None:
+                    side.join()
+            say(f"run {number}: round {round_no + 1}: " + ", ".join(
+                f"{name} {rounds[name][-1].rps:.0f}/s" for name in servers))  # fmt: skip
+        if "bankwx" in servers and sent["bankwx"] < args.rss_after:
+            rate = max(statistics.median(r.rps for r in rounds["bankwx"]), 1.0)
+            load("bankwx", max(2.0, (args.rss_after - sent["bankwx"]) / rate * 1.15 + 1))
+        time.sleep(0.5)
+        for name, server in servers.items():
+            rss[name] = rss_mb(server.pid)
+            check_samples(server, checks, args.samples, peer=name != "bankwx")
+    finally:
+        for server in servers.values():
+            server.stop()
+    figures = [Figures(name, rounds[name], rss[name], sent[name]) for name in servers]
+    for name in servers:
+        bad = {kind: n for kind, n in errors.get(name, {}).items() if n}
+        checks.check(not bad, f"{name}: every request answered 200 in time (wrk errors: {bad})")
+    if "bankwx" in servers:
+        checks.check(
+            sent["bankwx"] >= args.rss_after,
+            f"bankwx: {sent['bankwx']} messages taken before its memory was read",
+        )
+        for ok, what in side.results if side else []:
+            checks.check(ok, what)
+        slack = drives * args.connections  # cut off in flight when a wrk run stops
+        retried = side.retried if side else {}
+        check_log(work / "bankwx.db", checks, sent["bankwx"], args.messages, slack, retried,
+                  args.samples)  # fmt: skip
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return figures, checks
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def table(figures: list[Figures], args: argparse.Namespace) -> str:
+    by = {f.name: f for f in figures}
+    ceiling, peer = by.get("ceiling"), by.get("peer")
+    lines = [
+        f"{args.connections} connections; server on core {args.server_core}, wrk on core "
+        f"{args.load_core}; median of {args.rounds} rounds of {args.duration:.0f} s per target",
+        f"{'target':<8} {'req/s':>7} {'(min-max)':>13} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'RSS MB':>7} {'msgs':>7} {'wrk CPU':>7} {'srv CPU':>7} {'other':>6} "
+        f"{'x ceil':>6} {'x peer':>6}",
+    ]
+    for f in figures:
+        spread = f"{min(r.rps for r in f.rounds):.0f}-{max(r.rps for r in f.rounds):.0f}"
+        x_ceiling = f"{f.rps / ceiling.rps:.2f}" if ceiling else "-"
+        x_peer = f"{f.rps / peer.rps:.2f}" if peer else "-"
+        lines.append(
+            f"{f.name:<8} {f.rps:>7.0f} {spread:>13} {f.median(lambda r: r.p50_ms):>7.2f} "
+            f"{f.median(lambda r: r.p99_ms):>7.2f} {f.rss_mb:>7.1f} {f.messages:>7} "
+            f"{f.median(lambda r: r.wrk_cpu):>7.0%} {f.median(lambda r: r.server_cpu):>7.0%} "
+            f"{f.median(lambda r: r.other_cpu):>6.0%} {x_ceiling:>6} {x_peer:>6}"
+        )
+    bx = by.get("bankwx")
+    if bx and peer:
+        p99, peer_p99 = bx.median(lambda r: r.p99_ms), peer.median(lambda r: r.p99_ms)
+        lines.append(
+            f"targets: bankwx/peer throughput {bx.rps / peer.rps:.2f} (>= 1.00); p99 "
+            f"{p99:.2f} ms, peer {peer_p99:.2f} ms ({'<=' if p99 <= peer_p99 else '>'}); "
+            f"RSS {bx.rss_mb:.1f} MB after {bx.messages} messages (< 150)"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=300_000, help="distinct messages made")
+    parser.add_argument("--duration", type=float, default=10, help="seconds of one round")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per target")
+    parser.add_argument("--warmup", type=float, default=3, help="warm-up seconds per target")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--rss-after",
+        type=int,
+        default=100_000,
+        help="messages bankwx takes before its memory is read",
+    )
+    parser.add_argument("--samples", type=int, default=50, help="replies checked per target")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--targets", default="ceiling,peer,bankwx")
+    parser.add_argument("--load-core", type=int, default=0)
+    parser.add_argument("--server-core", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    args = parser.parse_args()
+    args.targets = args.targets.split(",")
+    wrk = ensure_wrk()
+    os.sched_setaffinity(0, {args.load_core})  # this script stays off the server's core
+    results: list[dict[str, Any]] = []
+    failed = False
+    for number in range(1, args.runs + 1):
+        figures, checks = one_run(args, wrk, number)
+        print(f"\nrun {number}\n{table(figures, args)}", flush=True)
+        for what in checks.passed:
+            print(f"  ok    {what}")
+        for what in checks.failed:
+            print(f"  FAIL  {what}")
+        failed = failed or bool(checks.failed)
+        results.append(
+            {
+                "run": number,
+                "figures": [
+                    {
+                        "target": f.name,
+                        "rps": f.rps,
+                        "rss_mb": f.rss_mb,
+                        "messages": f.messages,
+                        "rounds": [{"rps": r.rps, **r.__dict__} for r in f.rounds],
+                    }
+                    for f in figures
+                ],
+                "failed": checks.failed,
+            }
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

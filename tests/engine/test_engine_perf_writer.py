@@ -1,0 +1,197 @@
+"""Group commit (issue 9): the writer, and the engine's quick path through it, in-process.
+
+Semantics only; the benchmark (bench/callbacks/) measures the speed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bxtest import ORIGINAL_ID, Bankwx
+
+from bankwx_cli.context import AppContext
+from bankwx_cli.domain import outbox, routing
+from bankwx_cli.settings import from_environment
+from bankwx_cli.storage.db import Database, Writer
+from bankwx_cli.wechat import callback
+
+# --- the writer --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "w.db")
+    database.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+    yield database
+    database.close()
+
+
+def insert(db: Database, key: str, value: Any = 1) -> Any:
+    def unit() -> str:
+        db.execute("INSERT INTO t (k, v) VALUES (:k, :v)", {"k": key, "v": value})
+        return key
+
+    return unit
+
+
+def test_units_commit_together_and_report_after_the_commit(db: Database) -> None:
+    other = sqlite3.connect(str(db.path), check_same_thread=False)
+    seen: list[tuple[str, int]] = []
+    finished = threading.Event()
+    gate = threading.Event()
+    writer = db.writer
+    writer.submit(lambda: gate.wait(5), lambda value, error: None)  # holds the first batch
+
+    def done(value: Any, error: BaseException | None) -> None:
+        assert error is None
+        # reported only once the row is visible to another connection: committed
+        seen.append((value, other.execute("SELECT count(*) FROM t").fetchone()[0]))
+        if len(seen) == 3:
+            finished.set()
+
+    for key in "abc":  # queued while the first batch runs: they form the next batch
+        writer.submit(insert(db, key), done)
+    gate.set()
+    assert finished.wait(5)
+    assert seen == [("a", 3), ("b", 3), ("c", 3)]
+    other.close()
+
+
+def test_a_failing_unit_loses_only_its_own_writes(db: Database) -> None:
+    runs: list[str] = []
+
+    def failing() -> None:
+        runs.append("failing")
+        db.execute("INSERT INTO t (k, v) VALUES ('bad', 1)")
+        raise ValueError("handler bug")
+
+    results = db.run_batch([insert(db, "a"), failing, insert(db, "b"), insert(db, "c", None)])
+    assert [type(error).__name__ if error else value for value, error in results] == [
+        "a", "ValueError", "b", "IntegrityError"
+    ]  # fmt: skip
+    assert [r[0] for r in db.all("SELECT k FROM t ORDER BY k")] == ["a", "b"]
+    assert runs == ["failing", "failing"]  # optimistic run, then one savepoint per unit
+
+
+def test_a_locked_store_is_waited_for_not_lost(db: Database) -> None:
+    db.conn.execute("PRAGMA busy_timeout = 50")  # the real one is 2 s
+    other = sqlite3.connect(str(db.path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    writer = Writer(db)
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(writer.call(insert(db, "a"))))
+    thread.start()
+    time.sleep(0.3)  # several busy timeouts
+    assert result == []
+    other.execute("COMMIT")
+    thread.join(5)
+    assert result == ["a"]
+    assert db.scalar("SELECT count(*) FROM t") == 1
+    writer.close()
+    other.close()
+
+
+def test_a_store_locked_for_too_long_gives_the_error(db: Database) -> None:
+    db.conn.execute("PRAGMA busy_timeout = 20")
+    other = sqlite3.connect(str(db.path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    writer = Writer(db, give_up_s=0.2)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        writer.call(insert(db, "a"))
+    other.execute("ROLLBACK")
+    writer.close()
+    other.close()
+
+
+# --- the engine's quick path ------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(with_account: Bankwx) -> Iterator[AppContext]:
+    added = with_account(
+        "keyword", "add", "余额", "--match", "contains", "--reply-text", "余额100元"
+    )
+    assert added.exit_code == 0, added.output
+    context = AppContext(from_environment())
+    yield context
+    context.close()
+
+
+def text_message(msg_id: int, content: str = "查询余额") -> callback.Inbound:
+    xml = (
+        f"<xml><ToUserName><![CDATA[{ORIGINAL_ID}]]></ToUserName><FromUserName><![CDATA["
+        "oFollower0000000000000000001]]></FromUserName><CreateTime>1700000000</CreateTime>"
+        f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>"
+        f"<MsgId>{msg_id}</MsgId></xml>"
+    )
+    return callback.parse(xml.encode())
+
+
+def answer(
+    engine: routing.Engine, inbound: callback.Inbound, ticket: routing.Ticket | None = None
+) -> tuple[threading.Event, list[Any]]:
+    runtime = engine.runtime("main")
+    decision = engine.quick(runtime, inbound)
+    assert decision is not None and decision.route.startswith("rule:")
+    finished, got = threading.Event(), []
+
+    def done(value: Any, error: BaseException | None) -> None:
+        got.append(error or value)
+        finished.set()
+
+    engine.answer(runtime, inbound, decision, ticket or routing.Ticket(), done)
+    return finished, got
+
+
+def log_of(app: AppContext) -> list[dict[str, Any]]:
+    return sorted(app.store.messages.all({"account": "main"}, None), key=lambda m: m["id"])
+
+
+def test_two_deliveries_in_one_batch_are_one_message(app: AppContext) -> None:
+    engine = routing.Engine(app)
+    engine.refresh(True)
+    gate = threading.Event()
+    app.store.messages.writer.submit(lambda: gate.wait(5), lambda value, error: None)
+    first, got_first = answer(engine, text_message(42))
+    retry, got_retry = answer(engine, text_message(42))
+    gate.set()
+    assert first.wait(5) and retry.wait(5)
+    a, b = got_first[0], got_retry[0]
+    assert (a.outcome, b.outcome) == ("replied", "retry_replayed")
+    assert a.plain_reply == b.plain_reply and "余额100元" in a.plain_reply.decode()
+    log = log_of(app)
+    assert [(m["direction"], m["deliveries"]) for m in log] == [("in", 2), ("out", 1)]
+    assert log[1]["in_reply_to"] == log[0]["id"]
+
+
+def test_a_quick_answer_past_the_deadline_goes_to_the_outbox(app: AppContext) -> None:
+    outbox.install(app)
+    engine = routing.Engine(app)
+    engine.refresh(True)
+    ticket = routing.Ticket()
+    assert ticket.abandon()  # the request answered success at the deadline
+    finished, got = answer(engine, text_message(43), ticket)
+    assert finished.wait(5)
+    assert got[0].plain_reply is None and got[0].outcome == "late_enqueued"
+    inbound = log_of(app)[0]
+    assert inbound["outcome"] == "late_enqueued"
+    assert app.store.messages.state_of(inbound["id"]).reply is None  # retries get success
+    units = app.store.outbox.all({}, None)
+    assert [(u["kind"], u["lane"], u["idempotency_key"]) for u in units] == [
+        ("custom", "reply", f"late:{inbound['id']}")
+    ]
+
+
+def test_card_numbers_are_masked_on_the_quick_path(app: AppContext) -> None:
+    engine = routing.Engine(app)
+    engine.refresh(True)
+    finished, _ = answer(engine, text_message(44, "余额 卡号6222021234567890123 手机13812345678"))
+    assert finished.wait(5)
+    content = log_of(app)[0]["content"]
+    assert "6222021234567890123" not in content and "13812345678" not in content
