@@ -274,7 +274,6 @@ class Engine:
                     return self._replayed(claim)
                 return self._finish(runtime, inbound, claim.id, decision, plain, in_time,
                                     handling_ms)  # fmt: skip
-            self._seen(runtime, inbound, at)
             outcome = decision.outcome
             if not in_time:
                 outcome = self._late(runtime, inbound, message_id, decision)
@@ -450,7 +449,6 @@ class Engine:
             found = hook(self.app, runtime, inbound)
             if found is not None:
                 return found
-        self._seen(runtime, inbound)
         routed = self._route_message(runtime, inbound)
         if isinstance(routed, Decision):
             return routed
@@ -537,12 +535,6 @@ class Engine:
         reply = found.fn(context)
         return Decision(reply, route=f"rule:{rule.id}:action:{rule.action}",
                         outcome="replied" if reply else "silent")  # fmt: skip
-
-    def _seen(self, runtime: Runtime, inbound: Inbound, at: str | None = None) -> None:
-        self.app.store.follower_state.upsert(
-            runtime.account.name, inbound.openid,
-            {"last_message_at": at or iso(self.app.clock.now())},
-        )  # fmt: skip
 
     # --- maintenance ---------------------------------------------------------------------------
 

@@ -15,6 +15,17 @@ and reports each unit's result only after the COMMIT. A callback's rows therefor
 of one commit, not a commit each, and no reply leaves before the rows it depends on are
 committed. A busy store (another process holding the write lock past the busy timeout) delays
 a group instead of losing it.
+
+The receiver's WAL is checkpointed beside the writer, not by it: while a writer runs, the
+connection's automatic checkpoint (which would run inside the COMMIT that crosses 1,000 pages,
+with every reply of that group waiting) is off, and ``Checkpointer`` copies the WAL into the
+database from a connection and a thread of its own, PASSIVE (it never waits for a lock and
+never blocks a commit). A checkpoint that runs beside a busy writer never ends with the whole
+WAL copied (new frames keep coming), and SQLite restarts the WAL only at a write that begins
+when all of it is: so once the WAL is longer than ``RESTART_FRAMES``, the writer itself runs one
+short checkpoint between two groups (what the last pass left: a few pages) and the next group
+writes the WAL from its start again. Replies therefore never wait for a checkpoint's copying,
+and the WAL stays short, where a long one makes every page lookup slower.
 """
 
 from __future__ import annotations
@@ -32,6 +43,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 2000
+AUTO_CHECKPOINT_PAGES = 1000  # SQLite's default, given back when a writer stops
+RESTART_FRAMES = 1000  # a WAL longer than this is restarted by the writer (see above)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -191,16 +204,27 @@ class Writer:
     busy timeout, the batch is tried again (nothing of it ran), for up to ``give_up_s`` after
     its oldest unit was queued; then its units get the error. A request waiting for a unit
     has its own deadline meanwhile: the unit, committed late, records a late answer.
+
+    While the writer runs, a ``Checkpointer`` copies the WAL every ``checkpoint_s`` (see the
+    module's notes); other writes of this connection do not checkpoint meanwhile.
     """
 
-    def __init__(self, db: Database, max_batch: int = 256, give_up_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        max_batch: int = 256,
+        give_up_s: float = 60.0,
+        checkpoint_s: float = 0.25,
+    ) -> None:
         self.db = db
         self.max_batch = max_batch
         self.give_up_s = give_up_s
+        self.checkpoint_s = checkpoint_s
         self._queue: deque[tuple[Callable[[], Any], Done, float]] = deque()
         self._ready = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._checkpointer: Checkpointer | None = None
 
     def submit(self, unit: Callable[[], Any], done: Done) -> None:
         with self._ready:
@@ -208,6 +232,10 @@ class Writer:
                 raise RuntimeError("the store's writer is closed")
             self._queue.append((unit, done, time.monotonic()))
             if self._thread is None:
+                with self.db._lock:
+                    self.db.conn.execute("PRAGMA wal_autocheckpoint = 0")
+                self._checkpointer = Checkpointer(self.db.path, self.checkpoint_s)
+                self._checkpointer.start()
                 self._thread = threading.Thread(target=self._run, name="bankwx-writer", daemon=True)
                 self._thread.start()
             elif len(self._queue) == 1:
@@ -237,8 +265,23 @@ class Writer:
             thread = self._thread
         if thread is not None:
             thread.join()
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+            with self.db._lock:
+                self.db.conn.execute(f"PRAGMA wal_autocheckpoint = {AUTO_CHECKPOINT_PAGES}")
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """A PASSIVE checkpoint on the writer's connection: copies what no reader still
+        needs, never waits."""
+        try:
+            with self.db._lock:
+                self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # locked by another process: the next one catches up
+            log.debug("checkpoint skipped: %s", exc)
 
     def _run(self) -> None:
+        checkpointer = self._checkpointer
         while True:
             with self._ready:
                 while not self._queue and not self._closed:
@@ -247,6 +290,9 @@ class Writer:
                     return
                 count = min(len(self._queue), self.max_batch)
                 batch = [self._queue.popleft() for _ in range(count)]
+            if checkpointer is not None and checkpointer.restart_wanted.is_set():
+                checkpointer.restart_wanted.clear()
+                self._checkpoint()  # what the last pass left; this batch restarts the WAL
             try:
                 results = self.db.run_batch([unit for unit, _, _ in batch])
             except sqlite3.OperationalError as exc:  # could not begin: the store is locked
@@ -264,3 +310,51 @@ class Writer:
                     done(value, error)
                 except Exception:  # a caller's callback must not stop the writer
                     log.exception("writer callback failed")
+
+
+class Checkpointer:
+    """PASSIVE checkpoints every ``interval`` seconds, on a connection and a thread of their own.
+
+    After a pass that leaves the WAL longer than ``RESTART_FRAMES`` frames, ``restart_wanted``
+    is set: the writer then finishes the checkpoint between two groups, so that the WAL starts
+    again (see the module's notes). ``frames`` is the WAL's length at the last pass.
+    """
+
+    def __init__(self, path: Path, interval: float) -> None:
+        self.path = path
+        self.interval = interval
+        self.restart_wanted = threading.Event()
+        self.frames = 0
+        self.passes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="bankwx-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            conn = connect(self.path)
+        except sqlite3.Error as exc:  # the writer's own checkpoint at close still runs
+            log.warning("checkpointer cannot open the store: %s", exc)
+            return
+        try:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            while not self._stop.wait(self.interval):
+                try:
+                    busy, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:  # locked by another process: next time
+                    log.debug("checkpoint skipped: %s", exc)
+                    continue
+                self.passes += 1
+                self.frames = frames
+                if not busy and frames > RESTART_FRAMES:
+                    self.restart_wanted.set()
+        finally:
+            conn.close()

@@ -86,6 +86,22 @@ class Claim:
     claimed_at: float | None
 
 
+def m0008_lean_log(db: Database) -> None:
+    """The conversation log without a per-follower index (issue 9).
+
+    ``messages_openid`` put every callback's rows at a random place of a B-tree (followers
+    write in no order): a page written to the WAL and checkpointed per message, most of the
+    receiver's store cost. A follower's messages are found through ``messages_at``, which now
+    carries the openid: appended in time order, and a lookup scans the index (not the table)
+    from the newest entry back, to ``--since`` when given. ``follower_state.last_message_at``
+    (written per message, read nowhere) goes for the same reason: the log holds it.
+    """
+    db.execute("DROP INDEX messages_openid")
+    db.execute("DROP INDEX messages_at")
+    db.execute("CREATE INDEX messages_at ON messages(account, at, openid)")
+    db.execute("ALTER TABLE follower_state DROP COLUMN last_message_at")
+
+
 class Messages:
     def __init__(self, db: Database) -> None:
         self.db = db

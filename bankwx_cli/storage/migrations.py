@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from bankwx_cli.errors import StoreError
 from bankwx_cli.storage.broadcasts import m0007_broadcasts
 from bankwx_cli.storage.db import Database
-from bankwx_cli.storage.engine import m0003_engine
+from bankwx_cli.storage.engine import m0003_engine, m0008_lean_log
 from bankwx_cli.storage.followers import m0006_followers
 from bankwx_cli.storage.menus import m0005_menus
 from bankwx_cli.storage.outbox import m0004_outbox
@@ -90,6 +90,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0005_menus", m0005_menus),
     ("m0006_followers", m0006_followers),
     ("m0007_broadcasts", m0007_broadcasts),
+    ("m0008_lean_log", m0008_lean_log),
 ]
 
 

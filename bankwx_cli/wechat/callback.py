@@ -40,12 +40,14 @@ import hmac
 import re
 import secrets
 import struct
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
 import xmltodict  # type: ignore[import-untyped]  # wechatpy's XML parser; no type hints
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from wechatpy import parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.events import SubscribeScanEvent
@@ -127,24 +129,71 @@ def _random_prefix() -> str:
     return secrets.token_hex(8)
 
 
+class _ChainedCBC:
+    """AES-256-CBC with WeChat's fixed IV (the key's first 16 bytes, §1.5), on one cipher
+    context per direction for the life of the account, where wechatpy makes one a message.
+
+    A CBC context chains each message from the last ciphertext block it handled, not from the
+    IV: the first block of each message is corrected by that block XOR the IV (encrypting, on
+    the plaintext before; decrypting, on the plaintext after), which gives exactly what a fresh
+    context with the IV gives (tests/wechat/test_callback_fastpath.py compares it with
+    wechatpy's cipher). Lengths must be multiples of 16. Thread-safe.
+    """
+
+    __slots__ = ("_dec", "_dec_chain", "_enc", "_enc_chain", "_iv", "_lock")
+
+    def __init__(self, key: bytes) -> None:
+        cipher = Cipher(algorithms.AES(key), modes.CBC(key[:16]))
+        self._iv = int.from_bytes(key[:16], "big")
+        self._enc = cipher.encryptor()
+        self._dec = cipher.decryptor()
+        self._enc_chain = self._dec_chain = self._iv
+        self._lock = threading.Lock()
+
+    def encrypt(self, padded: bytes) -> bytes:
+        with self._lock:
+            first = int.from_bytes(padded[:16], "big") ^ self._iv ^ self._enc_chain
+            out: bytes = self._enc.update(first.to_bytes(16, "big") + padded[16:])
+            self._enc_chain = int.from_bytes(out[-16:], "big")
+        return out
+
+    def decrypt(self, data: bytes) -> bytes:
+        with self._lock:
+            out: bytes = self._dec.update(data)
+            chain, self._dec_chain = self._dec_chain, int.from_bytes(data[-16:], "big")
+        first = int.from_bytes(out[:16], "big") ^ chain ^ self._iv
+        return first.to_bytes(16, "big") + out[16:]
+
+
+_BLOCK = 32  # WeChat pads to 32 bytes (wechatpy's PKCS7Encoder.block_size), not AES's 16
+
+
 class _AccountCrypto:
     """One account's WeChatCrypto and AES cipher, built once (wechatpy builds one per call)."""
 
-    __slots__ = ("_appid", "_prp", "_token", "_wechat")
+    __slots__ = ("_appid", "_cbc", "_random", "_token", "_wechat")
 
     def __init__(
         self, token: str, aes_key: str, appid: str, random: Callable[[], str] | None = None
     ) -> None:
         self._wechat = WeChatCrypto(token, aes_key, appid)
-        self._prp = _PrpCrypto(self._wechat.key, random)
+        self._cbc = _ChainedCBC(self._wechat.key)
+        self._random = random or _random_prefix
         self._appid = appid.encode("ascii")
         self._token = token
 
+    def seal(self, xml: bytes) -> str:
+        """`Encrypt` of xml: wechatpy's PrpCrypto.encrypt (random prefix, length, appid, 32-byte
+        PKCS#7), on the account's cipher contexts."""
+        text = b"".join((self._random().encode(), struct.pack(">I", len(xml)), xml, self._appid))
+        pad = _BLOCK - len(text) % _BLOCK
+        return base64.b64encode(self._cbc.encrypt(text + bytes((pad,)) * pad)).decode("ascii")
+
     def wrap(self, xml: bytes, nonce: str, timestamp: int) -> str:
-        """The encrypted reply envelope (section 1.6): the AES by wechatpy's PrpCrypto (cached),
-        the envelope from a template: the same text as wechatpy's encrypt_message (the lean
-        path; tests/wechat/test_callback_fastpath.py compares them)."""
-        encrypt = self._prp.encrypt(xml, self._wechat._id).decode("ascii")
+        """The encrypted reply envelope (section 1.6), from a template: the same text as
+        wechatpy's encrypt_message (the lean path; tests/wechat/test_callback_fastpath.py
+        compares them)."""
+        encrypt = self.seal(xml)
         ts = str(timestamp)
         signature = _sign(self._token, ts, nonce, encrypt)
         return (
@@ -164,7 +213,7 @@ class _AccountCrypto:
         except ValueError:  # binascii.Error, or a non-ASCII str
             raw = b""
         if len(raw) >= 32 and len(raw) % 16 == 0:
-            plain: bytes = self._prp.cipher.decrypt(raw)
+            plain = self._cbc.decrypt(raw)
             end = len(plain) - plain[-1]
             if 1 <= plain[-1] <= 32 and end >= 20:
                 (length,) = struct.unpack_from(">I", plain, 16)

@@ -3,7 +3,9 @@
 For any input: the lean envelope reader gives the `Encrypt` xmltodict gives, or the same
 error; the lean text-message reader gives the fields parse_message gives, or leaves the
 document to wechatpy; the text reply template renders wechatpy's TextReply byte for byte; the
-envelope around wechatpy's AES is wechatpy's encrypt_message, and decrypts to the reply.
+envelope around wechatpy's AES is wechatpy's encrypt_message, and decrypts to the reply; the
+account's long-lived cipher contexts encrypt and decrypt every message of a sequence as
+wechatpy's fresh ones do, whatever came before (refused ciphertexts included).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import xmltodict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from wechatpy import parse_message
-from wechatpy.crypto import WeChatCrypto
+from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.events import SubscribeScanEvent
 from wechatpy.replies import TextReply as WxTextReply
 
@@ -260,3 +262,45 @@ def test_envelope_is_wechatpys_encrypt_message(
     assert ours == theirs
     signature = ours.split("<MsgSignature><![CDATA[")[1].split("]]>")[0]
     assert wechatpy.decrypt_message(ours, signature, str(timestamp), nonce) == xml.decode()
+
+
+# One instance for every example and every message: its cipher contexts chain on from one
+# message to the next, as in a receiver that runs for weeks.
+_LONG_LIVED = cb._AccountCrypto(TOKEN, AES_KEY, APPID)
+_WECHATPY = WeChatCrypto(TOKEN, AES_KEY, APPID)
+
+prefixes = st.text(alphabet=ALNUM, min_size=16, max_size=16)
+steps = st.one_of(
+    st.tuples(st.just("seal"), st.binary(max_size=600), prefixes),
+    st.tuples(st.just("open"), st.binary(max_size=600), prefixes),
+    # a ciphertext that decrypts to garbage: refused, and the contexts must stay right
+    st.tuples(st.just("junk"), st.integers(2, 40).flatmap(lambda n: st.binary(min_size=16 * n,
+                                                                              max_size=16 * n)),
+              prefixes),
+)  # fmt: skip
+
+
+def _wechatpy_prp(prefix: str) -> PrpCrypto:
+    prp = PrpCrypto(_WECHATPY.key)
+    prp.get_random_string = lambda: prefix
+    return prp
+
+
+@settings(max_examples=300)
+@given(st.lists(steps, min_size=1, max_size=12))
+def test_long_lived_cipher_is_wechatpys_for_every_message(
+    sequence: list[tuple[str, bytes, str]],
+) -> None:
+    import base64
+
+    for kind, data, prefix in sequence:
+        if kind == "seal":
+            _LONG_LIVED._random = lambda prefix=prefix: prefix
+            ours = _LONG_LIVED.seal(data)
+            assert ours == _wechatpy_prp(prefix).encrypt(data, APPID).decode("ascii")
+        elif kind == "open":  # wechatpy seals, ours opens
+            sealed = _wechatpy_prp(prefix).encrypt(data, APPID).decode("ascii")
+            assert _LONG_LIVED.unwrap(sealed) == data
+        else:
+            with pytest.raises(BankwxError):
+                _LONG_LIVED.unwrap(base64.b64encode(data).decode("ascii"))

@@ -1,0 +1,126 @@
+"""Profile `bankwx serve` under the benchmark's load: py-spy on the server while wrk drives it.
+
+    .venv/bin/python bench/callbacks/profile.py --seconds 20 --out bench/out/profile
+    .venv/bin/python bench/callbacks/profile.py --no-profile --rounds 3   # A/B: bankwx vs peer
+
+Same store, messages, pinning and wrk script as run.py, one target (bankwx). With py-spy
+installed (``pip install py-spy``), writes ``OUT.txt`` (collapsed stacks, every thread, idle
+included) and prints the functions with the most samples, by thread. py-spy samples from the
+load core, so the figures printed beside a profile are a little lower than run.py's.
+With ``--no-profile``, bankwx and the wechatpy peer are driven in turn for ``--rounds`` rounds
+and the ratios printed: a quick A/B check of a change on a machine whose speed drifts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import messages as m  # noqa: E402
+import run  # noqa: E402
+
+
+def summarize(collapsed: Path, top: int) -> None:
+    """Self and total samples per function, per thread, from py-spy's collapsed output."""
+    by_thread: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    totals: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        thread = frames[0]
+        by_thread[thread][frames[-1]] += int(count)
+        for frame in set(frames[1:]):
+            totals[thread][frame] += int(count)
+    for thread, counter in sorted(by_thread.items(), key=lambda kv: -sum(kv[1].values())):
+        samples = sum(counter.values())
+        print(f"\n== {thread}: {samples} samples")
+        print("-- self")
+        for frame, count in counter.most_common(top):
+            print(f"{count / samples:6.1%}  {frame}")
+        print("-- total")
+        for frame, count in totals[thread].most_common(top):
+            print(f"{count / samples:6.1%}  {frame}")
+
+
+def show(name: str, load: run.Load) -> None:
+    print(
+        f"{name:7} {load.rps:6.0f} req/s, p50 {load.p50_ms:5.2f} ms, p90 {load.p90_ms:5.2f} ms, "
+        f"p99 {load.p99_ms:5.2f} ms, max {load.max_ms:5.1f} ms, server CPU "
+        f"{load.server_cpu:.0%}, other {load.other_cpu:.0%}"
+    )
+
+
+def compare(
+    wrk: str, server: run.Server, peer: run.Server, requests: Path, sent: int,
+    args: argparse.Namespace,
+) -> None:  # fmt: skip
+    """bankwx and the peer in turn; the ratios of each pair of rounds."""
+    run.drive(wrk, peer, requests, 0, 3, args.connections, 0, 1)
+    peer_sent = 0
+    for _ in range(args.rounds):
+        ours = run.drive(wrk, server, requests, sent, args.seconds, args.connections, 0, 1)
+        theirs = run.drive(wrk, peer, requests, peer_sent, args.seconds, args.connections, 0, 1)
+        sent, peer_sent = sent + ours.issued, peer_sent + theirs.issued
+        show("bankwx", ours)
+        show("peer", theirs)
+        ratio, tail = ours.rps / theirs.rps, ours.p99_ms / theirs.p99_ms
+        print(f"ratio   {ratio:.2f} throughput, p99 {tail:.2f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--messages", type=int, default=150_000)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=Path("bench/out/profile"))
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2, help="with --no-profile")
+    args = parser.parse_args()
+    wrk = run.ensure_wrk()
+    work = Path(tempfile.mkdtemp(prefix="bankwx-profile-"))
+    requests = work / "requests.txt"
+    m.write_requests(requests, args.messages)
+    env = run.bankwx_env(work)
+    run.prepare_store(env)
+    server = run.start_bankwx(env, 1, work)
+    peer = run.start_peer("peer", "peers:wechatpy_peer", 1, work) if args.no_profile else None
+    spy = None
+    try:
+        sent = run.drive(wrk, server, requests, 0, 3, args.connections, 0, 1).issued
+        if peer is not None:
+            compare(wrk, server, peer, requests, sent, args)
+        else:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            spy = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(server.pid), "--format", "raw", "--idle",
+                 "--threads", "--rate", "200", "--duration", str(int(args.seconds)),
+                 "--output", str(args.out) + ".txt", "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            show("bankwx", run.drive(wrk, server, requests, sent, args.seconds,
+                                     args.connections, 0, 1))  # fmt: skip
+        wal = work / "bankwx.db-wal"
+        print(f"WAL {wal.stat().st_size / 2**20:.1f} MB at the end of the load")
+    finally:
+        if spy is not None:
+            spy.wait()
+        server.stop()
+        if peer is not None:
+            peer.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    if spy is not None:
+        summarize(Path(str(args.out) + ".txt"), args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
