@@ -54,6 +54,24 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second iso_of() formatted, and its text
+
+
+def iso_of(timestamp: float) -> str:
+    """``iso(datetime.fromtimestamp(timestamp, UTC))`` for a Unix time, five times quicker: the
+    text up to the second is kept from the last call (the receiver stamps every callback)."""
+    global _second
+    whole = int(timestamp // 1)
+    micro = round((timestamp - whole) * 1_000_000)  # half to even, as datetime rounds
+    if micro == 1_000_000:
+        whole, micro = whole + 1, 0
+    second, text = _second
+    if second != whole:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, text)
+    return f"{text}.{micro:06d}Z"
+
+
 def from_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 

@@ -8,6 +8,7 @@ import re
 # by spaces or dashes. Mobile numbers: 11 digits starting 1[3-9], optionally +86.
 _ID_CARD = re.compile(r"(?<![0-9])([1-9][0-9]{5})[0-9]{8}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
 _CARD = re.compile(r"(?<![0-9])([0-9]{4})((?:[ -]?[0-9]){5,11})([ -]?[0-9]{4})(?![0-9])")
+_DIGIT = re.compile(r"[0-9]")
 _PHONE = re.compile(r"(?<![0-9])((?:\+?86[ -]?)?1[3-9][0-9])[0-9]{4}([0-9]{4})(?![0-9])")
 
 
@@ -18,7 +19,7 @@ def _card(match: re.Match[str]) -> str:
 
 def mask(text: str) -> str:
     """Text with ID-card, bank-card and mobile numbers masked (first and last digits kept)."""
-    if not any(c.isdigit() for c in text):
+    if _DIGIT.search(text) is None:
         return text
     text = _ID_CARD.sub(lambda m: m.group(1) + "********" + m.group(2), text)
     text = _PHONE.sub(lambda m: m.group(1) + "****" + m.group(2), text)

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli import texts
-from bankwx_cli.clock import iso
+from bankwx_cli.clock import iso, iso_of
 from bankwx_cli.domain import accounts, actions, keywords
 from bankwx_cli.domain.masking import mask
 from bankwx_cli.errors import NotFoundError
@@ -252,7 +252,7 @@ class Engine:
         elsewhere, its Claim (then ``wait_first``). Called on any thread; never blocks.
         """
         started = time.monotonic()
-        at = iso(self.app.clock.now())
+        at = iso_of(self.app.clock.time())
         plain = self.render(runtime, inbound, decision.reply)
         row = self._in_row(runtime, inbound, at)
         row["reply"] = plain
@@ -293,7 +293,7 @@ class Engine:
         """
         started = time.monotonic()
         writer = self.app.store.messages.writer
-        row = self._in_row(runtime, inbound, iso(self.app.clock.now()))
+        row = self._in_row(runtime, inbound, iso_of(self.app.clock.time()))
         claim: Claim = writer.call(lambda: self.app.store.messages.claim(row, self._stale_before()))
         if not claim.first:
             found = self._replayed(claim)

@@ -18,6 +18,7 @@ from bxtest import ORIGINAL_ID, Bankwx
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import outbox, routing
 from bankwx_cli.settings import from_environment
+from bankwx_cli.storage import db as db_module
 from bankwx_cli.storage.db import Database, Writer
 from bankwx_cli.wechat import callback
 
@@ -107,6 +108,41 @@ def test_a_store_locked_for_too_long_gives_the_error(db: Database) -> None:
     other.execute("ROLLBACK")
     writer.close()
     other.close()
+
+
+def test_the_wal_is_checkpointed_and_restarted_under_continuous_writes(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpointer copies beside a writer that never pauses, and the writer restarts the
+    WAL once it is long: it stays short while many times its length is written."""
+    monkeypatch.setattr(db_module, "RESTART_FRAMES", 64)
+    writer = Writer(db, checkpoint_s=0.02)
+    wal = Path(f"{db.path}-wal")
+    stop = time.monotonic() + 1.5
+    largest = 0
+    counter = iter(range(10**9))
+    lock = threading.Lock()
+
+    def produce() -> None:
+        while time.monotonic() < stop:
+            with lock:
+                key = f"k{next(counter)}"
+            writer.call(insert(db, key, "x" * 2000))  # a page's worth and more a row
+
+    threads = [threading.Thread(target=produce) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        largest = max(largest, wal.stat().st_size if wal.exists() else 0)
+        time.sleep(0.01)
+    rows = db.scalar("SELECT count(*) FROM t")
+    checkpointer = writer._checkpointer
+    writer.close()
+    assert checkpointer is not None and checkpointer.passes > 5
+    written = rows * 2000
+    assert written > 8 * 2**20 or rows > 2000, f"too little written to tell: {rows} rows"
+    assert largest < written / 3, f"WAL grew to {largest} bytes for {written} written"
+    assert db.scalar("PRAGMA wal_autocheckpoint") == db_module.AUTO_CHECKPOINT_PAGES
 
 
 # --- the engine's quick path ------------------------------------------------------------------

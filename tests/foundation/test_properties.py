@@ -93,3 +93,30 @@ def test_other_key_never_opens() -> None:
     blob = KEY.seal("secret", "p")
     with pytest.raises(KeyError_):
         MasterKey(b"\x01" * 32).open(blob, "p")
+
+
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=2**34, allow_nan=False),
+        st.integers(0, 2**34).map(float),
+        # half a microsecond either side of a second's end: the rounding and its carry
+        st.integers(1_600_000_000, 2_000_000_000).map(lambda s: s + 0.9999995),
+        st.integers(1_600_000_000, 2_000_000_000).map(lambda s: s - 0.0000005),
+    )
+)
+def test_iso_of_is_iso_of_the_datetime(timestamp: float) -> None:
+    from datetime import UTC, datetime
+
+    from bankwx_cli.clock import iso, iso_of
+
+    assert iso_of(timestamp) == iso(datetime.fromtimestamp(timestamp, UTC))
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789 -+86Xx余额卡号٣١"), max_size=40) | st.text())
+def test_mask_without_ascii_digits_is_the_text(text: str) -> None:
+    from bankwx_cli.domain.masking import mask
+
+    if not re.search("[0-9]", text):
+        assert mask(text) == text
+    else:  # what is masked keeps its length and the characters around the digits
+        assert len(mask(text)) == len(text)
