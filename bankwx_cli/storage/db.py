@@ -30,8 +30,10 @@ and the WAL stays short, where a long one makes every page lookup slower.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from collections import deque
@@ -45,6 +47,17 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 2000
 AUTO_CHECKPOINT_PAGES = 1000  # SQLite's default, given back when a writer stops
 RESTART_FRAMES = 1000  # a WAL longer than this is restarted by the writer (see above)
+
+
+def name_thread(name: str) -> None:
+    """Give the calling thread's name to the operating system too (Linux), so that ``top -H``
+    and ``/proc/PID/task/*/comm`` tell the receiver's threads apart."""
+    if sys.platform != "linux":
+        return
+    try:
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):  # no libc to be found: names are a convenience
+        pass
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -281,6 +294,7 @@ class Writer:
             log.debug("checkpoint skipped: %s", exc)
 
     def _run(self) -> None:
+        name_thread("bankwx-writer")
         checkpointer = self._checkpointer
         while True:
             with self._ready:
@@ -339,6 +353,7 @@ class Checkpointer:
             self._thread.join()
 
     def _run(self) -> None:
+        name_thread("bankwx-checkpoint")
         try:
             conn = connect(self.path)
         except sqlite3.Error as exc:  # the writer's own checkpoint at close still runs

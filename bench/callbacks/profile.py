@@ -50,6 +50,31 @@ def summarize(collapsed: Path, top: int) -> None:
             print(f"{count / samples:6.1%}  {frame}")
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user and system) of each thread of pid, by thread name."""
+    found: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / run.TICKS
+    return found
+
+
+def show_threads(before: dict[str, float], after: dict[str, float], requests: int) -> None:
+    """Each thread's CPU per request, in microseconds, over one load."""
+    print(
+        "CPU per request: "
+        + ", ".join(
+            f"{name} {(after[name] - before.get(name, 0.0)) / requests * 1e6:.0f} us"
+            for name in sorted(after, key=lambda n: before.get(n, 0.0) - after[n])
+            if after[name] - before.get(name, 0.0) > 0
+        )
+    )
+
+
 def show(name: str, load: run.Load) -> None:
     print(
         f"{name:7} {load.rps:6.0f} req/s, p50 {load.p50_ms:5.2f} ms, p90 {load.p90_ms:5.2f} ms, "
@@ -60,19 +85,22 @@ def show(name: str, load: run.Load) -> None:
 
 def compare(
     wrk: str, server: run.Server, peer: run.Server, requests: Path, sent: int,
-    args: argparse.Namespace,
+    args: argparse.Namespace, work: Path,
 ) -> None:  # fmt: skip
     """bankwx and the peer in turn; the ratios of each pair of rounds."""
     run.drive(wrk, peer, requests, 0, 3, args.connections, 0, 1)
     peer_sent = 0
     for _ in range(args.rounds):
+        before = thread_cpu(server.pid)
         ours = run.drive(wrk, server, requests, sent, args.seconds, args.connections, 0, 1)
+        show_threads(before, thread_cpu(server.pid), ours.requests)
         theirs = run.drive(wrk, peer, requests, peer_sent, args.seconds, args.connections, 0, 1)
         sent, peer_sent = sent + ours.issued, peer_sent + theirs.issued
         show("bankwx", ours)
         show("peer", theirs)
         ratio, tail = ours.rps / theirs.rps, ours.p99_ms / theirs.p99_ms
-        print(f"ratio   {ratio:.2f} throughput, p99 {tail:.2f}")
+        size = sum(f.stat().st_size for f in work.glob("bankwx.db*")) / 2**20
+        print(f"ratio   {ratio:.2f} throughput, p99 {tail:.2f}; {sent} messages, {size:.0f} MB")
 
 
 def main() -> int:
@@ -97,7 +125,7 @@ def main() -> int:
     try:
         sent = run.drive(wrk, server, requests, 0, 3, args.connections, 0, 1).issued
         if peer is not None:
-            compare(wrk, server, peer, requests, sent, args)
+            compare(wrk, server, peer, requests, sent, args, work)
         else:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             spy = subprocess.Popen(

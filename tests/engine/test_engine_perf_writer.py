@@ -145,6 +145,21 @@ def test_the_wal_is_checkpointed_and_restarted_under_continuous_writes(
     assert db.scalar("PRAGMA wal_autocheckpoint") == db_module.AUTO_CHECKPOINT_PAGES
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="Linux only")
+def test_the_writer_threads_are_named_for_the_operating_system(db: Database) -> None:
+    writer = Writer(db)
+    writer.call(insert(db, "a"))
+    wanted = {"bankwx-writer", "bankwx-checkpoi"}  # the kernel keeps 15 characters
+    deadline = time.monotonic() + 5
+    while True:
+        names = {(t / "comm").read_text().strip() for t in Path("/proc/self/task").iterdir()}
+        if wanted <= names or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    writer.close()
+    assert wanted <= names
+
+
 # --- the engine's quick path ------------------------------------------------------------------
 
 
