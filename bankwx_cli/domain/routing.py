@@ -346,18 +346,6 @@ class Engine:
                                        None)  # fmt: skip
         return self._replied(runtime, inbound, message_id, decision, stored, outcome)
 
-    def _outcome(
-        self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
-        plain: bytes | None, in_time: bool,
-    ) -> Result:  # fmt: skip
-        """The rest of a quick answer's write, its inbound row being in: late hook, reply."""
-        outcome = decision.outcome
-        if not in_time:
-            outcome = self._late(runtime, inbound, message_id, decision)
-            self.app.store.messages.set_outcome(message_id, outcome)
-        stored = plain if in_time else None
-        return self._replied(runtime, inbound, message_id, decision, stored, outcome)
-
     def _replied(
         self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
         stored: bytes | None, outcome: str,

@@ -30,6 +30,7 @@ and the WAL stays short, where a long one makes every page lookup slower.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import sqlite3
@@ -54,10 +55,8 @@ def name_thread(name: str) -> None:
     and ``/proc/PID/task/*/comm`` tell the receiver's threads apart."""
     if sys.platform != "linux":
         return
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # no libc found: names are a nicety
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):  # no libc to be found: names are a convenience
-        pass
 
 
 def connect(path: Path) -> sqlite3.Connection:
