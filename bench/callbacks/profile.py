@@ -50,29 +50,31 @@ def summarize(collapsed: Path, top: int) -> None:
             print(f"{count / samples:6.1%}  {frame}")
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds (user and system) of each thread of pid, by thread name."""
-    found: dict[str, float] = {}
+def thread_cpu(pid: int) -> dict[str, tuple[float, float]]:
+    """CPU seconds (user, system) of each thread of pid, by thread name."""
+    found: dict[str, tuple[float, float]] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the thread ended meanwhile
             continue
-        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / run.TICKS
+        user, system = found.get(name, (0.0, 0.0))
+        found[name] = (user + int(fields[11]) / run.TICKS, system + int(fields[12]) / run.TICKS)
     return found
 
 
-def show_threads(before: dict[str, float], after: dict[str, float], requests: int) -> None:
-    """Each thread's CPU per request, in microseconds, over one load."""
-    print(
-        "CPU per request: "
-        + ", ".join(
-            f"{name} {(after[name] - before.get(name, 0.0)) / requests * 1e6:.0f} us"
-            for name in sorted(after, key=lambda n: before.get(n, 0.0) - after[n])
-            if after[name] - before.get(name, 0.0) > 0
-        )
-    )
+def show_threads(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], requests: int
+) -> None:
+    """Each thread's CPU per request (user + system), in microseconds, over one load."""
+    parts = []
+    for name, (user, system) in after.items():
+        user0, system0 = before.get(name, (0.0, 0.0))
+        spent = (user - user0) / requests * 1e6, (system - system0) / requests * 1e6
+        if sum(spent) > 0:
+            parts.append((-sum(spent), f"{name} {spent[0]:.0f}+{spent[1]:.0f} us"))
+    print("CPU per request (user+system): " + ", ".join(text for _, text in sorted(parts)))
 
 
 def show(name: str, load: run.Load) -> None:
@@ -114,6 +116,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="with --no-profile")
     args = parser.parse_args()
     wrk = run.ensure_wrk()
+    spy_path = shutil.which("py-spy") or shutil.which(
+        "py-spy", path=str(Path(sys.executable).parent)
+    )
+    if not args.no_profile and spy_path is None:
+        raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy (or --no-profile)")
     work = Path(tempfile.mkdtemp(prefix="bankwx-profile-"))
     requests = work / "requests.txt"
     m.write_requests(requests, args.messages)
@@ -129,7 +136,7 @@ def main() -> int:
         else:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             spy = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(server.pid), "--format", "raw", "--idle",
+                [spy_path, "record", "--pid", str(server.pid), "--format", "raw",
                  "--threads", "--rate", "200", "--duration", str(int(args.seconds)),
                  "--output", str(args.out) + ".txt", "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
