@@ -4,11 +4,13 @@
     .venv/bin/python bench/callbacks/profile.py --no-profile --rounds 3   # A/B: bankwx vs peer
 
 Same store, messages, pinning and wrk script as run.py, one target (bankwx). With py-spy
-installed (``pip install py-spy``), writes ``OUT.txt`` (collapsed stacks, every thread, idle
-included) and prints the functions with the most samples, by thread. py-spy samples from the
-load core, so the figures printed beside a profile are a little lower than run.py's.
-With ``--no-profile``, bankwx and the wechatpy peer are driven in turn for ``--rounds`` rounds
-and the ratios printed: a quick A/B check of a change on a machine whose speed drifts.
+installed (``pip install py-spy``), writes ``OUT.txt`` (collapsed stacks of every thread,
+samples of threads that are not running left out) and prints the functions with the most
+samples, by thread. py-spy samples from the load core, so the figures printed beside a profile
+are a little lower than run.py's. With ``--no-profile``, bankwx and the wechatpy peer are
+driven in turn for ``--rounds`` rounds and the ratios printed, with each of bankwx's threads'
+CPU per request (user + system, from /proc): a quick A/B check of a change on a machine whose
+speed drifts.
 """
 
 from __future__ import annotations
