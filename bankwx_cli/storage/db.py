@@ -354,8 +354,8 @@ class Writer:
 class Checkpointer:
     """PASSIVE checkpoints every ``interval`` seconds, on a connection and a thread of their own;
     after a pass that leaves the WAL longer than ``RESTART_FRAMES`` frames, a RESTART one
-    (see the module's notes). ``frames`` is the WAL's length after the last pass, ``restarts``
-    how many RESTART checkpoints completed.
+    (see the module's notes). ``passes`` and ``restarts`` count the checkpoints of each kind
+    that completed.
 
     The connection has no busy timeout: a RESTART checkpoint that finds the write lock taken
     copies what it can and says so at once, and is tried again every fraction of a millisecond
@@ -366,7 +366,6 @@ class Checkpointer:
     def __init__(self, path: Path, interval: float) -> None:
         self.path = path
         self.interval = interval
-        self.frames = 0
         self.passes = 0
         self.restarts = 0
         self._stop = threading.Event()
@@ -402,13 +401,12 @@ class Checkpointer:
     def _pass(self, conn: sqlite3.Connection) -> None:
         _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self.passes += 1
-        self.frames = frames
         if frames <= RESTART_FRAMES:
             return
         give_up = time.monotonic() + RESTART_TRY_S
         delay = BUSY_POLL_S
         while not self._stop.is_set():
-            busy, self.frames, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             if not busy:
                 self.restarts += 1
                 return

@@ -49,7 +49,7 @@ from typing import Any, Final
 import xmltodict  # type: ignore[import-untyped]  # wechatpy's XML parser; no type hints
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from wechatpy import parse_message
-from wechatpy.crypto import PrpCrypto, WeChatCrypto
+from wechatpy.crypto import WeChatCrypto
 from wechatpy.events import SubscribeScanEvent
 from wechatpy.replies import ArticlesReply, TransferCustomerServiceReply
 from wechatpy.replies import ImageReply as WxImageReply
@@ -108,21 +108,6 @@ _LEAN_TEXT = re.compile(
 
 
 # --- Keys and crypto ---------------------------------------------------------------------------
-
-
-class _PrpCrypto(PrpCrypto):  # type: ignore[misc]  # wechatpy is untyped
-    """wechatpy's AES-CBC message crypto with a random prefix from `secrets`.
-
-    wechatpy draws the 16 random bytes that stand in for a per-message IV from `random`.
-    `random` is injectable for tests that compare outputs byte for byte.
-    """
-
-    def __init__(self, key: bytes, random: Callable[[], str] | None = None) -> None:
-        super().__init__(key)
-        self._random = random or _random_prefix
-
-    def get_random_string(self) -> str:
-        return self._random()
 
 
 def _random_prefix() -> str:

@@ -117,6 +117,8 @@ def main() -> int:
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--rounds", type=int, default=2, help="with --no-profile")
     args = parser.parse_args()
+    if args.rounds < 1 or args.seconds < 1 or args.messages < 1000:
+        parser.error("--rounds must be 1 or more, --seconds 1 or more, --messages 1000 or more")
     wrk = run.ensure_wrk()
     spy_path = shutil.which("py-spy") or shutil.which(
         "py-spy", path=str(Path(sys.executable).parent)

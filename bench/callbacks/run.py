@@ -223,28 +223,16 @@ def prepare_store(env: dict[str, str]) -> None:
     bankwx(env, "keyword", "add", m.KEYWORD, "--match", "contains", "--reply-text", m.RULE_REPLY)
 
 
-def start_bankwx(env: dict[str, str], core: int, work: Path) -> Server:
+def start_bankwx(env: dict[str, str], core: int | None, work: Path, workers: int = 1) -> Server:
+    """`bankwx serve --workers N`, pinned to core (None: not pinned)."""
+    pin = ["taskset", "-c", str(core)] if core is not None else []
     popen = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            str(core),
-            PYTHON,
-            "-m",
-            "bankwx_cli",
-            "serve",
-            "--port",
-            "0",
-            "--workers",
-            "1",
-            "--quiet",
-            "--replay-window",
-            "3600",
-        ],
+        [*pin, PYTHON, "-m", "bankwx_cli", "serve", "--port", "0", "--workers", str(workers),
+         "--quiet", "--replay-window", "3600"],
         stdout=subprocess.PIPE,
         stderr=(work / "bankwx.log").open("wb"),
         env=env,
-    )
+    )  # fmt: skip
     assert popen.stdout is not None
     line = popen.stdout.readline().decode().strip()
     if not line.startswith("Listening on "):

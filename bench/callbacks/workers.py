@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,22 +25,6 @@ import messages as m  # noqa: E402
 import run  # noqa: E402
 
 
-def start(env: dict[str, str], workers: int, work: Path) -> run.Server:
-    popen = subprocess.Popen(
-        [run.PYTHON, "-m", "bankwx_cli", "serve", "--port", "0", "--workers", str(workers),
-         "--quiet", "--replay-window", "3600"],
-        stdout=subprocess.PIPE, stderr=(work / "bankwx.log").open("wb"), env=env,
-    )  # fmt: skip
-    assert popen.stdout is not None
-    line = popen.stdout.readline().decode().strip()
-    if not line.startswith("Listening on "):
-        popen.kill()
-        raise SystemExit(f"bankwx serve did not start: {line!r}; see {work / 'bankwx.log'}")
-    url = line.removeprefix("Listening on ")
-    run._wait_ready(url + "/healthz", popen)
-    return run.Server("bankwx", popen, url)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -50,13 +33,15 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=250_000)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
+    if args.workers < 1 or args.rounds < 1 or args.seconds <= 0:
+        parser.error("--workers and --rounds must be 1 or more, --seconds above 0")
     wrk = run.ensure_wrk()
     work = Path(tempfile.mkdtemp(prefix="bankwx-workers-"))
     requests = work / "requests.txt"
     m.write_requests(requests, args.messages)
     env = run.bankwx_env(work)
     run.prepare_store(env)
-    server = start(env, args.workers, work)
+    server = run.start_bankwx(env, None, work, args.workers)
     sent = 0
     try:
         for number in range(1, args.rounds + 1):

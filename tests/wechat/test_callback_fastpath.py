@@ -257,7 +257,7 @@ def test_envelope_is_wechatpys_encrypt_message(
     )
     wechatpy = WeChatCrypto(TOKEN, AES_KEY, APPID)
     theirs = wechatpy._encrypt_message(
-        xml, nonce, str(timestamp), lambda key: cb._PrpCrypto(key, lambda: prefix)
+        xml, nonce, str(timestamp), lambda key: _wechatpy_prp(prefix, key)
     )
     assert ours == theirs
     signature = ours.split("<MsgSignature><![CDATA[")[1].split("]]>")[0]
@@ -280,8 +280,9 @@ steps = st.one_of(
 )  # fmt: skip
 
 
-def _wechatpy_prp(prefix: str) -> PrpCrypto:
-    prp = PrpCrypto(_WECHATPY.key)
+def _wechatpy_prp(prefix: str, key: bytes | None = None) -> PrpCrypto:
+    """wechatpy's own message crypto, with the random prefix given."""
+    prp = PrpCrypto(key or _WECHATPY.key)
     prp.get_random_string = lambda: prefix
     return prp
 
