@@ -120,7 +120,7 @@ class AppContext:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.settings.db)
+            self._store = open_store(self.settings.db, key=lambda: self.key)
         return self._store
 
     @property

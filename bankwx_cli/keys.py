@@ -3,6 +3,11 @@
 Secrets (AppSecret, callback token, EncodingAESKey, cached access tokens) are sealed with
 AES-256-GCM under the master key. Each value is bound to its purpose (associated data such as
 ``account:main:secret``), so a ciphertext copied into another column does not open.
+
+The same sealing keeps the receiver's stored passive replies and the outbox's payloads at rest
+(``Sealer``: the store's handle on the key, which the context gives it). A sealed value is
+``VERSION (1 byte) | nonce (12) | ciphertext and tag``; a key keeps one ``AESGCM`` object for
+its life, so sealing a reply on the receiver's hot path costs a few microseconds.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import hashlib
 import hmac
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -22,9 +29,29 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from bankwx_cli.errors import KeyError_
 from bankwx_cli.models import Secret
 
-__all__ = ["MasterKey", "Secret", "create_key_file", "load_key"]
+__all__ = [
+    "MasterKey",
+    "Sealer",
+    "Secret",
+    "UnsealError",
+    "create_key_file",
+    "is_sealed",
+    "load_key",
+]
 
 _VERSION = b"\x01"
+_OVERHEAD = 1 + 12 + 16  # version, nonce, tag
+
+
+class UnsealError(KeyError_):
+    """A sealed value is damaged, or was sealed under another key or for another purpose."""
+
+
+def is_sealed(value: object) -> bool:
+    """Whether a stored value has the shape of a sealed one (not whether it opens)."""
+    return isinstance(value, bytes | bytearray | memoryview) and (
+        len(value) >= _OVERHEAD and bytes(value[:1]) == _VERSION
+    )
 
 
 @dataclass(frozen=True)
@@ -57,22 +84,39 @@ class MasterKey:
         """A public identifier of the key (HMAC of a constant), kept in the store."""
         return hmac.new(self.raw, b"bankwx-key-fingerprint", hashlib.sha256).hexdigest()[:16]
 
-    def seal(self, plaintext: str, purpose: str) -> bytes:
+    @cached_property
+    def _aead(self) -> AESGCM:
+        """One AESGCM object for the key's life (it keeps the expanded key)."""
+        return AESGCM(self.raw)
+
+    def seal(self, plaintext: str | bytes, purpose: str) -> bytes:
+        """Seal text (as UTF-8) or bytes for purpose (the associated data)."""
+        data = plaintext.encode("utf-8") if isinstance(plaintext, str) else plaintext
         nonce = os.urandom(12)
-        sealed = AESGCM(self.raw).encrypt(nonce, plaintext.encode("utf-8"), purpose.encode())
-        return _VERSION + nonce + sealed
+        return _VERSION + nonce + self._aead.encrypt(nonce, data, purpose.encode())
 
     def open(self, blob: bytes, purpose: str) -> str:
-        if len(blob) < 1 + 12 + 16 or blob[:1] != _VERSION:
-            raise KeyError_(f"the stored secret for {purpose} is damaged. Run bankwx check.")
+        """The text sealed for purpose. Raises UnsealError (a KeyError_) when it does not open."""
+        plain = self.open_bytes(blob, purpose, "secret")
         try:
-            plain = AESGCM(self.raw).decrypt(blob[1:13], blob[13:], purpose.encode())
+            return plain.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UnsealError(
+                f"the stored secret for {purpose} is damaged. Run bankwx check."
+            ) from None
+
+    def open_bytes(self, blob: bytes, purpose: str, what: str = "value") -> bytes:
+        """The bytes sealed for purpose. Raises UnsealError when they do not open."""
+        blob = bytes(blob)
+        if len(blob) < _OVERHEAD or blob[:1] != _VERSION:
+            raise UnsealError(f"the stored {what} for {purpose} is damaged. Run bankwx check.")
+        try:
+            return self._aead.decrypt(blob[1:13], blob[13:], purpose.encode())
         except InvalidTag:
-            raise KeyError_(
-                f"the stored secret for {purpose} does not open with this master key. "
+            raise UnsealError(
+                f"the stored {what} for {purpose} does not open with this master key. "
                 "Is BANKWX_MASTER_KEY or BANKWX_KEY_FILE the store's key?"
             ) from None
-        return plain.decode("utf-8")
 
     def keyed_hash(self, value: str, purpose: str) -> str:
         """A keyed hash for values that others present to us (API keys): stored, never sealed."""
@@ -107,3 +151,38 @@ def create_key_file(key_file: Path) -> MasterKey:
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(key.to_text() + "\n")
     return key
+
+
+class Sealer:
+    """The store's handle on the master key, for the values it keeps sealed at rest.
+
+    The store is opened before the key is known (the key is checked against the store's
+    fingerprint), so the context binds a function that returns the key; it is called once,
+    when a value is first sealed or opened. Without a bound key, sealing raises KeyError_.
+    """
+
+    def __init__(self, key: Callable[[], MasterKey] | None = None) -> None:
+        self._source = key
+        self._key: MasterKey | None = None
+
+    def bind(self, key: Callable[[], MasterKey]) -> None:
+        self._source, self._key = key, None
+
+    @property
+    def key(self) -> MasterKey:
+        key = self._key
+        if key is None:
+            source = self._source
+            if source is None:
+                raise KeyError_("no master key is available to this store.")
+            key = source()
+            key._aead  # noqa: B018 - build the AESGCM object now, not on the hot path
+            self._key = key
+        return key
+
+    def seal(self, value: str | bytes, purpose: str) -> bytes:
+        return self.key.seal(value, purpose)
+
+    def open(self, blob: bytes, purpose: str) -> bytes:
+        """Raises UnsealError when blob does not open with the key."""
+        return self.key.open_bytes(blob, purpose)

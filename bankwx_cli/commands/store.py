@@ -94,19 +94,33 @@ def backup(
     cli.say(f"Backed up the store to {file}.")
 
 
-def check(ctx: typer.Context, fmt: FormatOption = None) -> None:
-    """Check the store: file integrity, master key fingerprint, audit chain.
+def check(
+    ctx: typer.Context,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Seal stored replies and outbox payloads found in clear; drop those that do "
+            "not open with the master key (administrators).",
+        ),
+    ] = False,
+    fmt: FormatOption = None,
+) -> None:
+    """Check the store: file integrity, master key fingerprint, audit chain, and that stored
+    replies and outbox payloads are sealed with the master key.
 
-    Exits 1 when anything is wrong, naming it.
+    Exits 1 when anything is wrong, naming it (and the table).
 
     Examples:
 
       bankwx check
 
       bankwx --db copy.db check --format json
+
+      bankwx check --fix
     """
     cli = get_cli(ctx)
-    report = stores.check(cli.app)
+    report = stores.check(cli.app, fix=fix)
     if cli.fmt(fmt) == "json":
         cli.render_one(
             {"ok": report.ok, "problems": report.problems, "checked": report.checked}, fmt=fmt

@@ -45,7 +45,8 @@ def retention_days(app: AppContext, account_name: str) -> int:
 def purge(
     app: AppContext, before: datetime | None, account: str | None, dry_run: bool = False
 ) -> dict[str, int]:
-    """Delete entries older than before (or each account's retention), in short batches."""
+    """Delete entries older than before (or each account's retention), in short batches, and
+    purge the payloads of the account's finished outbox units older than the same time."""
     require(app, "messages.purge", account)
     names = [accounts.get(app, account).name] if account else app.store.accounts.names()
     counts: dict[str, int] = {}
@@ -60,8 +61,15 @@ def purge(
         while n := app.store.messages.purge_before(name, iso(cutoff)):
             total += n
         counts[name] = total
+        # the payloads of finished outbox units (replies, alerts, broadcasts) go with the log
+        payloads = app.store.outbox.purge_payloads_before(name, iso(cutoff))
         with app.store.transaction():
-            audit.record(app, "messages.purge", name, {"before": iso(cutoff), "deleted": total})
+            audit.record(
+                app,
+                "messages.purge",
+                name,
+                {"before": iso(cutoff), "deleted": total, "outbox_payloads": payloads},
+            )
     return counts
 
 

@@ -1,4 +1,4 @@
-"""The store as a whole: creation, online backup and the integrity check."""
+"""The store as a whole: creation, online backup and the integrity check (with sealing at rest)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def init(app: AppContext, admin: str | None = None) -> InitResult:
     else:
         key, created = create_key_file(settings.key_file), True
         source = str(settings.key_file.expanduser())
-    store = open_store(settings.db, create=True)
+    store = open_store(settings.db, create=True, key=lambda: app.key)
     app._store = store
     app._key = key
     with store.transaction():
@@ -77,9 +77,16 @@ class CheckReport:
         return not self.problems
 
 
-def check(app: AppContext) -> CheckReport:
-    """Integrity of the file, the master key's fingerprint, and the audit chain."""
+def check(app: AppContext, fix: bool = False) -> CheckReport:
+    """Integrity of the file, the master key's fingerprint, the audit chain, and the values
+    kept sealed at rest (stored replies, outbox payloads).
+
+    With fix, values found in clear are sealed, and sealed values that do not open with the
+    key are dropped (a stored reply; a finished unit's payload) before they are counted.
+    """
     require(app, "store.check")
+    if fix:
+        require(app, "store.fix")
     report = CheckReport()
     report.problems += app.store.integrity_problems()
     report.checked.append(f"file integrity ({app.store.path})")
@@ -88,8 +95,41 @@ def check(app: AppContext) -> CheckReport:
         report.checked.append(f"master key fingerprint {key.fingerprint}")
     except KeyError_ as exc:
         report.problems.append(str(exc))
+    else:
+        if fix:
+            _mend_sealing(app, report)
+        _check_sealing(app, report)
     report.problems += app.store.audit.verify()
     count = len(app.store.audit.all())
     report.checked.append(f"audit chain ({count} rows)")
     report.checked.append(f"schema version {app.store.schema_version()}")
     return report
+
+
+def _check_sealing(app: AppContext, report: CheckReport) -> None:
+    for census in app.store.sealing_census():
+        where = f"table {census.table} ({census.column})"
+        report.checked.append(f"sealed at rest: {where}")
+        if census.clear:
+            report.problems.append(
+                f"{where}: {census.clear} value(s) stored in clear, not sealed with the master "
+                "key. Run: bankwx check --fix"
+            )
+        if census.unreadable:
+            report.problems.append(
+                f"{where}: {census.unreadable} sealed value(s) do not open with this master key "
+                "(a stored reply is answered as absent). Run: bankwx check --fix to drop them"
+            )
+
+
+def _mend_sealing(app: AppContext, report: CheckReport) -> None:
+    mended = app.store.mend_sealing()
+    for table, (sealed, dropped) in mended.items():
+        report.checked.append(f"fixed table {table}: sealed {sealed}, dropped {dropped}")
+    with app.store.transaction():
+        audit.record(
+            app,
+            "store.fix",
+            str(app.store.path),
+            {t: {"sealed": s, "dropped": d} for t, (s, d) in mended.items()},
+        )

@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
 
 from bankwx_cli.errors import ConflictError, StoreError
+from bankwx_cli.keys import MasterKey, Sealer
 from bankwx_cli.storage import migrations
 from bankwx_cli.storage.accounts import Accounts, Operators, Orgs
 from bankwx_cli.storage.audit import Audit
 from bankwx_cli.storage.broadcasts import Broadcasts, Templates
 from bankwx_cli.storage.db import Database
-from bankwx_cli.storage.engine import FollowerState, KeywordRules, Messages
+from bankwx_cli.storage.engine import REPLIES, FollowerState, KeywordRules, Messages
 from bankwx_cli.storage.followers import Followers, Tags
 from bankwx_cli.storage.menus import MenuVersions
-from bankwx_cli.storage.outbox import Outbox
+from bankwx_cli.storage.outbox import PAYLOADS, Outbox
+from bankwx_cli.storage.sealed import Census
 from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
 
 class Store:
-    """The SQLite store and its repositories, one per group of tables."""
+    """The SQLite store and its repositories, one per group of tables.
 
-    def __init__(self, db: Database) -> None:
+    ``sealer`` holds the master key for the values kept sealed at rest (stored replies,
+    outbox payloads); the context binds it (``open_store(..., key=...)``).
+    """
+
+    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
         self.db = db
         self.path = db.path
+        self.sealer = sealer or Sealer()
         # sqlite-utils over the same connection, for introspection and utilities
         self.utils = sqlite_utils.Database(db.conn)
         self.accounts = Accounts(db)
@@ -36,13 +43,13 @@ class Store:
         self.audit = Audit(db)
         self.tokens = Tokens(db)
         self.api_calls = ApiCalls(db)
-        self.messages = Messages(db)
+        self.messages = Messages(db, self.sealer)
         self.keyword_rules = KeywordRules(db)
         self.follower_state = FollowerState(db)
         self.followers = Followers(db)
         self.tags = Tags(db)
         self.menu_versions = MenuVersions(db)
-        self.outbox = Outbox(db)
+        self.outbox = Outbox(db, self.sealer)
         self.broadcasts = Broadcasts(db)
         self.templates = Templates(db)
 
@@ -71,6 +78,15 @@ class Store:
             "INSERT INTO meta (key, value) VALUES ('config_version', '1') "
             "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
         )
+
+    def sealing_census(self) -> list[Census]:
+        """Per sealed column: values in clear, and sealed values that do not open."""
+        return [column.census(self.db, self.sealer) for column in (REPLIES, PAYLOADS)]
+
+    def mend_sealing(self) -> dict[str, tuple[int, int]]:
+        """Seal values in clear, drop those that do not open (a reply; a finished unit's
+        payload); per table, (sealed, dropped)."""
+        return {c.table: c.mend(self.db, self.sealer) for c in (REPLIES, PAYLOADS)}
 
     def ping(self) -> bool:
         try:
@@ -111,8 +127,13 @@ class Store:
         self.db.close()
 
 
-def open_store(path: Path, *, create: bool = False) -> Store:
+def open_store(
+    path: Path, *, create: bool = False, key: Callable[[], MasterKey] | None = None
+) -> Store:
     """Open (or, with create, make) the store at path and apply missing migrations.
+
+    key returns the master key, for the values the store keeps sealed; it is called when one
+    is first sealed or opened.
 
     Raises StoreError when the file is missing (and not create), not a bankwx store, or newer
     than this code.
@@ -126,4 +147,4 @@ def open_store(path: Path, *, create: bool = False) -> Store:
         migrations.apply(db)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"'{path}' is not a bankwx store ({exc}).") from None
-    return Store(db)
+    return Store(db, Sealer(key))

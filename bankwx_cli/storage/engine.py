@@ -4,15 +4,29 @@ An inbound row is claimed by the first delivery of a message (``INSERT ... ON CO
 NOTHING`` on ``(account, dedup_key)``), so the store decides which process handles it, across
 workers and processes. Retries increment ``deliveries`` and read the stored reply. After 48
 hours the reply and the key are cleared; the (masked) log entry stays for its retention period.
+
+A stored reply is sealed with the master key (``keys.Sealer``, purpose ``REPLY_PURPOSE``), in
+the writer's thread, inside the unit that stores it; a reply that does not open (a damaged row,
+another key) is read as absent, so that a retry gets what any message without a stored reply
+gets, and ``bankwx check`` reports it. A reply stored in clear before replies were sealed is
+still answered (``bankwx check`` reports it and ``check --fix`` seals it).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from bankwx_cli.keys import Sealer, UnsealError
 from bankwx_cli.storage.db import Database, Writer
+from bankwx_cli.storage.sealed import SealedColumn
+
+log = logging.getLogger(__name__)
+
+REPLY_PURPOSE = "messages.reply"
+REPLIES = SealedColumn("messages", "reply", REPLY_PURPOSE)
 
 
 def m0003_engine(db: Database) -> None:
@@ -103,8 +117,29 @@ def m0008_lean_log(db: Database) -> None:
 
 
 class Messages:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
         self.db = db
+        self.sealer = sealer or Sealer()
+
+    def _seal(self, reply: bytes | None) -> bytes | None:
+        return None if reply is None else self.sealer.seal(reply, REPLY_PURPOSE)
+
+    def _open(self, message_id: int, stored: bytes | None) -> bytes | None:
+        """The stored reply; None when there is none or it does not open."""
+        if stored is None:
+            return None
+        stored = bytes(stored)
+        if stored.startswith(b"<"):
+            return stored  # stored in clear before replies were sealed
+        try:
+            return self.sealer.open(stored, REPLY_PURPOSE)
+        except UnsealError:  # damaged, or sealed under another key
+            log.warning(
+                "the stored reply of message %s does not open with the master key; "
+                "answered as absent (see bankwx check)",
+                message_id,
+            )
+            return None
 
     @property
     def writer(self) -> Writer:
@@ -137,6 +172,7 @@ class Messages:
         Returns the row's id, or None when the dedup key exists: then nothing is written, and
         ``claim_again`` says what the store holds.
         """
+        row = {**row, "reply": self._seal(row.get("reply"))}
         cursor = self.db.execute(
             "INSERT INTO messages (account, openid, direction, msg_type, event, content, "
             "msg_id, dedup_key, state, reply, route, outcome, handling_ms, at, claimed_at) "
@@ -169,7 +205,7 @@ class Messages:
             )
             return Claim(True, found["id"], "processing", None, found["deliveries"],
                          row["claimed_at"])  # fmt: skip
-        return _claim(found, first=False)
+        return self._claim(found, first=False)
 
     def state_of(self, message_id: int) -> Claim:
         found = self.db.one(
@@ -177,7 +213,17 @@ class Messages:
             {"id": message_id},
         )
         assert found is not None  # noqa: S101
-        return _claim(found, first=False)
+        return self._claim(found, first=False)
+
+    def _claim(self, row: sqlite3.Row, first: bool) -> Claim:
+        return Claim(
+            first,
+            row["id"],
+            row["state"],
+            self._open(row["id"], row["reply"]),
+            row["deliveries"],
+            row["claimed_at"],
+        )
 
     def finish(
         self,
@@ -193,7 +239,7 @@ class Messages:
             self.db.execute(
                 "UPDATE messages SET state = 'done', reply = :reply, route = :route, "
                 "outcome = :outcome, handling_ms = :ms WHERE id = :id",
-                {"reply": reply, "route": route, "outcome": outcome, "ms": handling_ms,
+                {"reply": self._seal(reply), "route": route, "outcome": outcome, "ms": handling_ms,
                  "id": message_id},
             )  # fmt: skip
             if out_row is not None:
@@ -254,18 +300,6 @@ class Messages:
                 {"before": before, "batch": batch},
             )
             return int(cursor.rowcount)
-
-
-def _claim(row: sqlite3.Row, first: bool) -> Claim:
-    reply = row["reply"]
-    return Claim(
-        first,
-        row["id"],
-        row["state"],
-        None if reply is None else bytes(reply),
-        row["deliveries"],
-        row["claimed_at"],
-    )
 
 
 class KeywordRules:

@@ -3,14 +3,34 @@
 A unit moves pending -> sending -> sent | failed | unknown (| cancelled). A claim belongs to a
 dispatcher that heartbeats in ``dispatchers``; a claim whose holder stopped heartbeating (or
 whose process on this host is gone) is recovered by whichever dispatcher claims next.
+
+A unit's payload is sealed with the master key (``keys.Sealer``, purpose ``PAYLOAD_PURPOSE``).
+A finished unit's payload is purged with the conversation log's retention (the row stays, its
+payload becomes ``PURGED``, read as None). A payload stored in clear before payloads were
+sealed is still read (``bankwx check`` reports it and ``check --fix`` seals it); one that does
+not open is read as None, and a pending unit with such a payload fails when it comes due.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from bankwx_cli.errors import ValidationError
+from bankwx_cli.keys import Sealer, UnsealError
 from bankwx_cli.storage.db import Database
+from bankwx_cli.storage.sealed import SealedColumn
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_PURPOSE = "outbox.payload"
+PURGED = ""  # the payload column of a unit whose payload was purged
+FINISHED = "('sent', 'failed', 'cancelled', 'unknown')"  # the states of a finished unit (SQL)
+UNREADABLE = "the unit's payload does not open with the master key (see bankwx check)"
+PAYLOADS = SealedColumn(
+    "outbox", "payload", PAYLOAD_PURPOSE, empty="''", droppable=f"state IN {FINISHED}"
+)
 
 LANES = ("reply", "alert", "agent", "broadcast")
 
@@ -72,14 +92,16 @@ def m0004_outbox(db: Database) -> None:
 
 
 class Outbox:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
         self.db = db
+        self.sealer = sealer or Sealer()
 
     # --- enqueue ------------------------------------------------------------------------------
 
     def enqueue(self, unit: dict[str, Any]) -> int | None:
         """Insert a unit unless its idempotency key exists; returns its id or None."""
-        row = {**unit, "payload": json.dumps(unit["payload"], ensure_ascii=False)}
+        text = json.dumps(unit["payload"], ensure_ascii=False)
+        row = {**unit, "payload": self.sealer.seal(text, PAYLOAD_PURPOSE)}
         cursor = self.db.execute(
             "INSERT INTO outbox (account, kind, lane, lane_rank, openid, payload, "
             "idempotency_key, source, state, next_attempt_at, created_at, updated_at) VALUES "
@@ -163,7 +185,15 @@ class Outbox:
             sql += " AND o.account = :account"
             params["account"] = account
         sql += " ORDER BY o.lane_rank, o.next_attempt_at, o.id LIMIT :limit"
-        return [_unit(r) for r in self.db.all(sql, params)]
+        units = [self._unit(r) for r in self.db.all(sql, params)]
+        unreadable = [u["id"] for u in units if u["payload"] is None]
+        for unit_id in unreadable:  # never sent: failed for that unit alone, with the reason
+            self.db.execute(
+                "UPDATE outbox SET state = 'failed', last_error = :e, updated_at = :at "
+                "WHERE id = :id AND state = 'pending'",
+                {"id": unit_id, "e": UNREADABLE, "at": _iso(now)},
+            )
+        return [u for u in units if u["payload"] is not None]
 
     def mark_sending(self, ids: list[int], holder: str, now: float) -> None:
         for unit_id in ids:
@@ -226,13 +256,20 @@ class Outbox:
         if limit:
             sql += " LIMIT :limit"
             params["limit"] = limit
-        return [_unit(r) for r in self.db.all(sql, params)]
+        return [self._unit(r) for r in self.db.all(sql, params)]
 
     def get(self, unit_id: int) -> dict[str, Any] | None:
         row = self.db.one("SELECT * FROM outbox WHERE id = :id", {"id": unit_id})
-        return None if row is None else _unit(row)
+        return None if row is None else self._unit(row)
 
     def retry(self, unit_id: int, now: float) -> None:
+        """Back to pending. Raises ValidationError when the unit's payload was purged."""
+        payload = self.db.scalar("SELECT payload FROM outbox WHERE id = :id", {"id": unit_id})
+        if payload == PURGED:
+            raise ValidationError(
+                f"unit {unit_id} cannot be sent again: its payload was purged with the "
+                "conversation log's retention (bankwx messages purge). Send the message anew."
+            )
         self.db.execute(
             "UPDATE outbox SET state = 'pending', next_attempt_at = :now, claimed_by = NULL, "
             "first_attempt_at = NULL, updated_at = :at WHERE id = :id",
@@ -312,11 +349,46 @@ class Outbox:
     def pauses(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.all("SELECT * FROM outbox_pauses ORDER BY account, lane")]
 
+    # --- payloads at rest -----------------------------------------------------------------------
 
-def _unit(row: Any) -> dict[str, Any]:
-    unit = dict(row)
-    unit["payload"] = json.loads(unit["payload"])
-    return unit
+    def _unit(self, row: Any) -> dict[str, Any]:
+        unit = dict(row)
+        unit["payload"] = self._payload(unit["id"], unit["payload"])
+        return unit
+
+    def _payload(self, unit_id: int, stored: str | bytes) -> Any:
+        """The unit's payload; None when it was purged or does not open."""
+        if isinstance(stored, str):  # PURGED, or stored in clear before payloads were sealed
+            return json.loads(stored) if stored != PURGED else None
+        try:
+            return json.loads(self.sealer.open(stored, PAYLOAD_PURPOSE))
+        except UnsealError:
+            log.warning("the payload of outbox unit %s does not open with the master key", unit_id)
+            return None
+
+    def purge_payloads_before(self, account: str, before: str, batch: int = 1000) -> int:
+        """Purge the payloads of the account's finished units last changed before before (ISO
+        time), in short transactions; the units stay. Returns how many were purged."""
+        total, after = 0, 0
+        while True:
+            with self.db.transaction():
+                ids = [
+                    r[0]
+                    for r in self.db.all(
+                        "SELECT id FROM outbox WHERE id > :after AND account = :account "  # noqa: S608
+                        f"AND state IN {FINISHED} AND updated_at < :before AND payload != '' "
+                        "ORDER BY id LIMIT :batch",
+                        {"after": after, "account": account, "before": before, "batch": batch},
+                    )
+                ]
+                if not ids:
+                    return total
+                self.db.execute(
+                    "UPDATE outbox SET payload = '' WHERE id IN "  # noqa: S608 - integers
+                    f"({', '.join(str(int(i)) for i in ids)})"
+                )
+            total += len(ids)
+            after = ids[-1]
 
 
 def _iso(ts: float) -> str:
