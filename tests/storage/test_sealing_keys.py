@@ -1,0 +1,57 @@
+"""Sealing with the master key: what opens, and what is refused (property tests)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bankwx_cli.errors import KeyError_
+from bankwx_cli.keys import MasterKey, Sealer, UnsealError, is_sealed
+
+KEY = MasterKey(bytes(range(32)))
+SEALER = Sealer(lambda: KEY)
+
+
+@given(st.binary(max_size=4096))
+def test_bytes_round_trip(data: bytes) -> None:
+    blob = SEALER.seal(data, "messages.reply")
+    assert is_sealed(blob)
+    assert SEALER.open(blob, "messages.reply") == data
+
+
+@given(st.text(max_size=2048))
+def test_text_round_trip(text: str) -> None:
+    blob = KEY.seal(text, "outbox.payload")
+    assert KEY.open(blob, "outbox.payload") == text
+    assert SEALER.open(blob, "outbox.payload") == text.encode("utf-8")
+
+
+@given(st.binary(min_size=0, max_size=512), st.data())
+def test_a_flipped_byte_is_refused(data: bytes, draw: st.DataObject) -> None:
+    blob = bytearray(SEALER.seal(data, "messages.reply"))
+    index = draw.draw(st.integers(0, len(blob) - 1))
+    bit = draw.draw(st.integers(0, 7))
+    blob[index] ^= 1 << bit
+    with pytest.raises(UnsealError):
+        SEALER.open(bytes(blob), "messages.reply")
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_are_refused_cleanly(blob: bytes) -> None:
+    with pytest.raises(UnsealError):
+        SEALER.open(blob, "messages.reply")
+
+
+def test_another_purpose_or_key_is_refused() -> None:
+    blob = SEALER.seal(b"<xml>reply</xml>", "messages.reply")
+    with pytest.raises(UnsealError):
+        SEALER.open(blob, "outbox.payload")
+    with pytest.raises(UnsealError):
+        MasterKey.generate().open_bytes(blob, "messages.reply")
+    assert issubclass(UnsealError, KeyError_)  # a user-facing error (exit 1), never a traceback
+
+
+def test_a_sealer_without_a_key_says_so() -> None:
+    with pytest.raises(KeyError_, match="no master key"):
+        Sealer().seal(b"x", "messages.reply")
