@@ -133,13 +133,14 @@ class Messages:
             return stored  # stored in clear before replies were sealed
         try:
             return self.sealer.open(stored, REPLY_PURPOSE)
-        except UnsealError:  # damaged, or sealed under another key
-            log.warning(
-                "the stored reply of message %s does not open with the master key; "
-                "answered as absent (see bankwx check)",
-                message_id,
-            )
-            return None
+        except UnsealError:
+            pass  # damaged, or sealed under another key
+        log.warning(
+            "the stored reply of message %s does not open with the master key; "
+            "answered as absent (see bankwx check)",
+            message_id,
+        )
+        return None
 
     @property
     def writer(self) -> Writer:

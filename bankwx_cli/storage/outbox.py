@@ -363,8 +363,9 @@ class Outbox:
         try:
             return json.loads(self.sealer.open(stored, PAYLOAD_PURPOSE))
         except UnsealError:
-            log.warning("the payload of outbox unit %s does not open with the master key", unit_id)
-            return None
+            pass  # damaged, or sealed under another key
+        log.warning("the payload of outbox unit %s does not open with the master key", unit_id)
+        return None
 
     def purge_payloads_before(self, account: str, before: str, batch: int = 1000) -> int:
         """Purge the payloads of the account's finished units last changed before before (ISO

@@ -138,14 +138,24 @@ def test_a_reply_that_does_not_open_is_absent_and_reported(
     for _ in range(2):  # WeChat's retries: answered as if no reply were stored
         retry = _post_text(proc, "余额", msg_id, openid)
         assert (retry.status_code, retry.content) == (200, b"success")
-    assert sim.send(APPID, openid, text="余额")["content"] == REPLY  # the receiver goes on
+    again = sim.send(APPID, openid, text="余额")  # the receiver goes on
+    assert again["content"] == REPLY
+    legacy = b"<xml><Content><![CDATA[written before replies were sealed]]></Content></xml>"
+    conn = sqlite3.connect(db_path, timeout=5)
+    with conn:
+        conn.execute(
+            "UPDATE messages SET reply = ? WHERE msg_id = ? AND direction = 'in'",
+            (legacy, str(again["msgid"])),
+        )
+    conn.close()
+    assert _post_text(proc, "余额", str(again["msgid"]), openid).content == legacy
     assert httpx.get(f"{proc.url}/healthz", timeout=5).text == "ok"
     code, report = _check(store_ready)
     assert code == 1
     assert any("table messages" in p and "do not open" in p for p in report["problems"])
     code, report = _check(store_ready, "--fix")
     assert code == 0, report
-    assert any("fixed table messages: sealed 0, dropped 1" in c for c in report["checked"])
+    assert any("fixed table messages: sealed 1, dropped 1" in c for c in report["checked"])
     assert _check(store_ready)[0] == 0
 
 
@@ -229,3 +239,25 @@ def test_purge_drops_finished_payloads_with_the_log(with_account: Bankwx, db_pat
     params = purges[0]["params"]
     assert (json.loads(params) if isinstance(params, str) else params)["outbox_payloads"] == 3
     assert _check(with_account)[0] == 0
+
+
+def test_a_pending_unit_whose_payload_does_not_open_fails_alone(
+    with_account: Bankwx, db_path: Path
+) -> None:
+    (unit_id,) = _enqueue([PAYLOAD])
+    other = MasterKey.generate().seal(b'{"touser": "o1"}', "outbox.payload")
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE outbox SET payload = ? WHERE id = ?", (other, unit_id))
+    conn.close()
+    code, report = _check(with_account)
+    assert code == 1
+    assert any("table outbox" in p and "do not open" in p for p in report["problems"])
+    result = with_account("outbox", "run")
+    assert result.exit_code == 0, result.output
+    (unit,) = json.loads(with_account("outbox", "list", "--format", "json").stdout)
+    assert (unit["state"], unit["payload"]) == ("failed", None)
+    assert "does not open" in unit["last_error"]
+    code, report = _check(with_account, "--fix")
+    assert code == 0, report
+    assert any("fixed table outbox: sealed 0, dropped 1" in c for c in report["checked"])
