@@ -35,7 +35,6 @@ __all__ = [
     "Secret",
     "UnsealError",
     "create_key_file",
-    "is_sealed",
     "load_key",
 ]
 
@@ -45,13 +44,6 @@ _OVERHEAD = 1 + 12 + 16  # version, nonce, tag
 
 class UnsealError(KeyError_):
     """A sealed value is damaged, or was sealed under another key or for another purpose."""
-
-
-def is_sealed(value: object) -> bool:
-    """Whether a stored value has the shape of a sealed one (not whether it opens)."""
-    return isinstance(value, bytes | bytearray | memoryview) and (
-        len(value) >= _OVERHEAD and bytes(value[:1]) == _VERSION
-    )
 
 
 @dataclass(frozen=True)
@@ -157,16 +149,13 @@ class Sealer:
     """The store's handle on the master key, for the values it keeps sealed at rest.
 
     The store is opened before the key is known (the key is checked against the store's
-    fingerprint), so the context binds a function that returns the key; it is called once,
+    fingerprint), so the context gives a function that returns the key; it is called once,
     when a value is first sealed or opened. Without a bound key, sealing raises KeyError_.
     """
 
     def __init__(self, key: Callable[[], MasterKey] | None = None) -> None:
         self._source = key
         self._key: MasterKey | None = None
-
-    def bind(self, key: Callable[[], MasterKey]) -> None:
-        self._source, self._key = key, None
 
     @property
     def key(self) -> MasterKey:

@@ -28,7 +28,7 @@ class Store:
     """The SQLite store and its repositories, one per group of tables.
 
     ``sealer`` holds the master key for the values kept sealed at rest (stored replies,
-    outbox payloads); the context binds it (``open_store(..., key=...)``).
+    outbox payloads); the context gives it the key (``open_store(..., key=...)``).
     """
 
     def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
