@@ -263,12 +263,17 @@ class Outbox:
         return None if row is None else self._unit(row)
 
     def retry(self, unit_id: int, now: float) -> None:
-        """Back to pending. Raises ValidationError when the unit's payload was purged."""
-        payload = self.db.scalar("SELECT payload FROM outbox WHERE id = :id", {"id": unit_id})
-        if payload == PURGED:
+        """Back to pending. Raises ValidationError when the unit's payload was purged or does
+        not open."""
+        stored = self.db.scalar("SELECT payload FROM outbox WHERE id = :id", {"id": unit_id})
+        if stored is not None and self._payload(unit_id, stored) is None:
+            reason = (
+                "was purged with the conversation log's retention (bankwx messages purge)"
+                if stored == PURGED
+                else "does not open with the master key (see bankwx check)"
+            )
             raise ValidationError(
-                f"unit {unit_id} cannot be sent again: its payload was purged with the "
-                "conversation log's retention (bankwx messages purge). Send the message anew."
+                f"unit {unit_id} cannot be sent again: its payload {reason}. Send the message anew."
             )
         self.db.execute(
             "UPDATE outbox SET state = 'pending', next_attempt_at = :now, claimed_by = NULL, "

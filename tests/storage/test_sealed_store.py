@@ -258,6 +258,8 @@ def test_a_pending_unit_whose_payload_does_not_open_fails_alone(
     (unit,) = json.loads(with_account("outbox", "list", "--format", "json").stdout)
     assert (unit["state"], unit["payload"]) == ("failed", None)
     assert "does not open" in unit["last_error"]
+    retried = with_account("outbox", "retry", str(unit_id))
+    assert retried.exit_code == 1 and "does not open" in retried.stderr
     code, report = _check(with_account, "--fix")
     assert code == 0, report
     assert any("fixed table outbox: sealed 0, dropped 1" in c for c in report["checked"])
