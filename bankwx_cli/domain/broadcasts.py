@@ -153,10 +153,10 @@ def tag_id(app: AppContext, account: str, name: str) -> int:
     """The WeChat id of a synced tag, by name or id."""
     found = app.store.tags.by_name(account, name)
     if found is None and name.isdigit():
-        found = next((t for t in app.store.tags.all(account) if t["tag_id"] == int(name)), None)
+        found = next((t for t in app.store.tags.all(account) if t.tag_id == int(name)), None)
     if found is None:
         raise NotFoundError(f"no tag named '{name}' for {account}. See bankwx tag list.")
-    return int(found["tag_id"])
+    return found.tag_id
 
 
 def audience_openids(app: AppContext, b: dict[str, Any]) -> list[str]:
