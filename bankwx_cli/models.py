@@ -129,6 +129,22 @@ class Org:
 
 
 @dataclass(frozen=True)
+class Role:
+    """A built-in role: what it is for and the permissions it holds (shell-style patterns)."""
+
+    role: str
+    description: str
+    permissions: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "description": self.description,
+            "permissions": ", ".join(self.permissions),
+        }
+
+
+@dataclass(frozen=True)
 class Operator:
     name: str
     role: str
