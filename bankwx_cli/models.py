@@ -325,9 +325,6 @@ class TagChange:
             f"{self.members:,} followers."
         )
 
-    def summary(self) -> str:
-        return self.headline(done=True)
-
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
