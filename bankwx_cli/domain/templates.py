@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bankwx_cli.clock import iso
 from bankwx_cli.domain import accounts, audit
@@ -13,11 +14,13 @@ from bankwx_cli.models import Account, Template, TemplateRecord
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
 
+T = TypeVar("T", bound=Template)
 TEMPLATES_GET = "/cgi-bin/template/get_all_private_template"
 
 
-def _template(row: dict[str, Any]) -> Template:
-    return Template(**row)
+def _template(row: dict[str, Any], kind: type[T]) -> T:
+    """The model of a stored row (its columns, whatever others the table gains)."""
+    return kind(**{f.name: row[f.name] for f in fields(kind)})
 
 
 def template_for(app: AppContext, acct: Account, template_id: str) -> Template:
@@ -30,7 +33,7 @@ def template_for(app: AppContext, acct: Account, template_id: str) -> Template:
         raise NotFoundError(
             f"no template '{template_id}' for {acct.name}. See bankwx template list."
         )
-    return _template(found)
+    return _template(found, Template)
 
 
 def sync(app: AppContext, account: str | None) -> list[Template]:
@@ -42,14 +45,14 @@ def sync(app: AppContext, account: str | None) -> list[Template]:
     with app.store.transaction():
         app.store.templates.replace_all(acct.name, templates, iso(app.clock.now()))
         audit.record(app, "template.sync", acct.name, {"templates": len(templates)})
-    return [_template(t) for t in app.store.templates.all(acct.name)]
+    return [_template(t, Template) for t in app.store.templates.all(acct.name)]
 
 
 def list_(app: AppContext, account: str | None) -> list[Template]:
     """The store's templates of the account, by title."""
     require(app, "template.read", account)
     name = accounts.resolve(app, account).name
-    return [_template(t) for t in app.store.templates.all(name)]
+    return [_template(t, Template) for t in app.store.templates.all(name)]
 
 
 def show(app: AppContext, template_id: str, account: str | None) -> TemplateRecord:
@@ -61,4 +64,4 @@ def show(app: AppContext, template_id: str, account: str | None) -> TemplateReco
         raise NotFoundError(
             f"no template '{template_id}' for {acct.name}. Run bankwx template sync."
         )
-    return TemplateRecord(**found)
+    return _template(found, TemplateRecord)
