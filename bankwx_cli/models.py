@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass, field
-from typing import Any
+import re
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 
 class Secret:
@@ -126,6 +129,22 @@ class Org:
 
 
 @dataclass(frozen=True)
+class Role:
+    """A built-in role: what it is for and the permissions it holds (shell-style patterns)."""
+
+    role: str
+    description: str
+    permissions: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "description": self.description,
+            "permissions": ", ".join(self.permissions),
+        }
+
+
+@dataclass(frozen=True)
 class Operator:
     name: str
     role: str
@@ -146,3 +165,302 @@ class AuditEntry:
     outcome: str
     prev_hash: str = ""
     hash: str = ""
+
+
+# --- Batches and progress ---------------------------------------------------------------------
+
+
+class ProgressBar(Protocol):
+    """What a long run reports its progress to (a bar on a terminal, nothing elsewhere)."""
+
+    def advance(self, n: int = 1) -> None: ...
+
+    def total(self, n: int | None) -> None: ...
+
+
+# Opens a progress bar: a description and the total (None: not known yet). Every batch run
+# takes one (``Cli.progress`` on the command line, ``no_progress`` elsewhere).
+Progress = Callable[[str, int | None], AbstractContextManager[ProgressBar]]
+
+
+class _NoBar:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def total(self, n: int | None) -> None:
+        pass
+
+
+@contextmanager
+def no_progress(description: str, total: int | None) -> Iterator[ProgressBar]:
+    """A Progress that shows nothing."""
+    yield _NoBar()
+
+
+@dataclass(frozen=True)
+class BatchFailure:
+    """A part of a batch run that failed: what it was, why, and how many items it held."""
+
+    what: str  # e.g. "batch 2 (50 openids: o1, o2, o3, ...)" or "unit 17"
+    reason: str
+    items: int = 1
+    wechat: bool = False  # WeChat refused it (a run whose every failure is one exits 3)
+    unknown: bool = False  # its outcome is not known (counted as unknown, not failed)
+
+    def message(self) -> str:
+        return f"{self.what}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What a batch command did: items done, skipped and failed, one summary line and the
+    exit code (DESIGN §3: 0 all done; 3 when every failure was WeChat's refusal; else 1).
+
+    A count that is None is not one the command keeps, and the summary leaves it out.
+    """
+
+    done: int = 0
+    skipped: int | None = None
+    retried: int | None = None  # items to be tried again later
+    failures: tuple[BatchFailure, ...] = ()
+    title: str = ""  # what was done, for the summary ("Tagged with 'VIP' on 'main'")
+    done_word: str = "done"  # "sent" for a sending run
+    counts_unknown: bool = False  # the run can lose track of an item (caught mid-send)
+
+    @property
+    def failed(self) -> int:
+        return sum(f.items for f in self.failures if not f.unknown)
+
+    @property
+    def unknown(self) -> int:
+        return sum(f.items for f in self.failures if f.unknown)
+
+    @property
+    def exit_code(self) -> int:
+        if not self.failures:
+            return 0
+        return 3 if all(f.wechat for f in self.failures) else 1
+
+    def summary(self) -> str:
+        parts = [f"{self.done} {self.done_word}"]
+        if self.skipped is not None:
+            parts.append(f"{self.skipped} skipped")
+        parts.append(f"{self.failed} failed")
+        if self.counts_unknown:
+            parts.append(f"{self.unknown} unknown")
+        if self.retried is not None:
+            parts.append(f"{self.retried} to retry")
+        counts = ", ".join(parts) + "."
+        return f"{self.title}: {counts}" if self.title else counts
+
+    def __add__(self, other: BatchReport) -> BatchReport:
+        """Both runs' counts in one report (this one's title and words)."""
+
+        def both(a: int | None, b: int | None) -> int | None:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return BatchReport(
+            done=self.done + other.done,
+            skipped=both(self.skipped, other.skipped),
+            retried=both(self.retried, other.retried),
+            failures=self.failures + other.failures,
+            title=self.title,
+            done_word=self.done_word,
+            counts_unknown=self.counts_unknown or other.counts_unknown,
+        )
+
+
+# --- Followers and tags -----------------------------------------------------------------------
+
+SYSTEM_TAG_IDS = frozenset({0, 1, 2})  # WeChat's own tags (星标组...): no rename, no delete
+
+
+@dataclass(frozen=True)
+class Tag:
+    """One of an account's follower tags, with WeChat's follower count when last listed."""
+
+    tag_id: int
+    name: str
+    count: int = 0
+    synced_at: str = ""
+
+    @property
+    def system(self) -> bool:
+        return self.tag_id in SYSTEM_TAG_IDS
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.tag_id,
+            "name": self.name,
+            "count": self.count,
+            "system": self.system,
+            "synced_at": self.synced_at,
+        }
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """A tag change, planned (a dry run) or done."""
+
+    action: str  # create | rename | delete
+    account: str
+    name: str
+    tag_id: int | None = None
+    new_name: str | None = None
+    members: int = 0  # followers holding the tag, per WeChat's last count
+
+    def headline(self, done: bool) -> str:
+        if self.action == "create":
+            return (
+                f"Created tag '{self.name}' (id {self.tag_id}) on '{self.account}'."
+                if done
+                else f"Would create tag '{self.name}' on '{self.account}'."
+            )
+        if self.action == "rename":
+            verb = "Renamed" if done else "Would rename"
+            return f"{verb} tag '{self.name}' (id {self.tag_id}) to '{self.new_name}'."
+        verb = "Deleted" if done else "Would delete"
+        return (
+            f"{verb} tag '{self.name}' (id {self.tag_id}); WeChat untags its "
+            f"{self.members:,} followers."
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Follower:
+    """A follower as the store knows it: the sync's record merged with the engine's newer
+    subscribe and unsubscribe events, and the tags the follower holds."""
+
+    openid: str
+    subscribed: bool
+    subscribe_at: str | None = None
+    subscribe_scene: str | None = None
+    blacklisted: bool = False
+    remark: str | None = None
+    unsubscribe_at: str | None = None
+    qr_scene: int | None = None
+    qr_scene_str: str | None = None
+    language: str | None = None
+    unionid: str | None = None
+    profile_at: str | None = None
+    listed_at: str | None = None
+    source: str = "sync"  # sync | engine: which of the two said the latest
+    tag_ids: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()  # the tags' names (the id when the store does not know it)
+
+    def to_json(self) -> dict[str, Any]:
+        """The listing's shape (``bankwx follower list``)."""
+        return {
+            "openid": self.openid,
+            "subscribed": self.subscribed,
+            "subscribe_at": self.subscribe_at,
+            "subscribe_scene": self.subscribe_scene,
+            "tags": list(self.tags),
+            "tag_ids": list(self.tag_ids),
+            "blacklisted": self.blacklisted,
+            "remark": self.remark,
+        }
+
+
+@dataclass(frozen=True)
+class FollowerRecord(Follower):
+    """Everything the store knows of one follower (``bankwx follower show``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **super().to_json(),
+            "unsubscribe_at": self.unsubscribe_at,
+            "qr_scene": self.qr_scene,
+            "qr_scene_str": self.qr_scene_str,
+            "language": self.language,
+            "unionid": self.unionid,
+            "profile_at": self.profile_at,
+            "listed_at": self.listed_at,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one run of ``follower sync`` did (a resumed pass counts from its start)."""
+
+    account: str
+    kind: str  # full | incremental
+    resumed: bool
+    pages: int
+    listed: int
+    new: int
+    profiles: int
+    unsubscribed: int
+    blacklisted: int
+    tags: int
+    total: int | None  # followers WeChat counts
+    subscribed: int  # subscribed followers in the store afterwards
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        how = "resumed " if self.resumed else ""
+        return (
+            f"Synced followers of '{self.account}' ({how}{self.kind} pass): "
+            f"{self.listed:,} listed in {self.pages} pages, {self.new:,} new, "
+            f"{self.profiles:,} profiles fetched, {self.unsubscribed:,} unsubscribed, "
+            f"{self.blacklisted:,} blacklisted, {self.tags} tags; "
+            f"{self.subscribed:,} subscribed followers in the store ({self.seconds:.1f} s)."
+        )
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """The last (or the interrupted) sync pass of an account, and the store's counts."""
+
+    account: str
+    phase: str  # list | load | profiles | extras | done | never synced
+    kind: str | None = None
+    pages: int | None = None
+    listed: int | None = None
+    profiles: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    last_full_at: str | None = None
+    known: int = 0
+    subscribed: int = 0
+    without_profile: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Template:
+    """A template message of an account, as WeChat lists it (``bankwx template``)."""
+
+    account: str
+    template_id: str
+    title: str
+    content: str
+    example: str = ""
+    primary_industry: str = ""
+    deputy_industry: str = ""
+    synced_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def fields(self) -> list[str]:
+        """The data fields a message needs: the content's {{NAME.DATA}} placeholders."""
+        return re.findall(r"\{\{(\w+)\.DATA\}\}", self.content)
+
+
+@dataclass(frozen=True)
+class TemplateRecord(Template):
+    """A template with the data fields it needs (``bankwx template show``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "fields": self.fields}

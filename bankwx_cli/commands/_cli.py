@@ -72,8 +72,12 @@ def _cell(value: Any) -> Any:
 
 
 def to_row(item: Any) -> dict[str, Any]:
+    """A row to render: a mapping, a model's ``to_json()`` (its one JSON shape), a dataclass."""
     if isinstance(item, Mapping):
         return dict(item)
+    to_json = getattr(item, "to_json", None)
+    if callable(to_json):
+        return dict(to_json())
     if is_dataclass(item) and not isinstance(item, type):
         return asdict(item)
     raise TypeError(f"cannot render {type(item).__name__}")
@@ -149,12 +153,25 @@ class Cli:
         tablefmt = "github" if chosen == "markdown" else "plain"
         sys.stdout.write(tabulate(table, headers=cols, tablefmt=tablefmt) + "\n")
 
-    def render_one(self, item: Any, fmt: Fmt | str | None = None, title: str | None = None) -> None:
-        """Render one thing: a JSON object, or a two-column field/value table."""
+    def render_one(
+        self,
+        item: Any,
+        fmt: Fmt | str | None = None,
+        title: str | None = None,
+        say: str | None = None,
+    ) -> None:
+        """Render one thing: a JSON object, or a two-column field/value table.
+
+        With ``say`` (an outcome, such as a batch's summary line), the formats for people
+        show that line on stderr instead of the table; JSON still gets the object.
+        """
         chosen = self.fmt(fmt)
         row = to_row(item)
         if chosen == "json":
             sys.stdout.write(json.dumps(row, ensure_ascii=False, indent=2, default=str) + "\n")
+            return
+        if say is not None:
+            self.say(say)
             return
         if chosen == "csv":
             self.render([row], fmt=chosen)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bankwx_cli.commands._cli import AccountOption, Cli, DryRunOption, FormatOption, get_cli
-from bankwx_cli.domain import followers
+from bankwx_cli.domain import follower_batches, follower_sync, followers
 
 app = typer.Typer(
     help="Followers: sync from WeChat, list, show, tag, untag, block, unblock.",
@@ -45,17 +45,17 @@ def sync(
             "--profile-max-age",
             help="Refetch profiles older than this (30m, 12h, 7d; 0 refetches all).",
         ),
-    ] = followers.DEFAULT_PROFILE_MAX_AGE,
+    ] = follower_sync.DEFAULT_PROFILE_MAX_AGE,
     full_every: Annotated[
         str,
         typer.Option(
             "--full-every",
             help="Make a complete pass when the last one is older than this (e.g. 1d).",
         ),
-    ] = followers.DEFAULT_FULL_EVERY,
+    ] = follower_sync.DEFAULT_FULL_EVERY,
     threads: Annotated[
         int, typer.Option("--threads", help="Profile requests in flight at once (1 to 16).")
-    ] = followers.DEFAULT_THREADS,
+    ] = follower_sync.DEFAULT_THREADS,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -68,7 +68,7 @@ def sync(
     unsubscribed; otherwise the pass continues after the last follower seen.
     """
     cli = get_cli(ctx)
-    report = followers.sync(
+    report = follower_sync.sync(
         cli.app,
         cli.with_account(account),
         full=full,
@@ -77,17 +77,14 @@ def sync(
         threads=threads,
         progress=cli.progress,
     )
-    if cli.fmt(fmt) == "json":
-        cli.render_one(report.to_dict(), fmt=fmt)
-    else:
-        cli.say(report.summary())
+    cli.render_one(report, fmt=fmt, say=report.summary())
 
 
 @app.command(epilog="Examples:\n\n  bankwx follower status --account main")
 def status(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption = None) -> None:
     """Show the last (or the interrupted) sync pass and the store's follower counts."""
     cli = get_cli(ctx)
-    cli.render_one(followers.sync_status(cli.app, cli.with_account(account)), fmt=fmt)
+    cli.render_one(follower_sync.sync_status(cli.app, cli.with_account(account)), fmt=fmt)
 
 
 @app.command(
@@ -164,12 +161,12 @@ def _members(
     fmt: FormatOption,
     tag: str | None = None,
 ) -> None:
-    plan = followers.plan_members(cli.app, cli.with_account(account), action, openids, tag)
+    plan = follower_batches.plan(cli.app, cli.with_account(account), action, openids, tag)
     if dry_run:
         cli.render(plan.rows(), fmt=fmt, columns=PLAN_COLUMNS)
         cli.say(f"Dry run: {len(plan.batches)} calls; nothing was sent.")
         return
-    report = followers.apply_members(cli.app, plan)
+    report = follower_batches.apply(cli.app, plan)
     for failure in report.failures:
         cli.say(f"Error: {failure.message()}")
     cli.say(report.summary())

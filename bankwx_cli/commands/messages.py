@@ -14,7 +14,7 @@ from bankwx_cli.commands._cli import (
     YesOption,
     get_cli,
 )
-from bankwx_cli.domain import conversations
+from bankwx_cli.domain import messages
 
 app = typer.Typer(help="The conversation log: list, purge, export.", no_args_is_help=True)
 
@@ -48,7 +48,7 @@ def list_(
 ) -> None:
     """List log entries, newest first (card, phone and ID numbers masked)."""
     cli = get_cli(ctx)
-    rows = conversations.list_(
+    rows = messages.list_(
         cli.app,
         account=cli.with_account(account),
         openid=openid,
@@ -80,7 +80,7 @@ def purge(
     acct = cli.with_account(account)
     if not dry_run:
         cli.confirm("Delete conversation log entries?", yes=yes)
-    counts = conversations.purge(cli.app, cutoff, acct, dry_run=dry_run)
+    counts = messages.purge(cli.app, cutoff, acct, dry_run=dry_run)
     rows = [
         {"account": k, "deleted" if not dry_run else "would_delete": v} for k, v in counts.items()
     ]
@@ -99,5 +99,5 @@ def export(
 ) -> None:
     """Export one follower's entries, oldest first (a customer's request under PIPL)."""
     cli = get_cli(ctx)
-    rows = conversations.export(cli.app, openid, cli.with_account(account))
+    rows = messages.export(cli.app, openid, cli.with_account(account))
     cli.render(rows, fmt=fmt or "json", columns=COLUMNS)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bankwx_cli.commands._cli import FormatOption, YesOption, get_cli, split_csv
-from bankwx_cli.domain import operators
+from bankwx_cli.domain import operators, orgs, roles
 
 app = typer.Typer(help="Operators (staff) and their roles.", no_args_is_help=True)
 org_app = typer.Typer(help="Organisations: head office, branches.", no_args_is_help=True)
@@ -33,10 +33,7 @@ def add(
     """Add an operator with a role."""
     cli = get_cli(ctx)
     op = operators.add(cli.app, name, role, org=org, accounts=split_csv(accounts))
-    if cli.fmt(fmt) == "json":
-        cli.render_one(op, fmt=fmt)
-    else:
-        cli.say(f"Added operator '{name}' as {role}.")
+    cli.render_one(op, fmt=fmt, say=f"Added operator '{name}' as {role}.")
 
 
 @app.command("list", epilog="Examples:\n\n  bankwx operator list --format json")
@@ -97,7 +94,7 @@ def org_add(
 ) -> None:
     """Add an organisation (head office, branch)."""
     cli = get_cli(ctx)
-    operators.add_org(cli.app, name, parent)
+    orgs.add(cli.app, name, parent)
     cli.say(f"Added organisation '{name}'.")
 
 
@@ -105,11 +102,11 @@ def org_add(
 def org_list(ctx: typer.Context, fmt: FormatOption = None) -> None:
     """List organisations."""
     cli = get_cli(ctx)
-    cli.render(operators.list_orgs(cli.app), fmt=fmt, columns=["name", "parent"])
+    cli.render(orgs.list_(cli.app), fmt=fmt, columns=["name", "parent"])
 
 
 @role_app.command("list", epilog="Examples:\n\n  bankwx role list --format json")
 def role_list(ctx: typer.Context, fmt: FormatOption = None) -> None:
     """List the built-in roles and their permissions."""
     cli = get_cli(ctx)
-    cli.render(operators.roles(), fmt=fmt, columns=["role", "description", "permissions"])
+    cli.render(roles.list_(), fmt=fmt, columns=["role", "description", "permissions"])

@@ -13,7 +13,8 @@ from bankwx_cli.commands._cli import (
     YesOption,
     get_cli,
 )
-from bankwx_cli.domain import followers
+from bankwx_cli.domain import tags
+from bankwx_cli.models import TagChange
 
 app = typer.Typer(
     help="Follower tags: list (with counts), create, rename, delete.",
@@ -24,12 +25,8 @@ COLUMNS = ["id", "name", "count", "system"]
 NameArgument = Annotated[str, typer.Argument(help="Tag name (30 characters at most).")]
 
 
-def _done(ctx: typer.Context, change: followers.TagChange, fmt: FormatOption) -> None:
-    cli = get_cli(ctx)
-    if cli.fmt(fmt) == "json":
-        cli.render_one(change.to_dict(), fmt=fmt)
-    else:
-        cli.say(change.headline(done=True))
+def _done(ctx: typer.Context, change: TagChange, fmt: FormatOption) -> None:
+    get_cli(ctx).render_one(change, fmt=fmt, say=change.headline(done=True))
 
 
 @app.command(
@@ -50,7 +47,7 @@ def list_(
     System tags (ids 0 to 2, such as 星标组) cannot be renamed or deleted.
     """
     cli = get_cli(ctx)
-    rows = followers.list_tags(cli.app, cli.with_account(account), cached)
+    rows = tags.list_(cli.app, cli.with_account(account), cached)
     cli.render(rows, fmt=fmt, columns=COLUMNS, empty="No tags.")
 
 
@@ -67,10 +64,10 @@ def create(
     """Create a tag on WeChat (100 at most, names of 30 characters at most, unique)."""
     cli = get_cli(ctx)
     if dry_run:
-        change = followers.plan_tag_create(cli.app, cli.with_account(account), name)
+        change = tags.plan_create(cli.app, cli.with_account(account), name)
         cli.say(change.headline(done=False))
         return
-    _done(ctx, followers.create_tag(cli.app, cli.with_account(account), name), fmt)
+    _done(ctx, tags.create(cli.app, cli.with_account(account), name), fmt)
 
 
 @app.command(epilog="Examples:\n\n  bankwx tag rename VIP 'VIP客户'")
@@ -85,10 +82,10 @@ def rename(
     """Rename a tag on WeChat; its followers keep it."""
     cli = get_cli(ctx)
     if dry_run:
-        change = followers.plan_tag_rename(cli.app, cli.with_account(account), old, new)
+        change = tags.plan_rename(cli.app, cli.with_account(account), old, new)
         cli.say(change.headline(done=False))
         return
-    _done(ctx, followers.rename_tag(cli.app, cli.with_account(account), old, new), fmt)
+    _done(ctx, tags.rename(cli.app, cli.with_account(account), old, new), fmt)
 
 
 @app.command(epilog="Examples:\n\n  bankwx tag delete 2025中秋 --yes")
@@ -105,7 +102,7 @@ def delete(
     WeChat refuses to delete a tag with more than 100,000 followers (exit 3).
     """
     cli = get_cli(ctx)
-    change = followers.plan_tag_delete(cli.app, cli.with_account(account), name)
+    change = tags.plan_delete(cli.app, cli.with_account(account), name)
     if dry_run:
         cli.say(change.headline(done=False))
         return
@@ -114,4 +111,4 @@ def delete(
         f"{change.members:,} followers?",
         yes=yes,
     )
-    _done(ctx, followers.delete_tag(cli.app, change.account, name), fmt)
+    _done(ctx, tags.delete(cli.app, change.account, name), fmt)

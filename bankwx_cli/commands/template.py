@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from bankwx_cli.commands._cli import AccountOption, FormatOption, get_cli
-from bankwx_cli.domain import broadcasts
+from bankwx_cli.domain import templates
 
 app = typer.Typer(help="Template messages: sync from WeChat, list, show.", no_args_is_help=True)
 
@@ -16,7 +16,7 @@ app = typer.Typer(help="Template messages: sync from WeChat, list, show.", no_ar
 def sync(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption = None) -> None:
     """Pull the account's templates from WeChat into the store."""
     cli = get_cli(ctx)
-    rows = broadcasts.sync_templates(cli.app, cli.with_account(account))
+    rows = templates.sync(cli.app, cli.with_account(account))
     cli.render(rows, fmt=fmt, columns=["template_id", "title"])
     cli.say(f"Synced {len(rows)} templates.")
 
@@ -25,7 +25,7 @@ def sync(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption = 
 def list_(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption = None) -> None:
     """List the synced templates."""
     cli = get_cli(ctx)
-    rows = broadcasts.list_templates(cli.app, cli.with_account(account))
+    rows = templates.list_(cli.app, cli.with_account(account))
     cli.render(rows, fmt=fmt, columns=["template_id", "title", "synced_at"])
 
 
@@ -38,6 +38,4 @@ def show(
 ) -> None:
     """Show a template's content and the data fields it needs."""
     cli = get_cli(ctx)
-    cli.render_one(
-        broadcasts.show_template(cli.app, template_id, cli.with_account(account)), fmt=fmt
-    )
+    cli.render_one(templates.show(cli.app, template_id, cli.with_account(account)), fmt=fmt)

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from bankwx_cli.clock import BANK_TZ, bank_time, from_iso, iso
 from bankwx_cli.domain import accounts, audit, outbox
 from bankwx_cli.domain.permissions import require
+from bankwx_cli.domain.templates import template_for
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
-from bankwx_cli.models import Account
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -38,10 +38,6 @@ TERMINAL = ("sent", "failed", "unknown", "cancelled")
 
 
 # --- content and audience ------------------------------------------------------------------------
-
-
-def placeholders(content: str) -> list[str]:
-    return re.findall(r"\{\{(\w+)\.DATA\}\}", content)
 
 
 def parse_data(text: str) -> dict[str, dict[str, str]]:
@@ -157,10 +153,10 @@ def tag_id(app: AppContext, account: str, name: str) -> int:
     """The WeChat id of a synced tag, by name or id."""
     found = app.store.tags.by_name(account, name)
     if found is None and name.isdigit():
-        found = next((t for t in app.store.tags.all(account) if t["tag_id"] == int(name)), None)
+        found = next((t for t in app.store.tags.all(account) if t.tag_id == int(name)), None)
     if found is None:
         raise NotFoundError(f"no tag named '{name}' for {account}. See bankwx tag list.")
-    return int(found["tag_id"])
+    return found.tag_id
 
 
 def audience_openids(app: AppContext, b: dict[str, Any]) -> list[str]:
@@ -238,13 +234,13 @@ def create(
             raise ValidationError("--template needs --data (JSON, or @FILE).")
         fields = parse_data(data)
         tpl = template_for(app, acct, value)
-        missing = [p for p in placeholders(tpl["content"]) if p not in fields]
+        missing = [p for p in tpl.fields if p not in fields]
         if missing:
             raise ValidationError(
                 f"template '{value}' needs data for: {', '.join(missing)} (see bankwx template "
                 f"show {value})."
             )
-        content = {"template_id": value, "data": fields, "title": tpl["title"]}
+        content = {"template_id": value, "data": fields, "title": tpl.title}
     audiences = [
         (k, v)
         for k, v in (
@@ -508,45 +504,6 @@ def preview(
 
 
 # --- sending -------------------------------------------------------------------------------------
-
-
-def template_for(app: AppContext, acct: Account, template_id: str) -> dict[str, Any]:
-    found = app.store.templates.get(acct.name, template_id)
-    if found is None:
-        sync_templates(app, acct.name)
-        found = app.store.templates.get(acct.name, template_id)
-    if found is None:
-        raise NotFoundError(
-            f"no template '{template_id}' for {acct.name}. See bankwx template list."
-        )
-    return found
-
-
-def sync_templates(app: AppContext, account: str | None) -> list[dict[str, Any]]:
-    require(app, "template.sync", account)
-    acct = accounts.resolve(app, account)
-    listed = app.client(acct).get("/cgi-bin/template/get_all_private_template")
-    templates = list(listed.get("template_list", []))
-    with app.store.transaction():
-        app.store.templates.replace_all(acct.name, templates, _now(app))
-        audit.record(app, "template.sync", acct.name, {"templates": len(templates)})
-    return app.store.templates.all(acct.name)
-
-
-def list_templates(app: AppContext, account: str | None) -> list[dict[str, Any]]:
-    require(app, "template.read", account)
-    return app.store.templates.all(accounts.resolve(app, account).name)
-
-
-def show_template(app: AppContext, template_id: str, account: str | None) -> dict[str, Any]:
-    require(app, "template.read", account)
-    acct = accounts.resolve(app, account)
-    found = app.store.templates.get(acct.name, template_id)
-    if found is None:
-        raise NotFoundError(
-            f"no template '{template_id}' for {acct.name}. Run bankwx template sync."
-        )
-    return {**found, "fields": placeholders(found["content"])}
 
 
 def _month(app: AppContext) -> str:

@@ -1,4 +1,4 @@
-"""Organisations, operators and roles."""
+"""Operators: the staff (and services) acting on the store, each with a role."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import audit
 from bankwx_cli.domain.permissions import ROLES, require
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
-from bankwx_cli.models import Operator, Org
+from bankwx_cli.models import Operator
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -140,28 +140,3 @@ def remove(app: AppContext, name: str) -> None:
             _keep_one_admin(app, name)
         app.store.operators.delete(name)
         audit.record(app, "operator.remove", name, {})
-
-
-def add_org(app: AppContext, name: str, parent: str | None = None) -> Org:
-    require(app, "org.add")
-    if not name.strip() or len(name) > 64:
-        raise ValidationError("organisation name must be 1 to 64 characters.")
-    with app.store.transaction():
-        if app.store.orgs.get_id(name) is not None:
-            raise ConflictError(f"an organisation named '{name}' exists. See bankwx org list.")
-        parent_id = _org_id(app, parent)
-        app.store.orgs.insert(name, parent_id, iso(app.clock.now()))
-        audit.record(app, "org.add", name, {"parent": parent})
-    return Org(name=name, parent=parent)
-
-
-def list_orgs(app: AppContext) -> list[Org]:
-    require(app, "org.read")
-    return app.store.orgs.all()
-
-
-def roles() -> list[dict[str, str]]:
-    return [
-        {"role": role, "description": text, "permissions": ", ".join(perms)}
-        for role, (text, perms) in ROLES.items()
-    ]

@@ -17,10 +17,12 @@ from bankwx_cli.storage.audit import Audit
 from bankwx_cli.storage.broadcasts import Broadcasts, Templates
 from bankwx_cli.storage.db import Database
 from bankwx_cli.storage.engine import REPLIES, FollowerState, KeywordRules, Messages
-from bankwx_cli.storage.followers import Followers, Tags
+from bankwx_cli.storage.follower_sync import FollowerSync
+from bankwx_cli.storage.followers import Followers
 from bankwx_cli.storage.menus import MenuVersions
 from bankwx_cli.storage.outbox import PAYLOADS, Outbox
 from bankwx_cli.storage.sealed import Census
+from bankwx_cli.storage.tags import Tags
 from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
 
@@ -47,6 +49,7 @@ class Store:
         self.keyword_rules = KeywordRules(db)
         self.follower_state = FollowerState(db)
         self.followers = Followers(db)
+        self.follower_sync = FollowerSync(db)
         self.tags = Tags(db)
         self.menu_versions = MenuVersions(db)
         self.outbox = Outbox(db, self.sealer)

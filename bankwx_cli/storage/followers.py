@@ -7,8 +7,9 @@ profile fetch walks that order, so that its updates touch few pages of the table
 
 What the callback engine learns between syncs stays in its own ``follower_state`` table; reads
 here merge the two, and a subscribe or unsubscribe event newer than the row's ``listed_at``
-wins. ``follower_sync`` holds one row per account: the pass under
-way (cursor, phase, counts) and the lease of the process running it.
+wins. ``follower_sync`` (see follower_sync.py) holds one row per account: the pass under way
+(cursor, phase, counts) and the lease of the process running it; the account's tags are in
+tags.py.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from bankwx_cli.models import Follower, FollowerRecord
 from bankwx_cli.storage.db import Database
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Follower)
 
 
 def m0006_followers(db: Database) -> None:
@@ -180,7 +183,7 @@ def _subscribed(info: dict[str, Any]) -> bool:
 ROWS_PER_STATEMENT = 2000  # x 14 parameters: under SQLite's usual limit of 32,766
 
 
-def _in_list(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+def in_list(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
     """Named placeholders for a short IN (...) list, and their parameters."""
     names = [f"{prefix}{i}" for i in range(len(values))]
     return ", ".join(f":{n}" for n in names), dict(zip(names, values, strict=True))
@@ -223,58 +226,6 @@ class Followers:
         log rather than every 4 MB."""
         self.db.execute(f"PRAGMA cache_size = -{int(cache_mb) * 1024}")
         self.db.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
-
-    # --- sync progress ------------------------------------------------------------------------
-
-    def sync_state(self, account: str) -> dict[str, Any] | None:
-        row = self.db.one("SELECT * FROM follower_sync WHERE account = :a", {"a": account})
-        return None if row is None else dict(row)
-
-    def save_sync_state(self, account: str, values: dict[str, Any]) -> None:
-        cols = ", ".join(values)
-        params = ", ".join(f":{k}" for k in values)
-        sets = ", ".join(f"{k} = excluded.{k}" for k in values)
-        self.db.execute(
-            f"INSERT INTO follower_sync (account, {cols}) VALUES (:account, {params}) "  # noqa: S608 - our columns
-            f"ON CONFLICT (account) DO UPDATE SET {sets}",
-            {"account": account, **values},
-        )
-
-    # --- the first load of an account: the list staged, then written in openid order -----------
-
-    def stage_page(self, account: str, pass_no: int, page: int, openids: Sequence[str]) -> None:
-        """Keep a page of the follower list (one row a page) until its profiles are written."""
-        self.db.execute(
-            "INSERT INTO follower_staging (account, pass_no, page, openids) "
-            "VALUES (:a, :p, :n, :o) ON CONFLICT (account, pass_no, page) DO UPDATE "
-            "SET openids = excluded.openids",
-            {"a": account, "p": pass_no, "n": page, "o": "\n".join(openids)},
-        )
-
-    def staged(self, account: str, pass_no: int) -> list[str]:
-        """Every openid staged for the pass, sorted, once each."""
-        rows = self.db.all(
-            "SELECT openids FROM follower_staging WHERE account = :a AND pass_no = :p",
-            {"a": account, "p": pass_no},
-        )
-        found: list[str] = []
-        while rows:
-            found += str(rows.pop()[0]).split("\n")
-        found.sort()
-        # once each (a follower who followed again meanwhile is listed twice)
-        return [o for i, o in enumerate(found) if o and (i == 0 or found[i - 1] != o)]
-
-    def drop_staged(self, account: str) -> None:
-        self.db.execute("DELETE FROM follower_staging WHERE account = :a", {"a": account})
-
-    def last_written(self, account: str, pass_no: int) -> str:
-        """The highest openid the pass has written ('' for none): a first load writes in
-        openid order, so it resumes after this one."""
-        value = self.db.scalar(
-            "SELECT max(openid) FROM followers WHERE account = :a AND seen_pass = :p",
-            {"a": account, "p": pass_no},
-        )
-        return str(value or "")
 
     # --- the follower list ----------------------------------------------------------------------
 
@@ -523,7 +474,7 @@ class Followers:
                 {"account": account},
             )
         else:
-            holders, params = _in_list("o", list(openids))
+            holders, params = in_list("o", list(openids))
             rows = self.db.all(
                 "SELECT openid, tag_id FROM follower_tags "  # noqa: S608 - placeholders only
                 f"WHERE account = :account AND openid IN ({holders}) ORDER BY openid, tag_id",
@@ -560,8 +511,9 @@ class Followers:
         tag_id: int | None = None,
         blacklisted: bool | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Followers merged with the engine's newer events, in follow order."""
+    ) -> list[Follower]:
+        """Followers merged with the engine's newer events, in follow order (without their
+        tags: see tag_ids)."""
         where: list[str] = []
         params: dict[str, Any] = {"account": account}
         if subscribed is not None:
@@ -589,11 +541,12 @@ class Followers:
         if limit is not None:
             sql += " LIMIT :limit"
             params["limit"] = limit
-        return [_follower(r) for r in self.db.all(sql, params)]
+        return [_follower(r, Follower) for r in self.db.all(sql, params)]
 
-    def get(self, account: str, openid: str) -> dict[str, Any] | None:
+    def get(self, account: str, openid: str) -> FollowerRecord | None:
+        """One follower, as listing() merges it (without tags)."""
         row = self.db.one(_MERGED + " WHERE openid = :o", {"account": account, "o": openid})
-        return None if row is None else _follower(row)
+        return None if row is None else _follower(row, FollowerRecord)
 
     def counts(self, account: str) -> dict[str, int]:
         row = self.db.one(
@@ -606,78 +559,8 @@ class Followers:
         return {} if row is None else dict(row)
 
 
-def _follower(row: sqlite3.Row) -> dict[str, Any]:
+def _follower(row: sqlite3.Row, kind: type[F]) -> F:
     values = dict(row)
     values["subscribed"] = bool(values["subscribed"])
     values["blacklisted"] = bool(values["blacklisted"])
-    return values
-
-
-class Tags:
-    """The account's tags as WeChat last listed them (and as our own changes left them)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def all(self, account: str) -> list[dict[str, Any]]:
-        return [
-            dict(r)
-            for r in self.db.all(
-                "SELECT tag_id, name, count, synced_at FROM tags WHERE account = :a "
-                "ORDER BY tag_id",
-                {"a": account},
-            )
-        ]
-
-    def by_name(self, account: str, name: str) -> dict[str, Any] | None:
-        row = self.db.one(
-            "SELECT tag_id, name, count, synced_at FROM tags WHERE account = :a AND name = :n",
-            {"a": account, "n": name},
-        )
-        return None if row is None else dict(row)
-
-    def replace(self, account: str, tags: Sequence[dict[str, Any]], at: str) -> None:
-        """The account's tags are exactly these (id, name, count); tags WeChat no longer
-        lists are forgotten with their followers' links. Call inside one transaction."""
-        ids = [int(t["id"]) for t in tags]
-        if ids:
-            holders, params = _in_list("t", ids)
-            gone = f"account = :a AND tag_id NOT IN ({holders})"
-            self.db.execute(f"DELETE FROM tags WHERE {gone}", {"a": account, **params})  # noqa: S608
-            self.db.execute(
-                f"DELETE FROM follower_tags WHERE {gone}",  # noqa: S608 - placeholders only
-                {"a": account, **params},
-            )
-        else:
-            self.db.execute("DELETE FROM tags WHERE account = :a", {"a": account})
-            self.db.execute("DELETE FROM follower_tags WHERE account = :a", {"a": account})
-        for tag in tags:
-            self.upsert(account, int(tag["id"]), str(tag["name"]), int(tag.get("count", 0)), at)
-
-    def upsert(self, account: str, tag_id: int, name: str, count: int, at: str) -> None:
-        self.db.execute(
-            "INSERT INTO tags (account, tag_id, name, count, synced_at) "
-            "VALUES (:a, :t, :n, :c, :at) ON CONFLICT (account, tag_id) DO UPDATE SET "
-            "name = excluded.name, count = excluded.count, synced_at = excluded.synced_at",
-            {"a": account, "t": tag_id, "n": name, "c": count, "at": at},
-        )
-
-    def rename(self, account: str, tag_id: int, name: str) -> None:
-        self.db.execute(
-            "UPDATE tags SET name = :n WHERE account = :a AND tag_id = :t",
-            {"a": account, "t": tag_id, "n": name},
-        )
-
-    def delete(self, account: str, tag_id: int) -> None:
-        params = {"a": account, "t": tag_id}
-        self.db.execute("DELETE FROM follower_tags WHERE account = :a AND tag_id = :t", params)
-        self.db.execute("DELETE FROM tags WHERE account = :a AND tag_id = :t", params)
-
-    def members(self, account: str, tag_id: int) -> int:
-        return int(
-            self.db.scalar(
-                "SELECT count(*) FROM follower_tags WHERE account = :a AND tag_id = :t",
-                {"a": account, "t": tag_id},
-            )
-            or 0
-        )
+    return kind(**values)
