@@ -837,6 +837,11 @@ def describe(app: AppContext, b: dict[str, Any], with_estimate: bool = False) ->
     return shown
 
 
+def show_to_send(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+    """`show`, checked for broadcast.send: what `broadcast send` confirms before sending."""
+    return describe(app, _load(app, "broadcast.send", broadcast_id, account))
+
+
 def show(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
     return describe(app, _load(app, "broadcast.read", broadcast_id, account), with_estimate=True)
 
