@@ -42,10 +42,23 @@ class PermissionDenied(BankwxError):
 
     exit_code = 4
 
-    def __init__(self, operator: str, permission: str) -> None:
+    def __init__(self, operator: str, permission: str, detail: str = "") -> None:
         self.operator = operator
         self.permission = permission
-        super().__init__(f"operator '{operator}' lacks permission '{permission}'.")
+        super().__init__(f"operator '{operator}' lacks permission '{permission}'{detail}.")
+
+
+class OwnApprovalDenied(PermissionDenied):
+    """Maker-checker: who made or submitted a change may not approve it. Exit code 4.
+
+    Menus and broadcasts raise it alike (through `permissions.deny_own_approval`, which audits
+    the refusal first).
+    """
+
+    def __init__(self, operator: str, permission: str, message: str) -> None:
+        self.operator = operator
+        self.permission = permission
+        BankwxError.__init__(self, message)
 
 
 class WeChatError(BankwxError):

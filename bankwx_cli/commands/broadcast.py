@@ -219,7 +219,7 @@ def send(
     A run that was killed is finished by running the same command again.
     """
     cli = get_cli(ctx)
-    shown = broadcasts.show(cli.app, broadcast_id, cli.with_account(account))
+    shown = broadcasts.show_to_send(cli.app, broadcast_id, cli.with_account(account))
     cli.confirm(
         f"Send broadcast {broadcast_id} to {shown['audience_size']} followers now?", yes=yes
     )

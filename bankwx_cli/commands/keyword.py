@@ -87,11 +87,12 @@ def remove(
     ctx: typer.Context,
     rule_id: Annotated[int, typer.Argument(metavar="ID", help="Rule id (keyword list).")],
     yes: YesOption = False,
+    account: AccountOption = None,
 ) -> None:
-    """Remove a keyword rule."""
+    """Remove a keyword rule (with --account: only if it is that account's)."""
     cli = get_cli(ctx)
     cli.confirm(f"Remove keyword rule {rule_id}?", yes=yes)
-    keywords.remove(cli.app, rule_id)
+    keywords.remove(cli.app, rule_id, account)
     cli.say(f"Removed keyword rule {rule_id}.")
 
 

@@ -90,11 +90,14 @@ def run(
 def retry(
     ctx: typer.Context,
     unit_id: Annotated[int, typer.Argument(metavar="ID", help="The unit (outbox list).")],
+    account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Send an unknown or failed unit again (check first that the follower did not get it)."""
+    """Send an unknown or failed unit again (check first that the follower did not get it).
+
+    With --account, only if the unit is that account's."""
     cli = get_cli(ctx)
-    unit = outbox.retry(cli.app, unit_id)
+    unit = outbox.retry(cli.app, unit_id, account)
     if cli.fmt(fmt) == "json":
         cli.render_one(unit, fmt=fmt)
     else:

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import BANK_TZ, bank_time, from_iso, iso
 from bankwx_cli.domain import accounts, audit, outbox
-from bankwx_cli.domain.permissions import require
+from bankwx_cli.domain.permissions import (
+    deny_own_approval,
+    load_row,
+    require,
+    visible_accounts,
+)
 from bankwx_cli.domain.templates import template_for
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
 
@@ -184,11 +189,36 @@ def audience_openids(app: AppContext, b: dict[str, Any]) -> list[str]:
 # --- lifecycle ---------------------------------------------------------------------------------
 
 
-def _get(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+def _missing(broadcast_id: int) -> NotFoundError:
+    return NotFoundError(f"no broadcast {broadcast_id}. See bankwx broadcast list.")
+
+
+def _get(app: AppContext, broadcast_id: int) -> dict[str, Any]:
+    """A broadcast by id, unchecked: for rows already checked by `_load` (or made here)."""
     b = app.store.broadcasts.get(broadcast_id)
-    if b is None or (account and b["account"] != account):
-        raise NotFoundError(f"no broadcast {broadcast_id}. See bankwx broadcast list.")
+    if b is None:
+        raise _missing(broadcast_id)
     return b
+
+
+def _load(
+    app: AppContext, permission: str, broadcast_id: int, account: str | None
+) -> dict[str, Any]:
+    """The broadcast an id names, with permission checked on the broadcast's own account.
+
+    Call before the change's transaction (a refusal is audited in its own); inside it, read the
+    row again with `_get` for its current state. A named account that is not the broadcast's is
+    not found, as before; an account the operator may not use is refused (exit 4).
+    """
+    return load_row(
+        app,
+        permission,
+        lambda: app.store.broadcasts.get(broadcast_id),
+        lambda b: str(b["account"]),
+        target=f"broadcast {broadcast_id}",
+        missing=lambda: _missing(broadcast_id),
+        account=account,
+    )
 
 
 def _now(app: AppContext) -> str:
@@ -326,9 +356,9 @@ def edit(
     account: str | None = None,
 ) -> dict[str, Any]:
     """Change a broadcast not yet sending; an approved or submitted one goes back to draft."""
-    require(app, "broadcast.create", account)
+    _load(app, "broadcast.create", broadcast_id, account)
     with app.store.transaction():
-        b = _get(app, broadcast_id, account)
+        b = _get(app, broadcast_id)
         if b["state"] not in ("draft", "submitted", "approved", "rejected"):
             raise ConflictError(f"broadcast {broadcast_id} is {b['state']}; it can't be edited.")
         content = dict(b["content"])
@@ -365,9 +395,9 @@ def edit(
 
 
 def submit(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
-    require(app, "broadcast.submit", account)
+    _load(app, "broadcast.submit", broadcast_id, account)
     with app.store.transaction():
-        b = _get(app, broadcast_id, account)
+        b = _get(app, broadcast_id)
         if b["state"] not in ("draft", "rejected"):
             raise ConflictError(
                 f"broadcast {broadcast_id} is {b['state']}; only drafts are submitted."
@@ -387,23 +417,18 @@ def submit(app: AppContext, broadcast_id: int, account: str | None = None) -> di
 
 def approve(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
     """Approve a submitted broadcast. The author never approves their own."""
-    require(app, "broadcast.approve", account)
-    b = _get(app, broadcast_id, account)
+    b = _load(app, "broadcast.approve", broadcast_id, account)
     if b["created_by"] == app.operator:
-        with app.store.transaction():
-            audit.record(
-                app,
-                "broadcast.approve",
-                str(broadcast_id),
-                {"reason": "author may not approve"},
-                outcome="denied",
-            )
-        raise ConflictError(
+        deny_own_approval(
+            app,
+            "broadcast.approve",
+            str(broadcast_id),
+            {"reason": "author may not approve", "account": b["account"]},
             f"'{app.operator}' created broadcast {broadcast_id} and may not approve it: "
-            "another approver must (maker-checker)."
+            "another approver must (maker-checker).",
         )
     with app.store.transaction():
-        b = _get(app, broadcast_id, account)
+        b = _get(app, broadcast_id)
         if b["state"] != "submitted":
             raise ConflictError(
                 f"broadcast {broadcast_id} is {b['state']}; only submitted ones are approved."
@@ -425,11 +450,11 @@ def approve(app: AppContext, broadcast_id: int, account: str | None = None) -> d
 def reject(
     app: AppContext, broadcast_id: int, reason: str, account: str | None = None
 ) -> dict[str, Any]:
-    require(app, "broadcast.reject", account)
+    _load(app, "broadcast.reject", broadcast_id, account)
     if not reason.strip():
         raise ValidationError("--reason is empty: say why, for the author.")
     with app.store.transaction():
-        b = _get(app, broadcast_id, account)
+        b = _get(app, broadcast_id)
         if b["state"] != "submitted":
             raise ConflictError(
                 f"broadcast {broadcast_id} is {b['state']}; only submitted ones are rejected."
@@ -450,9 +475,9 @@ def reject(
 
 def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
     """Cancel, also mid-send: units not yet sent are not sent."""
-    require(app, "broadcast.cancel", account)
+    _load(app, "broadcast.cancel", broadcast_id, account)
     with app.store.transaction():
-        b = _get(app, broadcast_id, account)
+        b = _get(app, broadcast_id)
         if b["state"] in ("sent", "partly_failed", "failed", "cancelled"):
             raise ConflictError(f"broadcast {broadcast_id} is {b['state']}; nothing to cancel.")
         app.store.broadcasts.update(
@@ -478,8 +503,7 @@ def preview(
     app: AppContext, broadcast_id: int, openid: str, account: str | None = None
 ) -> dict[str, Any]:
     """Send the broadcast's content to one test follower on the account's preview list."""
-    require(app, "broadcast.preview", account)
-    b = _get(app, broadcast_id, account)
+    b = _load(app, "broadcast.preview", broadcast_id, account)
     acct = accounts.get(app, b["account"])
     allowed = acct.settings.get("preview_openids") or []
     if openid not in allowed:
@@ -620,8 +644,7 @@ def send(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Any], outbox.Report]:
     """Send an approved broadcast now and drain its units; returns when all are final."""
-    require(app, "broadcast.send", account)
-    b = _get(app, broadcast_id, account)
+    b = _load(app, "broadcast.send", broadcast_id, account)
     if b["state"] in ("draft", "submitted", "rejected"):
         raise ConflictError(
             f"broadcast {broadcast_id} is {b['state']}: it must be approved before it is sent."
@@ -710,8 +733,7 @@ def _int(value: str | None) -> int:
 
 
 def status(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
-    require(app, "broadcast.read", account)
-    b = _get(app, broadcast_id, account)
+    b = _load(app, "broadcast.read", broadcast_id, account)
     source = f"broadcast:{broadcast_id}"
     units = app.store.outbox.counts(source)
     jobs = b["results"].get("jobs", {})
@@ -772,17 +794,30 @@ def describe(app: AppContext, b: dict[str, Any], with_estimate: bool = False) ->
     return shown
 
 
+def show_to_send(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+    """`show`, checked for broadcast.send: what `broadcast send` confirms before sending."""
+    return describe(app, _load(app, "broadcast.send", broadcast_id, account))
+
+
 def show(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
-    require(app, "broadcast.read", account)
-    return describe(app, _get(app, broadcast_id, account), with_estimate=True)
+    return describe(app, _load(app, "broadcast.read", broadcast_id, account), with_estimate=True)
 
 
 def list_(
     app: AppContext, account: str | None = None, state: str | None = None
 ) -> list[dict[str, Any]]:
-    require(app, "broadcast.read", account)
-    name = accounts.get(app, account).name if account else None
-    return [describe(app, b) for b in app.store.broadcasts.all(name, state)]
+    """Broadcasts of the account named; with none, of every account the operator may use."""
+    if account:
+        require(app, "broadcast.read", account)
+        rows = app.store.broadcasts.all(accounts.get(app, account).name, state)
+    else:
+        limits = visible_accounts(app, "broadcast.read")
+        rows = [
+            b
+            for b in app.store.broadcasts.all(None, state)
+            if limits is None or b["account"] in limits
+        ]
+    return [describe(app, b) for b in rows]
 
 
 def install() -> None:

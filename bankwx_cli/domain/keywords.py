@@ -16,7 +16,7 @@ import yaml
 
 from bankwx_cli.clock import iso
 from bankwx_cli.domain import accounts, actions, audit
-from bankwx_cli.domain.permissions import require
+from bankwx_cli.domain.permissions import load_row, require
 from bankwx_cli.errors import NotFoundError, ValidationError
 from bankwx_cli.models import Article, ImageReply, NewsReply, Reply, TextReply, reply_to_dict
 
@@ -245,12 +245,26 @@ def list_(app: AppContext, account: str | None) -> list[Rule]:
     return [rule_from_row(r) for r in app.store.keyword_rules.for_account(acct.name)]
 
 
-def remove(app: AppContext, rule_id: int) -> None:
-    require(app, "keyword.write")
+def remove(app: AppContext, rule_id: int, account: str | None = None) -> None:
+    """Remove a rule. keyword.write is checked on the rule's own account (exit 4 otherwise);
+    with ``account`` named, a rule of another account is not found."""
+
+    def missing() -> NotFoundError:
+        return NotFoundError(f"no keyword rule {rule_id}. See bankwx keyword list.")
+
+    load_row(
+        app,
+        "keyword.write",
+        lambda: app.store.keyword_rules.get(rule_id),
+        lambda r: str(r["account"]),
+        target=f"keyword rule {rule_id}",
+        missing=missing,
+        account=account,
+    )
     with app.store.transaction():
         row = app.store.keyword_rules.get(rule_id)
         if row is None:
-            raise NotFoundError(f"no keyword rule {rule_id}. See bankwx keyword list.")
+            raise missing()
         app.store.keyword_rules.delete(rule_id)
         app.store.bump_config_version()
         audit.record(app, "keyword.remove", row["account"], {"id": rule_id})

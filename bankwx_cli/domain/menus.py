@@ -35,11 +35,10 @@ from bankwx_cli.domain.menu_files import (
     parse_menu_data,
     validate,
 )
-from bankwx_cli.domain.permissions import require
+from bankwx_cli.domain.permissions import deny_own_approval, require
 from bankwx_cli.errors import (
     ConflictError,
     NotFoundError,
-    PermissionDenied,
     ValidationError,
     WeChatError,
 )
@@ -83,19 +82,6 @@ class MenuInvalidError(ValidationError):
             lines.append("Nothing was sent to WeChat. Check the file with bankwx menu validate.")
             text = "\n".join(lines)
         super().__init__(text)
-
-
-class OwnApprovalDenied(PermissionDenied):
-    """Maker-checker: the operator who submitted a version may not approve it. Exit code 4."""
-
-    def __init__(self, operator: str, version: int) -> None:
-        self.operator = operator
-        self.permission = "menu.approve"
-        Exception.__init__(
-            self,
-            f"operator '{operator}' submitted menu version {version} and cannot approve it; "
-            "another operator must (maker-checker).",
-        )
 
 
 # --- Models ----------------------------------------------------------------------------------
@@ -540,7 +526,8 @@ def _pending(app: AppContext, account: str, version: int) -> MenuVersion:
 def plan_approve(app: AppContext, name: str | None, version: int) -> MenuPlan:
     """The plan of approving a pending version (menu.approve; not the submitter's own).
 
-    Raises NotFoundError, ConflictError (not pending), OwnApprovalDenied (exit 4, audited).
+    Raises NotFoundError, ConflictError (not pending), errors.OwnApprovalDenied (exit 4,
+    audited).
     """
     account = _account(app, "menu.approve", name)
     found = _pending(app, account.name, version)
@@ -550,15 +537,14 @@ def plan_approve(app: AppContext, name: str | None, version: int) -> MenuPlan:
 
 
 def _deny_own(app: AppContext, account: str, version: int) -> None:
-    with app.store.transaction():
-        audit.record(
-            app,
-            "menu.approve",
-            account,
-            {"version": version, "reason": "own submission"},
-            outcome="denied",
-        )
-    raise OwnApprovalDenied(app.operator, version)
+    deny_own_approval(
+        app,
+        "menu.approve",
+        account,
+        {"version": version, "reason": "own submission"},
+        f"operator '{app.operator}' submitted menu version {version} and cannot approve it; "
+        "another operator must (maker-checker).",
+    )
 
 
 def approve(app: AppContext, plan: MenuPlan) -> DeployResult:

@@ -27,7 +27,7 @@ from prometheus_client import Counter, Gauge
 
 from bankwx_cli.clock import BANK_TZ, iso
 from bankwx_cli.domain import accounts, audit
-from bankwx_cli.domain.permissions import require
+from bankwx_cli.domain.permissions import load_row, require
 from bankwx_cli.errors import (
     NotFoundError,
     ValidationError,
@@ -550,13 +550,27 @@ def run(
         dispatcher.stop()
 
 
-def retry(app: AppContext, unit_id: int) -> dict[str, Any]:
-    """Send an unknown or failed unit again (the operator has checked it was not delivered)."""
-    require(app, "outbox.retry")
+def retry(app: AppContext, unit_id: int, account: str | None = None) -> dict[str, Any]:
+    """Send an unknown or failed unit again (the operator has checked it was not delivered).
+
+    outbox.retry is checked on the unit's own account (permissions.load_row)."""
+
+    def missing() -> NotFoundError:
+        return NotFoundError(f"no outbox unit {unit_id}. See bankwx outbox list.")
+
+    load_row(
+        app,
+        "outbox.retry",
+        lambda: app.store.outbox.get(unit_id),
+        lambda u: str(u["account"]),
+        target=f"outbox unit {unit_id}",
+        missing=missing,
+        account=account,
+    )
     with app.store.transaction():
         unit = app.store.outbox.get(unit_id)
         if unit is None:
-            raise NotFoundError(f"no outbox unit {unit_id}. See bankwx outbox list.")
+            raise missing()
         if unit["state"] not in ("unknown", "failed"):
             raise ValidationError(
                 f"unit {unit_id} is {unit['state']}: only unknown or failed units are retried."
