@@ -40,13 +40,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import BANK_TZ, bank_time, from_iso, iso, parse_user_time
-from bankwx_cli.domain import accounts, audit, menus
+from bankwx_cli.domain import accounts, audit
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError, WeChatError
 from bankwx_cli.models import Account
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.extensions import Registry
     from bankwx_cli.wechat.client import WeChatClient
 
 log = logging.getLogger(__name__)
@@ -904,8 +905,9 @@ def synced_tag_ids(app: AppContext, account: str) -> set[str] | None:
     return {str(t["tag_id"]) for t in tags} if tags else None
 
 
-if synced_tag_ids not in menus.TAG_SOURCES:
-    menus.TAG_SOURCES.append(synced_tag_ids)
+def install(registry: Registry) -> None:
+    """This area's declarations (bankwx_cli/extensions.py): where menus check tag ids."""
+    registry.tag_source(synced_tag_ids)
 
 
 # --- Tags -------------------------------------------------------------------------------------
