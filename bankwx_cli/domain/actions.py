@@ -41,6 +41,13 @@ class Location:
     label: str = ""
 
 
+_LOCATION_FIELDS = (
+    ("Location_X", "Location_Y", "Label"),  # a location message
+    ("SendLocationInfo.Location_X", "SendLocationInfo.Location_Y", "SendLocationInfo.Label"),
+    ("Latitude", "Longitude", ""),  # a LOCATION event
+)
+
+
 @dataclass(frozen=True)
 class ActionContext:
     app: AppContext
@@ -67,8 +74,7 @@ class ActionContext:
     def location(self) -> Location | None:
         """The follower's position when the message carries one, else None."""
         f = self.fields
-        for lat, lng, label in (("Location_X", "Location_Y", "Label"),
-                                ("Latitude", "Longitude", "")):  # fmt: skip
+        for lat, lng, label in _LOCATION_FIELDS:
             try:
                 return Location(float(f[lat]), float(f[lng]), f.get(label, "") if label else "")
             except (KeyError, ValueError):

@@ -372,11 +372,12 @@ class Engine:
         """Record a claimed message's outcome (inside the writer's transaction)."""
         outcome = decision.outcome if in_time else self._late(runtime, inbound, message_id,
                                                               decision)  # fmt: skip
-        # a retry of a late message gets success; a sensitive reply is never kept in clear
-        stored = plain if in_time and not decision.sensitive else None
+        answered = plain if in_time else None  # a retry of a late message gets success
+        # a sensitive reply is answered but never kept in clear (its retries get success)
+        stored = None if decision.sensitive else answered
         self.app.store.messages.finish(message_id, stored, decision.route, outcome, elapsed_ms,
                                        None)  # fmt: skip
-        return self._replied(runtime, inbound, message_id, decision, stored, outcome)
+        return self._replied(runtime, inbound, message_id, decision, answered, outcome)
 
     def _replied(
         self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
