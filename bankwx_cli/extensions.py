@@ -44,22 +44,36 @@ if TYPE_CHECKING:
     from bankwx_cli.wechat.callback import Inbound
 
 
+POINTS = ("action", "message", "event", "late", "lookup", "route", "tag_source")
+
+
 @dataclass(frozen=True)
 class Area:
+    """A module that declares entries, and which extension points it declares: a point's
+    readers import only the areas declaring it (``bankwx keyword add`` never imports the
+    server, nor wechatpy)."""
+
     name: str
     module: str
+    points: tuple[str, ...] = ()
     test_only: bool = False
 
 
 #: Every area that declares something, in the order its declarations take effect.
 AREAS: tuple[Area, ...] = (
-    Area("actions", "bankwx_cli.domain.actions"),
-    Area("outbox", "bankwx_cli.domain.outbox"),
-    Area("broadcasts", "bankwx_cli.domain.broadcasts"),
-    Area("followers", "bankwx_cli.domain.followers"),
-    Area("server", "bankwx_cli.server"),
-    Area("trials", "bankwx_cli.domain.trials", test_only=True),
+    Area("actions", "bankwx_cli.domain.actions", ("action",)),
+    Area("outbox", "bankwx_cli.domain.outbox", ("late", "event")),
+    Area("broadcasts", "bankwx_cli.domain.broadcasts", ("event",)),
+    Area("followers", "bankwx_cli.domain.followers", ("tag_source",)),
+    Area("server", "bankwx_cli.server", ("route",)),
+    Area(
+        "trials",
+        "bankwx_cli.domain.trials",
+        ("action", "event", "lookup", "late", "route"),
+        test_only=True,
+    ),
 )
+_CORE = Area("core", "", POINTS)
 
 
 # --- entry types ------------------------------------------------------------------------------
@@ -182,6 +196,7 @@ class _Entry:
     key: str
     value: Any
     order: int
+    position: int  # the area's place in AREAS
     seq: int
     area: str
     test_only: bool
@@ -191,17 +206,23 @@ class Registry:
     """Every extension point's declarations. Areas write through the declaring methods (from
     their ``install``); readers ask with ``tests`` = whether test-only areas are enabled."""
 
-    def __init__(self) -> None:
+    def __init__(self, areas: Iterable[Area] = ()) -> None:
         self._entries: list[_Entry] = []
         self._seq = itertools.count()
-        self._area = Area("core", "")
+        self._area = _CORE
+        self._pending = list(areas)  # not yet installed
+        self._positions = {area.name: i for i, area in enumerate(self._pending)}
+        self._lock = threading.RLock()
 
     # --- declaring ------------------------------------------------------------------------------
 
     def _add(self, point: str, key: str, value: Any, order: int = 0) -> None:
         area = self._area
+        if point not in area.points:
+            raise RuntimeError(f"area '{area.name}' declares a '{point}', not in its AREAS points")
+        position = self._positions.get(area.name, -1)
         self._entries.append(
-            _Entry(point, key, value, order, next(self._seq), area.name, area.test_only)
+            _Entry(point, key, value, order, position, next(self._seq), area.name, area.test_only)
         )
 
     def action(
@@ -271,9 +292,26 @@ class Registry:
 
     # --- reading --------------------------------------------------------------------------------
 
+    def _install(self, point: str) -> None:
+        """Install the areas declaring point that are not installed yet (in AREAS order; an
+        area declaring several points is installed once)."""
+        if not any(point in area.points for area in self._pending):
+            return
+        with self._lock:
+            for area in list(self._pending):
+                if point in area.points and area in self._pending:
+                    self._pending.remove(area)
+                    module = importlib.import_module(area.module)
+                    self._area = area
+                    try:
+                        module.install(self)
+                    finally:
+                        self._area = _CORE
+
     def _values(self, point: str, tests: bool) -> list[_Entry]:
+        self._install(point)
         found = [e for e in self._entries if e.point == point and (tests or not e.test_only)]
-        return sorted(found, key=lambda e: (e.order, e.seq))
+        return sorted(found, key=lambda e: (e.order, e.position, e.seq))
 
     def actions(self, tests: bool) -> dict[str, Action]:
         return {e.key: e.value for e in self._values("action", tests)}
@@ -309,14 +347,10 @@ _loaded: Registry | None = None
 
 
 def load(areas: Iterable[Area] = AREAS) -> Registry:
-    """A registry filled by every area's ``install``, in order."""
-    registry = Registry()
-    for area in areas:
-        module = importlib.import_module(area.module)
-        registry._area = area
-        module.install(registry)
-    registry._area = Area("core", "")
-    return registry
+    """A registry filled by the areas' ``install``: an extension point's areas are installed
+    when it is first read, in AREAS order (declarations' order does not depend on which point
+    was read first: entries are sorted by order, then AREAS position)."""
+    return Registry(areas)
 
 
 def registry() -> Registry:

@@ -138,7 +138,9 @@ def test_test_area_is_off_without_the_variable(
     assert refused.exit_code == 1 and "no action named 'echo'" in refused.stderr
     proc = serve()
     receivers.append(proc)
-    assert store_ready("sim", "register", "main", "--callback", f"{proc.url}/wx/main").exit_code == 0
+    assert (
+        store_ready("sim", "register", "main", "--callback", f"{proc.url}/wx/main").exit_code == 0
+    )
     with httpx.Client(timeout=10) as http:
         assert http.get(f"{proc.url}/trial/main").status_code == 404
     openid = sim.pick_openid(APPID)
