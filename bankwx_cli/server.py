@@ -223,7 +223,7 @@ class Receiver:
     def observe_callback(self, request: Request, response: Response) -> None:
         """Metrics of /wx/{name} (an unknown account is counted as 'unknown')."""
         name = request.params["name"]
-        if response.outcome == "unknown_account" or name not in self.engine._runtimes:
+        if response.outcome == "unknown_account" or not self.engine.serves(name):
             name = "unknown"
         self._count(name, str(response.status), response.outcome)
         if name != "unknown":

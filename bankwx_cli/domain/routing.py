@@ -190,6 +190,10 @@ class Engine:
             self._version = version
             log.info("configuration version %s: %d accounts", version, len(runtimes))
 
+    def serves(self, name: str) -> bool:
+        """Whether the store holds an account of this name (as last loaded)."""
+        return name in self._runtimes
+
     def runtime(self, name: str) -> Runtime:
         runtime = self._runtimes.get(name)
         if runtime is None:
