@@ -219,3 +219,22 @@ def test_a_hook_that_answers_ends_routing(app: AppContext) -> None:
     )
     decision = engine.decide(runtime, callback.parse(xml.encode()))
     assert decision == routing.Decision(TextReply("第二个钩子看到：trial-x"), route="trial:scan")
+
+
+def test_a_message_hook_takes_its_type_off_the_quick_path(app: AppContext) -> None:
+    seen: list[str] = []
+
+    def hook(app: Any, runtime: Any, inbound: Any) -> routing.Decision | None:
+        seen.append(inbound.content)
+        if inbound.content == "余额":
+            return None  # routing goes on
+        return routing.Decision(TextReply("hooked"), route="hook:text")
+
+    engine = routing.Engine(app)
+    engine._message_hooks = {"text": (hook,)}
+    engine.refresh(True)
+    runtime = engine.runtime("main")
+    assert engine.quick(runtime, _text(60, "余额")) is None
+    assert engine.decide(runtime, _text(60, "余额")).route.startswith("rule:")
+    assert engine.decide(runtime, _text(61, "别的")).route == "hook:text"
+    assert seen == ["余额", "别的"]
