@@ -1,11 +1,12 @@
 """One registry per extension point, filled the same way whatever the entry point.
 
 An *area* (a module of the package) declares what it adds in one place: a module-level
-``install(registry)`` function. ``load()`` imports every area of ``AREAS`` in that order and
-runs its ``install``, once per process, the first time anything asks ``registry()``: a command
-of the CLI, ``bankwx serve`` and each of its workers, a test. Nothing is registered by
-importing a module, so what is registered never depends on which modules an entry point
-happened to import. A new area adds one line to ``AREAS``.
+``install(registry)`` function, and its line in ``AREAS`` (the module and the points it
+declares). ``registry()`` is the process's registry: the first time an extension point is read
+(by a command of the CLI, ``bankwx serve`` and each of its workers, a test), the areas
+declaring it are imported and their ``install`` run, once. Nothing is registered by importing a
+module, so what is registered never depends on which modules an entry point happened to import.
+A new area adds its module and one line to ``AREAS``; nothing else needs to know it exists.
 
 Extension points (what ``install`` may call on the registry):
 
@@ -14,8 +15,12 @@ Extension points (what ``install`` may call on the registry):
 - ``on_message(msg_type, hook)`` / ``on_event(event, hook)``: engine hooks, run in a fixed
   order (``order``, then ``AREAS`` order, then the order of the ``install`` calls); a hook that
   returns a ``Decision`` ends routing, one that returns None lets it go on.
-- ``follower_lookup(lookup)``: runs inside the receiver's writer unit, for messages only,
-  before message hooks and keyword rules; returns a ``Decision`` to take the message.
+- ``follower_lookup(lookup)``: runs inside the receiver's writer unit (the transaction that
+  claims the message), for messages only, first deliveries only, before message hooks and
+  keyword rules; returns a ``Decision`` to take the message (a reply, or success, with its own
+  route and outcome), None to let routing go on. It runs on the writer thread that every
+  callback waits for: a point read by key, no network. Like any write unit it may run twice
+  (its first run rolled back), so whatever it does outside the store must be idempotent.
 - ``on_late(hook)``: every late-answer hook runs when a handler overran the deadline.
 - ``route(methods, path, handler, max_body=, errors=, observe=)``: an HTTP route of
   ``bankwx serve`` (see ``server.py`` for the table that serves them).
