@@ -1,6 +1,11 @@
 """The ASGI callback receiver: the HTTP edge only (pure ASGI, nothing blocking the loop).
 
-Endpoints: ``GET|POST /wx/{account}``, ``GET /healthz``, ``GET /metrics``. Protocol work
+Requests are served by a route table built from the registry's routes (see
+``bankwx_cli/extensions.py``): method, path pattern, handler, body limit, error mapping. This
+module declares its own in ``install``: ``GET|POST /wx/{name}``, ``GET /healthz``,
+``GET /metrics``; other areas add theirs the same way, without touching the table. Matching
+costs a dict lookup (a literal path) or one precompiled regex (a path with parameters, found by
+its first segment in a dict). Protocol work
 (signature, AES, parsing: microseconds) runs on the loop. A message that a static keyword
 reply or the default answers is decided on the loop too, and its rows go to the store's
 group-commit writer thread; the answer is sent when the writer reports them committed
@@ -16,13 +21,14 @@ import gc
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl
 
 from prometheus_client import (
@@ -33,10 +39,15 @@ from prometheus_client import (
     generate_latest,
 )
 
+from bankwx_cli import extensions
 from bankwx_cli.context import AppContext
-from bankwx_cli.domain import broadcasts, outbox, routing
+from bankwx_cli.domain import outbox, routing
 from bankwx_cli.errors import BadCallbackError, BadSignatureError, NotFoundError
+from bankwx_cli.extensions import ErrorMap, Request, Response, Route
 from bankwx_cli.settings import from_environment
+
+if TYPE_CHECKING:
+    from bankwx_cli.extensions import Registry
 
 log = logging.getLogger(__name__)
 
@@ -83,24 +94,49 @@ class Receiver:
         self._waiting: deque[tuple[float, asyncio.Future[Any], routing.Ticket | None]] = deque()
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._timers: dict[str, Any] = {}
+        self.routes = RouteTable(extensions.registry().routes(extensions.tests_enabled(app)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            await self._lifespan(receive, send)
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(receive, send)
             return
-        if kind != "http":
-            return
+        started = time.perf_counter()
         path: str = scope["path"]
-        method: str = scope["method"]
-        if path.startswith("/wx/"):
-            await self._callback(scope, receive, send, path[4:], method)
-        elif path == "/healthz" and method in ("GET", "HEAD"):
-            await self._healthz(send)
-        elif path == "/metrics" and method == "GET":
-            await self._metrics(send)
-        else:
+        found = self.routes.match(path)
+        if found is None:
             await _respond(send, 404, b"not found")
+            return
+        by_method, params = found
+        method: str = scope["method"]
+        route = by_method.get(method)
+        if route is None:
+            await _respond(send, 405, b"method not allowed")
+            return
+        limit = self.options.max_body if route.max_body is None else route.max_body
+        body = b""
+        if limit:
+            raw = await _read_body(scope, receive, limit)
+            if raw is None:
+                response = Response(413, b"body too large", None, "too_large")
+                request = Request(self, method, path, params, scope, b"", started)
+                await _respond(send, 413, response.body)
+                if route.observe is not None:
+                    route.observe(request, response)
+                return
+            body = raw
+        request = Request(self, method, path, params, scope, body, started)
+        try:
+            response = await route.handler(request)
+        except Exception as exc:
+            mapped, response = route.failure(exc)
+            if mapped is None or mapped.status >= 500 or mapped.error is Exception:
+                log.exception("%s %s failed", method, path)
+            elif mapped.status != 404:
+                log.warning("%d for %s: %s", response.status, path, exc)
+        await _respond(send, response.status, response.body, response.content_type)
+        if route.observe is not None:
+            route.observe(request, response)
 
     # --- lifespan ----------------------------------------------------------------------------
 
@@ -143,16 +179,19 @@ class Receiver:
             except Exception:
                 log.exception("reload failed; keeping the last configuration")
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """fn(*args) in the receiver's thread pool (for a handler that must block)."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
-    # --- endpoints -----------------------------------------------------------------------------
+    _run = run
 
-    async def _healthz(self, send: Send) -> None:
+    # --- endpoints (declared in ``install``) --------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
         ok = await self._run(self.app.store.ping)
-        await _respond(send, 200 if ok else 503, b"ok" if ok else b"store unreachable")
+        return Response(200 if ok else 503, b"ok" if ok else b"store unreachable")
 
-    async def _metrics(self, send: Send) -> None:
+    async def metrics(self, request: Request) -> Response:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
 
@@ -161,59 +200,34 @@ class Receiver:
             body = generate_latest(registry)
         else:
             body = generate_latest()
-        await _respond(send, 200, body, CONTENT_TYPE_LATEST)
+        return Response(200, body, CONTENT_TYPE_LATEST.encode())
 
-    async def _callback(
-        self, scope: Scope, receive: Receive, send: Send, name: str, method: str
-    ) -> None:
-        started = time.perf_counter()
-        status, outcome = 200, "ok"
-        try:
-            runtime = self.engine.runtime(name)
-        except NotFoundError:
-            await _drain(receive, self.options.max_body)
-            await _respond(send, 404, b"unknown account")
-            self._count("unknown", "404", "unknown_account")
-            return
-        try:
-            query = _query(scope.get("query_string", b""))
-            if method == "GET":
-                body = self.engine.verify(runtime, query).encode()
-            elif method == "POST":
-                raw = await _read_body(scope, receive, self.options.max_body)
-                if raw is None:
-                    status, outcome = 413, "too_large"
-                    await _respond(send, 413, b"body too large")
-                    return
-                inbound = self.engine.open(runtime, query, raw)
-                result = await self._process(runtime, inbound, started)
-                body, outcome = self.engine.respond(runtime, result, query), result.outcome
-                self.engine.log_callback(
-                    runtime, inbound, result, (time.perf_counter() - started) * 1000
-                )
-            else:
-                status, outcome = 405, "method"
-                await _respond(send, 405, b"method not allowed")
-                return
-        except BadSignatureError as exc:
-            status, outcome = 403, "bad_signature"
-            log.warning("403 for %s: %s", name, exc)
-            await _respond(send, 403, b"forbidden")
-            return
-        except BadCallbackError as exc:
-            status, outcome = 400, "bad_request"
-            log.warning("400 for %s: %s", name, exc)
-            await _respond(send, 400, b"bad request")
-            return
-        except Exception:  # nothing a follower or an attacker sends may give 500
-            log.exception("callback for %s failed", name)
-            status, outcome = 200, "error_success"
-            await _respond(send, 200, b"success")
-            return
-        finally:
-            self._count(name, str(status), outcome)
-            self._observe(name, time.perf_counter() - started)
-        await _respond(send, 200, body, _XML if body != b"success" else None)
+    async def verify(self, request: Request) -> Response:
+        """GET /wx/{name}: WeChat's URL verification."""
+        runtime = self.engine.runtime(request.params["name"])
+        query = _query(request.scope.get("query_string", b""))
+        return Response(200, self.engine.verify(runtime, query).encode())
+
+    async def callback(self, request: Request) -> Response:
+        """POST /wx/{name}: a message or event, answered under the deadline."""
+        runtime = self.engine.runtime(request.params["name"])
+        query = _query(request.scope.get("query_string", b""))
+        inbound = self.engine.open(runtime, query, request.body)
+        result = await self._process(runtime, inbound, request.started)
+        body = self.engine.respond(runtime, result, query)
+        self.engine.log_callback(
+            runtime, inbound, result, (time.perf_counter() - request.started) * 1000
+        )
+        return Response(200, body, _XML if body != b"success" else None, result.outcome)
+
+    def observe_callback(self, request: Request, response: Response) -> None:
+        """Metrics of /wx/{name} (an unknown account is counted as 'unknown')."""
+        name = request.params["name"]
+        if response.outcome == "unknown_account" or not self.engine.serves(name):
+            name = "unknown"
+        self._count(name, str(response.status), response.outcome)
+        if name != "unknown":
+            self._observe(name, time.perf_counter() - request.started)
 
     async def _process(
         self, runtime: routing.Runtime, inbound: Any, started: float
@@ -280,6 +294,39 @@ class Receiver:
 
 
 _XML = b"application/xml"
+
+
+class RouteTable:
+    """The registry's routes, compiled: a literal path is one dict lookup; a path with
+    parameters is found by its first segment (a dict lookup), then one precompiled regex."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self._exact: dict[str, dict[str, Route]] = {}
+        patterns: dict[str, dict[str, tuple[re.Pattern[str], dict[str, Route]]]] = {}
+        for route in routes:
+            compiled = route.pattern()
+            if compiled is None:
+                by_method = self._exact.setdefault(route.path, {})
+            else:
+                group = patterns.setdefault(route.first_segment(), {})
+                by_method = group.setdefault(route.path, (compiled, {}))[1]
+            for method in route.methods:
+                by_method[method] = route
+        self._patterns = {k: tuple(v.values()) for k, v in patterns.items()}
+
+    def match(self, path: str) -> tuple[dict[str, Route], dict[str, str]] | None:
+        """The routes of path by method, and the path's parameters; None when none matches."""
+        found = self._exact.get(path)
+        if found is not None:
+            return found, {}
+        end = path.find("/", 1)
+        candidates = self._patterns.get(path[1:end] if end > 0 else path[1:])
+        if candidates:
+            for compiled, by_method in candidates:
+                matched = compiled.fullmatch(path)
+                if matched is not None:
+                    return by_method, matched.groupdict()
+        return None
 
 
 class _Inbox:
@@ -415,8 +462,6 @@ def create_app() -> Receiver:
 
 def build(app: AppContext, options: ServeOptions) -> Receiver:
     receiver = Receiver(app, options)
-    outbox.install(app)
-    broadcasts.install()
     if options.dispatcher:
         receiver.started.append(_start_dispatcher)
         receiver.stopping.append(_stop_dispatcher)
@@ -452,3 +497,49 @@ def _stop_dispatcher(receiver: Receiver) -> None:
         thread, stop = receiver.dispatcher
         stop.set()
         thread.join(timeout=5)
+
+
+# --- this module's routes ---------------------------------------------------------------------
+
+
+def _receiver(request: Request) -> Receiver:
+    return cast(Receiver, request.host)
+
+
+async def _verify(request: Request) -> Response:
+    return await _receiver(request).verify(request)
+
+
+async def _callback(request: Request) -> Response:
+    return await _receiver(request).callback(request)
+
+
+async def _healthz(request: Request) -> Response:
+    return await _receiver(request).healthz(request)
+
+
+async def _metrics(request: Request) -> Response:
+    return await _receiver(request).metrics(request)
+
+
+def _observe_callback(request: Request, response: Response) -> None:
+    _receiver(request).observe_callback(request, response)
+
+
+#: Nothing a follower or an attacker sends may give 500: anything unexpected is 'success'.
+CALLBACK_ERRORS = (
+    ErrorMap(NotFoundError, 404, b"unknown account", "unknown_account"),
+    ErrorMap(BadSignatureError, 403, b"forbidden", "bad_signature"),
+    ErrorMap(BadCallbackError, 400, b"bad request", "bad_request"),
+    ErrorMap(Exception, 200, b"success", "error_success"),
+)
+
+
+def install(registry: Registry) -> None:
+    """This module's routes: the callback endpoint, liveness and metrics."""
+    registry.route("GET", "/wx/{name}", _verify, max_body=0, errors=CALLBACK_ERRORS,
+                   observe=_observe_callback)  # fmt: skip
+    registry.route("POST", "/wx/{name}", _callback, errors=CALLBACK_ERRORS,
+                   observe=_observe_callback)  # fmt: skip
+    registry.route(("GET", "HEAD"), "/healthz", _healthz, max_body=0)
+    registry.route("GET", "/metrics", _metrics, max_body=0)

@@ -1,22 +1,51 @@
-"""The one registry of named business actions that keyword rules and menu keys can call.
+"""Named business actions that keyword rules and menu keys call, and the core's own actions.
 
-Later areas add theirs (balance, nearest branch, ...) with ``@action(...)``. A rule naming an
-unknown action is refused when it is saved, never at run time.
+An area declares its actions in its ``install(registry)`` (see ``bankwx_cli/extensions.py``)::
+
+    def install(registry: Registry) -> None:
+        registry.action("balance", "Reply with the card's balance.", arg="card alias",
+                        default="default", validate=needs_backend, sensitive=True)(balance)
+
+A rule naming an unknown action, or an argument the action refuses, is refused when the rule
+is saved (``validate``), never at run time. The action runs in the receiver's handler thread
+with an ``ActionContext``: the inbound message, the time left before the deadline, the
+account's settings.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from bankwx_cli import texts
+from bankwx_cli import extensions, texts
 from bankwx_cli.errors import ValidationError
+from bankwx_cli.extensions import Action
 from bankwx_cli.models import Account, Reply, TextReply, TransferReply
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.extensions import Registry
+    from bankwx_cli.wechat.callback import Inbound
+
+__all__ = ["Action", "ActionContext", "Location", "available", "get", "validate"]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the follower is: a location message, or a LOCATION event."""
+
+    latitude: float
+    longitude: float
+    label: str = ""
+
+
+_LOCATION_FIELDS = (
+    ("Location_X", "Location_Y", "Label"),  # a location message
+    ("SendLocationInfo.Location_X", "SendLocationInfo.Location_Y", "SendLocationInfo.Label"),
+    ("Latitude", "Longitude", ""),  # a LOCATION event
+)
 
 
 @dataclass(frozen=True)
@@ -24,57 +53,84 @@ class ActionContext:
     app: AppContext
     account: Account
     openid: str
-    text: str
-    arg: str | None
+    text: str  # the message's text, or the menu key clicked
+    arg: str | None  # the rule's --arg, or the action's default
+    inbound: Inbound | None = None  # the message or event (made up by `keyword test`)
+    deadline: float | None = None  # time.monotonic() by which the reply must be ready
 
+    @property
+    def msg_type(self) -> str:
+        return self.inbound.msg_type if self.inbound else "text"
 
-ActionFn = Callable[[ActionContext], Reply | None]
+    @property
+    def fields(self) -> Mapping[str, str]:
+        return self.inbound.fields if self.inbound else {}
 
+    @property
+    def msg_id(self) -> str:
+        return self.inbound.msg_id if self.inbound else ""
 
-@dataclass(frozen=True)
-class Action:
-    name: str
-    description: str
-    fn: ActionFn
-    arg: str | None = None  # what --arg means, None when the action takes none
-    test_only: bool = False
+    @property
+    def location(self) -> Location | None:
+        """The follower's position when the message carries one, else None."""
+        f = self.fields
+        for lat, lng, label in _LOCATION_FIELDS:
+            try:
+                return Location(float(f[lat]), float(f[lng]), f.get(label, "") if label else "")
+            except (KeyError, ValueError):
+                continue
+        return None
 
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """The account's settings."""
+        return self.account.settings
 
-REGISTRY: dict[str, Action] = {}
-
-
-def action(
-    name: str, description: str, arg: str | None = None, test_only: bool = False
-) -> Callable[[ActionFn], ActionFn]:
-    def register(fn: ActionFn) -> ActionFn:
-        REGISTRY[name] = Action(name, description, fn, arg, test_only)
-        return fn
-
-    return register
+    def time_left(self) -> float:
+        """Seconds before the receiver answers success instead (inf outside the receiver)."""
+        if self.deadline is None:
+            return float("inf")
+        return max(0.0, self.deadline - time.monotonic())
 
 
 def available(app: AppContext) -> list[Action]:
-    return [a for a in REGISTRY.values() if app.settings.test_actions or not a.test_only]
+    return list(_actions(app).values())
+
+
+def _actions(app: AppContext) -> dict[str, Action]:
+    return extensions.registry().actions(extensions.tests_enabled(app))
+
+
+def find(app: AppContext, name: str | None) -> Action | None:
+    """The action named, or None when there is none (for this context)."""
+    return _actions(app).get(name) if name else None
 
 
 def get(app: AppContext, name: str, arg: str | None = None) -> Action:
-    """The action named; ValidationError when unknown or its argument is wrong."""
-    found = REGISTRY.get(name)
-    if found is None or (found.test_only and not app.settings.test_actions):
+    """The action named; ValidationError when unknown or its argument is missing or extra."""
+    found = find(app, name)
+    if found is None:
         names = ", ".join(a.name for a in available(app))
         raise ValidationError(f"no action named '{name}'. Available: {names}.")
     if found.arg is None and arg is not None:
         raise ValidationError(f"action '{name}' takes no --arg.")
-    if found.arg is not None and arg is None:
+    if found.arg is not None and arg is None and found.default is None:
         raise ValidationError(f"action '{name}' needs --arg ({found.arg}).")
-    if name == "sleep" and arg is not None:
-        try:
-            seconds = float(arg)
-        except ValueError:
-            seconds = -1
-        if not 0 <= seconds <= 60:
-            raise ValidationError(f"--arg '{arg}' is invalid for sleep: seconds from 0 to 60.")
     return found
+
+
+def validate(app: AppContext, account: Account, name: str, arg: str | None) -> Action:
+    """Check a rule naming the action before it is saved: the action exists, its argument
+    is given when needed, and the action's validator accepts the rule for this account."""
+    found = get(app, name, arg)
+    if found.validate is not None:
+        found.validate(app, account, arg if arg is not None else found.default)
+    return found
+
+
+def argument(found: Action, arg: str | None) -> str | None:
+    """What the action sees as its argument: the rule's, or the action's default."""
+    return arg if arg is not None else found.default
 
 
 def _overrides(account: Account) -> dict[str, str]:
@@ -82,28 +138,23 @@ def _overrides(account: Account) -> dict[str, str]:
     return value if isinstance(value, dict) else {}
 
 
-@action("transfer_agent", "Hand the follower over to a human agent (customer service).")
 def transfer_agent(ctx: ActionContext) -> Reply:
     return TransferReply()
 
 
-@action("help", "Reply with the list of services (the account's 'help' text).")
 def help_text(ctx: ActionContext) -> Reply:
     return TextReply(texts.text("help", _overrides(ctx.account)))
 
 
-@action("welcome", "Reply with the account's welcome text.")
 def welcome(ctx: ActionContext) -> Reply:
     return TextReply(ctx.account.welcome or texts.text("welcome", _overrides(ctx.account)))
 
 
-@action(
-    "sleep",
-    "Test only (BANKWX_TEST_ACTIONS=1): wait, then answer; exercises the deadline.",
-    arg="seconds to wait, 0 to 60",
-    test_only=True,
-)
-def sleep(ctx: ActionContext) -> Reply:
-    seconds = float(ctx.arg or 0)
-    time.sleep(seconds)
-    return TextReply(f"处理完成（用时{seconds:g}秒）：{ctx.text}")
+def install(registry: Registry) -> None:
+    registry.action(
+        "transfer_agent", "Hand the follower over to a human agent (customer service)."
+    )(transfer_agent)
+    registry.action("help", "Reply with the list of services (the account's 'help' text).")(
+        help_text
+    )
+    registry.action("welcome", "Reply with the account's welcome text.")(welcome)

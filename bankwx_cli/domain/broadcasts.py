@@ -30,6 +30,7 @@ from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
     from bankwx_cli.domain.routing import Decision, Runtime
+    from bankwx_cli.extensions import Registry
     from bankwx_cli.wechat.callback import Inbound
 
 CONTENT_KINDS = ("text", "image", "news", "template")
@@ -702,9 +703,8 @@ def _run(
 
 
 def job_finished(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
-    """MASSSENDJOBFINISH: add WeChat's counts to the broadcast the job belongs to."""
-    from bankwx_cli.domain.routing import Decision
-
+    """MASSSENDJOBFINISH: add WeChat's counts to the broadcast the job belongs to (routing
+    goes on: other hooks of the event run, and the engine records it)."""
     account = runtime.account.name
     broadcast_id = app.store.broadcasts.find_by_source_msgid(account, inbound.msg_id)
     if broadcast_id is not None:
@@ -722,7 +722,7 @@ def job_finished(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
             }
             results["jobs"] = jobs
             app.store.broadcasts.update(broadcast_id, {"results": results})
-    return Decision(None, route="event:masssendjobfinish", outcome="recorded")
+    return None
 
 
 def _int(value: str | None) -> int:
@@ -820,10 +820,6 @@ def list_(
     return [describe(app, b) for b in rows]
 
 
-def install() -> None:
-    """Attach job-finished events to the routing engine."""
-    from bankwx_cli.domain import routing
-
-    hooks = routing.EVENT_HOOKS.setdefault("masssendjobfinish", [])
-    if job_finished not in hooks:
-        hooks.append(job_finished)
+def install(registry: Registry) -> None:
+    """This area's declarations (bankwx_cli/extensions.py): job-finished events."""
+    registry.on_event("masssendjobfinish", job_finished)

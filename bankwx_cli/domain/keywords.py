@@ -213,7 +213,7 @@ def add(
             "give one answer: --reply-text, --reply-news, --reply-image or --action."
         )
     if action is not None:
-        actions.get(app, action, arg)
+        actions.validate(app, acct, action, arg)  # the action's own validator sees the account
     elif arg is not None:
         raise ValidationError("--arg goes with --action.")
     reply_json = None

@@ -60,10 +60,9 @@ ADD_CONDITIONAL = "/cgi-bin/menu/addconditional"
 DEL_CONDITIONAL = "/cgi-bin/menu/delconditional"
 
 TagIdsSource = Callable[["AppContext", str], AbstractSet[str] | None]
-#: Where the tag ids of conditional menus are checked against. The followers area registers a
-#: function returning an account's synced tag ids (None when its tags were never synced); with
-#: none registered, or none synced, the tag_id warning is skipped.
-TAG_SOURCES: list[TagIdsSource] = []
+# Where the tag ids of conditional menus are checked against: the registry's tag sources
+# (bankwx_cli/extensions.py). The followers area registers one returning an account's synced
+# tag ids (None when its tags were never synced); with none synced the tag_id warning is skipped.
 
 
 class MenuInvalidError(ValidationError):
@@ -324,15 +323,17 @@ def handled_click_keys(app: AppContext, account: str) -> set[str]:
     for row in app.store.keyword_rules.for_account(account):
         if row["match"] != "click":
             continue
-        if row["reply_kind"] or (row["action"] and row["action"] in actions.REGISTRY):
+        if row["reply_kind"] or actions.find(app, row["action"]) is not None:
             keys.add(row["pattern"])
     return keys
 
 
 def known_tag_ids(app: AppContext, account: str) -> AbstractSet[str] | None:
-    """The account's synced tag ids, or None when no tags were synced (see TAG_SOURCES)."""
+    """The account's synced tag ids, or None when no tags were synced (the tag sources)."""
+    from bankwx_cli import extensions
+
     found: set[str] | None = None
-    for source in TAG_SOURCES:
+    for source in extensions.registry().tag_sources(extensions.tests_enabled(app)):
         ids = source(app, account)
         if ids is not None:
             found = (found or set()) | set(ids)

@@ -40,6 +40,7 @@ from bankwx_cli.models import ImageReply, NewsReply, Reply, TextReply
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
     from bankwx_cli.domain.routing import Decision, Runtime
+    from bankwx_cli.extensions import Registry
     from bankwx_cli.wechat.callback import Inbound
 
 log = logging.getLogger(__name__)
@@ -208,13 +209,12 @@ def late_answer(
 
 
 def job_finished(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
-    """TEMPLATESENDJOBFINISH: record WeChat's delivery result on the unit."""
-    from bankwx_cli.domain.routing import Decision
-
+    """TEMPLATESENDJOBFINISH: record WeChat's delivery result on the unit (routing goes on:
+    other hooks of the event run, and the engine records it)."""
     status = inbound.fields.get("Status", "")
     with app.store.transaction():
         app.store.outbox.record_delivery(runtime.account.name, inbound.msg_id, status)
-    return Decision(None, route="event:templatesendjobfinish", outcome="recorded")
+    return None
 
 
 # --- dispatching -------------------------------------------------------------------------------
@@ -613,12 +613,7 @@ def update_metrics(app: AppContext) -> None:
             OLDEST.labels(lane).set(0)
 
 
-def install(app: AppContext) -> None:
-    """Attach the outbox to the routing engine (late answers, job results)."""
-    from bankwx_cli.domain import routing
-
-    if late_answer not in routing.LATE_HOOKS:
-        routing.LATE_HOOKS.append(late_answer)
-    hooks = routing.EVENT_HOOKS.setdefault("templatesendjobfinish", [])
-    if job_finished not in hooks:
-        hooks.append(job_finished)
+def install(registry: Registry) -> None:
+    """This area's declarations (bankwx_cli/extensions.py): late answers, job results."""
+    registry.on_late(late_answer)
+    registry.on_event("templatesendjobfinish", job_finished)

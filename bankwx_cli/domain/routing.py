@@ -19,7 +19,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from bankwx_cli import texts
+from bankwx_cli import extensions, texts
 from bankwx_cli.clock import iso, iso_of
 from bankwx_cli.domain import accounts, actions, keywords
 from bankwx_cli.domain.masking import mask
@@ -65,15 +65,21 @@ SILENT_EVENTS = {
     "kf_switch_session",
 }
 MEDIA_TYPES = {"image", "voice", "video", "shortvideo", "link", "miniprogrampage", "location"}
+SENSITIVE_LOGGED = "[sensitive reply]"  # what the conversation log holds for a sensitive reply
 
 
 @dataclass(frozen=True)
 class Decision:
-    """What the router decided: the reply (None: answer 'success'), the route and outcome."""
+    """What the router decided: the reply (None: answer 'success'), the route and outcome.
+
+    A ``sensitive`` reply is sent but never stored in clear: the conversation log records
+    that a sensitive reply was sent, not its text, and no copy is kept for WeChat's retries.
+    """
 
     reply: Reply | None
     route: str
     outcome: str = "replied"
+    sensitive: bool = False
 
 
 @dataclass
@@ -90,14 +96,10 @@ class Runtime:
         return self.account.mode != "plain"
 
 
-Hook = Callable[["AppContext", Runtime, Inbound], Decision | None]
-# Filled in by later areas: agents (open sessions), outbox (job results), branches (location)
-SESSION_HOOKS: list[Hook] = []
-EVENT_HOOKS: dict[str, list[Hook]] = {}
-MESSAGE_HOOKS: dict[str, list[Hook]] = {}
-# Called when a handler overran the deadline: (app, runtime, inbound, message id, decision)
-LateHook = Callable[["AppContext", Runtime, Inbound, int, Decision], str]
-LATE_HOOKS: list[LateHook] = []
+# Engine hooks, follower-state lookups and late-answer hooks are declared by areas through the
+# registry (bankwx_cli/extensions.py); an Engine takes its tables from it once, when built.
+Hook = extensions.Hook
+LateHook = extensions.LateHook
 
 
 class Ticket:
@@ -147,6 +149,12 @@ class Engine:
         self._version: str | None = None
         self._checked = 0.0
         self._runtimes: dict[str, Runtime] = {}
+        registry, tests = extensions.registry(), extensions.tests_enabled(app)
+        self._message_hooks = registry.message_hooks(tests)
+        self._event_hooks = registry.event_hooks(tests)
+        self._late_hooks = registry.late_hooks(tests)
+        self._lookups = registry.follower_lookups(tests)
+        self._actions = registry.actions(tests)
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -181,6 +189,10 @@ class Engine:
             self._runtimes = runtimes
             self._version = version
             log.info("configuration version %s: %d accounts", version, len(runtimes))
+
+    def serves(self, name: str) -> bool:
+        """Whether the store holds an account of this name (as last loaded)."""
+        return name in self._runtimes
 
     def runtime(self, name: str) -> Runtime:
         runtime = self._runtimes.get(name)
@@ -227,13 +239,19 @@ class Engine:
     #   handler runs, so that one handler runs per message across processes; its outcome is
     #   the second write.
     #
+    # Follower-state lookups (registered by areas, e.g. "is this follower talking to an
+    # agent?") run for messages only, inside the write unit that claims the message (both
+    # paths), after the claim succeeded: a retry never runs them. A lookup that takes the
+    # message replaces the quick decision (or the handler's routing) in that same unit. With
+    # none taking it, the fast path pays a loop over the lookups and nothing else.
+    #
     # In both, whether the answer is in time is settled inside the outcome's write: a request
     # that gave up at the deadline has answered success, and the late hook enqueues the answer
     # in that same transaction.
 
     def quick(self, runtime: Runtime, inbound: Inbound) -> Decision | None:
         """The decision when it needs no I/O and no hook wants the message, else None."""
-        if SESSION_HOOKS or inbound.msg_type == "event" or MESSAGE_HOOKS.get(inbound.msg_type):
+        if inbound.msg_type == "event" or inbound.msg_type in self._message_hooks:
             return None
         found = self._route_message(runtime, inbound)
         return found if isinstance(found, Decision) else None
@@ -262,6 +280,7 @@ class Engine:
         if decision.reply is not None:
             reply = self._out_row(runtime, inbound, 0, decision, decision.outcome, at)
         store = self.app.store
+        lookups = self._lookups
 
         def unit() -> Result | Claim:
             in_time = ticket.complete()
@@ -272,8 +291,18 @@ class Engine:
                 claim = store.messages.claim_again(row, self._stale_before())
                 if not claim.first:
                     return self._replayed(claim)
-                return self._finish(runtime, inbound, claim.id, decision, plain, in_time,
-                                    handling_ms)  # fmt: skip
+                message_id = claim.id
+                taken = self._look_up(runtime, inbound) if lookups else None
+                chosen = taken or decision
+                return self._finish(runtime, inbound, message_id, chosen,
+                                    self.render(runtime, inbound, chosen.reply) if taken else plain,
+                                    in_time, handling_ms)  # fmt: skip
+            if lookups:
+                taken = self._look_up(runtime, inbound)
+                if taken is not None:
+                    return self._finish(runtime, inbound, message_id, taken,
+                                        self.render(runtime, inbound, taken.reply), in_time,
+                                        handling_ms)  # fmt: skip
             outcome = decision.outcome
             if not in_time:
                 outcome = self._late(runtime, inbound, message_id, decision)
@@ -294,12 +323,18 @@ class Engine:
         started = time.monotonic()
         writer = self.app.store.messages.writer
         row = self._in_row(runtime, inbound, iso_of(self.app.clock.time()))
-        claim: Claim = writer.call(lambda: self.app.store.messages.claim(row, self._stale_before()))
+        look = bool(self._lookups) and inbound.msg_type != "event"
+
+        def claim_unit() -> tuple[Claim, Decision | None]:
+            claim = self.app.store.messages.claim(row, self._stale_before())
+            return claim, self._look_up(runtime, inbound) if look and claim.first else None
+
+        claim, taken = writer.call(claim_unit)
         if not claim.first:
             found = self._replayed(claim)
             return found if isinstance(found, Result) else self.wait_first(found, started)
         try:
-            decision = self.decide(runtime, inbound)
+            decision = taken or self.decide(runtime, inbound, deadline=started + self.deadline)
         except Exception:
             log.exception("handler failed for %s %s", runtime.account.name, inbound.dedup_key())
             decision = Decision(
@@ -341,10 +376,12 @@ class Engine:
         """Record a claimed message's outcome (inside the writer's transaction)."""
         outcome = decision.outcome if in_time else self._late(runtime, inbound, message_id,
                                                               decision)  # fmt: skip
-        stored = plain if in_time else None  # a retry of a late message gets success
+        answered = plain if in_time else None  # a retry of a late message gets success
+        # a sensitive reply is answered but never kept in clear (its retries get success)
+        stored = None if decision.sensitive else answered
         self.app.store.messages.finish(message_id, stored, decision.route, outcome, elapsed_ms,
                                        None)  # fmt: skip
-        return self._replied(runtime, inbound, message_id, decision, stored, outcome)
+        return self._replied(runtime, inbound, message_id, decision, answered, outcome)
 
     def _replied(
         self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
@@ -384,11 +421,26 @@ class Engine:
         return time.time() - (self.deadline + 2.0)
 
     def _late(self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision) -> str:
+        """Every late-answer hook runs (in order); the first outcome one returns is recorded."""
         if decision.reply is None:
             return "late_silent"
-        for hook in LATE_HOOKS:
-            return hook(self.app, runtime, inbound, message_id, decision)
-        return "late"
+        outcome = None
+        for hook in self._late_hooks:
+            found = hook(self.app, runtime, inbound, message_id, decision)
+            outcome = outcome or found
+        return outcome or "late"
+
+    def _look_up(self, runtime: Runtime, inbound: Inbound) -> Decision | None:
+        """The first follower-state lookup that takes the message (inside the write unit)."""
+        for lookup in self._lookups:
+            try:
+                found = lookup(self.app, runtime, inbound)
+            except Exception:
+                log.exception("follower lookup failed for %s", inbound.dedup_key())
+                continue
+            if found is not None:
+                return found
+        return None
 
     def render(self, runtime: Runtime, inbound: Inbound, reply: Reply | None) -> bytes | None:
         if reply is None:
@@ -411,7 +463,7 @@ class Engine:
             "account": runtime.account.name,
             "openid": inbound.openid,
             "msg_type": reply.kind if reply else "success",
-            "content": _masked(_reply_text(reply)),
+            "content": SENSITIVE_LOGGED if decision.sensitive else _masked(_reply_text(reply)),
             "route": decision.route,
             "outcome": outcome,
             "in_reply_to": message_id,
@@ -420,27 +472,27 @@ class Engine:
 
     # --- routing -------------------------------------------------------------------------------
 
-    def decide(self, runtime: Runtime, inbound: Inbound, dry: bool = False) -> Decision:
-        """Route: an open agent session, events, keyword rules, then the default reply.
+    def decide(
+        self, runtime: Runtime, inbound: Inbound, dry: bool = False, deadline: float | None = None
+    ) -> Decision:
+        """Route: events (their hooks, then the engine's own handling); messages (their hooks,
+        then keyword rules, then the default reply). Follower-state lookups ran before, in the
+        claim's write unit. ``deadline`` (time.monotonic()) is what actions see as time left.
 
         With dry, nothing is written (``keyword test``) and hooks are skipped.
         """
         if dry:
             return self._decide_dry(runtime, inbound)
-        for hook in SESSION_HOOKS:
-            found = hook(self.app, runtime, inbound)
-            if found is not None:
-                return found
         if inbound.msg_type == "event":
-            return self._event(runtime, inbound)
-        for hook in MESSAGE_HOOKS.get(inbound.msg_type, []):
+            return self._event(runtime, inbound, deadline)
+        for hook in self._message_hooks.get(inbound.msg_type, ()):
             found = hook(self.app, runtime, inbound)
             if found is not None:
                 return found
         routed = self._route_message(runtime, inbound)
         if isinstance(routed, Decision):
             return routed
-        return self._answer(runtime, inbound, routed, inbound.content)
+        return self._answer(runtime, inbound, routed, inbound.content, deadline)
 
     def _route_message(self, runtime: Runtime, inbound: Inbound) -> Decision | keywords.Rule:
         """A message's decision, or the keyword rule whose action must run to make it."""
@@ -467,9 +519,9 @@ class Engine:
             return Decision(None, route="event:click", outcome="unhandled_key")
         return Decision(TextReply(_default_text(runtime)), route="default")
 
-    def _event(self, runtime: Runtime, inbound: Inbound) -> Decision:
+    def _event(self, runtime: Runtime, inbound: Inbound, deadline: float | None) -> Decision:
         event = inbound.event
-        for hook in EVENT_HOOKS.get(event, []):
+        for hook in self._event_hooks.get(event, ()):
             found = hook(self.app, runtime, inbound)
             if found is not None:
                 return found
@@ -501,7 +553,7 @@ class Engine:
         if event in KEY_EVENTS:
             rule = keywords.first_match(runtime.rules, inbound.event_key, click=True)
             if rule is not None:
-                return self._answer(runtime, inbound, rule, inbound.event_key)
+                return self._answer(runtime, inbound, rule, inbound.event_key, deadline)
             return Decision(None, route=f"event:{event}", outcome="unhandled_key")
         if event == "scan":
             return Decision(None, route=f"event:scan:scene={inbound.scene}", outcome="recorded")
@@ -510,19 +562,24 @@ class Engine:
         return Decision(None, route=f"event:{event}", outcome="ignored")
 
     def _answer(
-        self, runtime: Runtime, inbound: Inbound, rule: keywords.Rule, text: str
-    ) -> Decision:
+        self, runtime: Runtime, inbound: Inbound, rule: keywords.Rule, text: str,
+        deadline: float | None = None,
+    ) -> Decision:  # fmt: skip
         if rule.reply is not None:
             return Decision(rule.reply, route=f"rule:{rule.id}")
         assert rule.action is not None  # noqa: S101 - a rule has a reply or an action
-        found = actions.REGISTRY.get(rule.action)
+        found = self._actions.get(rule.action)
         if found is None:
             return Decision(TextReply(_default_text(runtime)), route=f"rule:{rule.id}",
                             outcome="unknown_action")  # fmt: skip
-        context = actions.ActionContext(self.app, runtime.account, inbound.openid, text, rule.arg)
+        context = actions.ActionContext(
+            self.app, runtime.account, inbound.openid, text, actions.argument(found, rule.arg),
+            inbound, deadline,
+        )  # fmt: skip
         reply = found.fn(context)
         return Decision(reply, route=f"rule:{rule.id}:action:{rule.action}",
-                        outcome="replied" if reply else "silent")  # fmt: skip
+                        outcome="replied" if reply else "silent",
+                        sensitive=found.sensitive)  # fmt: skip
 
     # --- maintenance ---------------------------------------------------------------------------
 

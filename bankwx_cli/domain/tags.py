@@ -10,13 +10,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bankwx_cli.clock import iso
-from bankwx_cli.domain import accounts, audit, menus
+from bankwx_cli.domain import accounts, audit
 from bankwx_cli.domain.followers import account_for
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
 from bankwx_cli.models import Account, Tag, TagChange
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.extensions import Registry
     from bankwx_cli.wechat.client import WeChatClient
 
 TAGS_GET = "/cgi-bin/tags/get"
@@ -165,5 +166,6 @@ def synced_tag_ids(app: AppContext, account: str) -> set[str] | None:
     return {str(t.tag_id) for t in tags} if tags else None
 
 
-if synced_tag_ids not in menus.TAG_SOURCES:
-    menus.TAG_SOURCES.append(synced_tag_ids)
+def install(registry: Registry) -> None:
+    """This area's declarations (bankwx_cli/extensions.py): where menus check tag ids."""
+    registry.tag_source(synced_tag_ids)

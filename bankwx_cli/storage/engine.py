@@ -364,3 +364,11 @@ class FollowerState:
             {"a": account, "o": openid},
         )
         return None if row is None else dict(row)
+
+    def scene(self, account: str, openid: str) -> str | None:
+        """The follower's recorded scene (a point read by primary key), or None."""
+        row = self.db.one(
+            "SELECT scene FROM follower_state WHERE account = :a AND openid = :o",
+            {"a": account, "o": openid},
+        )
+        return None if row is None else row[0]
