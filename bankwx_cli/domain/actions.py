@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bankwx_cli import texts
+from bankwx_cli.domain import account_settings
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.models import Account, Reply, TextReply, TransferReply
 
@@ -78,8 +79,7 @@ def get(app: AppContext, name: str, arg: str | None = None) -> Action:
 
 
 def _overrides(account: Account) -> dict[str, str]:
-    value = account.settings.get("texts")
-    return value if isinstance(value, dict) else {}
+    return account_settings.texts_of(account)
 
 
 @action("transfer_agent", "Hand the follower over to a human agent (customer service).")
@@ -94,7 +94,7 @@ def help_text(ctx: ActionContext) -> Reply:
 
 @action("welcome", "Reply with the account's welcome text.")
 def welcome(ctx: ActionContext) -> Reply:
-    return TextReply(ctx.account.welcome or texts.text("welcome", _overrides(ctx.account)))
+    return TextReply(account_settings.text(ctx.account, "welcome"))
 
 
 @action(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import BANK_TZ, bank_time, from_iso, iso
-from bankwx_cli.domain import accounts, audit, outbox
+from bankwx_cli.domain import account_settings, accounts, audit, outbox
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
 from bankwx_cli.models import Account
@@ -485,7 +485,7 @@ def preview(
     require(app, "broadcast.preview", account)
     b = _get(app, broadcast_id, account)
     acct = accounts.get(app, b["account"])
-    allowed = acct.settings.get("preview_openids") or []
+    allowed = account_settings.value(acct, "preview_openids")
     if openid not in allowed:
         raise ValidationError(
             f"'{openid}' is not on {acct.name}'s preview list. Add it with bankwx account "
