@@ -193,8 +193,10 @@ def _is_type(type_: str, value: Any) -> bool:
     return True  # json: whatever json.loads gives
 
 
-def _refuse(setting: Setting, shown: Any, why: str = "") -> ValidationError:
+def _refuse(setting: Setting, shown: str, why: str = "") -> ValidationError:
     detail = f" ({why})" if why else ""
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
     return ValidationError(
         f"setting '{setting.key}' does not accept '{shown}'{detail}: it takes {setting.accepts}."
     )
