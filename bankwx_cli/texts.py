@@ -1,6 +1,8 @@
 """Follower-facing text, in Simplified Chinese by default, overridable per account.
 
-An account's ``settings["texts"]`` maps these keys to its own wording.
+Each key is an account setting (domain/account_settings.py): ``welcome`` and ``default_reply``
+by their names, the others as ``text.KEY`` (``bankwx account set main text.help '...'``), kept
+in the account's ``settings["texts"]``.
 """
 
 from __future__ import annotations

@@ -8,17 +8,18 @@ from typing import Annotated, Any
 
 import typer
 
-from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli, split_csv
-from bankwx_cli.domain import accounts
+from bankwx_cli.commands._cli import AccountOption, Cli, Fmt, FormatOption, YesOption, get_cli
+from bankwx_cli.domain import account_settings, accounts
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.models import Account
 
 app = typer.Typer(
-    help="Official accounts: add, list, show, update, remove, check credentials.",
+    help="Official accounts: add, list, show, update, remove, check credentials, settings.",
     no_args_is_help=True,
 )
 
 COLUMNS = ["name", "appid", "original_id", "type", "mode", "token_mode", "updated_at"]
+SETTING_COLUMNS = ["key", "value", "set", "type", "area", "help"]
 
 SecretOption = Annotated[
     str | None,
@@ -171,22 +172,33 @@ def update(
     mode: ModeOption = None,
     token_mode: TokenModeOption = None,
     welcome: Annotated[
-        str | None, typer.Option("--welcome", help="Text a new follower gets on subscribe.")
+        str | None,
+        typer.Option(
+            "--welcome",
+            help="Text a new follower gets on subscribe; '' for the default (the setting welcome).",
+        ),
     ] = None,
     default_reply: Annotated[
         str | None,
-        typer.Option("--default-reply", help="Text for messages that no rule answers."),
+        typer.Option(
+            "--default-reply",
+            help="Text for messages that no rule answers; '' for the default "
+            "(the setting default_reply).",
+        ),
     ] = None,
     preview_openids: Annotated[
         str | None,
-        typer.Option("--preview-openids", help="Comma-separated test followers for previews."),
+        typer.Option(
+            "--preview-openids",
+            help="Comma-separated test followers for previews (the setting preview_openids).",
+        ),
     ] = None,
     rate: Annotated[
         list[str] | None,
         typer.Option(
             "--rate",
             help="ENDPOINT=N: at most N calls a second to that WeChat endpoint "
-            "(e.g. message/template/send=200). Repeatable.",
+            "(e.g. message/template/send=200). Repeatable; adds to the setting rates.",
         ),
     ] = None,
     require_approval: Annotated[
@@ -194,20 +206,23 @@ def update(
         typer.Option(
             "--require-approval",
             help="Areas whose changes need a second operator's approval (maker-checker): "
-            "menus; 'none' for no approval. Repeatable; replaces the list.",
+            "menus; 'none' for no approval. Repeatable; replaces the setting require_approval.",
         ),
     ] = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Change an account's fields; secrets given are re-encrypted."""
+    """Change an account's fields; secrets given are re-encrypted.
+
+    --mode, --welcome, --default-reply, --preview-openids, --rate and --require-approval are
+    aliases of bankwx account set: the same settings, checked the same way.
+    """
     cli = get_cli(ctx)
     secret, aes_key = _from_stdin(secret, aes_key)
     settings = accounts.parse_rates(rate) if rate else {}
     if preview_openids is not None:
-        settings["preview_openids"] = split_csv(preview_openids) or []
+        settings["preview_openids"] = preview_openids
     if require_approval:
-        areas = sorted({area.value for area in require_approval} - {ApprovalArea.none.value})
-        settings = {**(settings or {}), "require_approval": areas}
+        settings["require_approval"] = [area.value for area in require_approval]
     change = accounts.update(
         cli.app,
         name,
@@ -261,3 +276,86 @@ def token(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption =
     """Show the shared access token's age and expiry (never the token)."""
     cli = get_cli(ctx)
     cli.render_one(accounts.token_status(cli.app, cli.with_account(account)), fmt=fmt)
+
+
+def _say_change(
+    cli: Cli, name: str, change: account_settings.SettingChange, fmt: Fmt | None
+) -> None:
+    for warning in change.warnings:
+        cli.warn(warning)
+    if cli.fmt(fmt) == "json":
+        cli.render_one(change.setting, fmt=fmt)
+        return
+    row = change.setting
+    shown = account_settings.format_raw(row.type, row.value)
+    if not change.changed:
+        cli.say(f"Setting {row.key} of '{name}' is already {shown}; nothing changed.")
+    elif row.set:
+        cli.say(f"Set {row.key} of '{name}' to {shown}.")
+    else:
+        cli.say(f"Unset {row.key} of '{name}': it is the default, {shown}.")
+
+
+@app.command(
+    "set",
+    epilog="Examples:\n\n  bankwx account set main retention_days 90\n\n"
+    "  bankwx account set main welcome '欢迎关注示例银行'\n\n"
+    "  bankwx account set main preview_openids oTest1,oTest2\n\n"
+    "  bankwx account set main rates '{\"message/template/send\": 200}'",
+)
+def set_(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Account name.")],
+    key: Annotated[str, typer.Argument(help="Setting, e.g. welcome (see account settings).")],
+    value: Annotated[
+        str,
+        typer.Argument(
+            help="New value: text; a whole number; true/false; a comma-separated list or "
+            "JSON array; JSON, as the setting's type says."
+        ),
+    ],
+    fmt: FormatOption = None,
+) -> None:
+    """Give an account its own value of a setting; a running receiver sees it within 2 s.
+
+    The value is checked against the setting's type and rules; an unknown setting, a bad
+    value, or a setting the account's type cannot use is refused (exit 1). The change is
+    audited.
+    """
+    cli = get_cli(ctx)
+    _say_change(cli, name, account_settings.set_(cli.app, name, key, value), fmt)
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx account unset main welcome\n\n"
+    "  bankwx account unset main retention_days"
+)
+def unset(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Account name.")],
+    key: Annotated[str, typer.Argument(help="Setting to return to its default.")],
+    fmt: FormatOption = None,
+) -> None:
+    """Return a setting of an account to its default (audited)."""
+    cli = get_cli(ctx)
+    _say_change(cli, name, account_settings.unset(cli.app, name, key), fmt)
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx account settings main\n\n"
+    "  bankwx account settings main --format json"
+)
+def settings(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Account name.")] = None,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """List an account's settings: value in effect, default, type, owning area, help.
+
+    'value' is the default when the account has no value of its own ('set' is false).
+    """
+    cli = get_cli(ctx)
+    chosen = accounts.show(cli.app, name or cli.with_account(account))
+    rows = account_settings.list_(cli.app, chosen.name)
+    cli.render(rows, fmt=fmt, columns=SETTING_COLUMNS)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import iso
-from bankwx_cli.domain import audit
+from bankwx_cli.domain import account_settings, audit
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
 from bankwx_cli.models import Account, AccountSecrets, Secret
@@ -96,12 +96,7 @@ def _purpose(name: str, what: str) -> str:
 
 
 def _mode_warnings(mode: str) -> list[str]:
-    if mode == "plain":
-        return [
-            "plain mode: WeChat does not sign the message body in this mode, so anyone who "
-            "learns the URL's signature scheme can forge messages. Prefer --mode safe."
-        ]
-    return []
+    return [account_settings.PLAIN_MODE_WARNING] if mode == "plain" else []
 
 
 def add(
@@ -227,26 +222,29 @@ def update(app: AppContext, name: str, **changes: Any) -> AccountChange:
         values["original_id"] = validate_original_id(changes.pop("original_id"))
     if "type_" in changes:
         values["type"] = validate_choice("--type", changes.pop("type_"), TYPES)
-    if "mode" in changes:
-        values["mode"] = validate_choice("--mode", changes.pop("mode"), MODES)
+        account_settings.check_type_change(app, account, values["type"])
     if "token_mode" in changes:
         values["token_mode"] = validate_choice(
             "--token-mode", changes.pop("token_mode"), TOKEN_MODES
         )
-    for text_field in ("welcome", "default_reply"):
-        if text_field in changes:
-            values[text_field] = changes.pop(text_field) or None
-    settings = dict(account.settings)
-    settings_changed = False
-    for setting, value in (changes.pop("settings", None) or {}).items():
-        if setting == "rates":
-            value = {**settings.get("rates", {}), **value}
-        settings[setting] = value
-        settings_changed = True
+    # Flags that are per-account settings go through the settings registry (as account set).
+    given: dict[str, Any] = {
+        k: changes.pop(k) for k in ("welcome", "default_reply", "mode") if k in changes
+    }
+    given.update(changes.pop("settings", None) or {})
     if changes:
         raise ValidationError(f"unknown account fields: {', '.join(sorted(changes))}.")
-    if settings_changed:
-        values["settings"] = settings
+    settings: dict[str, Any] = {}
+    for setting_key, value in given.items():
+        setting = account_settings.usable(app, account, setting_key)
+        if value == "" and setting_key in ("welcome", "default_reply"):
+            settings[setting_key] = None  # --welcome '' goes back to the default
+            continue
+        value = account_settings.convert(setting, value)
+        if setting_key == "rates":  # --rate adds to the account's rates
+            value = {**account_settings.value(account, "rates"), **value}
+        settings[setting_key] = value
+    values.update(account_settings.stored_values(account, settings))
     if not values:
         raise ValidationError("nothing to change: give at least one option. See --help.")
     mode = values.get("mode", account.mode)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli import extensions, texts
+from bankwx_cli.domain import account_settings
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.extensions import Action
 from bankwx_cli.models import Account, Reply, TextReply, TransferReply
@@ -134,8 +135,7 @@ def argument(found: Action, arg: str | None) -> str | None:
 
 
 def _overrides(account: Account) -> dict[str, str]:
-    value = account.settings.get("texts")
-    return value if isinstance(value, dict) else {}
+    return account_settings.texts_of(account)
 
 
 def transfer_agent(ctx: ActionContext) -> Reply:
@@ -147,7 +147,7 @@ def help_text(ctx: ActionContext) -> Reply:
 
 
 def welcome(ctx: ActionContext) -> Reply:
-    return TextReply(ctx.account.welcome or texts.text("welcome", _overrides(ctx.account)))
+    return TextReply(account_settings.text(ctx.account, "welcome"))
 
 
 def install(registry: Registry) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import BANK_TZ, bank_time, from_iso, iso
-from bankwx_cli.domain import accounts, audit, outbox
+from bankwx_cli.domain import account_settings, accounts, audit, outbox
 from bankwx_cli.domain.permissions import (
     deny_own_approval,
     load_row,
@@ -506,7 +506,7 @@ def preview(
     """Send the broadcast's content to one test follower on the account's preview list."""
     b = _load(app, "broadcast.preview", broadcast_id, account)
     acct = accounts.get(app, b["account"])
-    allowed = acct.settings.get("preview_openids") or []
+    allowed = account_settings.value(acct, "preview_openids")
     if openid not in allowed:
         raise ValidationError(
             f"'{openid}' is not on {acct.name}'s preview list. Add it with bankwx account "

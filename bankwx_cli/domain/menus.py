@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from bankwx_cli.clock import iso
-from bankwx_cli.domain import accounts, actions, audit
+from bankwx_cli.domain import account_settings, accounts, actions, audit
 from bankwx_cli.domain.menu_files import (
     Change,
     Issue,
@@ -310,7 +310,7 @@ def _reader_account(app: AppContext, name: str | None) -> Account:
 
 def approval_required(account: Account) -> bool:
     """True when the account's menus need a second operator's approval."""
-    areas = account.settings.get("require_approval") or []
+    areas = account_settings.value(account, "require_approval")
     return isinstance(areas, list) and APPROVAL_AREA in areas
 
 

@@ -6,14 +6,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import iso
-from bankwx_cli.domain import accounts, audit
+from bankwx_cli.domain import account_settings, accounts, audit
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ValidationError
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
-
-DEFAULT_RETENTION_DAYS = 180
 
 
 def list_(
@@ -38,8 +36,8 @@ def list_(
 
 
 def retention_days(app: AppContext, account_name: str) -> int:
-    value = accounts.get(app, account_name).settings.get("retention_days")
-    return int(value) if value else DEFAULT_RETENTION_DAYS
+    """Days the account's log keeps entries (the setting retention_days)."""
+    return int(account_settings.value(accounts.get(app, account_name), "retention_days"))
 
 
 def purge(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Counter, Gauge
 
 from bankwx_cli.clock import BANK_TZ, iso
-from bankwx_cli.domain import accounts, audit
+from bankwx_cli.domain import account_settings, accounts, audit
 from bankwx_cli.domain.permissions import load_row, require
 from bankwx_cli.errors import (
     NotFoundError,
@@ -261,7 +261,7 @@ def _alive(pid: int) -> bool:
 
 
 def rate_for(app: AppContext, account: str, endpoint: str) -> int:
-    rates = accounts.get(app, account).settings.get("rates") or {}
+    rates = account_settings.value(accounts.get(app, account), "rates")
     value = rates.get(endpoint) or rates.get(endpoint.rsplit("/", 1)[-1])
     return int(value) if value else DEFAULT_RATES.get(endpoint, 10)
 

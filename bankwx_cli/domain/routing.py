@@ -19,9 +19,9 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from bankwx_cli import extensions, texts
+from bankwx_cli import extensions
 from bankwx_cli.clock import iso, iso_of
-from bankwx_cli.domain import accounts, actions, keywords
+from bankwx_cli.domain import account_settings, accounts, actions, keywords
 from bankwx_cli.domain.masking import mask
 from bankwx_cli.errors import NotFoundError
 from bankwx_cli.models import (
@@ -182,7 +182,7 @@ class Engine:
                     keywords.rule_from_row(r)
                     for r in self.app.store.keyword_rules.for_account(account.name)
                 ]
-                overrides = account.settings.get("texts")
+                overrides = account_settings.texts_of(account)
                 runtimes[account.name] = Runtime(
                     account, keys, rules, overrides if isinstance(overrides, dict) else {}
                 )
@@ -533,7 +533,7 @@ class Engine:
                 name, inbound.openid,
                 {"subscribed": 1, "subscribe_at": at, "scene": inbound.scene or None},
             )  # fmt: skip
-            welcome = runtime.account.welcome or texts.text("welcome", runtime.texts)
+            welcome = account_settings.text(runtime.account, "welcome")
             route = (
                 f"event:subscribe:qrscene={inbound.scene}" if inbound.scene else "event:subscribe"
             )
@@ -614,7 +614,7 @@ def dry_route(
         original_id=acct.original_id,
         mode="plain",
     )
-    overrides = acct.settings.get("texts")
+    overrides = account_settings.texts_of(acct)
     runtime = Runtime(acct, keys, rules, overrides if isinstance(overrides, dict) else {})
     inbound = Inbound(
         msg_type="event" if click is not None else "text",
@@ -648,7 +648,7 @@ def _float(value: str | None) -> float | None:
 
 
 def _default_text(runtime: Runtime) -> str:
-    return runtime.account.default_reply or texts.text("default_reply", runtime.texts)
+    return account_settings.text(runtime.account, "default_reply")
 
 
 def _inbound_text(inbound: Inbound) -> str:

@@ -43,10 +43,6 @@ class Accounts:
         row = self.db.one("SELECT * FROM accounts WHERE name = :name", {"name": name})
         return None if row is None else _account(row)
 
-    def by_appid(self, appid: str) -> Account | None:
-        row = self.db.one("SELECT * FROM accounts WHERE appid = :appid", {"appid": appid})
-        return None if row is None else _account(row)
-
     def sealed(self, name: str) -> dict[str, bytes | None]:
         row = self.db.one(
             "SELECT secret_enc, token_enc, aes_key_enc FROM accounts WHERE name = :name",
@@ -71,11 +67,6 @@ class Accounts:
 
     def delete(self, name: str) -> None:
         self.db.execute("DELETE FROM accounts WHERE name = :name", {"name": name})
-
-    def change_counter(self) -> str:
-        """A value that changes whenever an account changes (for caches in the receiver)."""
-        row = self.db.one("SELECT count(*) AS n, max(updated_at) AS at FROM accounts")
-        return f"{row['n']}:{row['at']}" if row else ""
 
 
 class Orgs:
