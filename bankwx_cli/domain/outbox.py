@@ -592,15 +592,16 @@ class Dispatcher:
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):  # real time: only how often it beats
             try:
-                self._beat_now()
+                self.heartbeat()
             except Exception:
                 log.exception("heartbeat failed")
 
-    def _beat_now(self) -> None:
+    def heartbeat(self) -> None:
+        """Say, in the store, that this dispatcher is alive (now, on the app's clock)."""
         self.app.store.outbox.heartbeat(self.holder, self.host, os.getpid(), self.app.clock.time())
 
     def start(self) -> None:
-        self._beat_now()
+        self.heartbeat()
         self._beat = threading.Thread(target=self._heartbeat_loop, daemon=True)
         self._beat.start()
 
