@@ -232,8 +232,9 @@ def on_delivery(source_type: str) -> Callable[[DeliveryHook], DeliveryHook]:
 def before_send(source_type: str) -> Callable[[Check], Check]:
     """Declare a check run before a unit's first attempt, each time it comes due.
 
-    It runs inside the dispatcher's claim transaction: decide from the store, call nothing
-    remote. Returns None (send), Defer(until) or Cancel(reason); the first verdict wins.
+    It runs inside the dispatcher's claim transaction, once each time the unit is about to be
+    claimed (due, and granted its rate budget): decide from the store, call nothing remote.
+    Returns None (send), Defer(until) or Cancel(reason); the first verdict wins.
     """
 
     def register(fn: Check) -> Check:
@@ -653,7 +654,7 @@ class Dispatcher:
         """Claim due units within the rate budget (one short transaction).
 
         A unit of a kind no sender handles ends failed here, alone; a unit whose source's check
-        says so is cancelled or deferred here.
+        says so is cancelled or deferred here (its share of this second's budget is not used).
         """
         now = self.app.clock.time()
         store = self.app.store
@@ -670,8 +671,6 @@ class Dispatcher:
                     )
                     self._settle(unit, "failed", error, now)
                     continue
-                if unit["attempts"] == 0 and not self._may_send(unit, now):
-                    continue
                 groups.setdefault((unit["account"], found.budget), (found, []))[1].append(unit)
             claimed: list[dict[str, Any]] = []
             for (account, budget), (found, units) in groups.items():
@@ -679,6 +678,8 @@ class Dispatcher:
                     account, budget, len(units), self._rate(account, found), now
                 )
                 claimed += units[:granted]
+            # checks run on what is about to be sent (a unit waiting for budget is not checked)
+            claimed = [u for u in claimed if u["attempts"] or self._may_send(u, now)]
             claimed.sort(key=lambda u: (u["lane_rank"], u["next_attempt_at"], u["id"]))
             for unit in claimed:
                 unit["_window"] = int(now)
