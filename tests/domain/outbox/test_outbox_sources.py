@@ -1,11 +1,18 @@
-"""Broadcasts learn from the outbox's final-state hooks: any dispatcher finishes them."""
+"""Broadcasts on the outbox: finished by final-state hooks, retried on the injected clock."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 
 from bxtest import Bankwx
+from outboxkit import template
 
+from bankwx_cli.clock import FixedClock
+from bankwx_cli.context import AppContext
+from bankwx_cli.domain import broadcasts
+from bankwx_cli.settings import from_environment
 from bankwx_cli.sim.driver import SimDriver
 
 
@@ -37,3 +44,37 @@ def test_a_broadcast_finishes_when_outbox_run_sends_its_last_unit(
     assert len(sim.delivered(kind="mass")) == 30
     audit = json.loads(bankwx("audit", "--action", "broadcast.finish", "--format", "json").stdout)
     assert len(audit) == 1
+
+
+def test_a_broadcast_rides_out_faults_on_the_clock(
+    with_account: Bankwx, sim: SimDriver, clock: FixedClock
+) -> None:
+    """WeChat busy on a third of the calls, no retries in the client: the outbox's backoff
+    carries the broadcast through, on the injected clock, without waiting for it."""
+    bankwx = with_account
+    assert bankwx("operator", "add", "bob", "--role", "approver").exit_code == 0
+    assert bankwx("follower", "sync").exit_code == 0
+    assert bankwx("template", "sync").exit_code == 0
+    app = AppContext(from_environment(), clock=clock)
+    try:
+        template_id, data = template(app)
+        created = bankwx(
+            "broadcast", "create", "--template", template_id, "--data", json.dumps(data),
+            "--to-all", "--format", "json",
+        )  # fmt: skip
+        assert created.exit_code == 0, created.output
+        broadcast_id = int(json.loads(created.stdout)["id"])
+        assert bankwx("broadcast", "submit", str(broadcast_id)).exit_code == 0
+        bob = {"BANKWX_OPERATOR": "bob"}
+        assert bankwx("broadcast", "approve", str(broadcast_id), env=bob).exit_code == 0
+        sim.set_faults(fail_rate=0.3, kinds=["busy", "http_503", "rate_limit"], seed=3)
+        start, wall = clock.time(), time.monotonic()
+        finished, report = broadcasts.send(app, broadcast_id)
+    finally:
+        app.close()
+    assert finished["state"] == "sent", report
+    assert report.sent == 30 and report.retried > 0
+    delivered = Counter(d["openid"] for d in sim.delivered(kind="template"))
+    assert len(delivered) == 30 and max(delivered.values()) == 1
+    assert clock.time() - start >= 2  # backoffs passed on the clock
+    assert time.monotonic() - wall < 30
