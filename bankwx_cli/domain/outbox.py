@@ -768,7 +768,7 @@ class Dispatcher:
         store = self.app.store
         by_id = {u["id"]: u for u in units}
         with store.transaction():
-            recorded = set(store.outbox.finish(results, self.app.clock.time()))
+            recorded = set(store.outbox.finish(results, self.holder, self.app.clock.time()))
             finalised(
                 self.app,
                 [

@@ -205,10 +205,11 @@ class Outbox:
             {"id": unit_id, "until": until, "at": _iso(now)},
         )
 
-    def finish(self, results: list[dict[str, Any]], now: float) -> list[int]:
+    def finish(self, results: list[dict[str, Any]], holder: str, now: float) -> list[int]:
         """Record send results: id, state, wechat_msgid, last_error, next_attempt_at.
 
-        Returns the ids recorded (a unit no longer in 'sending', taken back as stranded, is not).
+        Returns the ids recorded: a unit no longer in holder's claim (taken back from a
+        dispatcher found dead, perhaps claimed again since) is not.
         """
         recorded: list[int] = []
         with self.db.transaction():
@@ -218,7 +219,8 @@ class Outbox:
                     "attempts = attempts - :undo_attempt, "
                     "wechat_msgid = coalesce(:wechat_msgid, wechat_msgid), "
                     "last_error = :last_error, next_attempt_at = coalesce(:next_attempt_at, "
-                    "next_attempt_at), updated_at = :at WHERE id = :id AND state = 'sending'",
+                    "next_attempt_at), updated_at = :at "
+                    "WHERE id = :id AND state = 'sending' AND claimed_by = :holder",
                     {
                         "wechat_msgid": None,
                         "last_error": None,
@@ -226,6 +228,7 @@ class Outbox:
                         "undo_attempt": 0,
                         **result,
                         "at": _iso(now),
+                        "holder": holder,
                     },
                 )
                 if cursor.rowcount == 1:

@@ -140,3 +140,18 @@ def test_delivery_reports_reach_every_consumer(app: AppContext, sim: SimDriver) 
     assert readers == [("first", ids[0]), ("second", ids[0])]
     assert {status for _, _, status in REPORTS} == {"success"}
     assert unit(app, ids[0])["delivery_status"] == "success"
+
+
+def test_a_dead_dispatchers_late_result_is_not_recorded(app: AppContext, sim: SimDriver) -> None:
+    """A claimed, was found dead, B sent the unit again: A's late answer changes nothing."""
+    [unit_id] = enqueue_templates(app, sim, 1, source="hooked:5")
+    slow, other = outbox.Dispatcher(app), outbox.Dispatcher(app)
+    claimed = slow.claim()  # never heartbeats: an orphan claim
+    assert other.recover() == 1  # a template unit within ten minutes: pending again
+    assert other.drain().sent == 1
+    late = {"id": unit_id, "state": "failed", "last_error": "late"}
+    slow.record(claimed, [late])
+    assert unit(app, unit_id)["state"] == "sent"
+    assert SEEN["hooked"] == [(unit_id, "sent", True)]
+    slow.stop()
+    other.stop()
