@@ -282,6 +282,7 @@ def _guarded(app: AppContext, what: str, unit: Unit, hook: Callable[..., None], 
 
 def finalised(app: AppContext, rows: Iterable[dict[str, Any]]) -> None:
     """Call the final-state hooks of units just recorded final (in the recording transaction)."""
+    load_areas()
     for row in rows:
         unit = Unit.of(row)
         hooks = SOURCES.get(unit.source_type or "")
@@ -803,18 +804,15 @@ class Dispatcher:
                 if not follow and self._paused_everything():
                     break
             units = self.claim()
-            settled, self._settled = self._settled, []
-            for result in settled:
-                self._count(report, result)
+            results = list(self.pool.map(self.send, units)) if units else []
             if units:
-                results = list(self.pool.map(self.send, units))
                 self.record(units, results)
-                for result in results:
-                    self._count(report, result)
-            if progress and (units or settled):
-                done = settled + (results if units else [])
-                progress(sum(1 for r in done if r["state"] in ("sent", "failed", "unknown")))
-            if units or settled:
+            done, self._settled = self._settled + results, []  # refused at claim, then sent
+            for result in done:
+                self._count(report, result)
+            if done:
+                if progress:
+                    progress(sum(1 for r in done if r["state"] in ("sent", "failed", "unknown")))
                 continue
             if until is not None and until():
                 break
@@ -826,7 +824,7 @@ class Dispatcher:
                 stop.wait(0.2)  # new work, or another dispatcher's results: real time
                 continue
             if next_due <= now:
-                # rate budget spent, paused or deferred by a check: the next second
+                # the rate budget is spent, or what is due is paused: the next second
                 clock.wait(self.app.clock, stop, max(0.01, 1 - now % 1))
                 if not follow and self._paused_everything():
                     break
