@@ -6,12 +6,15 @@ moves on instead of waiting, when it drains through retries).
 
 from __future__ import annotations
 
+import threading
 import time
+from datetime import timedelta
 
 import pytest
 from bxtest import APPID, Bankwx
 from outboxkit import enqueue_templates, template, unit
 
+from bankwx_cli import clock as clock_module
 from bankwx_cli.clock import FixedClock
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import outbox
@@ -161,3 +164,14 @@ def test_template_units_are_sent_again_only_within_ten_minutes(
     assert "may or may not have delivered" in stranded["last_error"]
     for dispatcher in (other, first, second):
         dispatcher.stop()
+
+
+def test_waiting_on_a_fixed_clock_moves_it_and_takes_no_time() -> None:
+    fixed = FixedClock()
+    stop = threading.Event()
+    wall = time.monotonic()
+    assert clock_module.wait(fixed, stop, 3600) is False
+    assert fixed.now() == FixedClock().now() + timedelta(hours=1)
+    stop.set()
+    assert clock_module.wait(fixed, stop, 1) is True
+    assert time.monotonic() - wall < 1

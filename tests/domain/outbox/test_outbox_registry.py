@@ -155,3 +155,13 @@ def test_a_dead_dispatchers_late_result_is_not_recorded(app: AppContext, sim: Si
     assert SEEN["hooked"] == [(unit_id, "sent", True)]
     slow.stop()
     other.stop()
+
+
+def test_the_built_in_kinds_and_their_crash_policies() -> None:
+    declared = {k: (s.crash, s.dedup_window_s, s.budget) for k, s in outbox.SENDERS.items()}
+    assert declared["custom"] == ("at_most_once", None, "/cgi-bin/message/custom/send")
+    assert declared["template"] == ("idempotent", 600.0, "/cgi-bin/message/template/send")
+    assert declared["mass"] == ("idempotent", None, "/cgi-bin/message/mass/send")
+    assert outbox.SENDERS["test_note"].test_only
+    with pytest.raises(ValueError, match="crash policy 'twice' is invalid"):
+        outbox.sender("x", budget="x", crash="twice", rate=1)  # type: ignore[arg-type]
