@@ -115,7 +115,7 @@ class Outbox:
         units: list[dict[str, Any]] = []
         for holder in holders:
             units += [
-                _unit(r)
+                self._unit(r)
                 for r in self.db.all(
                     "SELECT * FROM outbox WHERE state = 'sending' AND claimed_by = :h ORDER BY id",
                     {"h": holder},
@@ -160,7 +160,7 @@ class Outbox:
             sql += " AND o.account = :account"
             params["account"] = account
         sql += " ORDER BY o.lane_rank, o.next_attempt_at, o.id LIMIT :limit"
-        return [_unit(r) for r in self.db.all(sql, params)]
+        return [self._unit(r) for r in self.db.all(sql, params)]
 
     def mark_sending(self, ids: list[int], holder: str, now: float) -> None:
         for unit_id in ids:
@@ -261,11 +261,11 @@ class Outbox:
         if limit:
             sql += " LIMIT :limit"
             params["limit"] = limit
-        return [_unit(r) for r in self.db.all(sql, params)]
+        return [self._unit(r) for r in self.db.all(sql, params)]
 
     def get(self, unit_id: int) -> dict[str, Any] | None:
         row = self.db.one("SELECT * FROM outbox WHERE id = :id", {"id": unit_id})
-        return None if row is None else _unit(row)
+        return None if row is None else self._unit(row)
 
     def retry(self, unit_id: int, now: float) -> None:
         self.db.execute(
@@ -281,7 +281,7 @@ class Outbox:
             "WHERE source = :source AND state = 'pending' RETURNING *",
             {"source": source, "at": _iso(now)},
         )
-        return [_unit(r) for r in rows]
+        return [self._unit(r) for r in rows]
 
     def has_open(self, source: str) -> bool:
         """Whether any unit of the source is still pending or sending."""
@@ -327,7 +327,7 @@ class Outbox:
             "RETURNING *",
             {"status": status, "a": account, "m": msgid},
         )
-        return [_unit(r) for r in rows]
+        return [self._unit(r) for r in rows]
 
     # --- pauses ---------------------------------------------------------------------------------
 
@@ -351,11 +351,10 @@ class Outbox:
     def pauses(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.all("SELECT * FROM outbox_pauses ORDER BY account, lane")]
 
-
-def _unit(row: Any) -> dict[str, Any]:
-    unit = dict(row)
-    unit["payload"] = json.loads(unit["payload"])
-    return unit
+    def _unit(self, row: Any) -> dict[str, Any]:
+        unit = dict(row)
+        unit["payload"] = json.loads(unit["payload"])
+        return unit
 
 
 def _iso(ts: float) -> str:
