@@ -6,6 +6,7 @@ without an offset is Asia/Shanghai, the bank's time, and is echoed back with its
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -94,3 +95,18 @@ def parse_user_time(text: str, option: str = "time") -> datetime:
 def bank_time(dt: datetime) -> str:
     """A time for people: the bank's local time with its zone."""
     return dt.astimezone(BANK_TZ).strftime("%Y-%m-%d %H:%M:%S %Z") + " (Asia/Shanghai)"
+
+
+# --- Waiting for business time (the outbox's dispatcher) ---------------------------------------
+
+
+def wait(clock: Clock, stop: threading.Event, seconds: float) -> bool:
+    """Let `seconds` of the clock's time pass, unless stop is set first; True when stopped.
+
+    A FixedClock is not waited on: it moves on by `seconds` at once, so a test drains the
+    outbox through retry backoffs, deferrals and rate-budget seconds without wall time passing.
+    """
+    if isinstance(clock, FixedClock):
+        clock.advance(seconds)
+        return stop.is_set()
+    return stop.wait(seconds)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -490,7 +489,7 @@ def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> di
                 "updated_at": _now(app),
             },
         )
-        stopped = app.store.outbox.cancel_source(f"broadcast:{broadcast_id}", time.time())
+        stopped = outbox.cancel_source(app, f"broadcast:{broadcast_id}")
         audit.record(
             app,
             "broadcast.cancel",
@@ -636,6 +635,14 @@ def _finish(app: AppContext, broadcast_id: int) -> dict[str, Any]:
             )
             audit.record(app, "broadcast.finish", str(broadcast_id), {"state": state, **counts})
     return _get(app, broadcast_id)
+
+
+@outbox.on_final("broadcast")
+def _unit_final(app: AppContext, unit: outbox.Unit) -> None:
+    """The last unit of a broadcast reached its final state: the broadcast finishes with it,
+    whichever dispatcher sent it (a `bankwx serve` may finish what a killed send began)."""
+    if unit.source and not app.store.outbox.has_open(unit.source):
+        _finish(app, int(unit.source.split(":", 1)[1]))
 
 
 def send(

@@ -6,25 +6,42 @@
 - Exactly once where WeChat can de-duplicate (template ``client_msg_id`` within 10 minutes,
   mass ``clientmsgid``); at most once where it cannot (customer-service messages caught
   mid-send become ``unknown`` and are sent again only by ``outbox retry``).
+
+Two registries, filled by module-level declarations in each area (``AREAS``), whatever the
+entry point:
+
+- senders per kind (``@sender``): the send function, the rate-budget key and the crash policy
+  (``at_most_once``: a unit caught mid-send becomes ``unknown``; ``idempotent``: it is sent
+  again, because WeChat de-duplicates it). A unit of a kind no sender handles fails on its own,
+  with an error naming the kind; it never holds up the units behind it.
+- hooks per source type (the ``broadcast`` of ``broadcast:12``): ``@on_final`` hooks run once
+  each time a unit reaches sent, failed, unknown or cancelled, in the transaction that records
+  it; ``@on_delivery`` hooks get WeChat's later delivery report (TEMPLATESENDJOBFINISH);
+  ``@before_send`` checks run before a unit's first attempt, whenever it comes due (also after
+  a deferral), and may cancel it or defer it again.
+
+Business time (next attempts, backoff, rate-budget seconds, heartbeats) is ``app.clock``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client import Counter, Gauge
 
+from bankwx_cli import clock
 from bankwx_cli.clock import BANK_TZ, iso
 from bankwx_cli.domain import account_settings, accounts, audit
 from bankwx_cli.domain.permissions import load_row, require
@@ -36,29 +53,23 @@ from bankwx_cli.errors import (
     WeChatUnavailableError,
 )
 from bankwx_cli.models import ImageReply, NewsReply, Reply, TextReply
+from bankwx_cli.storage.outbox import UNREADABLE
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
     from bankwx_cli.domain.routing import Decision, Runtime
     from bankwx_cli.extensions import Registry
     from bankwx_cli.wechat.callback import Inbound
+    from bankwx_cli.wechat.client import WeChatClient
 
 log = logging.getLogger(__name__)
 
 LANES = ("reply", "alert", "agent", "broadcast")
-KINDS = ("custom", "template", "mass")
 STATES = ("pending", "sending", "sent", "failed", "unknown", "cancelled")
-ENDPOINTS = {
-    "custom": "/cgi-bin/message/custom/send",
-    "template": "/cgi-bin/message/template/send",
-    "mass": "/cgi-bin/message/mass/send",
-}
-# Calls a second per account (protocol sheet §7: mass 60/min; the others have daily quotas)
-DEFAULT_RATES = {
-    "/cgi-bin/message/custom/send": 100,
-    "/cgi-bin/message/template/send": 100,
-    "/cgi-bin/message/mass/send": 1,
-}
+FINAL = ("sent", "failed", "unknown", "cancelled")
+# The areas that declare senders or source hooks at module level: imported before a registry is
+# read, so the CLI, `bankwx serve`, its workers and the tests all see the same entries.
+AREAS = ("bankwx_cli.domain.broadcasts",)
 TEMPLATE_DEDUP_S = 600.0  # WeChat honours client_msg_id for 10 minutes
 HEARTBEAT_S = 1.0
 DEAD_AFTER_S = 5.0
@@ -69,23 +80,300 @@ BACKLOG = Gauge("bankwx_outbox_backlog", "Pending outbox units", ["lane"])
 OLDEST = Gauge("bankwx_outbox_oldest_pending_seconds", "Age of the oldest due unit", ["lane"])
 
 
+# --- the registries ----------------------------------------------------------------------------
+
+CrashPolicy = Literal["at_most_once", "idempotent"]
+CRASH_POLICIES = ("at_most_once", "idempotent")
+STRANDED = "the sender stopped mid-send; WeChat may or may not have delivered it"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One outbox unit as senders and hooks see it."""
+
+    id: int
+    account: str
+    kind: str
+    lane: str
+    openid: str | None
+    payload: dict[str, Any]
+    idempotency_key: str
+    source: str | None
+    state: str
+    attempts: int
+    wechat_msgid: str | None
+    delivery_status: str | None
+    last_error: str | None
+
+    @property
+    def source_type(self) -> str | None:
+        """``broadcast`` for the source ``broadcast:12``."""
+        return self.source.split(":", 1)[0] if self.source else None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Unit:
+        return cls(
+            id=int(row["id"]),
+            account=row["account"],
+            kind=row["kind"],
+            lane=row["lane"],
+            openid=row.get("openid"),
+            payload=row.get("payload") or {},
+            idempotency_key=row["idempotency_key"],
+            source=row.get("source"),
+            state=row["state"],
+            attempts=int(row.get("attempts") or 0),
+            wechat_msgid=row.get("wechat_msgid"),
+            delivery_status=row.get("delivery_status"),
+            last_error=row.get("last_error"),
+        )
+
+
+# Sends one unit; returns WeChat's message id (or None). Raises the WeChatError family: the
+# dispatcher decides from it whether the unit failed, waits, or is unknown.
+SendFn = Callable[["AppContext", Unit], "str | None"]
+
+
+@dataclass(frozen=True)
+class Sender:
+    kind: str
+    send: SendFn
+    budget: str  # the rate-budget key: kinds with one key share its calls a second per account
+    crash: CrashPolicy
+    rate: int  # calls a second per account, unless the account's `rates` names the budget key
+    dedup_window_s: float | None = None  # idempotent only this long after the first attempt
+    test_only: bool = False  # only with BANKWX_TEST_ACTIONS=1
+
+
+SENDERS: dict[str, Sender] = {}
+
+
+def sender(
+    kind: str,
+    *,
+    budget: str,
+    crash: CrashPolicy,
+    rate: int,
+    dedup_window_s: float | None = None,
+    test_only: bool = False,
+) -> Callable[[SendFn], SendFn]:
+    """Declare the sender of an outbox kind (at module level, in the area that owns it)."""
+    if crash not in CRASH_POLICIES:
+        raise ValueError(f"crash policy '{crash}' is invalid: use {', '.join(CRASH_POLICIES)}.")
+
+    def register(fn: SendFn) -> SendFn:
+        known = SENDERS.get(kind)
+        if known is not None and known.send is not fn:
+            raise ValueError(f"outbox kind '{kind}' is declared twice.")
+        SENDERS[kind] = Sender(kind, fn, budget, crash, rate, dedup_window_s, test_only)
+        return fn
+
+    return register
+
+
+@dataclass(frozen=True)
+class Defer:
+    """A before-send check's verdict: not now; due again at until (Unix time)."""
+
+    until: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """A before-send check's verdict: never send it (the unit ends cancelled, with reason)."""
+
+    reason: str
+
+
+FinalHook = Callable[["AppContext", Unit], None]
+DeliveryHook = Callable[["AppContext", Unit, str], None]
+Check = Callable[["AppContext", Unit], "Defer | Cancel | None"]
+
+
+@dataclass
+class SourceHooks:
+    final: list[FinalHook] = field(default_factory=list)
+    delivery: list[DeliveryHook] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+
+SOURCES: dict[str, SourceHooks] = {}
+
+
+def _hooks(source_type: str) -> SourceHooks:
+    return SOURCES.setdefault(source_type, SourceHooks())
+
+
+def on_final(source_type: str) -> Callable[[FinalHook], FinalHook]:
+    """Declare a hook called once when a unit of this source type reaches a final state.
+
+    It runs in the transaction that records the state (keep it to store writes); an exception
+    undoes what the hook wrote, is logged, and does not undo the unit's state.
+    """
+
+    def register(fn: FinalHook) -> FinalHook:
+        if fn not in _hooks(source_type).final:
+            _hooks(source_type).final.append(fn)
+        return fn
+
+    return register
+
+
+def on_delivery(source_type: str) -> Callable[[DeliveryHook], DeliveryHook]:
+    """Declare a hook told WeChat's delivery report on a sent unit (its Status text)."""
+
+    def register(fn: DeliveryHook) -> DeliveryHook:
+        if fn not in _hooks(source_type).delivery:
+            _hooks(source_type).delivery.append(fn)
+        return fn
+
+    return register
+
+
+def before_send(source_type: str) -> Callable[[Check], Check]:
+    """Declare a check run before a unit's first attempt, each time it comes due.
+
+    It runs inside the dispatcher's claim transaction, once each time the unit is about to be
+    claimed (due, and granted its rate budget): decide from the store, call nothing remote.
+    Returns None (send), Defer(until) or Cancel(reason); the first verdict wins.
+    """
+
+    def register(fn: Check) -> Check:
+        if fn not in _hooks(source_type).checks:
+            _hooks(source_type).checks.append(fn)
+        return fn
+
+    return register
+
+
+_areas_loaded = False
+
+
+def load_areas() -> None:
+    """Import the areas that declare senders and hooks (once)."""
+    global _areas_loaded
+    if not _areas_loaded:
+        for name in AREAS:
+            importlib.import_module(name)
+        _areas_loaded = True
+
+
+def sender_for(app: AppContext, kind: str) -> Sender | None:
+    """The sender of kind, or None when no sender (for this settings) handles it."""
+    load_areas()
+    found = SENDERS.get(kind)
+    if found is None or (found.test_only and not app.settings.test_actions):
+        return None
+    return found
+
+
+def kinds(app: AppContext) -> list[str]:
+    load_areas()
+    return sorted(k for k in SENDERS if sender_for(app, k) is not None)
+
+
+def _guarded(app: AppContext, what: str, unit: Unit, hook: Callable[..., None], *args: Any) -> None:
+    """Run a hook inside the current transaction; its failure undoes only its own writes."""
+    try:
+        with app.store.outbox.savepoint():
+            hook(app, unit, *args)
+    except Exception:
+        log.exception("outbox %s hook failed for unit %s (%s)", what, unit.id, unit.source)
+
+
+def finalised(app: AppContext, rows: Iterable[dict[str, Any]]) -> None:
+    """Call the final-state hooks of units just recorded final (in the recording transaction)."""
+    load_areas()
+    for row in rows:
+        unit = Unit.of(row)
+        hooks = SOURCES.get(unit.source_type or "")
+        for hook in hooks.final if hooks else ():
+            _guarded(app, "final-state", unit, hook)
+
+
+def _verdict(app: AppContext, unit: Unit) -> Defer | Cancel | None:
+    hooks = SOURCES.get(unit.source_type or "")
+    for check in hooks.checks if hooks else ():
+        verdict = check(app, unit)
+        if verdict is not None:
+            return verdict
+    return None
+
+
+def _client(app: AppContext, unit: Unit) -> WeChatClient:
+    return app.client(accounts.get(app, unit.account))
+
+
+def _msgid(answer: dict[str, Any]) -> str | None:
+    return _text(answer.get("msgid") or answer.get("msg_id"))
+
+
+@sender("custom", budget="/cgi-bin/message/custom/send", crash="at_most_once", rate=100)
+def send_custom(app: AppContext, unit: Unit) -> str | None:
+    """A customer-service message: nothing de-duplicates it, so never sent twice on a doubt."""
+    path = "/cgi-bin/message/custom/send"
+    return _msgid(_client(app, unit).post(path, unit.payload, idempotent=False))
+
+
+@sender(
+    "template",
+    budget="/cgi-bin/message/template/send",
+    crash="idempotent",
+    rate=100,
+    dedup_window_s=TEMPLATE_DEDUP_S,
+)
+def send_template(app: AppContext, unit: Unit) -> str | None:
+    """A template message carrying our client_msg_id."""
+    return _msgid(_client(app, unit).post("/cgi-bin/message/template/send", unit.payload))
+
+
+# protocol sheet §7: mass 60 a minute
+@sender("mass", budget="/cgi-bin/message/mass/send", crash="idempotent", rate=1)
+def send_mass(app: AppContext, unit: Unit) -> str | None:
+    """A mass job (sendall or send) carrying our clientmsgid."""
+    payload = unit.payload
+    try:
+        return _msgid(_client(app, unit).post(payload["endpoint"], payload["body"]))
+    except WeChatError as exc:
+        if exc.errcode != 45065:
+            raise
+        return _text(exc.body.get("msg_id"))  # our clientmsgid was sent before: that job
+
+
+@sender("test_note", budget="test_note", crash="at_most_once", rate=5, test_only=True)
+def send_test_note(app: AppContext, unit: Unit) -> str | None:
+    """Test only (BANKWX_TEST_ACTIONS=1): a customer-service text, to see a declared kind sent."""
+    body = {"touser": unit.openid, "msgtype": "text", "text": {"content": unit.payload["text"]}}
+    return _msgid(_client(app, unit).post("/cgi-bin/message/custom/send", body, False))
+
+
 # --- enqueue -----------------------------------------------------------------------------------
 
 
-def _unit(
+def enqueue(
     app: AppContext,
     account: str,
     kind: str,
-    lane: str,
-    openid: str | None,
     payload: dict[str, Any],
     key: str,
-    source: str | None,
+    *,
+    lane: str,
+    openid: str | None = None,
+    source: str | None = None,
     not_before: float | None = None,
-) -> dict[str, Any]:
+) -> int | None:
+    """Enqueue a unit of a declared kind (joins the caller's transaction).
+
+    Returns the unit's id, or None when a unit with this key exists (nothing is added).
+    Raises ValidationError for an unknown lane or kind.
+    """
     if lane not in LANES:
         raise ValidationError(f"lane '{lane}' is invalid: use {', '.join(LANES)}.")
-    return {
+    if sender_for(app, kind) is None:
+        raise ValidationError(f"outbox kind '{kind}' is unknown: use {', '.join(kinds(app))}.")
+    now = app.clock.now()
+    unit = {
         "account": account,
         "kind": kind,
         "lane": lane,
@@ -95,9 +383,10 @@ def _unit(
         "idempotency_key": key,
         "source": source,
         "state": "pending",
-        "next_attempt_at": not_before or app.clock.time(),
-        "created_at": iso(app.clock.now()),
+        "next_attempt_at": not_before or now.timestamp(),
+        "created_at": iso(now),
     }
+    return app.store.outbox.enqueue(unit)
 
 
 def wechat_key(key: str) -> str:
@@ -118,9 +407,7 @@ def enqueue_custom(
 ) -> int | None:
     """Enqueue a customer-service message (joins the caller's transaction)."""
     payload = {"touser": openid, **body}
-    return app.store.outbox.enqueue(
-        _unit(app, account, "custom", lane, openid, payload, key, source)
-    )
+    return enqueue(app, account, "custom", payload, key, lane=lane, openid=openid, source=source)
 
 
 def enqueue_template(
@@ -147,9 +434,7 @@ def enqueue_template(
     }
     if url:
         payload["url"] = url
-    return app.store.outbox.enqueue(
-        _unit(app, account, "template", lane, openid, payload, key, source)
-    )
+    return enqueue(app, account, "template", payload, key, lane=lane, openid=openid, source=source)
 
 
 def enqueue_mass(
@@ -164,9 +449,7 @@ def enqueue_mass(
     """Enqueue one mass job (sendall or send) carrying our clientmsgid."""
     body = {**payload, "clientmsgid": wechat_key(key)}
     wrapped = {"endpoint": endpoint, "body": body, "count": openid_count}
-    return app.store.outbox.enqueue(
-        _unit(app, account, "mass", "broadcast", None, wrapped, key, source)
-    )
+    return enqueue(app, account, "mass", wrapped, key, lane="broadcast", source=source)
 
 
 def custom_body(reply: Reply) -> dict[str, Any] | None:
@@ -209,12 +492,28 @@ def late_answer(
 
 
 def job_finished(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
-    """TEMPLATESENDJOBFINISH: record WeChat's delivery result on the unit (routing goes on:
-    other hooks of the event run, and the engine records it)."""
+    """TEMPLATESENDJOBFINISH: record WeChat's delivery result on the unit and tell the delivery
+    hooks of its source. Answers nothing, so other hooks on this event run too (the receiver
+    records the event as it records every job result)."""
+    load_areas()
     status = inbound.fields.get("Status", "")
     with app.store.transaction():
-        app.store.outbox.record_delivery(runtime.account.name, inbound.msg_id, status)
+        for row in app.store.outbox.record_delivery(runtime.account.name, inbound.msg_id, status):
+            unit = Unit.of(row)
+            hooks = SOURCES.get(unit.source_type or "")
+            for hook in hooks.delivery if hooks else ():
+                _guarded(app, "delivery", unit, hook, status)
     return None
+
+
+def cancel_source(app: AppContext, source: str) -> int:
+    """Cancel the source's units not yet claimed (joins the caller's transaction); the final-state
+    hooks of each run. Returns how many were cancelled."""
+    load_areas()
+    with app.store.transaction():
+        units = app.store.outbox.cancel_source(source, app.clock.time())
+        finalised(app, units)
+    return len(units)
 
 
 # --- dispatching -------------------------------------------------------------------------------
@@ -260,14 +559,19 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def rate_for(app: AppContext, account: str, endpoint: str) -> int:
+def rate_for(app: AppContext, account: str, budget: str, default: int = 10) -> int:
+    """Calls a second for the account's budget key (the account's `rates`, else default)."""
     rates = account_settings.value(accounts.get(app, account), "rates")
-    value = rates.get(endpoint) or rates.get(endpoint.rsplit("/", 1)[-1])
-    return int(value) if value else DEFAULT_RATES.get(endpoint, 10)
+    value = rates.get(budget) or rates.get(budget.rsplit("/", 1)[-1])
+    return int(value) if value else default
 
 
 class Dispatcher:
-    """Claims due units and sends them; several may run at once on one store."""
+    """Claims due units and sends them; several may run at once on one store.
+
+    Every business time (next attempts, backoff, the rate budget's seconds, heartbeats and the
+    staleness that means a dispatcher died) is the app's clock; real time only paces the loops.
+    """
 
     def __init__(
         self,
@@ -276,6 +580,7 @@ class Dispatcher:
         threads: int = 8,
         batch: int = 64,
     ) -> None:
+        load_areas()
         self.app = app
         self.account = account
         self.batch = batch
@@ -285,17 +590,22 @@ class Dispatcher:
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
         self._rates: dict[tuple[str, str], int] = {}
+        self._settled: list[dict[str, Any]] = []  # refused at claim: counted by drain
 
     # heartbeats keep this dispatcher's claims alive while it sends
     def _heartbeat_loop(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
+        while not self._stop.wait(HEARTBEAT_S):  # real time: only how often it beats
             try:
-                self.app.store.outbox.heartbeat(self.holder, self.host, os.getpid(), time.time())
+                self.heartbeat()
             except Exception:
                 log.exception("heartbeat failed")
 
+    def heartbeat(self) -> None:
+        """Say, in the store, that this dispatcher is alive (now, on the app's clock)."""
+        self.app.store.outbox.heartbeat(self.holder, self.host, os.getpid(), self.app.clock.time())
+
     def start(self) -> None:
-        self.app.store.outbox.heartbeat(self.holder, self.host, os.getpid(), time.time())
+        self.heartbeat()
         self._beat = threading.Thread(target=self._heartbeat_loop, daemon=True)
         self._beat.start()
 
@@ -310,46 +620,99 @@ class Dispatcher:
             log.exception("could not retire dispatcher")
 
     def recover(self) -> int:
-        """Hand back units whose dispatcher died (stale heartbeat, or its process is gone)."""
-        now = time.time()
+        """Hand back units whose dispatcher died (stale heartbeat, or its process is gone).
+
+        Each goes back to pending or becomes unknown by its kind's crash policy.
+        """
+        now = self.app.clock.time()
+        store = self.app.store
         dead = []
-        for row in self.app.store.outbox.dispatchers():
+        for row in store.outbox.dispatchers():
             if row["holder"] == self.holder:
                 continue
             stale = row["heartbeat_at"] < now - DEAD_AFTER_S
             gone = row["host"] == self.host and not _alive(int(row["pid"]))
             if stale or gone:
                 dead.append(row["holder"])
-        with self.app.store.transaction():
-            dead += [h for h in self.app.store.outbox.orphan_holders() if h != self.holder]
-            return self.app.store.outbox.recover(dead, now, TEMPLATE_DEDUP_S)
+        with store.transaction():
+            dead += [h for h in store.outbox.orphan_holders() if h != self.holder]
+            stranded = store.outbox.stranded(dead)
+            unknown = []
+            for unit in stranded:
+                error = None if _send_again(unit, now) else STRANDED
+                state = "pending" if error is None else "unknown"
+                if store.outbox.release(unit, state, error, now) and error is not None:
+                    unknown.append({**unit, "state": state, "last_error": error})
+            store.outbox.forget(dead)
+            finalised(self.app, unknown)
+        return len(stranded)
 
-    def _rate(self, account: str, endpoint: str) -> int:
-        key = (account, endpoint)
+    def _rate(self, account: str, sender: Sender) -> int:
+        key = (account, sender.budget)
         if key not in self._rates:
-            self._rates[key] = rate_for(self.app, account, endpoint)
+            self._rates[key] = rate_for(self.app, account, sender.budget, sender.rate)
         return self._rates[key]
 
     def claim(self) -> list[dict[str, Any]]:
-        """Claim due units within the rate budget (one short transaction)."""
-        now = time.time()
+        """Claim due units within the rate budget (one short transaction).
+
+        A unit of a kind no sender handles ends failed here, alone; a unit whose source's check
+        says so is cancelled or deferred here (its share of this second's budget is not used).
+        """
+        now = self.app.clock.time()
         store = self.app.store
         with store.transaction():
             due = store.outbox.due(now, self.batch, self.account)
-            groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            groups: dict[tuple[str, str], tuple[Sender, list[dict[str, Any]]]] = {}
             for unit in due:
-                groups.setdefault((unit["account"], _endpoint(unit)), []).append(unit)
+                found = sender_for(self.app, unit["kind"])
+                if found is None:
+                    error = (
+                        f"unknown outbox kind '{unit['kind']}': no sender is declared for it "
+                        "in this bankwx. Retry the unit (bankwx outbox retry) with a bankwx "
+                        "that has it."
+                    )
+                    self._settle(unit, "failed", error, now)
+                    continue
+                if unit["payload"] is None:  # purged, or sealed under another key: never sent
+                    self._settle(unit, "failed", UNREADABLE, now)
+                    continue
+                groups.setdefault((unit["account"], found.budget), (found, []))[1].append(unit)
             claimed: list[dict[str, Any]] = []
-            for (account, endpoint), units in groups.items():
+            for (account, budget), (found, units) in groups.items():
                 granted = store.outbox.take_budget(
-                    account, endpoint, len(units), self._rate(account, endpoint), now
+                    account, budget, len(units), self._rate(account, found), now
                 )
                 claimed += units[:granted]
+            # checks run on what is about to be sent (a unit waiting for budget is not checked)
+            claimed = [u for u in claimed if u["attempts"] or self._may_send(u, now)]
             claimed.sort(key=lambda u: (u["lane_rank"], u["next_attempt_at"], u["id"]))
             for unit in claimed:
                 unit["_window"] = int(now)
             store.outbox.mark_sending([u["id"] for u in claimed], self.holder, now)
         return claimed
+
+    def _settle(self, unit: dict[str, Any], state: str, error: str, now: float) -> None:
+        if self.app.store.outbox.settle(unit["id"], state, error, now):
+            result = {"id": unit["id"], "state": state, "last_error": error}
+            if state == "failed":
+                self._settled.append(result)
+            finalised(self.app, [{**unit, **result}])
+
+    def _may_send(self, unit: dict[str, Any], now: float) -> bool:
+        """Run the source's before-send checks: False when the unit was cancelled or deferred."""
+        try:
+            verdict = _verdict(self.app, Unit.of(unit))
+        except Exception:
+            log.exception("before-send check failed for unit %s; deferred", unit["id"])
+            verdict = Defer(now + 30, "the before-send check failed")
+        if isinstance(verdict, Cancel):
+            self._settle(unit, "cancelled", verdict.reason, now)
+            return False
+        if isinstance(verdict, Defer):
+            self.app.store.outbox.postpone(unit["id"], max(verdict.until, now + 1), now)
+            return False
+        return True
 
     def send(self, unit: dict[str, Any]) -> dict[str, Any]:
         """Send one unit; returns its result row (never raises for WeChat's answers).
@@ -358,7 +721,8 @@ class Dispatcher:
         back to pending untouched, so the dispatchers together stay under the budget.
         """
         window_end = unit.get("_window", 0) + 1
-        if window_end and time.time() >= window_end:
+        now = self.app.clock.time()
+        if window_end and now >= window_end:
             return {
                 "id": unit["id"],
                 "state": "pending",
@@ -366,32 +730,22 @@ class Dispatcher:
                 "last_error": unit.get("last_error"),
                 "next_attempt_at": window_end,
             }
-        endpoint = _endpoint(unit)
-        account = accounts.get(self.app, unit["account"])
-        client = self.app.client(account)
-        payload = unit["payload"]
-        now = time.time()
+        found = sender_for(self.app, unit["kind"])
+        if found is None:  # claimed only with a sender: the registry cannot lose one
+            return {"id": unit["id"], "state": "failed", "last_error": "no sender"}
+        budget = found.budget
         try:
-            if unit["kind"] == "custom":
-                answer = client.post(endpoint, payload, idempotent=False)
-            elif unit["kind"] == "template":
-                answer = client.post(endpoint, payload)
-            else:
-                answer = client.post(payload["endpoint"], payload["body"])
-            SENDS.labels(endpoint, "sent").inc()
-            msgid = answer.get("msgid") or answer.get("msg_id")
-            return {"id": unit["id"], "state": "sent", "wechat_msgid": _text(msgid)}
+            msgid = found.send(self.app, Unit.of(unit))
+            SENDS.labels(budget, "sent").inc()
+            return {"id": unit["id"], "state": "sent", "wechat_msgid": msgid}
         except WeChatInDoubtError as exc:
-            SENDS.labels(endpoint, "unknown").inc()
+            SENDS.labels(budget, "unknown").inc()
             return {"id": unit["id"], "state": "unknown", "last_error": str(exc)}
         except WeChatUnavailableError as exc:
-            SENDS.labels(endpoint, "retry").inc()
+            SENDS.labels(budget, "retry").inc()
             return self._later(unit, str(exc), now, _backoff(unit["attempts"]))
         except WeChatError as exc:
-            SENDS.labels(endpoint, f"error_{exc.errcode}").inc()
-            if unit["kind"] == "mass" and exc.errcode == 45065:
-                msgid = exc.body.get("msg_id")
-                return {"id": unit["id"], "state": "sent", "wechat_msgid": _text(msgid)}
+            SENDS.labels(budget, f"error_{exc.errcode}").inc()
             if exc.errcode == 45066:
                 return self._later(unit, str(exc), now, 61)
             if exc.errcode == 45011:
@@ -415,6 +769,21 @@ class Dispatcher:
             "next_attempt_at": now + delay,
         }
 
+    def record(self, units: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+        """Record send results; the final-state hooks run in the same transaction."""
+        store = self.app.store
+        by_id = {u["id"]: u for u in units}
+        with store.transaction():
+            recorded = set(store.outbox.finish(results, self.holder, self.app.clock.time()))
+            finalised(
+                self.app,
+                [
+                    {**by_id[r["id"]], **r}
+                    for r in results
+                    if r["id"] in recorded and r["state"] in FINAL
+                ],
+            )
+
     def drain(
         self,
         *,
@@ -425,42 +794,49 @@ class Dispatcher:
         stop: threading.Event | None = None,
     ) -> Report:
         """Send what is due. follow: forever (until stop); wait_for_retries: also wait for
-        units whose next attempt is in the future; until: a condition that ends the run."""
+        units whose next attempt is in the future; until: a condition that ends the run.
+
+        Waits for business time (the next due unit, the next rate-budget second) go through
+        the clock (a FixedClock moves on instead); waits for new work are real time.
+        """
         report = Report()
         last_recover = 0.0
         stop = stop or threading.Event()
         while not stop.is_set():
-            if time.monotonic() - last_recover > 1.0:
+            if time.monotonic() - last_recover > 1.0:  # pacing, not business time
                 last_recover = time.monotonic()
                 self.recover()
                 if not follow and self._paused_everything():
                     break
             units = self.claim()
+            results = list(self.pool.map(self.send, units)) if units else []
             if units:
-                results = list(self.pool.map(self.send, units))
-                self.app.store.outbox.finish(results, time.time())
-                for result in results:
-                    self._count(report, result, units)
+                self.record(units, results)
+            done, self._settled = self._settled + results, []  # refused at claim, then sent
+            for result in done:
+                self._count(report, result)
+            if done:
                 if progress:
-                    progress(sum(1 for r in results if r["state"] in ("sent", "failed", "unknown")))
+                    progress(sum(1 for r in done if r["state"] in ("sent", "failed", "unknown")))
                 continue
             if until is not None and until():
                 break
             next_due = self.app.store.outbox.next_due_at(self.account)
-            now = time.time()
+            now = self.app.clock.time()
             if next_due is None:
                 if not follow and not self._others_sending():
                     break
-                stop.wait(0.2)
+                stop.wait(0.2)  # new work, or another dispatcher's results: real time
                 continue
             if next_due <= now:
-                stop.wait(max(0.01, 1 - now % 1))  # rate budget spent or paused: next second
+                # the rate budget is spent, or what is due is paused: the next second
+                clock.wait(self.app.clock, stop, max(0.01, 1 - now % 1))
                 if not follow and self._paused_everything():
                     break
                 continue
             if not follow and not wait_for_retries:
                 break
-            stop.wait(min(1.0, next_due - now))
+            clock.wait(self.app.clock, stop, min(1.0, next_due - now))
         return report
 
     def _others_sending(self) -> bool:
@@ -469,14 +845,14 @@ class Dispatcher:
 
     def _paused_everything(self) -> bool:
         """True when every due unit waits on a pause (so a one-off run can stop)."""
-        now = time.time()
+        now = self.app.clock.time()
         if self.app.store.outbox.due(now, 1, self.account):
             return False
         pending = self.app.store.outbox.all({"state": "pending", "account": self.account}, 1)
         return bool(pending) and pending[0]["next_attempt_at"] <= now
 
     @staticmethod
-    def _count(report: Report, result: dict[str, Any], units: list[dict[str, Any]]) -> None:
+    def _count(report: Report, result: dict[str, Any]) -> None:
         state = result["state"]
         if state == "sent":
             report.sent += 1
@@ -491,10 +867,14 @@ class Dispatcher:
             report.retried += 1
 
 
-def _endpoint(unit: dict[str, Any]) -> str:
-    if unit["kind"] == "mass":
-        return ENDPOINTS["mass"]
-    return ENDPOINTS[unit["kind"]]
+def _send_again(unit: dict[str, Any], now: float) -> bool:
+    """Whether a unit stranded mid-send may be sent again (its kind's crash policy)."""
+    found = SENDERS.get(unit["kind"])
+    if found is None or found.crash != "idempotent":
+        return False
+    window = found.dedup_window_s
+    first = unit.get("first_attempt_at")
+    return window is None or (first is not None and first >= now - window)
 
 
 def _text(value: Any) -> str | None:
@@ -575,7 +955,7 @@ def retry(app: AppContext, unit_id: int, account: str | None = None) -> dict[str
             raise ValidationError(
                 f"unit {unit_id} is {unit['state']}: only unknown or failed units are retried."
             )
-        app.store.outbox.retry(unit_id, time.time())
+        app.store.outbox.retry(unit_id, app.clock.time())
         audit.record(app, "outbox.retry", str(unit_id), {"was": unit["state"]})
     return app.store.outbox.get(unit_id) or {}
 
@@ -601,7 +981,7 @@ def resume(app: AppContext, account: str | None, lane: str | None) -> int:
 
 
 def update_metrics(app: AppContext) -> None:
-    now = time.time()
+    now = app.clock.time()
     seen = set()
     for row in app.store.outbox.backlog(now):
         BACKLOG.labels(row["lane"]).set(row["pending"])

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bankwx_cli.errors import ValidationError
@@ -112,13 +114,6 @@ class Outbox:
         )
         return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
 
-    def enqueue_many(self, units: list[dict[str, Any]]) -> int:
-        added = 0
-        for unit in units:
-            if self.enqueue(unit) is not None:
-                added += 1
-        return added
-
     # --- dispatchers ----------------------------------------------------------------------------
 
     def heartbeat(self, holder: str, host: str, pid: int, now: float) -> None:
@@ -137,31 +132,33 @@ class Outbox:
     def dispatchers(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.all("SELECT * FROM dispatchers")]
 
-    def recover(self, dead_holders: list[str], now: float, template_window_s: float) -> int:
-        """Units claimed by dead holders: mass and fresh template units go back to pending
-        (WeChat de-duplicates them); custom units and stale template units become unknown."""
-        if not dead_holders:
-            return 0
-        changed = 0
-        for holder in dead_holders:
-            cursor = self.db.execute(
-                "UPDATE outbox SET claimed_by = NULL, updated_at = :at, state = CASE "
-                "WHEN kind = 'mass' THEN 'pending' "
-                "WHEN kind = 'template' AND first_attempt_at >= :fresh THEN 'pending' "
-                "ELSE 'unknown' END, "
-                "last_error = CASE WHEN kind = 'custom' OR first_attempt_at < :fresh THEN "
-                "'the sender stopped mid-send; WeChat may or may not have delivered it' "
-                "ELSE last_error END "
-                "WHERE state = 'sending' AND claimed_by = :holder",
-                {
-                    "holder": holder,
-                    "fresh": now - template_window_s,
-                    "at": _iso(now),
-                },
-            )
-            changed += cursor.rowcount
+    def stranded(self, holders: list[str]) -> list[dict[str, Any]]:
+        """Units in 'sending' claimed by these holders (dispatchers found dead)."""
+        units: list[dict[str, Any]] = []
+        for holder in holders:
+            units += [
+                self._unit(r)
+                for r in self.db.all(
+                    "SELECT * FROM outbox WHERE state = 'sending' AND claimed_by = :h ORDER BY id",
+                    {"h": holder},
+                )
+            ]
+        return units
+
+    def release(self, unit: dict[str, Any], state: str, error: str | None, now: float) -> bool:
+        """A stranded unit back to pending, or to unknown with error; False if it moved on."""
+        cursor = self.db.execute(
+            "UPDATE outbox SET claimed_by = NULL, state = :state, "
+            "last_error = coalesce(:error, last_error), updated_at = :at "
+            "WHERE id = :id AND state = 'sending' AND claimed_by = :h",
+            {"id": unit["id"], "h": unit["claimed_by"], "state": state, "error": error,
+             "at": _iso(now)},
+        )  # fmt: skip
+        return cursor.rowcount == 1
+
+    def forget(self, holders: list[str]) -> None:
+        for holder in holders:
             self.db.execute("DELETE FROM dispatchers WHERE holder = :h", {"h": holder})
-        return changed
 
     def orphan_holders(self) -> list[str]:
         """Holders of 'sending' units that are not registered as dispatchers at all."""
@@ -185,15 +182,7 @@ class Outbox:
             sql += " AND o.account = :account"
             params["account"] = account
         sql += " ORDER BY o.lane_rank, o.next_attempt_at, o.id LIMIT :limit"
-        units = [self._unit(r) for r in self.db.all(sql, params)]
-        unreadable = [u["id"] for u in units if u["payload"] is None]
-        for unit_id in unreadable:  # never sent: failed for that unit alone, with the reason
-            self.db.execute(
-                "UPDATE outbox SET state = 'failed', last_error = :e, updated_at = :at "
-                "WHERE id = :id AND state = 'pending'",
-                {"id": unit_id, "e": UNREADABLE, "at": _iso(now)},
-            )
-        return [u for u in units if u["payload"] is not None]
+        return [self._unit(r) for r in self.db.all(sql, params)]
 
     def mark_sending(self, ids: list[int], holder: str, now: float) -> None:
         for unit_id in ids:
@@ -222,16 +211,38 @@ class Outbox:
             )
         return granted
 
-    def finish(self, results: list[dict[str, Any]], now: float) -> None:
-        """Record send results: id, state, wechat_msgid, last_error, next_attempt_at."""
+    def settle(self, unit_id: int, state: str, error: str | None, now: float) -> bool:
+        """A pending unit refused before sending: to state (failed, cancelled) with error."""
+        cursor = self.db.execute(
+            "UPDATE outbox SET state = :state, last_error = :error, updated_at = :at "
+            "WHERE id = :id AND state = 'pending'",
+            {"id": unit_id, "state": state, "error": error, "at": _iso(now)},
+        )
+        return cursor.rowcount == 1
+
+    def postpone(self, unit_id: int, until: float, now: float) -> None:
+        self.db.execute(
+            "UPDATE outbox SET next_attempt_at = :until, updated_at = :at "
+            "WHERE id = :id AND state = 'pending'",
+            {"id": unit_id, "until": until, "at": _iso(now)},
+        )
+
+    def finish(self, results: list[dict[str, Any]], holder: str, now: float) -> list[int]:
+        """Record send results: id, state, wechat_msgid, last_error, next_attempt_at.
+
+        Returns the ids recorded: a unit no longer in holder's claim (taken back from a
+        dispatcher found dead, perhaps claimed again since) is not.
+        """
+        recorded: list[int] = []
         with self.db.transaction():
             for result in results:
-                self.db.execute(
+                cursor = self.db.execute(
                     "UPDATE outbox SET state = :state, claimed_by = NULL, "
                     "attempts = attempts - :undo_attempt, "
                     "wechat_msgid = coalesce(:wechat_msgid, wechat_msgid), "
                     "last_error = :last_error, next_attempt_at = coalesce(:next_attempt_at, "
-                    "next_attempt_at), updated_at = :at WHERE id = :id AND state = 'sending'",
+                    "next_attempt_at), updated_at = :at "
+                    "WHERE id = :id AND state = 'sending' AND claimed_by = :holder",
                     {
                         "wechat_msgid": None,
                         "last_error": None,
@@ -239,8 +250,24 @@ class Outbox:
                         "undo_attempt": 0,
                         **result,
                         "at": _iso(now),
+                        "holder": holder,
                     },
                 )
+                if cursor.rowcount == 1:
+                    recorded.append(int(result["id"]))
+        return recorded
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a transaction: undo what the body wrote when it raises (and re-raise)."""
+        self.db.execute("SAVEPOINT outbox_hook")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO outbox_hook")
+            self.db.execute("RELEASE outbox_hook")
+            raise
+        self.db.execute("RELEASE outbox_hook")
 
     # --- operators ------------------------------------------------------------------------------
 
@@ -281,13 +308,23 @@ class Outbox:
             {"id": unit_id, "now": now, "at": _iso(now)},
         )
 
-    def cancel_source(self, source: str, now: float) -> int:
-        cursor = self.db.execute(
+    def cancel_source(self, source: str, now: float) -> list[dict[str, Any]]:
+        """Cancel the source's pending units; returns them as cancelled."""
+        rows = self.db.all(
             "UPDATE outbox SET state = 'cancelled', updated_at = :at "
-            "WHERE source = :source AND state = 'pending'",
+            "WHERE source = :source AND state = 'pending' RETURNING *",
             {"source": source, "at": _iso(now)},
         )
-        return int(cursor.rowcount)
+        return [self._unit(r) for r in rows]
+
+    def has_open(self, source: str) -> bool:
+        """Whether any unit of the source is still pending or sending."""
+        row = self.db.one(
+            "SELECT 1 FROM outbox WHERE source = :source AND state IN ('pending', 'sending') "
+            "LIMIT 1",
+            {"source": source},
+        )
+        return row is not None
 
     def counts(self, source: str | None = None) -> dict[str, int]:
         sql = "SELECT state, count(*) AS n FROM outbox"
@@ -308,14 +345,6 @@ class Outbox:
             )
         ]
 
-    def pending_future(self, account: str | None) -> int:
-        sql = "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')"
-        params: dict[str, Any] = {}
-        if account:
-            sql += " AND account = :account"
-            params["account"] = account
-        return int(self.db.scalar(sql, params) or 0)
-
     def next_due_at(self, account: str | None) -> float | None:
         sql = "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'"
         params: dict[str, Any] = {}
@@ -325,12 +354,14 @@ class Outbox:
         value = self.db.scalar(sql, params)
         return None if value is None else float(value)
 
-    def record_delivery(self, account: str, msgid: str, status: str) -> int:
-        cursor = self.db.execute(
-            "UPDATE outbox SET delivery_status = :status WHERE account = :a AND wechat_msgid = :m",
+    def record_delivery(self, account: str, msgid: str, status: str) -> list[dict[str, Any]]:
+        """WeChat's later delivery result on the units it names; returns them."""
+        rows = self.db.all(
+            "UPDATE outbox SET delivery_status = :status WHERE account = :a AND wechat_msgid = :m "
+            "RETURNING *",
             {"status": status, "a": account, "m": msgid},
         )
-        return int(cursor.rowcount)
+        return [self._unit(r) for r in rows]
 
     # --- pauses ---------------------------------------------------------------------------------
 
