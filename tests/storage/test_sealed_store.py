@@ -254,7 +254,8 @@ def test_a_pending_unit_whose_payload_does_not_open_fails_alone(
     assert code == 1
     assert any("table outbox" in p and "do not open" in p for p in report["problems"])
     result = with_account("outbox", "run")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the batch counts the unit failed
+    assert f"unit {unit_id}" in result.stderr
     (unit,) = json.loads(with_account("outbox", "list", "--format", "json").stdout)
     assert (unit["state"], unit["payload"]) == ("failed", None)
     assert "does not open" in unit["last_error"]
