@@ -42,7 +42,14 @@ from typing import TYPE_CHECKING, Any
 from bankwx_cli.clock import BANK_TZ, bank_time, from_iso, iso, parse_user_time
 from bankwx_cli.domain import accounts, audit, menus
 from bankwx_cli.domain.permissions import require
-from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError, WeChatError
+from bankwx_cli.errors import (
+    WECHAT,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+    WeChatError,
+    batch_exit_code,
+)
 from bankwx_cli.models import Account
 
 if TYPE_CHECKING:
@@ -1155,9 +1162,8 @@ class MemberReport:
 
     @property
     def exit_code(self) -> int:
-        if not self.failures:
-            return 0
-        return 3 if all(f.error.exit_code == 3 for f in self.failures) else 1
+        refusals = sum(f.error.exit_code == WECHAT for f in self.failures)
+        return batch_exit_code(len(self.failures), refusals)
 
     def summary(self) -> str:
         plan = self.plan

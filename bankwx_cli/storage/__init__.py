@@ -6,8 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from bankwx_cli.errors import ConflictError, StoreError
 from bankwx_cli.storage import migrations
@@ -21,6 +20,9 @@ from bankwx_cli.storage.menus import MenuVersions
 from bankwx_cli.storage.outbox import Outbox
 from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
+if TYPE_CHECKING:
+    import sqlite_utils
+
 
 class Store:
     """The SQLite store and its repositories, one per group of tables."""
@@ -28,8 +30,6 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.path = db.path
-        # sqlite-utils over the same connection, for introspection and utilities
-        self.utils = sqlite_utils.Database(db.conn)
         self.accounts = Accounts(db)
         self.orgs = Orgs(db)
         self.operators = Operators(db)
@@ -45,6 +45,11 @@ class Store:
         self.outbox = Outbox(db)
         self.broadcasts = Broadcasts(db)
         self.templates = Templates(db)
+
+    @property
+    def utils(self) -> sqlite_utils.Database:
+        """sqlite-utils over the same connection (imported when first used: start-up time)."""
+        return self.db.utils
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
