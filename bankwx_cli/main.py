@@ -25,7 +25,7 @@ from typer.core import TyperGroup
 from typer.models import CommandInfo, TyperInfo
 
 from bankwx_cli import __version__, settings
-from bankwx_cli.commands._cli import Cli, say_error
+from bankwx_cli.commands._cli import LOG_FORMAT, QUIET_LOGGERS, Cli, say_error
 from bankwx_cli.errors import FAILED, INTERRUPTED, OK, BankwxError
 
 
@@ -352,10 +352,6 @@ def configure_logging(verbose: int, debug: bool) -> None:
     root.setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-QUIET_LOGGERS = ("urllib3", "httpx", "httpcore")  # urllib3's debug lines show access_token
 
 
 def root(ctx: typer.Context, **options: Any) -> None:

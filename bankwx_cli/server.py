@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 import threading
@@ -36,7 +35,7 @@ from prometheus_client import (
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import broadcasts, outbox, routing
 from bankwx_cli.errors import BadCallbackError, BadSignatureError, NotFoundError
-from bankwx_cli.settings import from_environment
+from bankwx_cli.settings import from_environment, serve_options
 
 log = logging.getLogger(__name__)
 
@@ -408,7 +407,7 @@ async def _respond(
 
 def create_app() -> Receiver:
     """The app factory used by uvicorn workers: settings from the environment."""
-    options = json.loads(os.environ.get("BANKWX_SERVE_OPTIONS", "{}"))
+    options = serve_options()
     settings = from_environment()
     return build(AppContext(settings), ServeOptions(**options))
 
