@@ -253,6 +253,12 @@ def _quick_value(annotation: Any, info: Any, value: Any, ctx: Any, param: Any) -
     if annotation is str:
         return value if isinstance(value, str) else _FALL_BACK
     if annotation is bool:
+        if isinstance(value, str):  # from a variable: typer strips it; '' is False
+            word = value.strip()
+            try:
+                return settings.parse_bool(word) if word else False
+            except ValueError:
+                return _FALL_BACK
         return value if isinstance(value, bool) else _FALL_BACK
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):

@@ -10,7 +10,7 @@ import typer
 
 from bankwx_cli.commands._cli import AccountOption, Cli, FormatOption, get_cli
 from bankwx_cli.domain import accounts
-from bankwx_cli.errors import ValidationError
+from bankwx_cli.errors import FAILED, ValidationError
 from bankwx_cli.sim import server as sim_server
 from bankwx_cli.sim.driver import SimDriver
 
@@ -140,7 +140,7 @@ def send(
         result = driver.send(acct.appid, who, text=text, event=event, key=key, lat=lat, lng=lng)
     _render_reply(cli, result, fmt)
     if result.get("status") == "failed":
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 @app.command(epilog="Examples:\n\n  bankwx sim chat --account main")
