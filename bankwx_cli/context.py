@@ -6,7 +6,6 @@ server receive an AppContext and hand it to the domain.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from functools import cached_property
@@ -22,8 +21,6 @@ if TYPE_CHECKING:  # imported when first used: cryptography and wechatpy cost st
     from bankwx_cli.models import Account
     from bankwx_cli.wechat.client import WeChatClient
     from bankwx_cli.wechat.token import CachedToken
-
-log = logging.getLogger(__name__)
 
 
 class SealedTokens:
@@ -173,13 +170,6 @@ class AppContext:
                 lease_s=self.settings.token_lease_s,
             )
             self._clients[account.name] = client
-            log.debug(
-                "WeChat client for %s: base %s, token lease %.1f s, retry budget %.1f s",
-                account.name,
-                self.settings.wechat_base,
-                self.settings.token_lease_s,
-                self.settings.retry_budget_s,
-            )
         return client
 
     def close(self) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
-import logging
 import re
 import sys
 from dataclasses import MISSING
@@ -348,10 +347,24 @@ def _version(value: bool) -> None:
 
 
 def configure_logging(verbose: int, debug: bool) -> None:
+    import logging  # here: `bankwx --version` need not load it
+
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     root = logging.getLogger()
     if not any(getattr(h, "_bankwx", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+
+        class Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+            """Writes to sys.stderr as it is when a record comes (tests swap it per run)."""
+
+            @property
+            def stream(self) -> Any:
+                return sys.stderr
+
+            @stream.setter
+            def stream(self, value: Any) -> None:
+                pass
+
+        handler = Stderr()
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         handler._bankwx = True  # type: ignore[attr-defined]
         root.addHandler(handler)

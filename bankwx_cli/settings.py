@@ -14,9 +14,6 @@ Nothing else in the package reads ``os.environ`` for a ``BANKWX_*`` variable.
 
 from __future__ import annotations
 
-import getpass
-import json
-import logging
 import os
 import types
 import typing
@@ -27,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from bankwx_cli.errors import ValidationError
-
-log = logging.getLogger(__name__)
 
 DEFAULT_DB = Path("bankwx.db")
 DEFAULT_KEY_FILE = Path("~/.config/bankwx/master.key")
@@ -52,6 +47,8 @@ class Fmt(StrEnum):
 
 def login_user() -> str:
     """The login user's name, the default acting operator."""
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)
@@ -303,7 +300,9 @@ def from_environment(environ: Mapping[str, str] | None = None, **overrides: obje
             values[option.name] = option.parse(text, option.spec.env)
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
-    log.debug("settings from the environment: %s", describe(settings))
+    import logging  # here: `bankwx --version` need not load it
+
+    logging.getLogger(__name__).debug("settings from the environment: %s", describe(settings))
     return settings
 
 
@@ -329,6 +328,8 @@ def describe(settings: Settings) -> str:
 
 def serve_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``bankwx serve``'s own options as its parent handed them to a worker."""
+    import json
+
     env = os.environ if environ is None else environ
     loaded = json.loads(env.get(SERVE_OPTIONS_VAR) or "{}")
     return dict(loaded) if isinstance(loaded, dict) else {}

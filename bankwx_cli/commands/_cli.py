@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -144,6 +142,9 @@ class Cli:
             return
         cols = list(columns) if columns else (list(data[0]) if data else [])
         if chosen == "csv":
+            import csv
+            import io
+
             buf = io.StringIO()
             writer = csv.writer(buf, lineterminator="\n")
             writer.writerow(cols)

@@ -151,8 +151,6 @@ def test_workers_use_token_lease_and_debug(
     log = receiver.stop()
     assert "DEBUG bankwx_cli.settings: settings from the environment:" in log  # in a worker
     assert "token_lease_s=123.0" in log and "debug=True" in log
-    assert "DEBUG bankwx_cli.context: WeChat client for main" in log
-    assert "token lease 123.0 s" in log
 
 
 def test_workers_keep_the_test_clock_offset(
