@@ -338,3 +338,19 @@ def test_clock_offset_needs_test_actions(with_account: Bankwx) -> None:
     result = with_account("account", "list", env={"BANKWX_TEST_CLOCK_OFFSET": "60"})
     assert result.exit_code == 1
     assert "BANKWX_TEST_ACTIONS=1" in result.stderr and "Traceback" not in result.output
+
+
+def test_bankwx_keeps_its_bytecode_under_pythondontwritebytecode(tmp_path: Path) -> None:
+    """Its own modules only: another module imported in the same process writes no .pyc."""
+    (tmp_path / "probe_module.py").write_text("VALUE = 1\n", encoding="utf-8")
+    script = (
+        "import importlib.util, sys\n"
+        "import bankwx_cli.main, bankwx_cli.commands.account, probe_module\n"
+        "print(importlib.util.cache_from_source(bankwx_cli.commands.account.__file__))\n"
+    )
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert Path(done.stdout.strip()).exists()
+    assert not (tmp_path / "__pycache__").exists()
