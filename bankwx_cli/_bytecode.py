@@ -5,7 +5,7 @@ every start costs more than most commands themselves. A package installed by pip
 files (pip writes them at install time); an editable checkout run with PYTHONDONTWRITEBYTECODE=1
 has none, and would compile every module on every run. Only this package's modules are
 concerned (``bankwx_cli.*``, written to its own ``__pycache__``); everything else follows the
-variable. ``main`` imports this module before any other of the package.
+variable. The package's ``__init__`` imports this module before any other.
 """
 
 from __future__ import annotations

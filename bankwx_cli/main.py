@@ -23,11 +23,9 @@ import typer
 from typer.core import TyperGroup
 from typer.models import CommandInfo, TyperInfo
 
-from bankwx_cli import __version__, _bytecode, settings
+from bankwx_cli import __version__, settings
 from bankwx_cli.commands._cli import LOG_FORMAT, QUIET_LOGGERS, Cli, say_error
 from bankwx_cli.errors import FAILED, INTERRUPTED, OK, BankwxError
-
-_ = _bytecode  # imported first: bankwx keeps its .pyc files (see _bytecode)
 
 
 class Entry(NamedTuple):
