@@ -287,6 +287,7 @@ def _quick_param(param: Any) -> Any:
     """A runtime coercion for param that needs no pydantic, or None to leave it to typer."""
     try:
         from typer._coercion import RuntimeParam, build_runtime_param
+        from typer._param_types import coerce_cli_choice, coerce_cli_path  # noqa: F401
     except ImportError:  # another typer: it coerces everything itself
         return None
     descriptor: Any = getattr(param, "type_descriptor", None)
