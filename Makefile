@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo fmt lint bench-callbacks bench-followers bench clean docs
+.PHONY: test demo fmt lint bench-callbacks bench-followers bench-startup bench clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench-callbacks: $(STAMP)
 # Options after ARGS=, for example: make bench-followers ARGS="--followers 200000 --threads 4"
 bench-followers: $(STAMP)
 	$(BIN)/python bench/followers/bench_followers.py $(ARGS)
+
+# `bankwx --version` and `bankwx account list` against `python -c "import typer"` (issue 13).
+# Options after ARGS=, for example: make bench-startup ARGS="--runs 20"
+bench-startup: $(STAMP)
+	$(BIN)/python bench/startup/run.py $(ARGS)
 
 fmt: $(STAMP)
 	$(BIN)/ruff format bankwx_cli tests bench

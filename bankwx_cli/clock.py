@@ -9,12 +9,28 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
-from zoneinfo import ZoneInfo
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bankwx_cli.errors import ValidationError
 
-BANK_TZ = ZoneInfo("Asia/Shanghai")
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    BANK_TZ: ZoneInfo  # Asia/Shanghai, the bank's time (loaded on first use: start-up time)
+
+
+@cache
+def _bank_tz() -> ZoneInfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Asia/Shanghai")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BANK_TZ":
+        return _bank_tz()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Clock(Protocol):
@@ -48,6 +64,25 @@ class FixedClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+
+class OffsetClock:
+    """The system clock shifted by a fixed number of seconds (may be negative).
+
+    For black-box tests (``BANKWX_TEST_CLOCK_OFFSET`` with ``BANKWX_TEST_ACTIONS=1``): a test
+    moves bankwx's time as it moves the simulator's.
+    """
+
+    def __init__(self, offset_s: float, base: Clock | None = None) -> None:
+        self.offset_s = offset_s
+        self._delta = timedelta(seconds=offset_s)
+        self._base = base or SystemClock()
+
+    def now(self) -> datetime:
+        return self._base.now() + self._delta
+
+    def time(self) -> float:
+        return self._base.time() + self.offset_s
 
 
 def iso(dt: datetime) -> str:
@@ -88,13 +123,13 @@ def parse_user_time(text: str, option: str = "time") -> datetime:
             "(Asia/Shanghai) or 2026-12-01T01:30Z."
         ) from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=BANK_TZ)
+        dt = dt.replace(tzinfo=_bank_tz())
     return dt.astimezone(UTC)
 
 
 def bank_time(dt: datetime) -> str:
     """A time for people: the bank's local time with its zone."""
-    return dt.astimezone(BANK_TZ).strftime("%Y-%m-%d %H:%M:%S %Z") + " (Asia/Shanghai)"
+    return dt.astimezone(_bank_tz()).strftime("%Y-%m-%d %H:%M:%S %Z") + " (Asia/Shanghai)"
 
 
 # --- Waiting for business time (the outbox's dispatcher) ---------------------------------------

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from bankwx_cli.clock import Clock, SystemClock
+from bankwx_cli.clock import Clock, OffsetClock, SystemClock
 from bankwx_cli.errors import KeyError_
-from bankwx_cli.keys import MasterKey, load_key
-from bankwx_cli.models import Account
 from bankwx_cli.settings import Settings
 from bankwx_cli.storage import Store, open_store
-from bankwx_cli.wechat.client import WeChatClient
-from bankwx_cli.wechat.token import CachedToken
+
+if TYPE_CHECKING:  # imported when first used: cryptography and wechatpy cost start-up time
+    from bankwx_cli.keys import MasterKey
+    from bankwx_cli.models import Account
+    from bankwx_cli.wechat.client import WeChatClient
+    from bankwx_cli.wechat.token import CachedToken
 
 
 class SealedTokens:
@@ -32,6 +34,8 @@ class SealedTokens:
         return f"access_token:{appid}"
 
     def load(self, appid: str) -> CachedToken | None:
+        from bankwx_cli.wechat.token import CachedToken
+
         row = self.store.tokens.load(appid)
         if row is None:
             return None
@@ -59,8 +63,9 @@ class BufferedRecorder:
 
     FLUSH_S = 2.0
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
+        self.clock = clock
         self._rows: dict[tuple[str, str, str, str, int], list[float]] = {}
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
@@ -68,7 +73,7 @@ class BufferedRecorder:
     def record(
         self, appid: str, endpoint: str, outcome: str, errcode: int | None, latency_ms: float
     ) -> None:
-        bucket = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:00Z")
+        bucket = self.clock.now().strftime("%Y-%m-%dT%H:%M:00Z")
         key = (appid, endpoint, bucket, outcome, errcode or 0)
         with self._lock:
             entry = self._rows.setdefault(key, [0, 0.0, 0.0])
@@ -110,7 +115,8 @@ class AppContext:
         key: MasterKey | None = None,
     ) -> None:
         self.settings = settings
-        self.clock: Clock = clock or SystemClock()
+        offset = settings.test_clock_offset_s
+        self.clock: Clock = clock or (OffsetClock(offset) if offset else SystemClock())
         self.operator = settings.operator
         self._store = store
         self._key = key
@@ -130,7 +136,11 @@ class AppContext:
     @cached_property
     def key(self) -> MasterKey:
         """The master key, checked against the store's fingerprint."""
-        key = self._key or load_key(self.settings.master_key, self.settings.key_file)
+        if self._key is None:
+            from bankwx_cli.keys import load_key
+
+            self._key = load_key(self.settings.master_key, self.settings.key_file)
+        key = self._key
         expected = self.store.get_meta("key_fingerprint")
         if expected is not None and expected != key.fingerprint:
             raise KeyError_(
@@ -145,9 +155,10 @@ class AppContext:
         client = self._clients.get(account.name)
         if client is None:
             from bankwx_cli.domain.accounts import secrets  # domain decides what is secret
+            from bankwx_cli.wechat.client import WeChatClient
 
             if self._recorder is None:
-                self._recorder = BufferedRecorder(self.store)
+                self._recorder = BufferedRecorder(self.store, self.clock)
             client = WeChatClient(
                 account.appid,
                 secrets(self, account).secret.reveal(),

@@ -106,3 +106,22 @@ class BadSignatureError(BankwxError):
     """A callback whose signature or timestamp does not verify. HTTP 403."""
 
     status = 403
+
+
+# --- exit codes (DESIGN §3): the one place that names them -------------------------------------
+
+OK = 0  # done
+FAILED = 1  # the request was refused or failed, invalid values included
+USAGE = 2  # unknown option, missing argument (typer's own)
+WECHAT = 3  # WeChat answered with an error
+DENIED = 4  # not permitted for this operator
+DIFFERENCES = 5  # differences found (commands with --exit-code)
+INTERRUPTED = 130  # Ctrl-C
+
+
+def batch_exit_code(failures: int, wechat_refusals: int) -> int:
+    """A batch command's exit code: OK without failures, WECHAT when every failure was
+    WeChat's refusal, else FAILED."""
+    if failures <= 0:
+        return OK
+    return WECHAT if wechat_refusals >= failures else FAILED

@@ -1,39 +1,145 @@
-"""The root application: global options, the error boundary, one add_typer() per group."""
+"""The root application: global options, the error boundary, and the command groups.
+
+Start-up is part of the contract (cron and deployment scripts call bankwx often): the root
+knows its commands by name and short help (``COMMANDS``) and imports a command's module only
+when that command runs, or when its own help is asked for. ``bankwx --version`` therefore
+imports typer and little else, and ``bankwx account list`` only what listing accounts needs.
+A new command or group is one row of ``COMMANDS``.
+"""
 
 from __future__ import annotations
 
-import logging
+import copy
+import importlib
+import inspect
+import re
 import sys
+from dataclasses import MISSING
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 from typer.core import TyperGroup
+from typer.models import CommandInfo, TyperInfo
 
-from bankwx_cli import __version__
-from bankwx_cli.commands import (
-    account,
-    broadcast,
-    demo,
-    follower,
-    keyword,
-    menu,
-    messages,
-    operator,
-    outbox,
-    serve,
-    sim,
-    store,
-    tag,
-    template,
-)
-from bankwx_cli.commands._cli import Cli, Fmt, err_console
-from bankwx_cli.errors import BankwxError
-from bankwx_cli.settings import DEFAULT_DB, DEFAULT_KEY_FILE, DEFAULT_SIM, Settings, login_user
+from bankwx_cli import __version__, settings
+from bankwx_cli.commands._cli import LOG_FORMAT, QUIET_LOGGERS, Cli, say_error
+from bankwx_cli.errors import FAILED, INTERRUPTED, OK, BankwxError
+
+
+class Entry(NamedTuple):
+    """A command of the root: where it lives and its help's first paragraph."""
+
+    module: str
+    attribute: str  # a typer.Typer (a group) or a function (a command)
+    help: str
+
+
+_C = "bankwx_cli.commands."
+# In the order `bankwx --help` shows them. tests/commands/test_main.py checks each help against
+# the command's own.
+COMMANDS: dict[str, Entry] = {
+    "init": Entry(
+        _C + "store",
+        "init",
+        "Create the store and the master key; the acting operator becomes an administrator.",
+    ),
+    "audit": Entry(
+        _C + "store", "audit", "Show the audit log: who changed what, when, with what outcome."
+    ),
+    "backup": Entry(
+        _C + "store",
+        "backup",
+        "Make an online, consistent copy of the store, safe while the receiver writes.",
+    ),
+    "check": Entry(
+        _C + "store",
+        "check",
+        "Check the store: file integrity, master key fingerprint, audit chain.",
+    ),
+    "demo": Entry(
+        _C + "demo",
+        "demo",
+        "Run a guided tour of bankwx on a throw-away store and the built-in simulator.",
+    ),
+    "serve": Entry(
+        _C + "serve",
+        "serve",
+        "Run the callback receiver that WeChat calls for every message and event.",
+    ),
+    "account": Entry(
+        _C + "account",
+        "app",
+        "Official accounts: add, list, show, update, remove, check credentials.",
+    ),
+    "operator": Entry(_C + "operator", "app", "Operators (staff) and their roles."),
+    "org": Entry(_C + "operator", "org_app", "Organisations: head office, branches."),
+    "role": Entry(_C + "operator", "role_app", "Built-in roles and their permissions."),
+    "sim": Entry(
+        _C + "sim",
+        "app",
+        "The local WeChat simulator: run its API, register accounts, act as a follower.",
+    ),
+    "keyword": Entry(
+        _C + "keyword",
+        "app",
+        "Keyword rules: text and menu keys answered by a reply or a named action.",
+    ),
+    "follower": Entry(
+        _C + "follower",
+        "app",
+        "Followers: sync from WeChat, list, show, tag, untag, block, unblock.",
+    ),
+    "tag": Entry(_C + "tag", "app", "Follower tags: list (with counts), create, rename, delete."),
+    "menu": Entry(
+        _C + "menu",
+        "app",
+        "Menus as files: validate, plan, deploy, pull, history, rollback, approval.",
+    ),
+    "messages": Entry(_C + "messages", "app", "The conversation log: list, purge, export."),
+    "outbox": Entry(
+        _C + "outbox", "app", "The outbox: list, run (dispatch), retry, pause and resume sending."
+    ),
+    "broadcast": Entry(
+        _C + "broadcast",
+        "app",
+        "Broadcasts: create, preview, submit, approve, send (now or by cron), track.",
+    ),
+    "template": Entry(_C + "template", "app", "Template messages: sync from WeChat, list, show."),
+}
 
 
 class _Root(TyperGroup):
-    """The one place where errors become a message and an exit code (STYLE §5)."""
+    """Loads commands on demand; the one place where errors become a message and an exit code
+    (STYLE §5)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            command = self.commands[cmd_name] = load(cmd_name)
+        return command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The command list from COMMANDS, without importing every command for its help."""
+        from typer._click.utils import make_default_short_help
+
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            entry = COMMANDS.get(name)
+            if entry is not None and name not in self.commands:
+                rows.append((name, make_default_short_help(entry.help, limit)))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: Any) -> Any:  # typer types ctx with its private Context
         try:
@@ -41,24 +147,20 @@ class _Root(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # typer's own: usage errors exit 2
         except BankwxError as exc:
-            err_console.print(f"Error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            say_error(f"Error: {exc}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("Interrupted.", markup=False)
-            raise typer.Exit(130) from None
+            say_error("Interrupted.")
+            raise typer.Exit(INTERRUPTED) from None
         except Exception as exc:
             if ctx.meta.get("debug"):
                 raise
-            err_console.print(
-                f"Internal error ({type(exc).__name__}); run again with --debug.",
-                markup=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
+            say_error(f"Internal error ({type(exc).__name__}); run again with --debug.")
+            raise typer.Exit(FAILED) from None
         finally:
             obj = ctx.obj
-            if isinstance(obj, Cli) and obj._app is not None:
-                obj._app.close()
+            if isinstance(obj, Cli):
+                obj.close()
 
 
 app = typer.Typer(
@@ -72,121 +174,253 @@ app = typer.Typer(
 )
 
 
+def load(name: str) -> Any:
+    """The click command of a root command, built as add_typer()/command() would build it."""
+    entry = COMMANDS[name]
+    target = getattr(importlib.import_module(entry.module), entry.attribute)
+    if isinstance(target, typer.Typer):
+        return _group(target, name)
+    return _command(CommandInfo(name=name, callback=target))
+
+
+def _command(info: CommandInfo) -> Any:
+    return typer.main.get_command_from_info(
+        info,
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+    )
+
+
+def _group(target: typer.Typer, name: str) -> _Group:
+    """A group built as add_typer() builds it, except that each of its commands is built when
+    first asked for (typer reads every parameter of every function it builds a command of)."""
+    shell = copy.copy(target)
+    shell.registered_commands, shell.registered_groups = [], []
+    group = typer.main.get_group_from_info(
+        TyperInfo(shell, name=name, cls=_Group),
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+        suggest_commands=app.suggest_commands,
+    )
+    assert isinstance(group, _Group)  # noqa: S101 - cls above
+    for info in target.registered_commands:
+        assert info.callback is not None  # noqa: S101 - typer requires one
+        group.pending[info.name or typer.main.get_command_name(info.callback.__name__)] = info
+    for sub in target.registered_groups:
+        assert sub.typer_instance is not None and sub.name  # noqa: S101 - typer requires them
+        group.pending[sub.name] = sub.typer_instance
+    return group
+
+
+class _Group(TyperGroup):
+    """A command group whose commands are built on first use (see _group)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending: dict[str, CommandInfo | typer.Typer] = {}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.pending, *(name for name in self.commands if name not in self.pending)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in self.pending:
+            item = self.pending[cmd_name]
+            built = _group(item, cmd_name) if isinstance(item, typer.Typer) else _command(item)
+            command = self.commands[cmd_name] = built
+        return command
+
+
+# --- option values without pydantic ------------------------------------------------------------
+#
+# typer turns every option's value into its annotated type with a pydantic TypeAdapter, built on
+# first use: the first option of a command costs the import of pydantic (about as much as typer
+# itself). The common, unambiguous cases below are converted directly, exactly as the adapter
+# would; anything else (an invalid value, a constraint, an unusual type) goes to typer's own
+# coercion, so results and error messages stay typer's. Without the typer internals this relies
+# on, nothing is installed and typer does all the work.
+
+_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
+_FALL_BACK = object()
+
+
+def _quick_value(annotation: Any, info: Any, value: Any, ctx: Any, param: Any) -> Any:
+    """value converted as typer's adapter converts it, or _FALL_BACK when unsure."""
+    from typer._param_types import coerce_cli_choice, coerce_cli_path
+
+    if annotation is str:
+        return value if isinstance(value, str) else _FALL_BACK
+    if annotation is bool:
+        if isinstance(value, str):  # from a variable: typer strips it; '' is False
+            word = value.strip()
+            try:
+                return settings.parse_bool(word) if word else False
+            except ValueError:
+                return _FALL_BACK
+        return value if isinstance(value, bool) else _FALL_BACK
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        return int(value) if isinstance(value, str) and _INT.fullmatch(value) else _FALL_BACK
+    if annotation is float:
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            return float(value)
+        return float(value) if isinstance(value, str) and _FLOAT.fullmatch(value) else _FALL_BACK
+    if annotation is Path:
+        if isinstance(value, str) and value:
+            value = Path(value)
+        if not isinstance(value, Path):
+            return _FALL_BACK
+        return coerce_cli_path(value, info, path_type=Path, param=param, ctx=ctx)
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        try:
+            return coerce_cli_choice(
+                value, choices=list(annotation), case_sensitive=info.case_sensitive, ctx=ctx
+            )
+        except ValueError:
+            return _FALL_BACK  # typer words the refusal
+    return _FALL_BACK
+
+
+def _quick_param(param: Any) -> Any:
+    """A runtime coercion for param that needs no pydantic, or None to leave it to typer."""
+    try:
+        from typer._coercion import RuntimeParam, build_runtime_param
+        from typer._param_types import coerce_cli_choice, coerce_cli_path  # noqa: F401
+    except ImportError:  # another typer: it coerces everything itself
+        return None
+    descriptor: Any = getattr(param, "type_descriptor", None)
+    if descriptor is None or not hasattr(param, "_runtime_param"):
+        return None
+    info, annotation = descriptor.parameter_info, descriptor.annotation
+    plain = (
+        info.parser is None
+        and getattr(info, "click_type", None) is None
+        and info.min is None
+        and info.max is None
+        and getattr(info, "path_type", None) is None
+        and not (param.multiple or param.nargs != 1)
+        and not descriptor.is_file
+    )
+    choice = isinstance(annotation, type) and issubclass(annotation, Enum)
+    if not plain or not (choice or annotation in (str, bool, int, float, Path)):
+        return None
+
+    class Quick(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            quick = _quick_value(annotation, info, value, ctx, param)
+            if quick is _FALL_BACK:
+                return build_runtime_param(descriptor)._coerce_value(value, param=param, ctx=ctx)
+            return quick
+
+    return Quick(parameter_info=info, annotation=annotation)
+
+
+def _install_quick_coercion() -> None:
+    """Have typer's parameters try the quick coercion before building their adapter."""
+    try:
+        from typer.core import _TyperParameter
+    except ImportError:
+        return
+    original = getattr(_TyperParameter, "get_runtime_param", None)
+    if original is None or getattr(original, "quick", False):
+        return
+
+    def get_runtime_param(self: Any) -> Any:
+        if getattr(self, "_runtime_param", None) is None:
+            quick = _quick_param(self)
+            if quick is not None:
+                self._runtime_param = quick
+        return original(self)
+
+    get_runtime_param.quick = True  # type: ignore[attr-defined]
+    _TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
+
+
+_install_quick_coercion()
+
+
 def _version(value: bool) -> None:
     if value:
         sys.stdout.write(f"bankwx {__version__}\n")
-        raise typer.Exit(0)
+        raise typer.Exit(OK)
 
 
 def configure_logging(verbose: int, debug: bool) -> None:
+    import logging  # here: `bankwx --version` need not load it
+
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     root = logging.getLogger()
     if not any(getattr(h, "_bankwx", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+        class Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+            """Writes to sys.stderr as it is when a record comes (tests swap it per run)."""
+
+            @property
+            def stream(self) -> Any:
+                return sys.stderr
+
+            @stream.setter
+            def stream(self, value: Any) -> None:
+                pass
+
+        handler = Stderr()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         handler._bankwx = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
-    # urllib3's debug lines print URLs that carry access_token
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
-@app.callback()
-def root(
-    ctx: typer.Context,
-    db: Annotated[
-        Path, typer.Option("--db", envvar="BANKWX_DB", help="The SQLite store.")
-    ] = DEFAULT_DB,
-    api_base: Annotated[
-        str | None,
-        typer.Option(
-            "--api-base",
-            envvar="BANKWX_API_BASE",
-            help="WeChat API base (scheme and host), e.g. a simulator's http://127.0.0.1:8081.",
-        ),
-    ] = None,
-    account: Annotated[
-        str | None,
-        typer.Option("--account", envvar="BANKWX_ACCOUNT", help="Default official account."),
-    ] = None,
-    fmt: Annotated[
-        Fmt | None, typer.Option("--format", envvar="BANKWX_FORMAT", help="Output format.")
-    ] = None,
-    debug: Annotated[
-        bool, typer.Option("--debug", envvar="BANKWX_DEBUG", help="Show tracebacks.")
-    ] = False,
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More logs.")] = 0,
-    version: Annotated[
-        bool | None,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = None,
-    operator: Annotated[
-        str | None, typer.Option("--operator", envvar="BANKWX_OPERATOR", hidden=True)
-    ] = None,
-    master_key: Annotated[
-        str | None, typer.Option("--master-key", envvar="BANKWX_MASTER_KEY", hidden=True)
-    ] = None,
-    key_file: Annotated[
-        Path, typer.Option("--key-file", envvar="BANKWX_KEY_FILE", hidden=True)
-    ] = DEFAULT_KEY_FILE,
-    sim: Annotated[str, typer.Option("--sim", envvar="BANKWX_SIM", hidden=True)] = DEFAULT_SIM,
-    retry_budget: Annotated[
-        float, typer.Option("--retry-budget", envvar="BANKWX_RETRY_BUDGET_S", hidden=True)
-    ] = 30.0,
-    token_lease: Annotated[
-        float, typer.Option("--token-lease", envvar="BANKWX_TOKEN_LEASE_S", hidden=True)
-    ] = 15.0,
-    interactive: Annotated[
-        str | None, typer.Option("--interactive", envvar="BANKWX_INTERACTIVE", hidden=True)
-    ] = None,
-    test_actions: Annotated[
-        str | None, typer.Option("--test-actions", envvar="BANKWX_TEST_ACTIONS", hidden=True)
-    ] = None,
-) -> None:
+def root(ctx: typer.Context, **options: Any) -> None:
     """bankwx: operations toolkit for a bank's WeChat Official Account service platform.
 
     Manage accounts, menus, broadcasts, followers and the callback receiver from a terminal,
     cron or deployment scripts, against a local SQLite store.
     """
-    ctx.meta["debug"] = debug
-    configure_logging(verbose, debug)
-    settings = Settings(
-        db=db,
-        api_base=api_base or None,
-        account=account or None,
-        fmt=fmt.value if fmt else None,
-        debug=debug,
-        verbose=verbose,
-        operator=operator or login_user(),
-        master_key=master_key or None,
-        key_file=key_file,
-        sim=sim,
-        retry_budget_s=retry_budget,
-        token_lease_s=token_lease,
-        interactive=None if interactive in (None, "") else interactive == "1",
-        test_actions=test_actions == "1",
+    ctx.meta["debug"] = bool(options.get("debug"))
+    configure_logging(options.get("verbose") or 0, ctx.meta["debug"])
+    ctx.obj = Cli(settings.from_options(options))
+
+
+def _root_signature() -> inspect.Signature:
+    """root's options, one per row of settings.OPTIONS (typer reads the signature)."""
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params[0] = params[0].replace(annotation=typer.Context)
+    for option in settings.OPTIONS:
+        spec = option.spec
+        kind: Any = spec.choices or option.type
+        default = option.default
+        if default is MISSING or default is None:
+            kind, default = kind | None, None
+        info = typer.Option(
+            *spec.flags, envvar=spec.env, help=spec.help, hidden=spec.hidden, count=spec.count
+        )
+        params.append(
+            inspect.Parameter(
+                option.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[kind, info],
+            )
+        )
+    version = typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    params.append(
+        inspect.Parameter(
+            "version",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[bool | None, version],
+        )
     )
-    ctx.obj = Cli(settings)
+    return inspect.Signature(params)
 
 
-app.add_typer(account.app, name="account")
-app.add_typer(operator.app, name="operator")
-app.add_typer(operator.org_app, name="org")
-app.add_typer(operator.role_app, name="role")
-app.add_typer(sim.app, name="sim")
-app.add_typer(keyword.app, name="keyword")
-app.add_typer(follower.app, name="follower")
-app.add_typer(tag.app, name="tag")
-app.add_typer(menu.app, name="menu")
-app.add_typer(messages.app, name="messages")
-app.add_typer(outbox.app, name="outbox")
-app.add_typer(broadcast.app, name="broadcast")
-app.add_typer(template.app, name="template")
-store.register(app)
-app.command()(demo.demo)
-app.command()(serve.serve)
+root.__signature__ = _root_signature()  # type: ignore[attr-defined]
+root.__annotations__ = {p.name: p.annotation for p in root.__signature__.parameters.values()}  # type: ignore[attr-defined]
+app.callback()(root)
 
 
 def run() -> None:

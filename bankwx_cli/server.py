@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 import re
@@ -44,7 +43,7 @@ from bankwx_cli.context import AppContext
 from bankwx_cli.domain import outbox, routing
 from bankwx_cli.errors import BadCallbackError, BadSignatureError, NotFoundError
 from bankwx_cli.extensions import ErrorMap, Request, Response, Route
-from bankwx_cli.settings import from_environment
+from bankwx_cli.settings import from_environment, serve_options
 
 if TYPE_CHECKING:
     from bankwx_cli.extensions import Registry
@@ -455,7 +454,7 @@ async def _respond(
 
 def create_app() -> Receiver:
     """The app factory used by uvicorn workers: settings from the environment."""
-    options = json.loads(os.environ.get("BANKWX_SERVE_OPTIONS", "{}"))
+    options = serve_options()
     settings = from_environment()
     return build(AppContext(settings), ServeOptions(**options))
 

@@ -2,42 +2,51 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
-from enum import StrEnum
-from typing import Annotated, Any
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from tabulate import tabulate
 
-from bankwx_cli.context import AppContext
 from bankwx_cli.errors import ConfirmationRequired, ValidationError
-from bankwx_cli.settings import FORMATS, Settings
+from bankwx_cli.settings import FORMATS, Fmt, Settings, variable
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+__all__ = ["Fmt"]  # re-exported: commands import it from here
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from bankwx_cli.context import AppContext
 
 
-class Fmt(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    markdown = "markdown"
-    plain = "plain"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+QUIET_LOGGERS = ("urllib3", "httpx", "httpcore")  # urllib3's debug lines show access_token
+
+
+@cache
+def err_console() -> Console:
+    """rich on stderr, for progress bars (imported only when one is shown)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def say_error(message: str) -> None:
+    """One message for people on stderr, as it is (no markup, no wrapping)."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
 
 
 AccountOption = Annotated[
     str | None,
     typer.Option(
         "--account",
-        envvar="BANKWX_ACCOUNT",
+        envvar=variable("account"),
         help="Official account name; may be left out when the store holds one account.",
         show_envvar=False,
     ),
@@ -46,7 +55,7 @@ FormatOption = Annotated[
     Fmt | None,
     typer.Option(
         "--format",
-        envvar="BANKWX_FORMAT",
+        envvar=variable("fmt"),
         help="Output: table (terminal default), json, csv, markdown, plain (default elsewhere).",
         show_envvar=False,
     ),
@@ -93,8 +102,14 @@ class Cli:
     @property
     def app(self) -> AppContext:
         if self._app is None:
+            from bankwx_cli.context import AppContext
+
             self._app = AppContext(self.settings)
         return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
 
     def with_account(self, account: str | None) -> str | None:
         return account or self.settings.account
@@ -131,6 +146,9 @@ class Cli:
             return
         cols = list(columns) if columns else (list(data[0]) if data else [])
         if chosen == "csv":
+            import csv
+            import io
+
             buf = io.StringIO()
             writer = csv.writer(buf, lineterminator="\n")
             writer.writerow(cols)
@@ -143,6 +161,9 @@ class Cli:
             return
         table = [[_cell(row.get(c)) for c in cols] for row in data]
         if chosen == "table":
+            from rich.console import Console
+            from rich.table import Table
+
             rich_table = Table(title=title, show_lines=False)
             for col in cols:
                 rich_table.add_column(col)
@@ -150,6 +171,8 @@ class Cli:
                 rich_table.add_row(*(str(v) for v in line))
             Console().print(rich_table)
             return
+        from tabulate import tabulate
+
         tablefmt = "github" if chosen == "markdown" else "plain"
         sys.stdout.write(tabulate(table, headers=cols, tablefmt=tablefmt) + "\n")
 
@@ -182,10 +205,10 @@ class Cli:
 
     def say(self, message: str) -> None:
         """A message for people, on stderr (stdout stays data)."""
-        err_console.print(message, markup=False, highlight=False)
+        say_error(message)
 
     def warn(self, message: str) -> None:
-        err_console.print(f"Warning: {message}", markup=False, highlight=False)
+        say_error(f"Warning: {message}")
 
     def confirm(self, question: str, yes: bool) -> None:
         """Ask before a destructive action; off a terminal a missing --yes is a refusal."""
@@ -202,12 +225,20 @@ class Cli:
         if not sys.stderr.isatty():
             yield _NoProgress()
             return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
-            console=err_console,
+            console=err_console(),
             transient=False,
         ) as bar:
             task = bar.add_task(description, total=total)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli
-from bankwx_cli.domain import actions, keywords, routing
+from bankwx_cli.domain import actions, keywords
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.models import ImageReply, Reply, TextReply, reply_to_dict
 
@@ -109,6 +109,8 @@ def try_rule(
     fmt: FormatOption = None,
 ) -> None:
     """Show which rule answers a text or menu key, and the reply (no WeChat involved)."""
+    from bankwx_cli.domain import routing  # here: it loads wechatpy
+
     cli = get_cli(ctx)
     result = routing.dry_route(cli.app, cli.with_account(account), text, click)
     if cli.fmt(fmt) == "json":

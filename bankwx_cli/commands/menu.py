@@ -18,6 +18,7 @@ from bankwx_cli.commands._cli import (
     get_cli,
 )
 from bankwx_cli.domain import menus
+from bankwx_cli.errors import DIFFERENCES
 
 app = typer.Typer(
     help="Menus as files: validate, plan, deploy, pull, history, rollback, approval.",
@@ -125,7 +126,7 @@ def plan(
     if result.is_empty:
         cli.say(f"No changes: the live menu of '{result.account}' matches {file}.")
     elif exit_code:
-        raise typer.Exit(5)
+        raise typer.Exit(DIFFERENCES)
 
 
 @app.command(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import sys
@@ -11,11 +10,35 @@ import tempfile
 from typing import Annotated, Any
 
 import typer
-import uvicorn
 
-from bankwx_cli import server
-from bankwx_cli.commands._cli import get_cli
+from bankwx_cli import settings as settings_
+from bankwx_cli.commands._cli import LOG_FORMAT, QUIET_LOGGERS, get_cli
 from bankwx_cli.errors import BankwxError, ValidationError
+from bankwx_cli.settings import Settings
+
+
+def log_config(settings: Settings, quiet: bool) -> dict[str, Any]:
+    """Logging for the receiver and each of its workers (uvicorn applies it in every process):
+    --debug, -v and --quiet hold in a worker as in a single process."""
+    root = "DEBUG" if settings.debug else "INFO" if settings.verbose else "WARNING"
+    own = "DEBUG" if settings.debug else "WARNING" if quiet else "INFO"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"bankwx": {"format": LOG_FORMAT}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "bankwx",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": root},
+        "loggers": {
+            "bankwx_cli": {"level": own},
+            **{name: {"level": "WARNING"} for name in QUIET_LOGGERS},
+        },
+    }
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -70,11 +93,14 @@ def serve(
         raise ValidationError("--workers must be 1 or more.")
     if max_body < 1024:
         raise ValidationError("--max-body must be 1024 bytes at least.")
+    import uvicorn
+    import uvicorn.supervisors
+
+    from bankwx_cli import server
+
     app = cli.app
     app.store  # noqa: B018 - refuse a missing store before listening
     app.key  # noqa: B018 - and a wrong key
-    if not quiet:
-        logging.getLogger("bankwx_cli").setLevel(logging.INFO)
     options = server.ServeOptions(deadline=deadline, replay_window=replay_window, max_body=max_body)
     sock = _bind(host, port)
     shown = f"[{host}]" if ":" in host else host
@@ -91,26 +117,17 @@ def serve(
         # default for 127.0.0.1) is a middleware layer every callback would pay for.
         "proxy_headers": False,
         "server_header": False,  # no "server: uvicorn" for scanners
+        "log_config": log_config(cli.settings, quiet),
     }
     try:
         if workers == 1:
             config = uvicorn.Config(server.build(app, options), **common)
             uvicorn.Server(config).run(sockets=[sock])
             return
-        settings = cli.settings
-        env = {
-            "BANKWX_DB": str(settings.db.resolve()),
-            "BANKWX_KEY_FILE": str(settings.key_file),
-            "BANKWX_OPERATOR": settings.operator,
-            "BANKWX_RETRY_BUDGET_S": str(settings.retry_budget_s),
-            "BANKWX_SERVE_OPTIONS": json.dumps(options.__dict__),
-            "BANKWX_TEST_ACTIONS": "1" if settings.test_actions else "",
-            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bankwx-metrics-"),
-        }
-        if settings.master_key:
-            env["BANKWX_MASTER_KEY"] = settings.master_key
-        if settings.api_base:
-            env["BANKWX_API_BASE"] = settings.api_base
+        # every global option, as its BANKWX_* variable, for the workers' from_environment
+        env = settings_.environment(cli.settings.with_(db=cli.settings.db.resolve()))
+        env[settings_.SERVE_OPTIONS_VAR] = json.dumps(options.__dict__)
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bankwx-metrics-")
         os.environ.update(env)
         config = uvicorn.Config(
             "bankwx_cli.server:create_app", factory=True, workers=workers, **common

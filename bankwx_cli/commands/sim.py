@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bankwx_cli.commands._cli import AccountOption, Cli, FormatOption, get_cli
 from bankwx_cli.domain import accounts
-from bankwx_cli.errors import ValidationError
-from bankwx_cli.sim import server as sim_server
-from bankwx_cli.sim.driver import SimDriver
+from bankwx_cli.errors import FAILED, ValidationError
+
+if TYPE_CHECKING:  # imported by the commands that use them: start-up time
+    from bankwx_cli.sim.driver import SimDriver
 
 app = typer.Typer(
     help="The local WeChat simulator: run its API, register accounts, act as a follower.",
@@ -27,6 +28,8 @@ EVENTS = ("subscribe", "unsubscribe", "click", "view", "location", "scan")
 
 
 def _driver(cli: Cli, sim: str | None) -> SimDriver:
+    from bankwx_cli.sim.driver import SimDriver
+
     return SimDriver(sim or cli.settings.sim)
 
 
@@ -58,6 +61,8 @@ def api(
     """
     if not 0 <= fail_rate <= 1:
         raise ValidationError(f"--fail-rate {fail_rate} is invalid: use a number from 0 to 1.")
+    from bankwx_cli.sim import server as sim_server
+
     sim_server.run(
         host=host,
         port=port,
@@ -140,7 +145,7 @@ def send(
         result = driver.send(acct.appid, who, text=text, event=event, key=key, lat=lat, lng=lng)
     _render_reply(cli, result, fmt)
     if result.get("status") == "failed":
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 @app.command(epilog="Examples:\n\n  bankwx sim chat --account main")

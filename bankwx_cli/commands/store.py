@@ -12,6 +12,7 @@ from bankwx_cli.clock import parse_user_time
 from bankwx_cli.commands._cli import FormatOption, get_cli
 from bankwx_cli.domain import audit as audit_domain
 from bankwx_cli.domain import stores
+from bankwx_cli.errors import FAILED
 
 
 def init(
@@ -132,7 +133,7 @@ def check(
             cli.say(f"PROBLEM: {problem}")
         cli.say("Store OK." if report.ok else f"{len(report.problems)} problem(s) found.")
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 def register(app: typer.Typer) -> None:

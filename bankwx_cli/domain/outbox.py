@@ -51,6 +51,7 @@ from bankwx_cli.errors import (
     WeChatError,
     WeChatInDoubtError,
     WeChatUnavailableError,
+    batch_exit_code,
 )
 from bankwx_cli.models import ImageReply, NewsReply, Reply, TextReply
 from bankwx_cli.storage.outbox import UNREADABLE
@@ -530,10 +531,7 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        bad = self.failed + self.unknown
-        if not bad:
-            return 0
-        return 3 if self.wechat_refusals == bad else 1
+        return batch_exit_code(self.failed + self.unknown, self.wechat_refusals)
 
     def summary(self) -> str:
         return (

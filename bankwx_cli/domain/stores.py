@@ -11,11 +11,11 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import audit, operators
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ConflictError, KeyError_
-from bankwx_cli.keys import MasterKey, create_key_file, load_key
 from bankwx_cli.storage import open_store
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.keys import MasterKey
 
 
 @dataclass
@@ -31,6 +31,8 @@ def init(app: AppContext, admin: str | None = None) -> InitResult:
 
     Raises ConflictError when a store exists at the path.
     """
+    from bankwx_cli.keys import create_key_file, load_key  # here: cryptography is slow to load
+
     settings = app.settings
     if settings.db.exists():
         raise ConflictError(f"a store exists at {settings.db}. Nothing was changed.")

@@ -6,8 +6,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from bankwx_cli.errors import ConflictError, StoreError
 from bankwx_cli.keys import MasterKey, Sealer
@@ -25,6 +24,9 @@ from bankwx_cli.storage.sealed import Census
 from bankwx_cli.storage.tags import Tags
 from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
+if TYPE_CHECKING:
+    import sqlite_utils
+
 
 class Store:
     """The SQLite store and its repositories, one per group of tables.
@@ -37,8 +39,6 @@ class Store:
         self.db = db
         self.path = db.path
         self.sealer = sealer or Sealer()
-        # sqlite-utils over the same connection, for introspection and utilities
-        self.utils = sqlite_utils.Database(db.conn)
         self.accounts = Accounts(db)
         self.orgs = Orgs(db)
         self.operators = Operators(db)
@@ -55,6 +55,11 @@ class Store:
         self.outbox = Outbox(db, self.sealer)
         self.broadcasts = Broadcasts(db)
         self.templates = Templates(db)
+
+    @property
+    def utils(self) -> sqlite_utils.Database:
+        """sqlite-utils over the same connection (imported when first used: start-up time)."""
+        return self.db.utils
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -32,7 +32,6 @@ where a long one makes every page lookup slower and fills the disk.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import sqlite3
 import sys
@@ -42,7 +41,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ def name_thread(name: str) -> None:
     and ``/proc/PID/task/*/comm`` tell the receiver's threads apart."""
     if sys.platform != "linux":
         return
+    import ctypes  # here: start-up time of every command
+
     with contextlib.suppress(OSError, AttributeError):  # no libc found: names are a nicety
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
 
@@ -87,6 +91,7 @@ class Database:
         self._depth = 0
         self._writer: Writer | None = None
         self._writer_lock = threading.Lock()  # not _lock: a batch holds that one for long
+        self._utils: sqlite_utils.Database | None = None
 
     @property
     def writer(self) -> Writer:
@@ -98,6 +103,20 @@ class Database:
                     self._writer = Writer(self)
                 writer = self._writer
         return writer
+
+    @property
+    def utils(self) -> sqlite_utils.Database:
+        """sqlite-utils over this connection, for migrations and bulk writes.
+
+        Imported on first use, never at import time: sqlite-utils costs every command ~50 ms of
+        start-up, and a store whose migrations are all applied does not need it.
+        """
+        utils = self._utils
+        if utils is None:
+            import sqlite_utils
+
+            utils = self._utils = sqlite_utils.Database(self.conn)
+        return utils
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

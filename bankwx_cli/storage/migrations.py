@@ -2,6 +2,10 @@
 
 Never edit a migration once released; add a new one. A store that has applied a migration this
 code does not know is newer than the code and is refused.
+
+Opening a store whose migrations are all applied must stay cheap (every command does it): a
+migration that uses sqlite-utils takes it from ``db.utils``, imported on first use, never from a
+module-level ``import sqlite_utils`` here or in the modules that define migrations.
 """
 
 from __future__ import annotations
