@@ -22,12 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from bankwx_cli.errors import KeyError_
 from bankwx_cli.models import Secret
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "MasterKey",
@@ -52,7 +53,7 @@ class MasterKey:
 
     @classmethod
     def generate(cls) -> MasterKey:
-        return cls(AESGCM.generate_key(bit_length=256))
+        return cls(os.urandom(32))
 
     @classmethod
     def from_text(cls, text: str, origin: str) -> MasterKey:
@@ -78,7 +79,10 @@ class MasterKey:
 
     @cached_property
     def _aead(self) -> AESGCM:
-        """One AESGCM object for the key's life (it keeps the expanded key)."""
+        """One AESGCM object for the key's life (it keeps the expanded key). cryptography is
+        imported here, on first use: commands that never open a sealed value start faster."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         return AESGCM(self.raw)
 
     def seal(self, plaintext: str | bytes, purpose: str) -> bytes:
@@ -102,6 +106,8 @@ class MasterKey:
         blob = bytes(blob)
         if len(blob) < _OVERHEAD or blob[:1] != _VERSION:
             raise UnsealError(f"the stored {what} for {purpose} is damaged. Run bankwx check.")
+        from cryptography.exceptions import InvalidTag
+
         try:
             return self._aead.decrypt(blob[1:13], blob[13:], purpose.encode())
         except InvalidTag:

@@ -56,7 +56,8 @@ COMMANDS: dict[str, Entry] = {
     "check": Entry(
         _C + "store",
         "check",
-        "Check the store: file integrity, master key fingerprint, audit chain.",
+        "Check the store: file integrity, master key fingerprint, audit chain, and that stored "
+        "replies and outbox payloads are sealed with the master key.",
     ),
     "demo": Entry(
         _C + "demo",
@@ -71,7 +72,7 @@ COMMANDS: dict[str, Entry] = {
     "account": Entry(
         _C + "account",
         "app",
-        "Official accounts: add, list, show, update, remove, check credentials.",
+        "Official accounts: add, list, show, update, remove, check credentials, settings.",
     ),
     "operator": Entry(_C + "operator", "app", "Operators (staff) and their roles."),
     "org": Entry(_C + "operator", "org_app", "Organisations: head office, branches."),

@@ -232,10 +232,11 @@ def test_two_dispatchers_share_the_budget(store_ready: Bankwx, big_sim: SimDrive
     delivered = big_sim.delivered(kind="template")
     assert len(delivered) == 400
     assert len({d["openid"] for d in delivered}) == 400  # never twice
-    # 400 units at 100 a second take at least 3 full seconds; per second, at most 100
+    # 400 units at 100 a second span at least four budget seconds; per second, at most 100
     per_second = Counter(int(float(d["time"])) for d in delivered)
     assert max(per_second.values()) <= 100 + 10, per_second  # +10: requests in flight at a tick
-    assert elapsed >= 3.0
+    assert len(per_second) >= 4, per_second
+    assert elapsed > 2.0
 
 
 def test_reply_lane_overtakes_a_broadcast_backlog(store_ready: Bankwx, big_sim: SimDriver) -> None:
