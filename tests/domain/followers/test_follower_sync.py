@@ -52,8 +52,12 @@ def stored(bankwx: Bankwx, *args: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["openid"])
 
 
-def synced(bankwx: Bankwx, *args: str) -> dict[str, Any]:
-    result = bankwx("follower", "sync", *args, "--format", "json")
+def synced(bankwx: Bankwx, *args: str, later_s: float = 0) -> dict[str, Any]:
+    """Sync; later_s moves bankwx's clock on (BANKWX_TEST_CLOCK_OFFSET) instead of sleeping."""
+    env = (
+        {"BANKWX_TEST_ACTIONS": "1", "BANKWX_TEST_CLOCK_OFFSET": str(later_s)} if later_s else None
+    )
+    result = bankwx("follower", "sync", *args, "--format", "json", env=env)
     assert result.exit_code == 0, result.output
     report: dict[str, Any] = json.loads(result.stdout)
     return report
@@ -247,17 +251,16 @@ def test_profiles_older_than_the_max_age_are_refetched(
 ) -> None:
     synced(with_account)
     assert synced(with_account)["profiles"] == 0
-    time.sleep(1.1)
-    assert synced(with_account, "--profile-max-age", "1s")["profiles"] == SMALL
+    assert synced(with_account, "--profile-max-age", "1s", later_s=2)["profiles"] == SMALL
 
 
 def test_full_every_makes_a_complete_pass_when_the_last_is_old(
     with_account: Bankwx, small_sim: Any
 ) -> None:
     synced(with_account)
-    time.sleep(1.1)
-    assert synced(with_account, "--full-every", "1s")["kind"] == "full"
-    assert synced(with_account)["kind"] == "incremental"
+    assert synced(with_account, "--full-every", "1s", later_s=2)["kind"] == "full"
+    assert synced(with_account, "--full-every", "1s", later_s=2)["kind"] == "incremental"
+    assert synced(with_account, "--full-every", "1s", later_s=4)["kind"] == "full"
 
 
 def test_the_engine_keeps_subscriptions_current_between_syncs(
