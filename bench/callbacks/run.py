@@ -179,8 +179,13 @@ def start_peer(name: str, app: str, core: int, work: Path) -> Server:
     return Server(name, popen, url)
 
 
-def bankwx_env(work: Path) -> dict[str, str]:
+def bankwx_env(work: Path, lookup: bool = True) -> dict[str, str]:
+    """bankwx's environment. With lookup, the test-only area is on: its follower-state lookup
+    (a point read of follower_state in the writer unit, as the agents area will make) runs for
+    every message and finds nothing, so the figures include that cost."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANKWX_")}
+    if lookup:
+        env["BANKWX_TEST_ACTIONS"] = "1"
     env.update(
         BANKWX_DB=str(work / "bankwx.db"),
         BANKWX_KEY_FILE=str(work / "master.key"),
@@ -572,7 +577,7 @@ def one_run(args: argparse.Namespace, wrk: str, number: int) -> tuple[list[Figur
     started = time.monotonic()
     m.write_requests(requests, args.messages)
     say(f"run {number}: {args.messages} messages made in {time.monotonic() - started:.1f} s")
-    env = bankwx_env(work)
+    env = bankwx_env(work, lookup=not args.no_lookup)
     servers: dict[str, Server] = {}
     sent: dict[str, int] = {}
     rounds: dict[str, list[Load]] = {}
@@ -698,6 +703,11 @@ def main() -> int:
     parser.add_argument("--load-core", type=int, default=0)
     parser.add_argument("--server-core", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--no-lookup",
+        action="store_true",
+        help="without the follower-state lookup that bankwx otherwise runs for every message",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
     args.targets = args.targets.split(",")
