@@ -1,6 +1,6 @@
 """The progress of follower syncs: one row per account in ``follower_sync`` (the pass under
 way: cursor, phase, counts; the lease of the process running it), and the first load's
-staged list in ``follower_staging``. The tables are created by followers.py's migration.
+staged list in ``follower_staging``. The tables are created by migrations.py.
 """
 
 from __future__ import annotations
