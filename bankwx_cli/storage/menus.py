@@ -14,7 +14,6 @@ from typing import Any
 
 from bankwx_cli.storage.db import Database
 
-CURRENT_STATES = ("live", "partial", "unknown")
 _CURRENT = "state IN ('live', 'partial', 'unknown')"
 _JSON_COLUMNS = ("content", "wechat_answer")
 
