@@ -151,6 +151,17 @@ def test_an_older_store_is_brought_up_to_date(tmp_path: Path) -> None:
     """A store of m0005 gets m0006 to m0008 from the code of today, and the same schema."""
     build_released(tmp_path / "old.db", upto="m0005_menus")
     build_released(tmp_path / "ref.db")
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.execute(
+        "INSERT INTO follower_state (account, openid, subscribed, scene, last_message_at) "
+        "VALUES ('main', 'o1', 1, 'qr', '2026-01-01')"
+    )
+    conn.commit()
+    conn.close()
     store = open_store(tmp_path / "old.db")
-    store.db.close()
+    try:  # m0008 rebuilt follower_state without last_message_at, and kept its rows
+        rows = store.db.all("SELECT account, openid, subscribed, scene FROM follower_state")
+        assert [tuple(r) for r in rows] == [("main", "o1", 1, "qr")]
+    finally:
+        store.db.close()
     assert schema(tmp_path / "old.db") == schema(tmp_path / "ref.db")
