@@ -485,6 +485,8 @@ def m0008_lean_log(db: Database) -> None:
     messages.drop_index("messages_openid")
     messages.drop_index("messages_at")
     messages.create_index(["account", "at", "openid"], index_name="messages_at")
+    # transform rebuilds the table (a copy, then a rename) where the release said ALTER TABLE
+    # DROP COLUMN; the same schema, and it checks the store's foreign keys before it ends.
     db.utils.table("follower_state").transform(drop={"last_message_at"})
 
 
