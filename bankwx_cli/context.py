@@ -129,10 +129,6 @@ class AppContext:
             self._store = open_store(self.settings.db, key=lambda: self.key)
         return self._store
 
-    @property
-    def has_store(self) -> bool:
-        return self._store is not None or self.settings.db.exists()
-
     @cached_property
     def key(self) -> MasterKey:
         """The master key, checked against the store's fingerprint."""

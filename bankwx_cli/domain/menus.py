@@ -15,7 +15,6 @@ it) or rejects it. A rollback restores a version that was live before, and so wa
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +58,6 @@ DELETE = "/cgi-bin/menu/delete"
 ADD_CONDITIONAL = "/cgi-bin/menu/addconditional"
 DEL_CONDITIONAL = "/cgi-bin/menu/delconditional"
 
-TagIdsSource = Callable[["AppContext", str], AbstractSet[str] | None]
 # Where the tag ids of conditional menus are checked against: the registry's tag sources
 # (bankwx_cli/extensions.py). The followers area registers one returning an account's synced
 # tag ids (None when its tags were never synced); with none synced the tag_id warning is skipped.
@@ -454,12 +452,6 @@ def history(app: AppContext, name: str | None, limit: int | None = None) -> list
     """The account's menu versions, newest first."""
     account = _reader_account(app, name)
     return [_version(r) for r in app.store.menu_versions.all(account.name, limit)]
-
-
-def get_version(app: AppContext, name: str | None, version: int) -> MenuVersion:
-    """One version with its content. NotFoundError when there is none."""
-    account = _reader_account(app, name)
-    return _stored(app, account.name, version)
 
 
 def _stored(app: AppContext, account: str, version: int) -> MenuVersion:

@@ -108,10 +108,6 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
 GLOBAL_AREAS = frozenset({"account", "operator", "org", "role", "audit", "store"})
 
 
-def role_names() -> list[str]:
-    return list(ROLES)
-
-
 def role_allows(role: str, permission: str) -> bool:
     _, patterns = ROLES.get(role, ("", ()))
     return any(fnmatchcase(permission, p) for p in patterns)

@@ -6,7 +6,6 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bankwx_cli.errors import ConflictError, StoreError
 from bankwx_cli.keys import MasterKey, Sealer
@@ -23,9 +22,6 @@ from bankwx_cli.storage.outbox import PAYLOADS, Outbox
 from bankwx_cli.storage.sealed import Census
 from bankwx_cli.storage.tags import Tags
 from bankwx_cli.storage.wechat import ApiCalls, Tokens
-
-if TYPE_CHECKING:
-    import sqlite_utils
 
 
 class Store:
@@ -55,11 +51,6 @@ class Store:
         self.outbox = Outbox(db, self.sealer)
         self.broadcasts = Broadcasts(db)
         self.templates = Templates(db)
-
-    @property
-    def utils(self) -> sqlite_utils.Database:
-        """sqlite-utils over the same connection (imported when first used: start-up time)."""
-        return self.db.utils
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -106,7 +106,7 @@ class Database:
 
     @property
     def utils(self) -> sqlite_utils.Database:
-        """sqlite-utils over this connection, for migrations and bulk writes.
+        """sqlite-utils over this connection: the migrations, the follower sync's progress rows.
 
         Imported on first use, never at import time: sqlite-utils costs every command ~50 ms of
         start-up, and a store whose migrations are all applied does not need it.

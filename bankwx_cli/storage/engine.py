@@ -29,65 +29,6 @@ REPLY_PURPOSE = "messages.reply"
 REPLIES = SealedColumn("messages", "reply", REPLY_PURPOSE)
 
 
-def m0003_engine(db: Database) -> None:
-    db.execute(
-        """CREATE TABLE messages (
-            id INTEGER PRIMARY KEY,
-            account TEXT NOT NULL,
-            openid TEXT NOT NULL,
-            direction TEXT NOT NULL,
-            msg_type TEXT NOT NULL,
-            event TEXT NOT NULL DEFAULT '',
-            content TEXT NOT NULL DEFAULT '',
-            msg_id TEXT NOT NULL DEFAULT '',
-            dedup_key TEXT,
-            state TEXT NOT NULL DEFAULT 'done',
-            reply BLOB,
-            route TEXT NOT NULL DEFAULT '',
-            outcome TEXT NOT NULL DEFAULT '',
-            handling_ms REAL,
-            deliveries INTEGER NOT NULL DEFAULT 1,
-            in_reply_to INTEGER,
-            at TEXT NOT NULL,
-            claimed_at REAL
-        )"""
-    )
-    db.execute("CREATE UNIQUE INDEX messages_dedup ON messages(account, dedup_key)")
-    db.execute("CREATE INDEX messages_at ON messages(account, at)")
-    db.execute("CREATE INDEX messages_openid ON messages(account, openid, at)")
-    db.execute(
-        """CREATE TABLE keyword_rules (
-            id INTEGER PRIMARY KEY,
-            account TEXT NOT NULL,
-            pattern TEXT NOT NULL,
-            match TEXT NOT NULL,
-            priority INTEGER NOT NULL DEFAULT 0,
-            reply_kind TEXT,
-            reply TEXT,
-            action TEXT,
-            arg TEXT,
-            created_by TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        )"""
-    )
-    db.execute("CREATE INDEX keyword_rules_account ON keyword_rules(account)")
-    db.execute(
-        """CREATE TABLE follower_state (
-            account TEXT NOT NULL,
-            openid TEXT NOT NULL,
-            subscribed INTEGER,
-            subscribe_at TEXT,
-            unsubscribe_at TEXT,
-            scene TEXT,
-            latitude REAL,
-            longitude REAL,
-            location_at TEXT,
-            last_message_at TEXT,
-            PRIMARY KEY (account, openid)
-        )"""
-    )
-
-
 @dataclass(frozen=True)
 class Claim:
     """The outcome of claiming an inbound message."""
@@ -98,22 +39,6 @@ class Claim:
     reply: bytes | None
     deliveries: int
     claimed_at: float | None
-
-
-def m0008_lean_log(db: Database) -> None:
-    """The conversation log without a per-follower index (issue 9).
-
-    ``messages_openid`` put every callback's rows at a random place of a B-tree (followers
-    write in no order): a page written to the WAL and checkpointed per message, most of the
-    receiver's store cost. A follower's messages are found through ``messages_at``, which now
-    carries the openid: appended in time order, and a lookup scans the index (not the table)
-    from the newest entry back, to ``--since`` when given. ``follower_state.last_message_at``
-    (written per message, read nowhere) goes for the same reason: the log holds it.
-    """
-    db.execute("DROP INDEX messages_openid")
-    db.execute("DROP INDEX messages_at")
-    db.execute("CREATE INDEX messages_at ON messages(account, at, openid)")
-    db.execute("ALTER TABLE follower_state DROP COLUMN last_message_at")
 
 
 class Messages:

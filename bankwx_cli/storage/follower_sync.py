@@ -1,6 +1,6 @@
 """The progress of follower syncs: one row per account in ``follower_sync`` (the pass under
 way: cursor, phase, counts; the lease of the process running it), and the first load's
-staged list in ``follower_staging``. The tables are created by followers.py's migration.
+staged list in ``follower_staging``. The tables are created by migrations.py.
 """
 
 from __future__ import annotations
@@ -15,6 +15,12 @@ class FollowerSync:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def _upsert(self, table: str, row: dict[str, Any], pk: str | tuple[str, ...]) -> None:
+        """Insert the row, or set the columns it gives of the row with its key (sqlite-utils:
+        one row a page of the follower list, where its lookups of the table cost nothing)."""
+        with self.db._lock:
+            self.db.utils.table(table).upsert(row, pk=pk)
+
     # --- sync progress ------------------------------------------------------------------------
 
     def sync_state(self, account: str) -> dict[str, Any] | None:
@@ -22,25 +28,14 @@ class FollowerSync:
         return None if row is None else dict(row)
 
     def save_sync_state(self, account: str, values: dict[str, Any]) -> None:
-        cols = ", ".join(values)
-        params = ", ".join(f":{k}" for k in values)
-        sets = ", ".join(f"{k} = excluded.{k}" for k in values)
-        self.db.execute(
-            f"INSERT INTO follower_sync (account, {cols}) VALUES (:account, {params}) "  # noqa: S608 - our columns
-            f"ON CONFLICT (account) DO UPDATE SET {sets}",
-            {"account": account, **values},
-        )
+        self._upsert("follower_sync", {"account": account, **values}, "account")
 
     # --- the first load of an account: the list staged, then written in openid order -----------
 
     def stage_page(self, account: str, pass_no: int, page: int, openids: Sequence[str]) -> None:
         """Keep a page of the follower list (one row a page) until its profiles are written."""
-        self.db.execute(
-            "INSERT INTO follower_staging (account, pass_no, page, openids) "
-            "VALUES (:a, :p, :n, :o) ON CONFLICT (account, pass_no, page) DO UPDATE "
-            "SET openids = excluded.openids",
-            {"a": account, "p": pass_no, "n": page, "o": "\n".join(openids)},
-        )
+        row = {"account": account, "pass_no": pass_no, "page": page, "openids": "\n".join(openids)}
+        self._upsert("follower_staging", row, ("account", "pass_no", "page"))
 
     def staged(self, account: str, pass_no: int) -> list[str]:
         """Every openid staged for the pass, sorted, once each."""

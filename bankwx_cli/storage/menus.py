@@ -14,36 +14,8 @@ from typing import Any
 
 from bankwx_cli.storage.db import Database
 
-CURRENT_STATES = ("live", "partial", "unknown")
 _CURRENT = "state IN ('live', 'partial', 'unknown')"
 _JSON_COLUMNS = ("content", "wechat_answer")
-
-
-def m0005_menus(db: Database) -> None:
-    db.execute(
-        """CREATE TABLE menu_versions (
-            id INTEGER PRIMARY KEY,
-            account TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            state TEXT NOT NULL,
-            content TEXT NOT NULL,
-            hash TEXT NOT NULL,
-            source TEXT NOT NULL DEFAULT '',
-            rollback_of INTEGER,
-            created_by TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            decided_by TEXT,
-            decided_at TEXT,
-            reason TEXT,
-            deployed_by TEXT,
-            deployed_at TEXT,
-            wechat_answer TEXT,
-            note TEXT NOT NULL DEFAULT '',
-            updated_at TEXT NOT NULL,
-            UNIQUE (account, version)
-        )"""
-    )
-    db.execute("CREATE INDEX menu_versions_state ON menu_versions(account, state)")
 
 
 def _row(row: sqlite3.Row) -> dict[str, Any]:

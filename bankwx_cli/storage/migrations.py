@@ -1,11 +1,17 @@
 """Numbered schema migrations, applied in order on open, each in its own transaction.
 
 Never edit a migration once released; add a new one. A store that has applied a migration this
-code does not know is newer than the code and is refused.
+code does not know is newer than the code and is refused. ``tests/storage/test_migrations.py``
+holds the statements of m0001 to m0008 as first released and checks that these functions make
+the same schema, column for column and index for index.
 
-Opening a store whose migrations are all applied must stay cheap (every command does it): a
-migration that uses sqlite-utils takes it from ``db.utils``, imported on first use, never from a
-module-level ``import sqlite_utils`` here or in the modules that define migrations.
+Tables are created and changed with sqlite-utils (``create``, ``create_index``,
+``add_column``, ``transform``), taken from ``db.utils``: imported on first use, never by a
+module-level ``import sqlite_utils`` here, because opening a store whose migrations are all
+applied must stay cheap (every command does it). A piece that sqlite-utils cannot express
+exactly stays a statement, with the reason beside it; today that is a UNIQUE constraint inside
+CREATE TABLE (``create`` has no parameter for one, and a separate unique index would be a
+different index in the schema than the constraint released).
 """
 
 from __future__ import annotations
@@ -14,24 +20,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bankwx_cli.errors import StoreError
-from bankwx_cli.storage.broadcasts import m0007_broadcasts
 from bankwx_cli.storage.db import Database
-from bankwx_cli.storage.engine import m0003_engine, m0008_lean_log
-from bankwx_cli.storage.followers import m0006_followers
-from bankwx_cli.storage.menus import m0005_menus
-from bankwx_cli.storage.outbox import m0004_outbox
-from bankwx_cli.storage.wechat import m0002_wechat
 
 Migration = Callable[[Database], None]
 
+# Column types, as sqlite-utils names them (it maps float to REAL, bytes to BLOB).
+TEXT, INTEGER, REAL, BLOB = str, int, float, bytes
+
 
 def m0001_foundation(db: Database) -> None:
-    db.execute(
-        """CREATE TABLE meta (
-            key TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        )"""
-    )
+    utils = db.utils
+    utils.table("meta").create({"key": TEXT, "value": TEXT}, pk="key", not_null={"value"})
+    # accounts, orgs, operators: their UNIQUE (name) constraint is not expressible (see above).
     db.execute(
         """CREATE TABLE accounts (
             id INTEGER PRIMARY KEY,
@@ -70,20 +70,424 @@ def m0001_foundation(db: Database) -> None:
             updated_at TEXT NOT NULL
         )"""
     )
+    audit = ("at", "operator", "action", "target", "params", "outcome", "prev_hash", "hash")
+    utils.table("audit").create(
+        {"id": INTEGER, **dict.fromkeys(audit, TEXT)}, pk="id", not_null=set(audit)
+    )
+    utils.table("audit").create_index(["at"], index_name="audit_at")
+
+
+def m0002_wechat(db: Database) -> None:
+    utils = db.utils
+    utils.table("tokens").create(
+        {
+            "appid": TEXT,
+            "token_enc": BLOB,
+            "expires_at": REAL,
+            "fetched_at": REAL,
+            "lease_holder": TEXT,
+            "lease_until": REAL,
+        },
+        pk="appid",
+    )
+    utils.table("api_calls").create(
+        {
+            "appid": TEXT,
+            "endpoint": TEXT,
+            "bucket": TEXT,
+            "outcome": TEXT,
+            "errcode": INTEGER,
+            "calls": INTEGER,
+            "total_ms": REAL,
+            "max_ms": REAL,
+        },
+        pk=("appid", "endpoint", "bucket", "outcome", "errcode"),
+        not_null={
+            "appid",
+            "endpoint",
+            "bucket",
+            "outcome",
+            "errcode",
+            "calls",
+            "total_ms",
+            "max_ms",
+        },
+        defaults={"errcode": 0},
+    )
+
+
+def m0003_engine(db: Database) -> None:
+    utils = db.utils
+    messages = utils.table("messages")
+    messages.create(
+        {
+            "id": INTEGER,
+            "account": TEXT,
+            "openid": TEXT,
+            "direction": TEXT,
+            "msg_type": TEXT,
+            "event": TEXT,
+            "content": TEXT,
+            "msg_id": TEXT,
+            "dedup_key": TEXT,
+            "state": TEXT,
+            "reply": BLOB,
+            "route": TEXT,
+            "outcome": TEXT,
+            "handling_ms": REAL,
+            "deliveries": INTEGER,
+            "in_reply_to": INTEGER,
+            "at": TEXT,
+            "claimed_at": REAL,
+        },
+        pk="id",
+        not_null={
+            "account",
+            "openid",
+            "direction",
+            "msg_type",
+            "event",
+            "content",
+            "msg_id",
+            "state",
+            "route",
+            "outcome",
+            "deliveries",
+            "at",
+        },
+        defaults={
+            "event": "",
+            "content": "",
+            "msg_id": "",
+            "state": "done",
+            "route": "",
+            "outcome": "",
+            "deliveries": 1,
+        },
+    )
+    messages.create_index(["account", "dedup_key"], index_name="messages_dedup", unique=True)
+    messages.create_index(["account", "at"], index_name="messages_at")
+    messages.create_index(["account", "openid", "at"], index_name="messages_openid")
+    rules = utils.table("keyword_rules")
+    rules.create(
+        {
+            "id": INTEGER,
+            "account": TEXT,
+            "pattern": TEXT,
+            "match": TEXT,
+            "priority": INTEGER,
+            "reply_kind": TEXT,
+            "reply": TEXT,
+            "action": TEXT,
+            "arg": TEXT,
+            "created_by": TEXT,
+            "created_at": TEXT,
+        },
+        pk="id",
+        not_null={"account", "pattern", "match", "priority", "created_by", "created_at"},
+        defaults={"priority": 0},
+    )
+    rules.create_index(["account"], index_name="keyword_rules_account")
+    utils.table("follower_state").create(
+        {
+            "account": TEXT,
+            "openid": TEXT,
+            "subscribed": INTEGER,
+            "subscribe_at": TEXT,
+            "unsubscribe_at": TEXT,
+            "scene": TEXT,
+            "latitude": REAL,
+            "longitude": REAL,
+            "location_at": TEXT,
+            "last_message_at": TEXT,
+        },
+        pk=("account", "openid"),
+        not_null={"account", "openid"},
+    )
+
+
+def m0004_outbox(db: Database) -> None:
+    utils = db.utils
+    # The table's UNIQUE (account, idempotency_key) constraint is not expressible (see above).
     db.execute(
-        """CREATE TABLE audit (
+        """CREATE TABLE outbox (
             id INTEGER PRIMARY KEY,
-            at TEXT NOT NULL,
-            operator TEXT NOT NULL,
-            action TEXT NOT NULL,
-            target TEXT NOT NULL,
-            params TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            prev_hash TEXT NOT NULL,
-            hash TEXT NOT NULL
+            account TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            lane TEXT NOT NULL,
+            lane_rank INTEGER NOT NULL,
+            openid TEXT,
+            payload TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            source TEXT,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            first_attempt_at REAL,
+            claimed_by TEXT,
+            wechat_msgid TEXT,
+            delivery_status TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (account, idempotency_key)
         )"""
     )
-    db.execute("CREATE INDEX audit_at ON audit(at)")
+    outbox = utils.table("outbox")
+    outbox.create_index(["state", "lane_rank", "next_attempt_at"], index_name="outbox_due")
+    outbox.create_index(["source", "state"], index_name="outbox_source")
+    outbox.create_index(["account", "wechat_msgid"], index_name="outbox_msgid")
+    utils.table("outbox_pauses").create(
+        {"account": TEXT, "lane": TEXT, "paused_by": TEXT, "paused_at": TEXT},
+        pk=("account", "lane"),
+        not_null={"account", "lane", "paused_by", "paused_at"},
+    )
+    utils.table("rate_budget").create(
+        {"account": TEXT, "endpoint": TEXT, "window": INTEGER, "used": INTEGER},
+        pk=("account", "endpoint"),
+        not_null={"account", "endpoint", "window", "used"},
+    )
+    utils.table("dispatchers").create(
+        {"holder": TEXT, "host": TEXT, "pid": INTEGER, "heartbeat_at": REAL},
+        pk="holder",
+        not_null={"host", "pid", "heartbeat_at"},
+    )
+
+
+def m0005_menus(db: Database) -> None:
+    # The table's UNIQUE (account, version) constraint is not expressible (see above).
+    db.execute(
+        """CREATE TABLE menu_versions (
+            id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            content TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            rollback_of INTEGER,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            decided_by TEXT,
+            decided_at TEXT,
+            reason TEXT,
+            deployed_by TEXT,
+            deployed_at TEXT,
+            wechat_answer TEXT,
+            note TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL,
+            UNIQUE (account, version)
+        )"""
+    )
+    db.utils.table("menu_versions").create_index(
+        ["account", "state"], index_name="menu_versions_state"
+    )
+
+
+def m0006_followers(db: Database) -> None:
+    utils = db.utils
+    followers = utils.table("followers")
+    followers.create(
+        {
+            "account": TEXT,
+            "openid": TEXT,
+            "subscribed": INTEGER,
+            "subscribe_at": TEXT,
+            "subscribe_scene": TEXT,
+            "qr_scene": INTEGER,
+            "qr_scene_str": TEXT,
+            "language": TEXT,
+            "remark": TEXT,
+            "unionid": TEXT,
+            "blacklisted": INTEGER,
+            "unsubscribe_at": TEXT,
+            "profile_at": TEXT,
+            "listed_at": TEXT,
+            "seen_pass": INTEGER,
+            "list_seq": INTEGER,
+        },
+        pk=("account", "openid"),
+        not_null={
+            "account",
+            "openid",
+            "subscribed",
+            "blacklisted",
+            "listed_at",
+            "seen_pass",
+            "list_seq",
+        },
+        defaults={"subscribed": 1, "blacklisted": 0, "seen_pass": 0, "list_seq": 0},
+    )
+    followers.create_index(["account", "list_seq"], index_name="followers_list_seq")
+    follower_tags = utils.table("follower_tags")
+    follower_tags.create(
+        {"account": TEXT, "tag_id": INTEGER, "openid": TEXT},
+        pk=("account", "tag_id", "openid"),
+        not_null={"account", "tag_id", "openid"},
+    )
+    follower_tags.create_index(["account", "openid"], index_name="follower_tags_openid")
+    utils.table("tags").create(
+        {"account": TEXT, "tag_id": INTEGER, "name": TEXT, "count": INTEGER, "synced_at": TEXT},
+        pk=("account", "tag_id"),
+        not_null={"account", "tag_id", "name", "count", "synced_at"},
+        defaults={"count": 0},
+    )
+    counts = ("pages", "listed", "new", "total", "profiles", "unsubscribed")
+    utils.table("follower_sync").create(
+        {
+            "account": TEXT,
+            "pass_no": INTEGER,
+            "kind": TEXT,
+            "phase": TEXT,
+            "cursor": TEXT,
+            "tail": TEXT,
+            **dict.fromkeys(counts, INTEGER),
+            "started_at": TEXT,
+            "updated_at": TEXT,
+            "finished_at": TEXT,
+            "last_full_at": TEXT,
+            "holder": TEXT,
+            "heartbeat_at": REAL,
+            "first_load": INTEGER,
+        },
+        pk="account",
+        not_null={
+            "pass_no",
+            "kind",
+            "phase",
+            "cursor",
+            "tail",
+            "pages",
+            "listed",
+            "new",
+            "profiles",
+            "unsubscribed",
+            "first_load",
+        },
+        defaults={
+            "pass_no": 0,
+            "kind": "full",
+            "phase": "done",
+            "cursor": "",
+            "tail": "",
+            "pages": 0,
+            "listed": 0,
+            "new": 0,
+            "profiles": 0,
+            "unsubscribed": 0,
+            "first_load": 0,
+        },
+    )
+    utils.table("follower_staging").create(
+        {"account": TEXT, "pass_no": INTEGER, "page": INTEGER, "openids": TEXT},
+        pk=("account", "pass_no", "page"),
+        not_null={"account", "pass_no", "page", "openids"},
+    )
+
+
+def m0007_broadcasts(db: Database) -> None:
+    utils = db.utils
+    who_when = ("submitted", "approved", "rejected")
+    broadcasts = utils.table("broadcasts")
+    broadcasts.create(
+        {
+            "id": INTEGER,
+            "account": TEXT,
+            "title": TEXT,
+            "content_kind": TEXT,
+            "content": TEXT,
+            "audience_kind": TEXT,
+            "audience": TEXT,
+            "audience_size": INTEGER,
+            "scheduled_at": TEXT,
+            "state": TEXT,
+            "content_hash": TEXT,
+            "approved_hash": TEXT,
+            "created_by": TEXT,
+            "created_at": TEXT,
+            **{f"{w}_{p}": TEXT for w in who_when for p in ("by", "at")},
+            "reject_reason": TEXT,
+            "started_at": TEXT,
+            "expanded_at": TEXT,
+            "finished_at": TEXT,
+            "cancelled_by": TEXT,
+            "cancelled_at": TEXT,
+            "results": TEXT,
+            "updated_at": TEXT,
+        },
+        pk="id",
+        not_null={
+            "account",
+            "title",
+            "content_kind",
+            "content",
+            "audience_kind",
+            "audience",
+            "audience_size",
+            "state",
+            "content_hash",
+            "created_by",
+            "created_at",
+            "results",
+            "updated_at",
+        },
+        defaults={"title": "", "audience_size": 0, "results": "{}"},
+    )
+    broadcasts.create_index(["state", "scheduled_at"], index_name="broadcasts_due")
+    utils.table("broadcast_openids").create(
+        {"broadcast_id": INTEGER, "openid": TEXT},
+        pk=("broadcast_id", "openid"),
+        not_null={"broadcast_id", "openid"},
+        foreign_keys=[("broadcast_id", "broadcasts", "id")],
+    )
+    utils.table("templates").create(
+        {
+            "account": TEXT,
+            "template_id": TEXT,
+            "title": TEXT,
+            "content": TEXT,
+            "example": TEXT,
+            "primary_industry": TEXT,
+            "deputy_industry": TEXT,
+            "synced_at": TEXT,
+        },
+        pk=("account", "template_id"),
+        not_null={
+            "account",
+            "template_id",
+            "title",
+            "content",
+            "example",
+            "primary_industry",
+            "deputy_industry",
+            "synced_at",
+        },
+        defaults={"example": "", "primary_industry": "", "deputy_industry": ""},
+    )
+    utils.table("mass_receipts").create(
+        {"account": TEXT, "month": TEXT, "openid": TEXT, "receipts": INTEGER},
+        pk=("account", "month", "openid"),
+        not_null={"account", "month", "openid", "receipts"},
+    )
+
+
+def m0008_lean_log(db: Database) -> None:
+    """The conversation log without a per-follower index (issue 9).
+
+    ``messages_openid`` put every callback's rows at a random place of a B-tree (followers
+    write in no order): a page written to the WAL and checkpointed per message, most of the
+    receiver's store cost. A follower's messages are found through ``messages_at``, which now
+    carries the openid: appended in time order, and a lookup scans the index (not the table)
+    from the newest entry back, to ``--since`` when given. ``follower_state.last_message_at``
+    (written per message, read nowhere) goes for the same reason: the log holds it.
+    """
+    messages = db.utils.table("messages")
+    messages.drop_index("messages_openid")
+    messages.drop_index("messages_at")
+    messages.create_index(["account", "at", "openid"], index_name="messages_at")
+    # transform rebuilds the table (a copy, then a rename) where the release said ALTER TABLE
+    # DROP COLUMN; the same schema, and it checks the store's foreign keys before it ends.
+    db.utils.table("follower_state").transform(drop={"last_message_at"})
 
 
 MIGRATIONS: list[tuple[str, Migration]] = [

@@ -37,62 +37,6 @@ PAYLOADS = SealedColumn(
 LANES = ("reply", "alert", "agent", "broadcast")
 
 
-def m0004_outbox(db: Database) -> None:
-    db.execute(
-        """CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY,
-            account TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            lane TEXT NOT NULL,
-            lane_rank INTEGER NOT NULL,
-            openid TEXT,
-            payload TEXT NOT NULL,
-            idempotency_key TEXT NOT NULL,
-            source TEXT,
-            state TEXT NOT NULL DEFAULT 'pending',
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at REAL NOT NULL,
-            first_attempt_at REAL,
-            claimed_by TEXT,
-            wechat_msgid TEXT,
-            delivery_status TEXT,
-            last_error TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            UNIQUE (account, idempotency_key)
-        )"""
-    )
-    db.execute("CREATE INDEX outbox_due ON outbox(state, lane_rank, next_attempt_at)")
-    db.execute("CREATE INDEX outbox_source ON outbox(source, state)")
-    db.execute("CREATE INDEX outbox_msgid ON outbox(account, wechat_msgid)")
-    db.execute(
-        """CREATE TABLE outbox_pauses (
-            account TEXT NOT NULL,
-            lane TEXT NOT NULL,
-            paused_by TEXT NOT NULL,
-            paused_at TEXT NOT NULL,
-            PRIMARY KEY (account, lane)
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE rate_budget (
-            account TEXT NOT NULL,
-            endpoint TEXT NOT NULL,
-            window INTEGER NOT NULL,
-            used INTEGER NOT NULL,
-            PRIMARY KEY (account, endpoint)
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE dispatchers (
-            holder TEXT PRIMARY KEY,
-            host TEXT NOT NULL,
-            pid INTEGER NOT NULL,
-            heartbeat_at REAL NOT NULL
-        )"""
-    )
-
-
 class Outbox:
     def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
         self.db = db

@@ -1,7 +1,7 @@
 """The account's follower tags, as WeChat last listed them (``bankwx tag``).
 
 Which follower holds which tag (``follower_tags``) is in followers.py; the tables are created
-by its migration.
+by migrations.py.
 """
 
 from __future__ import annotations

@@ -7,32 +7,6 @@ from typing import Any
 from bankwx_cli.storage.db import Database
 
 
-def m0002_wechat(db: Database) -> None:
-    db.execute(
-        """CREATE TABLE tokens (
-            appid TEXT PRIMARY KEY,
-            token_enc BLOB,
-            expires_at REAL,
-            fetched_at REAL,
-            lease_holder TEXT,
-            lease_until REAL
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE api_calls (
-            appid TEXT NOT NULL,
-            endpoint TEXT NOT NULL,
-            bucket TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            errcode INTEGER NOT NULL DEFAULT 0,
-            calls INTEGER NOT NULL,
-            total_ms REAL NOT NULL,
-            max_ms REAL NOT NULL,
-            PRIMARY KEY (appid, endpoint, bucket, outcome, errcode)
-        )"""
-    )
-
-
 class Tokens:
     def __init__(self, db: Database) -> None:
         self.db = db

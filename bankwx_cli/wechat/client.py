@@ -248,9 +248,6 @@ class WeChatClient:
     def callback_ips(self) -> list[str]:
         return list(self.get("/cgi-bin/getcallbackip").get("ip_list", []))
 
-    def send_custom(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.post("/cgi-bin/message/custom/send", body)
-
     def close(self) -> None:
         self.session.close()
 

@@ -1,0 +1,167 @@
+"""The migrations, written with sqlite-utils, make the schema their released statements made.
+
+``data/migrations_v8.sql`` holds the statements of m0001 to m0008 as first released. A store
+built from them and a store built by the migrations of today must have the same tables,
+columns (type, default, NOT NULL, primary key), indexes (name, columns, uniqueness, origin)
+and foreign keys: compared through PRAGMAs, since the CREATE text differs in its formatting.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bankwx_cli.storage import migrations, open_store
+from bankwx_cli.storage.db import Database
+
+RELEASED = Path(__file__).parent / "data" / "migrations_v8.sql"
+
+
+def released() -> dict[str, list[str]]:
+    """The released statements, migration by migration."""
+    found: dict[str, list[str]] = {}
+    name = ""
+    for part in re.split(r"^-- migration: (\w+)$", RELEASED.read_text(), flags=re.M)[1:]:
+        if not name:
+            name = part
+            continue
+        found[name] = [s.strip() for s in part.split(";") if s.strip()]
+        name = ""
+    return found
+
+
+def build_released(path: Path, upto: str = "m0008_lean_log") -> None:
+    """A store made by the released migrations, up to and including ``upto``."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    for name, statements in released().items():
+        conn.execute("BEGIN")
+        for sql in statements:
+            conn.execute(sql)
+        conn.execute("INSERT INTO _migrations VALUES (?, '2026-01-01T00:00:00.000000Z')", [name])
+        conn.execute("COMMIT")
+        if name == upto:
+            break
+    conn.close()
+
+
+def schema(path: Path) -> dict[str, Any]:
+    """The schema as SQLite reports it, without the formatting of its CREATE text."""
+    conn = sqlite3.connect(path)
+    try:
+        out: dict[str, Any] = {}
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        for table in tables:
+            kind = conn.execute("SELECT type, ncol, wr, strict FROM pragma_table_list(?)", [table])
+            indexes = {}
+            for _, index, unique, origin, partial in conn.execute(f"PRAGMA index_list('{table}')"):
+                columns = [
+                    tuple(r)
+                    for r in conn.execute(f"PRAGMA index_xinfo('{index}')")
+                    if r[5]  # key columns only
+                ]
+                indexes[index] = (unique, origin, partial, columns)
+            out[table] = {
+                "kind": kind.fetchall(),
+                "columns": conn.execute(f"PRAGMA table_xinfo('{table}')").fetchall(),
+                "indexes": indexes,
+                "foreign_keys": conn.execute(f"PRAGMA foreign_key_list('{table}')").fetchall(),
+            }
+        out["_views_triggers"] = conn.execute(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('view', 'trigger') ORDER BY name"
+        ).fetchall()
+        return out
+    finally:
+        conn.close()
+
+
+def test_the_released_data_names_every_migration() -> None:
+    assert list(released()) == [name for name, _ in migrations.MIGRATIONS]
+
+
+def test_a_new_store_has_the_released_schema(tmp_path: Path) -> None:
+    build_released(tmp_path / "old.db")
+    open_store(tmp_path / "new.db", create=True).db.close()
+    old, new = schema(tmp_path / "old.db"), schema(tmp_path / "new.db")
+    assert sorted(old) == sorted(new)
+    for table in old:
+        assert new[table] == old[table], table
+    assert "followers" in new and new["followers"]["indexes"]  # the comparison saw something
+
+
+@pytest.mark.parametrize("name", [name for name, _ in migrations.MIGRATIONS])
+def test_each_migration_makes_what_its_released_statements_made(tmp_path: Path, name: str) -> None:
+    """Migration by migration: the released ones up to the one before, then this one, either
+    released or as written today."""
+    names = [n for n, _ in migrations.MIGRATIONS]
+    before = names[names.index(name) - 1] if names.index(name) else None
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    build_released(old, upto=name)
+    if before is None:
+        sqlite3.connect(new).close()
+    else:
+        build_released(new, upto=before)
+    db = Database(new)
+    try:
+        with db.transaction():
+            dict(migrations.MIGRATIONS)[name](db)
+    finally:
+        db.close()
+    old_schema, new_schema = schema(old), schema(new)
+    old_schema.pop("_migrations", None)
+    new_schema.pop("_migrations", None)
+    assert new_schema == old_schema
+
+
+def test_a_store_made_by_the_released_migrations_opens_without_running_any(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    build_released(path)
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO followers (account, openid, listed_at) VALUES ('main', 'o1', '2026')")
+    conn.commit()
+    conn.close()
+    before = schema(path)
+    store = open_store(path)
+    try:
+        applied = store.db.all("SELECT name, applied_at FROM _migrations ORDER BY name")
+        assert [tuple(r) for r in applied] == [
+            (name, "2026-01-01T00:00:00.000000Z") for name, _ in migrations.MIGRATIONS
+        ]
+        assert store.db.scalar("SELECT count(*) FROM followers") == 1
+    finally:
+        store.db.close()
+    assert schema(path) == before
+
+
+def test_an_older_store_is_brought_up_to_date(tmp_path: Path) -> None:
+    """A store of m0005 gets m0006 to m0008 from the code of today, and the same schema."""
+    build_released(tmp_path / "old.db", upto="m0005_menus")
+    build_released(tmp_path / "ref.db")
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.execute(
+        "INSERT INTO follower_state (account, openid, subscribed, scene, last_message_at) "
+        "VALUES ('main', 'o1', 1, 'qr', '2026-01-01')"
+    )
+    conn.commit()
+    conn.close()
+    store = open_store(tmp_path / "old.db")
+    try:  # m0008 rebuilt follower_state without last_message_at, and kept its rows
+        rows = store.db.all("SELECT account, openid, subscribed, scene FROM follower_state")
+        assert [tuple(r) for r in rows] == [("main", "o1", 1, "qr")]
+    finally:
+        store.db.close()
+    assert schema(tmp_path / "old.db") == schema(tmp_path / "ref.db")
