@@ -145,6 +145,9 @@ class Cli:
             sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
             return
         cols = list(columns) if columns else (list(data[0]) if data else [])
+        if not cols:  # nothing, and no columns to head a CSV with
+            self.say(empty)
+            return
         if chosen == "csv":
             import csv
             import io
@@ -182,20 +185,25 @@ class Cli:
         fmt: Fmt | str | None = None,
         title: str | None = None,
         say: str | None = None,
+        show: Any = None,
     ) -> None:
         """Render one thing: a JSON object, or a two-column field/value table.
 
         With ``say`` (an outcome, such as a batch's summary line), the formats for people
-        show that line on stderr instead of the table; JSON still gets the object.
+        show that line on stderr instead of the table; JSON still gets the object. With
+        ``show`` too, they show the line and then ``show``'s table (``item`` itself, say).
         """
         chosen = self.fmt(fmt)
-        row = to_row(item)
         if chosen == "json":
+            row = to_row(item)
             sys.stdout.write(json.dumps(row, ensure_ascii=False, indent=2, default=str) + "\n")
             return
         if say is not None:
             self.say(say)
-            return
+            if show is None:
+                return
+            item = show
+        row = to_row(item)
         if chosen == "csv":
             self.render([row], fmt=chosen)
             return

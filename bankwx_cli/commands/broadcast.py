@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from bankwx_cli.clock import parse_user_time
-from bankwx_cli.commands._cli import AccountOption, Cli, FormatOption, YesOption, get_cli
+from bankwx_cli.commands._cli import AccountOption, Cli, Fmt, FormatOption, YesOption, get_cli
 from bankwx_cli.domain import broadcasts
 from bankwx_cli.domain.outbox import Report
+from bankwx_cli.models import Broadcast
 
 app = typer.Typer(
     help="Broadcasts: create, preview, submit, approve, send (now or by cron), track.",
@@ -32,16 +33,10 @@ LIST_COLUMNS = [
 ]
 
 
-def _show(cli: Cli, shown: dict[str, Any], fmt: Any, message: str | None = None) -> None:
-    if cli.fmt(fmt) == "json":
-        cli.render_one(shown, fmt=fmt)
-    else:
-        if message:
-            cli.say(message)
-        cli.render_one(shown, fmt=fmt)
-    warning = shown.get("allowance_warning")
-    if warning:
-        cli.warn(warning)
+def _show(cli: Cli, shown: Broadcast, fmt: Fmt | None, message: str | None = None) -> None:
+    cli.render_one(shown, fmt=fmt, say=message, show=shown)
+    if shown.allowance_warning:
+        cli.warn(shown.allowance_warning)
 
 
 @app.command(
@@ -94,13 +89,14 @@ def create(
         at=parse_user_time(at, "--at") if at else None,
         title=title,
     )
-    when = f", scheduled for {shown['scheduled_at']}" if shown["scheduled_at"] else ""
+    scheduled = shown.scheduled_for_people
+    when = f", scheduled for {scheduled}" if scheduled else ""
     _show(
         cli,
         shown,
         fmt,
-        f"Created broadcast {shown['id']} ({shown['audience_size']} "
-        f"followers{when}). Next: bankwx broadcast submit {shown['id']}.",
+        f"Created broadcast {shown.id} ({shown.audience_size} "
+        f"followers{when}). Next: bankwx broadcast submit {shown.id}.",
     )
 
 
@@ -150,7 +146,7 @@ def approve(
     """Approve a submitted broadcast (never one you created)."""
     cli = get_cli(ctx)
     shown = broadcasts.approve(cli.app, broadcast_id, cli.with_account(account))
-    when = shown["scheduled_at"] or "as soon as bankwx broadcast run-due (or send) runs"
+    when = shown.scheduled_for_people or "as soon as bankwx broadcast run-due (or send) runs"
     _show(cli, shown, fmt, f"Approved broadcast {broadcast_id}; it goes out {when}.")
 
 
@@ -192,10 +188,7 @@ def preview(
     """Send the broadcast to one test follower (the account's preview list only)."""
     cli = get_cli(ctx)
     result = broadcasts.preview(cli.app, broadcast_id, to, cli.with_account(account))
-    if cli.fmt(fmt) == "json":
-        cli.render_one(result, fmt=fmt)
-    else:
-        cli.say(f"Sent a preview of broadcast {broadcast_id} to {to}.")
+    cli.render_one(result, fmt=fmt, say=f"Sent a preview of broadcast {broadcast_id} to {to}.")
 
 
 def _report(cli: Cli, report: Report) -> None:
@@ -220,9 +213,7 @@ def send(
     """
     cli = get_cli(ctx)
     shown = broadcasts.show_to_send(cli.app, broadcast_id, cli.with_account(account))
-    cli.confirm(
-        f"Send broadcast {broadcast_id} to {shown['audience_size']} followers now?", yes=yes
-    )
+    cli.confirm(f"Send broadcast {broadcast_id} to {shown.audience_size} followers now?", yes=yes)
     with cli.progress(f"broadcast {broadcast_id}", None) as bar:
         state = {"done": 0}
 
@@ -232,9 +223,11 @@ def send(
             state["done"] = done
 
         result, report = broadcasts.send(cli.app, broadcast_id, cli.with_account(account), progress)
-    if cli.fmt(fmt) == "json":
-        cli.render_one(broadcasts.status(cli.app, broadcast_id), fmt=fmt)
-    cli.say(f"Broadcast {broadcast_id}: {result['state']}.")
+    cli.render_one(
+        broadcasts.status(cli.app, broadcast_id),
+        fmt=fmt,
+        say=f"Broadcast {broadcast_id}: {result.state}.",
+    )
     _report(cli, report)
 
 
@@ -246,11 +239,8 @@ def run_due(ctx: typer.Context, fmt: FormatOption = None) -> None:
     """
     cli = get_cli(ctx)
     done, report = broadcasts.run_due(cli.app)
-    rows = [{"id": b["id"], "account": b["account"], "state": b["state"]} for b in done]
-    if rows or cli.fmt(fmt) == "json":
-        cli.render(rows, fmt=fmt)
-    else:
-        cli.say("No broadcast is due.")
+    rows = [{"id": b.id, "account": b.account, "state": b.state} for b in done]
+    cli.render(rows, fmt=fmt, empty="No broadcast is due.")
     _report(cli, report)
 
 
