@@ -113,6 +113,22 @@ class Account:
     updated_at: str = ""
     id: int = 0
 
+    def to_json(self) -> dict[str, Any]:
+        """The shape of ``bankwx account show`` (and of list, add, update)."""
+        return {
+            "name": self.name,
+            "appid": self.appid,
+            "original_id": self.original_id,
+            "type": self.type,
+            "mode": self.mode,
+            "token_mode": self.token_mode,
+            "welcome": self.welcome,
+            "default_reply": self.default_reply,
+            "settings": self.settings,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
 
 @dataclass(frozen=True)
 class AccountSecrets:
