@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,6 +13,9 @@ from bankwx_cli.commands._cli import AccountOption, Cli, Fmt, FormatOption, YesO
 from bankwx_cli.domain import broadcasts
 from bankwx_cli.domain.outbox import Report
 from bankwx_cli.models import Broadcast
+
+if TYPE_CHECKING:
+    from bankwx_cli.context import AppContext
 
 app = typer.Typer(
     help="Broadcasts: create, preview, submit, approve, send (now or by cron), track.",
@@ -123,31 +127,48 @@ def edit(
     _show(cli, shown, fmt, f"Broadcast {broadcast_id} is a draft again; submit it for approval.")
 
 
-@app.command(epilog="Examples:\n\n  bankwx broadcast submit 7")
-def submit(
-    ctx: typer.Context,
-    broadcast_id: IdArgument,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
+def _step(
+    name: str,
+    example: str,
+    doc: str,
+    act: Callable[[AppContext, int, str | None], Broadcast],
+    said: Callable[[Broadcast], str],
 ) -> None:
-    """Submit a draft for approval by another operator."""
-    cli = get_cli(ctx)
-    shown = broadcasts.submit(cli.app, broadcast_id, cli.with_account(account))
-    _show(cli, shown, fmt, f"Broadcast {broadcast_id} awaits approval.")
+    """A command that moves a broadcast one step (submit, approve, cancel) and shows it."""
+
+    def command(
+        ctx: typer.Context,
+        broadcast_id: IdArgument,
+        account: AccountOption = None,
+        fmt: FormatOption = None,
+    ) -> None:
+        cli = get_cli(ctx)
+        shown = act(cli.app, broadcast_id, cli.with_account(account))
+        _show(cli, shown, fmt, said(shown))
+
+    command.__doc__ = doc
+    command.__name__ = name
+    app.command(name, epilog=f"Examples:\n\n  {example}")(command)
 
 
-@app.command(epilog="Examples:\n\n  BANKWX_OPERATOR=bob bankwx broadcast approve 7")
-def approve(
-    ctx: typer.Context,
-    broadcast_id: IdArgument,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Approve a submitted broadcast (never one you created)."""
-    cli = get_cli(ctx)
-    shown = broadcasts.approve(cli.app, broadcast_id, cli.with_account(account))
-    when = shown.scheduled_for_people or "as soon as bankwx broadcast run-due (or send) runs"
-    _show(cli, shown, fmt, f"Approved broadcast {broadcast_id}; it goes out {when}.")
+_step(
+    "submit",
+    "bankwx broadcast submit 7",
+    "Submit a draft for approval by another operator.",
+    broadcasts.submit,
+    lambda b: f"Broadcast {b.id} awaits approval.",
+)
+_step(
+    "approve",
+    "BANKWX_OPERATOR=bob bankwx broadcast approve 7",
+    "Approve a submitted broadcast (never one you created).",
+    broadcasts.approve,
+    lambda b: (
+        f"Approved broadcast {b.id}; it goes out "
+        + (b.scheduled_for_people or "as soon as bankwx broadcast run-due (or send) runs")
+        + "."
+    ),
+)
 
 
 @app.command(epilog="Examples:\n\n  bankwx broadcast reject 7 --reason '金额有误'")
@@ -164,17 +185,13 @@ def reject(
     _show(cli, shown, fmt, f"Rejected broadcast {broadcast_id}.")
 
 
-@app.command(epilog="Examples:\n\n  bankwx broadcast cancel 7")
-def cancel(
-    ctx: typer.Context,
-    broadcast_id: IdArgument,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Cancel a broadcast, also mid-send: what is not yet sent is not sent."""
-    cli = get_cli(ctx)
-    shown = broadcasts.cancel(cli.app, broadcast_id, cli.with_account(account))
-    _show(cli, shown, fmt, f"Cancelled broadcast {broadcast_id}.")
+_step(
+    "cancel",
+    "bankwx broadcast cancel 7",
+    "Cancel a broadcast, also mid-send: what is not yet sent is not sent.",
+    broadcasts.cancel,
+    lambda b: f"Cancelled broadcast {b.id}.",
+)
 
 
 @app.command(epilog="Examples:\n\n  bankwx broadcast preview 7 --to o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
