@@ -12,6 +12,7 @@ from bankwx_cli.models import (
     Broadcast,
     MassJob,
     MediaContent,
+    Template,
     TemplateContent,
     TextContent,
     broadcast_content,
@@ -273,7 +274,8 @@ class Templates:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def replace_all(self, account: str, templates: list[dict[str, Any]], at: str) -> None:
+    def replace_all(self, account: str, templates: list[Mapping[str, Any]], at: str) -> None:
+        """Store WeChat's listing (template_list's items) as the account's templates."""
         self.db.execute("DELETE FROM templates WHERE account = :a", {"a": account})
         for t in templates:
             self.db.execute(
@@ -292,20 +294,25 @@ class Templates:
                 },
             )
 
-    def all(self, account: str) -> list[dict[str, Any]]:
+    def all(self, account: str) -> list[Template]:
         return [
-            dict(r)
+            _template(r)
             for r in self.db.all(
                 "SELECT * FROM templates WHERE account = :a ORDER BY title", {"a": account}
             )
         ]
 
-    def get(self, account: str, template_id: str) -> dict[str, Any] | None:
+    def get(self, account: str, template_id: str) -> Template | None:
         row = self.db.one(
             "SELECT * FROM templates WHERE account = :a AND template_id = :t",
             {"a": account, "t": template_id},
         )
-        return None if row is None else dict(row)
+        return None if row is None else _template(row)
+
+
+def _template(row: Any) -> Template:
+    """The model of a stored row (its columns, whatever others the table gains)."""
+    return Template(**{f.name: row[f.name] for f in fields(Template)})
 
 
 def audience(db: Database, account: str, conditions: Mapping[str, Any]) -> list[str]:
