@@ -14,12 +14,14 @@ from bankwx_cli.settings import from_environment
 RULE = Rule(3, "main", "余额", "exact", 10, TextReply("您好"), None, None)
 
 
-def _cli() -> Cli:
-    return Cli(from_environment())
+def _cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    cli = Cli(from_environment())
+    capsys.readouterr()  # the settings' debug line, when an earlier test turned logging on
+    return cli
 
 
 def test_render_one_with_a_line_and_a_table(capsys: pytest.CaptureFixture[str]) -> None:
-    cli = _cli()
+    cli = _cli(capsys)
     cli.render_one(RULE, fmt="json", say="Added.", show=RULE)
     out, err = capsys.readouterr()
     assert json.loads(out) == {**RULE.describe(), "answer": "text: 您好"} and err == ""
@@ -33,7 +35,7 @@ def test_render_one_with_a_line_and_a_table(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_json_alone_and_people_alone(capsys: pytest.CaptureFixture[str]) -> None:
-    cli = _cli()
+    cli = _cli(capsys)
     rows = [{"kind": "add", "path": "button[0]", "summary": "+ 余额"}]
     for fmt in ("json", "plain", "csv"):
         cli.for_json({"changes": 1}, fmt)
@@ -48,7 +50,7 @@ def test_json_alone_and_people_alone(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_nothing_to_list(capsys: pytest.CaptureFixture[str]) -> None:
-    cli = _cli()
+    cli = _cli(capsys)
     cli.render([], fmt="csv", empty="No broadcast is due.")
     assert capsys.readouterr() == ("", "No broadcast is due.\n")
     cli.render([], fmt="json", empty="No broadcast is due.")
