@@ -140,11 +140,14 @@ class Cli:
     ) -> None:
         """Render a list: rich table, tabulate (markdown, plain), csv, or a JSON array."""
         chosen = self.fmt(fmt)
-        data = [to_row(r) for r in rows]
         if chosen == "json":
-            sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+            self.for_json(list(rows), chosen)
             return
+        data = [to_row(r) for r in rows]
         cols = list(columns) if columns else (list(data[0]) if data else [])
+        if not cols:  # nothing, and no columns to head a CSV with
+            self.say(empty)
+            return
         if chosen == "csv":
             import csv
             import io
@@ -182,26 +185,64 @@ class Cli:
         fmt: Fmt | str | None = None,
         title: str | None = None,
         say: str | None = None,
+        show: Any = None,
     ) -> None:
         """Render one thing: a JSON object, or a two-column field/value table.
 
         With ``say`` (an outcome, such as a batch's summary line), the formats for people
-        show that line on stderr instead of the table; JSON still gets the object.
+        show that line on stderr instead of the table; JSON still gets the object. With
+        ``show`` too, they show the line and then ``show``'s table (``item`` itself, say).
         """
+        if self.fmt(fmt) == "json":
+            self.for_json(item, fmt)
+        elif say is None:
+            self.for_people(fmt, one=item, title=title)
+        else:
+            self.for_people(fmt, say=say, one=show, title=title)
+
+    def for_json(self, item: Any, fmt: Fmt | str | None = None) -> None:
+        """The JSON form alone: ``item`` (a model's ``to_json()``, a mapping, a list of them)
+        as JSON when the format is json; nothing in the formats for people."""
+        if self.fmt(fmt) != "json":
+            return
+        data = [to_row(i) for i in item] if isinstance(item, list | tuple) else to_row(item)
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+    def for_people(
+        self,
+        fmt: Fmt | str | None = None,
+        *,
+        say: str | None = None,
+        one: Any = None,
+        rows: Sequence[Any] | None = None,
+        columns: Sequence[str] | None = None,
+        text: str | None = None,
+        title: str | None = None,
+        empty: str = "Nothing to show.",
+    ) -> None:
+        """The forms for people alone (nothing in JSON): ``say`` on stderr, then one of
+        ``one`` (a field/value table), ``rows`` (a table), or ``text`` as it is on stdout.
+        With both ``text`` and ``rows``, table and plain get the text, csv and markdown the
+        rows (the text is the terminal's reading of the rows)."""
         chosen = self.fmt(fmt)
-        row = to_row(item)
         if chosen == "json":
-            sys.stdout.write(json.dumps(row, ensure_ascii=False, indent=2, default=str) + "\n")
             return
         if say is not None:
             self.say(say)
-            return
-        if chosen == "csv":
-            self.render([row], fmt=chosen)
-            return
-        self.render(
-            [{"field": k, "value": _cell(v)} for k, v in row.items()], fmt=chosen, title=title
-        )
+        if text is not None and (rows is None or chosen in ("table", "plain")):
+            sys.stdout.write(text)
+        elif rows is not None:
+            self.render(rows, fmt=chosen, columns=columns, title=title, empty=empty)
+        elif one is not None:
+            row = to_row(one)
+            if chosen == "csv":
+                self.render([row], fmt=chosen)
+                return
+            self.render(
+                [{"field": k, "value": _cell(v)} for k, v in row.items()],
+                fmt=chosen,
+                title=title,
+            )
 
     def say(self, message: str) -> None:
         """A message for people, on stderr (stdout stays data)."""

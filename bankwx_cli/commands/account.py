@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from bankwx_cli.commands._cli import AccountOption, Cli, Fmt, FormatOption, YesOption, get_cli
 from bankwx_cli.domain import account_settings, accounts
 from bankwx_cli.errors import ValidationError
-from bankwx_cli.models import Account
 
 app = typer.Typer(
     help="Official accounts: add, list, show, update, remove, check credentials, settings.",
@@ -68,20 +67,10 @@ def _from_stdin(secret: str | None, aes_key: str | None) -> tuple[str | None, st
     return secret, aes_key
 
 
-def _row(account: Account) -> dict[str, Any]:
-    return {
-        "name": account.name,
-        "appid": account.appid,
-        "original_id": account.original_id,
-        "type": account.type,
-        "mode": account.mode,
-        "token_mode": account.token_mode,
-        "welcome": account.welcome,
-        "default_reply": account.default_reply,
-        "settings": account.settings,
-        "created_at": account.created_at,
-        "updated_at": account.updated_at,
-    }
+def _say_account(cli: Cli, change: accounts.AccountChange, fmt: Fmt | None, said: str) -> None:
+    for warning in change.warnings:
+        cli.warn(warning)
+    cli.render_one(change.account, fmt=fmt, say=said)
 
 
 @app.command(
@@ -124,12 +113,7 @@ def add(
         mode=mode,
         token_mode=token_mode,
     )
-    for warning in change.warnings:
-        cli.warn(warning)
-    if cli.fmt(fmt) == "json":
-        cli.render_one(_row(change.account), fmt=fmt)
-    else:
-        cli.say(f"Added account '{name}' ({change.account.mode} mode).")
+    _say_account(cli, change, fmt, f"Added account '{name}' ({change.account.mode} mode).")
 
 
 @app.command(
@@ -138,7 +122,7 @@ def add(
 def list_(ctx: typer.Context, fmt: FormatOption = None) -> None:
     """List the official accounts in the store (never their secrets)."""
     cli = get_cli(ctx)
-    cli.render([_row(a) for a in accounts.list_(cli.app)], fmt=fmt, columns=COLUMNS)
+    cli.render(accounts.list_(cli.app), fmt=fmt, columns=COLUMNS)
 
 
 @app.command(
@@ -152,7 +136,7 @@ def show(
 ) -> None:
     """Show one account's settings (never its secrets)."""
     cli = get_cli(ctx)
-    cli.render_one(_row(accounts.show(cli.app, name or cli.with_account(account))), fmt=fmt)
+    cli.render_one(accounts.show(cli.app, name or cli.with_account(account)), fmt=fmt)
 
 
 @app.command(
@@ -238,12 +222,7 @@ def update(
         default_reply=default_reply,
         settings=settings or None,
     )
-    for warning in change.warnings:
-        cli.warn(warning)
-    if cli.fmt(fmt) == "json":
-        cli.render_one(_row(change.account), fmt=fmt)
-    else:
-        cli.say(f"Updated account '{name}'.")
+    _say_account(cli, change, fmt, f"Updated account '{name}'.")
 
 
 @app.command(epilog="Examples:\n\n  bankwx account remove old-account --yes")
@@ -283,17 +262,15 @@ def _say_change(
 ) -> None:
     for warning in change.warnings:
         cli.warn(warning)
-    if cli.fmt(fmt) == "json":
-        cli.render_one(change.setting, fmt=fmt)
-        return
     row = change.setting
     shown = account_settings.format_raw(row.type, row.value)
     if not change.changed:
-        cli.say(f"Setting {row.key} of '{name}' is already {shown}; nothing changed.")
+        said = f"Setting {row.key} of '{name}' is already {shown}; nothing changed."
     elif row.set:
-        cli.say(f"Set {row.key} of '{name}' to {shown}.")
+        said = f"Set {row.key} of '{name}' to {shown}."
     else:
-        cli.say(f"Unset {row.key} of '{name}': it is the default, {shown}.")
+        said = f"Unset {row.key} of '{name}': it is the default, {shown}."
+    cli.render_one(change.setting, fmt=fmt, say=said)
 
 
 @app.command(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bankwx_cli.clock import parse_user_time
-from bankwx_cli.commands._cli import AccountOption, Cli, FormatOption, YesOption, get_cli
+from bankwx_cli.commands._cli import AccountOption, Cli, Fmt, FormatOption, YesOption, get_cli
 from bankwx_cli.domain import broadcasts
 from bankwx_cli.domain.outbox import Report
+from bankwx_cli.models import Broadcast
+
+if TYPE_CHECKING:
+    from bankwx_cli.context import AppContext
 
 app = typer.Typer(
     help="Broadcasts: create, preview, submit, approve, send (now or by cron), track.",
@@ -32,16 +37,10 @@ LIST_COLUMNS = [
 ]
 
 
-def _show(cli: Cli, shown: dict[str, Any], fmt: Any, message: str | None = None) -> None:
-    if cli.fmt(fmt) == "json":
-        cli.render_one(shown, fmt=fmt)
-    else:
-        if message:
-            cli.say(message)
-        cli.render_one(shown, fmt=fmt)
-    warning = shown.get("allowance_warning")
-    if warning:
-        cli.warn(warning)
+def _show(cli: Cli, shown: Broadcast, fmt: Fmt | None, message: str | None = None) -> None:
+    cli.render_one(shown, fmt=fmt, say=message, show=shown)
+    if shown.allowance_warning:
+        cli.warn(shown.allowance_warning)
 
 
 @app.command(
@@ -94,13 +93,14 @@ def create(
         at=parse_user_time(at, "--at") if at else None,
         title=title,
     )
-    when = f", scheduled for {shown['scheduled_at']}" if shown["scheduled_at"] else ""
+    scheduled = shown.scheduled_for_people
+    when = f", scheduled for {scheduled}" if scheduled else ""
     _show(
         cli,
         shown,
         fmt,
-        f"Created broadcast {shown['id']} ({shown['audience_size']} "
-        f"followers{when}). Next: bankwx broadcast submit {shown['id']}.",
+        f"Created broadcast {shown.id} ({shown.audience_size} "
+        f"followers{when}). Next: bankwx broadcast submit {shown.id}.",
     )
 
 
@@ -127,31 +127,48 @@ def edit(
     _show(cli, shown, fmt, f"Broadcast {broadcast_id} is a draft again; submit it for approval.")
 
 
-@app.command(epilog="Examples:\n\n  bankwx broadcast submit 7")
-def submit(
-    ctx: typer.Context,
-    broadcast_id: IdArgument,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
+def _step(
+    name: str,
+    example: str,
+    doc: str,
+    act: Callable[[AppContext, int, str | None], Broadcast],
+    said: Callable[[Broadcast], str],
 ) -> None:
-    """Submit a draft for approval by another operator."""
-    cli = get_cli(ctx)
-    shown = broadcasts.submit(cli.app, broadcast_id, cli.with_account(account))
-    _show(cli, shown, fmt, f"Broadcast {broadcast_id} awaits approval.")
+    """A command that moves a broadcast one step (submit, approve, cancel) and shows it."""
+
+    def command(
+        ctx: typer.Context,
+        broadcast_id: IdArgument,
+        account: AccountOption = None,
+        fmt: FormatOption = None,
+    ) -> None:
+        cli = get_cli(ctx)
+        shown = act(cli.app, broadcast_id, cli.with_account(account))
+        _show(cli, shown, fmt, said(shown))
+
+    command.__doc__ = doc
+    command.__name__ = name
+    app.command(name, epilog=f"Examples:\n\n  {example}")(command)
 
 
-@app.command(epilog="Examples:\n\n  BANKWX_OPERATOR=bob bankwx broadcast approve 7")
-def approve(
-    ctx: typer.Context,
-    broadcast_id: IdArgument,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Approve a submitted broadcast (never one you created)."""
-    cli = get_cli(ctx)
-    shown = broadcasts.approve(cli.app, broadcast_id, cli.with_account(account))
-    when = shown["scheduled_at"] or "as soon as bankwx broadcast run-due (or send) runs"
-    _show(cli, shown, fmt, f"Approved broadcast {broadcast_id}; it goes out {when}.")
+_step(
+    "submit",
+    "bankwx broadcast submit 7",
+    "Submit a draft for approval by another operator.",
+    broadcasts.submit,
+    lambda b: f"Broadcast {b.id} awaits approval.",
+)
+_step(
+    "approve",
+    "BANKWX_OPERATOR=bob bankwx broadcast approve 7",
+    "Approve a submitted broadcast (never one you created).",
+    broadcasts.approve,
+    lambda b: (
+        f"Approved broadcast {b.id}; it goes out "
+        + (b.scheduled_for_people or "as soon as bankwx broadcast run-due (or send) runs")
+        + "."
+    ),
+)
 
 
 @app.command(epilog="Examples:\n\n  bankwx broadcast reject 7 --reason '金额有误'")
@@ -168,17 +185,13 @@ def reject(
     _show(cli, shown, fmt, f"Rejected broadcast {broadcast_id}.")
 
 
-@app.command(epilog="Examples:\n\n  bankwx broadcast cancel 7")
-def cancel(
-    ctx: typer.Context,
-    broadcast_id: IdArgument,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Cancel a broadcast, also mid-send: what is not yet sent is not sent."""
-    cli = get_cli(ctx)
-    shown = broadcasts.cancel(cli.app, broadcast_id, cli.with_account(account))
-    _show(cli, shown, fmt, f"Cancelled broadcast {broadcast_id}.")
+_step(
+    "cancel",
+    "bankwx broadcast cancel 7",
+    "Cancel a broadcast, also mid-send: what is not yet sent is not sent.",
+    broadcasts.cancel,
+    lambda b: f"Cancelled broadcast {b.id}.",
+)
 
 
 @app.command(epilog="Examples:\n\n  bankwx broadcast preview 7 --to o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
@@ -192,10 +205,7 @@ def preview(
     """Send the broadcast to one test follower (the account's preview list only)."""
     cli = get_cli(ctx)
     result = broadcasts.preview(cli.app, broadcast_id, to, cli.with_account(account))
-    if cli.fmt(fmt) == "json":
-        cli.render_one(result, fmt=fmt)
-    else:
-        cli.say(f"Sent a preview of broadcast {broadcast_id} to {to}.")
+    cli.render_one(result, fmt=fmt, say=f"Sent a preview of broadcast {broadcast_id} to {to}.")
 
 
 def _report(cli: Cli, report: Report) -> None:
@@ -220,9 +230,7 @@ def send(
     """
     cli = get_cli(ctx)
     shown = broadcasts.show_to_send(cli.app, broadcast_id, cli.with_account(account))
-    cli.confirm(
-        f"Send broadcast {broadcast_id} to {shown['audience_size']} followers now?", yes=yes
-    )
+    cli.confirm(f"Send broadcast {broadcast_id} to {shown.audience_size} followers now?", yes=yes)
     with cli.progress(f"broadcast {broadcast_id}", None) as bar:
         state = {"done": 0}
 
@@ -232,9 +240,11 @@ def send(
             state["done"] = done
 
         result, report = broadcasts.send(cli.app, broadcast_id, cli.with_account(account), progress)
-    if cli.fmt(fmt) == "json":
-        cli.render_one(broadcasts.status(cli.app, broadcast_id), fmt=fmt)
-    cli.say(f"Broadcast {broadcast_id}: {result['state']}.")
+    cli.render_one(
+        broadcasts.status(cli.app, broadcast_id),
+        fmt=fmt,
+        say=f"Broadcast {broadcast_id}: {result.state}.",
+    )
     _report(cli, report)
 
 
@@ -246,11 +256,8 @@ def run_due(ctx: typer.Context, fmt: FormatOption = None) -> None:
     """
     cli = get_cli(ctx)
     done, report = broadcasts.run_due(cli.app)
-    rows = [{"id": b["id"], "account": b["account"], "state": b["state"]} for b in done]
-    if rows or cli.fmt(fmt) == "json":
-        cli.render(rows, fmt=fmt)
-    else:
-        cli.say("No broadcast is due.")
+    rows = [{"id": b.id, "account": b.account, "state": b.state} for b in done]
+    cli.render(rows, fmt=fmt, empty="No broadcast is due.")
     _report(cli, report)
 
 

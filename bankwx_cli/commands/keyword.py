@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli
 from bankwx_cli.domain import actions, keywords
 from bankwx_cli.errors import ValidationError
-from bankwx_cli.models import ImageReply, Reply, TextReply, reply_to_dict
+from bankwx_cli.models import ImageReply, Reply, TextReply
 
 app = typer.Typer(
     help="Keyword rules: text and menu keys answered by a reply or a named action.",
     no_args_is_help=True,
 )
-
-
-def _rule_row(rule: keywords.Rule) -> dict[str, Any]:
-    answer = f"action {rule.action}" + (f" {rule.arg}" if rule.arg else "") if rule.action else ""
-    if rule.reply is not None:
-        data = reply_to_dict(rule.reply)
-        answer = f"{data['kind']}: " + str(
-            data.get("content") or data.get("title") or data.get("media_id")
-        )
-    return {**rule.describe(), "answer": answer}
 
 
 @app.command(
@@ -68,18 +58,15 @@ def add(
     rule = keywords.add(
         cli.app, cli.with_account(account), pattern, match, priority, reply, action, arg
     )
-    if cli.fmt(fmt) == "json":
-        cli.render_one(_rule_row(rule), fmt=fmt)
-    else:
-        cli.say(f"Added keyword rule {rule.id} for '{rule.account}'.")
+    cli.render_one(rule, fmt=fmt, say=f"Added keyword rule {rule.id} for '{rule.account}'.")
 
 
 @app.command("list", epilog="Examples:\n\n  bankwx keyword list --account main --format json")
 def list_(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption = None) -> None:
     """List an account's rules in the order they are tried."""
     cli = get_cli(ctx)
-    rows = [_rule_row(r) for r in keywords.list_(cli.app, cli.with_account(account))]
-    cli.render(rows, fmt=fmt, columns=["id", "priority", "match", "pattern", "answer"])
+    rules = keywords.list_(cli.app, cli.with_account(account))
+    cli.render(rules, fmt=fmt, columns=["id", "priority", "match", "pattern", "answer"])
 
 
 @app.command(epilog="Examples:\n\n  bankwx keyword remove 3 --yes")
@@ -113,16 +100,11 @@ def try_rule(
 
     cli = get_cli(ctx)
     result = routing.dry_route(cli.app, cli.with_account(account), text, click)
-    if cli.fmt(fmt) == "json":
-        cli.render_one(result, fmt=fmt)
-        return
-    rule = result["rule"]
-    cli.say(f"route: {result['route']}" + (f" (rule {rule['id']})" if rule else ""))
-    reply = result["reply"]
+    rule, reply = result["rule"], result["reply"]
+    said = f"route: {result['route']}" + (f" (rule {rule['id']})" if rule else "")
     if reply is None:
-        cli.say("reply: (none; the receiver answers success)")
-    else:
-        cli.render_one(reply, fmt=fmt)
+        said += "\nreply: (none; the receiver answers success)"
+    cli.render_one(result, fmt=fmt, say=said, show=reply)
 
 
 def actions_(ctx: typer.Context, fmt: FormatOption = None) -> None:

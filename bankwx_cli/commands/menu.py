@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +12,7 @@ from bankwx_cli.commands._cli import (
     AccountOption,
     Cli,
     DryRunOption,
+    Fmt,
     FormatOption,
     YesOption,
     get_cli,
@@ -47,27 +47,27 @@ FileArgument = Annotated[
 VersionArgument = Annotated[int, typer.Argument(help="Version number (see bankwx menu history).")]
 
 
-def _write_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
-
-
-def _show_plan(cli: Cli, plan: menus.MenuPlan, fmt: Any) -> None:
-    """The plan for people: a headline and warnings on stderr, the diff on stdout.
-
-    JSON is written by the caller, as one object.
-    """
-    chosen = cli.fmt(fmt)
-    if chosen != "json":
-        cli.say(plan.headline())
+def _show_plan(cli: Cli, plan: menus.MenuPlan, fmt: Fmt | None) -> None:
+    """The plan for people: a headline and warnings on stderr, the diff on stdout (csv and
+    markdown: as a table). JSON is written by the caller, as one object."""
+    cli.for_people(fmt, say=plan.headline())
     for issue in plan.warnings:
         cli.warn(f"{issue.path}: {issue.message}")
-    if chosen == "json":
-        return
-    if chosen in ("csv", "markdown"):
-        cli.render(plan.rows(), fmt=chosen, columns=["kind", "path", "summary"], empty="")
-        return
-    for change in plan.changes:
-        sys.stdout.write(f"{change.summary}\n")
+    cli.for_people(
+        fmt,
+        rows=plan.rows(),
+        columns=["kind", "path", "summary"],
+        text="".join(f"{change.summary}\n" for change in plan.changes),
+        empty="",
+    )
+
+
+def _done(
+    cli: Cli, plan: dict[str, Any], fmt: Fmt | None, dry_run: bool, version: int | None,
+    state: str | None,
+) -> None:  # fmt: skip
+    """The JSON of a deploy, rollback or approval: the plan and what became of it."""
+    cli.for_json({**plan, "dry_run": dry_run, "version": version, "state": state}, fmt)
 
 
 @app.command(
@@ -88,10 +88,9 @@ def validate(
     """
     cli = get_cli(ctx)
     check = menus.check_file(cli.app, cli.with_account(account), file)
-    if cli.fmt(fmt) == "json":
-        _write_json(check.to_dict())
-    elif check.rows():
-        cli.render(check.rows(), fmt=fmt, columns=["level", "path", "message", "limit"])
+    cli.for_json(check.to_dict(), fmt)
+    if check.rows():
+        cli.for_people(fmt, rows=check.rows(), columns=["level", "path", "message", "limit"])
     check.raise_for_errors()
     n = len(check.report.warnings)
     suffix = f" ({n} warning{'' if n == 1 else 's'})" if n else ""
@@ -121,8 +120,7 @@ def plan(
     cli = get_cli(ctx)
     result = menus.plan(cli.app, cli.with_account(account), file)
     _show_plan(cli, result, fmt)
-    if cli.fmt(fmt) == "json":
-        _write_json(result.to_dict())
+    cli.for_json(result.to_dict(), fmt)
     if result.is_empty:
         cli.say(f"No changes: the live menu of '{result.account}' matches {file}.")
     elif exit_code:
@@ -152,8 +150,7 @@ def deploy(
     _show_plan(cli, result, fmt)
     out = result.to_dict()
     if dry_run or result.is_empty:
-        if cli.fmt(fmt) == "json":
-            _write_json({**out, "dry_run": dry_run, "version": None, "state": None})
+        _done(cli, out, fmt, dry_run, None, None)
         cli.say(
             "Dry run: nothing was sent to WeChat."
             if dry_run
@@ -163,8 +160,7 @@ def deploy(
     if not result.needs_approval:
         cli.confirm(f"Deploy this menu to '{result.account}'?", yes=yes)
     done = menus.deploy(cli.app, result)
-    if cli.fmt(fmt) == "json":
-        _write_json({**out, "dry_run": False, "version": done.version, "state": done.state})
+    _done(cli, out, fmt, False, done.version, done.state)
     if done.state == "pending":
         cli.say(
             f"Submitted menu version {done.version} for approval; nothing changed on WeChat. "
@@ -219,12 +215,10 @@ def history(
     """List the account's menu versions, newest first: state, who, when, hash, what is live."""
     cli = get_cli(ctx)
     versions = menus.history(cli.app, cli.with_account(account), limit)
-    if cli.fmt(fmt) == "json":
-        _write_json([v.to_dict() for v in versions])
-        return
-    cli.render(
-        [v.row() for v in versions],
-        fmt=fmt,
+    cli.for_json([v.to_dict() for v in versions], fmt)
+    cli.for_people(
+        fmt,
+        rows=[v.row() for v in versions],
         columns=HISTORY_COLUMNS,
         empty="No menu versions yet. Deploy one with bankwx menu deploy FILE.",
     )
@@ -255,14 +249,12 @@ def rollback(
     _show_plan(cli, result, fmt)
     out = result.to_dict()
     if dry_run:
-        if cli.fmt(fmt) == "json":
-            _write_json({**out, "dry_run": True, "version": None, "state": None})
+        _done(cli, out, fmt, True, None, None)
         cli.say("Dry run: nothing was sent to WeChat.")
         return
     cli.confirm(f"Roll '{result.account}' back to menu version {result.rollback_of}?", yes=yes)
     done = menus.rollback(cli.app, result)
-    if cli.fmt(fmt) == "json":
-        _write_json({**out, "dry_run": False, "version": done.version, "state": done.state})
+    _done(cli, out, fmt, False, done.version, done.state)
     cli.say(
         f"Rolled '{done.account}' back to menu version {result.rollback_of} "
         f"(recorded as version {done.version})."
@@ -309,13 +301,11 @@ def approve(
     _show_plan(cli, result, fmt)
     out = result.to_dict()
     if dry_run:
-        if cli.fmt(fmt) == "json":
-            _write_json({**out, "dry_run": True, "version": version, "state": "pending"})
+        _done(cli, out, fmt, True, version, "pending")
         cli.say("Dry run: nothing was approved or sent to WeChat.")
         return
     done = menus.approve(cli.app, result)
-    if cli.fmt(fmt) == "json":
-        _write_json({**out, "dry_run": False, "version": done.version, "state": done.state})
+    _done(cli, out, fmt, False, done.version, done.state)
     cli.say(f"Approved and deployed menu version {done.version} to '{done.account}'.")
     cli.say(menus.CLIENT_CACHE_NOTE)
 

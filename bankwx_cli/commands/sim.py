@@ -97,16 +97,15 @@ def register(
 
 
 def _render_reply(cli: Cli, result: dict[str, Any], fmt: Any) -> None:
-    shown = {k: result.get(k) for k in ("status", "msg_type", "content", "deliveries")}
-    if cli.fmt(fmt) == "json":
-        cli.render_one(shown, fmt=fmt)
-    elif result.get("status") == "replied":
-        sys.stdout.write(f"{result.get('content') or ''}\n")
+    cli.for_json({k: result.get(k) for k in ("status", "msg_type", "content", "deliveries")}, fmt)
+    content = f"{result.get('content') or ''}\n"
+    if result.get("status") == "replied":
+        cli.for_people(fmt, text=content)
     elif result.get("status") == "success":
-        cli.say("(no reply: the receiver answered success)")
+        cli.for_people(fmt, say="(no reply: the receiver answered success)")
     else:
-        sys.stdout.write(f"{result.get('content') or ''}\n")
-        cli.say(f"(failed after {result.get('deliveries')} deliveries: {result.get('reason')})")
+        failed = f"(failed after {result.get('deliveries')} deliveries: {result.get('reason')})"
+        cli.for_people(fmt, say=failed, text=content)
 
 
 @app.command(

@@ -122,16 +122,14 @@ def check(
     """
     cli = get_cli(ctx)
     report = stores.check(cli.app, fix=fix)
-    if cli.fmt(fmt) == "json":
-        cli.render_one(
-            {"ok": report.ok, "problems": report.problems, "checked": report.checked}, fmt=fmt
-        )
-    else:
-        for line in report.checked:
-            cli.say(f"checked: {line}")
-        for problem in report.problems:
-            cli.say(f"PROBLEM: {problem}")
-        cli.say("Store OK." if report.ok else f"{len(report.problems)} problem(s) found.")
+    said = [f"checked: {line}" for line in report.checked]
+    said += [f"PROBLEM: {problem}" for problem in report.problems]
+    said.append("Store OK." if report.ok else f"{len(report.problems)} problem(s) found.")
+    cli.render_one(
+        {"ok": report.ok, "problems": report.problems, "checked": report.checked},
+        fmt=fmt,
+        say="\n".join(said),
+    )
     if not report.ok:
         raise typer.Exit(FAILED)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bankwx_cli.clock import BANK_TZ, bank_time, from_iso, iso
+from bankwx_cli.clock import BANK_TZ, bank_time, iso
 from bankwx_cli.domain import account_settings, accounts, audit, outbox
 from bankwx_cli.domain.permissions import (
     deny_own_approval,
@@ -25,6 +26,18 @@ from bankwx_cli.domain.permissions import (
 )
 from bankwx_cli.domain.templates import template_for
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
+from bankwx_cli.models import (
+    Account,
+    Audience,
+    Broadcast,
+    BroadcastContent,
+    BroadcastPreview,
+    BroadcastStatus,
+    MassJob,
+    MediaContent,
+    TemplateContent,
+    TextContent,
+)
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -119,14 +132,16 @@ def batches(openids: list[str], size: int = MASS_LIMIT) -> list[list[str]]:
     return chunks
 
 
-def _mass_content(kind: str, content: dict[str, Any]) -> dict[str, Any]:
-    if kind == "text":
-        return {"msgtype": "text", "text": {"content": content["text"]}}
-    if kind == "image":
+def _mass_content(content: BroadcastContent) -> dict[str, Any]:
+    if isinstance(content, TextContent):
+        return {"msgtype": "text", "text": {"content": content.text}}
+    if isinstance(content, TemplateContent):
+        raise ValueError("a template broadcast is not a mass message")
+    if content.kind == "image":
         return {
             "msgtype": "image",
             "images": {
-                "media_ids": [content["media_id"]],
+                "media_ids": [content.media_id],
                 "recommend": "",
                 "need_open_comment": 0,
                 "only_fans_can_comment": 0,
@@ -134,20 +149,14 @@ def _mass_content(kind: str, content: dict[str, Any]) -> dict[str, Any]:
         }
     return {
         "msgtype": "mpnews",
-        "mpnews": {"media_id": content["media_id"]},
+        "mpnews": {"media_id": content.media_id},
         "send_ignore_reprint": 0,
     }
 
 
-def _hash(
-    content_kind: str,
-    content: dict[str, Any],
-    audience_kind: str,
-    audience: dict[str, Any],
-    scheduled_at: str | None,
-) -> str:
+def _hash(content: BroadcastContent, audience: Audience, scheduled_at: str | None) -> str:
     payload = json.dumps(
-        [content_kind, content, audience_kind, audience, scheduled_at],
+        [content.kind, content.to_json(), audience.kind, audience.to_json(), scheduled_at],
         ensure_ascii=False,
         sort_keys=True,
     )
@@ -164,26 +173,26 @@ def tag_id(app: AppContext, account: str, name: str) -> int:
     return found.tag_id
 
 
-def audience_openids(app: AppContext, b: dict[str, Any]) -> list[str]:
+def audience_openids(app: AppContext, b: Broadcast) -> list[str]:
     """The broadcast's recipients among the synced followers (or its stored list)."""
-    kind, audience = b["audience_kind"], b["audience"]
-    if kind == "openids":
-        return app.store.broadcasts.openids(b["id"])
-    if kind == "all":
-        return app.store.broadcasts.audience(b["account"], {})
-    if kind == "tag":
-        return app.store.broadcasts.audience(b["account"], {"tag_id": audience["tag_id"]})
+    audience = b.audience
+    if audience.kind == "openids":
+        return app.store.broadcasts.openids(b.id)
+    if audience.kind == "all":
+        return app.store.broadcasts.audience(b.account, {})
+    if audience.kind == "tag":
+        return app.store.broadcasts.audience(b.account, {"tag_id": audience.tag_id})
     conditions: dict[str, Any] = {}
-    if audience.get("tag"):
-        conditions["tag_id"] = tag_id(app, b["account"], audience["tag"])
-    if audience.get("scene"):
-        conditions["scene"] = audience["scene"]
-    for key in ("since", "until"):
-        if audience.get(key):
+    if audience.tag:
+        conditions["tag_id"] = tag_id(app, b.account, audience.tag)
+    if audience.scene:
+        conditions["scene"] = audience.scene
+    for key, value in (("since", audience.since), ("until", audience.until)):
+        if value:
             from bankwx_cli.clock import parse_user_time
 
-            conditions[key] = iso(parse_user_time(audience[key], f"--filter {key}"))
-    return app.store.broadcasts.audience(b["account"], conditions)
+            conditions[key] = iso(parse_user_time(value, f"--filter {key}"))
+    return app.store.broadcasts.audience(b.account, conditions)
 
 
 # --- lifecycle ---------------------------------------------------------------------------------
@@ -193,7 +202,7 @@ def _missing(broadcast_id: int) -> NotFoundError:
     return NotFoundError(f"no broadcast {broadcast_id}. See bankwx broadcast list.")
 
 
-def _get(app: AppContext, broadcast_id: int) -> dict[str, Any]:
+def _get(app: AppContext, broadcast_id: int) -> Broadcast:
     """A broadcast by id, unchecked: for rows already checked by `_load` (or made here)."""
     b = app.store.broadcasts.get(broadcast_id)
     if b is None:
@@ -201,9 +210,7 @@ def _get(app: AppContext, broadcast_id: int) -> dict[str, Any]:
     return b
 
 
-def _load(
-    app: AppContext, permission: str, broadcast_id: int, account: str | None
-) -> dict[str, Any]:
+def _load(app: AppContext, permission: str, broadcast_id: int, account: str | None) -> Broadcast:
     """The broadcast an id names, with permission checked on the broadcast's own account.
 
     Call before the change's transaction (a refusal is audited in its own); inside it, read the
@@ -214,7 +221,7 @@ def _load(
         app,
         permission,
         lambda: app.store.broadcasts.get(broadcast_id),
-        lambda b: str(b["account"]),
+        lambda b: b.account,
         target=f"broadcast {broadcast_id}",
         missing=lambda: _missing(broadcast_id),
         account=account,
@@ -223,6 +230,84 @@ def _load(
 
 def _now(app: AppContext) -> str:
     return iso(app.clock.now())
+
+
+def _content(
+    app: AppContext,
+    acct: Account,
+    text: str | None,
+    image: str | None,
+    news: str | None,
+    template: str | None,
+    data: str | None,
+) -> BroadcastContent:
+    given = [
+        (k, v)
+        for k, v in (("text", text), ("image", image), ("news", news), ("template", template))
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise ValidationError("give one content: --text, --image, --news or --template.")
+    kind, value = given[0]
+    if kind == "text":
+        if not value.strip():
+            raise ValidationError("--text is empty.")
+        return TextContent(value)
+    if kind in ("image", "news"):
+        return MediaContent(kind, value)
+    if data is None:
+        raise ValidationError("--template needs --data (JSON, or @FILE).")
+    fields = parse_data(data)
+    tpl = template_for(app, acct, value)
+    missing = [p for p in tpl.fields if p not in fields]
+    if missing:
+        raise ValidationError(
+            f"template '{value}' needs data for: {', '.join(missing)} (see bankwx template "
+            f"show {value})."
+        )
+    return TemplateContent(value, fields, tpl.title)
+
+
+def _audience(
+    app: AppContext,
+    acct: Account,
+    to_all: bool,
+    tag: str | None,
+    openids_file: Path | None,
+    filter_expr: str | None,
+) -> tuple[Audience, list[str]]:
+    """The audience, and the openids of a listed one."""
+    given = [
+        k
+        for k, v in (
+            ("all", to_all or None),
+            ("tag", tag),
+            ("openids", openids_file),
+            ("filter", filter_expr),
+        )
+        if v
+    ]
+    if len(given) != 1:
+        raise ValidationError("give one audience: --to-all, --tag, --openids or --filter.")
+    if tag:
+        return Audience("tag", tag=tag, tag_id=tag_id(app, acct.name, tag)), []
+    if openids_file is not None:
+        listed = read_openids(openids_file)
+        if not listed:
+            raise ValidationError(f"the openid list '{openids_file}' is empty.")
+        return Audience("openids", file=str(openids_file), count=len(listed)), listed
+    if filter_expr:
+        conditions = parse_filter(filter_expr)
+        if "tag" in conditions:
+            tag_id(app, acct.name, conditions["tag"])  # refuse an unknown tag now
+        return Audience.from_json("filter", conditions), []
+    return Audience("all"), []
+
+
+def _scheduled(app: AppContext, at: datetime) -> str:
+    if at <= app.clock.now():
+        raise ValidationError(f"--at {bank_time(at)} is in the past.")
+    return iso(at)
 
 
 def create(
@@ -240,91 +325,34 @@ def create(
     filter_expr: str | None = None,
     at: datetime | None = None,
     title: str | None = None,
-) -> dict[str, Any]:
+) -> Broadcast:
     """Create a draft broadcast. Raises ValidationError for bad content, audience or time."""
     require(app, "broadcast.create", account)
     acct = accounts.resolve(app, account)
-    given = [
-        (k, v)
-        for k, v in (("text", text), ("image", image), ("news", news), ("template", template))
-        if v is not None
-    ]
-    if len(given) != 1:
-        raise ValidationError("give one content: --text, --image, --news or --template.")
-    content_kind, value = given[0]
-    content: dict[str, Any]
-    if content_kind == "text":
-        if not value.strip():
-            raise ValidationError("--text is empty.")
-        content = {"text": value}
-    elif content_kind in ("image", "news"):
-        content = {"media_id": value}
-    else:
-        if data is None:
-            raise ValidationError("--template needs --data (JSON, or @FILE).")
-        fields = parse_data(data)
-        tpl = template_for(app, acct, value)
-        missing = [p for p in tpl.fields if p not in fields]
-        if missing:
-            raise ValidationError(
-                f"template '{value}' needs data for: {', '.join(missing)} (see bankwx template "
-                f"show {value})."
-            )
-        content = {"template_id": value, "data": fields, "title": tpl.title}
-    audiences = [
-        (k, v)
-        for k, v in (
-            ("all", to_all or None),
-            ("tag", tag),
-            ("openids", openids_file),
-            ("filter", filter_expr),
-        )
-        if v
-    ]
-    if len(audiences) != 1:
-        raise ValidationError("give one audience: --to-all, --tag, --openids or --filter.")
-    audience_kind = audiences[0][0]
-    audience: dict[str, Any] = {}
-    listed: list[str] = []
-    if audience_kind == "tag":
-        audience = {"tag": tag, "tag_id": tag_id(app, acct.name, str(tag))}
-    elif audience_kind == "openids":
-        assert openids_file is not None  # noqa: S101
-        listed = read_openids(openids_file)
-        if not listed:
-            raise ValidationError(f"the openid list '{openids_file}' is empty.")
-        audience = {"file": str(openids_file), "count": len(listed)}
-    elif audience_kind == "filter":
-        audience = parse_filter(str(filter_expr))
-        if "tag" in audience:
-            tag_id(app, acct.name, audience["tag"])  # refuse an unknown tag now
-    scheduled = None
-    if at is not None:
-        if at <= app.clock.now():
-            raise ValidationError(f"--at {bank_time(at)} is in the past.")
-        scheduled = iso(at)
+    content = _content(app, acct, text, image, news, template, data)
+    audience, listed = _audience(app, acct, to_all, tag, openids_file, filter_expr)
+    scheduled = None if at is None else _scheduled(app, at)
     now = _now(app)
-    row = {
-        "account": acct.name,
-        "title": title or "",
-        "content_kind": content_kind,
-        "content": content,
-        "audience_kind": audience_kind,
-        "audience": audience,
-        "scheduled_at": scheduled,
-        "state": "draft",
-        "content_hash": _hash(content_kind, content, audience_kind, audience, scheduled),
-        "created_by": app.operator,
-        "created_at": now,
-        "updated_at": now,
-    }
+    draft = Broadcast(
+        id=0,
+        account=acct.name,
+        title=title or "",
+        content=content,
+        audience=audience,
+        scheduled_at=scheduled,
+        state="draft",
+        content_hash=_hash(content, audience, scheduled),
+        created_by=app.operator,
+        created_at=now,
+        updated_at=now,
+    )
     with app.store.transaction():
-        broadcast_id = app.store.broadcasts.insert(row)
+        broadcast_id = app.store.broadcasts.insert(draft)
         if listed:
             app.store.broadcasts.add_openids(broadcast_id, listed)
         b = _get(app, broadcast_id)
         size = len(listed) if listed else len(audience_openids(app, b))
-        if size == 0 and not (audience_kind == "all" and content_kind != "template"):
+        if size == 0 and not (audience.kind == "all" and content.kind != "template"):
             raise ValidationError(
                 "the audience is empty: no synced follower matches. Run bankwx follower sync, "
                 "or check the tag or filter."
@@ -336,9 +364,9 @@ def create(
             str(broadcast_id),
             {
                 "account": acct.name,
-                "content_kind": content_kind,
-                "audience_kind": audience_kind,
-                "audience": audience,
+                "content_kind": content.kind,
+                "audience_kind": audience.kind,
+                "audience": audience.to_json(),
                 "scheduled_at": scheduled,
                 "size": size,
             },
@@ -354,132 +382,122 @@ def edit(
     at: datetime | None = None,
     title: str | None = None,
     account: str | None = None,
-) -> dict[str, Any]:
+) -> Broadcast:
     """Change a broadcast not yet sending; an approved or submitted one goes back to draft."""
     _load(app, "broadcast.create", broadcast_id, account)
     with app.store.transaction():
         b = _get(app, broadcast_id)
-        if b["state"] not in ("draft", "submitted", "approved", "rejected"):
-            raise ConflictError(f"broadcast {broadcast_id} is {b['state']}; it can't be edited.")
-        content = dict(b["content"])
+        if b.state not in ("draft", "submitted", "approved", "rejected"):
+            raise ConflictError(f"broadcast {broadcast_id} is {b.state}; it can't be edited.")
+        content = b.content
         if text is not None:
-            if b["content_kind"] != "text":
+            if not isinstance(content, TextContent):
                 raise ValidationError("--text edits text broadcasts only.")
-            content["text"] = text
-        scheduled = b["scheduled_at"]
-        if at is not None:
-            if at <= app.clock.now():
-                raise ValidationError(f"--at {bank_time(at)} is in the past.")
-            scheduled = iso(at)
-        values = {
-            "content": content,
-            "scheduled_at": scheduled,
-            "title": title if title is not None else b["title"],
-            "content_hash": _hash(
-                b["content_kind"], content, b["audience_kind"], b["audience"], scheduled
-            ),
-            "state": "draft",
-            "approved_by": None,
-            "approved_at": None,
-            "approved_hash": None,
-            "updated_at": _now(app),
-        }
-        app.store.broadcasts.update(broadcast_id, values)
+            content = TextContent(text)
+        scheduled = b.scheduled_at if at is None else _scheduled(app, at)
+        app.store.broadcasts.update(
+            broadcast_id,
+            {
+                "content": content,
+                "scheduled_at": scheduled,
+                "title": title if title is not None else b.title,
+                "content_hash": _hash(content, b.audience, scheduled),
+                "state": "draft",
+                "approved_by": None,
+                "approved_at": None,
+                "approved_hash": None,
+                "updated_at": _now(app),
+            },
+        )
         audit.record(
             app,
             "broadcast.edit",
             str(broadcast_id),
-            {"was": b["state"], "text": text is not None, "at": scheduled},
+            {"was": b.state, "text": text is not None, "at": scheduled},
         )
     return describe(app, _get(app, broadcast_id))
 
 
-def submit(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
-    _load(app, "broadcast.submit", broadcast_id, account)
+def _move(
+    app: AppContext,
+    broadcast_id: int,
+    states: tuple[str, ...],
+    refusal: str,
+    to: str,
+    change: Callable[[Broadcast], tuple[Mapping[str, object], Mapping[str, object]]] = (
+        lambda b: ({}, {})
+    ),
+) -> None:
+    """One step of the approval flow, in one transaction: from one of ``states`` to ``to``
+    (submitted, approved, rejected), stamped with who and when, audited as broadcast.<step>.
+    ``change`` gives the step's own fields and audit parameters from the current row."""
+    step = {"submitted": "submit", "approved": "approve", "rejected": "reject"}[to]
     with app.store.transaction():
         b = _get(app, broadcast_id)
-        if b["state"] not in ("draft", "rejected"):
-            raise ConflictError(
-                f"broadcast {broadcast_id} is {b['state']}; only drafts are submitted."
-            )
+        if b.state not in states:
+            raise ConflictError(f"broadcast {broadcast_id} is {b.state}; {refusal}.")
+        values, params = change(b)
+        now = _now(app)
         app.store.broadcasts.update(
             broadcast_id,
-            {
-                "state": "submitted",
-                "submitted_by": app.operator,
-                "submitted_at": _now(app),
-                "updated_at": _now(app),
-            },
+            {"state": to, f"{to}_by": app.operator, f"{to}_at": now, **values, "updated_at": now},
         )
-        audit.record(app, "broadcast.submit", str(broadcast_id), {})
+        audit.record(app, f"broadcast.{step}", str(broadcast_id), dict(params))
+
+
+def submit(app: AppContext, broadcast_id: int, account: str | None = None) -> Broadcast:
+    _load(app, "broadcast.submit", broadcast_id, account)
+    _move(app, broadcast_id, ("draft", "rejected"), "only drafts are submitted", "submitted")
     return describe(app, _get(app, broadcast_id), with_estimate=True)
 
 
-def approve(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+def approve(app: AppContext, broadcast_id: int, account: str | None = None) -> Broadcast:
     """Approve a submitted broadcast. The author never approves their own."""
     b = _load(app, "broadcast.approve", broadcast_id, account)
-    if b["created_by"] == app.operator:
+    if b.created_by == app.operator:
         deny_own_approval(
             app,
             "broadcast.approve",
             str(broadcast_id),
-            {"reason": "author may not approve", "account": b["account"]},
+            {"reason": "author may not approve", "account": b.account},
             f"'{app.operator}' created broadcast {broadcast_id} and may not approve it: "
             "another approver must (maker-checker).",
         )
-    with app.store.transaction():
-        b = _get(app, broadcast_id)
-        if b["state"] != "submitted":
-            raise ConflictError(
-                f"broadcast {broadcast_id} is {b['state']}; only submitted ones are approved."
-            )
-        app.store.broadcasts.update(
-            broadcast_id,
-            {
-                "state": "approved",
-                "approved_by": app.operator,
-                "approved_at": _now(app),
-                "approved_hash": b["content_hash"],
-                "updated_at": _now(app),
-            },
-        )
-        audit.record(app, "broadcast.approve", str(broadcast_id), {"hash": b["content_hash"]})
+    _move(
+        app,
+        broadcast_id,
+        ("submitted",),
+        "only submitted ones are approved",
+        "approved",
+        lambda b: ({"approved_hash": b.content_hash}, {"hash": b.content_hash}),
+    )
     return describe(app, _get(app, broadcast_id), with_estimate=True)
 
 
 def reject(
     app: AppContext, broadcast_id: int, reason: str, account: str | None = None
-) -> dict[str, Any]:
+) -> Broadcast:
     _load(app, "broadcast.reject", broadcast_id, account)
     if not reason.strip():
         raise ValidationError("--reason is empty: say why, for the author.")
-    with app.store.transaction():
-        b = _get(app, broadcast_id)
-        if b["state"] != "submitted":
-            raise ConflictError(
-                f"broadcast {broadcast_id} is {b['state']}; only submitted ones are rejected."
-            )
-        app.store.broadcasts.update(
-            broadcast_id,
-            {
-                "state": "rejected",
-                "rejected_by": app.operator,
-                "rejected_at": _now(app),
-                "reject_reason": reason,
-                "updated_at": _now(app),
-            },
-        )
-        audit.record(app, "broadcast.reject", str(broadcast_id), {"reason": reason})
+    _move(
+        app,
+        broadcast_id,
+        ("submitted",),
+        "only submitted ones are rejected",
+        "rejected",
+        lambda b: ({"reject_reason": reason}, {"reason": reason}),
+    )
     return describe(app, _get(app, broadcast_id))
 
 
-def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> Broadcast:
     """Cancel, also mid-send: units not yet sent are not sent."""
     _load(app, "broadcast.cancel", broadcast_id, account)
     with app.store.transaction():
         b = _get(app, broadcast_id)
-        if b["state"] in ("sent", "partly_failed", "failed", "cancelled"):
-            raise ConflictError(f"broadcast {broadcast_id} is {b['state']}; nothing to cancel.")
+        if b.state in ("sent", "partly_failed", "failed", "cancelled"):
+            raise ConflictError(f"broadcast {broadcast_id} is {b.state}; nothing to cancel.")
         app.store.broadcasts.update(
             broadcast_id,
             {
@@ -489,22 +507,22 @@ def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> di
                 "updated_at": _now(app),
             },
         )
-        stopped = outbox.cancel_source(app, f"broadcast:{broadcast_id}")
+        stopped = outbox.cancel_source(app, b.source)
         audit.record(
             app,
             "broadcast.cancel",
             str(broadcast_id),
-            {"was": b["state"], "units_cancelled": stopped},
+            {"was": b.state, "units_cancelled": stopped},
         )
     return describe(app, _get(app, broadcast_id))
 
 
 def preview(
     app: AppContext, broadcast_id: int, openid: str, account: str | None = None
-) -> dict[str, Any]:
+) -> BroadcastPreview:
     """Send the broadcast's content to one test follower on the account's preview list."""
     b = _load(app, "broadcast.preview", broadcast_id, account)
-    acct = accounts.get(app, b["account"])
+    acct = accounts.get(app, b.account)
     allowed = account_settings.value(acct, "preview_openids")
     if openid not in allowed:
         raise ValidationError(
@@ -512,19 +530,20 @@ def preview(
             f"update {acct.name} --preview-openids OPENID."
         )
     client = app.client(acct)
-    if b["content_kind"] == "template":
+    content = b.content
+    if isinstance(content, TemplateContent):
         body = {
             "touser": openid,
-            "template_id": b["content"]["template_id"],
-            "data": b["content"]["data"],
+            "template_id": content.template_id,
+            "data": content.to_json()["data"],
         }
         answer = client.post("/cgi-bin/message/template/send", body)
     else:
-        body = {"touser": openid, **_mass_content(b["content_kind"], b["content"])}
+        body = {"touser": openid, **_mass_content(content)}
         answer = client.post("/cgi-bin/message/mass/preview", body)
     with app.store.transaction():
         audit.record(app, "broadcast.preview", str(broadcast_id), {"to": openid})
-    return {"broadcast": broadcast_id, "to": openid, "wechat": answer}
+    return BroadcastPreview(broadcast_id, openid, answer)
 
 
 # --- sending -------------------------------------------------------------------------------------
@@ -534,14 +553,15 @@ def _month(app: AppContext) -> str:
     return app.clock.now().astimezone(BANK_TZ).strftime("%Y-%m")
 
 
-def expand(app: AppContext, b: dict[str, Any]) -> int:
+def expand(app: AppContext, b: Broadcast) -> int:
     """Enqueue the broadcast's units (idempotent: a second run adds nothing)."""
-    source = f"broadcast:{b['id']}"
-    account = b["account"]
+    source = b.source
+    account = b.account
     added = 0
-    if b["content_kind"] == "template":
+    content = b.content
+    if isinstance(content, TemplateContent):
         openids = audience_openids(app, b)
-        content = b["content"]
+        data = content.to_json()["data"]
         for start in range(0, len(openids), EXPAND_BATCH):
             with app.store.transaction():
                 for openid in openids[start : start + EXPAND_BATCH]:
@@ -550,8 +570,8 @@ def expand(app: AppContext, b: dict[str, Any]) -> int:
                             app,
                             account,
                             openid,
-                            content["template_id"],
-                            content["data"],
+                            content.template_id,
+                            data,
                             f"{source}:{openid}",
                             lane="broadcast",
                             source=source,
@@ -559,11 +579,11 @@ def expand(app: AppContext, b: dict[str, Any]) -> int:
                         is not None
                     ):
                         added += 1
-    elif b["audience_kind"] in ("all", "tag"):
+    elif b.audience.kind in ("all", "tag"):
         body: dict[str, Any] = {"filter": {"is_to_all": True}}
-        if b["audience_kind"] == "tag":
-            body = {"filter": {"is_to_all": False, "tag_id": int(b["audience"]["tag_id"])}}
-        body.update(_mass_content(b["content_kind"], b["content"]))
+        if b.audience.kind == "tag":
+            body = {"filter": {"is_to_all": False, "tag_id": int(b.audience.tag_id or 0)}}
+        body.update(_mass_content(content))
         receivers = audience_openids(app, b)
         with app.store.transaction():
             if (
@@ -581,7 +601,7 @@ def expand(app: AppContext, b: dict[str, Any]) -> int:
                 added += 1
                 app.store.broadcasts.add_receipts(account, _month(app), receivers)
     else:
-        content_body = _mass_content(b["content_kind"], b["content"])
+        content_body = _mass_content(content)
         for number, batch in enumerate(batches(audience_openids(app, b))):
             with app.store.transaction():
                 if (
@@ -599,35 +619,35 @@ def expand(app: AppContext, b: dict[str, Any]) -> int:
                     added += 1
                     app.store.broadcasts.add_receipts(account, _month(app), batch)
     with app.store.transaction():
-        app.store.broadcasts.update(b["id"], {"expanded_at": _now(app), "updated_at": _now(app)})
+        app.store.broadcasts.update(b.id, {"expanded_at": _now(app), "updated_at": _now(app)})
     return added
 
 
-def _start(app: AppContext, b: dict[str, Any]) -> dict[str, Any] | None:
+def _start(app: AppContext, b: Broadcast) -> Broadcast | None:
     """approved -> sending (one process wins); sending stays sending (a killed run's)."""
-    if b["state"] == "approved":
-        if b["approved_hash"] != b["content_hash"]:
+    if b.state == "approved":
+        if b.approved_hash != b.content_hash:
             raise ConflictError(
-                f"broadcast {b['id']} changed after approval; it needs approval again."
+                f"broadcast {b.id} changed after approval; it needs approval again."
             )
         with app.store.transaction():
             app.store.broadcasts.update(
-                b["id"],
+                b.id,
                 {"state": "sending", "started_at": _now(app), "updated_at": _now(app)},
                 expect_state="approved",
             )
-            audit.record(app, "broadcast.send", str(b["id"]), {"by": app.operator})
-        b = _get(app, b["id"])
-    return b if b["state"] == "sending" else None
+            audit.record(app, "broadcast.send", str(b.id), {"by": app.operator})
+        b = _get(app, b.id)
+    return b if b.state == "sending" else None
 
 
-def _finish(app: AppContext, broadcast_id: int) -> dict[str, Any]:
+def _finish(app: AppContext, broadcast_id: int) -> Broadcast:
     counts = app.store.outbox.counts(f"broadcast:{broadcast_id}")
     if counts.get("pending") or counts.get("sending"):
         return _get(app, broadcast_id)
     with app.store.transaction():
         b = _get(app, broadcast_id)
-        if b["state"] == "sending" and b["expanded_at"]:
+        if b.state == "sending" and b.expanded_at:
             bad = counts.get("failed", 0) + counts.get("unknown", 0)
             state = "sent" if not bad else "failed" if not counts.get("sent") else "partly_failed"
             app.store.broadcasts.update(
@@ -650,21 +670,21 @@ def send(
     broadcast_id: int,
     account: str | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[dict[str, Any], outbox.Report]:
+) -> tuple[Broadcast, outbox.Report]:
     """Send an approved broadcast now and drain its units; returns when all are final."""
     b = _load(app, "broadcast.send", broadcast_id, account)
-    if b["state"] in ("draft", "submitted", "rejected"):
+    if b.state in ("draft", "submitted", "rejected"):
         raise ConflictError(
-            f"broadcast {broadcast_id} is {b['state']}: it must be approved before it is sent."
+            f"broadcast {broadcast_id} is {b.state}: it must be approved before it is sent."
         )
-    if b["state"] in ("sent", "partly_failed", "failed", "cancelled"):
+    if b.state in ("sent", "partly_failed", "failed", "cancelled"):
         return b, outbox.Report()  # a finished run: nothing left to do
     return _run(app, [b], progress)
 
 
 def run_due(
     app: AppContext, progress: Callable[[int, int], None] | None = None
-) -> tuple[list[dict[str, Any]], outbox.Report]:
+) -> tuple[list[Broadcast], outbox.Report]:
     """Send every approved broadcast whose time has come (cron); resume killed runs."""
     require(app, "broadcast.send")
     due = app.store.broadcasts.due(_now(app))
@@ -680,14 +700,14 @@ def run_due(
 
 
 def _run(
-    app: AppContext, items: list[dict[str, Any]], progress: Callable[[int, int], None] | None
-) -> tuple[dict[str, Any], outbox.Report]:
+    app: AppContext, items: list[Broadcast], progress: Callable[[int, int], None] | None
+) -> tuple[Broadcast, outbox.Report]:
     b = items[0]
     started = _start(app, b)
     if started is None:
-        return _get(app, b["id"]), outbox.Report()
+        return _get(app, b.id), outbox.Report()
     expand(app, started)
-    source = f"broadcast:{b['id']}"
+    source = f"broadcast:{b.id}"
     total = sum(app.store.outbox.counts(source).values())
 
     def finished() -> bool:
@@ -696,14 +716,14 @@ def _run(
             progress(sum(counts.get(s, 0) for s in TERMINAL), total)
         return not counts.get("pending") and not counts.get("sending")
 
-    dispatcher = outbox.Dispatcher(app, b["account"])
+    dispatcher = outbox.Dispatcher(app, b.account)
     dispatcher.start()
     try:
         report = dispatcher.drain(wait_for_retries=True, until=finished)
     finally:
         dispatcher.stop()
     finished()
-    return _finish(app, b["id"]), report
+    return _finish(app, b.id), report
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -718,17 +738,14 @@ def job_finished(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
         f = inbound.fields
         with app.store.transaction():
             b = _get(app, broadcast_id)
-            results = dict(b["results"])
-            jobs = dict(results.get("jobs", {}))
-            jobs[inbound.msg_id] = {
-                "status": f.get("Status", ""),
-                "total": _int(f.get("TotalCount")),
-                "filtered": _int(f.get("FilterCount")),
-                "sent": _int(f.get("SentCount")),
-                "errors": _int(f.get("ErrorCount")),
-            }
-            results["jobs"] = jobs
-            app.store.broadcasts.update(broadcast_id, {"results": results})
+            job = MassJob(
+                status=f.get("Status", ""),
+                total=_int(f.get("TotalCount")),
+                filtered=_int(f.get("FilterCount")),
+                sent=_int(f.get("SentCount")),
+                errors=_int(f.get("ErrorCount")),
+            )
+            app.store.broadcasts.update(broadcast_id, {"jobs": {**b.jobs, inbound.msg_id: job}})
     return None
 
 
@@ -739,37 +756,30 @@ def _int(value: str | None) -> int:
         return 0
 
 
-def status(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+def status(app: AppContext, broadcast_id: int, account: str | None = None) -> BroadcastStatus:
     b = _load(app, "broadcast.read", broadcast_id, account)
-    source = f"broadcast:{broadcast_id}"
-    units = app.store.outbox.counts(source)
-    jobs = b["results"].get("jobs", {})
     deliveries: dict[str, int] = {}
-    if b["content_kind"] == "template":
-        for row in app.store.outbox.all({"source": source}, None):
+    if isinstance(b.content, TemplateContent):
+        for row in app.store.outbox.all({"source": b.source}, None):
             key = row.get("delivery_status") or "awaiting result"
             key = "failed" if key.startswith("failed") else key
             deliveries[key] = deliveries.get(key, 0) + 1
-    return {
-        "id": broadcast_id,
-        "state": b["state"],
-        "audience_size": b["audience_size"],
-        "units": units,
-        "wechat_total": sum(j["total"] for j in jobs.values()),
-        "wechat_filtered": sum(j["filtered"] for j in jobs.values()),
-        "wechat_sent": sum(j["sent"] for j in jobs.values()),
-        "wechat_errors": sum(j["errors"] for j in jobs.values()),
-        "jobs": jobs,
-        "template_results": deliveries,
-    }
+    return BroadcastStatus(
+        id=broadcast_id,
+        state=b.state,
+        audience_size=b.audience_size,
+        units=app.store.outbox.counts(b.source),
+        jobs=b.jobs,
+        template_results=deliveries,
+    )
 
 
-def estimate(app: AppContext, b: dict[str, Any]) -> str | None:
+def estimate(app: AppContext, b: Broadcast) -> str | None:
     """The monthly-allowance warning for a mass broadcast, from bankwx's own sends."""
-    if b["content_kind"] == "template":
+    if isinstance(b.content, TemplateContent):
         return None
     openids = audience_openids(app, b)
-    over = app.store.broadcasts.saturated(b["account"], _month(app), openids, MONTHLY_ALLOWANCE)
+    over = app.store.broadcasts.saturated(b.account, _month(app), openids, MONTHLY_ALLOWANCE)
     if not over:
         return None
     return (
@@ -779,40 +789,24 @@ def estimate(app: AppContext, b: dict[str, Any]) -> str | None:
     )
 
 
-def describe(app: AppContext, b: dict[str, Any], with_estimate: bool = False) -> dict[str, Any]:
-    shown = {
-        "id": b["id"],
-        "account": b["account"],
-        "title": b["title"],
-        "state": b["state"],
-        "content_kind": b["content_kind"],
-        "content": b["content"],
-        "audience_kind": b["audience_kind"],
-        "audience": b["audience"],
-        "audience_size": b["audience_size"],
-        "scheduled_at": bank_time(from_iso(b["scheduled_at"])) if b["scheduled_at"] else None,
-        "created_by": b["created_by"],
-        "approved_by": b["approved_by"],
-        "reject_reason": b["reject_reason"],
-        "units": app.store.outbox.counts(f"broadcast:{b['id']}"),
-    }
-    if with_estimate:
-        shown["allowance_warning"] = estimate(app, b)
-    return shown
+def describe(app: AppContext, b: Broadcast, with_estimate: bool = False) -> Broadcast:
+    """The broadcast as shown: with its units by state (and the allowance estimate)."""
+    units = app.store.outbox.counts(b.source)
+    if not with_estimate:
+        return replace(b, units=units)
+    return replace(b, units=units, estimated=True, allowance_warning=estimate(app, b))
 
 
-def show_to_send(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+def show_to_send(app: AppContext, broadcast_id: int, account: str | None = None) -> Broadcast:
     """`show`, checked for broadcast.send: what `broadcast send` confirms before sending."""
     return describe(app, _load(app, "broadcast.send", broadcast_id, account))
 
 
-def show(app: AppContext, broadcast_id: int, account: str | None = None) -> dict[str, Any]:
+def show(app: AppContext, broadcast_id: int, account: str | None = None) -> Broadcast:
     return describe(app, _load(app, "broadcast.read", broadcast_id, account), with_estimate=True)
 
 
-def list_(
-    app: AppContext, account: str | None = None, state: str | None = None
-) -> list[dict[str, Any]]:
+def list_(app: AppContext, account: str | None = None, state: str | None = None) -> list[Broadcast]:
     """Broadcasts of the account named; with none, of every account the operator may use."""
     if account:
         require(app, "broadcast.read", account)
@@ -822,7 +816,7 @@ def list_(
         rows = [
             b
             for b in app.store.broadcasts.all(None, state)
-            if limits is None or b["account"] in limits
+            if limits is None or b.account in limits
         ]
     return [describe(app, b) for b in rows]
 

@@ -5,10 +5,9 @@ Text and menu keys use the same rules (``--match click`` matches a CLICK key).
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,50 +17,15 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import accounts, actions, audit
 from bankwx_cli.domain.permissions import load_row, require
 from bankwx_cli.errors import NotFoundError, ValidationError
-from bankwx_cli.models import Article, ImageReply, NewsReply, Reply, TextReply, reply_to_dict
+from bankwx_cli.models import MAX_RULE_INPUT, Article, NewsReply, Reply
+from bankwx_cli.models import Rule as Rule  # re-exported: the engine types its rules with it
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
 
 MATCHES = ("exact", "contains", "regex", "click")
 MAX_PATTERN = 200
-MAX_INPUT = 500  # regexes only ever see this much of a message
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: int
-    account: str
-    pattern: str
-    match: str
-    priority: int
-    reply: Reply | None
-    action: str | None
-    arg: str | None
-    regex: re.Pattern[str] | None = None
-
-    def matches(self, text: str, click: bool) -> bool:
-        if click:
-            return self.match == "click" and text == self.pattern
-        if self.match == "exact":
-            return text.strip() == self.pattern
-        if self.match == "contains":
-            return self.pattern in text
-        if self.match == "regex" and self.regex is not None:
-            return self.regex.search(text[:MAX_INPUT]) is not None
-        return False
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "account": self.account,
-            "pattern": self.pattern,
-            "match": self.match,
-            "priority": self.priority,
-            "reply": reply_to_dict(self.reply) if self.reply else None,
-            "action": self.action,
-            "arg": self.arg,
-        }
+MAX_INPUT = MAX_RULE_INPUT  # regexes only ever see this much of a message
 
 
 def _risky(pattern: str) -> str | None:
@@ -152,41 +116,15 @@ def load_news(path: Path) -> NewsReply:
     return NewsReply(Article(**{k: str(v) for k, v in data.items()}))
 
 
-def _reply_from_row(row: dict[str, Any]) -> Reply | None:
-    kind, raw = row.get("reply_kind"), row.get("reply")
-    if not kind or raw is None:
-        return None
-    data = json.loads(raw)
-    if kind == "text":
-        return TextReply(data["content"])
-    if kind == "image":
-        return ImageReply(data["media_id"])
-    if kind == "news":
-        return NewsReply(
-            Article(data["title"], data.get("description", ""), data.get("url", ""),
-                    data.get("picurl", ""))
-        )  # fmt: skip
-    return None
-
-
-def rule_from_row(row: dict[str, Any]) -> Rule:
-    regex = None
-    if row["match"] == "regex":
-        try:
-            regex = compile_regex(row["pattern"])
-        except ValidationError:
-            regex = None  # a rule saved by an older version: it never matches
-    return Rule(
-        id=row["id"],
-        account=row["account"],
-        pattern=row["pattern"],
-        match=row["match"],
-        priority=row["priority"],
-        reply=_reply_from_row(row),
-        action=row["action"],
-        arg=row["arg"],
-        regex=regex,
-    )
+def compiled(rule: Rule) -> Rule:
+    """The rule as the store gives it, with its regex compiled (checked again: a rule saved by
+    an older version whose regex is now refused never matches)."""
+    if rule.match != "regex":
+        return rule
+    try:
+        return replace(rule, regex=compile_regex(rule.pattern))
+    except ValidationError:
+        return rule
 
 
 def add(
@@ -216,33 +154,21 @@ def add(
         actions.validate(app, acct, action, arg)  # the action's own validator sees the account
     elif arg is not None:
         raise ValidationError("--arg goes with --action.")
-    reply_json = None
-    if reply is not None:
-        data = reply_to_dict(reply)
-        reply_json = json.dumps({k: v for k, v in data.items() if k != "kind"}, ensure_ascii=False)
-    row = {
-        "account": acct.name,
-        "pattern": pattern,
-        "match": match,
-        "priority": priority,
-        "reply_kind": reply.kind if reply else None,
-        "reply": reply_json,
-        "action": action,
-        "arg": arg,
-        "created_by": app.operator,
-        "created_at": iso(app.clock.now()),
-    }
+    rule = Rule(0, acct.name, pattern, match, priority, reply, action, arg)
     with app.store.transaction():
-        rule_id = app.store.keyword_rules.add(row)
+        rule_id = app.store.keyword_rules.add(rule, app.operator, iso(app.clock.now()))
         app.store.bump_config_version()
-        audit.record(app, "keyword.add", acct.name, {**row, "id": rule_id})
-    return rule_from_row({**row, "id": rule_id})
+        saved = app.store.keyword_rules.get(rule_id)
+        if saved is None:
+            raise NotFoundError(f"keyword rule {rule_id} was not saved.")
+        audit.record(app, "keyword.add", acct.name, app.store.keyword_rules.stored(rule_id))
+    return compiled(saved)
 
 
 def list_(app: AppContext, account: str | None) -> list[Rule]:
     require(app, "keyword.read", account)
     acct = accounts.resolve(app, account)
-    return [rule_from_row(r) for r in app.store.keyword_rules.for_account(acct.name)]
+    return [compiled(r) for r in app.store.keyword_rules.for_account(acct.name)]
 
 
 def remove(app: AppContext, rule_id: int, account: str | None = None) -> None:
@@ -256,18 +182,18 @@ def remove(app: AppContext, rule_id: int, account: str | None = None) -> None:
         app,
         "keyword.write",
         lambda: app.store.keyword_rules.get(rule_id),
-        lambda r: str(r["account"]),
+        lambda r: r.account,
         target=f"keyword rule {rule_id}",
         missing=missing,
         account=account,
     )
     with app.store.transaction():
-        row = app.store.keyword_rules.get(rule_id)
-        if row is None:
+        rule = app.store.keyword_rules.get(rule_id)
+        if rule is None:
             raise missing()
         app.store.keyword_rules.delete(rule_id)
         app.store.bump_config_version()
-        audit.record(app, "keyword.remove", row["account"], {"id": rule_id})
+        audit.record(app, "keyword.remove", rule.account, {"id": rule_id})
 
 
 def first_match(rules: list[Rule], text: str, click: bool) -> Rule | None:

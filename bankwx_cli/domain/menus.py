@@ -318,11 +318,11 @@ def approval_required(account: Account) -> bool:
 def handled_click_keys(app: AppContext, account: str) -> set[str]:
     """CLICK keys that a keyword rule answers (a reply, or an action that exists)."""
     keys: set[str] = set()
-    for row in app.store.keyword_rules.for_account(account):
-        if row["match"] != "click":
+    for rule in app.store.keyword_rules.for_account(account):
+        if rule.match != "click":
             continue
-        if row["reply_kind"] or actions.find(app, row["action"]) is not None:
-            keys.add(row["pattern"])
+        if rule.reply is not None or actions.find(app, rule.action) is not None:
+            keys.add(rule.pattern)
     return keys
 
 

@@ -179,7 +179,7 @@ class Engine:
                     mode=account.mode,
                 )
                 rules = [
-                    keywords.rule_from_row(r)
+                    keywords.compiled(r)
                     for r in self.app.store.keyword_rules.for_account(account.name)
                 ]
                 overrides = account_settings.texts_of(account)
@@ -606,7 +606,7 @@ def dry_route(
     if (text is None) == (click is None):
         raise ValidationError("give TEXT or --click KEY (one of them).")
     acct = accounts.resolve(app, account)
-    rules = [keywords.rule_from_row(r) for r in app.store.keyword_rules.for_account(acct.name)]
+    rules = [keywords.compiled(r) for r in app.store.keyword_rules.for_account(acct.name)]
     keys = CallbackKeys(
         token="dryrun",  # noqa: S106 - never used to sign
         aes_key=None,

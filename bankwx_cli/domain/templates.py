@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bankwx_cli.clock import iso
 from bankwx_cli.domain import accounts, audit
@@ -18,9 +18,9 @@ T = TypeVar("T", bound=Template)
 TEMPLATES_GET = "/cgi-bin/template/get_all_private_template"
 
 
-def _template(row: dict[str, Any], kind: type[T]) -> T:
-    """The model of a stored row (its columns, whatever others the table gains)."""
-    return kind(**{f.name: row[f.name] for f in fields(kind)})
+def _template(stored: Template, kind: type[T]) -> T:
+    """The store's template as the model wanted (a TemplateRecord shows its fields too)."""
+    return kind(**{f.name: getattr(stored, f.name) for f in fields(kind)})
 
 
 def template_for(app: AppContext, acct: Account, template_id: str) -> Template:

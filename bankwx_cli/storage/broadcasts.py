@@ -3,38 +3,113 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
+from bankwx_cli.models import (
+    Audience,
+    Broadcast,
+    MassJob,
+    MediaContent,
+    Template,
+    TemplateContent,
+    TextContent,
+    broadcast_content,
+)
 from bankwx_cli.storage.db import Database
 
 
-def _row(row: Any) -> dict[str, Any]:
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _broadcast(row: Any) -> Broadcast:
     data = dict(row)
-    for key in ("content", "audience", "results"):
-        data[key] = json.loads(data[key]) if data.get(key) else {}
-    return data
+    results = json.loads(data["results"]) if data.get("results") else {}
+    jobs = {
+        str(msgid): MassJob(
+            status=str(job.get("status", "")),
+            total=int(job.get("total", 0)),
+            filtered=int(job.get("filtered", 0)),
+            sent=int(job.get("sent", 0)),
+            errors=int(job.get("errors", 0)),
+        )
+        for msgid, job in dict(results.get("jobs", {})).items()
+    }
+    content = json.loads(data["content"]) if data.get("content") else {}
+    audience = json.loads(data["audience"]) if data.get("audience") else {}
+    return Broadcast(
+        id=int(data["id"]),
+        account=data["account"],
+        title=data["title"],
+        content=broadcast_content(data["content_kind"], content),
+        audience=Audience.from_json(data["audience_kind"], audience),
+        state=data["state"],
+        content_hash=data["content_hash"],
+        created_by=data["created_by"],
+        created_at=data["created_at"],
+        updated_at=data["updated_at"],
+        audience_size=int(data["audience_size"]),
+        scheduled_at=data["scheduled_at"],
+        approved_hash=data["approved_hash"],
+        submitted_by=data["submitted_by"],
+        submitted_at=data["submitted_at"],
+        approved_by=data["approved_by"],
+        approved_at=data["approved_at"],
+        rejected_by=data["rejected_by"],
+        rejected_at=data["rejected_at"],
+        reject_reason=data["reject_reason"],
+        started_at=data["started_at"],
+        expanded_at=data["expanded_at"],
+        finished_at=data["finished_at"],
+        cancelled_by=data["cancelled_by"],
+        cancelled_at=data["cancelled_at"],
+        jobs=jobs,
+    )
+
+
+def _columns(values: Mapping[str, object]) -> dict[str, object]:
+    """Column values: a content, an audience and jobs as the JSON the store keeps."""
+    row: dict[str, object] = {}
+    for key, value in values.items():
+        if isinstance(value, TextContent | MediaContent | TemplateContent | Audience):
+            row[key] = _dump(value.to_json())
+        elif key == "jobs" and isinstance(value, Mapping):
+            row["results"] = _dump({"jobs": {k: j.to_json() for k, j in value.items()}})
+        else:
+            row[key] = value
+    return row
+
+
+# What the store keeps of a broadcast (the rest is the domain's, added when it is shown).
+_STORED = tuple(f.name for f in fields(Broadcast) if f.name not in ("id", "units", "estimated",
+                "allowance_warning", "jobs"))  # fmt: skip
 
 
 class Broadcasts:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def insert(self, values: dict[str, Any]) -> int:
-        row = {
-            **values,
-            "content": json.dumps(values["content"], ensure_ascii=False, sort_keys=True),
-            "audience": json.dumps(values["audience"], ensure_ascii=False, sort_keys=True),
-        }
+    def insert(self, b: Broadcast) -> int:
+        """Store a new broadcast (its id is the store's); returns the id."""
+        row = _columns(
+            {
+                **{k: getattr(b, k) for k in _STORED},
+                "content_kind": b.content_kind,
+                "audience_kind": b.audience_kind,
+            }
+        )
         cols = ", ".join(row)
         params = ", ".join(f":{k}" for k in row)
         cursor = self.db.execute(f"INSERT INTO broadcasts ({cols}) VALUES ({params})", row)  # noqa: S608
         return int(cursor.lastrowid or 0)
 
-    def get(self, broadcast_id: int) -> dict[str, Any] | None:
+    def get(self, broadcast_id: int) -> Broadcast | None:
         row = self.db.one("SELECT * FROM broadcasts WHERE id = :id", {"id": broadcast_id})
-        return None if row is None else _row(row)
+        return None if row is None else _broadcast(row)
 
-    def all(self, account: str | None, state: str | None) -> list[dict[str, Any]]:
+    def all(self, account: str | None, state: str | None) -> list[Broadcast]:
         where, params = [], {}
         if account:
             where.append("account = :account")
@@ -45,16 +120,14 @@ class Broadcasts:
         sql = "SELECT * FROM broadcasts"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_row(r) for r in self.db.all(sql + " ORDER BY id DESC", params)]
+        return [_broadcast(r) for r in self.db.all(sql + " ORDER BY id DESC", params)]
 
     def update(
-        self, broadcast_id: int, values: dict[str, Any], expect_state: str | None = None
+        self, broadcast_id: int, values: Mapping[str, object], expect_state: str | None = None
     ) -> bool:
-        """Change fields; with expect_state only if the broadcast is still in that state."""
-        row = dict(values)
-        for key in ("content", "audience", "results"):
-            if key in row:
-                row[key] = json.dumps(row[key], ensure_ascii=False, sort_keys=True)
+        """Change fields (a Broadcast's names); with expect_state only if the broadcast is
+        still in that state."""
+        row = _columns(values)
         sets = ", ".join(f"{k} = :{k}" for k in row)
         sql = f"UPDATE broadcasts SET {sets} WHERE id = :_id"  # noqa: S608 - our column names
         params = {**row, "_id": broadcast_id}
@@ -63,10 +136,10 @@ class Broadcasts:
             params["_state"] = expect_state
         return self.db.execute(sql, params).rowcount == 1
 
-    def due(self, now_iso: str) -> list[dict[str, Any]]:
+    def due(self, now_iso: str) -> list[Broadcast]:
         """Approved broadcasts whose time has come, and sending ones (a killed run's)."""
         return [
-            _row(r)
+            _broadcast(r)
             for r in self.db.all(
                 "SELECT * FROM broadcasts WHERE (state = 'approved' AND (scheduled_at IS NULL OR "
                 "scheduled_at <= :now)) OR state = 'sending' ORDER BY id",
@@ -91,7 +164,7 @@ class Broadcasts:
             )
         ]
 
-    def audience(self, account: str, conditions: dict[str, Any]) -> list[str]:
+    def audience(self, account: str, conditions: Mapping[str, Any]) -> list[str]:
         return audience(self.db, account, conditions)
 
     def find_by_source_msgid(self, account: str, msgid: str) -> int | None:
@@ -136,7 +209,8 @@ class Templates:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def replace_all(self, account: str, templates: list[dict[str, Any]], at: str) -> None:
+    def replace_all(self, account: str, templates: list[Mapping[str, Any]], at: str) -> None:
+        """Store WeChat's listing (template_list's items) as the account's templates."""
         self.db.execute("DELETE FROM templates WHERE account = :a", {"a": account})
         for t in templates:
             self.db.execute(
@@ -155,23 +229,28 @@ class Templates:
                 },
             )
 
-    def all(self, account: str) -> list[dict[str, Any]]:
+    def all(self, account: str) -> list[Template]:
         return [
-            dict(r)
+            _template(r)
             for r in self.db.all(
                 "SELECT * FROM templates WHERE account = :a ORDER BY title", {"a": account}
             )
         ]
 
-    def get(self, account: str, template_id: str) -> dict[str, Any] | None:
+    def get(self, account: str, template_id: str) -> Template | None:
         row = self.db.one(
             "SELECT * FROM templates WHERE account = :a AND template_id = :t",
             {"a": account, "t": template_id},
         )
-        return None if row is None else dict(row)
+        return None if row is None else _template(row)
 
 
-def audience(db: Database, account: str, conditions: dict[str, Any]) -> list[str]:
+def _template(row: Any) -> Template:
+    """The model of a stored row (its columns, whatever others the table gains)."""
+    return Template(**{f.name: row[f.name] for f in fields(Template)})
+
+
+def audience(db: Database, account: str, conditions: Mapping[str, Any]) -> list[str]:
     """Subscribed, not blacklisted synced followers matching conditions (tag_id, scene,
     since, until), ordered by openid."""
     where = ["f.account = :account", "f.subscribed = 1", "f.blacklisted = 0"]

@@ -14,12 +14,22 @@ still answered (``bankwx check`` reports it and ``check --fix`` seals it).
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from bankwx_cli.keys import Sealer, UnsealError
+from bankwx_cli.models import (
+    Article,
+    ImageReply,
+    NewsReply,
+    Reply,
+    Rule,
+    TextReply,
+    reply_to_dict,
+)
 from bankwx_cli.storage.db import Database, Writer
 from bankwx_cli.storage.sealed import SealedColumn
 
@@ -228,31 +238,87 @@ class Messages:
             return int(cursor.rowcount)
 
 
+def _reply(kind: str | None, raw: str | None) -> Reply | None:
+    """A rule's reply from its stored kind and JSON (its reply_to_dict() without the kind)."""
+    if not kind or raw is None:
+        return None
+    data = json.loads(raw)
+    if kind == "text":
+        return TextReply(data["content"])
+    if kind == "image":
+        return ImageReply(data["media_id"])
+    if kind == "news":
+        return NewsReply(
+            Article(data["title"], data.get("description", ""), data.get("url", ""),
+                    data.get("picurl", ""))
+        )  # fmt: skip
+    return None
+
+
+def _rule(row: Any) -> Rule:
+    return Rule(
+        id=row["id"],
+        account=row["account"],
+        pattern=row["pattern"],
+        match=row["match"],
+        priority=row["priority"],
+        reply=_reply(row["reply_kind"], row["reply"]),
+        action=row["action"],
+        arg=row["arg"],
+    )
+
+
 class KeywordRules:
+    """Keyword rules, given as Rule models without their compiled regex."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def add(self, row: dict[str, Any]) -> int:
+    def add(self, rule: Rule, created_by: str, created_at: str) -> int:
+        reply = None
+        if rule.reply is not None:
+            data = reply_to_dict(rule.reply)
+            reply = json.dumps({k: v for k, v in data.items() if k != "kind"}, ensure_ascii=False)
         cursor = self.db.execute(
             "INSERT INTO keyword_rules (account, pattern, match, priority, reply_kind, reply, "
             "action, arg, created_by, created_at) VALUES (:account, :pattern, :match, "
             ":priority, :reply_kind, :reply, :action, :arg, :created_by, :created_at)",
-            row,
+            {
+                "account": rule.account,
+                "pattern": rule.pattern,
+                "match": rule.match,
+                "priority": rule.priority,
+                "reply_kind": rule.reply.kind if rule.reply else None,
+                "reply": reply,
+                "action": rule.action,
+                "arg": rule.arg,
+                "created_by": created_by,
+                "created_at": created_at,
+            },
         )
         return int(cursor.lastrowid or 0)
 
-    def for_account(self, account: str) -> list[dict[str, Any]]:
+    def for_account(self, account: str) -> list[Rule]:
+        """The account's rules in the order they are tried: priority first, then the oldest."""
         return [
-            dict(r)
+            _rule(r)
             for r in self.db.all(
                 "SELECT * FROM keyword_rules WHERE account = :a ORDER BY priority DESC, id",
                 {"a": account},
             )
         ]
 
-    def get(self, rule_id: int) -> dict[str, Any] | None:
+    def get(self, rule_id: int) -> Rule | None:
         row = self.db.one("SELECT * FROM keyword_rules WHERE id = :id", {"id": rule_id})
-        return None if row is None else dict(row)
+        return None if row is None else _rule(row)
+
+    def stored(self, rule_id: int) -> dict[str, Any]:
+        """The rule's columns as stored, for the audit log."""
+        row = self.db.one("SELECT * FROM keyword_rules WHERE id = :id", {"id": rule_id})
+        if row is None:
+            return {}
+        data = dict(row)
+        return {**{k: v for k, v in data.items() if k != "id"}, "id": data["id"]}
 
     def delete(self, rule_id: int) -> None:
         self.db.execute("DELETE FROM keyword_rules WHERE id = :id", {"id": rule_id})

@@ -72,7 +72,7 @@ def test_a_broadcast_rides_out_faults_on_the_clock(
         finished, report = broadcasts.send(app, broadcast_id)
     finally:
         app.close()
-    assert finished["state"] == "sent", report
+    assert finished.state == "sent", report
     assert report.sent == 30 and report.retried > 0
     delivered = Counter(d["openid"] for d in sim.delivered(kind="template"))
     assert len(delivered) == 30 and max(delivered.values()) == 1
