@@ -48,6 +48,7 @@ import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -453,8 +454,8 @@ class Registry:
             self._read[(name, tests)] = found
         return found
 
-    def _keyed(self, point: str, tests: bool) -> dict[str, Any]:
-        return {e.key: e.value for e in self._values(point, tests)}
+    def _keyed(self, point: str, tests: bool) -> Mapping[str, Any]:
+        return MappingProxyType({e.key: e.value for e in self._values(point, tests)})
 
     def senders(self, tests: bool) -> Mapping[str, Sender]:
         found: Mapping[str, Sender] = self._cached(
@@ -465,16 +466,18 @@ class Registry:
     def source_hooks(self, tests: bool) -> Mapping[str, SourceHooks]:
         """The outbox's hooks per source type."""
 
-        def build() -> dict[str, SourceHooks]:
+        def build() -> Mapping[str, SourceHooks]:
             final = _grouped(self._values("final", tests))
             delivery = _grouped(self._values("delivery", tests))
             checks = _grouped(self._values("before_send", tests))
-            return {
-                source: SourceHooks(
-                    final.get(source, ()), delivery.get(source, ()), checks.get(source, ())
-                )
-                for source in {*final, *delivery, *checks}
-            }
+            return MappingProxyType(
+                {
+                    source: SourceHooks(
+                        final.get(source, ()), delivery.get(source, ()), checks.get(source, ())
+                    )
+                    for source in {*final, *delivery, *checks}
+                }
+            )
 
         found: Mapping[str, SourceHooks] = self._cached("source_hooks", tests, build)
         return found
