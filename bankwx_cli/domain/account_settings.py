@@ -213,8 +213,8 @@ def convert(setting: Setting, value: Any) -> Any:
 
 def lookup(app: AppContext, key: str) -> Setting:
     """The entry for key; ValidationError naming the key and the known keys."""
-    found = registered().get(key)
-    if found is None or (found.test_only and not app.settings.test_actions):
+    found = extensions.registry().settings(extensions.tests_enabled(app)).get(key)
+    if found is None:
         known = ", ".join(s.key for s in available(app))
         raise ValidationError(
             f"no account setting named '{key}'. Known settings: {known}. "

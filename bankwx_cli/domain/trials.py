@@ -24,6 +24,7 @@ import json
 import time
 from typing import TYPE_CHECKING
 
+from bankwx_cli.domain import account_settings
 from bankwx_cli.domain.account_settings import Setting
 from bankwx_cli.errors import NotFoundError, ValidationError
 from bankwx_cli.extensions import ErrorMap, Request, Response
@@ -75,7 +76,7 @@ def echo(ctx: ActionContext) -> Reply:
 
 
 def _has_preview(app: AppContext, account: Account, arg: str | None) -> None:
-    if not account.settings.get("preview_openids"):
+    if not account_settings.value(account, "preview_openids"):
         raise ValidationError(
             f"action 'needs_preview' needs the account '{account.name}' to have preview "
             "openids (bankwx account update --preview-openids)."
