@@ -355,7 +355,8 @@ class Registry:
 
     def on_final(self, source_type: str, hook: FinalHook, order: int = 0) -> None:
         """Called once when a unit of the source type reaches sent, failed, unknown or
-        cancelled, in the transaction that records it (keep it to store writes)."""
+        cancelled, in the transaction that records it (keep it to store writes); an exception
+        undoes what the hook wrote, is logged, and does not undo the unit's state."""
         self._add("final", source_type, hook, order)
 
     def on_delivery(self, source_type: str, hook: DeliveryHook, order: int = 0) -> None:
@@ -363,8 +364,12 @@ class Registry:
         self._add("delivery", source_type, hook, order)
 
     def before_send(self, source_type: str, check: Check, order: int = 0) -> None:
-        """Run before a unit's first attempt, each time it comes due: None (send),
-        Defer(until) or Cancel(reason); the first verdict wins."""
+        """Run before a unit's first attempt, each time it comes due.
+
+        It runs inside the dispatcher's claim transaction, once each time the unit is about to
+        be claimed (due, and granted its rate budget): decide from the store, call nothing
+        remote. Returns None (send), Defer(until) or Cancel(reason); the first verdict wins.
+        """
         self._add("before_send", source_type, check, order)
 
     def setting(self, setting: Setting) -> Setting:
