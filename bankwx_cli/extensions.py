@@ -25,6 +25,15 @@ Extension points (what ``install`` may call on the registry):
 - ``route(methods, path, handler, max_body=, errors=, observe=)``: an HTTP route of
   ``bankwx serve`` (see ``server.py`` for the table that serves them).
 - ``tag_source(fn)``: where conditional menus' tag ids are checked.
+- ``sender(kind, budget=, crash=, rate=, dedup_window_s=)``: the outbox's sender of a kind
+  (decorator): the send function, the rate-budget key and the crash policy (``at_most_once``:
+  a unit caught mid-send becomes ``unknown``; ``idempotent``: it is sent again, because WeChat
+  de-duplicates it). See ``domain/outbox.py``.
+- ``on_final(source_type, hook)``, ``on_delivery(source_type, hook)``,
+  ``before_send(source_type, check)``: the outbox's hooks per source type (the ``broadcast``
+  of ``broadcast:12``): final states, WeChat's delivery reports, checks before a deferred unit
+  is sent. Every hook of a source runs, in the fixed order above.
+- ``setting(Setting(...))``: a per-account setting (see ``domain/account_settings.py``).
 
 An area listed with ``test_only=True`` is used only when ``BANKWX_TEST_ACTIONS=1``: its entries
 are registered like any other, and every reader (the action lookup, the engine, the route
@@ -38,18 +47,34 @@ import itertools
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.domain.account_settings import Setting
     from bankwx_cli.domain.actions import ActionContext
+    from bankwx_cli.domain.outbox import Cancel, Defer, Unit
     from bankwx_cli.domain.routing import Decision, Runtime
     from bankwx_cli.models import Account, Reply
     from bankwx_cli.wechat.callback import Inbound
 
 
-POINTS = ("action", "message", "event", "late", "lookup", "route", "tag_source")
+POINTS = (
+    "action",
+    "message",
+    "event",
+    "late",
+    "lookup",
+    "route",
+    "tag_source",
+    "sender",
+    "final",
+    "delivery",
+    "before_send",
+    "setting",
+)
 
 
 @dataclass(frozen=True)
@@ -66,15 +91,16 @@ class Area:
 
 #: Every area that declares something, in the order its declarations take effect.
 AREAS: tuple[Area, ...] = (
+    Area("accounts", "bankwx_cli.domain.account_settings", ("setting",)),
     Area("actions", "bankwx_cli.domain.actions", ("action",)),
-    Area("outbox", "bankwx_cli.domain.outbox", ("late", "event")),
-    Area("broadcasts", "bankwx_cli.domain.broadcasts", ("event",)),
+    Area("outbox", "bankwx_cli.domain.outbox", ("late", "event", "sender")),
+    Area("broadcasts", "bankwx_cli.domain.broadcasts", ("event", "final")),
     Area("tags", "bankwx_cli.domain.tags", ("tag_source",)),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(
         "trials",
         "bankwx_cli.domain.trials",
-        ("action", "event", "lookup", "late", "route"),
+        ("action", "event", "lookup", "late", "route", "sender", "setting"),
         test_only=True,
     ),
 )
@@ -91,6 +117,14 @@ Hook = Callable[["AppContext", "Runtime", "Inbound"], "Decision | None"]
 #: (app, runtime, inbound, message id, decision) -> the outcome to record, or None.
 LateHook = Callable[["AppContext", "Runtime", "Inbound", int, "Decision"], "str | None"]
 TagSource = Callable[["AppContext", str], Any]
+# Sends one outbox unit; returns WeChat's message id (or None). Raises the WeChatError family:
+# the dispatcher decides from it whether the unit failed, waits, or is unknown.
+SendFn = Callable[["AppContext", "Unit"], "str | None"]
+FinalHook = Callable[["AppContext", "Unit"], None]
+DeliveryHook = Callable[["AppContext", "Unit", str], None]
+Check = Callable[["AppContext", "Unit"], "Defer | Cancel | None"]
+CrashPolicy = Literal["at_most_once", "idempotent"]
+CRASH_POLICIES = ("at_most_once", "idempotent")
 
 
 @dataclass(frozen=True)
@@ -112,6 +146,29 @@ class Action:
     sensitive: bool = False
     area: str = ""
     test_only: bool = False
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The outbox's sender of one kind."""
+
+    kind: str
+    send: SendFn
+    budget: str  # the rate-budget key: kinds with one key share its calls a second per account
+    crash: CrashPolicy
+    rate: int  # calls a second per account, unless the account's `rates` names the budget key
+    dedup_window_s: float | None = None  # idempotent only this long after the first attempt
+    area: str = ""
+    test_only: bool = False  # only with BANKWX_TEST_ACTIONS=1
+
+
+@dataclass(frozen=True)
+class SourceHooks:
+    """The outbox's hooks of one source type, each in the registry's order."""
+
+    final: tuple[FinalHook, ...] = ()
+    delivery: tuple[DeliveryHook, ...] = ()
+    checks: tuple[Check, ...] = ()
 
 
 class Host(Protocol):
@@ -218,6 +275,7 @@ class Registry:
         self._pending = list(areas)  # not yet installed
         self._positions = {area.name: i for i, area in enumerate(self._pending)}
         self._lock = threading.RLock()
+        self._read: dict[tuple[str, bool], Any] = {}  # what readers built, until a change
 
     # --- declaring ------------------------------------------------------------------------------
 
@@ -229,6 +287,7 @@ class Registry:
         self._entries.append(
             _Entry(point, key, value, order, position, next(self._seq), area.name, area.test_only)
         )
+        self._read.clear()
 
     def action(
         self,
@@ -269,6 +328,57 @@ class Registry:
 
     def tag_source(self, source: TagSource) -> None:
         self._add("tag_source", "", source)
+
+    def sender(
+        self,
+        kind: str,
+        *,
+        budget: str,
+        crash: CrashPolicy,
+        rate: int,
+        dedup_window_s: float | None = None,
+    ) -> Callable[[SendFn], SendFn]:
+        """Decorator: register fn as the outbox's sender of kind."""
+        if crash not in CRASH_POLICIES:
+            raise ValueError(f"crash policy '{crash}' is invalid: use {', '.join(CRASH_POLICIES)}.")
+        if any(e.point == "sender" and e.key == kind for e in self._entries):
+            raise RuntimeError(f"outbox kind '{kind}' is registered twice")
+
+        def register(fn: SendFn) -> SendFn:
+            area = self._area
+            found = Sender(kind, fn, budget, crash, rate, dedup_window_s, area.name,
+                           area.test_only)  # fmt: skip
+            self._add("sender", kind, found)
+            return fn
+
+        return register
+
+    def on_final(self, source_type: str, hook: FinalHook, order: int = 0) -> None:
+        """Called once when a unit of the source type reaches sent, failed, unknown or
+        cancelled, in the transaction that records it (keep it to store writes); an exception
+        undoes what the hook wrote, is logged, and does not undo the unit's state."""
+        self._add("final", source_type, hook, order)
+
+    def on_delivery(self, source_type: str, hook: DeliveryHook, order: int = 0) -> None:
+        """Told WeChat's delivery report on a sent unit of the source type (its Status)."""
+        self._add("delivery", source_type, hook, order)
+
+    def before_send(self, source_type: str, check: Check, order: int = 0) -> None:
+        """Run before a unit's first attempt, each time it comes due.
+
+        It runs inside the dispatcher's claim transaction, once each time the unit is about to
+        be claimed (due, and granted its rate budget): decide from the store, call nothing
+        remote. Returns None (send), Defer(until) or Cancel(reason); the first verdict wins.
+        """
+        self._add("before_send", source_type, check, order)
+
+    def setting(self, setting: Setting) -> Setting:
+        """A per-account setting (a test-only area's settings are test-only)."""
+        if any(e.point == "setting" and e.key == setting.key for e in self._entries):
+            raise RuntimeError(f"setting '{setting.key}' is registered twice")
+        found = replace(setting, test_only=setting.test_only or self._area.test_only)
+        self._add("setting", setting.key, found)
+        return found
 
     def route(
         self,
@@ -312,6 +422,7 @@ class Registry:
                         module.install(self)
                     finally:
                         self._area = _CORE
+                        self._read.clear()
 
     def _values(self, point: str, tests: bool) -> list[_Entry]:
         self._install(point)
@@ -338,6 +449,50 @@ class Registry:
 
     def routes(self, tests: bool) -> list[Route]:
         return [e.value for e in self._values("route", tests)]
+
+    def _cached(self, name: str, tests: bool, build: Callable[[], Any]) -> Any:
+        """What build makes, kept until the next declaration (for readers on the hot path: a
+        dispatcher's claim, the receiver's account settings)."""
+        found = self._read.get((name, tests))
+        if found is None:
+            found = build()
+            self._read[(name, tests)] = found
+        return found
+
+    def _keyed(self, point: str, tests: bool) -> Mapping[str, Any]:
+        return MappingProxyType({e.key: e.value for e in self._values(point, tests)})
+
+    def senders(self, tests: bool) -> Mapping[str, Sender]:
+        found: Mapping[str, Sender] = self._cached(
+            "sender", tests, lambda: self._keyed("sender", tests)
+        )
+        return found
+
+    def source_hooks(self, tests: bool) -> Mapping[str, SourceHooks]:
+        """The outbox's hooks per source type."""
+
+        def build() -> Mapping[str, SourceHooks]:
+            final = _grouped(self._values("final", tests))
+            delivery = _grouped(self._values("delivery", tests))
+            checks = _grouped(self._values("before_send", tests))
+            return MappingProxyType(
+                {
+                    source: SourceHooks(
+                        final.get(source, ()), delivery.get(source, ()), checks.get(source, ())
+                    )
+                    for source in {*final, *delivery, *checks}
+                }
+            )
+
+        found: Mapping[str, SourceHooks] = self._cached("source_hooks", tests, build)
+        return found
+
+    def settings(self, tests: bool) -> Mapping[str, Setting]:
+        """Per-account settings by key, in declaration order."""
+        found: Mapping[str, Setting] = self._cached(
+            "setting", tests, lambda: self._keyed("setting", tests)
+        )
+        return found
 
 
 def _grouped(entries: list[_Entry]) -> dict[str, tuple[Any, ...]]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bankwx_cli.errors import ConfirmationRequired, ValidationError
+from bankwx_cli.models import ProgressBar, no_progress
 from bankwx_cli.settings import FORMATS, Fmt, Settings, variable
 
 __all__ = ["Fmt"]  # re-exported: commands import it from here
@@ -261,10 +262,12 @@ class Cli:
             raise ConfirmationRequired("Cancelled; nothing was changed.")
 
     @contextmanager
-    def progress(self, description: str, total: int | None) -> Iterator[Any]:
-        """A progress bar on stderr on a terminal; a silent stand-in elsewhere."""
+    def progress(self, description: str, total: int | None) -> Iterator[ProgressBar]:
+        """A progress bar on stderr on a terminal; a silent one elsewhere (a models.Progress,
+        what every batch run takes)."""
         if not sys.stderr.isatty():
-            yield _NoProgress()
+            with no_progress(description, total) as silent:
+                yield silent
             return
         from rich.progress import (
             BarColumn,
@@ -284,14 +287,6 @@ class Cli:
         ) as bar:
             task = bar.add_task(description, total=total)
             yield _Bar(bar, task)
-
-
-class _NoProgress:
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def total(self, n: int | None) -> None:
-        pass
 
 
 class _Bar:

@@ -11,8 +11,7 @@ import typer
 from bankwx_cli.clock import parse_user_time
 from bankwx_cli.commands._cli import AccountOption, Cli, Fmt, FormatOption, YesOption, get_cli
 from bankwx_cli.domain import broadcasts
-from bankwx_cli.domain.outbox import Report
-from bankwx_cli.models import Broadcast
+from bankwx_cli.models import BatchReport, Broadcast
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -208,9 +207,9 @@ def preview(
     cli.render_one(result, fmt=fmt, say=f"Sent a preview of broadcast {broadcast_id} to {to}.")
 
 
-def _report(cli: Cli, report: Report) -> None:
-    for line in report.errors[:20]:
-        cli.say(line)
+def _report(cli: Cli, report: BatchReport) -> None:
+    for failure in report.failures[:20]:
+        cli.say(failure.message())
     cli.say(report.summary())
     if report.exit_code:
         raise typer.Exit(report.exit_code)
@@ -231,15 +230,7 @@ def send(
     cli = get_cli(ctx)
     shown = broadcasts.show_to_send(cli.app, broadcast_id, cli.with_account(account))
     cli.confirm(f"Send broadcast {broadcast_id} to {shown.audience_size} followers now?", yes=yes)
-    with cli.progress(f"broadcast {broadcast_id}", None) as bar:
-        state = {"done": 0}
-
-        def progress(done: int, total: int) -> None:
-            bar.total(total)
-            bar.advance(done - state["done"])
-            state["done"] = done
-
-        result, report = broadcasts.send(cli.app, broadcast_id, cli.with_account(account), progress)
+    result, report = broadcasts.send(cli.app, broadcast_id, cli.with_account(account), cli.progress)
     cli.render_one(
         broadcasts.status(cli.app, broadcast_id),
         fmt=fmt,

@@ -78,8 +78,8 @@ def run(
     if follow:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     report = outbox.run(cli.app, cli.with_account(account), follow=follow, stop=stop)
-    for line in report.errors[:20]:
-        cli.say(line)
+    for failure in report.failures[:20]:
+        cli.say(failure.message())
     cli.say(report.summary())
     if report.exit_code:
         raise typer.Exit(report.exit_code)

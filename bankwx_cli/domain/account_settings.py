@@ -1,10 +1,12 @@
 """Per-account settings: one typed registry, and the commands' set, unset and list.
 
 Each entry says its key, type, default, help, the area that owns it and which account types may
-use it. Core areas declare theirs below, in one place; a later area declares its own with
-``declare(Setting(...))`` at the top level of its module and adds that module to
-``AREA_MODULES``, which ``load()`` imports on the registry's first use, so the registry is the
-same whatever the entry point (a command, ``bankwx serve`` and its workers, a test).
+use it. Settings are an extension point of ``bankwx_cli/extensions.py``: an area declares its
+own with ``registry.setting(Setting(...))`` in its ``install(registry)``, so the registry is the
+same whatever the entry point (a command, ``bankwx serve`` and its workers, a test). The core
+areas' entries are declared by this module's ``install`` (the "accounts" area), in one place,
+each naming the area that owns it: declaring them here keeps reading a setting from importing
+the owning areas' modules (the outbox's metrics, the broadcasts).
 
 Values are stored where they always were: ``welcome``, ``default_reply`` and ``mode`` in their
 own columns of ``accounts``, everything else in the ``settings`` JSON column (the follower-facing
@@ -16,14 +18,13 @@ sees the change within its reload interval (a second).
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bankwx_cli import texts
+from bankwx_cli import extensions, texts
 from bankwx_cli.clock import iso
 from bankwx_cli.domain import audit
 from bankwx_cli.domain.permissions import require
@@ -32,6 +33,7 @@ from bankwx_cli.models import Account
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.extensions import Registry
 
 TYPES = ("str", "int", "bool", "list", "json")
 TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})  # what typer accepts for a bool
@@ -57,7 +59,11 @@ class Setting:
     column: str | None = None  # stored in this column of accounts, not in the settings JSON
     path: tuple[str, ...] = ()  # where in the settings JSON; () means (key,)
     check: AccountCheck | None = None  # a validator that sees the account and the store
-    test_only: bool = False  # known only with BANKWX_TEST_ACTIONS=1 in effect
+    test_only: bool = False  # known only with BANKWX_TEST_ACTIONS=1 (a test-only area's)
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"setting {self.key}: type must be one of {', '.join(TYPES)}")
 
     def stored(self, account: Account) -> Any:
         """The value stored for the account, or None when it is not set."""
@@ -103,29 +109,11 @@ class SettingChange:
     warnings: list[str] = field(default_factory=list)
 
 
-REGISTRY: dict[str, Setting] = {}
-AREA_MODULES: tuple[str, ...] = ()  # modules of later areas that declare settings on import
-_loaded = False
-
-
-def declare(setting: Setting) -> Setting:
-    """Add an entry to the registry (at import time of the owning area's module)."""
-    if setting.type not in TYPES:
-        raise ValueError(f"setting {setting.key}: type must be one of {', '.join(TYPES)}")
-    if setting.key in REGISTRY and REGISTRY[setting.key] != setting:
-        raise ValueError(f"setting {setting.key} is declared twice")
-    REGISTRY[setting.key] = setting
-    return setting
-
-
-def load() -> dict[str, Setting]:
-    """The registry, with every area's entries (imports the areas' modules once)."""
-    global _loaded
-    if not _loaded:
-        for module in AREA_MODULES:
-            importlib.import_module(module)
-        _loaded = True
-    return REGISTRY
+def registered() -> Mapping[str, Setting]:
+    """Every declared setting by key, test-only ones included (the registry keeps it: cheap to
+    call on the hot path). Commands use ``available`` and ``lookup``, which leave out test-only
+    settings unless test actions are enabled."""
+    return extensions.registry().settings(True)
 
 
 # --- values from the command line, and typed values ---------------------------------------------
@@ -225,8 +213,8 @@ def convert(setting: Setting, value: Any) -> Any:
 
 def lookup(app: AppContext, key: str) -> Setting:
     """The entry for key; ValidationError naming the key and the known keys."""
-    found = load().get(key)
-    if found is None or (found.test_only and not app.settings.test_actions):
+    found = extensions.registry().settings(extensions.tests_enabled(app)).get(key)
+    if found is None:
         known = ", ".join(s.key for s in available(app))
         raise ValidationError(
             f"no account setting named '{key}'. Known settings: {known}. "
@@ -236,7 +224,7 @@ def lookup(app: AppContext, key: str) -> Setting:
 
 
 def available(app: AppContext) -> list[Setting]:
-    return [s for s in load().values() if app.settings.test_actions or not s.test_only]
+    return list(extensions.registry().settings(extensions.tests_enabled(app)).values())
 
 
 def usable(app: AppContext, account: Account, key: str) -> Setting:
@@ -253,7 +241,7 @@ def usable(app: AppContext, account: Account, key: str) -> Setting:
 
 def check_type_change(app: AppContext, account: Account, new_type: str) -> None:
     """Refuse a change of account type that would leave a setting the new type cannot use."""
-    for setting in load().values():
+    for setting in registered().values():
         types = setting.account_types
         if types is not None and new_type not in types and setting.stored(account) is not None:
             raise ValidationError(
@@ -268,18 +256,27 @@ def check_type_change(app: AppContext, account: Account, new_type: str) -> None:
 
 def value(account: Account, key: str) -> Any:
     """The value in effect for the account: its own, else the entry's default."""
-    return load()[key].read(account)
+    return registered()[key].read(account)
+
+
+def values(app: AppContext, account: Account) -> dict[str, Any]:
+    """Every setting the account's type can use, as in effect (its own value, else the
+    default); test-only settings only when test actions are enabled."""
+    return {s.key: s.read(account) for s in available(app) if s.applies_to(account)}
 
 
 def text(account: Account, key: str) -> str:
     """A text setting's value in effect (welcome, default_reply, text.*)."""
-    return str(load()[key].read(account))
+    return str(registered()[key].read(account))
 
 
 def texts_of(account: Account) -> dict[str, str]:
     """The account's follower-facing texts (texts.DEFAULTS keys), each as in effect."""
+    known = registered()
     return {
-        name: value(account, key) for name in texts.DEFAULTS if (key := _text_key(name)) in REGISTRY
+        name: known[key].read(account)
+        for name in texts.DEFAULTS
+        if (key := _text_key(name)) in known
     }
 
 
@@ -299,8 +296,9 @@ def stored_values(account: Account, changes: Mapping[str, Any]) -> dict[str, Any
     values: dict[str, Any] = {}
     settings = copy.deepcopy(account.settings)
     settings_changed = False
+    known = registered()
     for key, new in changes.items():
-        setting = REGISTRY[key]
+        setting = known[key]
         if setting.column is not None:
             values[setting.column] = new
             continue
@@ -495,120 +493,112 @@ TEXT_ACCEPTS = f"text of 1 to {TEXT_MAX_BYTES} bytes (UTF-8)"
 
 # --- the core areas' entries (one place) ----------------------------------------------------
 
-declare(
-    Setting(
-        "welcome",
-        "str",
-        texts.DEFAULTS["welcome"],
-        "Text a new follower gets on subscribe (and the 'welcome' action).",
-        "engine",
-        TEXT_ACCEPTS,
-        _text,
-        column="welcome",
-    )
-)
-declare(
-    Setting(
-        "default_reply",
-        "str",
-        texts.DEFAULTS["default_reply"],
-        "Text for messages that no keyword rule answers.",
-        "engine",
-        TEXT_ACCEPTS,
-        _text,
-        column="default_reply",
-    )
-)
-declare(
-    Setting(
-        "mode",
-        "str",
-        "safe",
-        "Message mode of callbacks: plain, compatible or safe (needs the EncodingAESKey); "
-        "must match the WeChat console.",
-        "engine",
-        "one of plain, compatible, safe",
-        _choice(MODES),
-        column="mode",
-        check=_mode_needs_aes_key,
-    )
-)
-declare(
-    Setting(
-        "retention_days",
-        "int",
-        180,
-        "Days the conversation log keeps entries; bankwx messages purge deletes older ones.",
-        "messages",
-        "a whole number of days from 1 to 3650",
-        _int_range(1, 3650),
-    )
-)
-declare(
-    Setting(
-        "preview_openids",
-        "list",
-        [],
-        "Test followers that broadcast previews may be sent to.",
-        "broadcasts",
-        "openids, comma-separated or a JSON array ('' for none)",
-        _openids,
-    )
-)
-declare(
-    Setting(
-        "require_approval",
-        "list",
-        [],
-        "Areas whose changes need a second operator's approval (maker-checker).",
-        "menus",
-        f"areas among {', '.join(APPROVAL_AREAS)}, comma-separated ('none' for none)",
-        _approval_areas,
-    )
-)
-declare(
-    Setting(
-        "rates",
-        "json",
-        {},
-        "Calls a second per WeChat endpoint for the outbox; endpoints not named keep the "
-        "built-in rate.",
-        "outbox",
-        "a JSON object of endpoint to calls a second (1 or more), e.g. "
-        '{"message/template/send": 200}',
-        _rates,
-    )
-)
 _TEXT_HELP = {
     "transfer_agent": "Text for a follower being handed to a human agent (for the agents area).",
     "late_answer_prefix": "Text before an answer sent late as a customer-service message "
     "(for late answers).",
     "help": "Reply of the 'help' action: the list of services.",
 }
-for _name in texts.DEFAULTS:
-    if _name in ("welcome", "default_reply"):
-        continue
-    declare(
+
+
+def install(registry: Registry) -> None:
+    """The core areas' settings (each names the area that owns it)."""
+    registry.setting(
         Setting(
-            f"text.{_name}",
+            "welcome",
             "str",
-            texts.DEFAULTS[_name],
-            _TEXT_HELP.get(_name, "Follower-facing text."),
-            "texts",
+            texts.DEFAULTS["welcome"],
+            "Text a new follower gets on subscribe (and the 'welcome' action).",
+            "engine",
             TEXT_ACCEPTS,
             _text,
-            path=("texts", _name),
+            column="welcome",
         )
     )
-declare(
-    Setting(
-        "test.service_only",
-        "bool",
-        False,
-        "Test only (BANKWX_TEST_ACTIONS=1): a setting that only service accounts may use.",
-        "test",
-        "true or false",
-        account_types=("service",),
-        test_only=True,
+    registry.setting(
+        Setting(
+            "default_reply",
+            "str",
+            texts.DEFAULTS["default_reply"],
+            "Text for messages that no keyword rule answers.",
+            "engine",
+            TEXT_ACCEPTS,
+            _text,
+            column="default_reply",
+        )
     )
-)
+    registry.setting(
+        Setting(
+            "mode",
+            "str",
+            "safe",
+            "Message mode of callbacks: plain, compatible or safe (needs the EncodingAESKey); "
+            "must match the WeChat console.",
+            "engine",
+            "one of plain, compatible, safe",
+            _choice(MODES),
+            column="mode",
+            check=_mode_needs_aes_key,
+        )
+    )
+    registry.setting(
+        Setting(
+            "retention_days",
+            "int",
+            180,
+            "Days the conversation log keeps entries; bankwx messages purge deletes older ones.",
+            "messages",
+            "a whole number of days from 1 to 3650",
+            _int_range(1, 3650),
+        )
+    )
+    registry.setting(
+        Setting(
+            "preview_openids",
+            "list",
+            [],
+            "Test followers that broadcast previews may be sent to.",
+            "broadcasts",
+            "openids, comma-separated or a JSON array ('' for none)",
+            _openids,
+        )
+    )
+    registry.setting(
+        Setting(
+            "require_approval",
+            "list",
+            [],
+            "Areas whose changes need a second operator's approval (maker-checker).",
+            "menus",
+            f"areas among {', '.join(APPROVAL_AREAS)}, comma-separated ('none' for none)",
+            _approval_areas,
+        )
+    )
+    registry.setting(
+        Setting(
+            "rates",
+            "json",
+            {},
+            "Calls a second per WeChat endpoint for the outbox; endpoints not named keep the "
+            "built-in rate.",
+            "outbox",
+            "a JSON object of endpoint to calls a second (1 or more), e.g. "
+            '{"message/template/send": 200}',
+            _rates,
+        )
+    )
+    for name in texts.DEFAULTS:
+        if name in ("welcome", "default_reply"):
+            continue
+        registry.setting(
+            Setting(
+                f"text.{name}",
+                "str",
+                texts.DEFAULTS[name],
+                _TEXT_HELP.get(name, "Follower-facing text."),
+                "texts",
+                TEXT_ACCEPTS,
+                _text,
+                path=("texts", name),
+            )
+        )

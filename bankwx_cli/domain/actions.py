@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli import extensions, texts
@@ -82,10 +83,11 @@ class ActionContext:
                 continue
         return None
 
-    @property
+    @cached_property
     def settings(self) -> Mapping[str, Any]:
-        """The account's settings."""
-        return self.account.settings
+        """The account's settings as in effect (its own values, else the defaults), by key:
+        every setting its account type can use (``bankwx account settings NAME``)."""
+        return account_settings.values(self.app, self.account)
 
     def time_left(self) -> float:
         """Seconds before the receiver answers success instead (inf outside the receiver)."""

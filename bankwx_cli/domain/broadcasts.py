@@ -29,14 +29,17 @@ from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
 from bankwx_cli.models import (
     Account,
     Audience,
+    BatchReport,
     Broadcast,
     BroadcastContent,
     BroadcastPreview,
     BroadcastStatus,
     MassJob,
     MediaContent,
+    Progress,
     TemplateContent,
     TextContent,
+    no_progress,
 )
 
 if TYPE_CHECKING:
@@ -657,7 +660,6 @@ def _finish(app: AppContext, broadcast_id: int) -> Broadcast:
     return _get(app, broadcast_id)
 
 
-@outbox.on_final("broadcast")
 def _unit_final(app: AppContext, unit: outbox.Unit) -> None:
     """The last unit of a broadcast reached its final state: the broadcast finishes with it,
     whichever dispatcher sent it (a `bankwx serve` may finish what a killed send began)."""
@@ -669,8 +671,8 @@ def send(
     app: AppContext,
     broadcast_id: int,
     account: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[Broadcast, outbox.Report]:
+    progress: Progress = no_progress,
+) -> tuple[Broadcast, BatchReport]:
     """Send an approved broadcast now and drain its units; returns when all are final."""
     b = _load(app, "broadcast.send", broadcast_id, account)
     if b.state in ("draft", "submitted", "rejected"):
@@ -678,51 +680,53 @@ def send(
             f"broadcast {broadcast_id} is {b.state}: it must be approved before it is sent."
         )
     if b.state in ("sent", "partly_failed", "failed", "cancelled"):
-        return b, outbox.Report()  # a finished run: nothing left to do
+        return b, outbox.report()  # a finished run: nothing left to do
     return _run(app, [b], progress)
 
 
 def run_due(
-    app: AppContext, progress: Callable[[int, int], None] | None = None
-) -> tuple[list[Broadcast], outbox.Report]:
+    app: AppContext, progress: Progress = no_progress
+) -> tuple[list[Broadcast], BatchReport]:
     """Send every approved broadcast whose time has come (cron); resume killed runs."""
     require(app, "broadcast.send")
     due = app.store.broadcasts.due(_now(app))
-    report = outbox.Report()
+    report = outbox.report()
     done = []
     for b in due:
         result, part = _run(app, [b], progress)
         done.append(result)
-        for name in ("sent", "failed", "unknown", "retried", "wechat_refusals"):
-            setattr(report, name, getattr(report, name) + getattr(part, name))
-        report.errors += part.errors
+        report += part
     return done, report
 
 
 def _run(
-    app: AppContext, items: list[Broadcast], progress: Callable[[int, int], None] | None
-) -> tuple[Broadcast, outbox.Report]:
+    app: AppContext, items: list[Broadcast], progress: Progress
+) -> tuple[Broadcast, BatchReport]:
     b = items[0]
     started = _start(app, b)
     if started is None:
-        return _get(app, b.id), outbox.Report()
+        return _get(app, b.id), outbox.report()
     expand(app, started)
     source = f"broadcast:{b.id}"
     total = sum(app.store.outbox.counts(source).values())
+    with progress(f"broadcast {b.id}", total) as bar:
+        shown = 0
 
-    def finished() -> bool:
-        counts = app.store.outbox.counts(source)
-        if progress:
-            progress(sum(counts.get(s, 0) for s in TERMINAL), total)
-        return not counts.get("pending") and not counts.get("sending")
+        def finished() -> bool:
+            nonlocal shown
+            counts = app.store.outbox.counts(source)
+            final = sum(counts.get(s, 0) for s in TERMINAL)
+            bar.advance(final - shown)
+            shown = final
+            return not counts.get("pending") and not counts.get("sending")
 
-    dispatcher = outbox.Dispatcher(app, b.account)
-    dispatcher.start()
-    try:
-        report = dispatcher.drain(wait_for_retries=True, until=finished)
-    finally:
-        dispatcher.stop()
-    finished()
+        dispatcher = outbox.Dispatcher(app, b.account)
+        dispatcher.start()
+        try:
+            report = dispatcher.drain(wait_for_retries=True, until=finished)
+        finally:
+            dispatcher.stop()
+        finished()
     return _finish(app, b.id), report
 
 
@@ -822,5 +826,7 @@ def list_(app: AppContext, account: str | None = None, state: str | None = None)
 
 
 def install(registry: Registry) -> None:
-    """This area's declarations (bankwx_cli/extensions.py): job-finished events."""
+    """This area's declarations (bankwx_cli/extensions.py): job-finished events, and the
+    outbox's final states of its units."""
     registry.on_event("masssendjobfinish", job_finished)
+    registry.on_final("broadcast", _unit_final)

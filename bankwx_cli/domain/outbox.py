@@ -7,18 +7,19 @@
   mass ``clientmsgid``); at most once where it cannot (customer-service messages caught
   mid-send become ``unknown`` and are sent again only by ``outbox retry``).
 
-Two registries, filled by module-level declarations in each area (``AREAS``), whatever the
+Two extension points of ``bankwx_cli/extensions.py``, declared by each area's
+``install(registry)`` (this module's own: ``custom``, ``template`` and ``mass``), whatever the
 entry point:
 
-- senders per kind (``@sender``): the send function, the rate-budget key and the crash policy
-  (``at_most_once``: a unit caught mid-send becomes ``unknown``; ``idempotent``: it is sent
-  again, because WeChat de-duplicates it). A unit of a kind no sender handles fails on its own,
+- senders per kind (``registry.sender``): the send function, the rate-budget key and the crash
+  policy (``at_most_once``: a unit caught mid-send becomes ``unknown``; ``idempotent``: it is
+  sent again, because WeChat de-duplicates it). A unit of a kind no sender handles fails on its own,
   with an error naming the kind; it never holds up the units behind it.
-- hooks per source type (the ``broadcast`` of ``broadcast:12``): ``@on_final`` hooks run once
-  each time a unit reaches sent, failed, unknown or cancelled, in the transaction that records
-  it; ``@on_delivery`` hooks get WeChat's later delivery report (TEMPLATESENDJOBFINISH);
-  ``@before_send`` checks run before a unit's first attempt, whenever it comes due (also after
-  a deferral), and may cancel it or defer it again.
+- hooks per source type (the ``broadcast`` of ``broadcast:12``): ``registry.on_final`` hooks
+  run once each time a unit reaches sent, failed, unknown or cancelled, in the transaction that
+  records it; ``registry.on_delivery`` hooks get WeChat's later delivery report
+  (TEMPLATESENDJOBFINISH); ``registry.before_send`` checks run before a unit's first attempt,
+  whenever it comes due (also after a deferral), and may cancel it or defer it again.
 
 Business time (next attempts, backoff, rate-budget seconds, heartbeats) is ``app.clock``'s.
 """
@@ -26,7 +27,6 @@ Business time (next attempts, backoff, rate-budget seconds, heartbeats) is ``app
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import os
 import socket
@@ -35,13 +35,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
-from bankwx_cli import clock
+from bankwx_cli import clock, extensions
 from bankwx_cli.clock import BANK_TZ, iso
 from bankwx_cli.domain import account_settings, accounts, audit
 from bankwx_cli.domain.permissions import load_row, require
@@ -51,9 +51,17 @@ from bankwx_cli.errors import (
     WeChatError,
     WeChatInDoubtError,
     WeChatUnavailableError,
-    batch_exit_code,
 )
-from bankwx_cli.models import ImageReply, NewsReply, Reply, TextReply
+from bankwx_cli.extensions import Sender, SourceHooks
+from bankwx_cli.models import (
+    BatchFailure,
+    BatchReport,
+    ImageReply,
+    NewsReply,
+    ProgressBar,
+    Reply,
+    TextReply,
+)
 from bankwx_cli.storage.outbox import UNREADABLE
 
 if TYPE_CHECKING:
@@ -68,9 +76,6 @@ log = logging.getLogger(__name__)
 LANES = ("reply", "alert", "agent", "broadcast")
 STATES = ("pending", "sending", "sent", "failed", "unknown", "cancelled")
 FINAL = ("sent", "failed", "unknown", "cancelled")
-# The areas that declare senders or source hooks at module level: imported before a registry is
-# read, so the CLI, `bankwx serve`, its workers and the tests all see the same entries.
-AREAS = ("bankwx_cli.domain.broadcasts",)
 TEMPLATE_DEDUP_S = 600.0  # WeChat honours client_msg_id for 10 minutes
 HEARTBEAT_S = 1.0
 DEAD_AFTER_S = 5.0
@@ -83,8 +88,6 @@ OLDEST = Gauge("bankwx_outbox_oldest_pending_seconds", "Age of the oldest due un
 
 # --- the registries ----------------------------------------------------------------------------
 
-CrashPolicy = Literal["at_most_once", "idempotent"]
-CRASH_POLICIES = ("at_most_once", "idempotent")
 STRANDED = "the sender stopped mid-send; WeChat may or may not have delivered it"
 
 
@@ -130,48 +133,6 @@ class Unit:
         )
 
 
-# Sends one unit; returns WeChat's message id (or None). Raises the WeChatError family: the
-# dispatcher decides from it whether the unit failed, waits, or is unknown.
-SendFn = Callable[["AppContext", Unit], "str | None"]
-
-
-@dataclass(frozen=True)
-class Sender:
-    kind: str
-    send: SendFn
-    budget: str  # the rate-budget key: kinds with one key share its calls a second per account
-    crash: CrashPolicy
-    rate: int  # calls a second per account, unless the account's `rates` names the budget key
-    dedup_window_s: float | None = None  # idempotent only this long after the first attempt
-    test_only: bool = False  # only with BANKWX_TEST_ACTIONS=1
-
-
-SENDERS: dict[str, Sender] = {}
-
-
-def sender(
-    kind: str,
-    *,
-    budget: str,
-    crash: CrashPolicy,
-    rate: int,
-    dedup_window_s: float | None = None,
-    test_only: bool = False,
-) -> Callable[[SendFn], SendFn]:
-    """Declare the sender of an outbox kind (at module level, in the area that owns it)."""
-    if crash not in CRASH_POLICIES:
-        raise ValueError(f"crash policy '{crash}' is invalid: use {', '.join(CRASH_POLICIES)}.")
-
-    def register(fn: SendFn) -> SendFn:
-        known = SENDERS.get(kind)
-        if known is not None and known.send is not fn:
-            raise ValueError(f"outbox kind '{kind}' is declared twice.")
-        SENDERS[kind] = Sender(kind, fn, budget, crash, rate, dedup_window_s, test_only)
-        return fn
-
-    return register
-
-
 @dataclass(frozen=True)
 class Defer:
     """A before-send check's verdict: not now; due again at until (Unix time)."""
@@ -187,91 +148,21 @@ class Cancel:
     reason: str
 
 
-FinalHook = Callable[["AppContext", Unit], None]
-DeliveryHook = Callable[["AppContext", Unit, str], None]
-Check = Callable[["AppContext", Unit], "Defer | Cancel | None"]
-
-
-@dataclass
-class SourceHooks:
-    final: list[FinalHook] = field(default_factory=list)
-    delivery: list[DeliveryHook] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
-
-
-SOURCES: dict[str, SourceHooks] = {}
-
-
-def _hooks(source_type: str) -> SourceHooks:
-    return SOURCES.setdefault(source_type, SourceHooks())
-
-
-def on_final(source_type: str) -> Callable[[FinalHook], FinalHook]:
-    """Declare a hook called once when a unit of this source type reaches a final state.
-
-    It runs in the transaction that records the state (keep it to store writes); an exception
-    undoes what the hook wrote, is logged, and does not undo the unit's state.
-    """
-
-    def register(fn: FinalHook) -> FinalHook:
-        if fn not in _hooks(source_type).final:
-            _hooks(source_type).final.append(fn)
-        return fn
-
-    return register
-
-
-def on_delivery(source_type: str) -> Callable[[DeliveryHook], DeliveryHook]:
-    """Declare a hook told WeChat's delivery report on a sent unit (its Status text)."""
-
-    def register(fn: DeliveryHook) -> DeliveryHook:
-        if fn not in _hooks(source_type).delivery:
-            _hooks(source_type).delivery.append(fn)
-        return fn
-
-    return register
-
-
-def before_send(source_type: str) -> Callable[[Check], Check]:
-    """Declare a check run before a unit's first attempt, each time it comes due.
-
-    It runs inside the dispatcher's claim transaction, once each time the unit is about to be
-    claimed (due, and granted its rate budget): decide from the store, call nothing remote.
-    Returns None (send), Defer(until) or Cancel(reason); the first verdict wins.
-    """
-
-    def register(fn: Check) -> Check:
-        if fn not in _hooks(source_type).checks:
-            _hooks(source_type).checks.append(fn)
-        return fn
-
-    return register
-
-
-_areas_loaded = False
-
-
-def load_areas() -> None:
-    """Import the areas that declare senders and hooks (once)."""
-    global _areas_loaded
-    if not _areas_loaded:
-        for name in AREAS:
-            importlib.import_module(name)
-        _areas_loaded = True
-
-
 def sender_for(app: AppContext, kind: str) -> Sender | None:
     """The sender of kind, or None when no sender (for this settings) handles it."""
-    load_areas()
-    found = SENDERS.get(kind)
-    if found is None or (found.test_only and not app.settings.test_actions):
-        return None
-    return found
+    return extensions.registry().senders(extensions.tests_enabled(app)).get(kind)
 
 
 def kinds(app: AppContext) -> list[str]:
-    load_areas()
-    return sorted(k for k in SENDERS if sender_for(app, k) is not None)
+    return sorted(extensions.registry().senders(extensions.tests_enabled(app)))
+
+
+def _hooks(app: AppContext, unit: Unit) -> SourceHooks:
+    found = extensions.registry().source_hooks(extensions.tests_enabled(app))
+    return found.get(unit.source_type or "") or _NO_HOOKS
+
+
+_NO_HOOKS = SourceHooks()
 
 
 def _guarded(app: AppContext, what: str, unit: Unit, hook: Callable[..., None], *args: Any) -> None:
@@ -285,17 +176,14 @@ def _guarded(app: AppContext, what: str, unit: Unit, hook: Callable[..., None], 
 
 def finalised(app: AppContext, rows: Iterable[dict[str, Any]]) -> None:
     """Call the final-state hooks of units just recorded final (in the recording transaction)."""
-    load_areas()
     for row in rows:
         unit = Unit.of(row)
-        hooks = SOURCES.get(unit.source_type or "")
-        for hook in hooks.final if hooks else ():
+        for hook in _hooks(app, unit).final:
             _guarded(app, "final-state", unit, hook)
 
 
 def _verdict(app: AppContext, unit: Unit) -> Defer | Cancel | None:
-    hooks = SOURCES.get(unit.source_type or "")
-    for check in hooks.checks if hooks else ():
+    for check in _hooks(app, unit).checks:
         verdict = check(app, unit)
         if verdict is not None:
             return verdict
@@ -310,27 +198,17 @@ def _msgid(answer: dict[str, Any]) -> str | None:
     return _text(answer.get("msgid") or answer.get("msg_id"))
 
 
-@sender("custom", budget="/cgi-bin/message/custom/send", crash="at_most_once", rate=100)
 def send_custom(app: AppContext, unit: Unit) -> str | None:
     """A customer-service message: nothing de-duplicates it, so never sent twice on a doubt."""
     path = "/cgi-bin/message/custom/send"
     return _msgid(_client(app, unit).post(path, unit.payload, idempotent=False))
 
 
-@sender(
-    "template",
-    budget="/cgi-bin/message/template/send",
-    crash="idempotent",
-    rate=100,
-    dedup_window_s=TEMPLATE_DEDUP_S,
-)
 def send_template(app: AppContext, unit: Unit) -> str | None:
     """A template message carrying our client_msg_id."""
     return _msgid(_client(app, unit).post("/cgi-bin/message/template/send", unit.payload))
 
 
-# protocol sheet §7: mass 60 a minute
-@sender("mass", budget="/cgi-bin/message/mass/send", crash="idempotent", rate=1)
 def send_mass(app: AppContext, unit: Unit) -> str | None:
     """A mass job (sendall or send) carrying our clientmsgid."""
     payload = unit.payload
@@ -340,13 +218,6 @@ def send_mass(app: AppContext, unit: Unit) -> str | None:
         if exc.errcode != 45065:
             raise
         return _text(exc.body.get("msg_id"))  # our clientmsgid was sent before: that job
-
-
-@sender("test_note", budget="test_note", crash="at_most_once", rate=5, test_only=True)
-def send_test_note(app: AppContext, unit: Unit) -> str | None:
-    """Test only (BANKWX_TEST_ACTIONS=1): a customer-service text, to see a declared kind sent."""
-    body = {"touser": unit.openid, "msgtype": "text", "text": {"content": unit.payload["text"]}}
-    return _msgid(_client(app, unit).post("/cgi-bin/message/custom/send", body, False))
 
 
 # --- enqueue -----------------------------------------------------------------------------------
@@ -496,13 +367,11 @@ def job_finished(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
     """TEMPLATESENDJOBFINISH: record WeChat's delivery result on the unit and tell the delivery
     hooks of its source. Answers nothing, so other hooks on this event run too (the receiver
     records the event as it records every job result)."""
-    load_areas()
     status = inbound.fields.get("Status", "")
     with app.store.transaction():
         for row in app.store.outbox.record_delivery(runtime.account.name, inbound.msg_id, status):
             unit = Unit.of(row)
-            hooks = SOURCES.get(unit.source_type or "")
-            for hook in hooks.delivery if hooks else ():
+            for hook in _hooks(app, unit).delivery:
                 _guarded(app, "delivery", unit, hook, status)
     return None
 
@@ -510,7 +379,6 @@ def job_finished(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
 def cancel_source(app: AppContext, source: str) -> int:
     """Cancel the source's units not yet claimed (joins the caller's transaction); the final-state
     hooks of each run. Returns how many were cancelled."""
-    load_areas()
     with app.store.transaction():
         units = app.store.outbox.cancel_source(source, app.clock.time())
         finalised(app, units)
@@ -520,24 +388,12 @@ def cancel_source(app: AppContext, source: str) -> int:
 # --- dispatching -------------------------------------------------------------------------------
 
 
-@dataclass
-class Report:
-    sent: int = 0
-    failed: int = 0
-    unknown: int = 0
-    retried: int = 0
-    wechat_refusals: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return batch_exit_code(self.failed + self.unknown, self.wechat_refusals)
-
-    def summary(self) -> str:
-        return (
-            f"{self.sent} sent, {self.failed} failed, {self.unknown} unknown, "
-            f"{self.retried} to retry."
-        )
+def report(sent: int = 0, retried: int = 0, failures: tuple[BatchFailure, ...] = ()) -> BatchReport:
+    """A sending run's report: "N sent, N failed, N unknown, N to retry." (DESIGN §3: exits 0
+    when nothing failed, 3 when every failure was WeChat's refusal, else 1)."""
+    return BatchReport(
+        done=sent, retried=retried, failures=failures, done_word="sent", counts_unknown=True
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -578,7 +434,6 @@ class Dispatcher:
         threads: int = 8,
         batch: int = 64,
     ) -> None:
-        load_areas()
         self.app = app
         self.account = account
         self.batch = batch
@@ -788,16 +643,17 @@ class Dispatcher:
         follow: bool = False,
         wait_for_retries: bool = False,
         until: Callable[[], bool] | None = None,
-        progress: Callable[[int], None] | None = None,
+        bar: ProgressBar | None = None,
         stop: threading.Event | None = None,
-    ) -> Report:
+    ) -> BatchReport:
         """Send what is due. follow: forever (until stop); wait_for_retries: also wait for
         units whose next attempt is in the future; until: a condition that ends the run.
 
         Waits for business time (the next due unit, the next rate-budget second) go through
-        the clock (a FixedClock moves on instead); waits for new work are real time.
+        the clock (a FixedClock moves on instead); waits for new work are real time. bar, when
+        given, advances by each unit that reaches sent, failed or unknown.
         """
-        report = Report()
+        tally = _Tally()
         last_recover = 0.0
         stop = stop or threading.Event()
         while not stop.is_set():
@@ -812,10 +668,10 @@ class Dispatcher:
                 self.record(units, results)
             done, self._settled = self._settled + results, []  # refused at claim, then sent
             for result in done:
-                self._count(report, result)
+                tally.count(result)
             if done:
-                if progress:
-                    progress(sum(1 for r in done if r["state"] in ("sent", "failed", "unknown")))
+                if bar is not None:
+                    bar.advance(sum(1 for r in done if r["state"] in ("sent", "failed", "unknown")))
                 continue
             if until is not None and until():
                 break
@@ -835,7 +691,7 @@ class Dispatcher:
             if not follow and not wait_for_retries:
                 break
             clock.wait(self.app.clock, stop, min(1.0, next_due - now))
-        return report
+        return tally.report()
 
     def _others_sending(self) -> bool:
         rows = self.app.store.outbox.all({"state": "sending", "account": self.account}, 1)
@@ -849,25 +705,34 @@ class Dispatcher:
         pending = self.app.store.outbox.all({"state": "pending", "account": self.account}, 1)
         return bool(pending) and pending[0]["next_attempt_at"] <= now
 
-    @staticmethod
-    def _count(report: Report, result: dict[str, Any]) -> None:
+
+class _Tally:
+    """A sending run's counts, as results come in."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.retried = 0
+        self.failures: list[BatchFailure] = []
+
+    def count(self, result: dict[str, Any]) -> None:
         state = result["state"]
+        what, error = f"unit {result['id']}", str(result.get("last_error"))
         if state == "sent":
-            report.sent += 1
+            self.sent += 1
         elif state == "failed":
-            report.failed += 1
-            report.wechat_refusals += 1 if "WeChat" in str(result.get("last_error")) else 0
-            report.errors.append(f"unit {result['id']}: {result.get('last_error')}")
+            self.failures.append(BatchFailure(what, error, wechat="WeChat" in error))
         elif state == "unknown":
-            report.unknown += 1
-            report.errors.append(f"unit {result['id']}: {result.get('last_error')}")
+            self.failures.append(BatchFailure(what, error, unknown=True))
         elif not result.get("undo_attempt"):
-            report.retried += 1
+            self.retried += 1
+
+    def report(self) -> BatchReport:
+        return report(self.sent, self.retried, tuple(self.failures))
 
 
 def _send_again(unit: dict[str, Any], now: float) -> bool:
     """Whether a unit stranded mid-send may be sent again (its kind's crash policy)."""
-    found = SENDERS.get(unit["kind"])
+    found = extensions.registry().senders(True).get(unit["kind"])  # whichever area declared it
     if found is None or found.crash != "idempotent":
         return False
     window = found.dedup_window_s
@@ -916,7 +781,7 @@ def run(
     account: str | None = None,
     follow: bool = False,
     stop: threading.Event | None = None,
-) -> Report:
+) -> BatchReport:
     """Drain what is due (or keep dispatching with follow)."""
     require(app, "outbox.run", account)
     name = accounts.get(app, account).name if account else None
@@ -992,6 +857,15 @@ def update_metrics(app: AppContext) -> None:
 
 
 def install(registry: Registry) -> None:
-    """This area's declarations (bankwx_cli/extensions.py): late answers, job results."""
+    """This area's declarations (bankwx_cli/extensions.py): its senders, late answers, job
+    results."""
+    registry.sender("custom", budget="/cgi-bin/message/custom/send", crash="at_most_once",
+                    rate=100)(send_custom)  # fmt: skip
+    registry.sender("template", budget="/cgi-bin/message/template/send", crash="idempotent",
+                    rate=100, dedup_window_s=TEMPLATE_DEDUP_S)(send_template)  # fmt: skip
+    # protocol sheet §7: mass 60 a minute
+    registry.sender("mass", budget="/cgi-bin/message/mass/send", crash="idempotent", rate=1)(
+        send_mass
+    )
     registry.on_late(late_answer)
     registry.on_event("templatesendjobfinish", job_finished)

@@ -13,7 +13,9 @@ every entry point fills the registries the same way. Nothing here is for operato
 - a follower-state lookup: a follower whose recorded scene is ``trial-agent`` has every
   message taken ("talking to an agent"), ``trial-queue`` has it taken silently (success);
 - a late-answer hook that records the late message's id in the follower's state;
-- a route: ``GET /trial/{name}`` (the account's name and type as JSON; 404 when unknown).
+- a route: ``GET /trial/{name}`` (the account's name and type as JSON; 404 when unknown);
+- an outbox kind: ``test_note`` (a customer-service text, at most once, 5 a second);
+- an account setting: ``test.service_only`` (a bool that only service accounts may use).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import json
 import time
 from typing import TYPE_CHECKING
 
+from bankwx_cli.domain import account_settings
+from bankwx_cli.domain.account_settings import Setting
 from bankwx_cli.errors import NotFoundError, ValidationError
 from bankwx_cli.extensions import ErrorMap, Request, Response
 from bankwx_cli.models import Account, Reply, TextReply
@@ -29,6 +33,7 @@ from bankwx_cli.models import Account, Reply, TextReply
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
     from bankwx_cli.domain.actions import ActionContext
+    from bankwx_cli.domain.outbox import Unit
     from bankwx_cli.domain.routing import Decision, Runtime
     from bankwx_cli.extensions import Registry
     from bankwx_cli.wechat.callback import Inbound
@@ -71,7 +76,7 @@ def echo(ctx: ActionContext) -> Reply:
 
 
 def _has_preview(app: AppContext, account: Account, arg: str | None) -> None:
-    if not account.settings.get("preview_openids"):
+    if not account_settings.value(account, "preview_openids"):
         raise ValidationError(
             f"action 'needs_preview' needs the account '{account.name}' to have preview "
             "openids (bankwx account update --preview-openids)."
@@ -79,7 +84,7 @@ def _has_preview(app: AppContext, account: Account, arg: str | None) -> None:
 
 
 def needs_preview(ctx: ActionContext) -> Reply:
-    return TextReply(f"预览粉丝{len(ctx.settings.get('preview_openids') or [])}位")
+    return TextReply(f"预览粉丝{len(ctx.settings['preview_openids'])}位")
 
 
 def trial_secret(ctx: ActionContext) -> Reply:
@@ -143,6 +148,31 @@ async def account_route(request: Request) -> Response:
     return Response(200, body, b"application/json")
 
 
+# --- an outbox kind, and an account setting ---------------------------------------------------
+
+
+def send_test_note(app: AppContext, unit: Unit) -> str | None:
+    """A customer-service text, to see a declared kind sent."""
+    from bankwx_cli.domain import accounts
+
+    body = {"touser": unit.openid, "msgtype": "text", "text": {"content": unit.payload["text"]}}
+    client = app.client(accounts.get(app, unit.account))
+    answer = client.post("/cgi-bin/message/custom/send", body, False)
+    msgid = answer.get("msgid") or answer.get("msg_id")
+    return None if msgid is None else str(msgid)
+
+
+SERVICE_ONLY = Setting(
+    "test.service_only",
+    "bool",
+    False,
+    "Test only (BANKWX_TEST_ACTIONS=1): a setting that only service accounts may use.",
+    "test",
+    "true or false",
+    account_types=("service",),
+)
+
+
 def install(registry: Registry) -> None:
     registry.action(
         "sleep",
@@ -173,3 +203,5 @@ def install(registry: Registry) -> None:
         max_body=0,
         errors=[ErrorMap(NotFoundError, 404, b"no such account", "unknown_account")],
     )
+    registry.sender("test_note", budget="test_note", crash="at_most_once", rate=5)(send_test_note)
+    registry.setting(SERVICE_ONLY)

@@ -178,7 +178,7 @@ BAD_VALUES = [
 def test_invalid_value(with_account: Bankwx, key: str, value: str, why: str) -> None:
     result = with_account("account", "set", "main", key, value)
     assert result.exit_code == 1, result.output
-    accepts = account_settings.REGISTRY[key].accepts
+    accepts = account_settings.registered()[key].accepts
     assert result.stderr.startswith(f"Error: setting '{key}' does not accept ")
     assert f"({why}): it takes {accepts}." in result.stderr.replace("\n", "")
     assert "Traceback" not in result.output
@@ -405,9 +405,9 @@ def test_json_round_trip(value: Any) -> None:
     assert account_settings.parse_raw("json", account_settings.format_raw("json", value)) == value
 
 
-@given(st.sampled_from(sorted(account_settings.REGISTRY)), st.text())
+@given(st.sampled_from(sorted(account_settings.registered())), st.text())
 def test_any_text_is_a_value_or_a_validation_error(key: str, raw: str) -> None:
-    setting = account_settings.REGISTRY[key]
+    setting = account_settings.registered()[key]
     try:
         value = account_settings.convert(setting, raw)
     except ValidationError as exc:
@@ -425,7 +425,7 @@ def test_any_text_is_a_value_or_a_validation_error(key: str, raw: str) -> None:
 
 @given(st.integers())
 def test_retention_days_accepts_exactly_1_to_3650(days: int) -> None:
-    setting = account_settings.REGISTRY["retention_days"]
+    setting = account_settings.registered()["retention_days"]
     try:
         assert account_settings.convert(setting, str(days)) == days
         accepted = True

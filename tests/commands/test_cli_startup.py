@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bankwx_cli import errors, main, settings
+from bankwx_cli.models import BatchFailure, BatchReport
 from bankwx_cli.settings import OPTIONS, Fmt, Settings
 
 PACKAGE = Path(main.__file__).parent
@@ -296,10 +297,12 @@ def test_no_module_but_settings_reads_bankwx_variables() -> None:
 
 
 def test_batch_rule() -> None:
-    assert errors.batch_exit_code(0, 0) == errors.OK
-    assert errors.batch_exit_code(3, 3) == errors.WECHAT
-    assert errors.batch_exit_code(3, 2) == errors.FAILED
-    assert errors.batch_exit_code(1, 0) == errors.FAILED
+    refused = BatchFailure("unit 1", "WeChat 45009", wechat=True)
+    lost = BatchFailure("unit 2", "caught mid-send", unknown=True)
+    assert BatchReport(done=3).exit_code == errors.OK
+    assert BatchReport(failures=(refused, refused)).exit_code == errors.WECHAT
+    assert BatchReport(failures=(refused, lost)).exit_code == errors.FAILED
+    assert BatchReport(failures=(BatchFailure("unit 3", "down"),)).exit_code == errors.FAILED
 
 
 def test_no_exit_code_literals_in_commands() -> None:

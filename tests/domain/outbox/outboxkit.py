@@ -1,4 +1,4 @@
-"""Helpers for the outbox tests: template units and raw rows."""
+"""Helpers for the outbox tests: template units, raw rows, a test module as an area."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import re
 import sqlite3
 from typing import Any
 
+import pytest
 from bxtest import APPID
 
+from bankwx_cli import extensions
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import accounts, outbox
 from bankwx_cli.sim.driver import SimDriver
@@ -58,3 +60,10 @@ def unit(app: AppContext, unit_id: int) -> dict[str, Any]:
     found = app.store.outbox.get(unit_id)
     assert found is not None
     return found
+
+
+def with_area(monkeypatch: pytest.MonkeyPatch, module: str, points: tuple[str, ...]) -> None:
+    """Make the process's registry (CLI commands run in this process included) one with every
+    area and the test module as one more: its ``install(registry)`` declares the points."""
+    areas = (*extensions.AREAS, extensions.Area("tests", module, points))
+    monkeypatch.setattr(extensions, "_loaded", extensions.load(areas))

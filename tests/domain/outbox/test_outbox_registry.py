@@ -6,12 +6,14 @@ from typing import Any
 
 import pytest
 from bxtest import ORIGINAL_ID, Bankwx
-from outboxkit import enqueue_templates, insert_raw, unit
+from outboxkit import enqueue_templates, insert_raw, unit, with_area
 
+from bankwx_cli import extensions
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import outbox
 from bankwx_cli.domain.routing import Engine
 from bankwx_cli.errors import ValidationError
+from bankwx_cli.extensions import Registry
 from bankwx_cli.sim.driver import SimDriver
 from bankwx_cli.wechat.callback import Inbound
 
@@ -25,34 +27,36 @@ def _seen(app: AppContext, unit: outbox.Unit) -> None:
     )
 
 
-outbox.on_final("hooked")(_seen)
-
-
-@outbox.on_final("broken")
 def _broken(app: AppContext, unit: outbox.Unit) -> None:
     app.store.outbox.pause("main", "agent", "hook", "2026-01-01T00:00:00Z")  # undone below
     raise RuntimeError("a consumer's bug")
 
 
-outbox.on_final("broken")(_seen)  # a second consumer of the same source still runs
-
 REPORTS: list[tuple[str, int, str]] = []
 
 
-@outbox.on_delivery("hooked")
 def _first_reader(app: AppContext, unit: outbox.Unit, status: str) -> None:
     REPORTS.append(("first", unit.id, status))
 
 
-@outbox.on_delivery("hooked")
 def _second_reader(app: AppContext, unit: outbox.Unit, status: str) -> None:
     REPORTS.append(("second", unit.id, status))
 
 
+def install(registry: Registry) -> None:
+    """This test module as an area of the registry (outboxkit.with_area)."""
+    registry.on_final("hooked", _seen)
+    registry.on_final("broken", _broken)
+    registry.on_final("broken", _seen)  # a second consumer of the same source still runs
+    registry.on_delivery("hooked", _first_reader)
+    registry.on_delivery("hooked", _second_reader)
+
+
 @pytest.fixture(autouse=True)
-def _forget() -> None:
+def _forget(monkeypatch: pytest.MonkeyPatch) -> None:
     SEEN.clear()
     REPORTS.clear()
+    with_area(monkeypatch, __name__, ("final", "delivery"))
 
 
 def test_unknown_kind_fails_alone_and_never_stalls_a_lane(
@@ -119,7 +123,7 @@ def test_final_state_hooks_run_once_per_final_state(app: AppContext, sim: SimDri
 def test_a_failing_hook_undoes_only_its_own_writes(app: AppContext, sim: SimDriver) -> None:
     ids = enqueue_templates(app, sim, 1, source="broken:1")
     report = outbox.Dispatcher(app).drain()
-    assert report.sent == 1
+    assert report.done == 1
     assert unit(app, ids[0])["state"] == "sent"
     assert app.store.outbox.pauses() == []  # the broken hook's pause was rolled back
     assert SEEN["broken"] == [(ids[0], "sent", True)]
@@ -127,7 +131,7 @@ def test_a_failing_hook_undoes_only_its_own_writes(app: AppContext, sim: SimDriv
 
 def test_delivery_reports_reach_every_consumer(app: AppContext, sim: SimDriver) -> None:
     ids = enqueue_templates(app, sim, 1, source="hooked:3")
-    assert outbox.Dispatcher(app).drain().sent == 1
+    assert outbox.Dispatcher(app).drain().done == 1
     msgid = unit(app, ids[0])["wechat_msgid"]
     engine = Engine(app)
     engine.refresh(force=True)
@@ -148,7 +152,7 @@ def test_a_dead_dispatchers_late_result_is_not_recorded(app: AppContext, sim: Si
     slow, other = outbox.Dispatcher(app), outbox.Dispatcher(app)
     claimed = slow.claim()  # never heartbeats: an orphan claim
     assert other.recover() == 1  # a template unit within ten minutes: pending again
-    assert other.drain().sent == 1
+    assert other.drain().done == 1
     late = {"id": unit_id, "state": "failed", "last_error": "late"}
     slow.record(claimed, [late])
     assert unit(app, unit_id)["state"] == "sent"
@@ -158,10 +162,17 @@ def test_a_dead_dispatchers_late_result_is_not_recorded(app: AppContext, sim: Si
 
 
 def test_the_built_in_kinds_and_their_crash_policies() -> None:
-    declared = {k: (s.crash, s.dedup_window_s, s.budget) for k, s in outbox.SENDERS.items()}
+    senders = extensions.registry().senders(tests=True)
+    declared = {k: (s.crash, s.dedup_window_s, s.budget) for k, s in senders.items()}
     assert declared["custom"] == ("at_most_once", None, "/cgi-bin/message/custom/send")
     assert declared["template"] == ("idempotent", 600.0, "/cgi-bin/message/template/send")
     assert declared["mass"] == ("idempotent", None, "/cgi-bin/message/mass/send")
-    assert outbox.SENDERS["test_note"].test_only
+    assert senders["test_note"].test_only and senders["test_note"].area == "trials"
+    assert "test_note" not in extensions.registry().senders(tests=False)
+    assert {s.area for k, s in senders.items() if k != "test_note"} == {"outbox"}
     with pytest.raises(ValueError, match="crash policy 'twice' is invalid"):
-        outbox.sender("x", budget="x", crash="twice", rate=1)  # type: ignore[arg-type]
+        Registry().sender("x", budget="x", crash="twice", rate=1)  # type: ignore[arg-type]
+    registry = Registry()
+    registry.sender("custom", budget="x", crash="idempotent", rate=1)(outbox.send_custom)
+    with pytest.raises(RuntimeError, match="outbox kind 'custom' is registered twice"):
+        registry.sender("custom", budget="y", crash="idempotent", rate=1)
