@@ -11,9 +11,8 @@ import time
 from urllib.parse import parse_qsl
 
 import httpx
-from bxprocs import Proc
+from bxprocs import Proc, start_receiver
 from bxtest import AES_KEY, APPID, ORIGINAL_ID, TOKEN, Bankwx
-from conftest import start_receiver
 from hypothesis import given
 from hypothesis import strategies as st
 from wechatpy.crypto import WeChatCrypto

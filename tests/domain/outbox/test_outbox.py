@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bxprocs import Proc, simulator
+from bxprocs import Proc, simulator, start_receiver
 from bxtest import APPID, Bankwx, add_account_args
-from conftest import start_receiver
 
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import outbox
