@@ -98,19 +98,6 @@ def start_simulator(followers: int = 20, seed: int = 1, *extra: str, clean: bool
     return start([*args, "--callback-timeout", "5", *extra], clean=clean)
 
 
-@contextmanager
-def simulator(followers: int = 20, seed: int = 1, *extra: str) -> Iterator[tuple[Proc, SimDriver]]:
-    """A simulator of the test's own, stopped at the end (for a test that needs two, or one
-    with other options; the `sim` fixture shares one per size and resets it)."""
-    proc = start_simulator(followers, seed, *extra)
-    driver = SimDriver(proc.url)
-    try:
-        yield proc, driver
-    finally:
-        driver.close()
-        proc.stop()
-
-
 def serve(*args: str, env: dict[str, str] | None = None) -> Proc:
     """`bankwx serve` on a free port, once /healthz answers: the one way to start the receiver."""
     return start(["serve", "--port", "0", *args], env=env, health="/healthz")
@@ -182,6 +169,19 @@ class SimPool:
         if key not in self._procs:
             self._procs[key] = start_simulator(followers, seed, clean=True)
         return self._procs[key]
+
+    @contextmanager
+    def use(self, options: SimOptions, monkeypatch: Any) -> Iterator[Sim]:
+        """The simulator of this size, reset to its generated followers (no accounts, menus,
+        log or faults), as the test's WeChat (BANKWX_API_BASE and BANKWX_SIM)."""
+        proc = self.process(options.followers, options.seed)
+        monkeypatch.setenv("BANKWX_API_BASE", proc.url)
+        monkeypatch.setenv("BANKWX_SIM", proc.url)
+        if options.retry_budget_s is not None:
+            monkeypatch.setenv("BANKWX_RETRY_BUDGET_S", options.retry_budget_s)
+        with Sim(proc.url) as sim:
+            sim.reset(everything=True)
+            yield sim
 
     def in_thread(self) -> tuple[SimApp, str]:
         if self._thread is None:

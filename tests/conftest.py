@@ -98,13 +98,7 @@ def sim(
 ) -> Iterator[Sim]:
     """The test's WeChat: a simulator process of the `sim_options` size, reset to its generated
     followers (no accounts, menus, log or faults), that bankwx talks to."""
-    proc = sim_pool.process(sim_options.followers, sim_options.seed)
-    monkeypatch.setenv("BANKWX_API_BASE", proc.url)
-    monkeypatch.setenv("BANKWX_SIM", proc.url)
-    if sim_options.retry_budget_s is not None:
-        monkeypatch.setenv("BANKWX_RETRY_BUDGET_S", sim_options.retry_budget_s)
-    with Sim(proc.url) as handle:
-        handle.reset(everything=True)
+    with sim_pool.use(sim_options, monkeypatch) as handle:
         yield handle
 
 

@@ -18,20 +18,11 @@ from typing import IO, Any
 
 import httpx
 import pytest
-from bxprocs import simulator
 from bxtest import APPID, Bankwx, add_account_args
 
 from bankwx_cli.sim.driver import SimDriver
 
 TEST_ACTIONS = {"BANKWX_TEST_ACTIONS": "1"}
-
-
-@pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimDriver]:
-    with simulator(30, 1) as (proc, driver):
-        monkeypatch.setenv("BANKWX_API_BASE", proc.url)
-        monkeypatch.setenv("BANKWX_SIM", proc.url)
-        yield driver
 
 
 class Receiver:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bxprocs import Proc, simulator, start_receiver
+from bxprocs import Proc, SimOptions, SimPool, start_receiver
 from bxtest import APPID, Bankwx, add_account_args
 
 from bankwx_cli.context import AppContext
@@ -144,11 +144,9 @@ def test_server_killed_mid_send_leaves_unit_unknown(
 
 
 @pytest.fixture
-def big_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimDriver]:
-    with simulator(2100, 5) as (proc, driver):
-        monkeypatch.setenv("BANKWX_API_BASE", proc.url)
-        monkeypatch.setenv("BANKWX_SIM", proc.url)
-        yield driver
+def big_sim(sim_pool: SimPool, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimDriver]:
+    with sim_pool.use(SimOptions(followers=2100, seed=5), monkeypatch) as sim:
+        yield sim
 
 
 def _template_id(app: AppContext) -> tuple[str, dict[str, Any]]:
