@@ -11,6 +11,7 @@ import time
 from urllib.parse import parse_qsl
 
 import httpx
+import pytest
 from bxprocs import Proc, start_receiver
 from bxtest import AES_KEY, APPID, ORIGINAL_ID, TOKEN, Bankwx
 from hypothesis import given
@@ -19,6 +20,8 @@ from wechatpy.crypto import WeChatCrypto
 
 from bankwx_cli import server
 from bankwx_cli.sim.driver import SimDriver
+
+pytestmark = pytest.mark.serial  # measures time: run alone (make test)
 
 PARTS = ["a=1", "b=", "=c", "&", "d", "e=f=g", "%41=%42", "h=+", "a=2", "é=ü", ";"]
 

@@ -20,6 +20,8 @@ from bankwx_cli.domain import outbox
 from bankwx_cli.settings import from_environment
 from bankwx_cli.sim.driver import SimDriver
 
+pytestmark = pytest.mark.serial  # measures time: run alone (make test)
+
 TEST_ACTIONS = {"BANKWX_TEST_ACTIONS": "1"}
 
 
