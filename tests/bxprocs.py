@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
@@ -28,27 +29,35 @@ from bankwx_cli.sim.state import SimState
 
 @dataclass
 class Proc:
+    """A `bankwx` process listening on a loopback port; its stderr in ``log`` when one was
+    given (``stop()`` then returns what it wrote)."""
+
     popen: subprocess.Popen[str]
     url: str
+    log: Path | None = None
+    stderr_file: IO[str] | None = None
 
-    def kill(self) -> None:
+    def kill(self) -> str:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGKILL)
         self.popen.wait(timeout=10)
-        self._close()
+        return self._close()
 
-    def stop(self) -> None:
+    def stop(self) -> str:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
             try:
-                self.popen.wait(timeout=10)
+                self.popen.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.kill()
-        self._close()
+                return self.kill()
+        return self._close()
 
-    def _close(self) -> None:
+    def _close(self) -> str:
         if self.popen.stdout is not None and not self.popen.stdout.closed:
             self.popen.stdout.close()
+        if self.stderr_file is not None:
+            self.stderr_file.close()
+        return "" if self.log is None else self.log.read_text(encoding="utf-8")
 
 
 def _drain(stream: IO[str]) -> None:
@@ -61,35 +70,50 @@ def _drain(stream: IO[str]) -> None:
 
 
 def start(
-    args: list[str], env: dict[str, str] | None = None, health: str = "", *, clean: bool = False
+    args: list[str],
+    env: dict[str, str] | None = None,
+    health: str = "",
+    *,
+    clean: bool = False,
+    environ: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> Proc:
     """Start `bankwx ARGS` and wait for its `Listening on URL` line (and health path).
-    ``clean``: without the test's BANKWX_* settings (a process that outlives the test)."""
-    base = {k: v for k, v in os.environ.items() if not (clean and k.startswith("BANKWX_"))}
+    The test's environment and ``env``; without its BANKWX_* settings when ``clean`` (a process
+    that outlives the test); exactly ``environ`` when given. Stderr goes to ``log`` if given."""
+    if environ is None:
+        base = {k: v for k, v in os.environ.items() if not (clean and k.startswith("BANKWX_"))}
+        environ = {**base, **(env or {})}
+    stderr_file = None if log is None else log.open("w", encoding="utf-8")
     popen = subprocess.Popen(
         [sys.executable, "-m", "bankwx_cli", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if stderr_file is None else stderr_file,
         text=True,
-        env={**base, **(env or {})},
+        env=environ,
     )
+    proc = Proc(popen, "", log, stderr_file)
     assert popen.stdout is not None
     line = popen.stdout.readline().strip()
     if not line.startswith("Listening on "):
         popen.kill()
-        raise RuntimeError(f"bankwx {' '.join(args)} did not start: {line!r}")
-    url = line.removeprefix("Listening on ")
+        popen.wait(timeout=10)
+        raise RuntimeError(f"bankwx {' '.join(args)} did not start: {line!r}: {proc._close()}")
+    proc.url = line.removeprefix("Listening on ")
     threading.Thread(target=_drain, args=(popen.stdout,), daemon=True).start()
     if health:
-        deadline = time.time() + 15
-        while time.time() < deadline:
+        deadline = time.time() + 20
+        while True:
             try:
-                if httpx.get(url + health, timeout=1).status_code == 200:
+                if httpx.get(proc.url + health, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
+            if time.time() > deadline:
+                proc.kill()
+                raise RuntimeError(f"bankwx {' '.join(args)} never answered {health}")
             time.sleep(0.05)
-    return Proc(popen, url)
+    return proc
 
 
 def start_simulator(followers: int = 20, seed: int = 1, *extra: str, clean: bool = False) -> Proc:
