@@ -122,6 +122,19 @@ def start_simulator(followers: int = 20, seed: int = 1, *extra: str, clean: bool
     return start([*args, "--callback-timeout", "5", *extra], clean=clean)
 
 
+@contextmanager
+def simulator(followers: int = 20, seed: int = 1, *extra: str) -> Iterator[tuple[Proc, SimDriver]]:
+    """A simulator process of the test's own, stopped at the end: only for a test that needs
+    options the `sim` fixture (and `sim_pool.use`) cannot give, such as ``extra`` arguments."""
+    proc = start_simulator(followers, seed, *extra)
+    driver = SimDriver(proc.url)
+    try:
+        yield proc, driver
+    finally:
+        driver.close()
+        proc.stop()
+
+
 def serve(*args: str, env: dict[str, str] | None = None) -> Proc:
     """`bankwx serve` on a free port, once /healthz answers: the one way to start the receiver."""
     return start(["serve", "--port", "0", *args], env=env, health="/healthz")
