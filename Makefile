@@ -11,12 +11,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# Two workers (tests marked serial, which measure time, run alone afterwards).
 test: $(STAMP)
 	$(BIN)/ruff format --check bankwx_cli tests bench
 	$(BIN)/ruff check bankwx_cli tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -p no:cacheprovider
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not serial"
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -p no:cacheprovider -m serial
 
 demo: $(STAMP)
 	$(BIN)/bankwx demo

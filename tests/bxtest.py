@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from typer.testing import Result
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+DATA = ROOT / "tests" / "data"  # test files (menus, hostile bodies)
 
 TEST_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()
 APPID = "wx1234567890abcdef"
@@ -23,3 +29,37 @@ def add_account_args(name: str = "main", mode: str = "safe") -> list[str]:
     if mode != "plain":
         args += ["--aes-key", AES_KEY]
     return args
+
+
+# -- broadcasts ----------------------------------------------------------------------------
+
+
+def template_args(bankwx: Bankwx) -> list[str]:
+    templates = json.loads(bankwx("template", "list", "--format", "json").stdout)
+    shown = json.loads(
+        bankwx("template", "show", templates[0]["template_id"], "--format", "json").stdout
+    )
+    data = {field: {"value": "测试"} for field in shown["fields"]}
+    return ["--template", shown["template_id"], "--data", json.dumps(data, ensure_ascii=False)]
+
+
+def create(bankwx: Bankwx, *args: str, operator: str = "alice") -> int:
+    result = bankwx(
+        "broadcast", "create", *args, "--format", "json", env={"BANKWX_OPERATOR": operator}
+    )
+    assert result.exit_code == 0, result.output
+    return int(json.loads(result.stdout)["id"])
+
+
+def approved(bankwx: Bankwx, *args: str) -> int:
+    broadcast_id = create(bankwx, *args)
+    assert bankwx("broadcast", "submit", str(broadcast_id)).exit_code == 0
+    ok = bankwx("broadcast", "approve", str(broadcast_id), env={"BANKWX_OPERATOR": "bob"})
+    assert ok.exit_code == 0, ok.output
+    return broadcast_id
+
+
+def show(bankwx: Bankwx, broadcast_id: int, what: str = "show") -> dict[str, Any]:
+    result = bankwx("broadcast", what, str(broadcast_id), "--format", "json")
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout))

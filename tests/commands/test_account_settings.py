@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from bxprocs import Proc, serve, simulator
+from bxprocs import Proc, SimOptions, serve
 from bxtest import APPID, Bankwx, add_account_args
 from hypothesis import given
 from hypothesis import strategies as st
@@ -323,11 +323,8 @@ def test_retention_days_drives_the_purge(with_account: Bankwx) -> None:
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimDriver]:
-    with simulator(5, 1) as (proc, driver):
-        monkeypatch.setenv("BANKWX_API_BASE", proc.url)
-        monkeypatch.setenv("BANKWX_SIM", proc.url)
-        yield driver
+def sim_options() -> SimOptions:
+    return SimOptions(followers=5)
 
 
 @pytest.fixture

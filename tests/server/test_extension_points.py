@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from bxprocs import Proc, serve, simulator
+from bxprocs import Proc, SimOptions, serve
 from bxtest import APPID, Bankwx, add_account_args
 
 from bankwx_cli.domain.trials import SECRET_REPLY
@@ -22,19 +21,8 @@ from bankwx_cli.sim.driver import SimDriver
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimDriver]:
-    with simulator(5, 1) as (proc, driver):
-        monkeypatch.setenv("BANKWX_API_BASE", proc.url)
-        monkeypatch.setenv("BANKWX_SIM", proc.url)
-        yield driver
-
-
-@pytest.fixture
-def receivers() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.stop()
+def sim_options() -> SimOptions:
+    return SimOptions(followers=5)
 
 
 def _log(bankwx: Bankwx) -> list[dict[str, Any]]:

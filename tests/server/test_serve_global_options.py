@@ -6,19 +6,12 @@ Real processes: the simulator, the receiver and its workers on loopback ports.
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import httpx
-import pytest
-from bxprocs import simulator
+from bxprocs import Proc, start
 from bxtest import APPID, Bankwx, add_account_args
 
 from bankwx_cli.sim.driver import SimDriver
@@ -26,64 +19,12 @@ from bankwx_cli.sim.driver import SimDriver
 TEST_ACTIONS = {"BANKWX_TEST_ACTIONS": "1"}
 
 
-@pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimDriver]:
-    with simulator(30, 1) as (proc, driver):
-        monkeypatch.setenv("BANKWX_API_BASE", proc.url)
-        monkeypatch.setenv("BANKWX_SIM", proc.url)
-        yield driver
-
-
-class Receiver:
+class Receiver(Proc):
     """`bankwx GLOBAL... serve --port 0 ARGS...` with its stderr kept in a file."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._stderr = log.open("w", encoding="utf-8")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "bankwx_cli", *args],
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            env=env,
-        )
-        assert self.popen.stdout is not None
-        line = self.popen.stdout.readline().strip()
-        if not line.startswith("Listening on "):
-            self.stop()
-            raise AssertionError(f"serve did not start: {line!r}: {log.read_text()}")
-        self.url = line.removeprefix("Listening on ")
-        threading.Thread(target=_drain, args=(self.popen.stdout,), daemon=True).start()
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("serve never became healthy")
-
-    def stop(self) -> str:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=5)
-        self._stderr.close()
-        if self.popen.stdout is not None and not self.popen.stdout.closed:
-            self.popen.stdout.close()
-        return self.log.read_text(encoding="utf-8")
-
-
-def _drain(stream: IO[str]) -> None:
-    try:
-        for _ in stream:
-            pass
-    except (OSError, ValueError):
-        pass
+        proc = start(args, environ=env, health="/healthz", log=log)
+        super().__init__(proc.popen, proc.url, proc.log, proc.stderr_file)
 
 
 def _environment(**extra: str) -> dict[str, str]:
@@ -91,14 +32,6 @@ def _environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "BANKWX_DEBUG"}
     env.update(extra)
     return env
-
-
-@pytest.fixture
-def receivers() -> Iterator[list[Receiver]]:
-    started: list[Receiver] = []
-    yield started
-    for receiver in started:
-        receiver.stop()
 
 
 def _lease(db: Path) -> tuple[str | None, float | None]:

@@ -1,5 +1,6 @@
-"""Fixtures for the simulator: the real app under uvicorn on a free loopback port and a minimal
-callback receiver (the bank's side) under uvicorn too."""
+"""Fixtures for the simulator: the real app under uvicorn in this process (the session's
+`sim_pool`, so tests can look inside its state) and a minimal callback receiver (the bank's side)
+under uvicorn too."""
 
 from __future__ import annotations
 
@@ -7,18 +8,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from simkit import FOLLOWERS, SEED, Bank, Receiver, ServerThread, Sim
+from bxprocs import ServerThread, SimPool
+from simkit import FOLLOWERS, SEED, Bank, Receiver, Sim
 
-from bankwx_cli.sim.app import SimApp
 from bankwx_cli.sim.driver import SimDriver
 from bankwx_cli.sim.state import SimState
-
-
-@pytest.fixture(scope="session")
-def _sim_server() -> Iterator[tuple[SimApp, str]]:
-    app = SimApp(SimState())
-    with ServerThread(app) as server:
-        yield app, server.url
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +37,9 @@ def receiver_url(_receiver_server: tuple[Receiver, str]) -> str:
 
 
 @pytest.fixture
-def sim(_sim_server: tuple[SimApp, str]) -> Iterator[Sim]:
+def sim(sim_pool: SimPool) -> Iterator[Sim]:
     """A fresh simulator (20 followers per account, seed 7) on the shared server."""
-    app, url = _sim_server
+    app, url = sim_pool.in_thread()
     app.state = SimState(followers=FOLLOWERS, seed=SEED, callback_timeout=2.0)
     with httpx.Client(base_url=url, trust_env=False, timeout=10) as http, SimDriver(url) as driver:
         yield Sim(url, app.state, http, driver)

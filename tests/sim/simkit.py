@@ -1,10 +1,9 @@
-"""Helpers for the simulator tests: servers in threads, a minimal callback receiver (the bank's
-side), and a handle on a running simulator. Fixtures are in conftest.py."""
+"""Helpers for the simulator tests: a minimal callback receiver (the bank's side) and a handle
+on the simulator app running in this process. Fixtures are in conftest.py."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,50 +12,16 @@ from urllib.parse import parse_qsl
 from xml.etree import ElementTree as ET
 
 import httpx
-import uvicorn
+from bxprocs import SimApi
+from bxtest import AES_KEY, APPID, ORIGINAL_ID, TOKEN
 
 from bankwx_cli.sim import crypto
 from bankwx_cli.sim.driver import SimDriver
-from bankwx_cli.sim.server import bind_socket
 from bankwx_cli.sim.state import SimState
 from bankwx_cli.sim.xmlutil import render_xml
 
-APPID = "wx1234567890abcdef"
-SECRET = "0123456789abcdef0123456789abcdef"
-TOKEN = "tok123"
-AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-ORIGINAL_ID = "gh_0123456789ab"
 FOLLOWERS = 20
 SEED = 7
-
-
-class ServerThread:
-    """An ASGI app served by uvicorn in a background thread on a free loopback port."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = bind_socket("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", ws="none"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 # -- the bank's side: a minimal receiver ------------------------------------------------------
@@ -170,43 +135,10 @@ class Bank:
 
 
 @dataclass
-class Sim:
+class Sim(SimApi):
+    """The simulator app in this process: its URL, its state, its API and its driver."""
+
     url: str
     state: SimState
     http: httpx.Client
     driver: SimDriver
-
-    def token(self, appid: str = APPID, secret: str = SECRET) -> str:
-        response = self.http.get(
-            "/cgi-bin/token",
-            params={"grant_type": "client_credential", "appid": appid, "secret": secret},
-        )
-        body = response.json()
-        assert "access_token" in body, body
-        return str(body["access_token"])
-
-    def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
-        """Call a WeChat API with an access token; returns the JSON body (status must be 200)."""
-        params = dict(kwargs.pop("params", {}))
-        if token is not None:
-            params["access_token"] = token
-        response = self.http.request(method, path, params=params, **kwargs)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def register(self, **overrides: Any) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "name": "main",
-            "appid": APPID,
-            "secret": SECRET,
-            "token": TOKEN,
-            "aes_key": AES_KEY,
-            "mode": "safe",
-            "original_id": ORIGINAL_ID,
-            "callback_url": None,
-        }
-        values.update(overrides)
-        return self.driver.register_account(**values)
-
-    def openid(self, appid: str = APPID) -> str:
-        return self.driver.pick_openid(appid)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from simkit import APPID, SECRET, Sim
+from bxtest import APPID, SECRET
+from simkit import Sim
 
 RID = re.compile(r" rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$")
 GRANT = "client_credential"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from simkit import APPID, Receiver, Sim
+from bxtest import APPID
+from simkit import Receiver, Sim
 
 SEND = "/cgi-bin/message/custom/send"
 

@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 import pytest
-from simkit import APPID, HANG, ORIGINAL_ID, TOKEN, Bank, Inbound, Receiver, Sim
+from bxtest import APPID, ORIGINAL_ID, TOKEN
+from simkit import HANG, Bank, Inbound, Receiver, Sim
 
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.sim import crypto

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from simkit import APPID, FOLLOWERS, Bank, Receiver, Sim
+from bxtest import APPID
+from simkit import FOLLOWERS, Bank, Receiver, Sim
 
 from bankwx_cli.sim.api_mass import admin_openid
 

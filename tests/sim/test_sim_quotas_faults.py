@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from simkit import APPID, SECRET, Sim
+from bxtest import APPID, SECRET
+from simkit import Sim
 
 IPS = "/cgi-bin/getcallbackip"
 

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from simkit import APPID, SECRET, Receiver, Sim
+from bxtest import APPID, SECRET
+from simkit import Receiver, Sim
 
 from bankwx_cli.errors import BankwxError, NotFoundError, ValidationError
 from bankwx_cli.sim.driver import SimDriver, require_local

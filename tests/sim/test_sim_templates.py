@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 import pytest
-from simkit import APPID, SECRET, Bank, Receiver, Sim
+from bxtest import APPID, SECRET
+from simkit import Bank, Receiver, Sim
 
 from bankwx_cli.sim.api_templates import template_id
 

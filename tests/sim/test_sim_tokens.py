@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from simkit import APPID, SECRET, Sim
+from bxtest import APPID, SECRET
+from simkit import Sim
 
 CHECK = "/cgi-bin/getcallbackip"
 

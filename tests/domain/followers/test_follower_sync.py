@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from bxprocs import Proc, start_receiver
 from bxtest import Bankwx, add_account_args
 
 SMALL = 60
@@ -264,14 +265,10 @@ def test_full_every_makes_a_complete_pass_when_the_last_is_old(
 
 
 def test_the_engine_keeps_subscriptions_current_between_syncs(
-    with_account: Bankwx, small_sim: Any, spawn: Any
+    with_account: Bankwx, small_sim: Any, receivers: list[Proc]
 ) -> None:
     synced(with_account)
-    process = spawn("serve", "--port", "0", "--quiet")
-    assert process.stdout is not None
-    serve_url = process.stdout.readline().split()[-1]
-    register = with_account("sim", "register", "main", "--callback", f"{serve_url}/wx/main")
-    assert register.exit_code == 0, register.output
+    start_receiver(with_account, receivers, "--quiet")  # registered with the simulator
 
     leaving = listed(with_account)[0]["openid"]
     newcomer = "oENGINEfollower0123456789abc"

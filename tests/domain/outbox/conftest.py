@@ -6,22 +6,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from bxprocs import simulator
+from bxprocs import Sim, SimOptions
 from bxtest import Bankwx
 
 from bankwx_cli.clock import FixedClock
 from bankwx_cli.context import AppContext
 from bankwx_cli.settings import from_environment
-from bankwx_cli.sim.driver import SimDriver
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimDriver]:
-    with simulator(30, 1) as (proc, driver):
-        monkeypatch.setenv("BANKWX_API_BASE", proc.url)
-        monkeypatch.setenv("BANKWX_SIM", proc.url)
-        monkeypatch.setenv("BANKWX_RETRY_BUDGET_S", "0")  # WeChat busy: the outbox retries
-        yield driver
+def sim_options() -> SimOptions:
+    return SimOptions(retry_budget_s="0")  # WeChat busy: the outbox retries
 
 
 @pytest.fixture
@@ -31,7 +26,7 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def app(with_account: Bankwx, sim: SimDriver, clock: FixedClock) -> Iterator[AppContext]:
+def app(with_account: Bankwx, sim: Sim, clock: FixedClock) -> Iterator[AppContext]:
     """The outbox's context, in this process, on the fixed clock."""
     context = AppContext(from_environment(), clock=clock)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bxprocs import simulator
+from bxprocs import SimOptions, SimPool
 from bxtest import Bankwx, add_account_args
 
 A, B = "retail", "cards"
@@ -36,10 +36,10 @@ def _json(result: Any) -> Any:
 
 
 @pytest.fixture
-def world(store_ready: Bankwx, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
-    with simulator(3, 11) as (proc, _driver):
-        monkeypatch.setenv("BANKWX_API_BASE", proc.url)
-        monkeypatch.setenv("BANKWX_SIM", proc.url)
+def world(
+    store_ready: Bankwx, sim_pool: SimPool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[World]:
+    with sim_pool.use(SimOptions(followers=3, seed=11), monkeypatch):
         bx = store_ready
         assert bx(*add_account_args(A)).exit_code == 0
         assert bx(*add_account_args(B)).exit_code == 0

@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 import pytest
-from conftest import APPID, Sim
+from bxtest import APPID
+from simkit import Sim
 
 from bankwx_cli.sim.api_menus import follower_platform
 

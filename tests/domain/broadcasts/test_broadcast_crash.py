@@ -9,8 +9,7 @@ import time
 from collections import Counter
 
 from bxprocs import Proc, serve
-from bxtest import APPID, Bankwx
-from conftest import approved, show, template_args
+from bxtest import APPID, Bankwx, approved, show, template_args
 
 from bankwx_cli.sim.driver import SimDriver
 

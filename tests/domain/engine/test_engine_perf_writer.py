@@ -22,6 +22,8 @@ from bankwx_cli.storage import db as db_module
 from bankwx_cli.storage.db import Database, Writer
 from bankwx_cli.wechat import callback
 
+pytestmark = pytest.mark.serial  # measures time: run alone (make test)
+
 # --- the writer --------------------------------------------------------------------------------
 
 

@@ -11,15 +11,17 @@ import time
 from urllib.parse import parse_qsl
 
 import httpx
-from bxprocs import Proc
+import pytest
+from bxprocs import Proc, start_receiver
 from bxtest import AES_KEY, APPID, ORIGINAL_ID, TOKEN, Bankwx
-from conftest import start_receiver
 from hypothesis import given
 from hypothesis import strategies as st
 from wechatpy.crypto import WeChatCrypto
 
 from bankwx_cli import server
 from bankwx_cli.sim.driver import SimDriver
+
+pytestmark = pytest.mark.serial  # measures time: run alone (make test)
 
 PARTS = ["a=1", "b=", "=c", "&", "d", "e=f=g", "%41=%42", "h=+", "a=2", "é=ü", ";"]
 

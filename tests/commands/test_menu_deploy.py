@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import APPID, Sim
+from bxprocs import Sim
+from bxtest import APPID
 
 from bankwx_cli.sim.api_menus import follower_platform
 

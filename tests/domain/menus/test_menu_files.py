@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import bxtest
 import pytest
 
 from bankwx_cli.domain.menu_files import (
@@ -24,8 +25,8 @@ from bankwx_cli.domain.menu_files import (
 )
 from bankwx_cli.errors import NotFoundError, ValidationError
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "menus"
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "menu.yaml"
+DATA = bxtest.DATA / "menus"
+EXAMPLE = bxtest.ROOT / "examples" / "menu.yaml"
 
 BANK_MENU = MenuSpec(
     buttons=(

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from bxprocs import Proc
+from bxprocs import Proc, start_receiver
 from bxtest import AES_KEY, APPID, ORIGINAL_ID, TOKEN, Bankwx, add_account_args
-from conftest import start_receiver
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import check_signature  # noqa: F401 - documents what the receiver checks
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bxtest import Bankwx
-from conftest import approved, create, show, template_args
+from bxtest import Bankwx, approved, create, show, template_args
 
 from bankwx_cli.sim.driver import SimDriver
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Sim
+from bxprocs import Sim
 
 Write = Callable[[str, Any], Path]
 

@@ -12,14 +12,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bxprocs import Proc, simulator
+from bxprocs import Proc, SimOptions, SimPool, start_receiver
 from bxtest import APPID, Bankwx, add_account_args
-from conftest import start_receiver
 
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import outbox
 from bankwx_cli.settings import from_environment
 from bankwx_cli.sim.driver import SimDriver
+
+pytestmark = pytest.mark.serial  # measures time: run alone (make test)
 
 TEST_ACTIONS = {"BANKWX_TEST_ACTIONS": "1"}
 
@@ -145,11 +146,9 @@ def test_server_killed_mid_send_leaves_unit_unknown(
 
 
 @pytest.fixture
-def big_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimDriver]:
-    with simulator(2100, 5) as (proc, driver):
-        monkeypatch.setenv("BANKWX_API_BASE", proc.url)
-        monkeypatch.setenv("BANKWX_SIM", proc.url)
-        yield driver
+def big_sim(sim_pool: SimPool, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimDriver]:
+    with sim_pool.use(SimOptions(followers=2100, seed=5), monkeypatch) as sim:
+        yield sim
 
 
 def _template_id(app: AppContext) -> tuple[str, dict[str, Any]]:
