@@ -18,7 +18,7 @@ from bankwx_cli.storage import Store, open_store
 
 if TYPE_CHECKING:  # imported when first used: cryptography and wechatpy cost start-up time
     from bankwx_cli.keys import MasterKey
-    from bankwx_cli.models import Account
+    from bankwx_cli.models.accounts import Account
     from bankwx_cli.wechat.client import WeChatClient
     from bankwx_cli.wechat.token import CachedToken
 

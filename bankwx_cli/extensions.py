@@ -57,7 +57,8 @@ if TYPE_CHECKING:
     from bankwx_cli.domain.actions import ActionContext
     from bankwx_cli.domain.outbox import Cancel, Defer, Unit
     from bankwx_cli.domain.routing import Decision, Runtime
-    from bankwx_cli.models import Account, Reply
+    from bankwx_cli.models.accounts import Account
+    from bankwx_cli.models.replies import Reply
     from bankwx_cli.wechat.callback import Inbound
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bankwx_cli.errors import KeyError_
-from bankwx_cli.models import Secret
+from bankwx_cli.models.accounts import Secret
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM

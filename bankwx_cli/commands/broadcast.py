@@ -11,7 +11,8 @@ import typer
 from bankwx_cli.clock import parse_user_time
 from bankwx_cli.commands._cli import AccountOption, Cli, Fmt, FormatOption, YesOption, get_cli
 from bankwx_cli.domain import broadcasts
-from bankwx_cli.models import BatchReport, Broadcast
+from bankwx_cli.models.batches import BatchReport
+from bankwx_cli.models.broadcasts import Broadcast
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

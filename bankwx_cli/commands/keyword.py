@@ -10,7 +10,7 @@ import typer
 from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli
 from bankwx_cli.domain import actions, keywords
 from bankwx_cli.errors import ValidationError
-from bankwx_cli.models import ImageReply, Reply, TextReply
+from bankwx_cli.models.replies import ImageReply, Reply, TextReply
 
 app = typer.Typer(
     help="Keyword rules: text and menu keys answered by a reply or a named action.",

@@ -14,7 +14,7 @@ from bankwx_cli.commands._cli import (
     get_cli,
 )
 from bankwx_cli.domain import tags
-from bankwx_cli.models import TagChange
+from bankwx_cli.models.followers import TagChange
 
 app = typer.Typer(
     help="Follower tags: list (with counts), create, rename, delete.",

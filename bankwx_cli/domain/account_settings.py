@@ -24,12 +24,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bankwx_cli import extensions, texts
+from bankwx_cli import texts
 from bankwx_cli.clock import iso
 from bankwx_cli.domain import audit
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import NotFoundError, ValidationError
-from bankwx_cli.models import Account
+from bankwx_cli.models.accounts import Account
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -113,7 +113,13 @@ def registered() -> Mapping[str, Setting]:
     """Every declared setting by key, test-only ones included (the registry keeps it: cheap to
     call on the hot path). Commands use ``available`` and ``lookup``, which leave out test-only
     settings unless test actions are enabled."""
-    return extensions.registry().settings(True)
+    return _declared(True)
+
+
+def _declared(tests: bool) -> Mapping[str, Setting]:
+    from bankwx_cli import extensions  # here: commands that read no setting start faster
+
+    return extensions.registry().settings(tests)
 
 
 # --- values from the command line, and typed values ---------------------------------------------
@@ -213,7 +219,7 @@ def convert(setting: Setting, value: Any) -> Any:
 
 def lookup(app: AppContext, key: str) -> Setting:
     """The entry for key; ValidationError naming the key and the known keys."""
-    found = extensions.registry().settings(extensions.tests_enabled(app)).get(key)
+    found = _declared(bool(app.settings.test_actions)).get(key)
     if found is None:
         known = ", ".join(s.key for s in available(app))
         raise ValidationError(
@@ -224,7 +230,7 @@ def lookup(app: AppContext, key: str) -> Setting:
 
 
 def available(app: AppContext) -> list[Setting]:
-    return list(extensions.registry().settings(extensions.tests_enabled(app)).values())
+    return list(_declared(bool(app.settings.test_actions)).values())
 
 
 def usable(app: AppContext, account: Account, key: str) -> Setting:

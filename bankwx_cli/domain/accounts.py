@@ -10,7 +10,7 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import account_settings, audit
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
-from bankwx_cli.models import Account, AccountSecrets, Secret
+from bankwx_cli.models.accounts import Account, AccountSecrets, Secret
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

@@ -24,7 +24,8 @@ from bankwx_cli import extensions, texts
 from bankwx_cli.domain import account_settings
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.extensions import Action
-from bankwx_cli.models import Account, Reply, TextReply, TransferReply
+from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.replies import Reply, TextReply, TransferReply
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import iso
-from bankwx_cli.models import AuditEntry
+from bankwx_cli.models.accounts import AuditEntry
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

@@ -26,20 +26,18 @@ from bankwx_cli.domain.permissions import (
 )
 from bankwx_cli.domain.templates import template_for
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
-from bankwx_cli.models import (
-    Account,
+from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.batches import BatchReport, Progress, no_progress
+from bankwx_cli.models.broadcasts import (
     Audience,
-    BatchReport,
     Broadcast,
     BroadcastContent,
     BroadcastPreview,
     BroadcastStatus,
     MassJob,
     MediaContent,
-    Progress,
     TemplateContent,
     TextContent,
-    no_progress,
 )
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from bankwx_cli.domain.followers import account_for, check_openids
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.domain.tags import live_tag
 from bankwx_cli.errors import ValidationError, WeChatError
-from bankwx_cli.models import BatchFailure, BatchReport
+from bankwx_cli.models.batches import BatchFailure, BatchReport
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

@@ -41,7 +41,9 @@ from bankwx_cli.domain import audit
 from bankwx_cli.domain.followers import account_for
 from bankwx_cli.domain.tags import TAGS_GET
 from bankwx_cli.errors import ConflictError, ValidationError, WeChatError
-from bankwx_cli.models import Account, Progress, SyncReport, SyncStatus, no_progress
+from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.batches import Progress, no_progress
+from bankwx_cli.models.followers import SyncReport, SyncStatus
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

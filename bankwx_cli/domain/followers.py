@@ -16,7 +16,8 @@ from bankwx_cli.clock import iso, parse_user_time
 from bankwx_cli.domain import accounts
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import NotFoundError, ValidationError
-from bankwx_cli.models import Account, Follower, FollowerRecord
+from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.followers import Follower, FollowerRecord
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

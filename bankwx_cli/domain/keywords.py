@@ -17,8 +17,9 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import accounts, actions, audit
 from bankwx_cli.domain.permissions import load_row, require
 from bankwx_cli.errors import NotFoundError, ValidationError
-from bankwx_cli.models import MAX_RULE_INPUT, Article, NewsReply, Reply
-from bankwx_cli.models import Rule as Rule  # re-exported: the engine types its rules with it
+from bankwx_cli.models.replies import Article, NewsReply, Reply
+from bankwx_cli.models.rules import MAX_RULE_INPUT
+from bankwx_cli.models.rules import Rule as Rule  # re-exported: the engine types its rules with it
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

@@ -41,7 +41,7 @@ from bankwx_cli.errors import (
     ValidationError,
     WeChatError,
 )
-from bankwx_cli.models import Account
+from bankwx_cli.models.accounts import Account
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

@@ -9,7 +9,7 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import audit
 from bankwx_cli.domain.permissions import ROLES, require
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
-from bankwx_cli.models import Operator
+from bankwx_cli.models.accounts import Operator
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

@@ -53,15 +53,8 @@ from bankwx_cli.errors import (
     WeChatUnavailableError,
 )
 from bankwx_cli.extensions import Sender, SourceHooks
-from bankwx_cli.models import (
-    BatchFailure,
-    BatchReport,
-    ImageReply,
-    NewsReply,
-    ProgressBar,
-    Reply,
-    TextReply,
-)
+from bankwx_cli.models.batches import BatchFailure, BatchReport, ProgressBar
+from bankwx_cli.models.replies import ImageReply, NewsReply, Reply, TextReply
 from bankwx_cli.storage.outbox import UNREADABLE
 
 if TYPE_CHECKING:

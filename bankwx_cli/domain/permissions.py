@@ -50,7 +50,7 @@ from bankwx_cli.errors import BankwxError, OwnApprovalDenied, PermissionDenied
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
-    from bankwx_cli.models import Operator
+    from bankwx_cli.models.accounts import Operator
 
 Row = TypeVar("Row")
 

@@ -24,14 +24,8 @@ from bankwx_cli.clock import iso, iso_of
 from bankwx_cli.domain import account_settings, accounts, actions, keywords
 from bankwx_cli.domain.masking import mask
 from bankwx_cli.errors import NotFoundError
-from bankwx_cli.models import (
-    Account,
-    ImageReply,
-    NewsReply,
-    Reply,
-    TextReply,
-    TransferReply,
-)
+from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.replies import ImageReply, NewsReply, Reply, TextReply, TransferReply
 from bankwx_cli.wechat import callback
 from bankwx_cli.wechat.callback import CallbackKeys, Inbound
 
@@ -600,7 +594,7 @@ def dry_route(
     """Which rule answers text (or a menu key) and with what, without WeChat or writes."""
     from bankwx_cli.domain.permissions import require
     from bankwx_cli.errors import ValidationError
-    from bankwx_cli.models import reply_to_dict
+    from bankwx_cli.models.replies import reply_to_dict
 
     require(app, "keyword.read", account)
     if (text is None) == (click is None):

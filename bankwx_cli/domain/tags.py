@@ -13,7 +13,8 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import accounts, audit
 from bankwx_cli.domain.followers import account_for
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
-from bankwx_cli.models import Account, Tag, TagChange
+from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.followers import Tag, TagChange
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

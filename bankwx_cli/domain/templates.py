@@ -9,7 +9,8 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import accounts, audit
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import NotFoundError
-from bankwx_cli.models import Account, Template, TemplateRecord
+from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.followers import Template, TemplateRecord
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

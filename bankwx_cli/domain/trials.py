@@ -28,7 +28,8 @@ from bankwx_cli.domain import account_settings
 from bankwx_cli.domain.account_settings import Setting
 from bankwx_cli.errors import NotFoundError, ValidationError
 from bankwx_cli.extensions import ErrorMap, Request, Response
-from bankwx_cli.models import Account, Reply, TextReply
+from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.replies import Reply, TextReply
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

@@ -5,23 +5,27 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bankwx_cli.errors import ConflictError, StoreError
 from bankwx_cli.keys import MasterKey, Sealer
 from bankwx_cli.storage import migrations
 from bankwx_cli.storage.accounts import Accounts, Operators, Orgs
 from bankwx_cli.storage.audit import Audit
-from bankwx_cli.storage.broadcasts import Broadcasts, Templates
 from bankwx_cli.storage.db import Database
-from bankwx_cli.storage.engine import REPLIES, FollowerState, KeywordRules, Messages
-from bankwx_cli.storage.follower_sync import FollowerSync
-from bankwx_cli.storage.followers import Followers
-from bankwx_cli.storage.menus import MenuVersions
-from bankwx_cli.storage.outbox import PAYLOADS, Outbox
-from bankwx_cli.storage.sealed import Census
-from bankwx_cli.storage.tags import Tags
 from bankwx_cli.storage.wechat import ApiCalls, Tokens
+
+if TYPE_CHECKING:
+    from bankwx_cli.storage.broadcasts import Broadcasts, Templates
+    from bankwx_cli.storage.engine import FollowerState, KeywordRules, Messages
+    from bankwx_cli.storage.follower_sync import FollowerSync
+    from bankwx_cli.storage.followers import Followers
+    from bankwx_cli.storage.menus import MenuVersions
+    from bankwx_cli.storage.outbox import Outbox
+    from bankwx_cli.storage.sealed import Census, SealedColumn
+    from bankwx_cli.storage.tags import Tags
 
 
 class Store:
@@ -29,6 +33,9 @@ class Store:
 
     ``sealer`` holds the master key for the values kept sealed at rest (stored replies,
     outbox payloads); the context gives it the key (``open_store(..., key=...)``).
+    The repositories of the larger areas are made on first use, so that a command imports
+    only the storage (and models) it uses: start-up time. Making one twice would be harmless
+    (a repository holds nothing but the connection and the sealer).
     """
 
     def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
@@ -41,16 +48,66 @@ class Store:
         self.audit = Audit(db)
         self.tokens = Tokens(db)
         self.api_calls = ApiCalls(db)
-        self.messages = Messages(db, self.sealer)
-        self.keyword_rules = KeywordRules(db)
-        self.follower_state = FollowerState(db)
-        self.followers = Followers(db)
-        self.follower_sync = FollowerSync(db)
-        self.tags = Tags(db)
-        self.menu_versions = MenuVersions(db)
-        self.outbox = Outbox(db, self.sealer)
-        self.broadcasts = Broadcasts(db)
-        self.templates = Templates(db)
+
+    @cached_property
+    def messages(self) -> Messages:
+        from bankwx_cli.storage.engine import Messages
+
+        return Messages(self.db, self.sealer)
+
+    @cached_property
+    def keyword_rules(self) -> KeywordRules:
+        from bankwx_cli.storage.engine import KeywordRules
+
+        return KeywordRules(self.db)
+
+    @cached_property
+    def follower_state(self) -> FollowerState:
+        from bankwx_cli.storage.engine import FollowerState
+
+        return FollowerState(self.db)
+
+    @cached_property
+    def followers(self) -> Followers:
+        from bankwx_cli.storage.followers import Followers
+
+        return Followers(self.db)
+
+    @cached_property
+    def follower_sync(self) -> FollowerSync:
+        from bankwx_cli.storage.follower_sync import FollowerSync
+
+        return FollowerSync(self.db)
+
+    @cached_property
+    def tags(self) -> Tags:
+        from bankwx_cli.storage.tags import Tags
+
+        return Tags(self.db)
+
+    @cached_property
+    def menu_versions(self) -> MenuVersions:
+        from bankwx_cli.storage.menus import MenuVersions
+
+        return MenuVersions(self.db)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        from bankwx_cli.storage.outbox import Outbox
+
+        return Outbox(self.db, self.sealer)
+
+    @cached_property
+    def broadcasts(self) -> Broadcasts:
+        from bankwx_cli.storage.broadcasts import Broadcasts
+
+        return Broadcasts(self.db)
+
+    @cached_property
+    def templates(self) -> Templates:
+        from bankwx_cli.storage.broadcasts import Templates
+
+        return Templates(self.db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -78,14 +135,21 @@ class Store:
             "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
         )
 
+    @staticmethod
+    def _sealed_columns() -> tuple[SealedColumn, ...]:
+        from bankwx_cli.storage.engine import REPLIES
+        from bankwx_cli.storage.outbox import PAYLOADS
+
+        return (REPLIES, PAYLOADS)
+
     def sealing_census(self) -> list[Census]:
         """Per sealed column: values in clear, and sealed values that do not open."""
-        return [column.census(self.db, self.sealer) for column in (REPLIES, PAYLOADS)]
+        return [column.census(self.db, self.sealer) for column in self._sealed_columns()]
 
     def mend_sealing(self) -> dict[str, tuple[int, int]]:
         """Seal values in clear, drop those that do not open (a reply; a finished unit's
         payload); per table, (sealed, dropped)."""
-        return {c.table: c.mend(self.db, self.sealer) for c in (REPLIES, PAYLOADS)}
+        return {c.table: c.mend(self.db, self.sealer) for c in self._sealed_columns()}
 
     def ping(self) -> bool:
         try:

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from bankwx_cli.models import Account, Operator, Org
+from bankwx_cli.models.accounts import Account, Operator, Org
 from bankwx_cli.storage.db import Database
 
 SEALED_FIELDS = ("secret_enc", "token_enc", "aes_key_enc")

@@ -11,7 +11,7 @@ import json
 import sqlite3
 from typing import Any
 
-from bankwx_cli.models import AuditEntry
+from bankwx_cli.models.accounts import AuditEntry
 from bankwx_cli.storage.db import Database
 
 GENESIS = "0" * 64

@@ -7,16 +7,16 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from bankwx_cli.models import (
+from bankwx_cli.models.broadcasts import (
     Audience,
     Broadcast,
     MassJob,
     MediaContent,
-    Template,
     TemplateContent,
     TextContent,
     broadcast_content,
 )
+from bankwx_cli.models.followers import Template
 from bankwx_cli.storage.db import Database
 
 

@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from bankwx_cli.keys import Sealer, UnsealError
-from bankwx_cli.models import (
+from bankwx_cli.models.replies import (
     Article,
     ImageReply,
     NewsReply,
     Reply,
-    Rule,
     TextReply,
     reply_to_dict,
 )
+from bankwx_cli.models.rules import Rule
 from bankwx_cli.storage.db import Database, Writer
 from bankwx_cli.storage.sealed import SealedColumn
 

@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from bankwx_cli.models import Follower, FollowerRecord
+from bankwx_cli.models.followers import Follower, FollowerRecord
 from bankwx_cli.storage.db import Database
 
 T = TypeVar("T")

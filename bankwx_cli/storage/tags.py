@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bankwx_cli.models import Tag
+from bankwx_cli.models.followers import Tag
 from bankwx_cli.storage.db import Database
 from bankwx_cli.storage.followers import in_list
 

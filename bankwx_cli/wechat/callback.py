@@ -55,7 +55,7 @@ from wechatpy.replies import ArticlesReply, TransferCustomerServiceReply
 from wechatpy.replies import ImageReply as WxImageReply
 
 from bankwx_cli.errors import BadCallbackError, BadSignatureError, BankwxError, ValidationError
-from bankwx_cli.models import ImageReply, NewsReply, Reply, TextReply, TransferReply
+from bankwx_cli.models.replies import ImageReply, NewsReply, Reply, TextReply, TransferReply
 
 __all__ = [
     "MAX_BODY_BYTES",

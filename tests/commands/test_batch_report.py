@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bankwx_cli.models import BatchFailure, BatchReport, no_progress
+from bankwx_cli.models.batches import BatchFailure, BatchReport, no_progress
 
 
 def refused(items: int = 1) -> BatchFailure:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bankwx_cli import errors, main, settings
-from bankwx_cli.models import BatchFailure, BatchReport
+from bankwx_cli.models.batches import BatchFailure, BatchReport
 from bankwx_cli.settings import OPTIONS, Fmt, Settings
 
 PACKAGE = Path(main.__file__).parent

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from bankwx_cli.commands._cli import Cli
-from bankwx_cli.models import Rule, TextReply
+from bankwx_cli.models.replies import TextReply
+from bankwx_cli.models.rules import Rule
 from bankwx_cli.settings import from_environment
 
 RULE = Rule(3, "main", "余额", "exact", 10, TextReply("您好"), None, None)

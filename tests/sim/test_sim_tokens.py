@@ -97,6 +97,10 @@ def test_stable_force_refresh_revokes_and_is_spaced_30_seconds(sim: Sim) -> None
 
 
 def test_stable_force_refresh_is_limited_to_20_a_day(sim: Sim) -> None:
+    now = sim.driver.advance_clock(0)["now"]
+    into_day = (now + 8 * 3600) % 86400  # WeChat's day is Beijing time's
+    if into_day > 86400 - 3600:  # the 22 tries below take 682 s: stay inside one day
+        sim.driver.advance_clock(86400 - into_day + 60)
     tokens = set()
     for _ in range(22):
         tokens.add(stable(sim, force=True)["access_token"])

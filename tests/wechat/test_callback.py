@@ -10,7 +10,7 @@ import xmltodict
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
 from bankwx_cli.errors import BadCallbackError, BadSignatureError, ValidationError
-from bankwx_cli.models import Article, ImageReply, NewsReply, TextReply, TransferReply
+from bankwx_cli.models.replies import Article, ImageReply, NewsReply, TextReply, TransferReply
 from bankwx_cli.wechat.callback import (
     CallbackKeys,
     Inbound,

@@ -22,7 +22,7 @@ from wechatpy.events import SubscribeScanEvent
 from wechatpy.replies import TextReply as WxTextReply
 
 from bankwx_cli.errors import BadCallbackError, BankwxError
-from bankwx_cli.models import TextReply
+from bankwx_cli.models.replies import TextReply
 from bankwx_cli.wechat import callback as cb
 
 TOKEN = "pamtest"

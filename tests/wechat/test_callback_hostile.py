@@ -17,7 +17,7 @@ from wechatpy import parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
 from bankwx_cli.errors import BadCallbackError, BadSignatureError
-from bankwx_cli.models import TextReply
+from bankwx_cli.models.replies import TextReply
 from bankwx_cli.wechat.callback import CallbackKeys, Inbound, open_callback, render_reply
 
 # Protocol sheet §1.7, vector A (tests/data/hostile/README.md).

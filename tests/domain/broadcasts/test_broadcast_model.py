@@ -10,7 +10,7 @@ from bxtest import Bankwx
 
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import broadcasts
-from bankwx_cli.models import (
+from bankwx_cli.models.broadcasts import (
     Audience,
     Broadcast,
     BroadcastStatus,

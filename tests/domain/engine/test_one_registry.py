@@ -15,7 +15,7 @@ from bankwx_cli.context import AppContext
 from bankwx_cli.domain import account_settings, accounts, actions, broadcasts, outbox, trials
 from bankwx_cli.domain.account_settings import Setting
 from bankwx_cli.extensions import Area, Registry
-from bankwx_cli.models import BatchFailure
+from bankwx_cli.models.batches import BatchFailure
 from bankwx_cli.settings import from_environment
 
 

@@ -14,7 +14,7 @@ from bankwx_cli import extensions
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import actions, routing, trials
 from bankwx_cli.extensions import Area, ErrorMap, Registry, Request, Response
-from bankwx_cli.models import TextReply
+from bankwx_cli.models.replies import TextReply
 from bankwx_cli.server import RouteTable
 from bankwx_cli.settings import from_environment
 from bankwx_cli.wechat import callback

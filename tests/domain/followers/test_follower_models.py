@@ -3,7 +3,7 @@ these keys, in this order."""
 
 from __future__ import annotations
 
-from bankwx_cli.models import (
+from bankwx_cli.models.followers import (
     Follower,
     FollowerRecord,
     SyncReport,
