@@ -21,6 +21,10 @@ entry point:
   (TEMPLATESENDJOBFINISH); ``registry.before_send`` checks run before a unit's first attempt,
   whenever it comes due (also after a deferral), and may cancel it or defer it again.
 
+Units are ``models.outbox.OutboxUnit`` values (``Unit`` here), frozen: the store returns them
+with their payloads opened, a claim pairs each with its rate-budget second (``Claimed``), and a
+send attempt's outcome is a ``SendResult``.
+
 Business time (next attempts, backoff, rate-budget seconds, heartbeats) is ``app.clock``'s.
 """
 
@@ -199,20 +203,18 @@ def enqueue(
     if sender_for(app, kind) is None:
         raise ValidationError(f"outbox kind '{kind}' is unknown: use {', '.join(kinds(app))}.")
     now = app.clock.now()
-    unit = {
-        "account": account,
-        "kind": kind,
-        "lane": lane,
-        "lane_rank": LANES.index(lane),
-        "openid": openid,
-        "payload": payload,
-        "idempotency_key": key,
-        "source": source,
-        "state": "pending",
-        "next_attempt_at": not_before or now.timestamp(),
-        "created_at": iso(now),
-    }
-    return app.store.outbox.enqueue(unit)
+    return app.store.outbox.enqueue(
+        account=account,
+        kind=kind,
+        lane=lane,
+        lane_rank=LANES.index(lane),
+        openid=openid,
+        payload=payload,
+        key=key,
+        source=source,
+        due_at=not_before or now.timestamp(),
+        created_at=iso(now),
+    )
 
 
 def wechat_key(key: str) -> str:

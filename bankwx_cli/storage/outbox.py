@@ -46,10 +46,35 @@ class Outbox:
 
     # --- enqueue ------------------------------------------------------------------------------
 
-    def enqueue(self, unit: dict[str, Any]) -> int | None:
-        """Insert a unit unless its idempotency key exists; returns its id or None."""
-        text = json.dumps(unit["payload"], ensure_ascii=False)
-        row = {**unit, "payload": self.sealer.seal(text, PAYLOAD_PURPOSE)}
+    def enqueue(
+        self,
+        *,
+        account: str,
+        kind: str,
+        lane: str,
+        lane_rank: int,
+        openid: str | None,
+        payload: dict[str, Any],
+        key: str,
+        source: str | None,
+        due_at: float,
+        created_at: str,
+    ) -> int | None:
+        """Insert a pending unit unless its idempotency key exists; returns its id or None."""
+        text = json.dumps(payload, ensure_ascii=False)
+        row = {
+            "account": account,
+            "kind": kind,
+            "lane": lane,
+            "lane_rank": lane_rank,
+            "openid": openid,
+            "payload": self.sealer.seal(text, PAYLOAD_PURPOSE),
+            "idempotency_key": key,
+            "source": source,
+            "state": "pending",
+            "next_attempt_at": due_at,
+            "created_at": created_at,
+        }
         cursor = self.db.execute(
             "INSERT INTO outbox (account, kind, lane, lane_rank, openid, payload, "
             "idempotency_key, source, state, next_attempt_at, created_at, updated_at) VALUES "
