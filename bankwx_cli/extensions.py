@@ -55,9 +55,10 @@ if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
     from bankwx_cli.domain.account_settings import Setting
     from bankwx_cli.domain.actions import ActionContext
-    from bankwx_cli.domain.outbox import Cancel, Defer, Unit
+    from bankwx_cli.domain.outbox import Cancel, Defer
     from bankwx_cli.domain.routing import Decision, Runtime
     from bankwx_cli.models.accounts import Account
+    from bankwx_cli.models.outbox import OutboxUnit as Unit
     from bankwx_cli.models.replies import Reply
     from bankwx_cli.wechat.callback import Inbound
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -51,10 +51,10 @@ def list_(
 ) -> None:
     """List outbox units with their state, attempts and last error."""
     cli = get_cli(ctx)
-    rows: list[dict[str, Any]] = outbox.list_(
+    units = outbox.list_(
         cli.app, state=state, lane=lane, account=cli.with_account(account), limit=limit
     )
-    cli.render(rows, fmt=fmt, columns=COLUMNS)
+    cli.render(units, fmt=fmt, columns=COLUMNS)
 
 
 @app.command(
@@ -98,10 +98,9 @@ def retry(
     With --account, only if the unit is that account's."""
     cli = get_cli(ctx)
     unit = outbox.retry(cli.app, unit_id, account)
-    if cli.fmt(fmt) == "json":
-        cli.render_one(unit, fmt=fmt)
-    else:
-        cli.say(f"Unit {unit_id} is pending again; a dispatcher will send it.")
+    cli.render_one(
+        unit, fmt=fmt, say=f"Unit {unit_id} is pending again; a dispatcher will send it."
+    )
 
 
 @app.command(

@@ -762,8 +762,8 @@ def status(app: AppContext, broadcast_id: int, account: str | None = None) -> Br
     b = _load(app, "broadcast.read", broadcast_id, account)
     deliveries: dict[str, int] = {}
     if isinstance(b.content, TemplateContent):
-        for row in app.store.outbox.all({"source": b.source}, None):
-            key = row.get("delivery_status") or "awaiting result"
+        for unit in app.store.outbox.all({"source": b.source}, None):
+            key = unit.delivery_status or "awaiting result"
             key = "failed" if key.startswith("failed") else key
             deliveries[key] = deliveries.get(key, 0) + 1
     return BroadcastStatus(

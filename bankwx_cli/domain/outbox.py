@@ -21,6 +21,10 @@ entry point:
   (TEMPLATESENDJOBFINISH); ``registry.before_send`` checks run before a unit's first attempt,
   whenever it comes due (also after a deferral), and may cancel it or defer it again.
 
+Units are ``models.outbox.OutboxUnit`` values (``Unit`` here), frozen: the store returns them
+with their payloads opened, a claim pairs each with its rate-budget second (``Claimed``), and a
+send attempt's outcome is a ``SendResult``.
+
 Business time (next attempts, backoff, rate-budget seconds, heartbeats) is ``app.clock``'s.
 """
 
@@ -35,7 +39,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +58,7 @@ from bankwx_cli.errors import (
 )
 from bankwx_cli.extensions import Sender, SourceHooks
 from bankwx_cli.models.batches import BatchFailure, BatchReport, ProgressBar
+from bankwx_cli.models.outbox import Claimed, OutboxUnit, SendResult
 from bankwx_cli.models.replies import ImageReply, NewsReply, Reply, TextReply
 from bankwx_cli.storage.outbox import UNREADABLE
 
@@ -84,46 +89,7 @@ OLDEST = Gauge("bankwx_outbox_oldest_pending_seconds", "Age of the oldest due un
 STRANDED = "the sender stopped mid-send; WeChat may or may not have delivered it"
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One outbox unit as senders and hooks see it."""
-
-    id: int
-    account: str
-    kind: str
-    lane: str
-    openid: str | None
-    payload: dict[str, Any]
-    idempotency_key: str
-    source: str | None
-    state: str
-    attempts: int
-    wechat_msgid: str | None
-    delivery_status: str | None
-    last_error: str | None
-
-    @property
-    def source_type(self) -> str | None:
-        """``broadcast`` for the source ``broadcast:12``."""
-        return self.source.split(":", 1)[0] if self.source else None
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> Unit:
-        return cls(
-            id=int(row["id"]),
-            account=row["account"],
-            kind=row["kind"],
-            lane=row["lane"],
-            openid=row.get("openid"),
-            payload=row.get("payload") or {},
-            idempotency_key=row["idempotency_key"],
-            source=row.get("source"),
-            state=row["state"],
-            attempts=int(row.get("attempts") or 0),
-            wechat_msgid=row.get("wechat_msgid"),
-            delivery_status=row.get("delivery_status"),
-            last_error=row.get("last_error"),
-        )
+Unit = OutboxUnit  # the one unit model (bankwx_cli/models/outbox.py), as senders and hooks see it
 
 
 @dataclass(frozen=True)
@@ -167,10 +133,9 @@ def _guarded(app: AppContext, what: str, unit: Unit, hook: Callable[..., None], 
         log.exception("outbox %s hook failed for unit %s (%s)", what, unit.id, unit.source)
 
 
-def finalised(app: AppContext, rows: Iterable[dict[str, Any]]) -> None:
+def finalised(app: AppContext, units: Iterable[Unit]) -> None:
     """Call the final-state hooks of units just recorded final (in the recording transaction)."""
-    for row in rows:
-        unit = Unit.of(row)
+    for unit in units:
         for hook in _hooks(app, unit).final:
             _guarded(app, "final-state", unit, hook)
 
@@ -194,17 +159,17 @@ def _msgid(answer: dict[str, Any]) -> str | None:
 def send_custom(app: AppContext, unit: Unit) -> str | None:
     """A customer-service message: nothing de-duplicates it, so never sent twice on a doubt."""
     path = "/cgi-bin/message/custom/send"
-    return _msgid(_client(app, unit).post(path, unit.payload, idempotent=False))
+    return _msgid(_client(app, unit).post(path, unit.body, idempotent=False))
 
 
 def send_template(app: AppContext, unit: Unit) -> str | None:
     """A template message carrying our client_msg_id."""
-    return _msgid(_client(app, unit).post("/cgi-bin/message/template/send", unit.payload))
+    return _msgid(_client(app, unit).post("/cgi-bin/message/template/send", unit.body))
 
 
 def send_mass(app: AppContext, unit: Unit) -> str | None:
     """A mass job (sendall or send) carrying our clientmsgid."""
-    payload = unit.payload
+    payload = unit.body
     try:
         return _msgid(_client(app, unit).post(payload["endpoint"], payload["body"]))
     except WeChatError as exc:
@@ -238,20 +203,18 @@ def enqueue(
     if sender_for(app, kind) is None:
         raise ValidationError(f"outbox kind '{kind}' is unknown: use {', '.join(kinds(app))}.")
     now = app.clock.now()
-    unit = {
-        "account": account,
-        "kind": kind,
-        "lane": lane,
-        "lane_rank": LANES.index(lane),
-        "openid": openid,
-        "payload": payload,
-        "idempotency_key": key,
-        "source": source,
-        "state": "pending",
-        "next_attempt_at": not_before or now.timestamp(),
-        "created_at": iso(now),
-    }
-    return app.store.outbox.enqueue(unit)
+    return app.store.outbox.enqueue(
+        account=account,
+        kind=kind,
+        lane=lane,
+        lane_rank=LANES.index(lane),
+        openid=openid,
+        payload=payload,
+        key=key,
+        source=source,
+        due_at=not_before or now.timestamp(),
+        created_at=iso(now),
+    )
 
 
 def wechat_key(key: str) -> str:
@@ -362,8 +325,7 @@ def job_finished(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
     records the event as it records every job result)."""
     status = inbound.fields.get("Status", "")
     with app.store.transaction():
-        for row in app.store.outbox.record_delivery(runtime.account.name, inbound.msg_id, status):
-            unit = Unit.of(row)
+        for unit in app.store.outbox.record_delivery(runtime.account.name, inbound.msg_id, status):
             for hook in _hooks(app, unit).delivery:
                 _guarded(app, "delivery", unit, hook, status)
     return None
@@ -436,7 +398,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
         self._rates: dict[tuple[str, str], int] = {}
-        self._settled: list[dict[str, Any]] = []  # refused at claim: counted by drain
+        self._settled: list[SendResult] = []  # refused at claim: counted by drain
 
     # heartbeats keep this dispatcher's claims alive while it sends
     def _heartbeat_loop(self) -> None:
@@ -488,7 +450,7 @@ class Dispatcher:
                 error = None if _send_again(unit, now) else STRANDED
                 state = "pending" if error is None else "unknown"
                 if store.outbox.release(unit, state, error, now) and error is not None:
-                    unknown.append({**unit, "state": state, "last_error": error})
+                    unknown.append(replace(unit, state=state, last_error=error, claimed_by=None))
             store.outbox.forget(dead)
             finalised(self.app, unknown)
         return len(stranded)
@@ -499,7 +461,7 @@ class Dispatcher:
             self._rates[key] = rate_for(self.app, account, sender.budget, sender.rate)
         return self._rates[key]
 
-    def claim(self) -> list[dict[str, Any]]:
+    def claim(self) -> list[Claimed]:
         """Claim due units within the rate budget (one short transaction).
 
         A unit of a kind no sender handles ends failed here, alone; a unit whose source's check
@@ -509,87 +471,86 @@ class Dispatcher:
         store = self.app.store
         with store.transaction():
             due = store.outbox.due(now, self.batch, self.account)
-            groups: dict[tuple[str, str], tuple[Sender, list[dict[str, Any]]]] = {}
+            groups: dict[tuple[str, str], tuple[Sender, list[Unit]]] = {}
             for unit in due:
-                found = sender_for(self.app, unit["kind"])
+                found = sender_for(self.app, unit.kind)
                 if found is None:
                     error = (
-                        f"unknown outbox kind '{unit['kind']}': no sender is declared for it "
+                        f"unknown outbox kind '{unit.kind}': no sender is declared for it "
                         "in this bankwx. Retry the unit (bankwx outbox retry) with a bankwx "
                         "that has it."
                     )
                     self._settle(unit, "failed", error, now)
                     continue
-                if unit["payload"] is None:  # purged, or sealed under another key: never sent
+                if unit.payload is None:  # purged, or sealed under another key: never sent
                     self._settle(unit, "failed", UNREADABLE, now)
                     continue
-                groups.setdefault((unit["account"], found.budget), (found, []))[1].append(unit)
-            claimed: list[dict[str, Any]] = []
+                groups.setdefault((unit.account, found.budget), (found, []))[1].append(unit)
+            claimed: list[Unit] = []
             for (account, budget), (found, units) in groups.items():
                 granted = store.outbox.take_budget(
                     account, budget, len(units), self._rate(account, found), now
                 )
                 claimed += units[:granted]
             # checks run on what is about to be sent (a unit waiting for budget is not checked)
-            claimed = [u for u in claimed if u["attempts"] or self._may_send(u, now)]
-            claimed.sort(key=lambda u: (u["lane_rank"], u["next_attempt_at"], u["id"]))
-            for unit in claimed:
-                unit["_window"] = int(now)
-            store.outbox.mark_sending([u["id"] for u in claimed], self.holder, now)
-        return claimed
+            claimed = [u for u in claimed if u.attempts or self._may_send(u, now)]
+            claimed.sort(key=lambda u: (u.lane_rank, u.next_attempt_at, u.id))
+            store.outbox.mark_sending([u.id for u in claimed], self.holder, now)
+        return [Claimed(unit, window=int(now)) for unit in claimed]
 
-    def _settle(self, unit: dict[str, Any], state: str, error: str, now: float) -> None:
-        if self.app.store.outbox.settle(unit["id"], state, error, now):
-            result = {"id": unit["id"], "state": state, "last_error": error}
+    def _settle(self, unit: Unit, state: str, error: str, now: float) -> None:
+        if self.app.store.outbox.settle(unit.id, state, error, now):
+            result = SendResult(unit.id, state, last_error=error)
             if state == "failed":
                 self._settled.append(result)
-            finalised(self.app, [{**unit, **result}])
+            finalised(self.app, [replace(unit, state=state, last_error=error)])
 
-    def _may_send(self, unit: dict[str, Any], now: float) -> bool:
+    def _may_send(self, unit: Unit, now: float) -> bool:
         """Run the source's before-send checks: False when the unit was cancelled or deferred."""
         try:
-            verdict = _verdict(self.app, Unit.of(unit))
+            verdict = _verdict(self.app, unit)
         except Exception:
-            log.exception("before-send check failed for unit %s; deferred", unit["id"])
+            log.exception("before-send check failed for unit %s; deferred", unit.id)
             verdict = Defer(now + 30, "the before-send check failed")
         if isinstance(verdict, Cancel):
             self._settle(unit, "cancelled", verdict.reason, now)
             return False
         if isinstance(verdict, Defer):
-            self.app.store.outbox.postpone(unit["id"], max(verdict.until, now + 1), now)
+            self.app.store.outbox.postpone(unit.id, max(verdict.until, now + 1), now)
             return False
         return True
 
-    def send(self, unit: dict[str, Any]) -> dict[str, Any]:
-        """Send one unit; returns its result row (never raises for WeChat's answers).
+    def send(self, claimed: Claimed) -> SendResult:
+        """Send one claimed unit; returns its result (never raises for WeChat's answers).
 
         A unit claimed under one second's rate budget is not sent in a later second: it goes
         back to pending untouched, so the dispatchers together stay under the budget.
         """
-        window_end = unit.get("_window", 0) + 1
+        unit = claimed.unit
+        window_end = claimed.window + 1
         now = self.app.clock.time()
-        if window_end and now >= window_end:
-            return {
-                "id": unit["id"],
-                "state": "pending",
-                "undo_attempt": 1,
-                "last_error": unit.get("last_error"),
-                "next_attempt_at": window_end,
-            }
-        found = sender_for(self.app, unit["kind"])
+        if now >= window_end:
+            return SendResult(
+                unit.id,
+                "pending",
+                undo_attempt=1,
+                last_error=unit.last_error,
+                next_attempt_at=window_end,
+            )
+        found = sender_for(self.app, unit.kind)
         if found is None:  # claimed only with a sender: the registry cannot lose one
-            return {"id": unit["id"], "state": "failed", "last_error": "no sender"}
+            return SendResult(unit.id, "failed", last_error="no sender")
         budget = found.budget
         try:
-            msgid = found.send(self.app, Unit.of(unit))
+            msgid = found.send(self.app, unit)
             SENDS.labels(budget, "sent").inc()
-            return {"id": unit["id"], "state": "sent", "wechat_msgid": msgid}
+            return SendResult(unit.id, "sent", wechat_msgid=msgid)
         except WeChatInDoubtError as exc:
             SENDS.labels(budget, "unknown").inc()
-            return {"id": unit["id"], "state": "unknown", "last_error": str(exc)}
+            return SendResult(unit.id, "unknown", last_error=str(exc))
         except WeChatUnavailableError as exc:
             SENDS.labels(budget, "retry").inc()
-            return self._later(unit, str(exc), now, _backoff(unit["attempts"]))
+            return self._later(unit, str(exc), now, _backoff(unit.attempts))
         except WeChatError as exc:
             SENDS.labels(budget, f"error_{exc.errcode}").inc()
             if exc.errcode == 45066:
@@ -598,35 +559,30 @@ class Dispatcher:
                 return self._later(unit, str(exc), now, 60 - now % 60 + 1)
             if exc.errcode == 45009:
                 return self._later(unit, str(exc), now, _until_bank_midnight(now))
-            return {"id": unit["id"], "state": "failed", "last_error": str(exc)}
+            return SendResult(unit.id, "failed", last_error=str(exc))
         except Exception as exc:  # a bug must not lose the unit: keep it, say why
-            log.exception("sending unit %s failed", unit["id"])
+            log.exception("sending unit %s failed", unit.id)
             return self._later(unit, f"internal error: {type(exc).__name__}", now, 30)
 
-    def _later(self, unit: dict[str, Any], error: str, now: float, delay: float) -> dict[str, Any]:
+    def _later(self, unit: Unit, error: str, now: float, delay: float) -> SendResult:
         """Back to pending for a later attempt (WeChat answered: it did not accept the unit)."""
-        if unit["attempts"] >= MAX_ATTEMPTS:
-            gave_up = f"{error} (gave up after {unit['attempts']} attempts)"
-            return {"id": unit["id"], "state": "failed", "last_error": gave_up}
-        return {
-            "id": unit["id"],
-            "state": "pending",
-            "last_error": error,
-            "next_attempt_at": now + delay,
-        }
+        if unit.attempts >= MAX_ATTEMPTS:
+            gave_up = f"{error} (gave up after {unit.attempts} attempts)"
+            return SendResult(unit.id, "failed", last_error=gave_up)
+        return SendResult(unit.id, "pending", last_error=error, next_attempt_at=now + delay)
 
-    def record(self, units: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+    def record(self, claimed: list[Claimed], results: list[SendResult]) -> None:
         """Record send results; the final-state hooks run in the same transaction."""
         store = self.app.store
-        by_id = {u["id"]: u for u in units}
+        by_id = {c.unit.id: c.unit for c in claimed}
         with store.transaction():
             recorded = set(store.outbox.finish(results, self.holder, self.app.clock.time()))
             finalised(
                 self.app,
                 [
-                    {**by_id[r["id"]], **r}
+                    r.applied_to(by_id[r.id])
                     for r in results
-                    if r["id"] in recorded and r["state"] in FINAL
+                    if r.id in recorded and r.state in FINAL
                 ],
             )
 
@@ -664,7 +620,7 @@ class Dispatcher:
                 tally.count(result)
             if done:
                 if bar is not None:
-                    bar.advance(sum(1 for r in done if r["state"] in ("sent", "failed", "unknown")))
+                    bar.advance(sum(1 for r in done if r.state in ("sent", "failed", "unknown")))
                 continue
             if until is not None and until():
                 break
@@ -696,7 +652,7 @@ class Dispatcher:
         if self.app.store.outbox.due(now, 1, self.account):
             return False
         pending = self.app.store.outbox.all({"state": "pending", "account": self.account}, 1)
-        return bool(pending) and pending[0]["next_attempt_at"] <= now
+        return bool(pending) and pending[0].next_attempt_at <= now
 
 
 class _Tally:
@@ -707,29 +663,29 @@ class _Tally:
         self.retried = 0
         self.failures: list[BatchFailure] = []
 
-    def count(self, result: dict[str, Any]) -> None:
-        state = result["state"]
-        what, error = f"unit {result['id']}", str(result.get("last_error"))
+    def count(self, result: SendResult) -> None:
+        state = result.state
+        what, error = f"unit {result.id}", str(result.last_error)
         if state == "sent":
             self.sent += 1
         elif state == "failed":
             self.failures.append(BatchFailure(what, error, wechat="WeChat" in error))
         elif state == "unknown":
             self.failures.append(BatchFailure(what, error, unknown=True))
-        elif not result.get("undo_attempt"):
+        elif not result.undo_attempt:
             self.retried += 1
 
     def report(self) -> BatchReport:
         return report(self.sent, self.retried, tuple(self.failures))
 
 
-def _send_again(unit: dict[str, Any], now: float) -> bool:
+def _send_again(unit: Unit, now: float) -> bool:
     """Whether a unit stranded mid-send may be sent again (its kind's crash policy)."""
-    found = extensions.registry().senders(True).get(unit["kind"])  # whichever area declared it
+    found = extensions.registry().senders(True).get(unit.kind)  # whichever area declared it
     if found is None or found.crash != "idempotent":
         return False
     window = found.dedup_window_s
-    first = unit.get("first_attempt_at")
+    first = unit.first_attempt_at
     return window is None or (first is not None and first >= now - window)
 
 
@@ -756,17 +712,14 @@ def list_(
     lane: str | None = None,
     account: str | None = None,
     limit: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Unit]:
     require(app, "outbox.read", account)
     if state and state not in STATES:
         raise ValidationError(f"--state '{state}' is invalid: use {', '.join(STATES)}.")
     if lane and lane not in LANES:
         raise ValidationError(f"--lane '{lane}' is invalid: use {', '.join(LANES)}.")
     name = accounts.get(app, account).name if account else None
-    rows = app.store.outbox.all({"state": state, "lane": lane, "account": name}, limit)
-    for row in rows:
-        row["next_attempt_at"] = iso(datetime.fromtimestamp(row["next_attempt_at"], BANK_TZ))
-    return rows
+    return app.store.outbox.all({"state": state, "lane": lane, "account": name}, limit)
 
 
 def run(
@@ -786,7 +739,7 @@ def run(
         dispatcher.stop()
 
 
-def retry(app: AppContext, unit_id: int, account: str | None = None) -> dict[str, Any]:
+def retry(app: AppContext, unit_id: int, account: str | None = None) -> Unit:
     """Send an unknown or failed unit again (the operator has checked it was not delivered).
 
     outbox.retry is checked on the unit's own account (permissions.load_row)."""
@@ -798,7 +751,7 @@ def retry(app: AppContext, unit_id: int, account: str | None = None) -> dict[str
         app,
         "outbox.retry",
         lambda: app.store.outbox.get(unit_id),
-        lambda u: str(u["account"]),
+        lambda u: u.account,
         target=f"outbox unit {unit_id}",
         missing=missing,
         account=account,
@@ -807,13 +760,16 @@ def retry(app: AppContext, unit_id: int, account: str | None = None) -> dict[str
         unit = app.store.outbox.get(unit_id)
         if unit is None:
             raise missing()
-        if unit["state"] not in ("unknown", "failed"):
+        if unit.state not in ("unknown", "failed"):
             raise ValidationError(
-                f"unit {unit_id} is {unit['state']}: only unknown or failed units are retried."
+                f"unit {unit_id} is {unit.state}: only unknown or failed units are retried."
             )
         app.store.outbox.retry(unit_id, app.clock.time())
-        audit.record(app, "outbox.retry", str(unit_id), {"was": unit["state"]})
-    return app.store.outbox.get(unit_id) or {}
+        audit.record(app, "outbox.retry", str(unit_id), {"was": unit.state})
+        retried = app.store.outbox.get(unit_id)
+    if retried is None:
+        raise missing()
+    return retried
 
 
 def pause(app: AppContext, account: str | None, lane: str | None) -> None:

@@ -34,9 +34,9 @@ from bankwx_cli.models.replies import Reply, TextReply
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
     from bankwx_cli.domain.actions import ActionContext
-    from bankwx_cli.domain.outbox import Unit
     from bankwx_cli.domain.routing import Decision, Runtime
     from bankwx_cli.extensions import Registry
+    from bankwx_cli.models.outbox import OutboxUnit as Unit
     from bankwx_cli.wechat.callback import Inbound
 
 SECRET_REPLY = "测试余额：8,848.86元（SENSITIVE-TRIAL-7f3a9c）"
@@ -156,7 +156,7 @@ def send_test_note(app: AppContext, unit: Unit) -> str | None:
     """A customer-service text, to see a declared kind sent."""
     from bankwx_cli.domain import accounts
 
-    body = {"touser": unit.openid, "msgtype": "text", "text": {"content": unit.payload["text"]}}
+    body = {"touser": unit.openid, "msgtype": "text", "text": {"content": unit.body["text"]}}
     client = app.client(accounts.get(app, unit.account))
     answer = client.post("/cgi-bin/message/custom/send", body, False)
     msgid = answer.get("msgid") or answer.get("msg_id")

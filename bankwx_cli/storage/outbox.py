@@ -17,10 +17,12 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import asdict
+from typing import Any, cast
 
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.keys import Sealer, UnsealError
+from bankwx_cli.models.outbox import OutboxUnit, SendResult
 from bankwx_cli.storage.db import Database
 from bankwx_cli.storage.sealed import SealedColumn
 
@@ -44,10 +46,35 @@ class Outbox:
 
     # --- enqueue ------------------------------------------------------------------------------
 
-    def enqueue(self, unit: dict[str, Any]) -> int | None:
-        """Insert a unit unless its idempotency key exists; returns its id or None."""
-        text = json.dumps(unit["payload"], ensure_ascii=False)
-        row = {**unit, "payload": self.sealer.seal(text, PAYLOAD_PURPOSE)}
+    def enqueue(
+        self,
+        *,
+        account: str,
+        kind: str,
+        lane: str,
+        lane_rank: int,
+        openid: str | None,
+        payload: dict[str, Any],
+        key: str,
+        source: str | None,
+        due_at: float,
+        created_at: str,
+    ) -> int | None:
+        """Insert a pending unit unless its idempotency key exists; returns its id or None."""
+        text = json.dumps(payload, ensure_ascii=False)
+        row = {
+            "account": account,
+            "kind": kind,
+            "lane": lane,
+            "lane_rank": lane_rank,
+            "openid": openid,
+            "payload": self.sealer.seal(text, PAYLOAD_PURPOSE),
+            "idempotency_key": key,
+            "source": source,
+            "state": "pending",
+            "next_attempt_at": due_at,
+            "created_at": created_at,
+        }
         cursor = self.db.execute(
             "INSERT INTO outbox (account, kind, lane, lane_rank, openid, payload, "
             "idempotency_key, source, state, next_attempt_at, created_at, updated_at) VALUES "
@@ -76,9 +103,9 @@ class Outbox:
     def dispatchers(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.all("SELECT * FROM dispatchers")]
 
-    def stranded(self, holders: list[str]) -> list[dict[str, Any]]:
+    def stranded(self, holders: list[str]) -> list[OutboxUnit]:
         """Units in 'sending' claimed by these holders (dispatchers found dead)."""
-        units: list[dict[str, Any]] = []
+        units: list[OutboxUnit] = []
         for holder in holders:
             units += [
                 self._unit(r)
@@ -89,13 +116,13 @@ class Outbox:
             ]
         return units
 
-    def release(self, unit: dict[str, Any], state: str, error: str | None, now: float) -> bool:
+    def release(self, unit: OutboxUnit, state: str, error: str | None, now: float) -> bool:
         """A stranded unit back to pending, or to unknown with error; False if it moved on."""
         cursor = self.db.execute(
             "UPDATE outbox SET claimed_by = NULL, state = :state, "
             "last_error = coalesce(:error, last_error), updated_at = :at "
             "WHERE id = :id AND state = 'sending' AND claimed_by = :h",
-            {"id": unit["id"], "h": unit["claimed_by"], "state": state, "error": error,
+            {"id": unit.id, "h": unit.claimed_by, "state": state, "error": error,
              "at": _iso(now)},
         )  # fmt: skip
         return cursor.rowcount == 1
@@ -114,7 +141,7 @@ class Outbox:
             )
         ]
 
-    def due(self, now: float, limit: int, account: str | None) -> list[dict[str, Any]]:
+    def due(self, now: float, limit: int, account: str | None) -> list[OutboxUnit]:
         """Due, unpaused units, reply lane first."""
         sql = (
             "SELECT * FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= :now "
@@ -171,8 +198,8 @@ class Outbox:
             {"id": unit_id, "until": until, "at": _iso(now)},
         )
 
-    def finish(self, results: list[dict[str, Any]], holder: str, now: float) -> list[int]:
-        """Record send results: id, state, wechat_msgid, last_error, next_attempt_at.
+    def finish(self, results: list[SendResult], holder: str, now: float) -> list[int]:
+        """Record send results.
 
         Returns the ids recorded: a unit no longer in holder's claim (taken back from a
         dispatcher found dead, perhaps claimed again since) is not.
@@ -187,18 +214,10 @@ class Outbox:
                     "last_error = :last_error, next_attempt_at = coalesce(:next_attempt_at, "
                     "next_attempt_at), updated_at = :at "
                     "WHERE id = :id AND state = 'sending' AND claimed_by = :holder",
-                    {
-                        "wechat_msgid": None,
-                        "last_error": None,
-                        "next_attempt_at": None,
-                        "undo_attempt": 0,
-                        **result,
-                        "at": _iso(now),
-                        "holder": holder,
-                    },
+                    {**asdict(result), "at": _iso(now), "holder": holder},
                 )
                 if cursor.rowcount == 1:
-                    recorded.append(int(result["id"]))
+                    recorded.append(result.id)
         return recorded
 
     @contextmanager
@@ -215,7 +234,7 @@ class Outbox:
 
     # --- operators ------------------------------------------------------------------------------
 
-    def all(self, filters: dict[str, Any], limit: int | None) -> list[dict[str, Any]]:
+    def all(self, filters: dict[str, Any], limit: int | None) -> list[OutboxUnit]:
         where, params = [], {k: v for k, v in filters.items() if v is not None}
         for key in ("state", "lane", "account", "source", "kind"):
             if filters.get(key):
@@ -229,7 +248,7 @@ class Outbox:
             params["limit"] = limit
         return [self._unit(r) for r in self.db.all(sql, params)]
 
-    def get(self, unit_id: int) -> dict[str, Any] | None:
+    def get(self, unit_id: int) -> OutboxUnit | None:
         row = self.db.one("SELECT * FROM outbox WHERE id = :id", {"id": unit_id})
         return None if row is None else self._unit(row)
 
@@ -252,7 +271,7 @@ class Outbox:
             {"id": unit_id, "now": now, "at": _iso(now)},
         )
 
-    def cancel_source(self, source: str, now: float) -> list[dict[str, Any]]:
+    def cancel_source(self, source: str, now: float) -> list[OutboxUnit]:
         """Cancel the source's pending units; returns them as cancelled."""
         rows = self.db.all(
             "UPDATE outbox SET state = 'cancelled', updated_at = :at "
@@ -298,7 +317,7 @@ class Outbox:
         value = self.db.scalar(sql, params)
         return None if value is None else float(value)
 
-    def record_delivery(self, account: str, msgid: str, status: str) -> list[dict[str, Any]]:
+    def record_delivery(self, account: str, msgid: str, status: str) -> list[OutboxUnit]:
         """WeChat's later delivery result on the units it names; returns them."""
         rows = self.db.all(
             "UPDATE outbox SET delivery_status = :status WHERE account = :a AND wechat_msgid = :m "
@@ -331,17 +350,15 @@ class Outbox:
 
     # --- payloads at rest -----------------------------------------------------------------------
 
-    def _unit(self, row: Any) -> dict[str, Any]:
-        unit = dict(row)
-        unit["payload"] = self._payload(unit["id"], unit["payload"])
-        return unit
+    def _unit(self, row: Any) -> OutboxUnit:
+        return OutboxUnit.of(row, self._payload(int(row["id"]), row["payload"]))
 
-    def _payload(self, unit_id: int, stored: str | bytes) -> Any:
+    def _payload(self, unit_id: int, stored: str | bytes) -> dict[str, Any] | None:
         """The unit's payload; None when it was purged or does not open."""
         if isinstance(stored, str):  # PURGED, or stored in clear before payloads were sealed
-            return json.loads(stored) if stored != PURGED else None
+            return _json_object(stored) if stored != PURGED else None
         try:
-            return json.loads(self.sealer.open(stored, PAYLOAD_PURPOSE))
+            return _json_object(self.sealer.open(stored, PAYLOAD_PURPOSE))
         except UnsealError:
             pass  # damaged, or sealed under another key
         log.warning("the payload of outbox unit %s does not open with the master key", unit_id)
@@ -370,6 +387,10 @@ class Outbox:
                 )
             total += len(ids)
             after = ids[-1]
+
+
+def _json_object(text: str | bytes) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(text))  # enqueue() takes a JSON object
 
 
 def _iso(ts: float) -> str:

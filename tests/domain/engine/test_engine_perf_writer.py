@@ -256,7 +256,7 @@ def test_a_quick_answer_past_the_deadline_goes_to_the_outbox(app: AppContext) ->
     assert inbound["outcome"] == "late_enqueued"
     assert app.store.messages.state_of(inbound["id"]).reply is None  # retries get success
     units = app.store.outbox.all({}, None)
-    assert [(u["kind"], u["lane"], u["idempotency_key"]) for u in units] == [
+    assert [(u.kind, u.lane, u.idempotency_key) for u in units] == [
         ("custom", "reply", f"late:{inbound['id']}")
     ]
 

@@ -12,6 +12,7 @@ from bxtest import APPID
 from bankwx_cli import extensions
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import accounts, outbox
+from bankwx_cli.models.outbox import OutboxUnit
 from bankwx_cli.sim.driver import SimDriver
 
 
@@ -56,7 +57,7 @@ def insert_raw(app: AppContext, kind: str, source: str | None = None, lane: str 
     return unit_id
 
 
-def unit(app: AppContext, unit_id: int) -> dict[str, Any]:
+def unit(app: AppContext, unit_id: int) -> OutboxUnit:
     found = app.store.outbox.get(unit_id)
     assert found is not None
     return found

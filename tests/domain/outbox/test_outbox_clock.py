@@ -50,14 +50,14 @@ def test_backoff_is_clock_time(app: AppContext, sim: SimDriver, clock: FixedCloc
     sim.set_faults(fail_rate=1.0, kinds=["busy"], seed=1)
     first = dispatcher.drain()
     assert (first.done, first.retried) == (0, 1)
-    assert unit(app, unit_id)["next_attempt_at"] == start + 2  # 2 s after the first attempt
+    assert unit(app, unit_id).next_attempt_at == start + 2  # 2 s after the first attempt
     sim.set_faults(fail_rate=0.0)
     clock.advance(1.9)
     assert dispatcher.drain().done == 0  # not yet due: nothing claimed, nothing waited
-    assert unit(app, unit_id)["state"] == "pending"
+    assert unit(app, unit_id).state == "pending"
     clock.advance(0.1)
     assert dispatcher.drain().done == 1
-    assert unit(app, unit_id)["attempts"] == 2
+    assert unit(app, unit_id).attempts == 2
     dispatcher.stop()
 
 
@@ -72,7 +72,7 @@ def test_drain_waits_for_retries_on_the_clock(
     report = dispatcher.drain(wait_for_retries=True)
     dispatcher.stop()
     assert report.done == 20 and (report.retried or 0) > 0, report
-    assert [unit(app, i)["state"] for i in ids] == ["sent"] * 20
+    assert [unit(app, i).state for i in ids] == ["sent"] * 20
     assert clock.time() - start >= 2  # at least one backoff passed, on the clock
     assert time.monotonic() - wall < 20
 
@@ -109,7 +109,7 @@ def test_deferred_units_wait_for_the_clock(
     assert dispatcher.drain().done == 0
     clock.advance(1)
     assert dispatcher.drain().done == 1
-    assert unit_id is not None and unit(app, unit_id)["state"] == "sent"
+    assert unit_id is not None and unit(app, unit_id).state == "sent"
     dispatcher.stop()
 
 
@@ -130,11 +130,11 @@ def test_before_send_check_cancels_defers_or_lets_go(
     dispatcher = outbox.Dispatcher(app)
     report = dispatcher.drain()
     assert report.done == 1
-    assert unit(app, closed)["state"] == "cancelled"
-    assert unit(app, closed)["last_error"] == "the gate is closed"
-    assert unit(app, ids["gate:open"])["state"] == "sent"
+    assert unit(app, closed).state == "cancelled"
+    assert unit(app, closed).last_error == "the gate is closed"
+    assert unit(app, ids["gate:open"]).state == "sent"
     later = unit(app, ids["gate:later"])
-    assert later["state"] == "pending" and later["next_attempt_at"] == clock.time() + 60
+    assert later.state == "pending" and later.next_attempt_at == clock.time() + 60
     clock.advance(60)
     assert dispatcher.drain().done == 1  # checked again when it came due: now it goes
     assert CHECKED.count(ids["gate:later"]) == 2
@@ -164,14 +164,14 @@ def test_template_units_are_sent_again_only_within_ten_minutes(
     first = outbox.Dispatcher(app)
     first.claim()  # never heartbeated: stranded at once
     assert other.recover() == 1
-    assert unit(app, unit_id)["state"] == "pending"  # WeChat de-duplicates: send again
+    assert unit(app, unit_id).state == "pending"  # WeChat de-duplicates: send again
     clock.advance(600.5)
     second = outbox.Dispatcher(app)
     second.claim()  # first attempt was 600.5 s ago: WeChat's client_msg_id has expired
     assert other.recover() == 1
     stranded = unit(app, unit_id)
-    assert stranded["state"] == "unknown"
-    assert "may or may not have delivered" in stranded["last_error"]
+    assert stranded.state == "unknown"
+    assert "may or may not have delivered" in stranded.last_error
     for dispatcher in (other, first, second):
         dispatcher.stop()
 

@@ -14,6 +14,7 @@ from bankwx_cli.domain import outbox
 from bankwx_cli.domain.routing import Engine
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.extensions import Registry
+from bankwx_cli.models.outbox import SendResult
 from bankwx_cli.sim.driver import SimDriver
 from bankwx_cli.wechat.callback import Inbound
 
@@ -69,9 +70,9 @@ def test_unknown_kind_fails_alone_and_never_stalls_a_lane(
     assert run.exit_code == 1, run.output  # a failure: the operator must see it
     assert f"unit {bad}: unknown outbox kind 'nope'" in run.stderr
     assert "1 failed" in run.stderr and "3 sent" in run.stderr
-    assert unit(app, bad)["state"] == "failed"
-    assert "no sender is declared for it" in unit(app, bad)["last_error"]
-    assert [unit(app, i)["state"] for i in good] == ["sent"] * 3
+    assert unit(app, bad).state == "failed"
+    assert "no sender is declared for it" in unit(app, bad).last_error
+    assert [unit(app, i).state for i in good] == ["sent"] * 3
     assert len(sim.delivered(kind="template")) == 3
     # the unknown kind's final-state hook ran once, in the transaction that failed it
     assert SEEN["hooked"] == [(bad, "failed", True)]
@@ -110,10 +111,10 @@ def test_final_state_hooks_run_once_per_final_state(app: AppContext, sim: SimDri
             app, "main", "o1", {"msgtype": "text"}, "c2", source="hooked:9"
         )
     dead = outbox.Dispatcher(app)
-    assert [u["id"] for u in dead.claim()] == [lost]  # claimed, never heartbeated: an orphan
+    assert [c.unit.id for c in dead.claim()] == [lost]  # claimed, never heartbeated: an orphan
     assert dispatcher.recover() == 1
     assert dispatcher.recover() == 0
-    assert unit(app, lost)["state"] == "unknown"
+    assert unit(app, lost).state == "unknown"
     assert SEEN["hooked"][-1] == (lost, "unknown", True)
     assert len(SEEN["hooked"]) == 4
     dispatcher.stop()
@@ -124,7 +125,7 @@ def test_a_failing_hook_undoes_only_its_own_writes(app: AppContext, sim: SimDriv
     ids = enqueue_templates(app, sim, 1, source="broken:1")
     report = outbox.Dispatcher(app).drain()
     assert report.done == 1
-    assert unit(app, ids[0])["state"] == "sent"
+    assert unit(app, ids[0]).state == "sent"
     assert app.store.outbox.pauses() == []  # the broken hook's pause was rolled back
     assert SEEN["broken"] == [(ids[0], "sent", True)]
 
@@ -132,7 +133,7 @@ def test_a_failing_hook_undoes_only_its_own_writes(app: AppContext, sim: SimDriv
 def test_delivery_reports_reach_every_consumer(app: AppContext, sim: SimDriver) -> None:
     ids = enqueue_templates(app, sim, 1, source="hooked:3")
     assert outbox.Dispatcher(app).drain().done == 1
-    msgid = unit(app, ids[0])["wechat_msgid"]
+    msgid = unit(app, ids[0]).wechat_msgid
     engine = Engine(app)
     engine.refresh(force=True)
     fields: dict[str, Any] = {"Status": "success"}
@@ -143,7 +144,7 @@ def test_delivery_reports_reach_every_consumer(app: AppContext, sim: SimDriver) 
     readers = [(reader, unit_id) for reader, unit_id, _ in REPORTS]
     assert readers == [("first", ids[0]), ("second", ids[0])]
     assert {status for _, _, status in REPORTS} == {"success"}
-    assert unit(app, ids[0])["delivery_status"] == "success"
+    assert unit(app, ids[0]).delivery_status == "success"
 
 
 def test_a_dead_dispatchers_late_result_is_not_recorded(app: AppContext, sim: SimDriver) -> None:
@@ -153,9 +154,9 @@ def test_a_dead_dispatchers_late_result_is_not_recorded(app: AppContext, sim: Si
     claimed = slow.claim()  # never heartbeats: an orphan claim
     assert other.recover() == 1  # a template unit within ten minutes: pending again
     assert other.drain().done == 1
-    late = {"id": unit_id, "state": "failed", "last_error": "late"}
+    late = SendResult(unit_id, "failed", last_error="late")
     slow.record(claimed, [late])
-    assert unit(app, unit_id)["state"] == "sent"
+    assert unit(app, unit_id).state == "sent"
     assert SEEN["hooked"] == [(unit_id, "sent", True)]
     slow.stop()
     other.stop()

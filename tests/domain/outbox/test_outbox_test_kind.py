@@ -59,7 +59,7 @@ def test_serve_dispatches_a_test_kind(
             time.sleep(0.1)
         assert [t for t in _texts(sim) if "测试种类" in t] == [f"测试种类{workers}"]
         found = test_app.store.outbox.get(unit_id)
-        assert found is not None and found["state"] == "sent"
+        assert found is not None and found.state == "sent"
     finally:
         proc.stop()
 

@@ -1,0 +1,146 @@
+"""The outbox: units of work to send to WeChat, and what one attempt to send one came to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OutboxUnit:
+    """One outbox unit as the store holds it: what dispatchers claim and send, what senders,
+    hooks and operators see.
+
+    ``payload`` is the unit's payload opened (the store keeps it sealed); None when it was
+    purged with the conversation log's retention or does not open with the master key. Times
+    ``next_attempt_at`` and ``first_attempt_at`` are Unix times; ``created_at`` and
+    ``updated_at`` ISO text in UTC.
+    """
+
+    id: int
+    account: str
+    kind: str
+    lane: str
+    lane_rank: int
+    openid: str | None
+    payload: dict[str, Any] | None
+    idempotency_key: str
+    source: str | None
+    state: str
+    attempts: int
+    next_attempt_at: float
+    first_attempt_at: float | None
+    claimed_by: str | None
+    wechat_msgid: str | None
+    delivery_status: str | None
+    last_error: str | None
+    created_at: str
+    updated_at: str
+
+    @property
+    def source_type(self) -> str | None:
+        """``broadcast`` for the source ``broadcast:12``."""
+        return self.source.split(":", 1)[0] if self.source else None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The payload of a unit being sent (a unit whose payload is None is never claimed)."""
+        return self.payload or {}
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any], payload: dict[str, Any] | None) -> OutboxUnit:
+        """A unit from its stored row (a mapping of the ``outbox`` table's columns) and its
+        payload, opened."""
+
+        def number(key: str) -> float | None:
+            return None if row[key] is None else float(row[key])
+
+        return cls(
+            id=int(row["id"]),
+            account=str(row["account"]),
+            kind=str(row["kind"]),
+            lane=str(row["lane"]),
+            lane_rank=int(row["lane_rank"]),
+            openid=row["openid"],
+            payload=payload,
+            idempotency_key=str(row["idempotency_key"]),
+            source=row["source"],
+            state=str(row["state"]),
+            attempts=int(row["attempts"] or 0),
+            next_attempt_at=float(row["next_attempt_at"]),
+            first_attempt_at=number("first_attempt_at"),
+            claimed_by=row["claimed_by"],
+            wechat_msgid=row["wechat_msgid"],
+            delivery_status=row["delivery_status"],
+            last_error=row["last_error"],
+            created_at=str(row["created_at"]),
+            updated_at=str(row["updated_at"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """``outbox list --format json``'s shape: the store's columns in its order, the payload
+        opened, ``next_attempt_at`` as ISO text in UTC."""
+        return {
+            "id": self.id,
+            "account": self.account,
+            "kind": self.kind,
+            "lane": self.lane,
+            "lane_rank": self.lane_rank,
+            "openid": self.openid,
+            "payload": self.payload,
+            "idempotency_key": self.idempotency_key,
+            "source": self.source,
+            "state": self.state,
+            "attempts": self.attempts,
+            "next_attempt_at": _iso(self.next_attempt_at),
+            "first_attempt_at": self.first_attempt_at,
+            "claimed_by": self.claimed_by,
+            "wechat_msgid": self.wechat_msgid,
+            "delivery_status": self.delivery_status,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A unit a dispatcher claimed, with the rate-budget second it was claimed under (a unit
+    is not sent in a later second: it goes back to pending untouched)."""
+
+    unit: OutboxUnit
+    window: int
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one attempt to send a unit came to, as the store records it: its new state, and
+    WeChat's message id, the error, the next attempt's time when there is one. ``undo_attempt``
+    (1) gives the attempt back: the unit was not sent at all (its budget second had passed)."""
+
+    id: int
+    state: str
+    wechat_msgid: str | None = None
+    last_error: str | None = None
+    next_attempt_at: float | None = None
+    undo_attempt: int = 0
+
+    def applied_to(self, unit: OutboxUnit) -> OutboxUnit:
+        """The claimed unit once this result is recorded (the claim released; ``attempts`` as
+        it was when the unit was claimed)."""
+        return replace(
+            unit,
+            state=self.state,
+            claimed_by=None,
+            wechat_msgid=self.wechat_msgid or unit.wechat_msgid,
+            last_error=self.last_error,
+            next_attempt_at=(
+                unit.next_attempt_at if self.next_attempt_at is None else self.next_attempt_at
+            ),
+        )
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
