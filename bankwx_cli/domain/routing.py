@@ -408,11 +408,11 @@ class Engine:
             "msg_id": inbound.msg_id,
             "dedup_key": inbound.dedup_key(),
             "at": at,
-            "claimed_at": time.time(),
+            "claimed_at": self.app.clock.time(),
         }
 
     def _stale_before(self) -> float:
-        return time.time() - (self.deadline + 2.0)
+        return self.app.clock.time() - (self.deadline + 2.0)
 
     def _late(self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision) -> str:
         """Every late-answer hook runs (in order); the first outcome one returns is recorded."""
