@@ -215,7 +215,7 @@ def history(
     """List the account's menu versions, newest first: state, who, when, hash, what is live."""
     cli = get_cli(ctx)
     versions = menus.history(cli.app, cli.with_account(account), limit)
-    cli.for_json([v.to_dict() for v in versions], fmt)
+    cli.for_json(versions, fmt)
     cli.for_people(
         fmt,
         rows=[v.row() for v in versions],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ from bankwx_cli.errors import (
     WeChatError,
 )
 from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.menus import MenuVersion
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 NO_MENU = 46003  # menu/get: "menu no exist", an empty menu for us
 NO_SUCH_MENUID = 65301  # delconditional: already gone
 APPROVAL_AREA = "menus"  # the account setting require_approval lists the areas
+DEPLOY_STARTED = "deploy started; if this stays, run bankwx menu plan"
 CLIENT_CACHE_NOTE = "Followers see the new menu within about five minutes (the client's cache)."
 
 CREATE = "/cgi-bin/menu/create"
@@ -190,58 +192,6 @@ class MenuPlan:
 
 
 @dataclass(frozen=True)
-class MenuVersion:
-    """One recorded version of an account's menu."""
-
-    account: str
-    version: int
-    state: str
-    content: dict[str, Any]
-    hash: str
-    source: str
-    created_by: str
-    created_at: str
-    rollback_of: int | None = None
-    decided_by: str | None = None
-    decided_at: str | None = None
-    reason: str | None = None
-    deployed_by: str | None = None
-    deployed_at: str | None = None
-    wechat_answer: list[dict[str, Any]] = field(default_factory=list)
-    note: str = ""
-
-    @property
-    def spec(self) -> MenuSpec:
-        return parse_menu_data(self.content, source=f"menu version {self.version}")
-
-    def row(self) -> dict[str, Any]:
-        """The history line: short hash, no content."""
-        return {
-            "version": self.version,
-            "state": self.state,
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-            "decided_by": self.decided_by,
-            "deployed_at": self.deployed_at,
-            "hash": self.hash[:12],
-            "source": self.source,
-            "note": self.note,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.row(),
-            "hash": self.hash,
-            "rollback_of": self.rollback_of,
-            "decided_at": self.decided_at,
-            "reason": self.reason,
-            "deployed_by": self.deployed_by,
-            "wechat_answer": self.wechat_answer,
-            "content": self.content,
-        }
-
-
-@dataclass(frozen=True)
 class DeployResult:
     """The outcome of a deploy, an approval or a rollback: a version and its state."""
 
@@ -255,25 +205,9 @@ def _issue(issue: Issue) -> dict[str, str]:
     return {"path": issue.path, "message": issue.message, "limit": issue.limit}
 
 
-def _version(row: dict[str, Any]) -> MenuVersion:
-    return MenuVersion(
-        account=row["account"],
-        version=row["version"],
-        state=row["state"],
-        content=row["content"],
-        hash=row["hash"],
-        source=row["source"],
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        rollback_of=row["rollback_of"],
-        decided_by=row["decided_by"],
-        decided_at=row["decided_at"],
-        reason=row["reason"],
-        deployed_by=row["deployed_by"],
-        deployed_at=row["deployed_at"],
-        wechat_answer=row["wechat_answer"] or [],
-        note=row["note"],
-    )
+def version_spec(found: MenuVersion) -> MenuSpec:
+    """A recorded version's menu, parsed."""
+    return parse_menu_data(found.content, source=f"menu version {found.version}")
 
 
 # --- Access ----------------------------------------------------------------------------------
@@ -406,10 +340,10 @@ def _plan(
     live_version = drifted_from = state = None
     if current is not None and live.spec is not None:
         # A partial or unknown deploy is what is live even where it differs from its content.
-        if current["state"] != "live" or live.spec.content_hash() == current["hash"]:
-            live_version, state = current["version"], current["state"]
+        if current.state != "live" or live.spec.content_hash() == current.hash:
+            live_version, state = current.version, current.state
         else:
-            drifted_from = current["version"]
+            drifted_from = current.version
     return MenuPlan(
         account=account.name,
         source=source,
@@ -451,16 +385,16 @@ def pull(app: AppContext, name: str | None) -> dict[str, Any]:
 def history(app: AppContext, name: str | None, limit: int | None = None) -> list[MenuVersion]:
     """The account's menu versions, newest first."""
     account = _reader_account(app, name)
-    return [_version(r) for r in app.store.menu_versions.all(account.name, limit)]
+    return app.store.menu_versions.all(account.name, limit)
 
 
 def _stored(app: AppContext, account: str, version: int) -> MenuVersion:
-    row = app.store.menu_versions.get(account, version)
-    if row is None:
+    found = app.store.menu_versions.get(account, version)
+    if found is None:
         raise NotFoundError(
             f"no menu version {version} for account '{account}'. See bankwx menu history."
         )
-    return _version(row)
+    return found
 
 
 # --- Deploy, approve, reject, rollback -------------------------------------------------------
@@ -484,17 +418,14 @@ def _submit(app: AppContext, account: Account, plan: MenuPlan) -> DeployResult:
     note = "awaiting approval by another operator"
     with app.store.transaction():
         number = app.store.menu_versions.add(
-            {
-                "account": account.name,
-                "state": "pending",
-                "content": plan.wanted.to_get_shape(),
-                "hash": plan.wanted.content_hash(),
-                "source": plan.source,
-                "created_by": app.operator,
-                "created_at": now,
-                "note": note,
-                "updated_at": now,
-            }
+            account=account.name,
+            state="pending",
+            content=plan.wanted.to_get_shape(),
+            hash=plan.wanted.content_hash(),
+            source=plan.source,
+            created_by=app.operator,
+            at=now,
+            note=note,
         )
         audit.record(
             app,
@@ -526,7 +457,7 @@ def plan_approve(app: AppContext, name: str | None, version: int) -> MenuPlan:
     found = _pending(app, account.name, version)
     if found.created_by == app.operator:
         _deny_own(app, account.name, version)
-    return _plan(app, account, found.spec, f"version {version}", version=version)
+    return _plan(app, account, version_spec(found), f"version {version}", version=version)
 
 
 def _deny_own(app: AppContext, account: str, version: int) -> None:
@@ -559,12 +490,15 @@ def reject(app: AppContext, name: str | None, version: int, reason: str | None) 
     with app.store.transaction():
         _pending(app, account.name, version)
         note = f"rejected by {app.operator}" + (f": {reason}" if reason else "")
-        app.store.menu_versions.update(
+        app.store.menu_versions.decide(
             account.name,
             version,
-            {"state": "rejected", "decided_by": app.operator, "decided_at": now,
-             "reason": reason, "note": note, "updated_at": now},
-        )  # fmt: skip
+            state="rejected",
+            by=app.operator,
+            at=now,
+            note=note,
+            reason=reason,
+        )
         audit.record(app, "menu.reject", account.name, {"version": version, "reason": reason})
     return _stored(app, account.name, version)
 
@@ -576,17 +510,17 @@ def plan_rollback(app: AppContext, name: str | None, version: int | None) -> Men
     store = app.store.menu_versions
     if version is None:
         current = store.current(account.name)
-        row = store.last_deployed(
+        found = store.last_deployed(
             account.name,
-            before=current["version"] if current else None,
-            other_than_hash=current["hash"] if current else None,
+            before=current.version if current else None,
+            other_than_hash=current.hash if current else None,
         )
-        if row is None:
+        if found is None:
             raise NotFoundError(
                 f"account '{account.name}' has no earlier deployed menu version to roll back "
                 "to. See bankwx menu history."
             )
-        target = _version(row)
+        target = found
     else:
         target = _stored(app, account.name, version)
         if target.deployed_at is None:
@@ -595,7 +529,7 @@ def plan_rollback(app: AppContext, name: str | None, version: int | None) -> Men
                 " a rollback restores a version that was live. Deploy its file instead."
             )
     source = f"rollback to version {target.version}"
-    return _plan(app, account, target.spec, source, rollback_of=target.version)
+    return _plan(app, account, version_spec(target), source, rollback_of=target.version)
 
 
 def rollback(app: AppContext, plan: MenuPlan) -> DeployResult:
@@ -612,29 +546,27 @@ def _push(app: AppContext, account: Account, plan: MenuPlan, action: str) -> Dep
     with app.store.transaction():
         if plan.version is None:
             number = store.add(
-                {
-                    "account": account.name,
-                    "state": "deploying",
-                    "content": wanted.to_get_shape(),
-                    "hash": wanted.content_hash(),
-                    "source": plan.source,
-                    "rollback_of": plan.rollback_of,
-                    "created_by": app.operator,
-                    "created_at": started,
-                    "note": "deploy started; if this stays, run bankwx menu plan",
-                    "updated_at": started,
-                }
+                account=account.name,
+                state="deploying",
+                content=wanted.to_get_shape(),
+                hash=wanted.content_hash(),
+                source=plan.source,
+                created_by=app.operator,
+                at=started,
+                note=DEPLOY_STARTED,
+                rollback_of=plan.rollback_of,
             )
         else:
             number = plan.version
             _pending(app, account.name, number)  # another approver may have been quicker
-            store.update(
+            store.decide(
                 account.name,
                 number,
-                {"state": "deploying", "decided_by": app.operator, "decided_at": started,
-                 "note": "deploy started; if this stays, run bankwx menu plan",
-                 "updated_at": started},
-            )  # fmt: skip
+                state="deploying",
+                by=app.operator,
+                at=started,
+                note=DEPLOY_STARTED,
+            )
     client = app.client(account)
     steps: list[dict[str, Any]] = []
     failure, where = _send(client, plan, steps)
@@ -646,13 +578,16 @@ def _push(app: AppContext, account: Account, plan: MenuPlan, action: str) -> Dep
     now = iso(app.clock.now())
     changed = state != "failed"
     with app.store.transaction():
-        store.update(
+        store.finish(
             account.name,
             number,
-            {"state": state, "deployed_by": app.operator if changed else None,
-             "deployed_at": now if changed else None, "wechat_answer": steps, "note": note,
-             "updated_at": now},
-        )  # fmt: skip
+            state=state,
+            deployed_by=app.operator if changed else None,
+            deployed_at=now if changed else None,
+            wechat_answer=steps,
+            note=note,
+            at=now,
+        )
         if changed:
             store.retire_current(account.name, "superseded", now, keep=number)
         params: dict[str, Any] = {
@@ -784,7 +719,7 @@ def delete(app: AppContext, name: str | None) -> LiveMenu:
             app,
             "menu.delete",
             account.name,
-            {"version": current["version"] if current else None, "removed": live.describe()},
+            {"version": current.version if current else None, "removed": live.describe()},
         )
     return live
 

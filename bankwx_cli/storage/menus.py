@@ -12,31 +12,51 @@ import json
 import sqlite3
 from typing import Any
 
+from bankwx_cli.models.menus import MenuVersion
 from bankwx_cli.storage.db import Database
 
 _CURRENT = "state IN ('live', 'partial', 'unknown')"
-_JSON_COLUMNS = ("content", "wechat_answer")
 
 
-def _row(row: sqlite3.Row) -> dict[str, Any]:
-    out = dict(row)
-    for column in _JSON_COLUMNS:
-        out[column] = json.loads(out[column]) if out[column] else None
-    return out
-
-
-def _encoded(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: json.dumps(v, ensure_ascii=False) if k in _JSON_COLUMNS and v is not None else v
-        for k, v in values.items()
-    }
+def _version(row: sqlite3.Row) -> MenuVersion:
+    answer = row["wechat_answer"]
+    return MenuVersion(
+        account=row["account"],
+        version=row["version"],
+        state=row["state"],
+        content=json.loads(row["content"]),
+        hash=row["hash"],
+        source=row["source"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        rollback_of=row["rollback_of"],
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        reason=row["reason"],
+        deployed_by=row["deployed_by"],
+        deployed_at=row["deployed_at"],
+        wechat_answer=json.loads(answer) if answer else [],
+        note=row["note"],
+    )
 
 
 class MenuVersions:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def add(self, values: dict[str, Any]) -> int:
+    def add(
+        self,
+        *,
+        account: str,
+        state: str,
+        content: dict[str, Any],
+        hash: str,
+        source: str,
+        created_by: str,
+        at: str,
+        note: str,
+        rollback_of: int | None = None,
+    ) -> int:
         """Insert a version under the account's next number; returns the number.
 
         Call inside a transaction (BEGIN IMMEDIATE keeps the numbers unique).
@@ -44,55 +64,95 @@ class MenuVersions:
         number = int(
             self.db.scalar(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM menu_versions WHERE account = :a",
-                {"a": values["account"]},
+                {"a": account},
             )
         )
-        row = _encoded({**values, "version": number})
-        cols = ", ".join(row)
-        params = ", ".join(f":{k}" for k in row)
         self.db.execute(
-            f"INSERT INTO menu_versions ({cols}) VALUES ({params})",  # noqa: S608 - our columns
-            row,
-        )
+            "INSERT INTO menu_versions (account, version, state, content, hash, source, "
+            "rollback_of, created_by, created_at, note, updated_at) VALUES (:account, :version, "
+            ":state, :content, :hash, :source, :rollback_of, :created_by, :at, :note, :at)",
+            {"account": account, "version": number, "state": state,
+             "content": json.dumps(content, ensure_ascii=False), "hash": hash, "source": source,
+             "rollback_of": rollback_of, "created_by": created_by, "at": at, "note": note},
+        )  # fmt: skip
         return number
 
-    def update(self, account: str, version: int, values: dict[str, Any]) -> None:
-        row = _encoded(values)
-        sets = ", ".join(f"{k} = :{k}" for k in row)
+    def decide(
+        self,
+        account: str,
+        version: int,
+        *,
+        state: str,
+        by: str,
+        at: str,
+        note: str,
+        reason: str | None = None,
+    ) -> None:
+        """Record a decision on a pending version: rejected, or deploying once approved."""
+        self._update(
+            account,
+            version,
+            {"state": state, "decided_by": by, "decided_at": at, "reason": reason,
+             "note": note, "updated_at": at},
+        )  # fmt: skip
+
+    def finish(
+        self,
+        account: str,
+        version: int,
+        *,
+        state: str,
+        deployed_by: str | None,
+        deployed_at: str | None,
+        wechat_answer: list[dict[str, Any]],
+        note: str,
+        at: str,
+    ) -> None:
+        """Record a deploy's outcome: its state, who deployed it when, WeChat's answers."""
+        self._update(
+            account,
+            version,
+            {"state": state, "deployed_by": deployed_by, "deployed_at": deployed_at,
+             "wechat_answer": json.dumps(wechat_answer, ensure_ascii=False), "note": note,
+             "updated_at": at},
+        )  # fmt: skip
+
+    def _update(self, account: str, version: int, values: dict[str, Any]) -> None:
+        sets = ", ".join(f"{k} = :{k}" for k in values)
         self.db.execute(
             f"UPDATE menu_versions SET {sets} "  # noqa: S608 - column names are ours
             "WHERE account = :_account AND version = :_version",
-            {**row, "_account": account, "_version": version},
+            {**values, "_account": account, "_version": version},
         )
 
-    def get(self, account: str, version: int) -> dict[str, Any] | None:
+    def get(self, account: str, version: int) -> MenuVersion | None:
         row = self.db.one(
             "SELECT * FROM menu_versions WHERE account = :a AND version = :v",
             {"a": account, "v": version},
         )
-        return None if row is None else _row(row)
+        return None if row is None else _version(row)
 
-    def all(self, account: str, limit: int | None = None) -> list[dict[str, Any]]:
+    def all(self, account: str, limit: int | None = None) -> list[MenuVersion]:
         """The account's versions, newest first."""
         sql = "SELECT * FROM menu_versions WHERE account = :a ORDER BY version DESC"
         params: dict[str, Any] = {"a": account}
         if limit:
             sql += " LIMIT :limit"
             params["limit"] = limit
-        return [_row(r) for r in self.db.all(sql, params)]
+        return [_version(r) for r in self.db.all(sql, params)]
 
-    def current(self, account: str) -> dict[str, Any] | None:
+    def current(self, account: str) -> MenuVersion | None:
         """The version that is on WeChat now (live, partial or unknown), if any."""
         row = self.db.one(
             f"SELECT * FROM menu_versions WHERE account = :a AND {_CURRENT} "  # noqa: S608
             "ORDER BY version DESC LIMIT 1",
             {"a": account},
         )
-        return None if row is None else _row(row)
+        return None if row is None else _version(row)
 
     def last_deployed(
         self, account: str, before: int | None, other_than_hash: str | None
-    ) -> dict[str, Any] | None:
+    ) -> MenuVersion | None:
         """The newest version that was once on WeChat, older than ``before`` (None: any), whose
         content differs from ``other_than_hash``."""
         row = self.db.one(
@@ -103,7 +163,7 @@ class MenuVersions:
             "ORDER BY version DESC LIMIT 1",
             {"a": account, "before": before, "hash": other_than_hash},
         )
-        return None if row is None else _row(row)
+        return None if row is None else _version(row)
 
     def retire_current(
         self,

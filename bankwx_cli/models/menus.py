@@ -1,0 +1,54 @@
+"""Menu versions: one recorded version of an account's menu."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MenuVersion:
+    """One recorded version of an account's menu (``content`` in menu/get's shape)."""
+
+    account: str
+    version: int
+    state: str
+    content: dict[str, Any]
+    hash: str
+    source: str
+    created_by: str
+    created_at: str
+    rollback_of: int | None = None
+    decided_by: str | None = None
+    decided_at: str | None = None
+    reason: str | None = None
+    deployed_by: str | None = None
+    deployed_at: str | None = None
+    wechat_answer: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+    def row(self) -> dict[str, Any]:
+        """The history line: short hash, no content."""
+        return {
+            "version": self.version,
+            "state": self.state,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "decided_by": self.decided_by,
+            "deployed_at": self.deployed_at,
+            "hash": self.hash[:12],
+            "source": self.source,
+            "note": self.note,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.row(),
+            "hash": self.hash,
+            "rollback_of": self.rollback_of,
+            "decided_at": self.decided_at,
+            "reason": self.reason,
+            "deployed_by": self.deployed_by,
+            "wechat_answer": self.wechat_answer,
+            "content": self.content,
+        }
