@@ -152,3 +152,24 @@ def test_roles(team: Any, sim: Sim, write: Write) -> None:
     result = bob("menu", "deploy", path, "--yes")
     assert result.exit_code == 0, result.output
     assert "Deployed menu version 1 to 'main'." in result.stderr
+
+
+def test_history_json_is_the_versions_one_shape(team: Any, sim: Sim, write: Write) -> None:
+    """Every field of a version, in a fixed order, from the stored row (content parsed)."""
+    bob, carol = as_(team, "bob"), as_(team, "carol")
+    assert bob("menu", "deploy", str(write("v1.json", V1)), "--yes").exit_code == 0
+    assert carol("menu", "approve", "1").exit_code == 0
+    (live,) = versions(team)
+    assert list(live) == [
+        "version", "state", "created_at", "created_by", "decided_by", "deployed_at", "hash",
+        "source", "note", "rollback_of", "decided_at", "reason", "deployed_by", "wechat_answer",
+        "content",
+    ]  # fmt: skip
+    assert (live["version"], live["state"], live["created_by"]) == (1, "live", "bob")
+    assert (live["decided_by"], live["deployed_by"], live["reason"]) == ("carol", "carol", None)
+    assert len(live["hash"]) == 64
+    assert live["content"]["menu"]["button"][0]["name"] == "账户查询"
+    assert [step["call"] for step in live["wechat_answer"]] == ["/cgi-bin/menu/create"]
+    table = team("menu", "history", "--format", "csv").stdout.splitlines()
+    assert table[0] == "version,state,created_at,created_by,decided_by,deployed_at,hash,source,note"
+    assert table[1].split(",")[6] == live["hash"][:12]
