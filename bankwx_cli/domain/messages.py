@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bankwx_cli.clock import iso
 from bankwx_cli.domain import account_settings, accounts, audit
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ValidationError
+from bankwx_cli.models.messages import LogEntry
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -21,18 +22,19 @@ def list_(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int | None = 100,
-) -> list[dict[str, Any]]:
+) -> list[LogEntry]:
     """Entries newest first; card, phone and ID numbers were masked when written."""
     require(app, "messages.read", account)
-    filters: dict[str, Any] = {
-        "account": accounts.get(app, account).name if account else None,
-        "openid": openid,
-        "since": iso(since) if since else None,
-        "until": iso(until) if until else None,
-    }
+    name = accounts.get(app, account).name if account else None
     if limit is not None and limit < 1:
         raise ValidationError("--limit must be 1 or more.")
-    return app.store.messages.all(filters, limit)
+    return app.store.messages.all(
+        account=name,
+        openid=openid,
+        since=iso(since) if since else None,
+        until=iso(until) if until else None,
+        limit=limit,
+    )
 
 
 def retention_days(app: AppContext, account_name: str) -> int:
@@ -51,9 +53,7 @@ def purge(
     for name in names:
         cutoff = before or app.clock.now() - timedelta(days=retention_days(app, name))
         if dry_run:
-            counts[name] = len(
-                app.store.messages.all({"account": name, "until": iso(cutoff)}, None)
-            )
+            counts[name] = len(app.store.messages.all(account=name, until=iso(cutoff)))
             continue
         total = 0
         while n := app.store.messages.purge_before(name, iso(cutoff)):
@@ -71,7 +71,7 @@ def purge(
     return counts
 
 
-def export(app: AppContext, openid: str, account: str | None) -> list[dict[str, Any]]:
+def export(app: AppContext, openid: str, account: str | None) -> list[LogEntry]:
     """Every entry of one follower, oldest first (a customer's request under PIPL)."""
     require(app, "messages.export", account)
     rows = list_(app, account=account, openid=openid, limit=None)

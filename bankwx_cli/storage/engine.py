@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bankwx_cli.keys import Sealer, UnsealError
+from bankwx_cli.models.messages import LogEntry
 from bankwx_cli.models.replies import (
     Article,
     ImageReply,
@@ -195,16 +196,30 @@ class Messages:
             {"outcome": outcome, "id": message_id},
         )
 
-    def all(self, filters: dict[str, Any], limit: int | None) -> list[dict[str, Any]]:
-        where, params = [], dict(filters)
-        for key, clause in (
-            ("account", "account = :account"),
-            ("openid", "openid = :openid"),
-            ("since", "at >= :since"),
-            ("until", "at < :until"),
-        ):
-            if filters.get(key):
-                where.append(clause)
+    def all(
+        self,
+        *,
+        account: str | None = None,
+        openid: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[LogEntry]:
+        """Log entries newest first: of an account, a follower, from ``since``, before
+        ``until`` (ISO times; None: any), at most ``limit`` (None: all)."""
+        params: dict[str, Any] = {
+            "account": account, "openid": openid, "since": since, "until": until
+        }  # fmt: skip
+        where = [
+            clause
+            for key, clause in (
+                ("account", "account = :account"),
+                ("openid", "openid = :openid"),
+                ("since", "at >= :since"),
+                ("until", "at < :until"),
+            )
+            if params[key]
+        ]
         sql = (
             "SELECT id, at, account, openid, direction, msg_type, event, content, msg_id, route,"
             " outcome, handling_ms, deliveries, in_reply_to FROM messages"
@@ -215,7 +230,7 @@ class Messages:
         if limit:
             sql += " LIMIT :limit"
             params["limit"] = limit
-        return [dict(r) for r in self.db.all(sql, params)]
+        return [LogEntry(**dict(r)) for r in self.db.all(sql, params)]
 
     def purge_before(self, account: str, before: str, batch: int = 1000) -> int:
         """Delete one batch of entries older than before; returns how many (0 when done)."""

@@ -17,6 +17,7 @@ from bxtest import ORIGINAL_ID, Bankwx
 
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import routing
+from bankwx_cli.models.messages import LogEntry
 from bankwx_cli.settings import from_environment
 from bankwx_cli.storage import db as db_module
 from bankwx_cli.storage.db import Database, Writer
@@ -223,8 +224,8 @@ def answer(
     return finished, got
 
 
-def log_of(app: AppContext) -> list[dict[str, Any]]:
-    return sorted(app.store.messages.all({"account": "main"}, None), key=lambda m: m["id"])
+def log_of(app: AppContext) -> list[LogEntry]:
+    return sorted(app.store.messages.all(account="main"), key=lambda m: m.id)
 
 
 def test_two_deliveries_in_one_batch_are_one_message(app: AppContext) -> None:
@@ -240,8 +241,8 @@ def test_two_deliveries_in_one_batch_are_one_message(app: AppContext) -> None:
     assert (a.outcome, b.outcome) == ("replied", "retry_replayed")
     assert a.plain_reply == b.plain_reply and "余额100元" in a.plain_reply.decode()
     log = log_of(app)
-    assert [(m["direction"], m["deliveries"]) for m in log] == [("in", 2), ("out", 1)]
-    assert log[1]["in_reply_to"] == log[0]["id"]
+    assert [(m.direction, m.deliveries) for m in log] == [("in", 2), ("out", 1)]
+    assert log[1].in_reply_to == log[0].id
 
 
 def test_a_quick_answer_past_the_deadline_goes_to_the_outbox(app: AppContext) -> None:
@@ -253,11 +254,11 @@ def test_a_quick_answer_past_the_deadline_goes_to_the_outbox(app: AppContext) ->
     assert finished.wait(5)
     assert got[0].plain_reply is None and got[0].outcome == "late_enqueued"
     inbound = log_of(app)[0]
-    assert inbound["outcome"] == "late_enqueued"
-    assert app.store.messages.state_of(inbound["id"]).reply is None  # retries get success
+    assert inbound.outcome == "late_enqueued"
+    assert app.store.messages.state_of(inbound.id).reply is None  # retries get success
     units = app.store.outbox.all({}, None)
     assert [(u.kind, u.lane, u.idempotency_key) for u in units] == [
-        ("custom", "reply", f"late:{inbound['id']}")
+        ("custom", "reply", f"late:{inbound.id}")
     ]
 
 
@@ -266,5 +267,5 @@ def test_card_numbers_are_masked_on_the_quick_path(app: AppContext) -> None:
     engine.refresh(True)
     finished, _ = answer(engine, text_message(44, "余额 卡号6222021234567890123 手机13812345678"))
     assert finished.wait(5)
-    content = log_of(app)[0]["content"]
+    content = log_of(app)[0].content
     assert "6222021234567890123" not in content and "13812345678" not in content

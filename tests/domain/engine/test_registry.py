@@ -162,9 +162,9 @@ def test_every_late_hook_runs(app: AppContext) -> None:
     assert ticket.abandon()
     result = _quick(engine, _text(51, "余额"), ticket)
     assert result.outcome == "late_enqueued"  # the outbox's hook, registered first
-    row = app.store.messages.all({"account": "main"}, None)[-1]
+    row = app.store.messages.all(account="main")[-1]
     state = app.store.follower_state.get("main", "oFollower0000000000000000001")
-    assert state is not None and state["scene"] == f"late:{row['id']}"  # the test area's too
+    assert state is not None and state["scene"] == f"late:{row.id}"  # the test area's too
 
 
 def test_the_lookup_takes_a_quick_message_in_the_same_unit(app: AppContext) -> None:
@@ -174,9 +174,9 @@ def test_the_lookup_takes_a_quick_message_in_the_same_unit(app: AppContext) -> N
     result = _quick(engine, _text(52, "余额", "oAgent"), routing.Ticket())
     assert (result.route, result.outcome) == ("trial:agent", "forwarded")
     assert "坐席（测试）已收到：余额" in result.plain_reply.decode()
-    inbound, out = sorted(app.store.messages.all({"account": "main"}, None), key=lambda m: m["id"])
-    assert (inbound["route"], inbound["outcome"]) == ("trial:agent", "forwarded")
-    assert out["content"] == "坐席（测试）已收到：余额"
+    inbound, out = sorted(app.store.messages.all(account="main"), key=lambda m: m.id)
+    assert (inbound.route, inbound.outcome) == ("trial:agent", "forwarded")
+    assert out.content == "坐席（测试）已收到：余额"
     retry = _quick(engine, _text(52, "余额", "oAgent"), routing.Ticket())
     assert retry.outcome == "retry_replayed" and retry.plain_reply == result.plain_reply
 
@@ -189,9 +189,9 @@ def test_a_sensitive_reply_is_answered_but_not_kept(app: AppContext) -> None:
     assert engine.quick(runtime, inbound) is None  # an action: the handler path
     result = engine.process(runtime, inbound, routing.Ticket())
     assert trials.SECRET_REPLY in (result.plain_reply or b"").decode()
-    log = sorted(app.store.messages.all({"account": "main"}, None), key=lambda m: m["id"])
-    assert log[1]["content"] == routing.SENSITIVE_LOGGED
-    assert app.store.messages.state_of(log[0]["id"]).reply is None
+    log = sorted(app.store.messages.all(account="main"), key=lambda m: m.id)
+    assert log[1].content == routing.SENSITIVE_LOGGED
+    assert app.store.messages.state_of(log[0].id).reply is None
     retry = engine.process(runtime, _text(53, "秘密"), routing.Ticket())
     assert retry.plain_reply is None and retry.outcome == "retry_replayed"
 
