@@ -20,6 +20,12 @@ from bankwx_cli.sim.driver import SimDriver
 HOSTILE = Path(__file__).parent.parent / "data" / "hostile"
 
 
+LOG_FIELDS = [
+    "id", "at", "account", "openid", "direction", "msg_type", "event", "content", "msg_id",
+    "route", "outcome", "handling_ms", "deliveries", "in_reply_to",
+]  # fmt: skip
+
+
 def _sign(*parts: str) -> str:
     import hashlib
 
@@ -99,6 +105,14 @@ def test_modes_through_the_follower_side(
     inbound = [m for m in log if m["direction"] == "in"]
     assert len(inbound) == 10
     assert all(m["deliveries"] == 1 for m in inbound)
+    assert [list(m) for m in log] == [LOG_FIELDS] * len(log)  # a log entry's one JSON shape
+    assert log[0]["in_reply_to"] is None and log[-1]["in_reply_to"] is None  # newest first
+    export = json.loads(store_ready("messages", "export", "--openid", openid).stdout)
+    assert export == list(reversed(log))  # oldest first, the same shape
+    csv = store_ready("messages", "list", "--format", "csv", "--limit", "1").stdout.splitlines()
+    assert csv[0] == (
+        "at,account,openid,direction,msg_type,content,route,outcome,handling_ms,deliveries"
+    )
 
 
 def test_wechatpy_direct_and_hostile_input(
