@@ -110,8 +110,9 @@ def scan_second(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision
 
     if not inbound.scene.startswith("trial"):
         return None
-    state = app.store.follower_state.get(runtime.account.name, inbound.openid) or {}
-    return Decision(TextReply(f"第二个钩子看到：{state.get('scene')}"), route="trial:scan")
+    state = app.store.follower_state.get(runtime.account.name, inbound.openid)
+    scene = state.scene if state else None
+    return Decision(TextReply(f"第二个钩子看到：{scene}"), route="trial:scan")
 
 
 def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:

@@ -1,4 +1,5 @@
-"""The conversation log: one entry (masked when written), as `messages list|export` show it."""
+"""What the callback engine records: the conversation log's entries (masked when written),
+as `messages list|export` show them, and what it learns about a follower between syncs."""
 
 from __future__ import annotations
 
@@ -41,4 +42,34 @@ class LogEntry:
             "handling_ms": self.handling_ms,
             "deliveries": self.deliveries,
             "in_reply_to": self.in_reply_to,
+        }
+
+
+@dataclass(frozen=True)
+class EngineState:
+    """What the engine learned about a follower between syncs (its ``follower_state`` row):
+    the latest subscribe or unsubscribe event (``subscribed`` None: none seen), the scene a
+    subscription or a hook recorded, the last location reported."""
+
+    account: str
+    openid: str
+    subscribed: bool | None = None
+    subscribe_at: str | None = None
+    unsubscribe_at: str | None = None
+    scene: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    location_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "openid": self.openid,
+            "subscribed": self.subscribed,
+            "subscribe_at": self.subscribe_at,
+            "unsubscribe_at": self.unsubscribe_at,
+            "scene": self.scene,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "location_at": self.location_at,
         }

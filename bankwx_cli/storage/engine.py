@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bankwx_cli.keys import Sealer, UnsealError
-from bankwx_cli.models.messages import LogEntry
+from bankwx_cli.models.messages import EngineState, LogEntry
 from bankwx_cli.models.replies import (
     Article,
     ImageReply,
@@ -364,12 +364,26 @@ class FollowerState:
             )
         self.db.execute(sql, {"account": account, "openid": openid, **values})
 
-    def get(self, account: str, openid: str) -> dict[str, Any] | None:
+    def get(self, account: str, openid: str) -> EngineState | None:
         row = self.db.one(
-            "SELECT * FROM follower_state WHERE account = :a AND openid = :o",
+            "SELECT subscribed, subscribe_at, unsubscribe_at, scene, latitude, longitude, "
+            "location_at FROM follower_state WHERE account = :a AND openid = :o",
             {"a": account, "o": openid},
         )
-        return None if row is None else dict(row)
+        if row is None:
+            return None
+        subscribed = row["subscribed"]
+        return EngineState(
+            account=account,
+            openid=openid,
+            subscribed=None if subscribed is None else bool(subscribed),
+            subscribe_at=row["subscribe_at"],
+            unsubscribe_at=row["unsubscribe_at"],
+            scene=row["scene"],
+            latitude=row["latitude"],
+            longitude=row["longitude"],
+            location_at=row["location_at"],
+        )
 
     def scene(self, account: str, openid: str) -> str | None:
         """The follower's recorded scene (a point read by primary key), or None."""

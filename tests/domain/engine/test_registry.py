@@ -164,7 +164,7 @@ def test_every_late_hook_runs(app: AppContext) -> None:
     assert result.outcome == "late_enqueued"  # the outbox's hook, registered first
     row = app.store.messages.all(account="main")[-1]
     state = app.store.follower_state.get("main", "oFollower0000000000000000001")
-    assert state is not None and state["scene"] == f"late:{row.id}"  # the test area's too
+    assert state is not None and state.scene == f"late:{row.id}"  # the test area's too
 
 
 def test_the_lookup_takes_a_quick_message_in_the_same_unit(app: AppContext) -> None:
