@@ -80,11 +80,7 @@ def purge(
     acct = cli.with_account(account)
     if not dry_run:
         cli.confirm("Delete conversation log entries?", yes=yes)
-    counts = messages.purge(cli.app, cutoff, acct, dry_run=dry_run)
-    rows = [
-        {"account": k, "deleted" if not dry_run else "would_delete": v} for k, v in counts.items()
-    ]
-    cli.render(rows, fmt=fmt)
+    cli.render(messages.purge(cli.app, cutoff, acct, dry_run=dry_run), fmt=fmt)
 
 
 @app.command(

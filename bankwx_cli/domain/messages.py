@@ -9,7 +9,7 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import account_settings, accounts, audit
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ValidationError
-from bankwx_cli.models.messages import LogEntry
+from bankwx_cli.models.messages import LogEntry, Purged
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -44,21 +44,22 @@ def retention_days(app: AppContext, account_name: str) -> int:
 
 def purge(
     app: AppContext, before: datetime | None, account: str | None, dry_run: bool = False
-) -> dict[str, int]:
+) -> list[Purged]:
     """Delete entries older than before (or each account's retention), in short batches, and
     purge the payloads of the account's finished outbox units older than the same time."""
     require(app, "messages.purge", account)
     names = [accounts.get(app, account).name] if account else app.store.accounts.names()
-    counts: dict[str, int] = {}
+    done: list[Purged] = []
     for name in names:
         cutoff = before or app.clock.now() - timedelta(days=retention_days(app, name))
         if dry_run:
-            counts[name] = len(app.store.messages.all(account=name, until=iso(cutoff)))
+            would = len(app.store.messages.all(account=name, until=iso(cutoff)))
+            done.append(Purged(name, would, dry_run=True))
             continue
         total = 0
         while n := app.store.messages.purge_before(name, iso(cutoff)):
             total += n
-        counts[name] = total
+        done.append(Purged(name, total))
         # the payloads of finished outbox units (replies, alerts, broadcasts) go with the log
         payloads = app.store.outbox.purge_payloads_before(name, iso(cutoff))
         with app.store.transaction():
@@ -68,7 +69,7 @@ def purge(
                 name,
                 {"before": iso(cutoff), "deleted": total, "outbox_payloads": payloads},
             )
-    return counts
+    return done
 
 
 def export(app: AppContext, openid: str, account: str | None) -> list[LogEntry]:

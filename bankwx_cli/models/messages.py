@@ -46,6 +46,21 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
+class Purged:
+    """An account's log entries deleted by a purge (``dry_run``: that a purge would delete)."""
+
+    account: str
+    entries: int
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "would_delete" if self.dry_run else "deleted": self.entries,
+        }
+
+
+@dataclass(frozen=True)
 class EngineState:
     """What the engine learned about a follower between syncs (its ``follower_state`` row):
     the latest subscribe or unsubscribe event (``subscribed`` None: none seen), the scene a

@@ -113,6 +113,13 @@ def test_modes_through_the_follower_side(
     assert csv[0] == (
         "at,account,openid,direction,msg_type,content,route,outcome,handling_ms,deliveries"
     )
+    purge = ("messages", "purge", "--before", "2100-01-01", "--account", "main", "--format", "json")
+    dry = json.loads(store_ready(*purge, "--dry-run").stdout)
+    assert dry == [{"account": "main", "would_delete": len(log)}]
+    assert json.loads(store_ready(*purge, "--yes").stdout) == [
+        {"account": "main", "deleted": len(log)}
+    ]
+    assert json.loads(store_ready("messages", "list", "--format", "json").stdout) == []
 
 
 def test_wechatpy_direct_and_hostile_input(
