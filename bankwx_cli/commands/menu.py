@@ -88,7 +88,7 @@ def validate(
     """
     cli = get_cli(ctx)
     check = menus.check_file(cli.app, cli.with_account(account), file)
-    cli.for_json(check.to_dict(), fmt)
+    cli.for_json(check, fmt)
     if check.rows():
         cli.for_people(fmt, rows=check.rows(), columns=["level", "path", "message", "limit"])
     check.raise_for_errors()
@@ -120,7 +120,7 @@ def plan(
     cli = get_cli(ctx)
     result = menus.plan(cli.app, cli.with_account(account), file)
     _show_plan(cli, result, fmt)
-    cli.for_json(result.to_dict(), fmt)
+    cli.for_json(result, fmt)
     if result.is_empty:
         cli.say(f"No changes: the live menu of '{result.account}' matches {file}.")
     elif exit_code:
@@ -148,7 +148,7 @@ def deploy(
     cli = get_cli(ctx)
     result = menus.plan_deploy(cli.app, cli.with_account(account), file)
     _show_plan(cli, result, fmt)
-    out = result.to_dict()
+    out = result.to_json()
     if dry_run or result.is_empty:
         _done(cli, out, fmt, dry_run, None, None)
         cli.say(
@@ -247,7 +247,7 @@ def rollback(
     cli = get_cli(ctx)
     result = menus.plan_rollback(cli.app, cli.with_account(account), version)
     _show_plan(cli, result, fmt)
-    out = result.to_dict()
+    out = result.to_json()
     if dry_run:
         _done(cli, out, fmt, True, None, None)
         cli.say("Dry run: nothing was sent to WeChat.")
@@ -299,7 +299,7 @@ def approve(
     cli = get_cli(ctx)
     result = menus.plan_approve(cli.app, cli.with_account(account), version)
     _show_plan(cli, result, fmt)
-    out = result.to_dict()
+    out = result.to_json()
     if dry_run:
         _done(cli, out, fmt, True, version, "pending")
         cli.say("Dry run: nothing was approved or sent to WeChat.")

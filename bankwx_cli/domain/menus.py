@@ -102,7 +102,7 @@ class MenuCheck:
             for i in issues
         ]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "file": self.source,
             "account": self.account,
@@ -176,7 +176,7 @@ class MenuPlan:
             "" if n == 1 else "s"
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "account": self.account,
             "source": self.source,
