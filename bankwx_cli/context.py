@@ -164,6 +164,7 @@ class AppContext:
                 recorder=self._recorder,
                 retry_budget_s=self.settings.retry_budget_s,
                 lease_s=self.settings.token_lease_s,
+                now=self.clock.time,  # token expiry and the refresh lease on the injected clock
             )
             self._clients[account.name] = client
         return client

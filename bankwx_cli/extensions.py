@@ -277,6 +277,7 @@ class Registry:
         self._pending = list(areas)  # not yet installed
         self._positions = {area.name: i for i, area in enumerate(self._pending)}
         self._lock = threading.RLock()
+        self._ready: set[str] = set()  # points whose declaring areas are all installed
         self._read: dict[tuple[str, bool], Any] = {}  # what readers built, until a change
 
     # --- declaring ------------------------------------------------------------------------------
@@ -411,8 +412,9 @@ class Registry:
 
     def _install(self, point: str) -> None:
         """Install the areas declaring point that are not installed yet (in AREAS order; an
-        area declaring several points is installed once)."""
-        if not any(point in area.points for area in self._pending):
+        area declaring several points is installed once). A reader on another thread waits on
+        the lock until the point's areas are all installed, never sees them half done."""
+        if point in self._ready:
             return
         with self._lock:
             for area in list(self._pending):
@@ -425,6 +427,7 @@ class Registry:
                     finally:
                         self._area = _CORE
                         self._read.clear()
+            self._ready.add(point)
 
     def _values(self, point: str, tests: bool) -> list[_Entry]:
         self._install(point)

@@ -78,7 +78,9 @@ def remove(
 ) -> None:
     """Remove a keyword rule (with --account: only if it is that account's)."""
     cli = get_cli(ctx)
-    cli.confirm(f"Remove keyword rule {rule_id}?", yes=yes)
+    account = cli.with_account(account)
+    rule = keywords.removable(cli.app, rule_id, account)  # checks the permission first
+    cli.confirm(f"Remove keyword rule {rule_id} ('{rule.pattern}' on {rule.account})?", yes=yes)
     keywords.remove(cli.app, rule_id, account)
     cli.say(f"Removed keyword rule {rule_id}.")
 

@@ -97,7 +97,7 @@ def retry(
 
     With --account, only if the unit is that account's."""
     cli = get_cli(ctx)
-    unit = outbox.retry(cli.app, unit_id, account)
+    unit = outbox.retry(cli.app, unit_id, cli.with_account(account))
     cli.render_one(
         unit, fmt=fmt, say=f"Unit {unit_id} is pending again; a dispatcher will send it."
     )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import iso
 from bankwx_cli.domain import account_settings, audit
-from bankwx_cli.domain.permissions import require
+from bankwx_cli.domain.permissions import require, visible_accounts
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
 from bankwx_cli.models.accounts import Account, AccountSecrets, Secret
 
@@ -177,13 +177,17 @@ def resolve(app: AppContext, name: str | None) -> Account:
 
 
 def show(app: AppContext, name: str | None) -> Account:
-    require(app, "account.read")
-    return resolve(app, name)
+    if name is not None:
+        require(app, "account.read", name)  # before the lookup: a refusal reveals nothing
+    account = resolve(app, name)
+    require(app, "account.read", account.name)
+    return account
 
 
 def list_(app: AppContext) -> list[Account]:
-    require(app, "account.read")
-    return app.store.accounts.all()
+    """Every account the acting operator may see (an operator limited to some sees those)."""
+    visible = visible_accounts(app, "account.read")
+    return [a for a in app.store.accounts.all() if visible is None or a.name in visible]
 
 
 def secrets(app: AppContext, account: Account) -> AccountSecrets:

@@ -172,26 +172,32 @@ def list_(app: AppContext, account: str | None) -> list[Rule]:
     return [compiled(r) for r in app.store.keyword_rules.for_account(acct.name)]
 
 
-def remove(app: AppContext, rule_id: int, account: str | None = None) -> None:
-    """Remove a rule. keyword.write is checked on the rule's own account (exit 4 otherwise);
-    with ``account`` named, a rule of another account is not found."""
+def _missing(rule_id: int) -> NotFoundError:
+    return NotFoundError(f"no keyword rule {rule_id}. See bankwx keyword list.")
 
-    def missing() -> NotFoundError:
-        return NotFoundError(f"no keyword rule {rule_id}. See bankwx keyword list.")
 
-    load_row(
+def removable(app: AppContext, rule_id: int, account: str | None = None) -> Rule:
+    """The rule, once keyword.write is checked on its own account (exit 4 otherwise, audited);
+    with ``account`` named, a rule of another account is not found. Call it before asking the
+    operator to confirm."""
+    return load_row(
         app,
         "keyword.write",
         lambda: app.store.keyword_rules.get(rule_id),
         lambda r: r.account,
         target=f"keyword rule {rule_id}",
-        missing=missing,
+        missing=lambda: _missing(rule_id),
         account=account,
     )
+
+
+def remove(app: AppContext, rule_id: int, account: str | None = None) -> None:
+    """Remove a rule, checked as ``removable``."""
+    removable(app, rule_id, account)
     with app.store.transaction():
         rule = app.store.keyword_rules.get(rule_id)
         if rule is None:
-            raise missing()
+            raise _missing(rule_id)
         app.store.keyword_rules.delete(rule_id)
         app.store.bump_config_version()
         audit.record(app, "keyword.remove", rule.account, {"id": rule_id})

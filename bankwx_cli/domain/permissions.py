@@ -107,6 +107,13 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
 # alone decides. Every other area is account-scoped.
 GLOBAL_AREAS = frozenset({"account", "operator", "org", "role", "audit", "store"})
 
+# Changes to who may do what, and to the set of accounts: only an operator with every account
+# may make them, whatever the role. Otherwise an administrator limited to some accounts could
+# lift their own limit (operator update --all-accounts) or make an unlimited operator.
+UNLIMITED_ONLY = frozenset(
+    {"operator.add", "operator.update", "operator.remove", "org.add", "account.add", "store.fix"}
+)
+
 
 def role_allows(role: str, permission: str) -> bool:
     _, patterns = ROLES.get(role, ("", ()))
@@ -150,6 +157,15 @@ def require(app: AppContext, permission: str, account: str | None = None) -> Non
     limits = operator.accounts
     if limits is None:
         return
+    if permission in UNLIMITED_ONLY:
+        _deny(
+            app,
+            permission,
+            account or "",
+            {"reason": "limited to some accounts", "accounts": list(limits)},
+            f": it is limited to some accounts ({', '.join(limits) or 'none'}), and only an "
+            "operator with every account may do this",
+        )
     if account is not None:
         if account not in limits:
             _deny(

@@ -119,6 +119,7 @@ class WeChatClient:
         lease_s: float = 15.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.appid = appid
         self._secret = secret
@@ -127,7 +128,7 @@ class WeChatClient:
         self.sleep = sleep
         self.rng = rng or random.Random()  # jitter, not security
         self.session = _Session(base_url, timeout_s, appid, recorder)
-        self.tokens = TokenManager(appid, tokens, self._fetch_token, lease_s=lease_s)
+        self.tokens = TokenManager(appid, tokens, self._fetch_token, lease_s=lease_s, now=now)
         self.wx = _Wx(appid, secret, self.session, self.tokens)
 
     # --- token -------------------------------------------------------------------------------
