@@ -118,9 +118,14 @@ def _check_sealing(app: AppContext, report: CheckReport) -> None:
                 "key. Run: bankwx check --fix"
             )
         if census.unreadable:
+            effect = (
+                "a stored reply is answered as absent"
+                if census.table == "messages"
+                else "a pending unit fails without being sent"
+            )
             report.problems.append(
                 f"{where}: {census.unreadable} sealed value(s) do not open with this master key "
-                "(a stored reply is answered as absent). Run: bankwx check --fix to drop them"
+                f"({effect}). Run: bankwx check --fix to drop them"
             )
 
 
