@@ -134,8 +134,10 @@ def parse_raw(type_: str, raw: str) -> Any:
     """
     if type_ == "int":
         text = raw.strip()
-        if not re.fullmatch(r"[+-]?[0-9]{1,18}", text):
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
             raise ValueError("not a whole number")
+        if len(text.lstrip("+-")) > 18:  # digits, not a number any setting could take
+            raise ValueError("out of range")
         return int(text)
     if type_ == "bool":
         word = raw.strip().lower()
