@@ -41,9 +41,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
-
-from prometheus_client import Counter, Gauge
 
 from bankwx_cli import clock, extensions
 from bankwx_cli.clock import BANK_TZ, iso
@@ -79,9 +78,35 @@ HEARTBEAT_S = 1.0
 DEAD_AFTER_S = 5.0
 MAX_ATTEMPTS = 8
 
-SENDS = Counter("bankwx_outbox_sends_total", "Outbox sends", ["endpoint", "outcome"])
-BACKLOG = Gauge("bankwx_outbox_backlog", "Pending outbox units", ["lane"])
-OLDEST = Gauge("bankwx_outbox_oldest_pending_seconds", "Age of the oldest due unit", ["lane"])
+
+@dataclass(frozen=True)
+class _Metrics:
+    sends: Any  # prometheus_client Counter and Gauges
+    backlog: Any
+    oldest: Any
+
+
+_metrics_lock = threading.Lock()
+
+
+@cache
+def _metrics() -> _Metrics:
+    """The outbox's metrics, made on first use: prometheus_client is imported by the commands
+    that send or report, not by every command that merely loads this module (start-up). The
+    lock: a dispatcher's sending threads may ask first at once, and a metric registers once."""
+    with _metrics_lock:
+        return _made_metrics()
+
+
+@cache
+def _made_metrics() -> _Metrics:
+    from prometheus_client import Counter, Gauge
+
+    return _Metrics(
+        Counter("bankwx_outbox_sends_total", "Outbox sends", ["endpoint", "outcome"]),
+        Gauge("bankwx_outbox_backlog", "Pending outbox units", ["lane"]),
+        Gauge("bankwx_outbox_oldest_pending_seconds", "Age of the oldest due unit", ["lane"]),
+    )
 
 
 # --- the registries ----------------------------------------------------------------------------
@@ -543,16 +568,16 @@ class Dispatcher:
         budget = found.budget
         try:
             msgid = found.send(self.app, unit)
-            SENDS.labels(budget, "sent").inc()
+            _metrics().sends.labels(budget, "sent").inc()
             return SendResult(unit.id, "sent", wechat_msgid=msgid)
         except WeChatInDoubtError as exc:
-            SENDS.labels(budget, "unknown").inc()
+            _metrics().sends.labels(budget, "unknown").inc()
             return SendResult(unit.id, "unknown", last_error=str(exc))
         except WeChatUnavailableError as exc:
-            SENDS.labels(budget, "retry").inc()
+            _metrics().sends.labels(budget, "retry").inc()
             return self._later(unit, str(exc), now, _backoff(unit.attempts))
         except WeChatError as exc:
-            SENDS.labels(budget, f"error_{exc.errcode}").inc()
+            _metrics().sends.labels(budget, f"error_{exc.errcode}").inc()
             if exc.errcode == 45066:
                 return self._later(unit, str(exc), now, 61)
             if exc.errcode == 45011:
@@ -796,13 +821,13 @@ def update_metrics(app: AppContext) -> None:
     now = app.clock.time()
     seen = set()
     for row in app.store.outbox.backlog(now):
-        BACKLOG.labels(row["lane"]).set(row["pending"])
-        OLDEST.labels(row["lane"]).set(max(0.0, row["oldest_s"] or 0.0))
+        _metrics().backlog.labels(row["lane"]).set(row["pending"])
+        _metrics().oldest.labels(row["lane"]).set(max(0.0, row["oldest_s"] or 0.0))
         seen.add(row["lane"])
     for lane in LANES:
         if lane not in seen:
-            BACKLOG.labels(lane).set(0)
-            OLDEST.labels(lane).set(0)
+            _metrics().backlog.labels(lane).set(0)
+            _metrics().oldest.labels(lane).set(0)
 
 
 def install(registry: Registry) -> None:
