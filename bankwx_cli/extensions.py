@@ -15,12 +15,17 @@ Extension points (what ``install`` may call on the registry):
 - ``on_message(msg_type, hook)`` / ``on_event(event, hook)``: engine hooks, run in a fixed
   order (``order``, then ``AREAS`` order, then the order of the ``install`` calls); a hook that
   returns a ``Decision`` ends routing, one that returns None lets it go on.
-- ``follower_lookup(lookup)``: runs inside the receiver's writer unit (the transaction that
-  claims the message), for messages only, first deliveries only, before message hooks and
-  keyword rules; returns a ``Decision`` to take the message (a reply, or success, with its own
-  route and outcome), None to let routing go on. It runs on the writer thread that every
-  callback waits for: a point read by key, no network. Like any write unit it may run twice
-  (its first run rolled back), so whatever it does outside the store must be idempotent.
+- ``follower_lookup(lookup, candidates=)``: runs inside the receiver's writer unit (the
+  transaction that claims the message), for messages only, first deliveries only, before
+  message hooks and keyword rules; returns a ``Decision`` to take the message (a reply, or
+  success, with its own route and outcome), None to let routing go on. It runs on the writer
+  thread that every callback waits for: a point read by key, no network. Like any write unit
+  it may run twice (its first run rolled back), so whatever it does outside the store must be
+  idempotent. ``candidates(app, account, openids)``, when given, narrows it: run once per group
+  commit, at the start of its transaction, with every follower of the group's messages, it
+  answers (one query for the group) which of them the lookup may take; the lookup then runs
+  only for those. Most followers are in no state a lookup takes, so the common message pays a
+  share of one query instead of a query of its own.
 - ``on_late(hook)``: every late-answer hook runs when a handler overran the deadline.
 - ``route(methods, path, handler, max_body=, errors=, observe=)``: an HTTP route of
   ``bankwx serve`` (see ``server.py`` for the table that serves them).
@@ -116,6 +121,7 @@ ActionFn = Callable[["ActionContext"], "Reply | None"]
 #: ValidationError saying why the rule is refused.
 ActionValidator = Callable[["AppContext", "Account", "str | None"], None]
 Hook = Callable[["AppContext", "Runtime", "Inbound"], "Decision | None"]
+Candidates = Callable[["AppContext", str, "list[str]"], "set[str]"]
 #: (app, runtime, inbound, message id, decision) -> the outcome to record, or None.
 LateHook = Callable[["AppContext", "Runtime", "Inbound", int, "Decision"], "str | None"]
 TagSource = Callable[["AppContext", str], Any]
@@ -255,6 +261,14 @@ class Route:
 
 
 @dataclass(frozen=True)
+class FollowerLookup:
+    """A follower-state lookup and, optionally, the query narrowing it per group commit."""
+
+    take: Hook
+    candidates: Candidates | None = None
+
+
+@dataclass(frozen=True)
 class _Entry:
     point: str
     key: str
@@ -326,8 +340,10 @@ class Registry:
     def on_late(self, hook: LateHook, order: int = 0) -> None:
         self._add("late", "", hook, order)
 
-    def follower_lookup(self, lookup: Hook, order: int = 0) -> None:
-        self._add("lookup", "", lookup, order)
+    def follower_lookup(
+        self, lookup: Hook, order: int = 0, candidates: Candidates | None = None
+    ) -> None:
+        self._add("lookup", "", FollowerLookup(lookup, candidates), order)
 
     def tag_source(self, source: TagSource) -> None:
         self._add("tag_source", "", source)
@@ -446,7 +462,7 @@ class Registry:
     def late_hooks(self, tests: bool) -> tuple[LateHook, ...]:
         return tuple(e.value for e in self._values("late", tests))
 
-    def follower_lookups(self, tests: bool) -> tuple[Hook, ...]:
+    def follower_lookups(self, tests: bool) -> tuple[FollowerLookup, ...]:
         return tuple(e.value for e in self._values("lookup", tests))
 
     def tag_sources(self, tests: bool) -> tuple[TagSource, ...]:

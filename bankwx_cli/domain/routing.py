@@ -134,8 +134,13 @@ class Result:
 
 class Engine:
     def __init__(
-        self, app: AppContext, deadline: float = 4.0, replay_window: float = 300.0
+        self,
+        app: AppContext,
+        deadline: float = 4.0,
+        replay_window: float = 300.0,
+        lookups: tuple[extensions.FollowerLookup, ...] | None = None,
     ) -> None:
+        """``lookups``: the follower-state lookups (default: the registry's)."""
         self.app = app
         self.deadline = deadline
         self.replay_window = max(60.0, replay_window)
@@ -147,8 +152,12 @@ class Engine:
         self._message_hooks = registry.message_hooks(tests)
         self._event_hooks = registry.event_hooks(tests)
         self._late_hooks = registry.late_hooks(tests)
-        self._lookups = registry.follower_lookups(tests)
+        self._lookups = registry.follower_lookups(tests) if lookups is None else lookups
         self._actions = registry.actions(tests)
+        # Narrowed lookups: what the writer's current group may be taken by (see _prefetch).
+        self._narrows = any(lookup.candidates for lookup in self._lookups)
+        self._prefetched: frozenset[tuple[str, str]] = frozenset()
+        self._may_take: list[set[tuple[str, str]] | None] = [None] * len(self._lookups)
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -236,8 +245,12 @@ class Engine:
     # Follower-state lookups (registered by areas, e.g. "is this follower talking to an
     # agent?") run for messages only, inside the write unit that claims the message (both
     # paths), after the claim succeeded: a retry never runs them. A lookup that takes the
-    # message replaces the quick decision (or the handler's routing) in that same unit. With
-    # none taking it, the fast path pays a loop over the lookups and nothing else.
+    # message replaces the quick decision (or the handler's routing) in that same unit. A
+    # lookup with ``candidates`` is asked first once per group commit, at the start of its
+    # transaction (``_prefetch``), which of the group's followers it may take; it then runs
+    # only for those, so a message that no lookup takes pays a share of one query per group.
+    # Reading the group's state before its units write is a valid order: the units of a group
+    # commit together and none answers before the COMMIT, so they are concurrent.
     #
     # In both, whether the answer is in time is settled inside the outcome's write: a request
     # that gave up at the deadline has answered success, and the late hook enqueues the answer
@@ -275,6 +288,7 @@ class Engine:
             reply = self._out_row(runtime, inbound, 0, decision, decision.outcome, at)
         store = self.app.store
         lookups = self._lookups
+        prepare = self._prepare(runtime, inbound)
 
         def unit() -> Result | Claim:
             in_time = ticket.complete()
@@ -307,7 +321,7 @@ class Engine:
                 store.messages.insert_out(reply)
             return Result(plain if in_time else None, decision.route, outcome)
 
-        store.messages.writer.submit(unit, done)
+        store.messages.writer.submit(unit, done, prepare)
 
     def process(self, runtime: Runtime, inbound: Inbound, ticket: Ticket) -> Result:
         """Claim the message, route it (first delivery) or wait for the first one (retries).
@@ -323,7 +337,7 @@ class Engine:
             claim = self.app.store.messages.claim(row, self._stale_before())
             return claim, self._look_up(runtime, inbound) if look and claim.first else None
 
-        claim, taken = writer.call(claim_unit)
+        claim, taken = writer.call(claim_unit, self._prepare(runtime, inbound) if look else None)
         if not claim.first:
             found = self._replayed(claim)
             return found if isinstance(found, Result) else self.wait_first(found, started)
@@ -424,11 +438,47 @@ class Engine:
             outcome = outcome or found
         return outcome or "late"
 
+    def _prepare(
+        self, runtime: Runtime, inbound: Inbound
+    ) -> tuple[Callable[[list[tuple[str, str]]], None], tuple[str, str]] | None:
+        """The writer's prepare entry of a unit that looks up (None: no lookup narrows)."""
+        if not self._narrows:
+            return None
+        return self._prefetch, (runtime.account.name, inbound.openid)
+
+    def _prefetch(self, keys: list[tuple[str, str]]) -> None:
+        """Writer thread, start of a group's transaction: which of the group's followers each
+        narrowed lookup may take (one query per lookup and account). A failing query leaves
+        its lookup un-narrowed: it then runs for every message, as without candidates."""
+        openids: dict[str, list[str]] = {}
+        for account, openid in keys:
+            openids.setdefault(account, []).append(openid)
+        may_take: list[set[tuple[str, str]] | None] = []
+        for lookup in self._lookups:
+            found: set[tuple[str, str]] | None = None
+            if lookup.candidates is not None:
+                try:
+                    found = {
+                        (account, taken)
+                        for account, group in openids.items()
+                        for taken in lookup.candidates(self.app, account, group)
+                    }
+                except Exception:
+                    log.exception("follower lookup candidates failed")
+                    found = None
+            may_take.append(found)
+        self._may_take = may_take
+        self._prefetched = frozenset(keys)
+
     def _look_up(self, runtime: Runtime, inbound: Inbound) -> Decision | None:
         """The first follower-state lookup that takes the message (inside the write unit)."""
-        for lookup in self._lookups:
+        key = (runtime.account.name, inbound.openid)
+        narrowed = key in self._prefetched
+        for lookup, may_take in zip(self._lookups, self._may_take, strict=True):
+            if narrowed and may_take is not None and key not in may_take:
+                continue
             try:
-                found = lookup(self.app, runtime, inbound)
+                found = lookup.take(self.app, runtime, inbound)
             except Exception:
                 log.exception("follower lookup failed for %s", inbound.dedup_key())
                 continue

@@ -128,6 +128,11 @@ def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
     return None
 
 
+def agent_candidates(app: AppContext, account: str, openids: list[str]) -> set[str]:
+    """Once per group commit: which of the group's followers ``agent_lookup`` may take."""
+    return app.store.follower_state.in_scenes(account, openids, (AGENT_SCENE, QUEUE_SCENE))
+
+
 def late_note(
     app: AppContext, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision
 ) -> str | None:
@@ -196,7 +201,7 @@ def install(registry: Registry) -> None:
     registry.action("trial_secret", "Test only: a sensitive reply.", sensitive=True)(trial_secret)
     registry.on_event("scan", scan_first)
     registry.on_event("scan", scan_second)
-    registry.follower_lookup(agent_lookup)
+    registry.follower_lookup(agent_lookup, candidates=agent_candidates)
     registry.on_late(late_note)
     registry.route(
         "GET",

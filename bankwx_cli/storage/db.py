@@ -161,8 +161,10 @@ class Database:
         row = self.one(sql, params)
         return None if row is None else row[0]
 
-    def run_batch(self, units: list[Callable[[], Any]]) -> list[tuple[Any, BaseException | None]]:
-        """Run units in one write transaction; (value, error) for each.
+    def run_batch(
+        self, units: list[Callable[[], Any]], prelude: Callable[[], None] | None = None
+    ) -> list[tuple[Any, BaseException | None]]:
+        """Run units in one write transaction; (value, error) for each (``prelude`` first).
 
         Optimistic: the units run one after the other inside one savepoint; only when one of
         them raises is that undone and every unit run again in a savepoint of its own, so that
@@ -178,6 +180,8 @@ class Database:
             self._begin_soon()
             self._depth = 1
             try:
+                if prelude is not None:
+                    prelude()
                 results = self._run_units(units)
                 self.conn.execute("COMMIT")
             except BaseException as exc:
@@ -248,6 +252,8 @@ class Database:
 
 
 Done = Callable[[Any, BaseException | None], None]
+# Run at the start of a batch's transaction, before its units, with the keys its units gave.
+Prepare = Callable[[list[Any]], None]
 
 
 class Writer:
@@ -260,6 +266,10 @@ class Writer:
     the batch size follows the load by itself: one unit when idle, dozens under load, with no
     timer.
     ``call(unit)`` is the same for a thread that can block.
+
+    A unit may come with ``prepare=(hook, key)``: before the batch's units run, inside its
+    transaction, each such hook is called once with the keys of its units in the batch (in
+    order), so that what every unit would read by key is read by one query for the group.
 
     When the transaction cannot begin because another process holds the write lock past the
     busy timeout, the batch is tried again (nothing of it ran), for up to ``give_up_s`` after
@@ -281,17 +291,21 @@ class Writer:
         self.max_batch = max_batch
         self.give_up_s = give_up_s
         self.checkpoint_s = checkpoint_s
-        self._queue: deque[tuple[Callable[[], Any], Done, float]] = deque()
+        self._queue: deque[tuple[Callable[[], Any], Done, float, tuple[Prepare, Any] | None]] = (
+            deque()
+        )
         self._ready = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
         self._closed = False
         self._checkpointer: Checkpointer | None = None
 
-    def submit(self, unit: Callable[[], Any], done: Done) -> None:
+    def submit(
+        self, unit: Callable[[], Any], done: Done, prepare: tuple[Prepare, Any] | None = None
+    ) -> None:
         with self._ready:
             if self._closed:
                 raise RuntimeError("the store's writer is closed")
-            self._queue.append((unit, done, time.monotonic()))
+            self._queue.append((unit, done, time.monotonic(), prepare))
             if self._thread is None:
                 with self.db._lock:
                     self.db.conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -302,7 +316,7 @@ class Writer:
             elif len(self._queue) == 1:
                 self._ready.notify()
 
-    def call(self, unit: Callable[[], Any]) -> Any:
+    def call(self, unit: Callable[[], Any], prepare: tuple[Prepare, Any] | None = None) -> Any:
         """Run unit in the next batch and wait for its commit; its value, or its error raised."""
         finished = threading.Event()
         outcome: list[Any] = []
@@ -311,7 +325,7 @@ class Writer:
             outcome.extend((value, error))
             finished.set()
 
-        self.submit(unit, done)
+        self.submit(unit, done, prepare)
         finished.wait()
         value, error = outcome
         if error is not None:
@@ -352,7 +366,7 @@ class Writer:
                 count = min(len(self._queue), self.max_batch)
                 batch = [self._queue.popleft() for _ in range(count)]
             try:
-                results = self.db.run_batch([unit for unit, _, _ in batch])
+                results = self.db.run_batch([entry[0] for entry in batch], _prelude(batch))
             except sqlite3.OperationalError as exc:  # could not begin: the store is locked
                 if time.monotonic() - batch[0][2] < self.give_up_s:
                     log.warning("store locked by another process (%s); trying again", exc)
@@ -363,11 +377,29 @@ class Writer:
                 results = [(None, exc)] * len(batch)
             except Exception as exc:  # the store is unusable: tell every caller
                 results = [(None, exc)] * len(batch)
-            for (_, done, _), (value, error) in zip(batch, results, strict=True):
+            for (_, done, _, _), (value, error) in zip(batch, results, strict=True):
                 try:
                     done(value, error)
                 except Exception:  # a caller's callback must not stop the writer
                     log.exception("writer callback failed")
+
+
+def _prelude(
+    batch: list[tuple[Callable[[], Any], Done, float, tuple[Prepare, Any] | None]],
+) -> Callable[[], None] | None:
+    """The batch's prepare hooks, each with its units' keys, as one call (None: none)."""
+    keys: dict[Prepare, list[Any]] = {}
+    for *_, prepare in batch:
+        if prepare is not None:
+            keys.setdefault(prepare[0], []).append(prepare[1])
+    if not keys:
+        return None
+
+    def run() -> None:
+        for hook, found in keys.items():
+            hook(found)
+
+    return run
 
 
 class Checkpointer:

@@ -392,3 +392,14 @@ class FollowerState:
             {"a": account, "o": openid},
         )
         return None if row is None else row[0]
+
+    def in_scenes(self, account: str, openids: list[str], scenes: tuple[str, ...]) -> set[str]:
+        """Which of these followers have one of these scenes recorded (one query)."""
+        named = {f"s{i}": scene for i, scene in enumerate(scenes)}
+        rows = self.db.all(
+            "SELECT openid FROM follower_state WHERE account = :account "  # noqa: S608 - names
+            f"AND scene IN ({', '.join(':' + k for k in named)}) "
+            "AND openid IN (SELECT value FROM json_each(:openids))",
+            {"account": account, "openids": json.dumps(openids), **named},
+        )
+        return {row[0] for row in rows}

@@ -200,11 +200,59 @@ def test_a_failing_lookup_lets_routing_go_on(app: AppContext) -> None:
     def broken(app: Any, runtime: Any, inbound: Any) -> None:
         raise RuntimeError("lookup down")
 
-    engine = routing.Engine(app)
-    engine._lookups = (broken,)
+    engine = routing.Engine(app, lookups=(extensions.FollowerLookup(broken),))
     engine.refresh(True)
     result = _quick(engine, _text(54, "余额"), routing.Ticket())
     assert result.outcome == "replied" and "余额100元" in result.plain_reply.decode()
+
+
+def _counted(app: AppContext, candidates: Any) -> tuple[routing.Engine, list[str], list[Any]]:
+    """An engine whose one lookup takes every message it is asked about, counting calls."""
+    taken: list[str] = []
+    asked: list[Any] = []
+
+    def take(app: Any, runtime: Any, inbound: Any) -> routing.Decision:
+        taken.append(inbound.openid)
+        return routing.Decision(TextReply("taken"), route="test:lookup", outcome="forwarded")
+
+    def narrowed(app: Any, account: str, openids: list[str]) -> set[str]:
+        asked.append((account, list(openids)))
+        return set(candidates(openids))
+
+    engine = routing.Engine(app, lookups=(extensions.FollowerLookup(take, narrowed),))
+    engine.refresh(True)
+    return engine, taken, asked
+
+
+def test_a_narrowed_lookup_runs_only_for_its_candidates(app: AppContext) -> None:
+    engine, taken, asked = _counted(app, lambda openids: [o for o in openids if o == "oTaken"])
+    free = _quick(engine, _text(55, "余额", "oFree"), routing.Ticket())
+    assert free.outcome == "replied" and taken == []  # not a candidate: never asked
+    assert asked == [("main", ["oFree"])]
+    held = _quick(engine, _text(56, "余额", "oTaken"), routing.Ticket())
+    assert (held.route, held.outcome) == ("test:lookup", "forwarded") and taken == ["oTaken"]
+    runtime = engine.runtime("main")  # the handler path narrows the same way
+    done = engine.process(runtime, _text(57, "秘密", "oFree"), routing.Ticket())
+    assert done.route != "test:lookup" and taken == ["oTaken"]
+    done = engine.process(runtime, _text(58, "秘密", "oTaken"), routing.Ticket())
+    assert done.route == "test:lookup" and taken == ["oTaken", "oTaken"]
+
+
+def test_failing_candidates_leave_the_lookup_unnarrowed(app: AppContext) -> None:
+    def broken(openids: list[str]) -> list[str]:
+        raise RuntimeError("candidates down")
+
+    engine, taken, _ = _counted(app, broken)
+    result = _quick(engine, _text(59, "余额", "oAny"), routing.Ticket())
+    assert result.route == "test:lookup" and taken == ["oAny"]  # asked as if not narrowed
+
+
+def test_the_trial_lookup_is_narrowed_to_followers_in_its_scenes(app: AppContext) -> None:
+    app.store.follower_state.upsert("main", "oAgent", {"scene": trials.AGENT_SCENE})
+    app.store.follower_state.upsert("main", "oOther", {"scene": "qr-branch"})
+    found = trials.agent_candidates(app, "main", ["oAgent", "oOther", "oNone"])
+    assert found == {"oAgent"}
+    assert trials.agent_candidates(app, "other", ["oAgent"]) == set()
 
 
 def test_a_hook_that_answers_ends_routing(app: AppContext) -> None:
