@@ -2,7 +2,9 @@
 
 The tour runs the real `bankwx` commands, each printed before it runs, against a store in a
 temporary folder with a master key of its own (never the operator's key file), the bundled
-simulator standing in for WeChat, and `bankwx serve` as the receiver.
+simulator standing in for WeChat, and `bankwx serve` as the receiver. The tour is its output:
+it narrates on standard output (`make demo > tour.log` keeps all of it); secrets reach the
+commands on their standard input, as an operator should pass them, never on a command line.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Annotated
 
 import typer
 
-from bankwx_cli.commands._cli import Cli, get_cli
+from bankwx_cli.commands._cli import get_cli
 from bankwx_cli.errors import BankwxError
 
 DEMO = {
@@ -34,8 +36,7 @@ DEMO = {
 
 
 class Tour:
-    def __init__(self, cli: Cli, folder: Path) -> None:
-        self.cli = cli
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.env = {
             **os.environ,
@@ -50,21 +51,36 @@ class Tour:
             self.env.pop(name, None)
         self.procs: list[subprocess.Popen[str]] = []
 
+    @staticmethod
+    def say(text: str) -> None:
+        """The tour's narration: standard output, flushed line by line."""
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
     def step(self, title: str) -> None:
-        self.cli.say("")
-        self.cli.say(f"== {title}")
+        self.say("")
+        self.say(f"== {title}")
 
     def run(
-        self, *args: str, operator: str | None = None, check: bool = True, quiet: bool = False
+        self,
+        *args: str,
+        operator: str | None = None,
+        check: bool = True,
+        quiet: bool = False,
+        stdin: str | None = None,
     ) -> str:
+        """Run one bankwx command and show it with its output; ``stdin``: what it reads there
+        (shown as a pipe from a file, never the secret itself)."""
         shown = f"$ {'BANKWX_OPERATOR=' + operator + ' ' if operator else ''}bankwx "
-        self.cli.say(shown + " ".join(shlex.quote(a) for a in args))
+        shown += " ".join(shlex.quote(a) for a in args)
+        self.say(shown + (" < secrets.txt" if stdin is not None else ""))
         env = dict(self.env)
         if operator:
             env["BANKWX_OPERATOR"] = operator
         done = subprocess.run(  # noqa: S603 - our own command
             [sys.executable, "-m", "bankwx_cli", *args],
             env=env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=120,
@@ -72,13 +88,13 @@ class Tour:
         )
         output = (done.stdout + done.stderr).rstrip()
         if output and not quiet:
-            self.cli.say("  " + output.replace("\n", "\n  "))
+            self.say("  " + output.replace("\n", "\n  "))
         if check and done.returncode != 0:
             raise BankwxError(f"the demo step 'bankwx {' '.join(args)}' failed.")
         return done.stdout
 
     def start(self, *args: str) -> str:
-        self.cli.say(f"$ bankwx {' '.join(args)} &")
+        self.say(f"$ bankwx {' '.join(args)} &")
         proc = subprocess.Popen(  # noqa: S603 - our own command
             [sys.executable, "-m", "bankwx_cli", *args],
             env=self.env,
@@ -91,7 +107,7 @@ class Tour:
         line = proc.stdout.readline().strip()
         if not line.startswith("Listening on "):
             raise BankwxError(f"'bankwx {' '.join(args)}' did not start.")
-        self.cli.say(f"  {line}")
+        self.say(f"  {line}")
         return line.removeprefix("Listening on ")
 
     def stop(self) -> None:
@@ -122,17 +138,17 @@ def demo(
 
       bankwx demo --keep ./demo-store
     """
-    cli = get_cli(ctx)
+    get_cli(ctx)  # the global options, checked
     with tempfile.TemporaryDirectory(prefix="bankwx-demo-") as tmp:
         folder = keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        tour = Tour(cli, folder)
+        tour = Tour(folder)
         try:
             _tour(tour, folder)
         finally:
             tour.stop()
-    cli.say("")
-    cli.say("Demo finished. Run `bankwx --help` to see every command.")
+    Tour.say("")
+    Tour.say("Demo finished. Run `bankwx --help` to see every command.")
 
 
 def _tour(tour: Tour, folder: Path) -> None:
@@ -150,15 +166,16 @@ def _tour(tour: Tour, folder: Path) -> None:
         "--appid",
         DEMO["appid"],
         "--secret",
-        DEMO["secret"],
+        "-",
         "--token",
         DEMO["token"],
         "--original-id",
         DEMO["original_id"],
         "--aes-key",
-        DEMO["aes_key"],
+        "-",
         "--mode",
         "safe",
+        stdin=f"{DEMO['secret']}\n{DEMO['aes_key']}\n",
     )
     tour.run("account", "update", "demo-bank", "--welcome", "欢迎关注示例银行！回复“余额”试试。")
     tour.run("account", "check")

@@ -1,0 +1,33 @@
+"""`bankwx demo` (what `make demo` runs): the whole tour, narrated on standard output, with the
+account's secrets passed on standard input and never shown."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bankwx_cli.commands.demo import DEMO
+
+
+def test_the_tour_runs_and_narrates_on_stdout(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKWX_")}
+    env["HOME"] = str(tmp_path)  # no operator key file or store of the machine is touched
+    done = subprocess.run(
+        [sys.executable, "-m", "bankwx_cli", "demo", "--keep", str(tmp_path / "tour")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out = done.stdout
+    assert "== 1. The simulator stands in for WeChat" in out
+    assert "== 10. Everything is audited" in out and "Demo finished." in out
+    assert "--secret - " in out and "< secrets.txt" in out
+    assert DEMO["secret"] not in out and DEMO["aes_key"] not in out
+    assert "Traceback" not in out + done.stderr and "Internal error" not in out + done.stderr
+    assert (tmp_path / "tour" / "demo.db").exists()
