@@ -10,6 +10,7 @@ from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qsl
 
+from bankwx_cli.sim import kf
 from bankwx_cli.sim.codes import ApiError
 from bankwx_cli.sim.routing import ROUTES, Request, Response, Result, data, ok, route
 from bankwx_cli.sim.state import (
@@ -219,18 +220,19 @@ def custom_send(state: SimState, req: Request) -> Result:
         raise ApiError(40003)
     msgtype, content = _custom_content(state, account, body)
     state.require_follower(account.appid, touser, unsubscribed_errcode=45015)
-    state.consume_window(account.appid, touser)
-    extra: dict[str, Any] = {}
     service = body.get("customservice")
-    if isinstance(service, dict) and service.get("kf_account"):
-        extra["kf_account"] = service["kf_account"]
+    kf_account = service.get("kf_account") if isinstance(service, dict) else None
+    if kf_account:  # sent as an agent: one of the account's kf accounts (65401)
+        kf.require(state, account.appid, kf_account)
+    state.consume_window(account.appid, touser)
+    kf.stop_typing(state, account.appid, touser)
     state.record_delivery(
         appid=account.appid,
         openid=touser,
         kind="custom",
         msgtype=msgtype,
         content=content,
-        **extra,
+        kf_account=kf_account or None,
     )
     return ok()
 

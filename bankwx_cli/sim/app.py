@@ -29,6 +29,7 @@ API_MODULES: tuple[str, ...] = (
     "bankwx_cli.sim.api_sim",
     "bankwx_cli.sim.api_users",
     "bankwx_cli.sim.api_menus",
+    "bankwx_cli.sim.api_kf",
 )
 
 MAX_BODY_BYTES = 32 * 1024 * 1024

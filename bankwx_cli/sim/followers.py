@@ -18,7 +18,7 @@ from xml.etree import ElementTree as ET
 
 import httpx
 
-from bankwx_cli.sim import crypto
+from bankwx_cli.sim import crypto, kf
 from bankwx_cli.sim.state import OPENID_RE, Account, SimState
 from bankwx_cli.sim.xmlutil import (
     Bare,
@@ -531,6 +531,8 @@ async def send_from_follower(
     verdict = _verdict(state, account, push, delivery)
     shown = push.event not in SILENT_EVENTS
     if shown and verdict["status"] == "replied":
+        if verdict["msg_type"] == "transfer_customer_service":
+            kf.wait(state, appid, openid)
         state.record_delivery(
             appid=appid,
             openid=openid,

@@ -116,8 +116,14 @@ def test_kf_account_is_recorded(ready: Sim) -> None:
     token, openid = ready.token(), ready.openid()
     ready.driver.send(APPID, openid, text="人工")
     body = {**text(openid), "customservice": {"kf_account": "agent1@bank"}}
+    assert send(ready, token, body) == 65401  # not one of the account's kf accounts
+    added = ready.api("POST", "/customservice/kfaccount/add", token,
+                      json={"kf_account": "agent1@bank", "nickname": "小王"})  # fmt: skip
+    assert added["errcode"] == 0
     assert send(ready, token, body) == 0
-    assert ready.driver.delivered(kind="custom")[0]["kf_account"] == "agent1@bank"
+    assert send(ready, token, text(openid, "没有坐席")) == 0
+    first, second = ready.driver.delivered(kind="custom")
+    assert first["kf_account"] == "agent1@bank" and second["kf_account"] is None
 
 
 def upload(sim: Sim, token: str, kind: str, name: str, data: bytes) -> dict[str, Any]:
