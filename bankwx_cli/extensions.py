@@ -103,6 +103,7 @@ AREAS: tuple[Area, ...] = (
     Area("outbox", "bankwx_cli.domain.outbox", ("late", "event", "sender")),
     Area("broadcasts", "bankwx_cli.domain.broadcasts", ("event", "final")),
     Area("tags", "bankwx_cli.domain.tags", ("tag_source",)),
+    Area("agents", "bankwx_cli.domain.agents", ("setting",)),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(
         "trials",

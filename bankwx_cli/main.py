@@ -108,6 +108,11 @@ COMMANDS: dict[str, Entry] = {
         "Broadcasts: create, preview, submit, approve, send (now or by cron), track.",
     ),
     "template": Entry(_C + "template", "app", "Template messages: sync from WeChat, list, show."),
+    "agent": Entry(
+        _C + "agent",
+        "app",
+        "Agents: agents and groups, their WeChat kf accounts, status.",
+    ),
 }
 
 

@@ -437,7 +437,7 @@ def _text(value: str) -> str:
     return value
 
 
-def _int_range(low: int, high: int) -> Validator:
+def int_range(low: int, high: int) -> Validator:
     def check(value: int) -> int:
         if not low <= value <= high:
             raise ValueError("out of range")
@@ -446,7 +446,7 @@ def _int_range(low: int, high: int) -> Validator:
     return check
 
 
-def _choice(choices: tuple[str, ...]) -> Validator:
+def choice(choices: tuple[str, ...]) -> Validator:
     def check(value: str) -> str:
         if value not in choices:
             raise ValueError("not one of the choices")
@@ -544,7 +544,7 @@ def install(registry: Registry) -> None:
             "must match the WeChat console.",
             "engine",
             "one of plain, compatible, safe",
-            _choice(MODES),
+            choice(MODES),
             column="mode",
             check=_mode_needs_aes_key,
         )
@@ -557,7 +557,7 @@ def install(registry: Registry) -> None:
             "Days the conversation log keeps entries; bankwx messages purge deletes older ones.",
             "messages",
             "a whole number of days from 1 to 3650",
-            _int_range(1, 3650),
+            int_range(1, 3650),
         )
     )
     registry.setting(

@@ -91,11 +91,11 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "agent": (
         "Serves followers in agent sessions.",
-        ("account.read", "agent.work", "messages.read", "follower.read"),
+        ("account.read", "agent.read", "agent.work", "messages.read", "follower.read"),
     ),
     "supervisor": (
         "Agent oversight and reports.",
-        ("*.read", "agent.*", "report.*", "messages.export"),
+        ("*.read", "agent.work", "agent.supervise", "report.*", "messages.export"),
     ),
     "auditor": (
         "Read-only: everything, and the audit log.",

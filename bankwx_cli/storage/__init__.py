@@ -18,6 +18,7 @@ from bankwx_cli.storage.db import Database
 from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
 if TYPE_CHECKING:
+    from bankwx_cli.storage.agents import Agents
     from bankwx_cli.storage.broadcasts import Broadcasts, Templates
     from bankwx_cli.storage.engine import FollowerState, KeywordRules, Messages
     from bankwx_cli.storage.follower_sync import FollowerSync
@@ -108,6 +109,12 @@ class Store:
         from bankwx_cli.storage.broadcasts import Templates
 
         return Templates(self.db)
+
+    @cached_property
+    def agents(self) -> Agents:
+        from bankwx_cli.storage.agents import Agents
+
+        return Agents(self.db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -490,6 +490,62 @@ def m0008_lean_log(db: Database) -> None:
     db.utils.table("follower_state").transform(drop={"last_message_at"})
 
 
+def m0011_agents(db: Database) -> None:
+    """Agents (统一客服坐席): groups, agents and their groups, sessions (issue 15).
+
+    An agent is an operator serving one account (a row per account), with a WeChat kf account
+    when its replies are to carry one. Removed agents and groups stay (``removed_at``) for the
+    sessions that name them; names are unique among the others. A follower has at most one
+    waiting or open session per account: a partial unique index, so that a WeChat retry, a
+    second 人工 or a crash before the outcome is written never queues twice.
+    """
+    utils = db.utils
+    utils.table("agent_groups").create(
+        {"id": int, "account": str, "name": str, "policy": str, "queue_timeout": int,
+         "sla": int, "away_text": str, "timeout_text": str, "created_by": str,
+         "created_at": str, "updated_at": str, "removed_at": str},
+        pk="id", not_null={"account", "name", "policy", "queue_timeout", "sla", "created_by",
+                           "created_at", "updated_at"},
+        defaults={"policy": "round-robin", "queue_timeout": 300, "sla": 60},
+    )  # fmt: skip
+    db.execute(
+        "CREATE UNIQUE INDEX agent_groups_name ON agent_groups (account, name) "
+        "WHERE removed_at IS NULL"
+    )
+    utils.table("agents").create(
+        {"id": int, "account": str, "name": str, "max_sessions": int, "kf_account": str,
+         "nickname": str, "status": str, "status_at": str, "last_assigned_at": str,
+         "created_by": str, "created_at": str, "updated_at": str, "removed_at": str},
+        pk="id", not_null={"account", "name", "max_sessions", "status", "created_by",
+                           "created_at", "updated_at"},
+        defaults={"max_sessions": 5, "status": "offline"},
+    )  # fmt: skip
+    db.execute("CREATE UNIQUE INDEX agents_name ON agents (account, name) WHERE removed_at IS NULL")
+    db.execute(
+        "CREATE UNIQUE INDEX agents_kf_account ON agents (account, kf_account) "
+        "WHERE kf_account IS NOT NULL AND removed_at IS NULL"
+    )
+    utils.table("agent_members").create(
+        {"agent_id": int, "group_id": int},
+        pk=("agent_id", "group_id"),
+        foreign_keys=[("agent_id", "agents", "id"), ("group_id", "agent_groups", "id")],
+    )
+    utils.table("agent_members").create_index(["group_id"])
+    utils.table("agent_sessions").create(
+        {"id": int, "account": str, "openid": str, "group_id": int, "agent_id": int,
+         "state": str, "entered_at": str, "opened_at": str, "closed_at": str,
+         "close_reason": str, "first_response_at": str, "rating": int},
+        pk="id", not_null={"account", "openid", "state", "entered_at"},
+        foreign_keys=[("group_id", "agent_groups", "id"), ("agent_id", "agents", "id")],
+    )  # fmt: skip
+    db.execute(
+        "CREATE UNIQUE INDEX agent_sessions_live ON agent_sessions (account, openid) "
+        "WHERE state IN ('waiting', 'open')"
+    )
+    utils.table("agent_sessions").create_index(["agent_id", "state"])
+    utils.table("agent_sessions").create_index(["group_id", "state", "entered_at"])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0001_foundation", m0001_foundation),
     ("m0002_wechat", m0002_wechat),
@@ -499,6 +555,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0006_followers", m0006_followers),
     ("m0007_broadcasts", m0007_broadcasts),
     ("m0008_lean_log", m0008_lean_log),
+    ("m0011_agents", m0011_agents),
 ]
 
 

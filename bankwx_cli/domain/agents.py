@@ -1,0 +1,539 @@
+"""Agents (统一客服坐席): groups, agents, their WeChat kf accounts, status (``bankwx agent``).
+
+An agent is an operator whose role allows ``agent.work``, serving one account, in one or more
+of that account's groups, with at most ``max_sessions`` open sessions and, when its replies are
+to carry one, a WeChat kf account (``PREFIX@WECHATID``). WeChat is changed first, then the
+store: a kf account WeChat refuses leaves the store as it was (exit 3). ``agent sync`` shows
+and repairs drift between the two; it never deletes a kf account the store does not know.
+
+Permissions: ``agent.manage`` (agents and groups), ``agent.work`` (one's own status and
+sessions), ``agent.supervise`` (anyone's), ``agent.read`` (the lists).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from bankwx_cli.clock import iso
+from bankwx_cli.domain import accounts, audit
+from bankwx_cli.domain.account_settings import Setting, choice, int_range
+from bankwx_cli.domain.followers import account_for
+from bankwx_cli.domain.permissions import role_allows
+from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError, WeChatError
+from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.agents import POLICIES, STATUSES, Agent, AgentChange, AgentGroup, KfDrift
+
+if TYPE_CHECKING:
+    from bankwx_cli.context import AppContext
+    from bankwx_cli.extensions import Registry
+
+KF_ADD = "/customservice/kfaccount/add"
+KF_UPDATE = "/customservice/kfaccount/update"
+KF_DEL = "/customservice/kfaccount/del"
+KF_LIST = "/cgi-bin/customservice/getkflist"
+KF_INVALID = 65401  # WeChat: no such kf account
+KF_EXISTS = 65406
+
+KF_ACCOUNT_RE = re.compile(r"([A-Za-z0-9_]{1,10})@([A-Za-z0-9_-]{1,30})")
+WECHAT_ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,29}")
+NAME_RE = re.compile(r"[^\s,]{1,32}")
+NICKNAME_MAX = 16
+MAX_SESSIONS = (1, 100)
+QUEUE_TIMEOUT = (10, 86_400)
+SLA = (5, 3_600)
+DEFAULT_QUEUE_TIMEOUT = 300
+DEFAULT_SLA = 60
+DEFAULT_MAX_SESSIONS = 5
+
+
+def _now(app: AppContext) -> str:
+    return iso(app.clock.now())
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def check_name(what: str, name: str) -> str:
+    if not NAME_RE.fullmatch(name):
+        raise ValidationError(
+            f"{what} name '{name}' is invalid: 1 to 32 characters, no spaces or commas."
+        )
+    return name
+
+
+def check_kf_account(account: Account, kf_account: str) -> str:
+    """PREFIX@WECHATID: a prefix of at most 10 letters, digits or _, and the account's WeChat
+    id (the ``wechat_id`` setting, when set)."""
+    found = KF_ACCOUNT_RE.fullmatch(kf_account)
+    if found is None:
+        raise ValidationError(
+            f"kf account '{kf_account}' is invalid: PREFIX@WECHATID, the prefix 1 to 10 "
+            "letters, digits or _, the WeChat id at most 30 characters (e.g. zhang@bankwx)."
+        )
+    wechat_id = _setting(account, "wechat_id")
+    if wechat_id and found.group(2) != wechat_id:
+        raise ValidationError(
+            f"kf account '{kf_account}' must end in @{wechat_id}, the WeChat id of account "
+            f"'{account.name}' (setting wechat_id)."
+        )
+    return kf_account
+
+
+def check_nickname(nickname: str) -> str:
+    if not nickname.strip() or len(nickname) > NICKNAME_MAX:
+        raise ValidationError(
+            f"nickname '{nickname}' is invalid: 1 to {NICKNAME_MAX} characters (WeChat's limit)."
+        )
+    return nickname
+
+
+def _in_range(option: str, value: int, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    if not low <= value <= high:
+        raise ValidationError(f"{option} {value} is out of range: {low} to {high}.")
+    return value
+
+
+def _setting(account: Account, key: str) -> Any:
+    from bankwx_cli.domain.account_settings import value
+
+    return value(account, key)
+
+
+def _group_of(app: AppContext, account: str, name: str) -> AgentGroup:
+    found = app.store.agents.group(account, name)
+    if found is None:
+        raise NotFoundError(
+            f"no agent group named '{name}' on account '{account}'. See bankwx agent group list."
+        )
+    return found
+
+
+def _agent_of(app: AppContext, account: str, name: str) -> Agent:
+    found = app.store.agents.get(account, name)
+    if found is None:
+        raise NotFoundError(
+            f"no agent named '{name}' on account '{account}'. See bankwx agent list."
+        )
+    return found
+
+
+# --- groups --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """What ``agent group add|update`` sets (None: not given)."""
+
+    policy: str | None = None
+    queue_timeout: int | None = None
+    sla: int | None = None
+    away_text: str | None = None
+    timeout_text: str | None = None
+
+    def checked(self) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        if self.policy is not None:
+            if self.policy not in POLICIES:
+                raise ValidationError(f"--policy must be one of {', '.join(POLICIES)}.")
+            changes["policy"] = self.policy
+        if self.queue_timeout is not None:
+            changes["queue_timeout"] = _in_range(
+                "--queue-timeout", self.queue_timeout, QUEUE_TIMEOUT
+            )
+        if self.sla is not None:
+            changes["sla"] = _in_range("--sla", self.sla, SLA)
+        for key in ("away_text", "timeout_text"):
+            text = getattr(self, key)
+            if text is not None:
+                if not text.strip() or len(text.encode()) > 2048:
+                    raise ValidationError(f"--{key.replace('_', '-')} must be 1 to 2048 bytes.")
+                changes[key] = text
+        return changes
+
+
+def add_group(app: AppContext, account_name: str | None, name: str, spec: GroupSpec) -> AgentGroup:
+    account = account_for(app, "agent.manage", account_name)
+    check_name("group", name)
+    values = {"policy": "round-robin", "queue_timeout": DEFAULT_QUEUE_TIMEOUT, "sla": DEFAULT_SLA,
+              "away_text": None, "timeout_text": None, **spec.checked()}  # fmt: skip
+    with app.store.transaction():
+        if app.store.agents.group(account.name, name) is not None:
+            raise ConflictError(f"agent group '{name}' exists on account '{account.name}'.")
+        if app.store.agents.get(account.name, name) is not None:
+            raise ConflictError(
+                f"'{name}' is an agent of account '{account.name}': a group may not share an "
+                "agent's name (transfers name either)."
+            )
+        app.store.agents.add_group(
+            {"account": account.name, "name": name, "created_by": app.operator,
+             "at": _now(app), **values}
+        )  # fmt: skip
+        audit.record(app, "agent.group.add", account.name, {"group": name, **values})
+    return _group_of(app, account.name, name)
+
+
+def list_groups(app: AppContext, account_name: str | None) -> list[AgentGroup]:
+    account = account_for(app, "agent.read", account_name)
+    return app.store.agents.groups(account.name)
+
+
+def update_group(
+    app: AppContext, account_name: str | None, name: str, spec: GroupSpec
+) -> AgentGroup:
+    account = account_for(app, "agent.manage", account_name)
+    changes = spec.checked()
+    if not changes:
+        raise ValidationError("nothing to change: give at least one option.")
+    with app.store.transaction():
+        group = _group_of(app, account.name, name)
+        app.store.agents.update_group(group.id, changes, _now(app))
+        audit.record(app, "agent.group.update", account.name, {"group": name, **changes})
+    return _group_of(app, account.name, name)
+
+
+def _group_users(app: AppContext, account: Account, name: str) -> list[str]:
+    """What would break if the group went: the default group setting, rules naming it."""
+    users = []
+    if _setting(account, "default_group") == name:
+        users.append("the account's default_group setting")
+    for rule in app.store.keyword_rules.for_account(account.name):
+        if rule.action == "talk_to_agent" and rule.arg == name:
+            users.append(f"keyword rule {rule.id}")
+    return users
+
+
+def remove_group(app: AppContext, account_name: str | None, name: str) -> AgentGroup:
+    account = account_for(app, "agent.manage", account_name)
+    with app.store.transaction():
+        group = _group_of(app, account.name, name)
+        if group.waiting:
+            raise ConflictError(
+                f"agent group '{name}' has {group.waiting} follower(s) waiting: serve or close "
+                "them first (bankwx agent queue)."
+            )
+        users = _group_users(app, account, name)
+        if users:
+            raise ConflictError(f"agent group '{name}' is in use by {', '.join(users)}.")
+        app.store.agents.remove_group(group.id, _now(app))
+        audit.record(app, "agent.group.remove", account.name, {"group": name})
+    return group
+
+
+# --- agents --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What ``agent add|update`` sets (None: not given)."""
+
+    groups: tuple[str, ...] | None = None
+    max_sessions: int | None = None
+    kf_account: str | None = None
+    nickname: str | None = None
+
+
+def _operator_may_work(app: AppContext, account: Account, name: str) -> None:
+    operator = app.store.operators.get(name)
+    if operator is None:
+        raise NotFoundError(
+            f"no operator named '{name}': an agent is an operator (bankwx operator add)."
+        )
+    if not role_allows(operator.role, "agent.work"):
+        raise ValidationError(
+            f"operator '{name}' is a {operator.role}, whose role does not allow agent.work: "
+            "give them the agent or supervisor role first (bankwx operator update)."
+        )
+    if operator.accounts is not None and account.name not in operator.accounts:
+        raise ValidationError(
+            f"operator '{name}' may not use account '{account.name}' "
+            f"(limited to {', '.join(operator.accounts) or 'none'})."
+        )
+
+
+def _group_ids(app: AppContext, account: str, names: tuple[str, ...]) -> list[int]:
+    return [_group_of(app, account, check_name("group", n)).id for n in dict.fromkeys(names)]
+
+
+def plan_add(app: AppContext, account_name: str | None, name: str, spec: AgentSpec) -> AgentChange:
+    account = account_for(app, "agent.manage", account_name)
+    check_name("agent", name)
+    _operator_may_work(app, account, name)
+    if app.store.agents.get(account.name, name) is not None:
+        raise ConflictError(f"'{name}' is already an agent of account '{account.name}'.")
+    if app.store.agents.group(account.name, name) is not None:
+        raise ConflictError(
+            f"'{name}' is an agent group of account '{account.name}': an agent may not share "
+            "a group's name."
+        )
+    groups = spec.groups or ()
+    _group_ids(app, account.name, groups)
+    max_sessions = _in_range("--max-sessions", spec.max_sessions or DEFAULT_MAX_SESSIONS,
+                             MAX_SESSIONS)  # fmt: skip
+    changes: dict[str, Any] = {"groups": list(groups), "max_sessions": max_sessions}
+    wechat: tuple[str, ...] = ()
+    if spec.nickname is not None and spec.kf_account is None:
+        raise ValidationError("--nickname is the kf account's: give --kf-account too.")
+    if spec.kf_account is not None:
+        kf_account = check_kf_account(account, spec.kf_account)
+        _kf_free(app, account.name, kf_account)
+        changes["kf_account"] = kf_account
+        changes["nickname"] = check_nickname(spec.nickname or name[:NICKNAME_MAX])
+        wechat = (f"kfaccount/add {kf_account}",)
+    return AgentChange("add", account.name, name, wechat, changes)
+
+
+def _kf_free(app: AppContext, account: str, kf_account: str, but: str | None = None) -> None:
+    holder = app.store.agents.by_kf_account(account, kf_account)
+    if holder is not None and holder.name != but:
+        raise ConflictError(f"kf account '{kf_account}' belongs to agent '{holder.name}'.")
+
+
+def _kf_add(app: AppContext, account: Account, kf_account: str, nickname: str) -> None:
+    """Create the kf account on WeChat; one that exists there already is adopted (renamed)."""
+    client = app.client(account)
+    body = {"kf_account": kf_account, "nickname": nickname}
+    try:
+        client.post(KF_ADD, body)
+    except WeChatError as exc:
+        if exc.errcode != KF_EXISTS:
+            raise
+        client.post(KF_UPDATE, body)
+
+
+def add(app: AppContext, account_name: str | None, name: str, spec: AgentSpec) -> AgentChange:
+    """Make the operator an agent of the account: WeChat's kf account first, then the store.
+    Raises NotFoundError, ValidationError, ConflictError, WeChatError."""
+    change = plan_add(app, account_name, name, spec)
+    account = accounts.get(app, change.account)
+    values = change.changes
+    if "kf_account" in values:
+        _kf_add(app, account, values["kf_account"], values["nickname"])
+    with app.store.transaction():
+        agent_id = app.store.agents.add(
+            {"account": account.name, "name": name, "max_sessions": values["max_sessions"],
+             "kf_account": values.get("kf_account"), "nickname": values.get("nickname"),
+             "created_by": app.operator, "at": _now(app)}
+        )  # fmt: skip
+        app.store.agents.set_groups(agent_id, _group_ids(app, account.name, spec.groups or ()))
+        audit.record(app, "agent.add", account.name, {"agent": name, **values})
+    return replace(change, agent=_agent_of(app, account.name, name))
+
+
+def plan_update(
+    app: AppContext, account_name: str | None, name: str, spec: AgentSpec
+) -> AgentChange:
+    account = account_for(app, "agent.manage", account_name)
+    agent = _agent_of(app, account.name, name)
+    changes: dict[str, Any] = {}
+    if spec.groups is not None:
+        _group_ids(app, account.name, spec.groups)
+        if tuple(sorted(set(spec.groups))) != tuple(sorted(agent.groups)):
+            changes["groups"] = sorted(set(spec.groups))
+    if spec.max_sessions is not None and spec.max_sessions != agent.max_sessions:
+        changes["max_sessions"] = _in_range("--max-sessions", spec.max_sessions, MAX_SESSIONS)
+    wechat: list[str] = []
+    kf_account = agent.kf_account
+    if spec.kf_account is not None and spec.kf_account != agent.kf_account:
+        kf_account = check_kf_account(account, spec.kf_account)
+        _kf_free(app, account.name, kf_account, but=name)
+        changes["kf_account"] = kf_account
+        wechat.append(f"kfaccount/add {kf_account}")
+        if agent.kf_account:
+            wechat.append(f"kfaccount/del {agent.kf_account}")
+    nickname = spec.nickname
+    if nickname is not None and kf_account is None:
+        raise ValidationError("--nickname is the kf account's: give --kf-account too.")
+    if "kf_account" in changes:
+        changes["nickname"] = check_nickname(nickname or agent.nickname or name[:NICKNAME_MAX])
+    elif nickname is not None and nickname != agent.nickname:
+        changes["nickname"] = check_nickname(nickname)
+        wechat.append(f"kfaccount/update {kf_account}")
+    if not changes:
+        raise ValidationError(f"agent '{name}' already is as asked: nothing to change.")
+    return AgentChange("update", account.name, name, tuple(wechat), changes, agent)
+
+
+def update(app: AppContext, account_name: str | None, name: str, spec: AgentSpec) -> AgentChange:
+    """Change an agent: WeChat's kf account first (a new one added before the old one goes),
+    then the store."""
+    change = plan_update(app, account_name, name, spec)
+    account = accounts.get(app, change.account)
+    before = change.agent
+    assert before is not None  # noqa: S101 - plan_update sets it
+    values = change.changes
+    if "kf_account" in values:
+        _kf_add(app, account, values["kf_account"], values["nickname"])
+        if before.kf_account:
+            _kf_delete(app, account, before.kf_account)
+    elif "nickname" in values:
+        app.client(account).post(
+            KF_UPDATE, {"kf_account": before.kf_account, "nickname": values["nickname"]}
+        )
+    with app.store.transaction():
+        columns = {k: v for k, v in values.items() if k != "groups"}
+        if columns:
+            app.store.agents.update(before.id, columns, _now(app))
+        if "groups" in values:
+            app.store.agents.set_groups(
+                before.id, _group_ids(app, account.name, tuple(values["groups"]))
+            )
+        audit.record(app, "agent.update", account.name, {"agent": name, **values})
+    return replace(change, agent=_agent_of(app, account.name, name))
+
+
+def _kf_delete(app: AppContext, account: Account, kf_account: str) -> None:
+    """Delete the kf account on WeChat; one already gone is fine."""
+    try:
+        app.client(account).get(KF_DEL, {"kf_account": kf_account})
+    except WeChatError as exc:
+        if exc.errcode != KF_INVALID:
+            raise
+
+
+def plan_remove(app: AppContext, account_name: str | None, name: str) -> AgentChange:
+    account = account_for(app, "agent.manage", account_name)
+    agent = _agent_of(app, account.name, name)
+    if agent.sessions:
+        raise ConflictError(
+            f"agent '{name}' has {agent.sessions} open session(s): close or transfer them "
+            "first (bankwx agent sessions --all)."
+        )
+    wechat = (f"kfaccount/del {agent.kf_account}",) if agent.kf_account else ()
+    return AgentChange("remove", account.name, name, wechat, {}, agent)
+
+
+def remove(app: AppContext, account_name: str | None, name: str) -> AgentChange:
+    change = plan_remove(app, account_name, name)
+    account = accounts.get(app, change.account)
+    agent = change.agent
+    assert agent is not None  # noqa: S101 - plan_remove sets it
+    if agent.kf_account:
+        _kf_delete(app, account, agent.kf_account)
+    with app.store.transaction():
+        if app.store.agents.live_sessions(agent.id):
+            raise ConflictError(f"agent '{name}' took a session meanwhile: try again.")
+        app.store.agents.remove(agent.id, _now(app))
+        audit.record(app, "agent.remove", account.name,
+                     {"agent": name, "kf_account": agent.kf_account})  # fmt: skip
+    return change
+
+
+def list_(app: AppContext, account_name: str | None) -> list[Agent]:
+    account = account_for(app, "agent.read", account_name)
+    return app.store.agents.all(account.name)
+
+
+def set_status(
+    app: AppContext, account_name: str | None, status: str, agent_name: str | None = None
+) -> Agent:
+    """Set an agent's status: one's own (agent.work), or another's (agent.supervise). Busy
+    takes no new followers; away and offline are absent."""
+    if status not in STATUSES:
+        raise ValidationError(f"status must be one of {', '.join(STATUSES)}.")
+    own = agent_name is None or agent_name == app.operator
+    account = account_for(app, "agent.work" if own else "agent.supervise", account_name)
+    name = app.operator if agent_name is None else agent_name
+    with app.store.transaction():
+        agent = app.store.agents.get(account.name, name)
+        if agent is None:
+            raise NotFoundError(
+                f"'{name}' is not an agent of account '{account.name}'"
+                + (" (you act as this operator; see bankwx agent list)." if own else ".")
+            )
+        app.store.agents.set_status(agent.id, status, _now(app))
+        audit.record(app, "agent.status", account.name,
+                     {"agent": name, "from": agent.status, "to": status})  # fmt: skip
+    return _agent_of(app, account.name, name)
+
+
+# --- WeChat's kf accounts against the store ---------------------------------------------------
+
+
+def sync(app: AppContext, account_name: str | None, dry_run: bool = False) -> list[KfDrift]:
+    """The differences between the store's agents and WeChat's kf accounts; repaired unless
+    ``dry_run`` (a kf account the store lacks is shown, never deleted)."""
+    account = account_for(app, "agent.manage", account_name)
+    listed = app.client(account).get(KF_LIST).get("kf_list") or []
+    on_wechat = {str(k.get("kf_account")): str(k.get("kf_nick") or "") for k in listed}
+    drift: list[KfDrift] = []
+    for agent in app.store.agents.all(account.name):
+        if not agent.kf_account:
+            continue
+        nick = on_wechat.pop(agent.kf_account, None)
+        if nick is None:
+            drift.append(KfDrift(agent.kf_account, agent.name, "missing", agent.nickname, None,
+                                 "kfaccount/add"))  # fmt: skip
+        elif agent.nickname and nick != agent.nickname:
+            drift.append(KfDrift(agent.kf_account, agent.name, "nickname", agent.nickname, nick,
+                                 "kfaccount/update"))  # fmt: skip
+    for kf_account, nick in sorted(on_wechat.items()):
+        drift.append(KfDrift(kf_account, None, "unknown", None, nick, None))
+    if dry_run:
+        return drift
+    for item in drift:
+        if item.repair == "kfaccount/add":
+            _kf_add(app, account, item.kf_account, item.store_nickname or str(item.agent))
+        elif item.repair == "kfaccount/update":
+            app.client(account).post(
+                KF_UPDATE, {"kf_account": item.kf_account, "nickname": item.store_nickname}
+            )
+    repaired = [d.kf_account for d in drift if d.repair]
+    if repaired:
+        with app.store.transaction():
+            audit.record(app, "agent.sync", account.name, {"repaired": repaired})
+    return drift
+
+
+# --- the area's declarations ----------------------------------------------------------------
+
+
+def _wechat_id(value: str) -> str:
+    if not WECHAT_ID_RE.fullmatch(value):
+        raise ValueError("not a WeChat id")
+    return value
+
+
+def _group_exists(app: AppContext, account: Account, value: Any) -> None:
+    if value and app.store.agents.group(account.name, str(value)) is None:
+        raise ValidationError(
+            f"no agent group named '{value}' on account '{account.name}': add it first "
+            "(bankwx agent group add)."
+        )
+
+
+def _words(value: list[str]) -> list[str]:
+    words = [w.strip() for w in value if w.strip()]
+    if not words or any(len(w) > 32 for w in words):
+        raise ValueError("need 1 or more words of at most 32 characters")
+    return words
+
+
+def install(registry: Registry) -> None:
+    """This area's declarations (bankwx_cli/extensions.py): its per-account settings."""
+    for setting in (
+        Setting("wechat_id", "str", "", "The account's WeChat id (微信号), the part after @ of "
+                "its agents' kf accounts.", "agents",
+                "a WeChat id: a letter, then up to 29 letters, digits, - or _", _wechat_id),
+        Setting("default_group", "str", "", "The agent group that talk_to_agent queues "
+                "followers in when a rule names none.", "agents",
+                "the name of one of the account's agent groups", None, check=_group_exists),
+        Setting("handover_after", "int", 0, "Queue a follower for an agent after this many "
+                "default replies in a row (0: never).", "agents",
+                "a whole number from 0 to 100", int_range(0, 100)),
+        Setting("idle_close", "int", 600, "Seconds without a message after which an open "
+                "session closes (idle).", "agents",
+                "a whole number of seconds from 60 to 86400", int_range(60, 86_400)),
+        Setting("kf_sessions", "str", "off", "Mirror sessions as WeChat kf sessions "
+                "(kfsession/create|close): off or mirror.", "agents",
+                "one of off, mirror", choice(("off", "mirror"))),
+        Setting("end_words", "list", ["结束人工"], "What a follower writes to end a wait or a "
+                "session.", "agents",
+                "words, comma-separated or a JSON array", _words),
+        Setting("rating_valid", "int", 3600, "Seconds after a session closes during which the "
+                "follower's rating is taken.", "agents",
+                "a whole number of seconds from 60 to 604800", int_range(60, 604_800)),
+    ):  # fmt: skip
+        registry.setting(setting)

@@ -1,0 +1,91 @@
+"""Agents (统一客服坐席): groups, agents, and what a change to them did."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+POLICIES = ("round-robin", "least-busy")
+STATUSES = ("online", "busy", "away", "offline")
+
+
+@dataclass(frozen=True)
+class AgentGroup:
+    id: int
+    account: str
+    name: str
+    policy: str
+    queue_timeout: int  # seconds a follower may wait before the timeout text
+    sla: int  # first-response target, seconds
+    away_text: str | None
+    timeout_text: str | None
+    agents: tuple[str, ...] = ()
+    waiting: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        found = asdict(self)
+        found["agents"] = list(self.agents)
+        return found
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: int
+    account: str
+    name: str  # the operator
+    groups: tuple[str, ...]
+    max_sessions: int
+    kf_account: str | None
+    nickname: str | None
+    status: str
+    status_at: str | None
+    sessions: int = 0  # open sessions now
+
+    def to_json(self) -> dict[str, Any]:
+        found = asdict(self)
+        found["groups"] = list(self.groups)
+        return found
+
+
+@dataclass(frozen=True)
+class AgentChange:
+    """What ``agent add|update|remove`` did, or would do (``--dry-run``)."""
+
+    action: str  # add, update, remove
+    account: str
+    name: str
+    wechat: tuple[str, ...] = ()  # the WeChat calls made (or planned)
+    changes: dict[str, Any] = field(default_factory=dict)
+    agent: Agent | None = None
+
+    def headline(self, done: bool) -> str:
+        verb = {"add": "Added", "update": "Updated", "remove": "Removed"}[self.action]
+        if not done:
+            verb = f"Would {self.action}"
+        calls = f"; WeChat: {', '.join(self.wechat)}" if self.wechat else ""
+        return f"{verb} agent '{self.name}' on account '{self.account}'{calls}."
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "account": self.account,
+            "name": self.name,
+            "wechat": list(self.wechat),
+            "changes": self.changes,
+            "agent": self.agent.to_json() if self.agent else None,
+        }
+
+
+@dataclass(frozen=True)
+class KfDrift:
+    """One difference between the store's agents and WeChat's kf accounts (``agent sync``)."""
+
+    kf_account: str
+    agent: str | None  # the store's agent holding it, if any
+    problem: str  # missing (store has it, WeChat not), nickname, unknown (WeChat only)
+    store_nickname: str | None
+    wechat_nickname: str | None
+    repair: str | None  # the WeChat call that repairs it; None: shown only
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
