@@ -15,6 +15,9 @@ DEFAULTS: dict[str, str] = {
     "transfer_agent": "正在为您转接人工客服，请稍候。",
     "late_answer_prefix": "",
     "help": "可用服务：余额查询、交易明细、信用卡账单、网点查询、人工客服。",
+    "agent_queued": "您前面还有 {ahead} 位客户，预计等待约 {minutes} 分钟，请稍候。",
+    "agent_away": "人工客服暂时不在，请稍后再试，或回复“帮助”查看自助服务。",
+    "agent_ended": "已为您结束人工服务，感谢您的耐心。",
 }
 
 

@@ -29,6 +29,9 @@ group_app = typer.Typer(
 )
 app.add_typer(group_app, name="group")
 
+SESSION_COLUMNS = ["id", "openid", "agent", "group", "state", "entered_at", "opened_at",
+                   "closed_at", "close_reason", "first_response_s"]  # fmt: skip
+QUEUE_COLUMNS = ["position", "session", "openid", "group", "entered_at", "waiting_s"]
 AGENT_COLUMNS = ["name", "groups", "status", "sessions", "max_sessions", "kf_account", "nickname"]
 GROUP_COLUMNS = ["name", "policy", "queue_timeout", "sla", "agents", "waiting"]
 DRIFT_COLUMNS = ["kf_account", "agent", "problem", "store_nickname", "wechat_nickname", "repair"]
@@ -225,6 +228,86 @@ def sync(
     cli.render(drift, fmt=fmt, columns=DRIFT_COLUMNS, empty="WeChat's kf accounts match.")
     if drift and dry_run:
         raise typer.Exit(DIFFERENCES)
+
+
+class State(StrEnum):
+    waiting = "waiting"
+    open = "open"
+    closed = "closed"
+    expired = "expired"
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx agent take\n\n  bankwx agent take o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
+)
+def take(
+    ctx: typer.Context,
+    openid: Annotated[
+        str | None, typer.Argument(help="This follower (default: the longest waiting).")
+    ] = None,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Take a waiting follower of your groups: the longest waiting, or the one named.
+
+    Exits 1 when nobody waits or you are at your maximum of open sessions."""
+    cli = get_cli(ctx)
+    session = agents.take(cli.app, cli.with_account(account), openid)
+    cli.render_one(session, fmt=fmt, say=f"Session {session.id}: you serve {session.openid}.")
+
+
+@app.command(epilog="Examples:\n\n  bankwx agent close 42")
+def close(
+    ctx: typer.Context,
+    session: Annotated[int, typer.Argument(metavar="SESSION", help="The session's id.")],
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Close a session: your own, or anyone's with agent.supervise."""
+    cli = get_cli(ctx)
+    closed = agents.close(cli.app, session, cli.with_account(account))
+    cli.render_one(closed, fmt=fmt, say=f"Closed session {closed.id}.")
+
+
+@app.command(
+    "queue", epilog="Examples:\n\n  bankwx agent queue\n\n  bankwx agent queue --group retail"
+)
+def queue_(
+    ctx: typer.Context,
+    group: Annotated[str | None, typer.Option("--group", help="Only this group.")] = None,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Who is waiting for an agent, longest waiting first, with their place in their group."""
+    cli = get_cli(ctx)
+    rows = agents.queue(cli.app, cli.with_account(account), group)
+    cli.render(rows, fmt=fmt, columns=QUEUE_COLUMNS, empty="Nobody is waiting.")
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx agent sessions\n\n"
+    "  bankwx agent sessions --all --state open --format json"
+)
+def sessions(
+    ctx: typer.Context,
+    everyone: Annotated[
+        bool, typer.Option("--all", help="Every agent's sessions (needs agent.supervise).")
+    ] = False,
+    state: Annotated[
+        State | None, typer.Option("--state", help="Only sessions in this state.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only sessions entered since (ISO 8601).")
+    ] = None,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Your sessions (or, with --all, every agent's), oldest first."""
+    cli = get_cli(ctx)
+    rows = agents.sessions(
+        cli.app, cli.with_account(account), everyone, state.value if state else None, since
+    )
+    cli.render(rows, fmt=fmt, columns=SESSION_COLUMNS, empty="No sessions.")
 
 
 @group_app.command(

@@ -506,6 +506,11 @@ _TEXT_HELP = {
     "late_answer_prefix": "Text before an answer sent late as a customer-service message "
     "(for late answers).",
     "help": "Reply of the 'help' action: the list of services.",
+    "agent_queued": "Reply of talk_to_agent to a queued follower; {ahead} and {minutes} are "
+    "replaced by the followers ahead and the expected wait.",
+    "agent_away": "Reply of talk_to_agent when no agent of the group is online or busy (a "
+    "group's --away-text overrides it).",
+    "agent_ended": "Reply when a follower ends their wait or session with an end word.",
 }
 
 

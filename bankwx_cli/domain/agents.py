@@ -12,22 +12,40 @@ sessions), ``agent.supervise`` (anyone's), ``agent.read`` (the lists).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bankwx_cli.clock import iso
+from bankwx_cli.clock import iso, parse_user_time
 from bankwx_cli.domain import accounts, audit
 from bankwx_cli.domain.account_settings import Setting, choice, int_range
 from bankwx_cli.domain.followers import account_for
 from bankwx_cli.domain.permissions import role_allows
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError, WeChatError
 from bankwx_cli.models.accounts import Account
-from bankwx_cli.models.agents import POLICIES, STATUSES, Agent, AgentChange, AgentGroup, KfDrift
+from bankwx_cli.models.agents import (
+    POLICIES,
+    SESSION_STATES,
+    STATUSES,
+    Agent,
+    AgentChange,
+    AgentGroup,
+    AgentSession,
+    KfDrift,
+    QueueEntry,
+)
+from bankwx_cli.models.replies import Reply, TextReply
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.domain.actions import ActionContext
+    from bankwx_cli.domain.routing import Decision, Runtime
     from bankwx_cli.extensions import Registry
+    from bankwx_cli.wechat.callback import Inbound
+
+log = logging.getLogger(__name__)
 
 KF_ADD = "/customservice/kfaccount/add"
 KF_UPDATE = "/customservice/kfaccount/update"
@@ -487,6 +505,230 @@ def sync(app: AppContext, account_name: str | None, dry_run: bool = False) -> li
     return drift
 
 
+# --- the queue and sessions ------------------------------------------------------------------
+#
+# talk_to_agent queues a follower in the handler thread, in a short transaction of its own (the
+# receiver's writer shares the store's connection: calling it inside would deadlock). A follower
+# has one waiting or open session at most (a unique index): a retry or a second 人工 finds it and
+# is answered its position. From then on the follower-state lookup takes the follower's
+# messages, in the receiver's writer unit: they go to the transcript, are answered success
+# (while waiting, the position at most once a minute), and an end word ends the wait or the
+# session. Its candidates query keeps it off the path of every other follower's messages.
+
+POSITION_EVERY_S = 60
+TRANSCRIPT_PLACEHOLDERS = {"image": "[image]", "voice": "[voice]", "video": "[video]",
+                           "shortvideo": "[video]", "location": "[location]", "link": "[link]",
+                           "file": "[file]"}  # fmt: skip
+
+
+def _text_of(account: Account, key: str) -> str:
+    from bankwx_cli.domain.account_settings import texts_of
+    from bankwx_cli.texts import text
+
+    return text(key, texts_of(account))
+
+
+def _talk_group(app: AppContext, account: Account, arg: str | None) -> AgentGroup | None:
+    name = arg or _setting(account, "default_group")
+    return app.store.agents.group(account.name, name) if name else None
+
+
+def validate_talk(app: AppContext, account: Account, arg: str | None) -> None:
+    """A rule calling talk_to_agent names an existing group, or the account has a default."""
+    if _talk_group(app, account, arg) is not None:
+        return
+    if arg:
+        raise ValidationError(
+            f"no agent group named '{arg}' on account '{account.name}' (bankwx agent group list)."
+        )
+    raise ValidationError(
+        f"talk_to_agent needs --arg GROUP, or the account's default_group setting "
+        f"(bankwx account set {account.name} default_group GROUP)."
+    )
+
+
+def _minutes(ahead: int, group: AgentGroup, present: int) -> int:
+    """The expected wait: the followers ahead and this one, each served within the group's
+    first-response target, shared among the agents present."""
+    return max(1, -(-(ahead + 1) * group.sla // (max(1, present) * 60)))
+
+
+def _queued_text(account: Account, ahead: int, minutes: int) -> str:
+    found = _text_of(account, "agent_queued")
+    return found.replace("{ahead}", str(ahead)).replace("{minutes}", str(minutes))
+
+
+def _transcript(msg_type: str, content: str) -> str:
+    from bankwx_cli.domain.masking import mask
+
+    if msg_type in ("text", "event"):
+        return mask(content)
+    return TRANSCRIPT_PLACEHOLDERS.get(msg_type, f"[{msg_type}]")
+
+
+def talk_to_agent(ctx: ActionContext) -> Reply | None:
+    """Queue the follower for an agent of the group; answer the position and expected wait."""
+    app, account = ctx.app, ctx.account
+    group = _talk_group(app, account, ctx.arg)
+    if ctx.inbound is None:  # keyword test: nothing is queued
+        shown = group.name if group else "(none)"
+        return TextReply(f"[talk_to_agent would queue the follower in group {shown}]")
+    if group is None:
+        log.warning("talk_to_agent: account %s has no group %r", account.name, ctx.arg)
+        return TextReply(_text_of(account, "agent_away"))
+    present = app.store.agents.available(group.id)
+    if present == 0:
+        return TextReply(group.away_text or _text_of(account, "agent_away"))
+    now = _now(app)
+    with app.store.transaction():
+        session, new = app.store.agents.queue(account.name, ctx.openid, group.id, now)
+        if new:
+            line = _transcript(ctx.msg_type, ctx.text)
+            app.store.agents.add_message(session.id, now, "in", ctx.msg_type, line, "follower")
+        if session.state != "waiting":
+            return None
+        ahead = app.store.agents.ahead(session)
+        app.store.agents.noticed(session.id, now)
+    return TextReply(_queued_text(account, ahead, _minutes(ahead, group, present)))
+
+
+def agent_candidates(app: AppContext, account: str, openids: list[str]) -> set[str]:
+    """Once per group commit: which of the group's followers wait or are in a session."""
+    return app.store.agents.live_among(account, openids)
+
+
+def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
+    """Inside the receiver's writer unit: a message of a follower who waits or is served."""
+    from bankwx_cli.domain.routing import Decision
+
+    account = runtime.account
+    session = app.store.agents.live(account.name, inbound.openid)
+    if session is None:
+        return None
+    now = app.clock.now()
+    at = iso(now)
+    content = inbound.content or ""
+    if inbound.msg_type == "text" and content.strip() in _setting(account, "end_words"):
+        app.store.agents.close(session.id, "follower", at)
+        app.store.agents.add_message(session.id, at, "in", "text", _transcript("text", content),
+                                     "follower")  # fmt: skip
+        return Decision(TextReply(_text_of(account, "agent_ended")), route="agent",
+                        outcome="ended")  # fmt: skip
+    app.store.agents.add_message(session.id, at, "in", inbound.msg_type,
+                                 _transcript(inbound.msg_type, content), "follower")  # fmt: skip
+    if session.state == "open":
+        return Decision(None, route="agent", outcome="forwarded")
+    last = session.notice_at
+    if last is not None and (now - _parsed(last)).total_seconds() < POSITION_EVERY_S:
+        return Decision(None, route="agent", outcome="queued")
+    app.store.agents.noticed(session.id, at)
+    group = app.store.agents.group_by_id(session.group_id) if session.group_id else None
+    ahead = app.store.agents.ahead(session)
+    present = app.store.agents.available(group.id) if group else 0
+    minutes = _minutes(ahead, group, present) if group else 1
+    return Decision(TextReply(_queued_text(account, ahead, minutes)), route="agent",
+                    outcome="queued")  # fmt: skip
+
+
+def _parsed(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _me(app: AppContext, account: Account) -> Agent:
+    found = app.store.agents.get(account.name, app.operator)
+    if found is None:
+        raise NotFoundError(
+            f"you act as '{app.operator}', who is not an agent of account '{account.name}' "
+            "(see bankwx agent list)."
+        )
+    return found
+
+
+def take(app: AppContext, account_name: str | None, openid: str | None = None) -> AgentSession:
+    """Take the longest-waiting follower of one's groups (or the one named). ConflictError
+    when nobody waits or the agent is full; the store decides, so nobody is taken twice."""
+    account = account_for(app, "agent.work", account_name)
+    agent = _me(app, account)
+    if agent.status in ("away", "offline"):
+        raise ConflictError(
+            f"you are {agent.status}: set your status first (bankwx agent status online)."
+        )
+    now = _now(app)
+    with app.store.transaction():
+        group_ids = [g.id for g in app.store.agents.groups(account.name) if g.name in agent.groups]
+        taken = app.store.agents.take(agent, group_ids, openid, now)
+        if taken is None:
+            if app.store.agents.live_sessions(agent.id) >= agent.max_sessions:
+                raise ConflictError(
+                    f"you have {agent.max_sessions} open sessions, your maximum: close one first."
+                )
+            raise ConflictError(
+                f"{openid} is not waiting in your groups." if openid else "nobody is waiting."
+            )
+        audit.record(app, "agent.take", account.name,
+                     {"session": taken.id, "openid": taken.openid})  # fmt: skip
+    return taken
+
+
+def _session_row(
+    app: AppContext, permission: str, session_id: int, account_name: str | None
+) -> AgentSession:
+    from bankwx_cli.domain.permissions import load_row
+
+    found: AgentSession = load_row(
+        app,
+        permission,
+        lambda: app.store.agents.session(session_id),
+        lambda s: s.account,
+        target=f"session {session_id}",
+        missing=lambda: NotFoundError(f"no session {session_id} (see bankwx agent sessions)."),
+        account=account_name,
+    )
+    return found
+
+
+def close(app: AppContext, session_id: int, account_name: str | None = None) -> AgentSession:
+    """Close a waiting or open session: one's own (agent.work) or anyone's (agent.supervise)."""
+    session = _session_row(app, "agent.work", session_id, account_name)
+    own = session.agent == app.operator
+    if not own:
+        session = _session_row(app, "agent.supervise", session_id, account_name)
+    if not session.live:
+        raise ConflictError(f"session {session_id} is {session.state} already.")
+    now = _now(app)
+    with app.store.transaction():
+        if not app.store.agents.close(session.id, "agent" if own else "supervisor", now):
+            raise ConflictError(f"session {session_id} was closed meanwhile.")
+        audit.record(app, "agent.close", session.account,
+                     {"session": session.id, "openid": session.openid})  # fmt: skip
+    closed = app.store.agents.session(session.id)
+    assert closed is not None  # noqa: S101 - just updated
+    return closed
+
+
+def queue(app: AppContext, account_name: str | None, group: str | None = None) -> list[QueueEntry]:
+    """Who waits, longest first, with their place in their group's queue."""
+    account = account_for(app, "agent.read", account_name)
+    group_id = _group_of(app, account.name, group).id if group else None
+    return app.store.agents.waiting(account.name, group_id, app.clock.now())
+
+
+def sessions(
+    app: AppContext,
+    account_name: str | None,
+    everyone: bool = False,
+    state: str | None = None,
+    since: str | None = None,
+) -> list[AgentSession]:
+    """One's own sessions (agent.work), or every agent's (--all: agent.supervise)."""
+    account = account_for(app, "agent.supervise" if everyone else "agent.work", account_name)
+    if state is not None and state not in SESSION_STATES:
+        raise ValidationError(f"--state must be one of {', '.join(SESSION_STATES)}.")
+    since_iso = iso(parse_user_time(since, "--since")) if since else None
+    agent_id = None if everyone else _me(app, account).id
+    return app.store.agents.sessions(account.name, agent_id, state, since_iso)
+
+
 # --- the area's declarations ----------------------------------------------------------------
 
 
@@ -512,7 +754,16 @@ def _words(value: list[str]) -> list[str]:
 
 
 def install(registry: Registry) -> None:
-    """This area's declarations (bankwx_cli/extensions.py): its per-account settings."""
+    """This area's declarations (bankwx_cli/extensions.py): the talk_to_agent action, the
+    follower-state lookup of waiting and served followers, the per-account settings."""
+    registry.action(
+        "talk_to_agent",
+        "Queue the follower for one of bankwx's agents (the group, else default_group).",
+        arg="group",
+        default="",
+        validate=validate_talk,
+    )(talk_to_agent)
+    registry.follower_lookup(agent_lookup, candidates=agent_candidates)
     for setting in (
         Setting("wechat_id", "str", "", "The account's WeChat id (微信号), the part after @ of "
                 "its agents' kf accounts.", "agents",

@@ -89,3 +89,54 @@ class KfDrift:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+SESSION_STATES = ("waiting", "open", "closed", "expired")
+CLOSE_REASONS = ("agent", "follower", "idle", "timeout", "unsubscribed", "supervisor", "wechat")
+
+
+@dataclass(frozen=True)
+class AgentSession:
+    """A follower's wait for an agent and the conversation that follows (``agent sessions``)."""
+
+    id: int
+    account: str
+    openid: str
+    agent: str | None
+    group: str | None
+    state: str  # SESSION_STATES
+    entered_at: str
+    opened_at: str | None
+    closed_at: str | None
+    close_reason: str | None
+    first_response_s: float | None
+    rating: int | None
+    notice_at: str | None = None
+    group_id: int | None = None
+    agent_id: int | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.state in ("waiting", "open")
+
+    def to_json(self) -> dict[str, Any]:
+        found = asdict(self)
+        for internal in ("notice_at", "group_id", "agent_id"):
+            found.pop(internal)
+        return found
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A waiting follower (``agent queue``): longest waiting first."""
+
+    session: int
+    account: str
+    openid: str
+    group: str | None
+    position: int  # 1: next
+    entered_at: str
+    waiting_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

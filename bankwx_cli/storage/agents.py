@@ -3,9 +3,11 @@ migrations.py (m0011)."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
-from bankwx_cli.models.agents import Agent, AgentGroup
+from bankwx_cli.models.agents import Agent, AgentGroup, AgentSession, QueueEntry
 from bankwx_cli.storage.db import Database
 
 _GROUP = (
@@ -27,6 +29,32 @@ _AGENT = (
     " AS sessions "
     "FROM agents a "
 )
+
+
+_SESSION = (
+    'SELECT s.id, s.account, s.openid, a.name AS agent, g.name AS "group", s.state, '
+    "s.entered_at, s.opened_at, s.closed_at, s.close_reason, s.first_response_at, s.rating, "
+    "s.notice_at, s.group_id, s.agent_id "
+    "FROM agent_sessions s LEFT JOIN agents a ON a.id = s.agent_id "
+    "LEFT JOIN agent_groups g ON g.id = s.group_id "
+)
+LIVE = "('waiting', 'open')"
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    delta = datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(
+        start.replace("Z", "+00:00")
+    )
+    return round(delta.total_seconds(), 1)
+
+
+def _session(row: Any) -> AgentSession:
+    values = dict(row)
+    first = values.pop("first_response_at")
+    values["first_response_s"] = _seconds(values["opened_at"], first)
+    return AgentSession(**values)
 
 
 def _names(joined: str | None) -> tuple[str, ...]:
@@ -64,6 +92,10 @@ class Agents:
             _GROUP + "WHERE g.account = :a AND g.name = :n AND g.removed_at IS NULL",
             {"a": account, "n": name},
         )
+        return None if row is None else _group(row)
+
+    def group_by_id(self, group_id: int) -> AgentGroup | None:
+        row = self.db.one(_GROUP + "WHERE g.id = :id", {"id": group_id})
         return None if row is None else _group(row)
 
     def add_group(self, values: dict[str, Any]) -> int:
@@ -155,6 +187,164 @@ class Agents:
             self.db.scalar(
                 "SELECT count(*) FROM agent_sessions WHERE agent_id = :a AND state = 'open'",
                 {"a": agent_id},
+            )
+            or 0
+        )
+
+    # --- sessions ------------------------------------------------------------------------------
+
+    def queue(self, account: str, openid: str, group_id: int, at: str) -> tuple[AgentSession, bool]:
+        """The follower's live session: a new waiting one in the group, or the one they have
+        (a retry, a second request). (session, whether it is new). Call in a transaction."""
+        cursor = self.db.execute(
+            "INSERT INTO agent_sessions (account, openid, group_id, state, entered_at) "
+            "VALUES (:a, :o, :g, 'waiting', :at) "
+            "ON CONFLICT (account, openid) WHERE state IN ('waiting', 'open') DO NOTHING",
+            {"a": account, "o": openid, "g": group_id, "at": at},
+        )
+        found = self.live(account, openid)
+        assert found is not None  # noqa: S101 - inserted, or the conflicting one exists
+        return found, cursor.rowcount == 1
+
+    def live(self, account: str, openid: str) -> AgentSession | None:
+        row = self.db.one(
+            _SESSION + f"WHERE s.account = :a AND s.openid = :o AND s.state IN {LIVE}",
+            {"a": account, "o": openid},
+        )
+        return None if row is None else _session(row)
+
+    def live_among(self, account: str, openids: list[str]) -> set[str]:
+        """Which of these followers wait or are in a session (one query, by the live index)."""
+        rows = self.db.all(
+            "SELECT openid FROM agent_sessions WHERE account = :a "  # noqa: S608 - constant
+            f"AND openid IN (SELECT value FROM json_each(:o)) AND state IN {LIVE}",
+            {"a": account, "o": json.dumps(openids)},
+        )
+        return {row[0] for row in rows}
+
+    def session(self, session_id: int) -> AgentSession | None:
+        row = self.db.one(_SESSION + "WHERE s.id = :id", {"id": session_id})
+        return None if row is None else _session(row)
+
+    def ahead(self, session: AgentSession) -> int:
+        """Followers waiting in the same group before this one."""
+        return int(
+            self.db.scalar(
+                "SELECT count(*) FROM agent_sessions WHERE group_id = :g AND state = 'waiting' "
+                "AND (entered_at < :e OR (entered_at = :e AND id < :id))",
+                {"g": session.group_id, "e": session.entered_at, "id": session.id},
+            )
+            or 0
+        )
+
+    def noticed(self, session_id: int, at: str) -> None:
+        self.db.execute(
+            "UPDATE agent_sessions SET notice_at = :at WHERE id = :id", {"at": at, "id": session_id}
+        )
+
+    def add_message(
+        self, session_id: int, at: str, direction: str, msg_type: str, content: str, sender: str
+    ) -> None:
+        """A transcript line (content already masked)."""
+        self.db.execute(
+            "INSERT INTO session_messages (session_id, at, direction, msg_type, content, sender) "
+            "VALUES (:s, :at, :d, :t, :c, :by)",
+            {"s": session_id, "at": at, "d": direction, "t": msg_type, "c": content,
+             "by": sender},
+        )  # fmt: skip
+
+    def messages(self, session_id: int, after: int = 0) -> list[dict[str, Any]]:
+        rows = self.db.all(
+            "SELECT id, at, direction, msg_type, content, sender FROM session_messages "
+            "WHERE session_id = :s AND id > :after ORDER BY id",
+            {"s": session_id, "after": after},
+        )
+        return [dict(r) for r in rows]
+
+    def take(
+        self, agent: Agent, group_ids: list[int], openid: str | None, at: str
+    ) -> AgentSession | None:
+        """Open the longest-waiting session of the agent's groups (or the follower's) for the
+        agent, if the agent has room: one conditional UPDATE, so that nobody is assigned twice
+        and no agent goes above its maximum. Call in a transaction."""
+        if not group_ids:
+            return None
+        groups = json.dumps(group_ids)
+        cursor = self.db.execute(
+            "UPDATE agent_sessions SET state = 'open', agent_id = :agent, opened_at = :at "
+            "WHERE id = (SELECT id FROM agent_sessions WHERE account = :a AND state = 'waiting' "
+            " AND group_id IN (SELECT value FROM json_each(:groups)) "
+            " AND (:openid IS NULL OR openid = :openid) ORDER BY entered_at, id LIMIT 1) "
+            "AND state = 'waiting' "
+            "AND (SELECT count(*) FROM agent_sessions WHERE agent_id = :agent AND state = 'open') "
+            " < :max RETURNING id",
+            {"agent": agent.id, "at": at, "a": agent.account, "groups": groups,
+             "openid": openid, "max": agent.max_sessions},
+        )  # fmt: skip
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        self.db.execute(
+            "UPDATE agents SET last_assigned_at = :at WHERE id = :id", {"at": at, "id": agent.id}
+        )
+        return self.session(int(row[0]))
+
+    def close(self, session_id: int, reason: str, at: str) -> bool:
+        """End a live session; False when it was not live (closed meanwhile)."""
+        cursor = self.db.execute(
+            "UPDATE agent_sessions SET state = 'closed', closed_at = :at, close_reason = :r "
+            "WHERE id = :id AND state IN ('waiting', 'open')",
+            {"at": at, "r": reason, "id": session_id},
+        )
+        return cursor.rowcount == 1
+
+    def responded(self, session_id: int, at: str) -> None:
+        self.db.execute(
+            "UPDATE agent_sessions SET first_response_at = :at "
+            "WHERE id = :id AND first_response_at IS NULL",
+            {"at": at, "id": session_id},
+        )
+
+    def sessions(
+        self,
+        account: str,
+        agent_id: int | None = None,
+        state: str | None = None,
+        since: str | None = None,
+    ) -> list[AgentSession]:
+        rows = self.db.all(
+            _SESSION + "WHERE s.account = :a AND (:agent IS NULL OR s.agent_id = :agent) "
+            "AND (:state IS NULL OR s.state = :state) "
+            "AND (:since IS NULL OR s.entered_at >= :since) "
+            "ORDER BY s.id",
+            {"a": account, "agent": agent_id, "state": state, "since": since},
+        )
+        return [_session(r) for r in rows]
+
+    def waiting(self, account: str, group_id: int | None, now: datetime) -> list[QueueEntry]:
+        rows = self.db.all(
+            "SELECT s.id, s.account, s.openid, g.name AS grp, s.entered_at, "
+            " row_number() OVER (PARTITION BY s.group_id ORDER BY s.entered_at, s.id) AS position "
+            "FROM agent_sessions s LEFT JOIN agent_groups g ON g.id = s.group_id "
+            "WHERE s.account = :a AND s.state = 'waiting' AND (:g IS NULL OR s.group_id = :g) "
+            "ORDER BY s.entered_at, s.id",
+            {"a": account, "g": group_id},
+        )
+        stamp = now.isoformat().replace("+00:00", "Z")
+        return [
+            QueueEntry(r["id"], r["account"], r["openid"], r["grp"], r["position"],
+                       r["entered_at"], max(0.0, _seconds(r["entered_at"], stamp) or 0.0))
+            for r in rows
+        ]  # fmt: skip
+
+    def available(self, group_id: int) -> int:
+        """Agents of the group who are present (online or busy)."""
+        return int(
+            self.db.scalar(
+                "SELECT count(*) FROM agent_members m JOIN agents a ON a.id = m.agent_id "
+                "WHERE m.group_id = :g AND a.status IN ('online', 'busy') "
+                "AND a.removed_at IS NULL",
+                {"g": group_id},
             )
             or 0
         )

@@ -1,0 +1,135 @@
+"""talk_to_agent, the queue and sessions through `bankwx serve` and the simulator: the position
+answered, a retry or a second 人工 never queued twice, messages of waiting and served followers
+taken by the agents' lookup (route agent), end words, take and close from the command line."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from bxprocs import Proc, SimOptions, serve
+from bxtest import APPID, Bankwx, add_account_args
+
+from bankwx_cli.sim.driver import SimDriver
+
+
+@pytest.fixture
+def sim_options() -> SimOptions:
+    return SimOptions(followers=6)
+
+
+def ok(result: Any) -> Any:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def js(result: Any) -> Any:
+    return json.loads(ok(result).stdout)
+
+
+@pytest.fixture
+def desk(store_ready: Bankwx, sim: SimDriver, receivers: list[Proc]) -> Bankwx:
+    """Account main served by a receiver; agents zhang and li in group retail; 人工 queues."""
+    bankwx = store_ready
+    ok(bankwx(*add_account_args()))
+    for name in ("zhang", "li"):
+        ok(bankwx("operator", "add", name, "--role", "agent"))
+    ok(bankwx("agent", "group", "add", "retail", "--sla", "120"))
+    ok(bankwx("agent", "add", "zhang", "--groups", "retail", "--max-sessions", "1"))
+    ok(bankwx("agent", "add", "li", "--groups", "retail"))
+    ok(bankwx("account", "set", "main", "default_group", "retail"))
+    ok(bankwx("keyword", "add", "人工", "--match", "exact", "--action", "talk_to_agent"))
+    ok(bankwx("keyword", "add", "余额", "--match", "exact", "--reply-text", "余额100元"))
+    proc = serve()
+    receivers.append(proc)
+    ok(bankwx("sim", "register", "main", "--callback", f"{proc.url}/wx/main"))
+    return bankwx
+
+
+def as_(bankwx: Bankwx, operator: str, *args: str) -> Any:
+    return bankwx(*args, env={"BANKWX_OPERATOR": operator})
+
+
+def test_nobody_present_answers_the_away_text(desk: Bankwx, sim: SimDriver) -> None:
+    openid = sim.pick_openid(APPID)
+    assert "人工客服暂时不在" in str(sim.send(APPID, openid, text="人工")["content"])
+    assert js(desk("agent", "queue", "--format", "json")) == []
+    ok(desk("agent", "group", "update", "retail", "--away-text", "坐席下班了"))
+    ok(desk("account", "set", "main", "default_reply", "默认回复"))
+    assert sim.send(APPID, openid, text="人工")["content"] == "坐席下班了"
+
+
+def test_the_queue_answers_positions_and_never_queues_twice(desk: Bankwx, sim: SimDriver) -> None:
+    ok(as_(desk, "zhang", "agent", "status", "online"))
+    followers = [f["openid"] for f in sim.followers(APPID)][:3]
+    answers = [str(sim.send(APPID, o, text="人工")["content"]) for o in followers]
+    assert answers == [
+        "您前面还有 0 位客户，预计等待约 2 分钟，请稍候。",
+        "您前面还有 1 位客户，预计等待约 4 分钟，请稍候。",
+        "您前面还有 2 位客户，预计等待约 6 分钟，请稍候。",
+    ]
+    queued = js(desk("agent", "queue", "--format", "json"))
+    assert [(q["openid"], q["position"], q["group"]) for q in queued] == [
+        (o, i + 1, "retail") for i, o in enumerate(followers)
+    ]
+    assert all(q["waiting_s"] >= 0 for q in queued)
+    # a second 人工, a question, anything: the lookup takes it (no rule runs), once a minute
+    # the position again
+    second = sim.send(APPID, followers[1], text="人工")
+    assert second["status"] == "success"
+    assert sim.send(APPID, followers[1], text="余额")["status"] == "success"
+    assert len(js(desk("agent", "queue", "--format", "json"))) == 3
+    log = js(desk("messages", "list", "--openid", followers[1], "--format", "json"))
+    routes = [m["route"] for m in log if m["direction"] == "in"]
+    assert routes.count("agent") == 2
+
+    taken = js(as_(desk, "zhang", "agent", "take", "--format", "json"))
+    assert (taken["openid"], taken["agent"], taken["state"]) == (followers[0], "zhang", "open")
+    full = as_(desk, "zhang", "agent", "take")
+    assert full.exit_code == 1 and "your maximum" in full.output
+    ok(as_(desk, "li", "agent", "status", "online"))
+    named = js(as_(desk, "li", "agent", "take", followers[2], "--format", "json"))
+    assert named["openid"] == followers[2]
+    assert (
+        sim.send(APPID, followers[0], text="我的卡号是6222021234567890123")["status"] == "success"
+    )
+    mine = js(as_(desk, "zhang", "agent", "sessions", "--format", "json"))
+    assert [s["id"] for s in mine] == [taken["id"]]
+    everyone = as_(desk, "zhang", "agent", "sessions", "--all")
+    assert everyone.exit_code == 4  # an agent does not supervise
+    ok(as_(desk, "zhang", "agent", "close", str(taken["id"])))
+    again = as_(desk, "zhang", "agent", "close", str(taken["id"]))
+    assert again.exit_code == 1 and "closed already" in again.output
+    closed = js(desk("agent", "sessions", "--all", "--state", "closed", "--format", "json"))
+    assert [(s["id"], s["close_reason"]) for s in closed] == [(taken["id"], "agent")]
+    # closed: the follower's messages go back to the rules
+    assert sim.send(APPID, followers[0], text="余额")["content"] == "余额100元"
+    ok(as_(desk, "li", "agent", "take"))
+    nobody = as_(desk, "li", "agent", "take")
+    assert nobody.exit_code == 1 and nobody.stderr.strip() == "Error: nobody is waiting."
+
+
+def test_an_end_word_ends_the_wait(desk: Bankwx, sim: SimDriver) -> None:
+    ok(as_(desk, "zhang", "agent", "status", "online"))
+    openid = sim.pick_openid(APPID)
+    sim.send(APPID, openid, text="人工")
+    ended = sim.send(APPID, openid, text="结束人工")
+    assert ended["content"] == "已为您结束人工服务，感谢您的耐心。"
+    (session,) = js(desk("agent", "sessions", "--all", "--format", "json"))
+    assert (session["state"], session["close_reason"]) == ("closed", "follower")
+    assert sim.send(APPID, openid, text="余额")["content"] == "余额100元"
+
+
+def test_keyword_test_queues_nobody_and_rules_name_a_group(desk: Bankwx) -> None:
+    tested = ok(desk("keyword", "test", "人工"))
+    assert "action:talk_to_agent" in tested.output  # shown, not run
+    assert js(desk("agent", "queue", "--format", "json")) == []
+    refused = desk("keyword", "add", "VIP", "--match", "exact", "--action", "talk_to_agent",
+                   "--arg", "vip")  # fmt: skip
+    assert refused.exit_code == 1 and "no agent group named 'vip'" in refused.output
+    ok(desk("agent", "group", "add", "vip"))
+    ok(desk("keyword", "add", "VIP", "--match", "exact", "--action", "talk_to_agent", "--arg",
+            "vip"))  # fmt: skip
+    in_use = desk("agent", "group", "remove", "vip", "--yes")
+    assert in_use.exit_code == 1 and "keyword rule" in in_use.output
