@@ -57,7 +57,11 @@ def test_every_entry_point_sees_the_same_registry() -> None:
     assert [r.path for r in loaded.routes(False)] == ["/wx/{name}", "/wx/{name}", "/healthz",
                                                       "/metrics"]  # fmt: skip
     assert len(loaded.tag_sources(False)) == 1  # the followers area's synced tag ids
-    assert len(loaded.follower_lookups(False)) == 0 and len(loaded.follower_lookups(True)) == 1
+    lookups = [lookup.take.__name__ for lookup in loaded.follower_lookups(False)]
+    assert lookups == ["agent_lookup"]  # the agents area's, narrowed per group commit
+    assert all(lookup.candidates for lookup in loaded.follower_lookups(True))
+    assert len(loaded.follower_lookups(True)) == 2
+    assert "talk_to_agent" in loaded.actions(False)
 
 
 def test_declarations_that_cannot_work_are_refused() -> None:
