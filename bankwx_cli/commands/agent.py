@@ -256,6 +256,26 @@ def take(
     cli.render_one(session, fmt=fmt, say=f"Session {session.id}: you serve {session.openid}.")
 
 
+@app.command(epilog="Examples:\n\n  bankwx agent reply 42 '您好，请问有什么可以帮您？'")
+def reply(
+    ctx: typer.Context,
+    session: Annotated[int, typer.Argument(metavar="SESSION", help="Your open session's id.")],
+    text: Annotated[str, typer.Argument(help="What the follower receives (2048 bytes at most).")],
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Reply to the follower of your open session, as your kf account.
+
+    Refused (exit 1, nothing sent) when the follower's customer-service window is closed or
+    spent: WeChat allows 5 messages within 48 hours of the follower's last message."""
+    cli = get_cli(ctx)
+    sent = agents.reply(cli.app, session, text, cli.with_account(account))
+    cli.render_one(
+        sent, fmt=fmt,
+        say=f"Reply enqueued (unit {sent.unit}); {sent.messages_left} more allowed in the window.",
+    )  # fmt: skip
+
+
 @app.command(epilog="Examples:\n\n  bankwx agent close 42")
 def close(
     ctx: typer.Context,

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import iso, parse_user_time
-from bankwx_cli.domain import accounts, audit
+from bankwx_cli.domain import accounts, audit, windows
 from bankwx_cli.domain.account_settings import Setting, choice, int_range
 from bankwx_cli.domain.followers import account_for
 from bankwx_cli.domain.permissions import role_allows
@@ -32,6 +32,7 @@ from bankwx_cli.models.agents import (
     Agent,
     AgentChange,
     AgentGroup,
+    AgentReply,
     AgentSession,
     KfDrift,
     QueueEntry,
@@ -581,6 +582,7 @@ def talk_to_agent(ctx: ActionContext) -> Reply | None:
         return TextReply(group.away_text or _text_of(account, "agent_away"))
     now = _now(app)
     with app.store.transaction():
+        windows.heard(app, account.name, ctx.openid, _window_kind(ctx.msg_type), app.clock.now())
         session, new = app.store.agents.queue(account.name, ctx.openid, group.id, now)
         if new:
             line = _transcript(ctx.msg_type, ctx.text)
@@ -608,6 +610,7 @@ def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
     now = app.clock.now()
     at = iso(now)
     content = inbound.content or ""
+    windows.heard(app, account.name, inbound.openid, "message", now)
     if inbound.msg_type == "text" and content.strip() in _setting(account, "end_words"):
         app.store.agents.close(session.id, "follower", at)
         app.store.agents.add_message(session.id, at, "in", "text", _transcript("text", content),
@@ -628,6 +631,69 @@ def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
     minutes = _minutes(ahead, group, present) if group else 1
     return Decision(TextReply(_queued_text(account, ahead, minutes)), route="agent",
                     outcome="queued")  # fmt: skip
+
+
+def _window_kind(msg_type: str) -> str:
+    return "event" if msg_type == "event" else "message"
+
+
+REPLY_MAX_BYTES = 2048
+
+
+def reply(
+    app: AppContext, session_id: int, text: str, account_name: str | None = None
+) -> AgentReply:
+    """Send a text to the follower of one's open session, as one's kf account: checked against
+    the follower's customer-service window and enqueued in the agent lane with its transcript,
+    log and audit rows, in one transaction; refused with nothing enqueued otherwise."""
+    from bankwx_cli.domain import outbox
+    from bankwx_cli.domain.masking import mask
+
+    session = _session_row(app, "agent.work", session_id, account_name)
+    if session.agent != app.operator:
+        raise ConflictError(
+            f"session {session_id} is served by {session.agent or 'nobody yet'}, not by you "
+            f"('{app.operator}')."
+        )
+    if session.state != "open":
+        raise ConflictError(
+            f"session {session_id} is {session.state}: only an open one takes replies."
+        )
+    if not text.strip() or len(text.encode()) > REPLY_MAX_BYTES:
+        raise ValidationError(f"a reply is 1 to {REPLY_MAX_BYTES} bytes of text.")
+    agent = _me(app, accounts.get(app, session.account))
+    now = app.clock.now()
+    at = iso(now)
+    with app.store.transaction():
+        allowed = windows.allowance(app, session.account, session.openid)
+        if not allowed.open:
+            raise ConflictError(
+                "the follower's customer-service window is closed (it opens for 48 hours when "
+                "they write): WeChat would refuse the reply. Nothing was sent."
+            )
+        if allowed.left == 0:
+            raise ConflictError(
+                "the follower's customer-service window is spent (5 messages since they last "
+                "wrote): wait for their next message. Nothing was sent."
+            )
+        body: dict[str, Any] = {"msgtype": "text", "text": {"content": text}}
+        if agent.kf_account:
+            body["customservice"] = {"kf_account": agent.kf_account}
+        sent = len([m for m in app.store.agents.messages(session.id) if m["direction"] == "out"])
+        unit = outbox.enqueue_custom(app, session.account, session.openid, body,
+                                     f"agent-session:{session.id}:{sent + 1}", lane="agent",
+                                     source=f"agent-session:{session.id}")  # fmt: skip
+        if unit is None:
+            raise ConflictError(f"reply {sent + 1} of session {session_id} is enqueued already.")
+        app.store.agents.add_message(session.id, at, "out", "text", mask(text), agent.name)
+        app.store.agents.responded(session.id, at)
+        app.store.messages.insert_out(
+            {"account": session.account, "openid": session.openid, "msg_type": "text",
+             "content": mask(text), "route": "agent", "outcome": "enqueued",
+             "in_reply_to": None, "at": at}
+        )  # fmt: skip
+        audit.record(app, "agent.reply", session.account, {"session": session.id, "unit": unit})
+    return AgentReply(session.id, unit, allowed.left - 1)
 
 
 def _parsed(stamp: str) -> datetime:

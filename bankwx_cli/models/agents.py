@@ -140,3 +140,15 @@ class QueueEntry:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    """What ``agent reply`` enqueued (``--format json``)."""
+
+    session: int
+    unit: int  # the outbox unit
+    messages_left: int  # what the follower's window still allows after this one
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

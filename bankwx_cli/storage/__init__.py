@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from bankwx_cli.storage.outbox import Outbox
     from bankwx_cli.storage.sealed import Census, SealedColumn
     from bankwx_cli.storage.tags import Tags
+    from bankwx_cli.storage.windows import Windows
 
 
 class Store:
@@ -115,6 +116,12 @@ class Store:
         from bankwx_cli.storage.agents import Agents
 
         return Agents(self.db)
+
+    @cached_property
+    def windows(self) -> Windows:
+        from bankwx_cli.storage.windows import Windows
+
+        return Windows(self.db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -551,6 +551,15 @@ def m0011_agents(db: Database) -> None:
         foreign_keys=[("session_id", "agent_sessions", "id")],
     )  # fmt: skip
     utils.table("session_messages").create_index(["session_id", "id"])
+    # The customer-service window (protocol sheet §5.3): when the follower last opened one of
+    # each kind, and their customer-service units found by (account, openid).
+    utils.table("cs_windows").create(
+        {"account": str, "openid": str, "kind": str, "opened_at": str},
+        pk=("account", "openid", "kind"),
+        not_null={"account", "openid", "kind", "opened_at"},
+    )
+    utils.table("outbox").create_index(["account", "openid", "created_at"],
+                                       index_name="outbox_follower")  # fmt: skip
 
 
 MIGRATIONS: list[tuple[str, Migration]] = [

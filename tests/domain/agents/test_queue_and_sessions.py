@@ -133,3 +133,45 @@ def test_keyword_test_queues_nobody_and_rules_name_a_group(desk: Bankwx) -> None
             "vip"))  # fmt: skip
     in_use = desk("agent", "group", "remove", "vip", "--yes")
     assert in_use.exit_code == 1 and "keyword rule" in in_use.output
+
+
+def test_replies_go_through_the_agent_lane_within_the_window(
+    desk: Bankwx, sim: SimDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok(desk("agent", "update", "zhang", "--kf-account", "zhang@bankwx", "--nickname", "小张"))
+    ok(as_(desk, "zhang", "agent", "status", "online"))
+    openid = sim.pick_openid(APPID)
+    sim.send(APPID, openid, text="人工")
+    session = js(as_(desk, "zhang", "agent", "take", "--format", "json"))["id"]
+    others = as_(desk, "li", "agent", "reply", str(session), "我来")
+    assert others.exit_code == 1 and "served by zhang" in others.output
+    first = js(as_(desk, "zhang", "agent", "reply", str(session), "您好，我是小张", "--format",
+                   "json"))  # fmt: skip
+    assert first["session"] == session and first["messages_left"] == 4
+    units = js(desk("outbox", "list", "--format", "json"))
+    assert [(u["id"], u["lane"], u["source"]) for u in units] == [
+        (first["unit"], "agent", f"agent-session:{session}")
+    ]
+    ok(desk("outbox", "run"))
+    (got,) = sim.delivered(kind="custom")
+    assert (got["content"], got["kf_account"], got["openid"]) == ("您好，我是小张", "zhang@bankwx",
+                                                                  openid)  # fmt: skip
+    for i in range(4):
+        ok(as_(desk, "zhang", "agent", "reply", str(session), f"第{i}条"))
+    spent = as_(desk, "zhang", "agent", "reply", str(session), "第六条")
+    assert spent.exit_code == 1 and "window is spent" in spent.output
+    assert len(js(desk("outbox", "list", "--format", "json"))) == 5
+    sim.send(APPID, openid, text="还有问题")  # the follower writes: a new allowance
+    ok(as_(desk, "zhang", "agent", "reply", str(session), "请讲"))
+    transcript = [m for m in js(desk("messages", "list", "--openid", openid, "--format", "json"))
+                  if m["route"] == "agent" and m["direction"] == "out"]  # fmt: skip
+    assert len(transcript) == 6
+    actions = js(desk("audit", "--action", "agent.reply", "--format", "json"))
+    assert len(actions) == 6 and all("请讲" not in json.dumps(a) for a in actions)
+    # 48 hours on, for bankwx and for WeChat: the window has closed
+    monkeypatch.setenv("BANKWX_TEST_ACTIONS", "1")
+    monkeypatch.setenv("BANKWX_TEST_CLOCK_OFFSET", str(48 * 3600 + 60))
+    sim.advance_clock(48 * 3600 + 60)
+    closed = as_(desk, "zhang", "agent", "reply", str(session), "还在吗")
+    assert closed.exit_code == 1 and "window is closed" in closed.output
+    assert len(js(desk("outbox", "list", "--format", "json"))) == 6
