@@ -343,11 +343,7 @@ def from_environment(environ: Mapping[str, str] | None = None, **overrides: obje
         if text != "":
             values[option.name] = option.parse(text, option.spec.env)
     values.update(overrides)
-    settings = Settings(**values)  # type: ignore[arg-type]
-    import logging  # here: `bankwx --version` need not load it
-
-    logging.getLogger(__name__).debug("settings from the environment: %s", describe(settings))
-    return settings
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 def environment(settings: Settings) -> dict[str, str]:
