@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -169,6 +170,9 @@ def serve(
     }
     try:
         if workers == 1:
+            # uvicorn raises SIGTERM again once it has drained: a no-op here lets this process
+            # end normally, after its stop line, as the supervisor of --workers N does
+            signal.signal(signal.SIGTERM, lambda signum, frame: None)
             config = uvicorn.Config(server.build(app, options), **common)
             uvicorn.Server(config).run(sockets=sockets)
             return
