@@ -25,6 +25,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+CALLS = "bankwx_cli.wechat.calls"  # the logger of each WeChat call
 QUIET_LOGGERS = ("urllib3", "httpx", "httpcore")  # urllib3's debug lines show access_token
 
 
@@ -62,6 +63,8 @@ def setup(
     root.setLevel(level)
     own = logging.getLogger("bankwx_cli")
     own.setLevel(logging.NOTSET if own_level is None else min(own_level, level))
+    # each WeChat call: with -v (and its time with -vv), not with --debug alone
+    logging.getLogger(CALLS).setLevel(level_for(verbose, False))
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):  # through this handler, not uvicorn's own

@@ -364,7 +364,7 @@ def root(ctx: typer.Context, **options: Any) -> None:
     ctx.meta["debug"] = bool(options.get("debug"))
     chosen = settings.from_options(options)
     configure_logging(chosen.verbose, chosen.debug, chosen.log_format)
-    if chosen.verbose >= 2 or chosen.debug:  # -vv: the command's time and SQL count at its end
+    if chosen.verbose >= 2:  # -vv: the command's time and SQL count at its end
         from bankwx_cli import logs
 
         ctx.call_on_close(logs.summary(ctx.invoked_subcommand or ""))

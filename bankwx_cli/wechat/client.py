@@ -36,6 +36,7 @@ from bankwx_cli.wechat import codes
 from bankwx_cli.wechat.token import TokenManager, TokenStore
 
 log = logging.getLogger(__name__)
+calls_log = logging.getLogger("bankwx_cli.wechat.calls")  # -v and -vv only (bankwx_cli/logs.py)
 
 WECHAT_HOST = "https://api.weixin.qq.com"
 CONNECT_TIMEOUT_S = 3.0
@@ -110,14 +111,14 @@ def _log_call(
     started: float,
 ) -> None:
     """One line per WeChat call: at info (-v), with its milliseconds at debug (-vv)."""
-    if log.isEnabledFor(logging.DEBUG):
+    if calls_log.isEnabledFor(logging.DEBUG):
         ms = (time.perf_counter() - started) * 1000
-        log.debug(
+        calls_log.debug(
             "wechat call appid=%s method=%s endpoint=%s outcome=%s errcode=%s ms=%.1f",
             appid, _verb(method), endpoint, outcome, errcode, ms,
         )  # fmt: skip
-    elif log.isEnabledFor(logging.INFO):
-        log.info(
+    elif calls_log.isEnabledFor(logging.INFO):
+        calls_log.info(
             "wechat call appid=%s method=%s endpoint=%s outcome=%s errcode=%s",
             appid, _verb(method), endpoint, outcome, errcode,
         )  # fmt: skip

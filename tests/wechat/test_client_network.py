@@ -89,7 +89,7 @@ def test_each_call_is_logged_with_v_and_timed_with_vv(
     assert once.exit_code == 0, once.output
     calls = [line for line in once.stderr.splitlines() if " wechat call " in line]
     assert any("endpoint=/cgi-bin/getcallbackip outcome=ok" in line for line in calls), calls
-    assert all(" INFO bankwx_cli.wechat.client: " in line for line in calls)
+    assert all(" INFO bankwx_cli.wechat.calls: " in line for line in calls)
     assert not any("ms=" in line for line in calls)
     twice = with_account("-vv", "account", "check", env=plain)
     calls = [line for line in twice.stderr.splitlines() if " wechat call " in line]
