@@ -21,7 +21,7 @@ from bankwx_cli.settings import LogFormat, variable
 
 log = logging.getLogger(__name__)
 
-PortRange = {"min": 0, "max": 65535}
+PORT_RANGE = {"min": 0, "max": 65535}
 
 
 def _bind(host: str, port: int, option: str) -> socket.socket:
@@ -51,7 +51,7 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", help="Port; 0 picks a free one.", **PortRange)
+        int, typer.Option("--port", help="Port; 0 picks a free one.", **PORT_RANGE)
     ] = 8080,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes.", min=1)] = 1,
     deadline: Annotated[
@@ -80,7 +80,7 @@ def serve(
             "--admin-port",
             help="Serve /metrics, /healthz and /readyz on this port too (0 picks a free one); "
             "/metrics then leaves the public port.",
-            **PortRange,
+            **PORT_RANGE,
         ),
     ] = None,
     admin_host: Annotated[

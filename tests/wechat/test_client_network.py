@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
@@ -98,3 +99,24 @@ def test_each_call_is_logged_with_v_and_timed_with_vv(
     assert "sql_statements=" in twice.stderr and "wechat_calls=" in twice.stderr
     quiet = with_account("account", "check", env=plain)
     assert " wechat call " not in quiet.stderr
+
+
+def test_log_format_json_for_a_command(with_account: Bankwx, sim: object) -> None:
+    """Every log line a command writes is one JSON object with time, level and logger; the
+    variable works as the flag does."""
+    for args, env in (
+        (("--log-format", "json", "-vv"), {"BANKWX_DEBUG": ""}),
+        (("-vv",), {"BANKWX_DEBUG": "", "BANKWX_LOG_FORMAT": "json"}),
+    ):
+        result = with_account(*args, "account", "check", env=env)
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(line) for line in result.stderr.splitlines()]
+        assert lines
+        for line in lines:
+            assert {"time", "level", "logger", "message"} <= set(line)
+            assert "worker" not in line  # only bankwx serve names its workers
+        call = next(line for line in lines if line["logger"] == "bankwx_cli.wechat.calls")
+        assert call["outcome"] == "ok" and isinstance(call["ms"], float)
+        assert lines[-1]["message"].startswith("finished command=account")
+    bad = with_account("--log-format", "xml", "account", "list")
+    assert bad.exit_code == 2
