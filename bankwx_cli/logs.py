@@ -173,7 +173,7 @@ class Tally:
         self.count += 1
 
 
-def _counts() -> tuple[int, int]:
+def counts() -> tuple[int, int]:
     """SQL statements run and WeChat calls made by this process so far (counted at -vv)."""
     db = sys.modules.get("bankwx_cli.storage.db")
     client = sys.modules.get("bankwx_cli.wechat.client")
@@ -187,10 +187,10 @@ def summary(command: str) -> Callable[[], None]:
     """A function that logs, at debug, what the command cost from now on: its time, its SQL
     statements and its WeChat calls (``-vv``)."""
     started = time.perf_counter()
-    sql, calls = _counts()
+    sql, calls = counts()
 
     def done() -> None:
-        sql_now, calls_now = _counts()
+        sql_now, calls_now = counts()
         log.debug(
             "finished command=%s ms=%.1f sql_statements=%d wechat_calls=%d",
             command, (time.perf_counter() - started) * 1000, sql_now - sql, calls_now - calls,

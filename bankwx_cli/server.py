@@ -200,6 +200,9 @@ class Receiver:
                 self.pool.shutdown(wait=True, cancel_futures=False)
                 await asyncio.to_thread(self.engine.flush)  # late answers still queued
                 log.info("worker stopped callbacks=%d", self.served)
+                if log.isEnabledFor(logging.DEBUG):  # -vv: what the worker's life cost
+                    sql, calls = logs.counts()
+                    log.debug("worker totals sql_statements=%d wechat_calls=%d", sql, calls)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
