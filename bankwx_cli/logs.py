@@ -86,10 +86,17 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted and its text (swapped whole)
+
+
 def _when(created: float) -> str:
+    """ISO 8601 UTC with milliseconds: 2026-12-02T09:04:05.123Z (one strftime a second)."""
+    global _second
     seconds = int(created)
-    millis = int((created - seconds) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    cached = _second
+    if cached[0] != seconds:
+        cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{cached[1]}.{int((created - seconds) * 1000):03d}Z"
 
 
 class TextFormatter(logging.Formatter):
