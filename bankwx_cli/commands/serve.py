@@ -17,7 +17,7 @@ from bankwx_cli import __version__, logs
 from bankwx_cli import settings as settings_
 from bankwx_cli.commands._cli import get_cli
 from bankwx_cli.errors import BankwxError
-from bankwx_cli.settings import LogFormat, variable
+from bankwx_cli.settings import LogFormat
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,8 @@ def serve(
         LogFormat | None,
         typer.Option(
             "--log-format",
-            envvar=variable("log_format"),
-            help="Log lines on standard error: text, or one JSON object a line.",
-            show_envvar=False,
+            help="Log lines on standard error: text, or one JSON object a line (default: the "
+            "global --log-format, BANKWX_LOG_FORMAT, else text).",
         ),
     ] = None,
 ) -> None:
