@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,26 @@ def test_impossible_values_are_usage_errors(store_ready: Bankwx, args: list[str]
     assert result.exit_code == 2, result.output
     assert "Invalid value for" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_readyz_names_a_store_that_takes_no_writes(
+    store_ready: Bankwx, sim: SimDriver, receivers: list[Proc], tmp_path: Path, db_path: Path
+) -> None:
+    """Another process holds the store's write lock past the busy timeout: not ready (503),
+    still alive (/healthz reads); ready again once the lock is gone."""
+    _ready_store(store_ready)
+    proc = _serve([], tmp_path / "serve.log")
+    receivers.append(proc)
+    assert httpx.get(f"{proc.url}/readyz", timeout=10).status_code == 200
+    holder = sqlite3.connect(db_path, timeout=5, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        answer = httpx.get(f"{proc.url}/readyz", timeout=15)
+        assert answer.status_code == 503
+        [failed] = answer.json()["failed"]
+        assert failed["check"] == "store" and "locked" in failed["reason"]
+        assert httpx.get(f"{proc.url}/healthz", timeout=5).status_code == 200
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert httpx.get(f"{proc.url}/readyz", timeout=10).status_code == 200
