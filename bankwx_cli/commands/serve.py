@@ -33,9 +33,9 @@ def _bind(host: str, port: int, option: str) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except (OSError, OverflowError) as exc:
+    except OSError as exc:
         sock.close()
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = exc.strerror or str(exc)
         raise BankwxError(f"cannot listen on {host}:{port} ({option}): {reason}.") from None
     sock.listen(2048)
     sock.set_inheritable(True)

@@ -88,7 +88,7 @@ def api(
     """
     from bankwx_cli.sim.driver import is_local
 
-    if not is_local(f"http://{host}:{port}"):
+    if not is_local(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"):
         raise typer.BadParameter(
             f"'{host}' is not a loopback address: the simulator serves this machine only; "
             "use 127.0.0.1 (or ::1).",
