@@ -36,11 +36,11 @@ class SealedTokens:
     def load(self, appid: str) -> CachedToken | None:
         from bankwx_cli.wechat.token import CachedToken
 
-        row = self.store.tokens.load(appid)
-        if row is None:
+        stored = self.store.tokens.load(appid)
+        if stored is None:
             return None
-        token = self.key.open(bytes(row["token_enc"]), self._purpose(appid))
-        return CachedToken(token, float(row["expires_at"]), float(row["fetched_at"]))
+        token = self.key.open(stored.token_enc, self._purpose(appid))
+        return CachedToken(token, stored.expires_at, stored.fetched_at)
 
     def save(self, appid: str, token: CachedToken) -> None:
         sealed = self.key.seal(token.token, self._purpose(appid))

@@ -89,6 +89,16 @@ class WeChatUnavailableError(WeChatError):
     exit_code = 1
 
 
+class WeChatUnreachableError(WeChatUnavailableError):
+    """WeChat's address could not be reached (refused, unknown host, no route). Exit code 1."""
+
+    def __init__(self, url: str, cause: str, hint: str = "") -> None:
+        super().__init__(-1, f"cannot reach {url}: {cause}")
+        self.url = url
+        self.cause = cause
+        self.args = (f"cannot reach WeChat at {url} ({cause}){hint}",)
+
+
 class WeChatInDoubtError(WeChatUnavailableError):
     """A request that may have reached WeChat failed (dropped connection, read timeout).
 

@@ -27,8 +27,9 @@ Extension points (what ``install`` may call on the registry):
   only for those. Most followers are in no state a lookup takes, so the common message pays a
   share of one query instead of a query of its own.
 - ``on_late(hook)``: every late-answer hook runs when a handler overran the deadline.
-- ``route(methods, path, handler, max_body=, errors=, observe=)``: an HTTP route of
-  ``bankwx serve`` (see ``server.py`` for the table that serves them).
+- ``route(methods, path, handler, max_body=, errors=, observe=, listener=)``: an HTTP route of
+  ``bankwx serve`` (see ``server.py`` for the table that serves them). ``listener``: "public"
+  (the callback port), "admin" (``--admin-port`` when given, else the public port) or "both".
 - ``tag_source(fn)``: where conditional menus' tag ids are checked.
 - ``sender(kind, budget=, crash=, rate=, dedup_window_s=)``: the outbox's sender of a kind
   (decorator): the send function, the rate-budget key and the crash policy (``at_most_once``:
@@ -133,6 +134,7 @@ FinalHook = Callable[["AppContext", "Unit"], None]
 DeliveryHook = Callable[["AppContext", "Unit", str], None]
 Check = Callable[["AppContext", "Unit"], "Defer | Cancel | None"]
 CrashPolicy = Literal["at_most_once", "idempotent"]
+Listener = Literal["public", "admin", "both"]
 CRASH_POLICIES = ("at_most_once", "idempotent")
 
 
@@ -239,6 +241,7 @@ class Route:
     observe: Observe | None = None
     area: str = ""
     test_only: bool = False
+    listener: Listener = "public"
 
     def pattern(self) -> re.Pattern[str] | None:
         """The compiled path when it has parameters, else None."""
@@ -409,6 +412,7 @@ class Registry:
         max_body: int | None = None,
         errors: Iterable[ErrorMap] = (),
         observe: Observe | None = None,
+        listener: Listener = "public",
     ) -> None:
         verbs = (methods,) if isinstance(methods, str) else tuple(methods)
         if not path.startswith("/") or "{" in path.split("/", 2)[1]:
@@ -418,7 +422,7 @@ class Registry:
                 raise RuntimeError(f"route '{path}': a parameter is a whole segment")
         area = self._area
         route = Route(tuple(v.upper() for v in verbs), path, handler, max_body, tuple(errors),
-                      observe, area.name, area.test_only)  # fmt: skip
+                      observe, area.name, area.test_only, listener)  # fmt: skip
         for entry in self._entries:
             same = entry.point == "route" and entry.key == path
             if same and set(entry.value.methods) & set(route.methods):

@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 from typer.models import CommandInfo, TyperInfo
 
 from bankwx_cli import __version__, settings
-from bankwx_cli.commands._cli import LOG_FORMAT, QUIET_LOGGERS, Cli, say_error
+from bankwx_cli.commands._cli import Cli, say_error
 from bankwx_cli.errors import FAILED, INTERRUPTED, OK, BankwxError
 
 
@@ -353,31 +353,11 @@ def _version(value: bool) -> None:
         raise typer.Exit(OK)
 
 
-def configure_logging(verbose: int, debug: bool) -> None:
-    import logging  # here: `bankwx --version` need not load it
+def configure_logging(verbose: int, debug: bool, fmt: str = "text") -> None:
+    """The command's logging (see bankwx_cli/logs.py: one setup for every process)."""
+    from bankwx_cli import logs  # here: `bankwx --version` need not load logging
 
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    root = logging.getLogger()
-    if not any(getattr(h, "_bankwx", False) for h in root.handlers):
-
-        class Stderr(logging.StreamHandler):  # type: ignore[type-arg]
-            """Writes to sys.stderr as it is when a record comes (tests swap it per run)."""
-
-            @property
-            def stream(self) -> Any:
-                return sys.stderr
-
-            @stream.setter
-            def stream(self, value: Any) -> None:
-                pass
-
-        handler = Stderr()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        handler._bankwx = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(level)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logs.setup(verbose, debug, fmt)
 
 
 def root(ctx: typer.Context, **options: Any) -> None:
@@ -387,8 +367,13 @@ def root(ctx: typer.Context, **options: Any) -> None:
     cron or deployment scripts, against a local SQLite store.
     """
     ctx.meta["debug"] = bool(options.get("debug"))
-    configure_logging(options.get("verbose") or 0, ctx.meta["debug"])
-    ctx.obj = Cli(settings.from_options(options))
+    chosen = settings.from_options(options)
+    configure_logging(chosen.verbose, chosen.debug, chosen.log_format)
+    if chosen.verbose >= 2:  # -vv: the command's time and SQL count at its end
+        from bankwx_cli import logs
+
+        ctx.call_on_close(logs.summary(ctx.invoked_subcommand or ""))
+    ctx.obj = Cli(chosen)
 
 
 def _root_signature() -> inspect.Signature:
@@ -401,6 +386,8 @@ def _root_signature() -> inspect.Signature:
         default = option.default
         if default is MISSING or default is None:
             kind, default = kind | None, None
+        elif spec.choices is not None:
+            default = spec.choices(default)
         info = typer.Option(
             *spec.flags, envvar=spec.env, help=spec.help, hidden=spec.hidden, count=spec.count
         )

@@ -3,7 +3,10 @@
 Requests are served by a route table built from the registry's routes (see
 ``bankwx_cli/extensions.py``): method, path pattern, handler, body limit, error mapping. This
 module declares its own in ``install``: ``GET|POST /wx/{name}``, ``GET /healthz``,
-``GET /metrics``; other areas add theirs the same way, without touching the table. Matching
+``GET /readyz``, ``GET /metrics``; other areas add theirs the same way, without touching the
+table. With ``--admin-port``, a second listener serves the routes declared for it (``/metrics``,
+which names the accounts, then leaves the public port; ``/healthz`` and ``/readyz`` are on
+both): the listener is told by the request's local port. Matching
 costs a dict lookup (a literal path) or one precompiled regex (a path with parameters, found by
 its first segment in a dict). Protocol work
 (signature, AES, parsing: microseconds) runs on the loop. A message that a static keyword
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
+import json
 import logging
 import os
 import re
@@ -38,12 +43,12 @@ from prometheus_client import (
     generate_latest,
 )
 
-from bankwx_cli import extensions
+from bankwx_cli import __version__, extensions, logs
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import outbox, routing
 from bankwx_cli.errors import BadCallbackError, BadSignatureError, NotFoundError
 from bankwx_cli.extensions import ErrorMap, Request, Response, Route
-from bankwx_cli.settings import from_environment, serve_options
+from bankwx_cli.settings import describe, from_environment, serve_options
 
 if TYPE_CHECKING:
     from bankwx_cli.extensions import Registry
@@ -51,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWEEP_S = 0.05  # how often requests are checked against the deadline
+READY_TIMEOUT_S = 5.0  # how long /readyz waits for one check (a token fetch) before failing it
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -74,6 +80,8 @@ class ServeOptions:
     max_body: int = 64 * 1024
     threads: int = 32
     dispatcher: bool = True
+    quiet: bool = False  # no line per callback
+    admin_port: int | None = None  # the admin listener's port (bound by `bankwx serve`)
 
 
 class Receiver:
@@ -93,7 +101,19 @@ class Receiver:
         self._waiting: deque[tuple[float, asyncio.Future[Any], routing.Ticket | None]] = deque()
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._timers: dict[str, Any] = {}
-        self.routes = RouteTable(extensions.registry().routes(extensions.tests_enabled(app)))
+        routes = extensions.registry().routes(extensions.tests_enabled(app))
+        self.admin_port = options.admin_port
+        if self.admin_port is None:
+            self.routes = RouteTable(routes)
+            self.admin_routes = self.routes
+        else:
+            self.routes = RouteTable([r for r in routes if r.listener != "admin"])
+            self.admin_routes = RouteTable([r for r in routes if r.listener != "public"])
+        # decided once: the callback's line costs nothing when it is not written
+        self.log_callbacks = not options.quiet and log.isEnabledFor(logging.INFO)
+        self._request_ids = itertools.count(1)
+        self._worker = os.getpid()
+        self.served = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,7 +122,13 @@ class Receiver:
             return
         started = time.perf_counter()
         path: str = scope["path"]
-        found = self.routes.match(path)
+        routes = self.routes
+        if (
+            self.admin_port is not None
+            and (scope.get("server") or (None, None))[1] == self.admin_port
+        ):
+            routes = self.admin_routes
+        found = routes.match(path)
         if found is None:
             await _respond(send, 404, b"not found")
             return
@@ -130,9 +156,16 @@ class Receiver:
         except Exception as exc:
             mapped, response = route.failure(exc)
             if mapped is None or mapped.status >= 500 or mapped.error is Exception:
-                log.exception("%s %s failed", method, path)
+                log.exception(
+                    "failed request=%s method=%s path=%s account=%s",
+                    self.request_id(), method, path, params.get("name"),
+                )  # fmt: skip
             elif mapped.status != 404:
-                log.warning("%d for %s: %s", response.status, path, exc)
+                log.warning(
+                    "refused request=%s path=%s account=%s status=%d outcome=%s reason=%s",
+                    self.request_id(), path, params.get("name"), response.status,
+                    response.outcome, exc,
+                )  # fmt: skip
         await _respond(send, response.status, response.body, response.content_type)
         if route.observe is not None:
             route.observe(request, response)
@@ -154,6 +187,10 @@ class Receiver:
                     log.error("cannot start: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                log.info(
+                    "worker started version=%s db=%s admin_port=%s",
+                    __version__, self.app.settings.db, self.admin_port,
+                )  # fmt: skip
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in self._tasks:
@@ -162,6 +199,10 @@ class Receiver:
                     hook(self)
                 self.pool.shutdown(wait=True, cancel_futures=False)
                 await asyncio.to_thread(self.engine.flush)  # late answers still queued
+                log.info("worker stopped callbacks=%d", self.served)
+                if log.isEnabledFor(logging.DEBUG):  # -vv: what the worker's life cost
+                    sql, calls = logs.counts()
+                    log.debug("worker totals sql_statements=%d wechat_calls=%d", sql, calls)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -186,9 +227,53 @@ class Receiver:
 
     # --- endpoints (declared in ``install``) --------------------------------------------------
 
+    def request_id(self) -> str:
+        """An id for a request's log line, unique across workers (made only for a line)."""
+        return f"{self._worker}-{next(self._request_ids)}"
+
     async def healthz(self, request: Request) -> Response:
         ok = await self._run(self.app.store.ping)
         return Response(200 if ok else 503, b"ok" if ok else b"store unreachable")
+
+    async def readyz(self, request: Request) -> Response:
+        """200 ``ok`` when the store takes a write and every account's access token is fresh
+        or can be fetched now; else 503 with a JSON body naming each failed check."""
+        failed: list[dict[str, str]] = []
+        problem = await self._check(self._store_writable)
+        if problem:
+            failed.append({"check": "store", "reason": problem})
+        accounts = [] if problem else await self._run(self.app.store.accounts.all)
+        problems = await asyncio.gather(*(self._check(self._token, a) for a in accounts))
+        for account, problem in zip(accounts, problems, strict=True):
+            if problem:
+                failed.append({"check": "token", "account": account.name, "reason": problem})
+        if not failed:
+            return Response(200, b"ok")
+        for check in failed:
+            log.warning(
+                "not ready check=%s account=%s reason=%s",
+                check["check"], check.get("account"), check["reason"],
+            )  # fmt: skip
+        body = {"status": "not ready", "failed": failed}
+        return Response(503, json.dumps(body, ensure_ascii=False).encode(), b"application/json")
+
+    async def _check(self, fn: Callable[..., None], *args: Any) -> str:
+        """'' when fn(*args) returns in time, else what went wrong (one line)."""
+        try:
+            await asyncio.wait_for(self._run(fn, *args), READY_TIMEOUT_S)
+        except TimeoutError:
+            return f"no answer within {READY_TIMEOUT_S:g} s"
+        except Exception as exc:
+            return str(exc) or type(exc).__name__
+        return ""
+
+    def _store_writable(self) -> None:
+        store = self.app.store
+        with store.transaction():
+            store.set_meta("ready_checked_at", self.app.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    def _token(self, account: Any) -> None:
+        self.app.client(account).token()  # the stored one when fresh, else fetched now
 
     async def metrics(self, request: Request) -> Response:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -214,9 +299,13 @@ class Receiver:
         inbound = self.engine.open(runtime, query, request.body)
         result = await self._process(runtime, inbound, request.started)
         body = self.engine.respond(runtime, result, query)
-        self.engine.log_callback(
-            runtime, inbound, result, (time.perf_counter() - request.started) * 1000
-        )
+        self.served += 1
+        if self.log_callbacks:
+            log.info(
+                "callback request=%s account=%s key=%s route=%s outcome=%s ms=%.1f",
+                self.request_id(), runtime.account.name, inbound.dedup_key(), result.route,
+                result.outcome, (time.perf_counter() - request.started) * 1000,
+            )  # fmt: skip
         return Response(200, body, _XML if body != b"success" else None, result.outcome)
 
     def observe_callback(self, request: Request, response: Response) -> None:
@@ -453,9 +542,13 @@ async def _respond(
 
 
 def create_app() -> Receiver:
-    """The app factory used by uvicorn workers: settings from the environment."""
+    """The app factory used by uvicorn workers: settings from the environment, and the same
+    logging as the parent's (bankwx_cli/logs.py)."""
     options = serve_options()
     settings = from_environment()
+    logs.setup(settings.verbose, settings.debug, settings.log_format, worker=True,
+               own_level=logging.INFO)  # fmt: skip
+    log.debug("settings from the environment: %s", describe(settings))
     return build(AppContext(settings), ServeOptions(**options))
 
 
@@ -517,6 +610,10 @@ async def _healthz(request: Request) -> Response:
     return await _receiver(request).healthz(request)
 
 
+async def _readyz(request: Request) -> Response:
+    return await _receiver(request).readyz(request)
+
+
 async def _metrics(request: Request) -> Response:
     return await _receiver(request).metrics(request)
 
@@ -535,10 +632,11 @@ CALLBACK_ERRORS = (
 
 
 def install(registry: Registry) -> None:
-    """This module's routes: the callback endpoint, liveness and metrics."""
+    """This module's routes: the callback endpoint, liveness, readiness and metrics."""
     registry.route("GET", "/wx/{name}", _verify, max_body=0, errors=CALLBACK_ERRORS,
                    observe=_observe_callback)  # fmt: skip
     registry.route("POST", "/wx/{name}", _callback, errors=CALLBACK_ERRORS,
                    observe=_observe_callback)  # fmt: skip
-    registry.route(("GET", "HEAD"), "/healthz", _healthz, max_body=0)
-    registry.route("GET", "/metrics", _metrics, max_body=0)
+    registry.route(("GET", "HEAD"), "/healthz", _healthz, max_body=0, listener="both")
+    registry.route(("GET", "HEAD"), "/readyz", _readyz, max_body=0, listener="both")
+    registry.route("GET", "/metrics", _metrics, max_body=0, listener="admin")

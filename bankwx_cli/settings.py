@@ -37,6 +37,11 @@ TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 class Fmt(StrEnum):
     table = "table"
     json = "json"
@@ -108,6 +113,15 @@ class Settings:
     verbose: int = field(
         default=0,
         metadata=_spec("-v", "--verbose", env="BANKWX_VERBOSE", help="More logs.", count=True),
+    )
+    log_format: str = field(
+        default="text",
+        metadata=_spec(
+            "--log-format",
+            env="BANKWX_LOG_FORMAT",
+            help="Log lines on standard error: text, or one JSON object a line.",
+            choices=LogFormat,
+        ),
     )
     operator: str = field(
         default_factory=login_user,
@@ -184,6 +198,8 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.api_base is not None:
+            check_url(self.api_base, "--api-base (BANKWX_API_BASE)", WECHAT_API_BASE)
         if self.test_clock_offset_s and not self.test_actions:
             raise ValidationError(
                 "BANKWX_TEST_CLOCK_OFFSET (--test-clock-offset) is for tests only: "
@@ -196,6 +212,34 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def check_url(url: str, source: str, example: str) -> str:
+    """url, if it is an http(s) address with a host (and a valid port, if any).
+
+    Raises ValidationError naming source (the option and its variable) and the fix.
+    """
+    from urllib.parse import urlsplit
+
+    problem = ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if parts.scheme not in ("http", "https"):
+            problem = "it does not start with http:// or https://"
+        elif not parts.hostname:
+            problem = "it names no host"
+        elif parts.query or parts.fragment or any(c.isspace() for c in url):
+            problem = "it has a query, a fragment or spaces"
+    if problem:
+        raise ValidationError(
+            f"{source} '{url}' is not a valid URL ({problem}): use http(s)://HOST[:PORT], "
+            f"e.g. {example}."
+        )
+    return url
 
 
 @dataclass(frozen=True)
@@ -299,11 +343,7 @@ def from_environment(environ: Mapping[str, str] | None = None, **overrides: obje
         if text != "":
             values[option.name] = option.parse(text, option.spec.env)
     values.update(overrides)
-    settings = Settings(**values)  # type: ignore[arg-type]
-    import logging  # here: `bankwx --version` need not load it
-
-    logging.getLogger(__name__).debug("settings from the environment: %s", describe(settings))
-    return settings
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 def environment(settings: Settings) -> dict[str, str]:

@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-QUIET_LOGGERS = ("urllib3", "httpx", "httpcore")  # urllib3's debug lines show access_token
-
-
 @cache
 def err_console() -> Console:
     """rich on stderr, for progress bars (imported only when one is shown)."""

@@ -11,6 +11,8 @@ import typer
 from bankwx_cli.commands._cli import AccountOption, Cli, FormatOption, get_cli
 from bankwx_cli.domain import accounts
 from bankwx_cli.errors import FAILED, ValidationError
+from bankwx_cli.models.wechat import FollowerReply
+from bankwx_cli.settings import DEFAULT_SIM, variable
 
 if TYPE_CHECKING:  # imported by the commands that use them: start-up time
     from bankwx_cli.sim.driver import SimDriver
@@ -22,15 +24,29 @@ app = typer.Typer(
 
 SimOption = Annotated[
     str | None,
-    typer.Option("--sim", envvar="BANKWX_SIM", help="Simulator URL (loopback only)."),
+    typer.Option(
+        "--sim",
+        envvar=variable("sim"),
+        help="Simulator URL (loopback only; default BANKWX_SIM, else a loopback --api-base, "
+        f"else {DEFAULT_SIM}).",
+    ),
 ]
 EVENTS = ("subscribe", "unsubscribe", "click", "view", "location", "scan")
 
 
 def _driver(cli: Cli, sim: str | None) -> SimDriver:
-    from bankwx_cli.sim.driver import SimDriver
+    """The simulator's client: at --sim (BANKWX_SIM), else at the API base when that is on this
+    machine (the simulator serves WeChat's API there), else at the default address."""
+    from bankwx_cli.sim.driver import SimDriver, is_local
 
-    return SimDriver(sim or cli.settings.sim)
+    settings = cli.settings
+    if sim:
+        return SimDriver(sim, source="--sim/BANKWX_SIM")
+    if settings.sim != DEFAULT_SIM:
+        return SimDriver(settings.sim, source="--sim/BANKWX_SIM")
+    if settings.api_base and is_local(settings.api_base):
+        return SimDriver(settings.api_base, source="--api-base/BANKWX_API_BASE")
+    return SimDriver(DEFAULT_SIM, source="the default")
 
 
 @app.command(
@@ -38,16 +54,26 @@ def _driver(cli: Cli, sim: str | None) -> SimDriver:
     "  bankwx sim api --port 0 --fail-rate 0.1"
 )
 def api(
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.")] = 8081,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind: a loopback address only.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", help="Port; 0 picks a free one.", min=0, max=65535)
+    ] = 8081,
     followers: Annotated[
-        int, typer.Option("--followers", help="Subscribed followers to create per account.")
+        int,
+        typer.Option("--followers", help="Subscribed followers to create per account.", min=0),
     ] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Seed for followers and faults.")] = 0,
     fail_rate: Annotated[
-        float, typer.Option("--fail-rate", help="Share of API calls that fail (0 to 1).")
+        float,
+        typer.Option(
+            "--fail-rate", help="Share of API calls that fail (0 to 1).", min=0.0, max=1.0
+        ),
     ] = 0.0,
-    latency: Annotated[int, typer.Option("--latency", help="Added latency per call, ms.")] = 0,
+    latency: Annotated[
+        int, typer.Option("--latency", help="Added latency per call, ms.", min=0)
+    ] = 0,
     accounts_file: Annotated[
         Path | None, typer.Option("--accounts", help="YAML/JSON list of accounts to register.")
     ] = None,
@@ -57,10 +83,22 @@ def api(
 ) -> None:
     """Run the simulated WeChat API in the foreground until stopped.
 
-    The first line on standard output is `Listening on http://HOST:PORT`.
+    The first line on standard output is `Listening on http://HOST:PORT`. It listens on this
+    machine only (a loopback address): it hands out tokens to anyone who asks.
     """
-    if not 0 <= fail_rate <= 1:
-        raise ValidationError(f"--fail-rate {fail_rate} is invalid: use a number from 0 to 1.")
+    from bankwx_cli.sim.driver import is_local
+
+    if not is_local(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"):
+        raise typer.BadParameter(
+            f"'{host}' is not a loopback address: the simulator serves this machine only; "
+            "use 127.0.0.1 (or ::1).",
+            param_hint="'--host'",
+        )
+    if callback_timeout <= 0:
+        raise typer.BadParameter(
+            f"{callback_timeout:g} is invalid: use more than 0 seconds.",
+            param_hint="'--callback-timeout'",
+        )
     from bankwx_cli.sim import server as sim_server
 
     sim_server.run(
@@ -96,15 +134,15 @@ def register(
     cli.say(f"Registered '{name}' with the simulator; callbacks go to {values['callback_url']}.")
 
 
-def _render_reply(cli: Cli, result: dict[str, Any], fmt: Any) -> None:
-    cli.for_json({k: result.get(k) for k in ("status", "msg_type", "content", "deliveries")}, fmt)
-    content = f"{result.get('content') or ''}\n"
-    if result.get("status") == "replied":
+def _render_reply(cli: Cli, reply: FollowerReply, fmt: Any) -> None:
+    cli.for_json(reply.to_json(), fmt)
+    content = reply.text() + "\n"
+    if reply.status == "replied":
         cli.for_people(fmt, text=content)
-    elif result.get("status") == "success":
+    elif reply.status == "success":
         cli.for_people(fmt, say="(no reply: the receiver answered success)")
     else:
-        failed = f"(failed after {result.get('deliveries')} deliveries: {result.get('reason')})"
+        failed = f"(failed after {reply.deliveries} deliveries: {reply.reason})"
         cli.for_people(fmt, say=failed, text=content)
 
 
@@ -142,8 +180,9 @@ def send(
     with _driver(cli, sim) as driver:
         who = openid or driver.pick_openid(acct.appid)
         result = driver.send(acct.appid, who, text=text, event=event, key=key, lat=lat, lng=lng)
-    _render_reply(cli, result, fmt)
-    if result.get("status") == "failed":
+    reply = FollowerReply.from_sim(result)
+    _render_reply(cli, reply, fmt)
+    if reply.status == "failed":
         raise typer.Exit(FAILED)
 
 
@@ -180,5 +219,6 @@ def chat(
                     kwargs.update(lat=float(rest[0]), lng=float(rest[1]))
                 elif rest:
                     kwargs["key"] = rest[0]
-            result = driver.send(acct.appid, who, **kwargs)
-            _render_reply(cli, result, "plain")
+            _render_reply(
+                cli, FollowerReply.from_sim(driver.send(acct.appid, who, **kwargs)), "plain"
+            )

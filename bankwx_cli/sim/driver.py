@@ -16,15 +16,16 @@ DEFAULT_URL = "http://127.0.0.1:8081"
 SEND_TIMEOUT = 60.0
 
 
-def require_local(url: str) -> str:
-    """``url`` without a trailing slash, if it points at this machine (loopback only).
-
-    Raises ValidationError otherwise.
-    """
+def _problem(url: str) -> str:
+    """Why url is not a simulator address on this machine ('' when it is one)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return "not a valid URL"
     if parts.scheme not in ("http", "https") or not host:
-        raise ValidationError(f"simulator URL '{url}' is not an http:// URL.")
+        return "not an http:// URL"
     if host.lower() != "localhost":
         try:
             address = ipaddress.ip_address(host)
@@ -33,10 +34,27 @@ def require_local(url: str) -> str:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         if address is None or not address.is_loopback:
-            raise ValidationError(
-                f"simulator URL '{url}' is not on this machine; use a loopback address "
-                f"such as {DEFAULT_URL}."
-            )
+            return "not on this machine"
+    return ""
+
+
+def is_local(url: str) -> bool:
+    """Whether url is an http(s) address on this machine (loopback)."""
+    return not _problem(url)
+
+
+def require_local(url: str, source: str = "") -> str:
+    """``url`` without a trailing slash, if it points at this machine (loopback only).
+
+    Raises ValidationError otherwise, naming source (where the URL came from) when given.
+    """
+    problem = _problem(url)
+    if problem:
+        where = f" ({source})" if source else ""
+        fix = f"use a loopback address such as {DEFAULT_URL}"
+        if source:
+            fix += " in --sim or BANKWX_SIM"
+        raise ValidationError(f"simulator URL '{url}'{where} is {problem}; {fix}.")
     return url.rstrip("/")
 
 
@@ -47,8 +65,11 @@ class SimDriver:
     URL") and ValidationError when it refuses a value (its HTTP 400 message).
     """
 
-    def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float = 10.0) -> None:
-        self.base_url = require_local(base_url)
+    def __init__(
+        self, base_url: str = DEFAULT_URL, *, timeout: float = 10.0, source: str = ""
+    ) -> None:
+        self.base_url = require_local(base_url, source)
+        self.source = source  # where the address came from, for messages (--sim/BANKWX_SIM)
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
 
     def close(self) -> None:
@@ -78,8 +99,10 @@ class SimDriver:
         try:
             response = self._client.request(method, path, json=body, params=params, **extra)
         except httpx.ConnectError as exc:
+            where = f" ({self.source})" if self.source else ""
+            hint = " or point --sim (BANKWX_SIM) at it" if self.source else ""
             raise BankwxError(
-                f"no simulator at {self.base_url}. Start it with bankwx sim api."
+                f"no simulator at {self.base_url}{where}. Start it with bankwx sim api{hint}."
             ) from exc
         except httpx.TimeoutException as exc:
             raise BankwxError(f"the simulator at {self.base_url} did not answer in time.") from exc

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -313,6 +314,7 @@ class Delivery:
     answer: Answer | None
     deliveries: int
     entry: dict[str, Any]
+    unreachable: str = ""  # why no delivery reached the receiver at all (connection refused)
 
 
 async def deliver(state: SimState, account: Account, push: Push) -> Delivery:
@@ -329,6 +331,8 @@ async def deliver(state: SimState, account: Account, push: Push) -> Delivery:
     timeout = state.faults.callback_timeout
     headers = {"Content-Type": "text/xml", "User-Agent": USER_AGENT}
     entry: dict[str, Any] = {}
+    refused = 0  # deliveries that could not connect
+    reason = ""
     async with httpx.AsyncClient(trust_env=False, timeout=timeout) as client:
         for attempt in range(1, MAX_DELIVERIES + 1):
             query = push_query(account, push.openid, str(int(state.now())), state.nonce(), encrypt)
@@ -353,6 +357,12 @@ async def deliver(state: SimState, account: Account, push: Push) -> Delivery:
                 outcome = f"no answer in {timeout:g} s"
                 entry = state.record({**attempt_entry, "status": None, "outcome": outcome})
                 continue
+            except httpx.ConnectError as exc:
+                refused += 1
+                reason = _connect_failure(exc)
+                outcome = f"cannot connect ({reason})"
+                entry = state.record({**attempt_entry, "status": None, "outcome": outcome})
+                continue
             except httpx.HTTPError as exc:
                 outcome = f"{type(exc).__name__}: {exc}".strip()
                 entry = state.record({**attempt_entry, "status": None, "outcome": outcome})
@@ -367,7 +377,22 @@ async def deliver(state: SimState, account: Account, push: Push) -> Delivery:
                 }
             )
             return Delivery(Answer(response.status_code, reply), attempt, entry)
-    return Delivery(None, MAX_DELIVERIES, entry)
+    return Delivery(None, MAX_DELIVERIES, entry, reason if refused == MAX_DELIVERIES else "")
+
+
+def _connect_failure(exc: httpx.ConnectError) -> str:
+    """Why a connection failed, in a few words (from the OS error under httpx's)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "host name not found"
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror.lower()
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).lower()
+    return "connection refused" if "refused" in text else str(exc) or type(exc).__name__
 
 
 # -- judging the answer -----------------------------------------------------------------------
@@ -581,7 +606,13 @@ def _apply_follower_action(
 
 def _verdict(state: SimState, account: Account, push: Push, delivery: Delivery) -> dict[str, Any]:
     """WeChat's verdict on a delivery, also noted on its last log entry."""
-    if delivery.answer is None:
+    if delivery.answer is None and delivery.unreachable:
+        reason = (
+            f"cannot connect to the callback URL {account.callback_url} "
+            f"({delivery.unreachable}) on {delivery.deliveries} deliveries"
+        )
+        verdict = _failed(reason)
+    elif delivery.answer is None:
         timeout = state.faults.callback_timeout
         reason = f"no answer within {timeout:g} s on {delivery.deliveries} deliveries"
         verdict = _failed(reason)

@@ -43,10 +43,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bankwx_cli.logs import Tally
+
 if TYPE_CHECKING:
     import sqlite_utils
 
 log = logging.getLogger(__name__)
+STATEMENTS = Tally()  # SQL statements run, counted at -vv (bankwx_cli/logs.py)
 
 BUSY_TIMEOUT_MS = 2000
 BUSY_POLL_S, BUSY_POLL_MAX_S = 0.0001, 0.001  # the writer's tries for a lock another process holds
@@ -74,6 +77,8 @@ def connect(path: Path) -> sqlite3.Connection:
         check_same_thread=False,  # guarded by Database._lock
     )
     conn.row_factory = sqlite3.Row
+    if log.isEnabledFor(logging.DEBUG):  # -vv: the command's SQL count (never by default)
+        conn.set_trace_callback(STATEMENTS)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")

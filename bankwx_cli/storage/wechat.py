@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bankwx_cli.models.wechat import ApiCallSummary, StoredToken
 from bankwx_cli.storage.db import Database
 
 
@@ -11,13 +12,17 @@ class Tokens:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def load(self, appid: str) -> dict[str, Any] | None:
+    def load(self, appid: str) -> StoredToken | None:
         row = self.db.one(
             "SELECT token_enc, expires_at, fetched_at FROM tokens "
             "WHERE appid = :a AND token_enc IS NOT NULL",
             {"a": appid},
         )
-        return None if row is None else dict(row)
+        if row is None:
+            return None
+        return StoredToken(
+            bytes(row["token_enc"]), float(row["expires_at"]), float(row["fetched_at"])
+        )
 
     def save(self, appid: str, token_enc: bytes, expires_at: float, fetched_at: float) -> None:
         with self.db.transaction():
@@ -81,7 +86,7 @@ class ApiCalls:
                     row,
                 )
 
-    def summary(self, appid: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
+    def summary(self, appid: str | None = None, since: str | None = None) -> list[ApiCallSummary]:
         where, params = [], {}
         if appid:
             where.append("appid = :appid")
@@ -96,4 +101,15 @@ class ApiCalls:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " GROUP BY appid, endpoint, outcome, errcode ORDER BY appid, endpoint, outcome"
-        return [dict(r) for r in self.db.all(sql, params)]
+        return [
+            ApiCallSummary(
+                appid=r["appid"],
+                endpoint=r["endpoint"],
+                outcome=r["outcome"],
+                errcode=int(r["errcode"] or 0),
+                calls=int(r["calls"]),
+                avg_ms=float(r["avg_ms"] or 0.0),
+                max_ms=float(r["max_ms"] or 0.0),
+            )
+            for r in self.db.all(sql, params)
+        ]

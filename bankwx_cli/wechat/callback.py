@@ -330,7 +330,16 @@ def open_callback(
     if not _NONCE.fullmatch(nonce):
         raise BadSignatureError("malformed nonce.")
     if keys._crypto is None or keys.mode == "plain":
-        inbound = parse(body)
+        try:
+            inbound = parse(body)
+        except BadCallbackError:
+            if b"<Encrypt>" in body:  # only on the error path: the hot path pays nothing
+                raise BadCallbackError(
+                    "an encrypted (safe or compatible mode) body for an account in plain mode: "
+                    "set the account's mode to match WeChat's (bankwx account update NAME "
+                    "--mode safe, with its --aes-key)."
+                ) from None
+            raise
     else:
         encrypt = _read_envelope(body)
         if not _same(query.get("msg_signature", ""), _sign(keys.token, timestamp, nonce, encrypt)):

@@ -5,7 +5,11 @@
 - wechatpy's unbounded retry on token errors is off; we refresh once and retry once.
 - "System busy", frequency limits, HTTP 5xx and network failures are retried with backoff and
   jitter within a time budget; every other error becomes one ``WeChatError``.
-- Every request is counted per account and endpoint with its outcome and latency.
+- Every request is counted per account and endpoint with its outcome and latency, and logged
+  at info (``-v``; with its milliseconds at debug, ``-vv``).
+- A base URL that cannot be reached (connection refused, unknown host, no route) is retried for
+  a few seconds only (``UNREACHABLE_BUDGET_S``), then reported naming the URL and the cause
+  (``WeChatUnreachableError``): that is a configuration or network fault, not WeChat being busy.
 """
 
 from __future__ import annotations
@@ -21,13 +25,24 @@ import requests
 from wechatpy import WeChatClient as _WechatpyClient
 from wechatpy.exceptions import WeChatClientException
 
-from bankwx_cli.errors import WeChatError, WeChatInDoubtError, WeChatUnavailableError
+from bankwx_cli.errors import (
+    WeChatError,
+    WeChatInDoubtError,
+    WeChatUnavailableError,
+    WeChatUnreachableError,
+)
+from bankwx_cli.logs import Tally
 from bankwx_cli.wechat import codes
 from bankwx_cli.wechat.token import TokenManager, TokenStore
 
 log = logging.getLogger(__name__)
+calls_log = logging.getLogger("bankwx_cli.wechat.calls")  # -v and -vv only (bankwx_cli/logs.py)
 
 WECHAT_HOST = "https://api.weixin.qq.com"
+CONNECT_TIMEOUT_S = 3.0
+UNREACHABLE_BUDGET_S = 4.0  # retrying an address that refuses connections, at most
+UNREACHABLE_HINT = "; check --api-base (BANKWX_API_BASE) and that the host is up and reachable."
+CALLS = Tally()  # requests made by this process (the -vv summary)
 T = TypeVar("T")
 
 
@@ -54,14 +69,16 @@ class _Session(requests.Session):
         url = url.decode() if isinstance(url, bytes) else url
         if url.startswith(WECHAT_HOST):
             url = self.base + url[len(WECHAT_HOST) :]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
+        if kwargs.get("timeout") is None:  # an address that does not answer fails fast
+            kwargs["timeout"] = (min(CONNECT_TIMEOUT_S, self.timeout), self.timeout)
         endpoint = url[len(self.base) :].split("?", 1)[0] if url.startswith(self.base) else url
+        CALLS()
         started = time.perf_counter()
         try:
             response = super().request(method, url, *args, **kwargs)
-        except requests.RequestException:
+        except requests.RequestException as exc:
             self._record(endpoint, "network", None, started)
+            _log_call(self.appid, method, endpoint, f"network ({cause(exc)})", None, started)
             raise
         errcode: int | None = None
         outcome = "ok"
@@ -76,12 +93,35 @@ class _Session(requests.Session):
             except ValueError:
                 pass
         self._record(endpoint, outcome, errcode, started)
+        _log_call(self.appid, method, endpoint, outcome, errcode, started)
         return response
 
     def _record(self, endpoint: str, outcome: str, errcode: int | None, started: float) -> None:
         if self.recorder is not None:
             latency = (time.perf_counter() - started) * 1000
             self.recorder.record(self.appid, endpoint, outcome, errcode, latency)
+
+
+def _log_call(
+    appid: str,
+    method: str | bytes,
+    endpoint: str,
+    outcome: str,
+    errcode: int | None,
+    started: float,
+) -> None:
+    """One line per WeChat call: at info (-v), with its milliseconds at debug (-vv)."""
+    if calls_log.isEnabledFor(logging.DEBUG):
+        ms = (time.perf_counter() - started) * 1000
+        calls_log.debug(
+            "wechat call appid=%s method=%s endpoint=%s outcome=%s errcode=%s ms=%.1f",
+            appid, _verb(method), endpoint, outcome, errcode, ms,
+        )  # fmt: skip
+    elif calls_log.isEnabledFor(logging.INFO):
+        calls_log.info(
+            "wechat call appid=%s method=%s endpoint=%s outcome=%s errcode=%s",
+            appid, _verb(method), endpoint, outcome, errcode,
+        )  # fmt: skip
 
 
 class _Wx(_WechatpyClient):  # type: ignore[misc]
@@ -204,6 +244,7 @@ class WeChatClient:
         attempt = 0
         while True:
             attempt += 1
+            unreachable = ""  # the cause, when the address could not be reached at all
             try:
                 return fn()
             except WeChatClientException as exc:
@@ -226,15 +267,29 @@ class WeChatClient:
                 if not idempotent and not _never_sent(exc):
                     raise WeChatInDoubtError(
                         -1,
-                        f"network error: {type(exc).__name__}",
+                        f"network error at {self.session.base}: {cause(exc)}",
                         "the request may have reached WeChat; it was not retried",
                     ) from None
-                last = (-1, f"network error: {type(exc).__name__}")
+                if _never_sent(exc):
+                    unreachable = cause(exc)
+                last = (-1, f"network error: {cause(exc)}")
             except requests.RequestException as exc:
-                last = (-1, f"HTTP error: {type(exc).__name__}")
+                last = (-1, f"HTTP error: {cause(exc)}")
             delay = min(5.0, 0.1 * 2 ** min(attempt, 8)) * (0.5 + self.rng.random() / 2)
             elapsed = time.monotonic() - started
-            if elapsed + delay > self.retry_budget_s:
+            budget = self.retry_budget_s
+            if unreachable:
+                budget = min(budget, UNREACHABLE_BUDGET_S)
+            if elapsed + delay > budget:
+                if unreachable:
+                    raise WeChatUnreachableError(self.session.base, unreachable, UNREACHABLE_HINT)
+                if last[0] == -1:
+                    raise WeChatUnavailableError(
+                        -1,
+                        f"{last[1]} at {self.session.base}",
+                        f"gave up after {attempt} attempts in {elapsed:.1f} s "
+                        f"(BANKWX_RETRY_BUDGET_S={self.retry_budget_s:g})",
+                    )
                 raise WeChatUnavailableError(
                     last[0],
                     last[1],
@@ -258,7 +313,36 @@ def _never_sent(exc: Exception) -> bool:
     if isinstance(exc, requests.ConnectTimeout):
         return True
     text = repr(exc)
-    return "NewConnectionError" in text or "Connection refused" in text
+    return "NewConnectionError" in text or "Connection refused" in text or "NameResolution" in text
+
+
+# what a network failure's text says, and how we say it (first match wins)
+_CAUSES = (
+    ("Connection refused", "connection refused"),
+    ("NameResolution", "host name not found"),
+    ("Name or service not known", "host name not found"),
+    ("nodename nor servname", "host name not found"),
+    ("Temporary failure in name resolution", "host name not found"),
+    ("Network is unreachable", "network unreachable"),
+    ("No route to host", "no route to host"),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+    ("SSLError", "TLS handshake failed"),
+    ("Connection reset", "connection reset"),
+    ("RemoteDisconnected", "connection closed without an answer"),
+)
+
+
+def cause(exc: Exception) -> str:
+    """A network failure in a few words: 'connection refused', 'host name not found', ..."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.ReadTimeout):
+        return "no answer in time"
+    text = repr(exc)
+    for needle, words in _CAUSES:
+        if needle in text:
+            return words
+    return type(exc).__name__
 
 
 def _body(exc: WeChatClientException) -> dict[str, Any]:
@@ -268,3 +352,7 @@ def _body(exc: WeChatClientException) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _verb(method: str | bytes) -> str:
+    return (method.decode() if isinstance(method, bytes) else method).upper()

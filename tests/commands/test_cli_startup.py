@@ -176,6 +176,7 @@ def test_every_option_round_trips_through_the_worker_environment() -> None:
         fmt="json",
         debug=True,
         verbose=2,
+        log_format="json",
         operator="op",
         master_key="k",
         key_file=Path("/tmp/k"),

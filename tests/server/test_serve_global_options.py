@@ -82,7 +82,12 @@ def test_workers_use_token_lease_and_debug(
     assert 110 < left <= 123, leases  # the default lease is 15 s
     assert f":{receiver.popen.pid}:" not in holder  # a worker's, not the parent's
     log = receiver.stop()
-    assert "DEBUG bankwx_cli.settings: settings from the environment:" in log  # in a worker
+    workers = {
+        line.split("[worker ", 1)[1].split("]", 1)[0]
+        for line in log.splitlines()
+        if " DEBUG bankwx_cli.server [worker " in line and "settings from the environment:" in line
+    }
+    assert str(receiver.popen.pid) not in workers and len(workers) == 2, log  # in each worker
     assert "token_lease_s=123.0" in log and "debug=True" in log
 
 

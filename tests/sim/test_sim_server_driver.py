@@ -181,6 +181,15 @@ def test_driver_says_how_to_start_a_missing_simulator() -> None:
     assert str(caught.value) == (
         f"no simulator at http://127.0.0.1:{port}. Start it with bankwx sim api."
     )
+    with (
+        SimDriver(f"http://127.0.0.1:{port}", source="--sim/BANKWX_SIM") as driver,
+        pytest.raises(BankwxError) as caught,
+    ):
+        driver.state()
+    assert str(caught.value) == (
+        f"no simulator at http://127.0.0.1:{port} (--sim/BANKWX_SIM). Start it with "
+        "bankwx sim api or point --sim (BANKWX_SIM) at it."
+    )
 
 
 def test_driver_end_to_end(sim: Sim, receiver: Receiver, receiver_url: str) -> None:

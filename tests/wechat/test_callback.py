@@ -1043,3 +1043,15 @@ def test_plain_keys_may_carry_a_key() -> None:
     assert inbound.encrypted is False
     body = render_reply(keys, inbound, TextReply("hi"), encrypt=True, timestamp=1, nonce="1")
     assert b"<Encrypt>" in body
+
+
+def test_encrypted_body_for_a_plain_account_says_so(plain: CallbackKeys) -> None:
+    """WeChat set to safe mode while the store says plain: the reason names the mismatch and
+    the fix, not the parser's KeyError."""
+    encrypt = seal(message("text", "<Content>hi</Content><MsgId>1</MsgId>"))
+    query = signed_query(encrypt=encrypt)
+    with pytest.raises(BadCallbackError) as refused:
+        open_callback(plain, query, envelope(encrypt), NOW, WINDOW)
+    text = str(refused.value)
+    assert "encrypted" in text and "plain mode" in text and "--mode safe" in text
+    assert "KeyError" not in text
