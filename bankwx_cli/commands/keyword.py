@@ -102,11 +102,7 @@ def try_rule(
 
     cli = get_cli(ctx)
     result = routing.dry_route(cli.app, cli.with_account(account), text, click)
-    rule, reply = result["rule"], result["reply"]
-    said = f"route: {result['route']}" + (f" (rule {rule['id']})" if rule else "")
-    if reply is None:
-        said += "\nreply: (none; the receiver answers success)"
-    cli.render_one(result, fmt=fmt, say=said, show=reply)
+    cli.render_one(result, fmt=fmt, say=result.summary(), show=result.reply_json)
 
 
 def actions_(ctx: typer.Context, fmt: FormatOption = None) -> None:

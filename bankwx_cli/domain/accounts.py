@@ -10,7 +10,15 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import account_settings, audit
 from bankwx_cli.domain.permissions import require, visible_accounts
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
-from bankwx_cli.models.accounts import Account, AccountSecrets, Secret
+from bankwx_cli.models.accounts import (
+    Account,
+    AccountSecrets,
+    CredentialCheck,
+    SealedSecrets,
+    Secret,
+    SimRegistration,
+    TokenState,
+)
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -128,30 +136,42 @@ def add(
         raise ValidationError(f"--mode {mode} needs --aes-key (the account's EncodingAESKey).")
     key = app.key
     now = iso(app.clock.now())
+    account = Account(name=name, appid=appid, original_id=original_id, type=type_, mode=mode,
+                      token_mode=token_mode, created_at=now, updated_at=now)  # fmt: skip
+    sealed = SealedSecrets(
+        secret_enc=key.seal(secret, _purpose(name, "secret")),
+        token_enc=key.seal(token, _purpose(name, "token")),
+        aes_key_enc=key.seal(aes_key, _purpose(name, "aes_key")) if aes_key else None,
+    )
     with app.store.transaction():
         if app.store.accounts.get(name) is not None:
             raise ConflictError(f"an account named '{name}' exists. See bankwx account list.")
-        app.store.accounts.insert(
-            {
-                "name": name,
-                "appid": appid,
-                "secret_enc": key.seal(secret, _purpose(name, "secret")),
-                "token_enc": key.seal(token, _purpose(name, "token")),
-                "aes_key_enc": key.seal(aes_key, _purpose(name, "aes_key")) if aes_key else None,
-                "original_id": original_id,
-                "type": type_,
-                "mode": mode,
-                "token_mode": token_mode,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
+        _refuse_taken(app, name, appid=appid, original_id=original_id)
+        app.store.accounts.insert(account, sealed)
         params = {"appid": appid, "original_id": original_id, "type": type_, "mode": mode}
         app.store.bump_config_version()
         audit.record(app, "account.add", name, params)
-    account = app.store.accounts.get(name)
-    assert account is not None  # noqa: S101 - just inserted
-    return AccountChange(account, _mode_warnings(mode))
+    return AccountChange(get(app, name), _mode_warnings(mode))
+
+
+def _refuse_taken(
+    app: AppContext, name: str, *, appid: str | None = None, original_id: str | None = None
+) -> None:
+    """ConflictError, naming the account, when another account has the appid or the original
+    id: an official account is in the store once (its callbacks, token and quotas are one)."""
+    for other in app.store.accounts.all():
+        if other.name == name:
+            continue
+        if appid is not None and other.appid == appid:
+            taken = f"appid '{appid}'"
+        elif original_id is not None and other.original_id == original_id:
+            taken = f"original id '{original_id}'"
+        else:
+            continue
+        raise ConflictError(
+            f"account '{other.name}' already has {taken}: an official account is added once. "
+            f"See bankwx account show {other.name}."
+        )
 
 
 def get(app: AppContext, name: str) -> Account:
@@ -257,6 +277,7 @@ def update(app: AppContext, name: str, **changes: Any) -> AccountChange:
         raise ValidationError(f"--mode {mode} needs --aes-key (the account's EncodingAESKey).")
     values["updated_at"] = iso(app.clock.now())
     with app.store.transaction():
+        _refuse_taken(app, name, appid=values.get("appid"), original_id=values.get("original_id"))
         app.store.accounts.update(name, values)
         app.store.bump_config_version()
         shown = {k: v for k, v in values.items() if not k.endswith("_enc") and k != "updated_at"}
@@ -297,7 +318,7 @@ def remove(app: AppContext, name: str) -> None:
         audit.record(app, "account.remove", name, {})
 
 
-def check(app: AppContext, name: str | None) -> dict[str, Any]:
+def check(app: AppContext, name: str | None) -> CredentialCheck:
     """Prove the account's credentials against WeChat: a stable token and the callback IPs.
 
     The token comes from the store when a fresh one is there (never forcing a new one), so
@@ -310,53 +331,44 @@ def check(app: AppContext, name: str | None) -> dict[str, Any]:
     ips = client.callback_ips()
     status = client.tokens.status()
     now = app.clock.time()
-    return {
-        "account": account.name,
-        "appid": account.appid,
-        "credentials": "ok",
-        "token_mode": account.token_mode,
-        "token_age_s": int(now - status.fetched_at) if status else None,
-        "token_expires_in_s": int(status.expires_at - now) if status else None,
-        "callback_ips": len(ips),
-        "callback_ip_sample": ips[:3],
-    }
+    return CredentialCheck(
+        account=account.name,
+        appid=account.appid,
+        token_mode=account.token_mode,
+        token_age_s=int(now - status.fetched_at) if status else None,
+        token_expires_in_s=int(status.expires_at - now) if status else None,
+        callback_ips=tuple(ips),
+    )
 
 
-def token_status(app: AppContext, name: str | None) -> dict[str, Any]:
+def token_status(app: AppContext, name: str | None) -> TokenState:
     """The shared access token's age and expiry (never the token itself)."""
     require(app, "account.read", name)
     account = resolve(app, name)
     status = app.client(account).tokens.status()
-    now = app.clock.time()
     if status is None:
-        return {
-            "account": account.name,
-            "token": "none stored",
-            "age_s": None,
-            "expires_in_s": None,
-        }
-    expires_in = int(status.expires_at - now)
-    return {
-        "account": account.name,
-        "token": "valid" if expires_in > 0 else "expired",
-        "token_mode": account.token_mode,
-        "age_s": int(now - status.fetched_at),
-        "expires_in_s": expires_in,
-    }
+        return TokenState(account.name, account.token_mode)
+    now = app.clock.time()
+    return TokenState(
+        account.name,
+        account.token_mode,
+        age_s=int(now - status.fetched_at),
+        expires_in_s=int(status.expires_at - now),
+    )
 
 
-def sim_registration(app: AppContext, name: str | None, callback: str | None) -> dict[str, Any]:
+def sim_registration(app: AppContext, name: str | None, callback: str | None) -> SimRegistration:
     """The plain values the simulator needs to play WeChat for an account (loopback only)."""
     require(app, "account.read", name)
     account = resolve(app, name)
     opened = secrets(app, account)
-    return {
-        "name": account.name,
-        "appid": account.appid,
-        "secret": opened.secret.reveal(),
-        "token": opened.token.reveal(),
-        "aes_key": opened.aes_key.reveal() if opened.aes_key else None,
-        "mode": account.mode,
-        "original_id": account.original_id,
-        "callback_url": callback or f"http://127.0.0.1:8080/wx/{account.name}",
-    }
+    return SimRegistration(
+        name=account.name,
+        appid=account.appid,
+        secret=opened.secret.reveal(),
+        token=opened.token.reveal(),
+        aes_key=opened.aes_key.reveal() if opened.aes_key else None,
+        mode=account.mode,
+        original_id=account.original_id,
+        callback_url=callback or f"http://127.0.0.1:8080/wx/{account.name}",
+    )
