@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from typing import Annotated
 
@@ -24,8 +25,29 @@ class YesNo(StrEnum):
     no = "no"
 
 
-OpenidsArgument = Annotated[list[str], typer.Argument(help="Openids (28 characters each).")]
-TagOption = Annotated[str, typer.Option("--tag", help="Tag name (see bankwx tag list).")]
+OpenidsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help="Openids (28 characters each); with --from, added to the file's."),
+]
+TagOption = Annotated[str | None, typer.Option("--tag", help="Tag name (see bankwx tag list).")]
+MembersArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="TAG|OPENID",
+        help="With --from and no --tag: the tag, then any openids; else the openids "
+        "(28 characters each).",
+        show_default=False,
+    ),
+]
+FromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        metavar="FILE",
+        help="Openids from a file, one a line ('-': standard input); blank lines and # "
+        "comments are skipped, repeats counted once.",
+    ),
+]
 
 
 @app.command(
@@ -155,18 +177,30 @@ def show(
 def _members(
     cli: Cli,
     action: str,
-    openids: list[str],
+    args: list[str] | None,
     account: str | None,
     dry_run: bool,
     fmt: FormatOption,
     tag: str | None = None,
+    from_: str | None = None,
 ) -> None:
+    openids = list(args or [])
+    if from_ is not None:
+        if action in ("tag", "untag") and tag is None and openids:
+            tag = openids.pop(0)  # bankwx follower tag TAG --from FILE
+        text = sys.stdin.read() if from_ == "-" else None
+        openids += followers.read_openid_list(from_, text)
+    if action in ("tag", "untag") and tag is None:  # a missing option: a usage error
+        raise typer.BadParameter(
+            f"give the tag: bankwx follower {action} TAG --from FILE, or OPENID... --tag TAG.",
+            param_hint="'--tag'",
+        )
     plan = follower_batches.plan(cli.app, cli.with_account(account), action, openids, tag)
     if dry_run:
         cli.render(plan.rows(), fmt=fmt, columns=PLAN_COLUMNS)
         cli.say(f"Dry run: {len(plan.batches)} calls; nothing was sent.")
         return
-    report = follower_batches.apply(cli.app, plan)
+    report = follower_batches.apply(cli.app, plan, cli.progress)
     for failure in report.failures:
         cli.say(f"Error: {failure.message()}")
     cli.say(report.summary())
@@ -176,35 +210,48 @@ def _members(
 
 @app.command(
     epilog="Examples:\n\n  bankwx follower tag oXbc1234567890abcdefghijklmn --tag VIP\n\n"
-    "  bankwx follower list --format csv | cut -d, -f1 | tail -n +2 | "
-    "xargs bankwx follower tag --tag 2026春节"
+    "  bankwx follower tag VIP --from vip-openids.txt\n\n"
+    "  bankwx follower list --subscribed yes --format csv | cut -d, -f1 | tail -n +2 | "
+    "bankwx follower tag 2026春节 --from -"
 )
 def tag(
     ctx: typer.Context,
-    openids: OpenidsArgument,
-    tag: TagOption,
+    args: MembersArgument = None,
+    tag: TagOption = None,
+    from_: FromOption = None,
     dry_run: DryRunOption = False,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:
     """Give followers a tag on WeChat, 50 a call (WeChat's maximum), and in the store.
 
-    Exits 3 when WeChat refused a batch (the others still go), after a summary line.
+    Name the followers as openids with --tag TAG, or list them in a file with TAG --from
+    FILE ('-' for standard input); malformed lines are reported with their numbers and
+    nothing is sent. Exits 3 when WeChat refused a batch (the others still go), after a
+    summary line.
     """
-    _members(get_cli(ctx), "tag", openids, account, dry_run, fmt, tag)
+    _members(get_cli(ctx), "tag", args, account, dry_run, fmt, tag, from_)
 
 
-@app.command(epilog="Examples:\n\n  bankwx follower untag oXbc1234567890abcdefghijklmn --tag VIP")
+@app.command(
+    epilog="Examples:\n\n  bankwx follower untag oXbc1234567890abcdefghijklmn --tag VIP\n\n"
+    "  bankwx follower untag VIP --from lapsed.txt --dry-run"
+)
 def untag(
     ctx: typer.Context,
-    openids: OpenidsArgument,
-    tag: TagOption,
+    args: MembersArgument = None,
+    tag: TagOption = None,
+    from_: FromOption = None,
     dry_run: DryRunOption = False,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Take a tag from followers on WeChat, 50 a call, and in the store."""
-    _members(get_cli(ctx), "untag", openids, account, dry_run, fmt, tag)
+    """Take a tag from followers on WeChat, 50 a call, and in the store.
+
+    Name the followers as openids with --tag TAG, or list them in a file with TAG --from
+    FILE ('-' for standard input), as for follower tag.
+    """
+    _members(get_cli(ctx), "untag", args, account, dry_run, fmt, tag, from_)
 
 
 @app.command(
@@ -213,22 +260,24 @@ def untag(
 )
 def block(
     ctx: typer.Context,
-    openids: OpenidsArgument,
+    openids: OpenidsArgument = None,
+    from_: FromOption = None,
     dry_run: DryRunOption = False,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:
     """Put followers on the account's WeChat blacklist, 20 a call; they can no longer write."""
-    _members(get_cli(ctx), "block", openids, account, dry_run, fmt)
+    _members(get_cli(ctx), "block", openids, account, dry_run, fmt, from_=from_)
 
 
 @app.command(epilog="Examples:\n\n  bankwx follower unblock oXbc1234567890abcdefghijklmn")
 def unblock(
     ctx: typer.Context,
-    openids: OpenidsArgument,
+    openids: OpenidsArgument = None,
+    from_: FromOption = None,
     dry_run: DryRunOption = False,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:
     """Take followers off the account's WeChat blacklist, 20 a call."""
-    _members(get_cli(ctx), "unblock", openids, account, dry_run, fmt)
+    _members(get_cli(ctx), "unblock", openids, account, dry_run, fmt, from_=from_)
