@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
@@ -208,76 +209,85 @@ def _members(
         raise typer.Exit(report.exit_code)
 
 
-@app.command(
+def _tagging(action: str, doc: str) -> Callable[..., None]:
+    """``follower tag`` or ``untag``: one signature, one body."""
+
+    def command(
+        ctx: typer.Context,
+        args: MembersArgument = None,
+        tag: TagOption = None,
+        from_: FromOption = None,
+        dry_run: DryRunOption = False,
+        account: AccountOption = None,
+        fmt: FormatOption = None,
+    ) -> None:
+        _members(get_cli(ctx), action, args, account, dry_run, fmt, tag, from_)
+
+    command.__doc__ = doc
+    return command
+
+
+def _blacklisting(action: str, doc: str) -> Callable[..., None]:
+    """``follower block`` or ``unblock``: one signature, one body."""
+
+    def command(
+        ctx: typer.Context,
+        openids: OpenidsArgument = None,
+        from_: FromOption = None,
+        dry_run: DryRunOption = False,
+        account: AccountOption = None,
+        fmt: FormatOption = None,
+    ) -> None:
+        _members(get_cli(ctx), action, openids, account, dry_run, fmt, from_=from_)
+
+    command.__doc__ = doc
+    return command
+
+
+tag = app.command(
+    "tag",
     epilog="Examples:\n\n  bankwx follower tag oXbc1234567890abcdefghijklmn --tag VIP\n\n"
     "  bankwx follower tag VIP --from vip-openids.txt\n\n"
     "  bankwx follower list --subscribed yes --format csv | cut -d, -f1 | tail -n +2 | "
-    "bankwx follower tag 2026春节 --from -"
-)
-def tag(
-    ctx: typer.Context,
-    args: MembersArgument = None,
-    tag: TagOption = None,
-    from_: FromOption = None,
-    dry_run: DryRunOption = False,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Give followers a tag on WeChat, 50 a call (WeChat's maximum), and in the store.
+    "bankwx follower tag 2026春节 --from -",
+)(
+    _tagging(
+        "tag",
+        """Give followers a tag on WeChat, 50 a call (WeChat's maximum), and in the store.
 
     Name the followers as openids with --tag TAG, or list them in a file with TAG --from
     FILE ('-' for standard input); malformed lines are reported with their numbers and
     nothing is sent. Exits 3 when WeChat refused a batch (the others still go), after a
     summary line.
-    """
-    _members(get_cli(ctx), "tag", args, account, dry_run, fmt, tag, from_)
-
-
-@app.command(
-    epilog="Examples:\n\n  bankwx follower untag oXbc1234567890abcdefghijklmn --tag VIP\n\n"
-    "  bankwx follower untag VIP --from lapsed.txt --dry-run"
+    """,
+    )
 )
-def untag(
-    ctx: typer.Context,
-    args: MembersArgument = None,
-    tag: TagOption = None,
-    from_: FromOption = None,
-    dry_run: DryRunOption = False,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Take a tag from followers on WeChat, 50 a call, and in the store.
+untag = app.command(
+    "untag",
+    epilog="Examples:\n\n  bankwx follower untag oXbc1234567890abcdefghijklmn --tag VIP\n\n"
+    "  bankwx follower untag VIP --from lapsed.txt --dry-run",
+)(
+    _tagging(
+        "untag",
+        """Take a tag from followers on WeChat, 50 a call, and in the store.
 
     Name the followers as openids with --tag TAG, or list them in a file with TAG --from
     FILE ('-' for standard input), as for follower tag.
-    """
-    _members(get_cli(ctx), "untag", args, account, dry_run, fmt, tag, from_)
-
-
-@app.command(
-    epilog="Examples:\n\n  bankwx follower block oXbc1234567890abcdefghijklmn\n\n"
-    "  bankwx follower block oXbc1234567890abcdefghijklmn --dry-run"
+    """,
+    )
 )
-def block(
-    ctx: typer.Context,
-    openids: OpenidsArgument = None,
-    from_: FromOption = None,
-    dry_run: DryRunOption = False,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Put followers on the account's WeChat blacklist, 20 a call; they can no longer write."""
-    _members(get_cli(ctx), "block", openids, account, dry_run, fmt, from_=from_)
-
-
-@app.command(epilog="Examples:\n\n  bankwx follower unblock oXbc1234567890abcdefghijklmn")
-def unblock(
-    ctx: typer.Context,
-    openids: OpenidsArgument = None,
-    from_: FromOption = None,
-    dry_run: DryRunOption = False,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Take followers off the account's WeChat blacklist, 20 a call."""
-    _members(get_cli(ctx), "unblock", openids, account, dry_run, fmt, from_=from_)
+block = app.command(
+    "block",
+    epilog="Examples:\n\n  bankwx follower block oXbc1234567890abcdefghijklmn\n\n"
+    "  bankwx follower block oXbc1234567890abcdefghijklmn --dry-run\n\n"
+    "  bankwx follower block --from spammers.txt",
+)(
+    _blacklisting(
+        "block",
+        "Put followers on the account's WeChat blacklist, 20 a call; they can no longer write.",
+    )
+)
+unblock = app.command(
+    "unblock",
+    epilog="Examples:\n\n  bankwx follower unblock oXbc1234567890abcdefghijklmn",
+)(_blacklisting("unblock", "Take followers off the account's WeChat blacklist, 20 a call."))

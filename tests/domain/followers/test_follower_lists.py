@@ -15,15 +15,6 @@ from bankwx_cli.domain.followers import SHOWN_BAD_LINES, read_openid_list
 from bankwx_cli.errors import ValidationError
 
 
-@pytest.fixture
-def synced(with_account: Bankwx, small_sim: Any) -> Bankwx:
-    """The store with the small simulator's 60 followers synced, and a tag 'VIP'."""
-    assert with_account("follower", "sync").exit_code == 0
-    created = with_account("tag", "create", "VIP")
-    assert created.exit_code == 0, created.output
-    return with_account
-
-
 def everyone(bankwx: Bankwx, *args: str) -> list[str]:
     result = bankwx("follower", "list", *args, "--format", "json")
     assert result.exit_code == 0, result.output
