@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli
-from bankwx_cli.domain import actions, keywords
+from bankwx_cli.domain import keywords
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.models.replies import ImageReply, Reply, TextReply
 
@@ -108,11 +108,7 @@ def try_rule(
 def actions_(ctx: typer.Context, fmt: FormatOption = None) -> None:
     """List the named actions a rule can call."""
     cli = get_cli(ctx)
-    rows = [
-        {"action": a.name, "description": a.description, "arg": a.arg or ""}
-        for a in actions.available(cli.app)
-    ]
-    cli.render(rows, fmt=fmt)
+    cli.render(keywords.available_actions(cli.app), fmt=fmt)
 
 
 app.command("actions", epilog="Examples:\n\n  bankwx keyword actions --format json")(actions_)

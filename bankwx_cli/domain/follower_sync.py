@@ -233,7 +233,7 @@ class _Sync:
             last_full = previous.last_full_at
             stale = iso(self.app.clock.now() - timedelta(seconds=self.full_every_s))
             full = self.full or not tail or not last_full or last_full < stale
-            empty = not self.store.followers.counts(self.name).get("known")
+            empty = not self.store.followers.counts(self.name).known
             self.store.follower_sync.drop_staged(self.name)
             self._save(
                 replace(
@@ -635,7 +635,7 @@ class _Sync:
             blacklisted=self.blacklisted,
             tags=self.tags,
             total=state.total,
-            subscribed=int(counts.get("subscribed") or 0),
+            subscribed=counts.subscribed,
             seconds=round(time.monotonic() - started, 3),
         )
 
@@ -679,17 +679,18 @@ def sync_status(app: AppContext, name: str | None) -> SyncStatus:
     """The last or current pass of an account's sync, and the store's counts."""
     account = account_for(app, "follower.read", name)
     counts = app.store.followers.counts(account.name)
+    status = SyncStatus(
+        account=account.name,
+        phase="never synced",
+        known=counts.known,
+        subscribed=counts.subscribed,
+        without_profile=counts.without_profile,
+    )
     state = app.store.follower_sync.sync_state(account.name)
     if state is None:
-        return SyncStatus(
-            account=account.name,
-            phase="never synced",
-            known=counts.get("known", 0),
-            subscribed=counts.get("subscribed", 0),
-            without_profile=counts.get("no_profile", 0),
-        )
-    return SyncStatus(
-        account=account.name,
+        return status
+    return replace(
+        status,
         phase=state.phase,
         kind=state.kind,
         pages=state.pages,
@@ -698,7 +699,4 @@ def sync_status(app: AppContext, name: str | None) -> SyncStatus:
         started_at=state.started_at,
         finished_at=state.finished_at,
         last_full_at=state.last_full_at,
-        known=counts.get("known", 0),
-        subscribed=counts.get("subscribed", 0),
-        without_profile=counts.get("no_profile", 0),
     )

@@ -18,7 +18,7 @@ from bankwx_cli.domain import accounts, actions, audit
 from bankwx_cli.domain.permissions import load_row, require
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
 from bankwx_cli.models.replies import Article, NewsReply, Reply
-from bankwx_cli.models.rules import MAX_RULE_INPUT
+from bankwx_cli.models.rules import MAX_RULE_INPUT, ActionInfo
 from bankwx_cli.models.rules import DryRoute as DryRoute  # re-exported: routing.dry_route's result
 from bankwx_cli.models.rules import Rule as Rule  # re-exported: the engine types its rules with it
 
@@ -216,6 +216,11 @@ def remove(app: AppContext, rule_id: int, account: str | None = None) -> None:
         app.store.keyword_rules.delete(rule_id)
         app.store.bump_config_version()
         audit.record(app, "keyword.remove", rule.account, {"id": rule_id})
+
+
+def available_actions(app: AppContext) -> list[ActionInfo]:
+    """The named actions a rule of this context can call (test-only ones with the tests')."""
+    return [ActionInfo(a.name, a.description, a.arg) for a in actions.available(app)]
 
 
 def first_match(rules: list[Rule], text: str, click: bool) -> Rule | None:

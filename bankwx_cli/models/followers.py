@@ -152,6 +152,15 @@ class SyncReport:
 
 
 @dataclass(frozen=True)
+class FollowerCounts:
+    """How many followers of an account the store knows, is subscribed, lacks a profile."""
+
+    known: int = 0
+    subscribed: int = 0
+    without_profile: int = 0
+
+
+@dataclass(frozen=True)
 class SyncProgress:
     """The progress of an account's follower sync, as saved after every page and commit (one
     row per account): the pass under way or the last one, and the lease of its process."""

@@ -100,3 +100,15 @@ class DryRoute:
             "rule": self.rule.describe() if self.rule else None,
             "reply": self.reply_json,
         }
+
+
+@dataclass(frozen=True)
+class ActionInfo:
+    """A named action a rule can call, as ``bankwx keyword actions`` lists it."""
+
+    action: str
+    description: str
+    arg: str | None = None  # what --arg means; None: the action takes none
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "description": self.description, "arg": self.arg or ""}

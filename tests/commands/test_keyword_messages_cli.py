@@ -60,6 +60,8 @@ def test_keyword_add_list_test_remove(with_account: Bankwx, tmp_path: Path) -> N
     assert len(json.loads(with_account("keyword", "list", "--format", "json").stdout)) == 2
     actions = json.loads(with_account("keyword", "actions", "--format", "json").stdout)
     assert "sleep" not in {a["action"] for a in actions}
+    assert "help" in {a["action"] for a in actions}
+    assert all(list(a) == ["action", "description", "arg"] for a in actions)
 
 
 @pytest.mark.parametrize(
