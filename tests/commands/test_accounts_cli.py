@@ -273,3 +273,21 @@ def test_version(bankwx: Bankwx) -> None:
 def test_usage_error_exit_2(bankwx: Bankwx) -> None:
     result = bankwx("account", "list", "--bogus")
     assert result.exit_code == 2
+
+
+def test_token_and_check_keep_their_json_shapes(account: Bankwx) -> None:
+    none = json.loads(account("account", "token", "--format", "json").stdout)
+    assert none == {"account": "main", "token": "none stored", "age_s": None, "expires_in_s": None}
+    checked = account("account", "check", "--format", "json")
+    assert checked.exit_code == 0, checked.output
+    shown = json.loads(checked.stdout)
+    assert list(shown) == [
+        "account", "appid", "credentials", "token_mode", "token_age_s", "token_expires_in_s",
+        "callback_ips", "callback_ip_sample",
+    ]  # fmt: skip
+    assert (shown["credentials"], shown["token_mode"]) == ("ok", "stable")
+    assert len(shown["callback_ip_sample"]) == min(3, shown["callback_ips"])
+    token = json.loads(account("account", "token", "--format", "json").stdout)
+    assert list(token) == ["account", "token", "token_mode", "age_s", "expires_in_s"]
+    assert (token["token"], token["token_mode"]) == ("valid", "stable")
+    assert token["expires_in_s"] > 0
