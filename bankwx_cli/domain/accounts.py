@@ -213,13 +213,13 @@ def list_(app: AppContext) -> list[Account]:
 def secrets(app: AppContext, account: Account) -> AccountSecrets:
     """The account's secrets, opened with the master key (for the client and the receiver)."""
     sealed = app.store.accounts.sealed(account.name)
+    if sealed is None:
+        raise NotFoundError(f"no account named '{account.name}'. See bankwx account list.")
     key = app.key
-    aes = sealed.get("aes_key_enc")
-    secret_blob, token_blob = sealed["secret_enc"], sealed["token_enc"]
-    assert secret_blob is not None and token_blob is not None  # noqa: S101 - NOT NULL columns
+    aes = sealed.aes_key_enc
     return AccountSecrets(
-        secret=Secret(key.open(secret_blob, _purpose(account.name, "secret"))),
-        token=Secret(key.open(token_blob, _purpose(account.name, "token"))),
+        secret=Secret(key.open(sealed.secret_enc, _purpose(account.name, "secret"))),
+        token=Secret(key.open(sealed.token_enc, _purpose(account.name, "token"))),
         aes_key=Secret(key.open(aes, _purpose(account.name, "aes_key"))) if aes else None,
     )
 
@@ -272,7 +272,7 @@ def update(app: AppContext, name: str, **changes: Any) -> AccountChange:
     if not values:
         raise ValidationError("nothing to change: give at least one option. See --help.")
     mode = values.get("mode", account.mode)
-    has_aes = "aes_key_enc" in values or app.store.accounts.sealed(name).get("aes_key_enc")
+    has_aes = "aes_key_enc" in values or app.store.accounts.has_aes_key(name)
     if mode != "plain" and not has_aes:
         raise ValidationError(f"--mode {mode} needs --aes-key (the account's EncodingAESKey).")
     values["updated_at"] = iso(app.clock.now())

@@ -43,12 +43,17 @@ class Accounts:
         row = self.db.one("SELECT * FROM accounts WHERE name = :name", {"name": name})
         return None if row is None else _account(row)
 
-    def sealed(self, name: str) -> dict[str, bytes | None]:
+    def sealed(self, name: str) -> SealedSecrets | None:
         row = self.db.one(
             "SELECT secret_enc, token_enc, aes_key_enc FROM accounts WHERE name = :name",
             {"name": name},
         )
-        return {} if row is None else {k: row[k] for k in SEALED_FIELDS}
+        return None if row is None else SealedSecrets(*(row[k] for k in SEALED_FIELDS))
+
+    def has_aes_key(self, name: str) -> bool:
+        """Whether the account's EncodingAESKey is stored (safe and compatible mode need it)."""
+        sealed = self.sealed(name)
+        return sealed is not None and sealed.aes_key_enc is not None
 
     def insert(self, account: Account, sealed: SealedSecrets) -> None:
         self.db.execute(
