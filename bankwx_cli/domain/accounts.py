@@ -224,57 +224,66 @@ def secrets(app: AppContext, account: Account) -> AccountSecrets:
     )
 
 
-def update(app: AppContext, name: str, **changes: Any) -> AccountChange:
-    """Change fields of an account. Secrets given are re-sealed. Raises ValidationError."""
+def update(
+    app: AppContext,
+    name: str,
+    *,
+    appid: str | None = None,
+    secret: str | None = None,
+    token: str | None = None,
+    aes_key: str | None = None,
+    original_id: str | None = None,
+    type_: str | None = None,
+    token_mode: str | None = None,
+    welcome: str | None = None,
+    default_reply: str | None = None,
+    mode: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> AccountChange:
+    """Change fields of an account (None: unchanged). Secrets given are re-sealed; welcome,
+    default_reply, mode and ``settings`` are account settings, checked as ``account set``
+    checks them. Raises ValidationError, ConflictError (an appid or original id of another
+    account)."""
     require(app, "account.update", name)
-    changes = {k: v for k, v in changes.items() if v is not None}
     account = get(app, name)
     values: dict[str, Any] = {}
     key = app.key
-    if "appid" in changes:
-        values["appid"] = validate_appid(changes.pop("appid"))
-    if "secret" in changes:
-        secret = validate_secret(changes.pop("secret"))
-        values["secret_enc"] = key.seal(secret, _purpose(name, "secret"))
-    if "token" in changes:
-        token = validate_token(changes.pop("token"))
-        values["token_enc"] = key.seal(token, _purpose(name, "token"))
-    if "aes_key" in changes:
-        aes = validate_aes_key(changes.pop("aes_key"))
-        values["aes_key_enc"] = key.seal(aes, _purpose(name, "aes_key"))
-    if "original_id" in changes:
-        values["original_id"] = validate_original_id(changes.pop("original_id"))
-    if "type_" in changes:
-        values["type"] = validate_choice("--type", changes.pop("type_"), TYPES)
+    if appid is not None:
+        values["appid"] = validate_appid(appid)
+    if secret is not None:
+        values["secret_enc"] = key.seal(validate_secret(secret), _purpose(name, "secret"))
+    if token is not None:
+        values["token_enc"] = key.seal(validate_token(token), _purpose(name, "token"))
+    if aes_key is not None:
+        values["aes_key_enc"] = key.seal(validate_aes_key(aes_key), _purpose(name, "aes_key"))
+    if original_id is not None:
+        values["original_id"] = validate_original_id(original_id)
+    if type_ is not None:
+        values["type"] = validate_choice("--type", type_, TYPES)
         account_settings.check_type_change(app, account, values["type"])
-    if "token_mode" in changes:
-        values["token_mode"] = validate_choice(
-            "--token-mode", changes.pop("token_mode"), TOKEN_MODES
-        )
+    if token_mode is not None:
+        values["token_mode"] = validate_choice("--token-mode", token_mode, TOKEN_MODES)
     # Flags that are per-account settings go through the settings registry (as account set).
-    given: dict[str, Any] = {
-        k: changes.pop(k) for k in ("welcome", "default_reply", "mode") if k in changes
-    }
-    given.update(changes.pop("settings", None) or {})
-    if changes:
-        raise ValidationError(f"unknown account fields: {', '.join(sorted(changes))}.")
-    settings: dict[str, Any] = {}
+    flags = {"welcome": welcome, "default_reply": default_reply, "mode": mode}
+    given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    given.update(settings or {})
+    changed: dict[str, Any] = {}
     for setting_key, value in given.items():
         setting = account_settings.usable(app, account, setting_key)
         if value == "" and setting_key in ("welcome", "default_reply"):
-            settings[setting_key] = None  # --welcome '' goes back to the default
+            changed[setting_key] = None  # --welcome '' goes back to the default
             continue
         value = account_settings.convert(setting, value)
         if setting_key == "rates":  # --rate adds to the account's rates
             value = {**account_settings.value(account, "rates"), **value}
-        settings[setting_key] = value
-    values.update(account_settings.stored_values(account, settings))
+        changed[setting_key] = value
+    values.update(account_settings.stored_values(account, changed))
     if not values:
         raise ValidationError("nothing to change: give at least one option. See --help.")
-    mode = values.get("mode", account.mode)
+    new_mode = values.get("mode", account.mode)
     has_aes = "aes_key_enc" in values or app.store.accounts.has_aes_key(name)
-    if mode != "plain" and not has_aes:
-        raise ValidationError(f"--mode {mode} needs --aes-key (the account's EncodingAESKey).")
+    if new_mode != "plain" and not has_aes:
+        raise ValidationError(f"--mode {new_mode} needs --aes-key (the account's EncodingAESKey).")
     values["updated_at"] = iso(app.clock.now())
     with app.store.transaction():
         _refuse_taken(app, name, appid=values.get("appid"), original_id=values.get("original_id"))
@@ -283,7 +292,7 @@ def update(app: AppContext, name: str, **changes: Any) -> AccountChange:
         shown = {k: v for k, v in values.items() if not k.endswith("_enc") and k != "updated_at"}
         shown.update({k[:-4]: "changed" for k in values if k.endswith("_enc")})
         audit.record(app, "account.update", name, shown)
-    return AccountChange(get(app, name), _mode_warnings(mode) if "mode" in values else [])
+    return AccountChange(get(app, name), _mode_warnings(new_mode) if "mode" in values else [])
 
 
 def parse_rates(values: list[str]) -> dict[str, Any]:
