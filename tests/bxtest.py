@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +24,18 @@ ORIGINAL_ID = "gh_0123456789ab"
 Bankwx = Callable[..., Result]
 
 
-def add_account_args(name: str = "main", mode: str = "safe") -> list[str]:
-    args = ["account", "add", name, "--appid", APPID, "--secret", SECRET, "--token", TOKEN]
-    args += ["--original-id", ORIGINAL_ID, "--mode", mode]
+def add_account_args(
+    name: str = "main", mode: str = "safe", *, simulated: bool | None = None
+) -> list[str]:
+    """`account add` of a test account. The simulator plays WeChat for APPID and ORIGINAL_ID:
+    'main' has them (or any account with ``simulated=True``); another gets its own, made from
+    its name, since a store holds an official account once."""
+    appid, original_id = APPID, ORIGINAL_ID
+    if not (name == "main" if simulated is None else simulated):
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        appid, original_id = f"wx{digest[:16]}", f"gh_{digest[16:28]}"
+    args = ["account", "add", name, "--appid", appid, "--secret", SECRET, "--token", TOKEN]
+    args += ["--original-id", original_id, "--mode", mode]
     if mode != "plain":
         args += ["--aes-key", AES_KEY]
     return args

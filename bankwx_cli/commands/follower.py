@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
@@ -24,8 +26,29 @@ class YesNo(StrEnum):
     no = "no"
 
 
-OpenidsArgument = Annotated[list[str], typer.Argument(help="Openids (28 characters each).")]
-TagOption = Annotated[str, typer.Option("--tag", help="Tag name (see bankwx tag list).")]
+OpenidsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help="Openids (28 characters each); with --from, added to the file's."),
+]
+TagOption = Annotated[str | None, typer.Option("--tag", help="Tag name (see bankwx tag list).")]
+MembersArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="TAG|OPENID",
+        help="With --from and no --tag: the tag, then any openids; else the openids "
+        "(28 characters each).",
+        show_default=False,
+    ),
+]
+FromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        metavar="FILE",
+        help="Openids from a file, one a line ('-': standard input); blank lines and # "
+        "comments are skipped, repeats counted once.",
+    ),
+]
 
 
 @app.command(
@@ -155,18 +178,30 @@ def show(
 def _members(
     cli: Cli,
     action: str,
-    openids: list[str],
+    args: list[str] | None,
     account: str | None,
     dry_run: bool,
     fmt: FormatOption,
     tag: str | None = None,
+    from_: str | None = None,
 ) -> None:
+    openids = list(args or [])
+    if from_ is not None:
+        if action in ("tag", "untag") and tag is None and openids:
+            tag = openids.pop(0)  # bankwx follower tag TAG --from FILE
+        text = sys.stdin.read() if from_ == "-" else None
+        openids += followers.read_openid_list(from_, text)
+    if action in ("tag", "untag") and tag is None:  # a missing option: a usage error
+        raise typer.BadParameter(
+            f"give the tag: bankwx follower {action} TAG --from FILE, or OPENID... --tag TAG.",
+            param_hint="'--tag'",
+        )
     plan = follower_batches.plan(cli.app, cli.with_account(account), action, openids, tag)
     if dry_run:
         cli.render(plan.rows(), fmt=fmt, columns=PLAN_COLUMNS)
         cli.say(f"Dry run: {len(plan.batches)} calls; nothing was sent.")
         return
-    report = follower_batches.apply(cli.app, plan)
+    report = follower_batches.apply(cli.app, plan, cli.progress)
     for failure in report.failures:
         cli.say(f"Error: {failure.message()}")
     cli.say(report.summary())
@@ -174,61 +209,85 @@ def _members(
         raise typer.Exit(report.exit_code)
 
 
-@app.command(
+def _tagging(action: str, doc: str) -> Callable[..., None]:
+    """``follower tag`` or ``untag``: one signature, one body."""
+
+    def command(
+        ctx: typer.Context,
+        args: MembersArgument = None,
+        tag: TagOption = None,
+        from_: FromOption = None,
+        dry_run: DryRunOption = False,
+        account: AccountOption = None,
+        fmt: FormatOption = None,
+    ) -> None:
+        _members(get_cli(ctx), action, args, account, dry_run, fmt, tag, from_)
+
+    command.__doc__ = doc
+    return command
+
+
+def _blacklisting(action: str, doc: str) -> Callable[..., None]:
+    """``follower block`` or ``unblock``: one signature, one body."""
+
+    def command(
+        ctx: typer.Context,
+        openids: OpenidsArgument = None,
+        from_: FromOption = None,
+        dry_run: DryRunOption = False,
+        account: AccountOption = None,
+        fmt: FormatOption = None,
+    ) -> None:
+        _members(get_cli(ctx), action, openids, account, dry_run, fmt, from_=from_)
+
+    command.__doc__ = doc
+    return command
+
+
+tag = app.command(
+    "tag",
     epilog="Examples:\n\n  bankwx follower tag oXbc1234567890abcdefghijklmn --tag VIP\n\n"
-    "  bankwx follower list --format csv | cut -d, -f1 | tail -n +2 | "
-    "xargs bankwx follower tag --tag 2026春节"
+    "  bankwx follower tag VIP --from vip-openids.txt\n\n"
+    "  bankwx follower list --subscribed yes --format csv | cut -d, -f1 | tail -n +2 | "
+    "bankwx follower tag 2026春节 --from -",
+)(
+    _tagging(
+        "tag",
+        """Give followers a tag on WeChat, 50 a call (WeChat's maximum), and in the store.
+
+    Name the followers as openids with --tag TAG, or list them in a file with TAG --from
+    FILE ('-' for standard input); malformed lines are reported with their numbers and
+    nothing is sent. Exits 3 when WeChat refused a batch (the others still go), after a
+    summary line.
+    """,
+    )
 )
-def tag(
-    ctx: typer.Context,
-    openids: OpenidsArgument,
-    tag: TagOption,
-    dry_run: DryRunOption = False,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Give followers a tag on WeChat, 50 a call (WeChat's maximum), and in the store.
+untag = app.command(
+    "untag",
+    epilog="Examples:\n\n  bankwx follower untag oXbc1234567890abcdefghijklmn --tag VIP\n\n"
+    "  bankwx follower untag VIP --from lapsed.txt --dry-run",
+)(
+    _tagging(
+        "untag",
+        """Take a tag from followers on WeChat, 50 a call, and in the store.
 
-    Exits 3 when WeChat refused a batch (the others still go), after a summary line.
-    """
-    _members(get_cli(ctx), "tag", openids, account, dry_run, fmt, tag)
-
-
-@app.command(epilog="Examples:\n\n  bankwx follower untag oXbc1234567890abcdefghijklmn --tag VIP")
-def untag(
-    ctx: typer.Context,
-    openids: OpenidsArgument,
-    tag: TagOption,
-    dry_run: DryRunOption = False,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Take a tag from followers on WeChat, 50 a call, and in the store."""
-    _members(get_cli(ctx), "untag", openids, account, dry_run, fmt, tag)
-
-
-@app.command(
+    Name the followers as openids with --tag TAG, or list them in a file with TAG --from
+    FILE ('-' for standard input), as for follower tag.
+    """,
+    )
+)
+block = app.command(
+    "block",
     epilog="Examples:\n\n  bankwx follower block oXbc1234567890abcdefghijklmn\n\n"
-    "  bankwx follower block oXbc1234567890abcdefghijklmn --dry-run"
+    "  bankwx follower block oXbc1234567890abcdefghijklmn --dry-run\n\n"
+    "  bankwx follower block --from spammers.txt",
+)(
+    _blacklisting(
+        "block",
+        "Put followers on the account's WeChat blacklist, 20 a call; they can no longer write.",
+    )
 )
-def block(
-    ctx: typer.Context,
-    openids: OpenidsArgument,
-    dry_run: DryRunOption = False,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Put followers on the account's WeChat blacklist, 20 a call; they can no longer write."""
-    _members(get_cli(ctx), "block", openids, account, dry_run, fmt)
-
-
-@app.command(epilog="Examples:\n\n  bankwx follower unblock oXbc1234567890abcdefghijklmn")
-def unblock(
-    ctx: typer.Context,
-    openids: OpenidsArgument,
-    dry_run: DryRunOption = False,
-    account: AccountOption = None,
-    fmt: FormatOption = None,
-) -> None:
-    """Take followers off the account's WeChat blacklist, 20 a call."""
-    _members(get_cli(ctx), "unblock", openids, account, dry_run, fmt)
+unblock = app.command(
+    "unblock",
+    epilog="Examples:\n\n  bankwx follower unblock oXbc1234567890abcdefghijklmn",
+)(_blacklisting("unblock", "Take followers off the account's WeChat blacklist, 20 a call."))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli
-from bankwx_cli.domain import actions, keywords
+from bankwx_cli.domain import keywords
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.models.replies import ImageReply, Reply, TextReply
 
@@ -102,21 +102,13 @@ def try_rule(
 
     cli = get_cli(ctx)
     result = routing.dry_route(cli.app, cli.with_account(account), text, click)
-    rule, reply = result["rule"], result["reply"]
-    said = f"route: {result['route']}" + (f" (rule {rule['id']})" if rule else "")
-    if reply is None:
-        said += "\nreply: (none; the receiver answers success)"
-    cli.render_one(result, fmt=fmt, say=said, show=reply)
+    cli.render_one(result, fmt=fmt, say=result.summary(), show=result.reply_json)
 
 
 def actions_(ctx: typer.Context, fmt: FormatOption = None) -> None:
     """List the named actions a rule can call."""
     cli = get_cli(ctx)
-    rows = [
-        {"action": a.name, "description": a.description, "arg": a.arg or ""}
-        for a in actions.available(cli.app)
-    ]
-    cli.render(rows, fmt=fmt)
+    cli.render(keywords.available_actions(cli.app), fmt=fmt)
 
 
 app.command("actions", epilog="Examples:\n\n  bankwx keyword actions --format json")(actions_)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -60,14 +60,6 @@ def _show_plan(cli: Cli, plan: menus.MenuPlan, fmt: Fmt | None) -> None:
         text="".join(f"{change.summary}\n" for change in plan.changes),
         empty="",
     )
-
-
-def _done(
-    cli: Cli, plan: dict[str, Any], fmt: Fmt | None, dry_run: bool, version: int | None,
-    state: str | None,
-) -> None:  # fmt: skip
-    """The JSON of a deploy, rollback or approval: the plan and what became of it."""
-    cli.for_json({**plan, "dry_run": dry_run, "version": version, "state": state}, fmt)
 
 
 @app.command(
@@ -148,9 +140,8 @@ def deploy(
     cli = get_cli(ctx)
     result = menus.plan_deploy(cli.app, cli.with_account(account), file)
     _show_plan(cli, result, fmt)
-    out = result.to_json()
     if dry_run or result.is_empty:
-        _done(cli, out, fmt, dry_run, None, None)
+        cli.for_json(menus.MenuOutcome(result, dry_run), fmt)
         cli.say(
             "Dry run: nothing was sent to WeChat."
             if dry_run
@@ -160,7 +151,7 @@ def deploy(
     if not result.needs_approval:
         cli.confirm(f"Deploy this menu to '{result.account}'?", yes=yes)
     done = menus.deploy(cli.app, result)
-    _done(cli, out, fmt, False, done.version, done.state)
+    cli.for_json(menus.MenuOutcome(result, False, done.version, done.state), fmt)
     if done.state == "pending":
         cli.say(
             f"Submitted menu version {done.version} for approval; nothing changed on WeChat. "
@@ -183,7 +174,6 @@ def pull(
             "--output",
             "-o",
             help="Write to this file (.yaml/.yml as YAML, else JSON).",
-            dir_okay=False,
         ),
     ] = None,
     account: AccountOption = None,
@@ -193,11 +183,11 @@ def pull(
     A pulled file planned against the same live menu shows no change.
     """
     cli = get_cli(ctx)
-    text = menus.dump(menus.pull(cli.app, cli.with_account(account)), output)
+    pulled = menus.pull(cli.app, cli.with_account(account), output)
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(menus.dump(pulled, None))
         return
-    output.write_text(text, encoding="utf-8")
+    menus.write(pulled, output)
     cli.say(f"Wrote the live menu to {output}.")
 
 
@@ -247,14 +237,13 @@ def rollback(
     cli = get_cli(ctx)
     result = menus.plan_rollback(cli.app, cli.with_account(account), version)
     _show_plan(cli, result, fmt)
-    out = result.to_json()
     if dry_run:
-        _done(cli, out, fmt, True, None, None)
+        cli.for_json(menus.MenuOutcome(result, dry_run=True), fmt)
         cli.say("Dry run: nothing was sent to WeChat.")
         return
     cli.confirm(f"Roll '{result.account}' back to menu version {result.rollback_of}?", yes=yes)
     done = menus.rollback(cli.app, result)
-    _done(cli, out, fmt, False, done.version, done.state)
+    cli.for_json(menus.MenuOutcome(result, False, done.version, done.state), fmt)
     cli.say(
         f"Rolled '{done.account}' back to menu version {result.rollback_of} "
         f"(recorded as version {done.version})."
@@ -299,13 +288,12 @@ def approve(
     cli = get_cli(ctx)
     result = menus.plan_approve(cli.app, cli.with_account(account), version)
     _show_plan(cli, result, fmt)
-    out = result.to_json()
     if dry_run:
-        _done(cli, out, fmt, True, version, "pending")
+        cli.for_json(menus.MenuOutcome(result, True, version, "pending"), fmt)
         cli.say("Dry run: nothing was approved or sent to WeChat.")
         return
     done = menus.approve(cli.app, result)
-    _done(cli, out, fmt, False, done.version, done.state)
+    cli.for_json(menus.MenuOutcome(result, False, done.version, done.state), fmt)
     cli.say(f"Approved and deployed menu version {done.version} to '{done.account}'.")
     cli.say(menus.CLIENT_CACHE_NOTE)
 

@@ -130,8 +130,8 @@ def register(
     cli = get_cli(ctx)
     values = accounts.sim_registration(cli.app, name, callback)
     with _driver(cli, sim) as driver:
-        driver.register_account(**values)
-    cli.say(f"Registered '{name}' with the simulator; callbacks go to {values['callback_url']}.")
+        driver.register_account(**values.to_json())
+    cli.say(f"Registered '{name}' with the simulator; callbacks go to {values.callback_url}.")
 
 
 def _render_reply(cli: Cli, reply: FollowerReply, fmt: Any) -> None:

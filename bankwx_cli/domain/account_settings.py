@@ -489,7 +489,7 @@ def _rates(value: Any) -> dict[str, int]:
 
 
 def _mode_needs_aes_key(app: AppContext, account: Account, mode: str) -> None:
-    if mode != "plain" and not app.store.accounts.sealed(account.name).get("aes_key_enc"):
+    if mode != "plain" and not app.store.accounts.has_aes_key(account.name):
         raise ValidationError(
             f"mode {mode} needs the account's EncodingAESKey: bankwx account update "
             f"{account.name} --aes-key - (or mode plain)."

@@ -10,7 +10,15 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import account_settings, audit
 from bankwx_cli.domain.permissions import require, visible_accounts
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
-from bankwx_cli.models.accounts import Account, AccountSecrets, Secret
+from bankwx_cli.models.accounts import (
+    Account,
+    AccountSecrets,
+    CredentialCheck,
+    SealedSecrets,
+    Secret,
+    SimRegistration,
+    TokenState,
+)
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -128,30 +136,42 @@ def add(
         raise ValidationError(f"--mode {mode} needs --aes-key (the account's EncodingAESKey).")
     key = app.key
     now = iso(app.clock.now())
+    account = Account(name=name, appid=appid, original_id=original_id, type=type_, mode=mode,
+                      token_mode=token_mode, created_at=now, updated_at=now)  # fmt: skip
+    sealed = SealedSecrets(
+        secret_enc=key.seal(secret, _purpose(name, "secret")),
+        token_enc=key.seal(token, _purpose(name, "token")),
+        aes_key_enc=key.seal(aes_key, _purpose(name, "aes_key")) if aes_key else None,
+    )
     with app.store.transaction():
         if app.store.accounts.get(name) is not None:
             raise ConflictError(f"an account named '{name}' exists. See bankwx account list.")
-        app.store.accounts.insert(
-            {
-                "name": name,
-                "appid": appid,
-                "secret_enc": key.seal(secret, _purpose(name, "secret")),
-                "token_enc": key.seal(token, _purpose(name, "token")),
-                "aes_key_enc": key.seal(aes_key, _purpose(name, "aes_key")) if aes_key else None,
-                "original_id": original_id,
-                "type": type_,
-                "mode": mode,
-                "token_mode": token_mode,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
+        _refuse_taken(app, name, appid=appid, original_id=original_id)
+        app.store.accounts.insert(account, sealed)
         params = {"appid": appid, "original_id": original_id, "type": type_, "mode": mode}
         app.store.bump_config_version()
         audit.record(app, "account.add", name, params)
-    account = app.store.accounts.get(name)
-    assert account is not None  # noqa: S101 - just inserted
-    return AccountChange(account, _mode_warnings(mode))
+    return AccountChange(get(app, name), _mode_warnings(mode))
+
+
+def _refuse_taken(
+    app: AppContext, name: str, *, appid: str | None = None, original_id: str | None = None
+) -> None:
+    """ConflictError, naming the account, when another account has the appid or the original
+    id: an official account is in the store once (its callbacks, token and quotas are one)."""
+    for other in app.store.accounts.all():
+        if other.name == name:
+            continue
+        if appid is not None and other.appid == appid:
+            taken = f"appid '{appid}'"
+        elif original_id is not None and other.original_id == original_id:
+            taken = f"original id '{original_id}'"
+        else:
+            continue
+        raise ConflictError(
+            f"account '{other.name}' already has {taken}: an official account is added once. "
+            f"See bankwx account show {other.name}."
+        )
 
 
 def get(app: AppContext, name: str) -> Account:
@@ -193,76 +213,86 @@ def list_(app: AppContext) -> list[Account]:
 def secrets(app: AppContext, account: Account) -> AccountSecrets:
     """The account's secrets, opened with the master key (for the client and the receiver)."""
     sealed = app.store.accounts.sealed(account.name)
+    if sealed is None:
+        raise NotFoundError(f"no account named '{account.name}'. See bankwx account list.")
     key = app.key
-    aes = sealed.get("aes_key_enc")
-    secret_blob, token_blob = sealed["secret_enc"], sealed["token_enc"]
-    assert secret_blob is not None and token_blob is not None  # noqa: S101 - NOT NULL columns
+    aes = sealed.aes_key_enc
     return AccountSecrets(
-        secret=Secret(key.open(secret_blob, _purpose(account.name, "secret"))),
-        token=Secret(key.open(token_blob, _purpose(account.name, "token"))),
+        secret=Secret(key.open(sealed.secret_enc, _purpose(account.name, "secret"))),
+        token=Secret(key.open(sealed.token_enc, _purpose(account.name, "token"))),
         aes_key=Secret(key.open(aes, _purpose(account.name, "aes_key"))) if aes else None,
     )
 
 
-def update(app: AppContext, name: str, **changes: Any) -> AccountChange:
-    """Change fields of an account. Secrets given are re-sealed. Raises ValidationError."""
+def update(
+    app: AppContext,
+    name: str,
+    *,
+    appid: str | None = None,
+    secret: str | None = None,
+    token: str | None = None,
+    aes_key: str | None = None,
+    original_id: str | None = None,
+    type_: str | None = None,
+    token_mode: str | None = None,
+    welcome: str | None = None,
+    default_reply: str | None = None,
+    mode: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> AccountChange:
+    """Change fields of an account (None: unchanged). Secrets given are re-sealed; welcome,
+    default_reply, mode and ``settings`` are account settings, checked as ``account set``
+    checks them. Raises ValidationError, ConflictError (an appid or original id of another
+    account)."""
     require(app, "account.update", name)
-    changes = {k: v for k, v in changes.items() if v is not None}
     account = get(app, name)
     values: dict[str, Any] = {}
     key = app.key
-    if "appid" in changes:
-        values["appid"] = validate_appid(changes.pop("appid"))
-    if "secret" in changes:
-        secret = validate_secret(changes.pop("secret"))
-        values["secret_enc"] = key.seal(secret, _purpose(name, "secret"))
-    if "token" in changes:
-        token = validate_token(changes.pop("token"))
-        values["token_enc"] = key.seal(token, _purpose(name, "token"))
-    if "aes_key" in changes:
-        aes = validate_aes_key(changes.pop("aes_key"))
-        values["aes_key_enc"] = key.seal(aes, _purpose(name, "aes_key"))
-    if "original_id" in changes:
-        values["original_id"] = validate_original_id(changes.pop("original_id"))
-    if "type_" in changes:
-        values["type"] = validate_choice("--type", changes.pop("type_"), TYPES)
+    if appid is not None:
+        values["appid"] = validate_appid(appid)
+    if secret is not None:
+        values["secret_enc"] = key.seal(validate_secret(secret), _purpose(name, "secret"))
+    if token is not None:
+        values["token_enc"] = key.seal(validate_token(token), _purpose(name, "token"))
+    if aes_key is not None:
+        values["aes_key_enc"] = key.seal(validate_aes_key(aes_key), _purpose(name, "aes_key"))
+    if original_id is not None:
+        values["original_id"] = validate_original_id(original_id)
+    if type_ is not None:
+        values["type"] = validate_choice("--type", type_, TYPES)
         account_settings.check_type_change(app, account, values["type"])
-    if "token_mode" in changes:
-        values["token_mode"] = validate_choice(
-            "--token-mode", changes.pop("token_mode"), TOKEN_MODES
-        )
+    if token_mode is not None:
+        values["token_mode"] = validate_choice("--token-mode", token_mode, TOKEN_MODES)
     # Flags that are per-account settings go through the settings registry (as account set).
-    given: dict[str, Any] = {
-        k: changes.pop(k) for k in ("welcome", "default_reply", "mode") if k in changes
-    }
-    given.update(changes.pop("settings", None) or {})
-    if changes:
-        raise ValidationError(f"unknown account fields: {', '.join(sorted(changes))}.")
-    settings: dict[str, Any] = {}
+    flags = {"welcome": welcome, "default_reply": default_reply, "mode": mode}
+    given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    given.update(settings or {})
+    changed: dict[str, Any] = {}
     for setting_key, value in given.items():
         setting = account_settings.usable(app, account, setting_key)
         if value == "" and setting_key in ("welcome", "default_reply"):
-            settings[setting_key] = None  # --welcome '' goes back to the default
+            changed[setting_key] = None  # --welcome '' goes back to the default
             continue
         value = account_settings.convert(setting, value)
         if setting_key == "rates":  # --rate adds to the account's rates
             value = {**account_settings.value(account, "rates"), **value}
-        settings[setting_key] = value
-    values.update(account_settings.stored_values(account, settings))
+        changed[setting_key] = value
+    values.update(account_settings.stored_values(account, changed))
     if not values:
         raise ValidationError("nothing to change: give at least one option. See --help.")
-    mode = values.get("mode", account.mode)
-    has_aes = "aes_key_enc" in values or app.store.accounts.sealed(name).get("aes_key_enc")
-    if mode != "plain" and not has_aes:
-        raise ValidationError(f"--mode {mode} needs --aes-key (the account's EncodingAESKey).")
+    new_mode = values.get("mode", account.mode)
+    has_aes = "aes_key_enc" in values or app.store.accounts.has_aes_key(name)
+    if new_mode != "plain" and not has_aes:
+        raise ValidationError(f"--mode {new_mode} needs --aes-key (the account's EncodingAESKey).")
     values["updated_at"] = iso(app.clock.now())
     with app.store.transaction():
+        _refuse_taken(app, name, appid=values.get("appid"), original_id=values.get("original_id"))
         app.store.accounts.update(name, values)
         app.store.bump_config_version()
         shown = {k: v for k, v in values.items() if not k.endswith("_enc") and k != "updated_at"}
         shown.update({k[:-4]: "changed" for k in values if k.endswith("_enc")})
         audit.record(app, "account.update", name, shown)
-    return AccountChange(get(app, name), _mode_warnings(mode) if "mode" in values else [])
+    return AccountChange(get(app, name), _mode_warnings(new_mode) if "mode" in values else [])
 
 
 def parse_rates(values: list[str]) -> dict[str, Any]:
@@ -297,7 +327,7 @@ def remove(app: AppContext, name: str) -> None:
         audit.record(app, "account.remove", name, {})
 
 
-def check(app: AppContext, name: str | None) -> dict[str, Any]:
+def check(app: AppContext, name: str | None) -> CredentialCheck:
     """Prove the account's credentials against WeChat: a stable token and the callback IPs.
 
     The token comes from the store when a fresh one is there (never forcing a new one), so
@@ -310,53 +340,44 @@ def check(app: AppContext, name: str | None) -> dict[str, Any]:
     ips = client.callback_ips()
     status = client.tokens.status()
     now = app.clock.time()
-    return {
-        "account": account.name,
-        "appid": account.appid,
-        "credentials": "ok",
-        "token_mode": account.token_mode,
-        "token_age_s": int(now - status.fetched_at) if status else None,
-        "token_expires_in_s": int(status.expires_at - now) if status else None,
-        "callback_ips": len(ips),
-        "callback_ip_sample": ips[:3],
-    }
+    return CredentialCheck(
+        account=account.name,
+        appid=account.appid,
+        token_mode=account.token_mode,
+        token_age_s=int(now - status.fetched_at) if status else None,
+        token_expires_in_s=int(status.expires_at - now) if status else None,
+        callback_ips=tuple(ips),
+    )
 
 
-def token_status(app: AppContext, name: str | None) -> dict[str, Any]:
+def token_status(app: AppContext, name: str | None) -> TokenState:
     """The shared access token's age and expiry (never the token itself)."""
     require(app, "account.read", name)
     account = resolve(app, name)
     status = app.client(account).tokens.status()
-    now = app.clock.time()
     if status is None:
-        return {
-            "account": account.name,
-            "token": "none stored",
-            "age_s": None,
-            "expires_in_s": None,
-        }
-    expires_in = int(status.expires_at - now)
-    return {
-        "account": account.name,
-        "token": "valid" if expires_in > 0 else "expired",
-        "token_mode": account.token_mode,
-        "age_s": int(now - status.fetched_at),
-        "expires_in_s": expires_in,
-    }
+        return TokenState(account.name, account.token_mode)
+    now = app.clock.time()
+    return TokenState(
+        account.name,
+        account.token_mode,
+        age_s=int(now - status.fetched_at),
+        expires_in_s=int(status.expires_at - now),
+    )
 
 
-def sim_registration(app: AppContext, name: str | None, callback: str | None) -> dict[str, Any]:
+def sim_registration(app: AppContext, name: str | None, callback: str | None) -> SimRegistration:
     """The plain values the simulator needs to play WeChat for an account (loopback only)."""
     require(app, "account.read", name)
     account = resolve(app, name)
     opened = secrets(app, account)
-    return {
-        "name": account.name,
-        "appid": account.appid,
-        "secret": opened.secret.reveal(),
-        "token": opened.token.reveal(),
-        "aes_key": opened.aes_key.reveal() if opened.aes_key else None,
-        "mode": account.mode,
-        "original_id": account.original_id,
-        "callback_url": callback or f"http://127.0.0.1:8080/wx/{account.name}",
-    }
+    return SimRegistration(
+        name=account.name,
+        appid=account.appid,
+        secret=opened.secret.reveal(),
+        token=opened.token.reveal(),
+        aes_key=opened.aes_key.reveal() if opened.aes_key else None,
+        mode=account.mode,
+        original_id=account.original_id,
+        callback_url=callback or f"http://127.0.0.1:8080/wx/{account.name}",
+    )

@@ -13,10 +13,17 @@ from bankwx_cli.domain.followers import account_for, check_openids
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.domain.tags import live_tag
 from bankwx_cli.errors import ValidationError, WeChatError
-from bankwx_cli.models.batches import BatchFailure, BatchReport
+from bankwx_cli.models.batches import (
+    BatchFailure,
+    BatchReport,
+    Progress,
+    ProgressBar,
+    no_progress,
+)
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.wechat.client import WeChatClient
 
 MEMBER_CALLS = {
     "tag": "/cgi-bin/tags/members/batchtagging",
@@ -39,6 +46,8 @@ _BATCH_ADVICE = {
     45159: "the tag no longer exists on WeChat; see bankwx tag list",
     40032: "the batch is larger than WeChat accepts",
 }
+_ON_THE_WAY = {"tag": "Tagging", "untag": "Untagging", "block": "Blacklisting",
+               "unblock": "Removing from the blacklist"}  # fmt: skip
 _DONE = {
     "tag": "Tagged with '{tag}'",
     "untag": "Untagged from '{tag}'",
@@ -105,7 +114,10 @@ def plan(
     tag_name, tag_id = None, None
     if action in ("tag", "untag"):
         if tag is None:
-            raise ValidationError("--tag NAME is required.")
+            raise ValidationError(
+                f"give the tag: bankwx follower {action} TAG --from FILE, or bankwx follower "
+                f"{action} OPENID... --tag TAG."
+            )
         found = live_tag(app, account, tag)
         tag_name, tag_id = found.name, found.tag_id
     if action == "tag":
@@ -119,13 +131,22 @@ def plan(
     return MemberPlan(action, account.name, tuple(unique), repeats, tag_name, tag_id)
 
 
-def apply(app: AppContext, plan: MemberPlan) -> BatchReport:
+def apply(app: AppContext, plan: MemberPlan, progress: Progress = no_progress) -> BatchReport:
     """Send the plan's batches; each batch WeChat accepts is mirrored in the store with its
     audit row; a refused batch is recorded and the others still go. Never raises for a
     WeChat refusal: see the report's failures and exit_code."""
     require(app, PERMISSIONS[plan.action], plan.account)
     account = accounts.get(app, plan.account)
     client = app.client(account)
+    title = _DONE[plan.action].format(tag=plan.tag) + f" on '{plan.account}'"
+    with progress(_ON_THE_WAY[plan.action], len(plan.openids)) as bar:
+        done, failures = _send(app, client, plan, bar)
+    return BatchReport(done=done, skipped=plan.skipped, failures=tuple(failures), title=title)
+
+
+def _send(
+    app: AppContext, client: WeChatClient, plan: MemberPlan, bar: ProgressBar
+) -> tuple[int, list[BatchFailure]]:
     store = app.store
     done = 0
     failures: list[BatchFailure] = []
@@ -139,6 +160,7 @@ def apply(app: AppContext, plan: MemberPlan) -> BatchReport:
             with store.transaction():
                 audit.record(app, f"follower.{plan.action}", plan.account, params,
                              outcome=f"failed: WeChat {exc.errcode}")  # fmt: skip
+            bar.advance(len(batch))
             continue
         with store.transaction():
             at = iso(app.clock.now())
@@ -151,5 +173,5 @@ def apply(app: AppContext, plan: MemberPlan) -> BatchReport:
                 store.followers.set_blacklisted(plan.account, batch, plan.action == "block")
             audit.record(app, f"follower.{plan.action}", plan.account, params)
         done += len(batch)
-    title = _DONE[plan.action].format(tag=plan.tag) + f" on '{plan.account}'"
-    return BatchReport(done=done, skipped=plan.skipped, failures=tuple(failures), title=title)
+        bar.advance(len(batch))
+    return done, failures

@@ -32,7 +32,7 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ from bankwx_cli.domain.tags import TAGS_GET
 from bankwx_cli.errors import ConflictError, ValidationError, WeChatError
 from bankwx_cli.models.accounts import Account
 from bankwx_cli.models.batches import Progress, no_progress
-from bankwx_cli.models.followers import SyncReport, SyncStatus
+from bankwx_cli.models.followers import SyncProgress, SyncReport, SyncStatus
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -88,6 +88,11 @@ def parse_duration(text: str, option: str) -> float:
 
 def _now(app: AppContext) -> str:
     return iso(app.clock.now())
+
+
+def _count(value: object) -> int | None:
+    """A count in WeChat's answer (``total``), or None when it gives none."""
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
 
 
 def next_quota_reset(app: AppContext) -> datetime:
@@ -193,65 +198,68 @@ class _Sync:
         self.threads = threads
         self.progress = progress
         self.holder = _holder()
-        self.state: dict[str, Any] = {}
+        self.state = SyncProgress(account.name)
         self.resumed = False
         self.blacklisted = 0
         self.tags = 0
         self.tags_stored = True
 
     # progress is saved in the caller's transaction
-    def _save(self, **changes: Any) -> None:
-        self.state.update(changes)
-        self.state["updated_at"] = _now(self.app)
-        self.state["heartbeat_at"] = self.app.clock.time()
-        values = {k: v for k, v in self.state.items() if k != "account"}
-        self.store.follower_sync.save_sync_state(self.name, values)
+    def _save(self, state: SyncProgress) -> None:
+        """Save the pass's progress (``self.state`` changed with ``dataclasses.replace``); the
+        heartbeat renews the lease of the holder (none once it is released)."""
+        heartbeat = self.app.clock.time() if state.holder else None
+        self.state = replace(state, updated_at=_now(self.app), heartbeat_at=heartbeat)
+        self.store.follower_sync.save_sync_state(self.state)
 
     def begin(self) -> None:
         self.store.followers.bulk_mode()
         now = self.app.clock.time()
         with self.store.transaction():
             found = self.store.follower_sync.sync_state(self.name)
-            if found and _holder_alive(found["holder"], found["heartbeat_at"], now):
+            if found and _holder_alive(found.holder, found.heartbeat_at, now):
                 raise ConflictError(
-                    f"a sync of '{self.name}' is running ({found['holder']}, last progress "
-                    f"{now - found['heartbeat_at']:.0f} s ago). Wait for it to finish."
+                    f"a sync of '{self.name}' is running ({found.holder}, last progress "
+                    f"{now - (found.heartbeat_at or now):.0f} s ago). Wait for it to finish."
                 )
-            previous: dict[str, Any] = dict(found or {})
-            self.state = dict(previous)
-            unfinished = bool(previous) and previous["phase"] != "done"
-            if unfinished and not (self.full and previous["kind"] != "full"):
+            previous = found or SyncProgress(self.name)
+            self.state = previous
+            unfinished = found is not None and previous.phase != "done"
+            if unfinished and not (self.full and previous.kind != "full"):
                 self.resumed = True
-                self._save(holder=self.holder)
+                self._save(replace(previous, holder=self.holder))
                 return
-            tail = str(previous.get("tail") or "")
-            last_full = previous.get("last_full_at")
+            tail = previous.tail
+            last_full = previous.last_full_at
             stale = iso(self.app.clock.now() - timedelta(seconds=self.full_every_s))
-            full = self.full or not tail or not last_full or str(last_full) < stale
-            empty = not self.store.followers.counts(self.name).get("known")
+            full = self.full or not tail or not last_full or last_full < stale
+            empty = not self.store.followers.counts(self.name).known
             self.store.follower_sync.drop_staged(self.name)
             self._save(
-                first_load=1 if full and empty else 0,
-                pass_no=int(previous.get("pass_no") or 0) + 1,
-                kind="full" if full else "incremental",
-                phase="list",
-                cursor="" if full else tail,
-                tail=tail,
-                pages=0,
-                listed=0,
-                new=0,
-                total=None,
-                profiles=0,
-                unsubscribed=0,
-                started_at=_now(self.app),
-                finished_at=None,
-                last_full_at=last_full,
-                holder=self.holder,
+                replace(
+                    previous,
+                    first_load=full and empty,
+                    pass_no=previous.pass_no + 1,
+                    kind="full" if full else "incremental",
+                    phase="list",
+                    cursor="" if full else tail,
+                    tail=tail,
+                    pages=0,
+                    listed=0,
+                    new=0,
+                    total=None,
+                    profiles=0,
+                    unsubscribed=0,
+                    started_at=_now(self.app),
+                    finished_at=None,
+                    last_full_at=last_full,
+                    holder=self.holder,
+                )
             )
 
     def release(self) -> None:
         with self.store.transaction():
-            self._save(holder=None, heartbeat_at=None)
+            self._save(replace(self.state, holder=None))
 
     def _page(self, cursor: str) -> tuple[list[str], dict[str, Any]]:
         """One page of the follower list: (openids, the answer); none on the last page.
@@ -262,7 +270,7 @@ class _Sync:
         try:
             page = self.client.get(USER_GET, {"next_openid": cursor})
         except WeChatError as exc:
-            if exc.errcode != 40003 or not cursor or self.state["kind"] == "full":
+            if exc.errcode != 40003 or not cursor or self.state.kind == "full":
                 raise
             log.info("incremental cursor refused (40003); starting a full pass")
             return [], {"restart": True}
@@ -277,40 +285,41 @@ class _Sync:
         with self.store.transaction():
             if page.new:
                 self.store.followers.insert_listed(
-                    self.name, openids, page.profiles, int(state["pass_no"]), at
+                    self.name, openids, page.profiles, state.pass_no, at
                 )
                 new, profiles = len(openids), len(page.profiles)
             else:
-                new = self.store.followers.upsert_listed(
-                    self.name, openids, int(state["pass_no"]), at
-                )
+                new = self.store.followers.upsert_listed(self.name, openids, state.pass_no, at)
                 profiles = 0
             next_openid = str(answer.get("next_openid") or "")
             self._save(
-                cursor=next_openid or openids[-1],
-                tail=openids[-1],
-                pages=state["pages"] + 1,
-                listed=state["listed"] + len(openids),
-                new=state["new"] + new,
-                total=answer.get("total"),
-                profiles=state["profiles"] + profiles,
+                replace(
+                    state,
+                    cursor=next_openid or openids[-1],
+                    tail=openids[-1],
+                    pages=state.pages + 1,
+                    listed=state.listed + len(openids),
+                    new=state.new + new,
+                    total=_count(answer.get("total")),
+                    profiles=state.profiles + profiles,
+                )
             )
         return next_openid or None
 
     def _list_done(self) -> None:
-        state = self.state
-        if state["kind"] == "full":
+        if self.state.kind == "full":
             # Who the complete list did not name has unsubscribed.
             while True:
                 with self.store.transaction():
+                    state = self.state
                     n = self.store.followers.mark_unlisted(
-                        self.name, int(state["pass_no"]), state["started_at"], UNLIST_BATCH
+                        self.name, state.pass_no, str(state.started_at), UNLIST_BATCH
                     )
-                    self._save(unsubscribed=state["unsubscribed"] + n)
+                    self._save(replace(state, unsubscribed=state.unsubscribed + n))
                 if n == 0:
                     break
         with self.store.transaction():
-            self._save(phase="profiles")
+            self._save(replace(self.state, phase="profiles"))
 
     def _fetch(self, openids: list[str]) -> list[dict[str, Any]]:
         body = {"user_list": [{"openid": o, "lang": "zh_CN"} for o in openids]}
@@ -323,38 +332,39 @@ class _Sync:
         self.tags_stored = self.tags_stored or any(r.get("tagid_list") for r in rows)
         with self.store.transaction():
             self.store.followers.save_profiles(self.name, rows, _now(self.app), self.tags_stored)
-            self._save(profiles=self.state["profiles"] + len(rows))
+            self._save(replace(self.state, profiles=self.state.profiles + len(rows)))
 
     def stage_list(self) -> None:
         """The first load's list: every page kept as it comes (one row a page)."""
-        state = self.state
-        cursor = str(state["cursor"])
-        with self.progress("Listing followers", state["total"]) as bar:
-            bar.advance(state["listed"])
+        cursor = self.state.cursor
+        with self.progress("Listing followers", self.state.total) as bar:
+            bar.advance(self.state.listed)
             while True:
                 openids, answer = self._page(cursor)
                 if not openids:
                     break
                 cursor = str(answer.get("next_openid") or "")
                 with self.store.transaction():
-                    pages = int(state["pages"]) + 1
-                    self.store.follower_sync.stage_page(
-                        self.name, int(state["pass_no"]), pages, openids
-                    )
+                    state = self.state
+                    pages = state.pages + 1
+                    self.store.follower_sync.stage_page(self.name, state.pass_no, pages, openids)
                     self._save(
-                        cursor=cursor or openids[-1],
-                        tail=openids[-1],
-                        pages=pages,
-                        listed=state["listed"] + len(openids),
-                        new=state["new"] + len(openids),
-                        total=answer.get("total"),
+                        replace(
+                            state,
+                            cursor=cursor or openids[-1],
+                            tail=openids[-1],
+                            pages=pages,
+                            listed=state.listed + len(openids),
+                            new=state.new + len(openids),
+                            total=_count(answer.get("total")),
+                        )
                     )
-                bar.total(state["total"])
+                bar.total(self.state.total)
                 bar.advance(len(openids))
                 if not cursor:
                     break
         with self.store.transaction():
-            self._save(phase="load")
+            self._save(replace(self.state, phase="load"))
 
     def load(self) -> None:
         """The first load's profiles, in openid order, written in that order.
@@ -364,8 +374,7 @@ class _Sync:
         rewriting pages all over it. Calls answer in any order; rows are written in order,
         so that a resumed load continues after the highest openid written.
         """
-        state = self.state
-        pass_no = int(state["pass_no"])
+        pass_no = self.state.pass_no
         openids = self.store.follower_sync.staged(self.name, pass_no)
         done = self.store.follower_sync.last_written(self.name, pass_no)
         start = bisect.bisect_right(openids, done) if done else 0
@@ -406,7 +415,8 @@ class _Sync:
                         self.store.followers.insert_listed(
                             self.name, listed, infos, pass_no, _now(self.app)
                         )
-                        self._save(profiles=state["profiles"] + len(infos))
+                        profiles = self.state.profiles + len(infos)
+                        self._save(replace(self.state, profiles=profiles))
                     bar.advance(len(listed))
                     written = ready
                 if finished:
@@ -415,7 +425,7 @@ class _Sync:
             raise failure
         with self.store.transaction():
             self.store.follower_sync.drop_staged(self.name)
-            self._save(phase="profiles")
+            self._save(replace(self.state, phase="profiles"))
 
     def pump(self) -> None:
         """List the pages (while phase is 'list') and fetch the profiles that are due, at once.
@@ -427,14 +437,13 @@ class _Sync:
         already listed are still fetched and written; when it refuses a profile call, no more
         are made. Either way what was fetched is written, and the error raised.
         """
-        state = self.state
         # Relative to the pass's start: a resumed pass does not refetch what it wrote.
-        started = from_iso(str(state["started_at"]))
+        started = from_iso(str(self.state.started_at))
         cutoff = iso(started - timedelta(seconds=self.profile_max_age_s))
         wanted = self.store.followers.count_needing_profile(self.name, cutoff)
-        if state["phase"] == "profiles" and not wanted:
+        if self.state.phase == "profiles" and not wanted:
             with self.store.transaction():
-                self._save(phase="extras")
+                self._save(replace(self.state, phase="extras"))
             return
         due = _Due(self.app, self.name, cutoff)
         self.tags_stored = self.store.followers.has_tags(self.name)
@@ -444,14 +453,14 @@ class _Sync:
         rows: list[dict[str, Any]] = []  # profiles of stored followers, to write
         list_failure: WeChatError | None = None
         call_failure: WeChatError | None = None
-        cursor: str | None = state["cursor"] if state["phase"] == "list" else None
+        cursor: str | None = self.state.cursor if self.state.phase == "list" else None
         listing: Future[tuple[list[str], dict[str, Any]]] | None = None
         with (
-            self.progress("Syncing followers", wanted + (state["total"] or 0)) as bar,
+            self.progress("Syncing followers", wanted + (self.state.total or 0)) as bar,
             ThreadPoolExecutor(1, thread_name_prefix="sync-list") as lister,
             ThreadPoolExecutor(self.threads, thread_name_prefix="sync-profiles") as pool,
         ):
-            bar.advance(state["listed"])
+            bar.advance(self.state.listed)
             while True:
                 if listing is not None and listing.done():
                     try:
@@ -461,7 +470,8 @@ class _Sync:
                     listing, cursor = None, None
                     if answer.get("restart"):
                         with self.store.transaction():
-                            self._save(kind="full", cursor="", pages=0, listed=0, new=0)
+                            restart = replace(self.state, kind="full", cursor="")
+                            self._save(replace(restart, pages=0, listed=0, new=0))
                         cursor = ""
                     elif openids:
                         new = self.store.followers.none_known(self.name, openids)
@@ -513,7 +523,7 @@ class _Sync:
                     self._commit(rows[:PROFILE_ROWS_PER_COMMIT])
                     del rows[:PROFILE_ROWS_PER_COMMIT]
                 listed_all = cursor is None and listing is None and not pages
-                if state["phase"] == "list" and listed_all and list_failure is None:
+                if self.state.phase == "list" and listed_all and list_failure is None:
                     self._list_done()
                     written = True
                 if not waiting and not written:
@@ -524,7 +534,7 @@ class _Sync:
         if failure is not None:
             raise failure
         with self.store.transaction():
-            self._save(phase="extras")
+            self._save(replace(self.state, phase="extras"))
 
     def extras(self) -> None:
         """The blacklist and the account's tags, then the pass is done."""
@@ -546,18 +556,27 @@ class _Sync:
         with self.store.transaction():
             self.store.followers.replace_blacklist(self.name, blocked)
             self.store.tags.replace(self.name, tags, _now(self.app))
-            finished = _now(self.app)
-            full = state["kind"] == "full"
+            full = state.kind == "full"
             self._save(
-                phase="done",
-                finished_at=finished,
-                last_full_at=state["started_at"] if full else state["last_full_at"],
-                holder=None,
-                heartbeat_at=None,
+                replace(
+                    state,
+                    phase="done",
+                    finished_at=_now(self.app),
+                    last_full_at=state.started_at if full else state.last_full_at,
+                    holder=None,
+                )
             )
-            counts = ("kind", "pass_no", "pages", "listed", "new", "profiles", "unsubscribed")
-            params = {k: state[k] for k in counts}
-            params.update(blacklisted=self.blacklisted, tags=self.tags)
+            params: dict[str, Any] = {
+                "kind": state.kind,
+                "pass_no": state.pass_no,
+                "pages": state.pages,
+                "listed": state.listed,
+                "new": state.new,
+                "profiles": state.profiles,
+                "unsubscribed": state.unsubscribed,
+                "blacklisted": self.blacklisted,
+                "tags": self.tags,
+            }
             audit.record(self.app, "follower.sync", self.name, params)
 
     def stopped(self, exc: WeChatError) -> WeChatError:
@@ -565,7 +584,7 @@ class _Sync:
         state = self.state
         saved = (
             f"the sync of '{self.name}' stopped with its progress saved "
-            f"({state.get('pages', 0)} pages listed, {state.get('profiles', 0):,} profiles "
+            f"({state.pages} pages listed, {state.profiles:,} profiles "
             "fetched)"
         )
         if exc.errcode == 45009:
@@ -586,13 +605,13 @@ class _Sync:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
         try:
-            if self.state["phase"] == "list" and self.state["first_load"]:
+            if self.state.phase == "list" and self.state.first_load:
                 self.stage_list()
-            if self.state["phase"] == "load":
+            if self.state.phase == "load":
                 self.load()
-            if self.state["phase"] in ("list", "profiles"):
+            if self.state.phase in ("list", "profiles"):
                 self.pump()
-            if self.state["phase"] == "extras":
+            if self.state.phase == "extras":
                 self.extras()
         except WeChatError as exc:
             self.release()
@@ -606,17 +625,17 @@ class _Sync:
         counts = self.store.followers.counts(self.name)
         return SyncReport(
             account=self.name,
-            kind=state["kind"],
+            kind=state.kind,
             resumed=self.resumed,
-            pages=state["pages"],
-            listed=state["listed"],
-            new=state["new"],
-            profiles=state["profiles"],
-            unsubscribed=state["unsubscribed"],
+            pages=state.pages,
+            listed=state.listed,
+            new=state.new,
+            profiles=state.profiles,
+            unsubscribed=state.unsubscribed,
             blacklisted=self.blacklisted,
             tags=self.tags,
-            total=state["total"],
-            subscribed=int(counts.get("subscribed") or 0),
+            total=state.total,
+            subscribed=counts.subscribed,
             seconds=round(time.monotonic() - started, 3),
         )
 
@@ -659,19 +678,25 @@ def sync(
 def sync_status(app: AppContext, name: str | None) -> SyncStatus:
     """The last or current pass of an account's sync, and the store's counts."""
     account = account_for(app, "follower.read", name)
-    state = app.store.follower_sync.sync_state(account.name) or {}
     counts = app.store.followers.counts(account.name)
-    return SyncStatus(
+    status = SyncStatus(
         account=account.name,
-        phase=state.get("phase", "never synced"),
-        kind=state.get("kind"),
-        pages=state.get("pages"),
-        listed=state.get("listed"),
-        profiles=state.get("profiles"),
-        started_at=state.get("started_at"),
-        finished_at=state.get("finished_at"),
-        last_full_at=state.get("last_full_at"),
-        known=counts.get("known", 0),
-        subscribed=counts.get("subscribed", 0),
-        without_profile=counts.get("no_profile", 0),
+        phase="never synced",
+        known=counts.known,
+        subscribed=counts.subscribed,
+        without_profile=counts.without_profile,
+    )
+    state = app.store.follower_sync.sync_state(account.name)
+    if state is None:
+        return status
+    return replace(
+        status,
+        phase=state.phase,
+        kind=state.kind,
+        pages=state.pages,
+        listed=state.listed,
+        profiles=state.profiles,
+        started_at=state.started_at,
+        finished_at=state.finished_at,
+        last_full_at=state.last_full_at,
     )

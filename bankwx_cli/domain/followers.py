@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from bankwx_cli.clock import iso, parse_user_time
@@ -39,6 +40,7 @@ SUBSCRIBE_SCENES = (
 )
 F = TypeVar("F", bound=Follower)
 _OPENID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+SHOWN_BAD_LINES = 5  # lines named in the message about a list's malformed lines
 
 
 # --- Values -----------------------------------------------------------------------------------
@@ -50,7 +52,7 @@ def check_openids(openids: list[str]) -> tuple[list[str], int]:
     Raises ValidationError for an empty list or a value that is not an openid.
     """
     if not openids:
-        raise ValidationError("give at least one OPENID.")
+        raise ValidationError("give at least one OPENID (or a file of them with --from FILE).")
     for openid in openids:
         if not _OPENID.fullmatch(openid):
             raise ValidationError(
@@ -59,6 +61,59 @@ def check_openids(openids: list[str]) -> tuple[list[str], int]:
             )
     unique = list(dict.fromkeys(openids))
     return unique, len(openids) - len(unique)
+
+
+def read_openid_list(source: str, text: str | None = None) -> list[str]:
+    """The openids of a list, one a line, in order (repeats kept: a plan counts them as
+    skipped). ``source`` is a file, or ``-`` with ``text`` read from standard input. Blank
+    lines and lines starting with ``#`` are skipped.
+
+    Raises ValidationError when the file cannot be read, holds no openid, or has lines that
+    are not openids (how many, and which by line number).
+    """
+    name = "standard input" if source == "-" else f"'{source}'"
+    if text is None:
+        text = _read_list(Path(source))
+    openids: list[str] = []
+    bad: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        value = line.strip()
+        if not value or value.startswith("#"):
+            continue
+        if _OPENID.fullmatch(value):
+            openids.append(value)
+        else:
+            bad.append(f"line {number} ('{value[:40]}')")
+    if bad:
+        shown = ", ".join(bad[:SHOWN_BAD_LINES])
+        more = f" and {len(bad) - SHOWN_BAD_LINES} more" if len(bad) > SHOWN_BAD_LINES else ""
+        lines = "1 line is not an openid" if len(bad) == 1 else f"{len(bad)} lines are not openids"
+        raise ValidationError(
+            f"in the openid list {name}, {lines}: {shown}{more}. WeChat openids "
+            "are 28 letters, digits, '-' or '_', one a line; nothing was sent."
+        )
+    if not openids:
+        raise ValidationError(f"the openid list {name} holds no openid.")
+    return openids
+
+
+def _read_list(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ValidationError(
+            f"no openid list '{path}': give a file of openids, one a line, or - for standard input."
+        ) from None
+    except IsADirectoryError:
+        raise ValidationError(
+            f"the openid list '{path}' is a directory: give a file of openids, one a line."
+        ) from None
+    except OSError as exc:
+        raise ValidationError(f"cannot read the openid list '{path}' ({exc.strerror}).") from None
+    except UnicodeDecodeError:
+        raise ValidationError(
+            f"the openid list '{path}' is not UTF-8 text: save it as UTF-8."
+        ) from None
 
 
 def check_scene(scene: str) -> str:

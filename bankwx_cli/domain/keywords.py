@@ -16,9 +16,10 @@ import yaml
 from bankwx_cli.clock import iso
 from bankwx_cli.domain import accounts, actions, audit
 from bankwx_cli.domain.permissions import load_row, require
-from bankwx_cli.errors import NotFoundError, ValidationError
+from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
 from bankwx_cli.models.replies import Article, NewsReply, Reply
-from bankwx_cli.models.rules import MAX_RULE_INPUT
+from bankwx_cli.models.rules import MAX_RULE_INPUT, ActionInfo
+from bankwx_cli.models.rules import DryRoute as DryRoute  # re-exported: routing.dry_route's result
 from bankwx_cli.models.rules import Rule as Rule  # re-exported: the engine types its rules with it
 
 if TYPE_CHECKING:
@@ -157,6 +158,7 @@ def add(
         raise ValidationError("--arg goes with --action.")
     rule = Rule(0, acct.name, pattern, match, priority, reply, action, arg)
     with app.store.transaction():
+        _refuse_identical(app, rule)
         rule_id = app.store.keyword_rules.add(rule, app.operator, iso(app.clock.now()))
         app.store.bump_config_version()
         saved = app.store.keyword_rules.get(rule_id)
@@ -164,6 +166,19 @@ def add(
             raise NotFoundError(f"keyword rule {rule_id} was not saved.")
         audit.record(app, "keyword.add", acct.name, app.store.keyword_rules.stored(rule_id))
     return compiled(saved)
+
+
+def _refuse_identical(app: AppContext, rule: Rule) -> None:
+    """ConflictError, naming it, when the account has a rule with the same pattern, match and
+    priority: only the older of the two could ever answer."""
+    same = (rule.pattern, rule.match, rule.priority)
+    for other in app.store.keyword_rules.for_account(rule.account):
+        if (other.pattern, other.match, other.priority) == same:
+            raise ConflictError(
+                f"keyword rule {other.id} of '{rule.account}' already matches '{rule.pattern}' "
+                f"({rule.match}, priority {rule.priority}). Remove it first (bankwx keyword "
+                f"remove {other.id}) or give another --priority."
+            )
 
 
 def list_(app: AppContext, account: str | None) -> list[Rule]:
@@ -201,6 +216,11 @@ def remove(app: AppContext, rule_id: int, account: str | None = None) -> None:
         app.store.keyword_rules.delete(rule_id)
         app.store.bump_config_version()
         audit.record(app, "keyword.remove", rule.account, {"id": rule_id})
+
+
+def available_actions(app: AppContext) -> list[ActionInfo]:
+    """The named actions a rule of this context can call (test-only ones with the tests')."""
+    return [ActionInfo(a.name, a.description, a.arg) for a in actions.available(app)]
 
 
 def first_match(rules: list[Rule], text: str, click: bool) -> Rule | None:

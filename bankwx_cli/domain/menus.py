@@ -42,7 +42,8 @@ from bankwx_cli.errors import (
     WeChatError,
 )
 from bankwx_cli.models.accounts import Account
-from bankwx_cli.models.menus import MenuVersion
+from bankwx_cli.models.menus import MenuOutcome as MenuOutcome  # re-exported for commands
+from bankwx_cli.models.menus import MenuVersion, PulledMenu
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -373,13 +374,19 @@ def plan_deploy(app: AppContext, name: str | None, file: Path) -> MenuPlan:
     return _plan(app, account, load_menu_file(file), str(file))
 
 
-def pull(app: AppContext, name: str | None) -> dict[str, Any]:
-    """The live menu in menu/get's shape without menuids. NotFoundError when there is none."""
+def pull(app: AppContext, name: str | None, output: Path | None = None) -> PulledMenu:
+    """The live menu in menu/get's shape without menuids. NotFoundError when there is none.
+
+    With ``output`` (where it will be written), the path is checked first, before WeChat is
+    called: ValidationError when its folder is missing or it is a directory.
+    """
     account = _reader_account(app, name)
+    if output is not None:
+        check_output(output)
     live = fetch_live(app.client(account))
     if live.spec is None:
         raise NotFoundError(f"account '{account.name}' has no menu on WeChat; nothing to pull.")
-    return live.spec.to_get_shape()
+    return PulledMenu(account.name, live.spec.to_get_shape())
 
 
 def history(app: AppContext, name: str | None, limit: int | None = None) -> list[MenuVersion]:
@@ -724,8 +731,35 @@ def delete(app: AppContext, name: str | None) -> LiveMenu:
     return live
 
 
-def dump(data: dict[str, Any], path: Path | None) -> str:
-    """Menu data as file text: YAML for a .yaml/.yml path, JSON otherwise."""
+def dump(menu: PulledMenu, path: Path | None) -> str:
+    """A pulled menu as file text: YAML for a .yaml/.yml path, JSON otherwise."""
+    data = menu.to_json()
     if path is not None and path.suffix.lower() in (".yaml", ".yml"):
         return str(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+def check_output(path: Path) -> None:
+    """Refuse (ValidationError, naming it) an output path in a missing folder, a folder that
+    is not one, or a path that is a directory."""
+    folder = path.parent
+    if path.is_dir():
+        raise ValidationError(
+            f"--output '{path}' is a directory: give a file name, e.g. {path / 'menu.yaml'}."
+        )
+    if not folder.exists():
+        raise ValidationError(
+            f"--output '{path}': there is no folder '{folder}'. Create it first or write "
+            "somewhere else."
+        )
+    if not folder.is_dir():
+        raise ValidationError(f"--output '{path}': '{folder}' is not a folder.")
+
+
+def write(menu: PulledMenu, path: Path) -> None:
+    """Write a pulled menu to a file (see `dump`); ValidationError when it cannot be written."""
+    check_output(path)
+    try:
+        path.write_text(dump(menu, path), encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(f"cannot write '{path}': {exc.strerror or exc}.") from None

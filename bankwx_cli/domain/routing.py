@@ -640,11 +640,10 @@ class Engine:
 
 def dry_route(
     app: AppContext, account: str | None, text: str | None, click: str | None
-) -> dict[str, Any]:
+) -> keywords.DryRoute:
     """Which rule answers text (or a menu key) and with what, without WeChat or writes."""
     from bankwx_cli.domain.permissions import require
     from bankwx_cli.errors import ValidationError
-    from bankwx_cli.models.replies import reply_to_dict
 
     require(app, "keyword.read", account)
     if (text is None) == (click is None):
@@ -674,14 +673,15 @@ def dry_route(
         encrypted=False,
     )
     decision = Engine(app).decide(runtime, inbound, dry=True)
-    matched = next((r for r in rules if decision.route.startswith(f"rule:{r.id}")), None)
-    return {
-        "input": text if text is not None else f"click:{click}",
-        "route": decision.route,
-        "outcome": decision.outcome,
-        "rule": matched.describe() if matched else None,
-        "reply": reply_to_dict(decision.reply) if decision.reply else None,
-    }
+    rule_id = decision.route.split(":")[1] if decision.route.startswith("rule:") else None
+    matched = next((r for r in rules if str(r.id) == rule_id), None)
+    return keywords.DryRoute(
+        input=text if text is not None else f"click:{click}",
+        route=decision.route,
+        outcome=decision.outcome,
+        rule=matched,
+        reply=decision.reply,
+    )
 
 
 def _float(value: str | None) -> float | None:

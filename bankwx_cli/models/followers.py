@@ -152,6 +152,41 @@ class SyncReport:
 
 
 @dataclass(frozen=True)
+class FollowerCounts:
+    """How many followers of an account the store knows, is subscribed, lacks a profile."""
+
+    known: int = 0
+    subscribed: int = 0
+    without_profile: int = 0
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """The progress of an account's follower sync, as saved after every page and commit (one
+    row per account): the pass under way or the last one, and the lease of its process."""
+
+    account: str
+    pass_no: int = 0
+    kind: str = "full"  # full | incremental
+    phase: str = "done"  # list | load | profiles | extras | done
+    cursor: str = ""  # where the list continues
+    tail: str = ""  # the last follower listed (an incremental pass starts after it)
+    pages: int = 0
+    listed: int = 0
+    new: int = 0
+    total: int | None = None  # followers WeChat counts
+    profiles: int = 0
+    unsubscribed: int = 0
+    started_at: str | None = None
+    updated_at: str | None = None
+    finished_at: str | None = None
+    last_full_at: str | None = None
+    holder: str | None = None  # host:pid of the process running it
+    heartbeat_at: float | None = None  # when that process last saved (epoch seconds)
+    first_load: bool = False  # the account's first pass: the list staged, then loaded
+
+
+@dataclass(frozen=True)
 class SyncStatus:
     """The last (or the interrupted) sync pass of an account, and the store's counts."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -51,4 +51,40 @@ class MenuVersion:
             "deployed_by": self.deployed_by,
             "wechat_answer": self.wechat_answer,
             "content": self.content,
+        }
+
+
+@dataclass(frozen=True)
+class PulledMenu:
+    """The live menu of an account in menu/get's shape, without menuids (``menu pull``)."""
+
+    account: str
+    content: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.content
+
+
+class _Plan(Protocol):
+    """A menu plan (domain/menus.py's MenuPlan): what it knows of its JSON shape."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class MenuOutcome:
+    """A deploy, rollback or approval, for ``--format json``: the plan and what became of it
+    (the version recorded and its state; None for a dry run that recorded nothing)."""
+
+    plan: _Plan
+    dry_run: bool
+    version: int | None = None
+    state: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.plan.to_json(),
+            "dry_run": self.dry_run,
+            "version": self.version,
+            "state": self.state,
         }

@@ -69,3 +69,46 @@ class Rule:
     def to_json(self) -> dict[str, Any]:
         """The listing's shape (``bankwx keyword list``, ``keyword add``)."""
         return {**self.describe(), "answer": self.answer}
+
+
+@dataclass(frozen=True)
+class DryRoute:
+    """Which rule answers a text or a menu key, and with what (``bankwx keyword test``)."""
+
+    input: str  # the text, or click:KEY
+    route: str
+    outcome: str
+    rule: Rule | None  # the rule that answered, if one did
+    reply: Reply | None
+
+    @property
+    def reply_json(self) -> dict[str, Any] | None:
+        return reply_to_dict(self.reply) if self.reply else None
+
+    def summary(self) -> str:
+        """The route (and the rule) for people; what happens when nothing is replied."""
+        said = f"route: {self.route}" + (f" (rule {self.rule.id})" if self.rule else "")
+        if self.reply is None:
+            said += "\nreply: (none; the receiver answers success)"
+        return said
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input": self.input,
+            "route": self.route,
+            "outcome": self.outcome,
+            "rule": self.rule.describe() if self.rule else None,
+            "reply": self.reply_json,
+        }
+
+
+@dataclass(frozen=True)
+class ActionInfo:
+    """A named action a rule can call, as ``bankwx keyword actions`` lists it."""
+
+    action: str
+    description: str
+    arg: str | None = None  # what --arg means; None: the action takes none
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "description": self.description, "arg": self.arg or ""}

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from bankwx_cli.models.accounts import Account, Operator, Org
+from bankwx_cli.models.accounts import Account, Operator, Org, SealedSecrets
 from bankwx_cli.storage.db import Database
 
 SEALED_FIELDS = ("secret_enc", "token_enc", "aes_key_enc")
@@ -43,18 +43,41 @@ class Accounts:
         row = self.db.one("SELECT * FROM accounts WHERE name = :name", {"name": name})
         return None if row is None else _account(row)
 
-    def sealed(self, name: str) -> dict[str, bytes | None]:
+    def sealed(self, name: str) -> SealedSecrets | None:
         row = self.db.one(
             "SELECT secret_enc, token_enc, aes_key_enc FROM accounts WHERE name = :name",
             {"name": name},
         )
-        return {} if row is None else {k: row[k] for k in SEALED_FIELDS}
+        return None if row is None else SealedSecrets(*(row[k] for k in SEALED_FIELDS))
 
-    def insert(self, values: dict[str, Any]) -> None:
-        values = {**values, "settings": json.dumps(values.get("settings") or {})}
-        cols = ", ".join(values)
-        params = ", ".join(f":{k}" for k in values)
-        self.db.execute(f"INSERT INTO accounts ({cols}) VALUES ({params})", values)  # noqa: S608
+    def has_aes_key(self, name: str) -> bool:
+        """Whether the account's EncodingAESKey is stored (safe and compatible mode need it)."""
+        sealed = self.sealed(name)
+        return sealed is not None and sealed.aes_key_enc is not None
+
+    def insert(self, account: Account, sealed: SealedSecrets) -> None:
+        self.db.execute(
+            "INSERT INTO accounts (name, appid, secret_enc, token_enc, aes_key_enc, original_id, "
+            "type, mode, token_mode, welcome, default_reply, settings, created_at, updated_at) "
+            "VALUES (:name, :appid, :secret_enc, :token_enc, :aes_key_enc, :original_id, :type, "
+            ":mode, :token_mode, :welcome, :default_reply, :settings, :created_at, :updated_at)",
+            {
+                "name": account.name,
+                "appid": account.appid,
+                "secret_enc": sealed.secret_enc,
+                "token_enc": sealed.token_enc,
+                "aes_key_enc": sealed.aes_key_enc,
+                "original_id": account.original_id,
+                "type": account.type,
+                "mode": account.mode,
+                "token_mode": account.token_mode,
+                "welcome": account.welcome,
+                "default_reply": account.default_reply,
+                "settings": json.dumps(account.settings),
+                "created_at": account.created_at,
+                "updated_at": account.updated_at,
+            },
+        )
 
     def update(self, name: str, values: dict[str, Any]) -> None:
         if "settings" in values:

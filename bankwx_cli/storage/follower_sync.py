@@ -6,8 +6,10 @@ staged list in ``follower_staging``. The tables are created by migrations.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, fields
 from typing import Any
 
+from bankwx_cli.models.followers import SyncProgress
 from bankwx_cli.storage.db import Database
 
 
@@ -23,12 +25,15 @@ class FollowerSync:
 
     # --- sync progress ------------------------------------------------------------------------
 
-    def sync_state(self, account: str) -> dict[str, Any] | None:
+    def sync_state(self, account: str) -> SyncProgress | None:
         row = self.db.one("SELECT * FROM follower_sync WHERE account = :a", {"a": account})
-        return None if row is None else dict(row)
+        if row is None:
+            return None
+        values = {f.name: row[f.name] for f in fields(SyncProgress)}
+        return SyncProgress(**{**values, "first_load": bool(values["first_load"])})
 
-    def save_sync_state(self, account: str, values: dict[str, Any]) -> None:
-        self._upsert("follower_sync", {"account": account, **values}, "account")
+    def save_sync_state(self, progress: SyncProgress) -> None:
+        self._upsert("follower_sync", asdict(progress), "account")
 
     # --- the first load of an account: the list staged, then written in openid order -----------
 

@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from bankwx_cli.models.followers import Follower, FollowerRecord
+from bankwx_cli.models.followers import Follower, FollowerCounts, FollowerRecord
 from bankwx_cli.storage.db import Database
 
 T = TypeVar("T")
@@ -479,7 +479,7 @@ class Followers:
         row = self.db.one(_MERGED + " WHERE openid = :o", {"account": account, "o": openid})
         return None if row is None else _follower(row, FollowerRecord)
 
-    def counts(self, account: str) -> dict[str, int]:
+    def counts(self, account: str) -> FollowerCounts:
         row = self.db.one(
             "SELECT count(*) AS known, "
             "coalesce(sum(CASE WHEN subscribed = 1 THEN 1 ELSE 0 END), 0) AS subscribed, "
@@ -487,7 +487,9 @@ class Followers:
             "FROM followers WHERE account = :a",
             {"a": account},
         )
-        return {} if row is None else dict(row)
+        if row is None:
+            return FollowerCounts()
+        return FollowerCounts(row["known"], row["subscribed"], row["no_profile"])
 
 
 def _follower(row: sqlite3.Row, kind: type[F]) -> F:

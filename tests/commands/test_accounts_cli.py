@@ -153,6 +153,42 @@ def test_duplicate_account(with_account: Bankwx) -> None:
     assert result.stderr == "Error: an account named 'main' exists. See bankwx account list.\n"
 
 
+def _names(bankwx: Bankwx) -> list[str]:
+    return [a["name"] for a in json.loads(bankwx("account", "list", "--format", "json").stdout)]
+
+
+@pytest.mark.parametrize(
+    ("option", "taken"),
+    [("--appid", "appid 'wx1234567890abcdef'"), ("--original-id", "original id 'gh_0123456789ab'")],
+)
+def test_an_official_account_already_in_the_store_is_refused(
+    with_account: Bankwx, option: str, taken: str
+) -> None:
+    args = add_account_args("cards")  # an appid and an original id of its own
+    args[args.index(option) + 1] = add_account_args("main")[args.index(option) + 1]
+    result = with_account(*args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"Error: account 'main' already has {taken}: an official account is added once. "
+        "See bankwx account show main.\n"
+    )
+    assert _names(with_account) == ["main"]
+    audit = json.loads(with_account("audit", "--format", "json").stdout)
+    assert [e["action"] for e in audit].count("account.add") == 1
+
+
+def test_an_update_to_another_accounts_appid_is_refused(with_account: Bankwx) -> None:
+    assert with_account(*add_account_args("cards")).exit_code == 0
+    before = json.loads(with_account("account", "show", "cards", "--format", "json").stdout)
+    result = with_account("account", "update", "cards", "--appid", "wx1234567890abcdef")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: account 'main' already has appid 'wx1234567890abcdef'")
+    after = json.loads(with_account("account", "show", "cards", "--format", "json").stdout)
+    assert after == before
+    same = with_account("account", "update", "main", "--appid", "wx1234567890abcdef")
+    assert same.exit_code == 0, same.output  # its own appid again: no conflict
+
+
 def test_update_and_remove(with_account: Bankwx) -> None:
     result = with_account(
         "account", "update", "main", "--welcome", "欢迎关注", "--default-reply", "您好"
@@ -237,3 +273,21 @@ def test_version(bankwx: Bankwx) -> None:
 def test_usage_error_exit_2(bankwx: Bankwx) -> None:
     result = bankwx("account", "list", "--bogus")
     assert result.exit_code == 2
+
+
+def test_token_and_check_keep_their_json_shapes(account: Bankwx) -> None:
+    none = json.loads(account("account", "token", "--format", "json").stdout)
+    assert none == {"account": "main", "token": "none stored", "age_s": None, "expires_in_s": None}
+    checked = account("account", "check", "--format", "json")
+    assert checked.exit_code == 0, checked.output
+    shown = json.loads(checked.stdout)
+    assert list(shown) == [
+        "account", "appid", "credentials", "token_mode", "token_age_s", "token_expires_in_s",
+        "callback_ips", "callback_ip_sample",
+    ]  # fmt: skip
+    assert (shown["credentials"], shown["token_mode"]) == ("ok", "stable")
+    assert len(shown["callback_ip_sample"]) == min(3, shown["callback_ips"])
+    token = json.loads(account("account", "token", "--format", "json").stdout)
+    assert list(token) == ["account", "token", "token_mode", "age_s", "expires_in_s"]
+    assert (token["token"], token["token_mode"]) == ("valid", "stable")
+    assert token["expires_in_s"] > 0

@@ -60,6 +60,8 @@ def test_keyword_add_list_test_remove(with_account: Bankwx, tmp_path: Path) -> N
     assert len(json.loads(with_account("keyword", "list", "--format", "json").stdout)) == 2
     actions = json.loads(with_account("keyword", "actions", "--format", "json").stdout)
     assert "sleep" not in {a["action"] for a in actions}
+    assert "help" in {a["action"] for a in actions}
+    assert all(list(a) == ["action", "description", "arg"] for a in actions)
 
 
 @pytest.mark.parametrize(
@@ -84,6 +86,23 @@ def test_keyword_add_refusals(with_account: Bankwx, args: list[str], message: st
     assert result.exit_code == 1, result.output
     assert message in result.stderr
     assert json.loads(with_account("keyword", "list", "--format", "json").stdout) == []
+
+
+def test_an_identical_rule_is_refused_naming_the_existing_one(with_account: Bankwx) -> None:
+    rule = ["keyword", "add", "余额", "--match", "exact", "--priority", "3"]
+    first = with_account(*rule, "--reply-text", "a", "--format", "json")
+    assert first.exit_code == 0, first.output
+    rule_id = json.loads(first.stdout)["id"]
+    again = with_account(*rule, "--action", "help")  # another answer does not make it another
+    assert again.exit_code == 1
+    assert again.stderr == (
+        f"Error: keyword rule {rule_id} of 'main' already matches '余额' (exact, priority 3). "
+        f"Remove it first (bankwx keyword remove {rule_id}) or give another --priority.\n"
+    )
+    for other in (["--priority", "4"], ["--match", "contains"]):  # differs: accepted
+        args = ["keyword", "add", "余额", "--match", "exact", "--priority", "3", *other]
+        assert with_account(*args, "--reply-text", "b").exit_code == 0
+    assert len(json.loads(with_account("keyword", "list", "--format", "json").stdout)) == 3
 
 
 def test_sleep_action_only_with_test_actions(with_account: Bankwx) -> None:

@@ -342,3 +342,30 @@ def test_plan_names_a_menu_changed_outside_bankwx(
     assert result.exit_code == 5
     assert "live menu (changed outside bankwx since version 1) -> " in result.stderr
     assert result.stdout == "~ button[0] name: 余额 -> 账户查询\n"
+
+
+def test_deploy_and_rollback_json_is_the_plan_and_what_became_of_it(
+    with_account: Any, sim: Sim, write: Write
+) -> None:
+    plan_keys = [
+        "account", "source", "live_menu", "live_version", "drifted_from", "changes", "diff",
+        "warnings", "hash", "needs_approval",
+    ]  # fmt: skip
+    path = str(write("v1.json", V1))
+    dry = with_account("menu", "deploy", path, "--dry-run", "--format", "json")
+    assert dry.exit_code == 0, dry.output
+    shown = json.loads(dry.stdout)
+    assert list(shown) == [*plan_keys, "dry_run", "version", "state"]
+    assert (shown["dry_run"], shown["version"], shown["state"]) == (True, None, None)
+    done = json.loads(deploy(with_account, write("v1.json", V1), "--format", "json").stdout)
+    assert (done["dry_run"], done["version"], done["state"]) == (False, 1, "live")
+    assert {k: done[k] for k in plan_keys} == {k: shown[k] for k in plan_keys}
+    assert deploy(with_account, write("v2.json", V2)).exit_code == 0
+    back = with_account("menu", "rollback", "--yes", "--format", "json")
+    assert back.exit_code == 0, back.output
+    rolled = json.loads(back.stdout)
+    assert (rolled["source"], rolled["version"], rolled["state"]) == (
+        "rollback to version 1",
+        3,
+        "live",
+    )

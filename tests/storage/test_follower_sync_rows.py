@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bankwx_cli.models.followers import SyncProgress
 from bankwx_cli.storage import Store, open_store
 
 
@@ -17,21 +19,20 @@ def store(tmp_path: Path) -> Iterator[Store]:
     store.close()
 
 
-def test_saving_sync_state_sets_the_columns_given_and_keeps_the_others(store: Store) -> None:
+def test_a_saved_sync_state_reads_back_as_it_was_saved_per_account(store: Store) -> None:
     sync = store.follower_sync
     assert sync.sync_state("main") is None
+    first = SyncProgress("main", pass_no=1, kind="full", phase="list")
     with store.transaction():
-        sync.save_sync_state("main", {"pass_no": 1, "kind": "full", "phase": "list"})
-    first = sync.sync_state("main")
-    assert first is not None
-    assert (first["pass_no"], first["kind"], first["phase"]) == (1, "full", "list")
-    assert (first["cursor"], first["pages"], first["total"]) == ("", 0, None)  # the defaults
+        sync.save_sync_state(first)
+    assert sync.sync_state("main") == first
+    assert (first.cursor, first.pages, first.total) == ("", 0, None)  # the defaults
+    second = replace(first, cursor="o9", pages=3, total=12, first_load=True, heartbeat_at=1.5)
     with store.transaction():
-        sync.save_sync_state("main", {"cursor": "o9", "pages": 3, "total": 12})
-        sync.save_sync_state("other", {"pass_no": 7})
-    second = sync.sync_state("main")
-    assert second == {**first, "cursor": "o9", "pages": 3, "total": 12}
-    assert (sync.sync_state("other") or {})["pass_no"] == 7
+        sync.save_sync_state(second)
+        sync.save_sync_state(SyncProgress("other", pass_no=7))
+    assert sync.sync_state("main") == second
+    assert (sync.sync_state("other") or SyncProgress("other")).pass_no == 7
 
 
 def test_a_state_rolled_back_with_its_transaction_is_not_kept(store: Store) -> None:
@@ -39,7 +40,7 @@ def test_a_state_rolled_back_with_its_transaction_is_not_kept(store: Store) -> N
 
     def save_then_fail() -> None:
         with store.transaction():
-            store.follower_sync.save_sync_state("main", {"pass_no": 1})
+            store.follower_sync.save_sync_state(SyncProgress("main", pass_no=1))
             raise RuntimeError("undone")
 
     with pytest.raises(RuntimeError):

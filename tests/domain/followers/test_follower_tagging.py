@@ -15,15 +15,6 @@ SMALL = 60
 NOT_A_FOLLOWER = "oNOTaFOLLOWER0123456789abcde"
 
 
-@pytest.fixture
-def synced(with_account: Bankwx, small_sim: Any) -> Bankwx:
-    """The store with the small simulator's 60 followers synced, and a tag 'VIP'."""
-    assert with_account("follower", "sync").exit_code == 0
-    created = with_account("tag", "create", "VIP")
-    assert created.exit_code == 0, created.output
-    return with_account
-
-
 def openids(bankwx: Bankwx, *args: str) -> list[str]:
     result = bankwx("follower", "list", *args, "--format", "json")
     assert result.exit_code == 0, result.output

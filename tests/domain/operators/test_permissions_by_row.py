@@ -42,7 +42,7 @@ def world(
     with sim_pool.use(SimOptions(followers=3, seed=11), monkeypatch):
         bx = store_ready
         assert bx(*add_account_args(A)).exit_code == 0
-        assert bx(*add_account_args(B)).exit_code == 0
+        assert bx(*add_account_args(B, simulated=True)).exit_code == 0
         assert bx("operator", "add", "bob", "--role", "approver").exit_code == 0
         ok = bx("operator", "add", "carol", "--role", "admin", "--accounts", A)
         assert ok.exit_code == 0, ok.output
