@@ -17,6 +17,7 @@ from bankwx_cli.settings import Settings
 from bankwx_cli.storage import Store, open_store
 
 if TYPE_CHECKING:  # imported when first used: cryptography and wechatpy cost start-up time
+    from bankwx_cli.domain.identity import Identity
     from bankwx_cli.keys import MasterKey
     from bankwx_cli.models.accounts import Account
     from bankwx_cli.wechat.client import WeChatClient
@@ -117,7 +118,6 @@ class AppContext:
         self.settings = settings
         offset = settings.test_clock_offset_s
         self.clock: Clock = clock or (OffsetClock(offset) if offset else SystemClock())
-        self.operator = settings.operator
         self._store = store
         self._key = key
         self._clients: dict[str, WeChatClient] = {}
@@ -128,6 +128,22 @@ class AppContext:
         if self._store is None:
             self._store = open_store(self.settings.db, key=lambda: self.key)
         return self._store
+
+    @cached_property
+    def identity(self) -> Identity:
+        """Who is acting: operator, login user, host (the store's identity mode decides)."""
+        from bankwx_cli.domain.identity import resolve  # the domain decides; resolved once
+
+        return resolve(self)
+
+    @property
+    def operator(self) -> str:
+        """The acting operator's name (see ``identity``)."""
+        return self.identity.operator
+
+    def forget_identity(self) -> None:
+        """Resolve the identity again on next use (after init maps the first administrator)."""
+        self.__dict__.pop("identity", None)
 
     @cached_property
     def key(self) -> MasterKey:
