@@ -84,8 +84,10 @@ def audit(
         typer.Option("--oldest-first", help="Oldest entries first (--limit: the oldest N)."),
     ] = False,
 ) -> None:
-    """Show the audit log: who changed what, when, from which login user and host, with what
-    outcome. Newest first; --limit N shows the newest N.
+    """Show the audit log: who changed what, when, with what outcome.
+
+    Each entry names the operator, the login (operating-system) user and the host. Newest
+    first; --limit N shows the newest N, --oldest-first reverses.
 
     Examples:
 
