@@ -6,6 +6,7 @@ server receive an AppContext and hand it to the domain.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from functools import cached_property
@@ -107,7 +108,17 @@ class BufferedRecorder:
             )
 
 
+PRIVATE_UMASK = 0o077
+
+
 class AppContext:
+    """Everything a command, the server or a test hands the domain.
+
+    Making one sets the process's umask to 077: whatever bankwx then creates (a pulled menu,
+    an export, a folder) is its owner's alone, as the store, its WAL and shared memory, its
+    backups and the key file are (those are made 0600 explicitly, whatever the umask).
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -115,6 +126,7 @@ class AppContext:
         store: Store | None = None,
         key: MasterKey | None = None,
     ) -> None:
+        os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)  # tighten only, never loosen
         self.settings = settings
         offset = settings.test_clock_offset_s
         self.clock: Clock = clock or (OffsetClock(offset) if offset else SystemClock())
