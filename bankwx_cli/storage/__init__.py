@@ -267,7 +267,11 @@ def read_only_reason(path: Path) -> str | None:
 
 
 def open_store(
-    path: Path, *, create: bool = False, key: Callable[[], MasterKey] | None = None
+    path: Path,
+    *,
+    create: bool = False,
+    key: Callable[[], MasterKey] | None = None,
+    read_only: bool = False,
 ) -> Store:
     """Open (or, with create, make) the store at path and apply missing migrations.
 
@@ -278,6 +282,8 @@ def open_store(
     a write raises StoreError saying the store is read-only. A new store's file (and so its
     WAL and shared memory, which SQLite makes with the file's mode) is readable by its owner
     only; create never makes folders.
+
+    ``read_only``: open it read-only even when it could be written (a backup being checked).
 
     Raises StoreError when the file is missing (and not create), a directory, not a bankwx
     store, newer than this code, or read-only and older than it.
@@ -292,6 +298,8 @@ def open_store(
     if create:
         create_private(path, "the store")
     reason = None if create else read_only_reason(path)
+    if read_only and reason is None:
+        reason = "opened read-only"
     db: Database | None = None
     try:
         db = Database(path, read_only=reason)
