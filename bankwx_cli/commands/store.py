@@ -155,7 +155,9 @@ def check(
     """Check the store: file integrity, master key fingerprint, audit chain, and that stored
     replies and outbox payloads are sealed with the master key.
 
-    Exits 1 when anything is wrong, naming it (and the table).
+    Exits 1 when anything is wrong, naming it (and the table). Warns, and still exits 0, when
+    others can read the store's files (--fix makes them mode 600) and when the store's identity
+    is declared (see bankwx store set identity).
 
     Examples:
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -239,6 +240,12 @@ def check(app: AppContext, fix: bool = False) -> CheckReport:
     report.checked.append(f"audit chain ({count} rows)")
     report.checked.append(f"schema version {app.store.schema_version()}")
     open_to_others = readable_by_others(app.store.path)
+    if open_to_others and fix:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{app.store.path}{suffix}").chmod(0o600)
+        report.checked.append(f"fixed file modes (now 600): {', '.join(open_to_others)}")
+        open_to_others = readable_by_others(app.store.path)
     if open_to_others:
         report.warnings.append(
             f"others can read the store's files: {', '.join(open_to_others)}; they hold openids "

@@ -262,3 +262,13 @@ def test_read_commands_work_on_a_store_its_user_cannot_write(
         folder.chmod(0o755)
         copy.chmod(0o600)
         shutil.rmtree(folder)
+
+
+def test_check_fix_makes_the_store_private(with_account: Bankwx, db_path: Path) -> None:
+    os.chmod(db_path, 0o644)
+    result = with_account("check", "--fix", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert not any("others can read" in w for w in report["warnings"])
+    assert any(c.startswith("fixed file modes (now 600)") for c in report["checked"])
+    assert mode(db_path) == 0o600
