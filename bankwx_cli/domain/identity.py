@@ -45,9 +45,8 @@ def os_login_user() -> str:
 
 
 def host_name() -> str:
-    import socket  # here: start-up time
-
-    return socket.gethostname()
+    """This machine's name (what ``socket.gethostname`` says, without importing socket)."""
+    return os.uname().nodename
 
 
 def validate_mode(mode: str) -> str:
