@@ -102,7 +102,7 @@ def test_os_mode_refuses_a_claimed_operator_the_login_user_is_not_mapped_to(
     assert refused["params"]["reason"] == "login user not mapped to the operator"
 
 
-def test_os_mode_refuses_an_unmapped_login_user(os_store: Bankwx) -> None:
+def test_os_mode_refuses_an_unmapped_login_user(os_store: Bankwx, db_path: Path) -> None:
     """The administrator's login user is mapped elsewhere: this login user is nobody."""
     changed = os_store("operator", "update", "alice", "--os-user", "alice-login")
     assert changed.exit_code == 0, changed.output
@@ -114,6 +114,15 @@ def test_os_mode_refuses_an_unmapped_login_user(os_store: Bankwx) -> None:
         f"mapped to 'alice'. An administrator can map it: bankwx operator update alice "
         f"--os-user {ME}.\n"
     )
+    checker = os_store("broadcast", "approve", "1", env={"BANKWX_OPERATOR": "bob"})
+    assert checker.exit_code == 4
+    assert "An administrator can map it: bankwx operator update bob --os-user" in checker.stderr
+    conn = sqlite3.connect(db_path)  # nobody may read the audit log through bankwx now
+    newest = conn.execute(
+        "SELECT operator, action, os_user, host, outcome FROM audit ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    conn.close()
+    assert newest == ("bob", "broadcast.approve", ME, HOST, "denied")
     unset = os_store("account", "list", env={"BANKWX_OPERATOR": ""})
     assert unset.exit_code == 4
     assert f"login user '{ME}' is not mapped to any operator" in unset.stderr
