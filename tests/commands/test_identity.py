@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
+import pwd
 import socket
 import sqlite3
 from pathlib import Path
@@ -13,7 +15,9 @@ from typing import Any
 import pytest
 from bxtest import Bankwx, add_account_args
 
-ME = getpass.getuser()
+# The login user as bankwx takes it: the effective uid's name, not $USER (which anyone can set);
+# getpass.getuser() gives the same when $USER and $LOGNAME are unset or true.
+ME = pwd.getpwuid(os.geteuid()).pw_name
 HOST = socket.gethostname()
 
 
@@ -182,14 +186,15 @@ def test_the_login_user_is_told_what_to_do_after_init_with_another_admin(
     bankwx: Bankwx, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("BANKWX_OPERATOR")
+    me = getpass.getuser()  # identity declared: the login user's name as the session gives it
     assert bankwx("init", "--admin", "opsadmin").exit_code == 0
     result = bankwx("account", "list")
     assert result.exit_code == 4
     assert result.stderr == (
-        f"Error: operator '{ME}' lacks permission 'account.read'. You act as '{ME}', the login "
-        f"user (BANKWX_OPERATOR is unset), and '{ME}' is not an operator of this store: to act "
+        f"Error: operator '{me}' lacks permission 'account.read'. You act as '{me}', the login "
+        f"user (BANKWX_OPERATOR is unset), and '{me}' is not an operator of this store: to act "
         "as another operator, set BANKWX_OPERATOR to its name (see bankwx operator list), or "
-        f"have an administrator run: bankwx operator add {ME} --role ROLE.\n"
+        f"have an administrator run: bankwx operator add {me} --role ROLE.\n"
     )
     assert bankwx("account", "list", env={"BANKWX_OPERATOR": "opsadmin"}).exit_code == 0
 
