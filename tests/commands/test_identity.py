@@ -219,3 +219,16 @@ def test_init_rejects_an_unknown_identity(bankwx: Bankwx, db_path: Path) -> None
     result = bankwx("init", "--identity", "sometimes")
     assert result.exit_code == 2
     assert not db_path.exists()
+
+
+def test_os_mode_refusal_names_the_mapping(os_store: Bankwx) -> None:
+    """A mapped operator that lacks the permission is told how it was chosen."""
+    other = os_store("operator", "add", "root2", "--role", "admin", "--os-user", "root2-login")
+    assert other.exit_code == 0, other.output
+    assert os_store("operator", "update", "alice", "--accounts", "main").exit_code == 0
+    result = os_store(*add_account_args("cards"))
+    assert result.exit_code == 4
+    assert result.stderr.endswith(
+        f"You act as 'alice', the operator mapped to login user '{ME}' (identity os); to act as "
+        "another operator, log in as a user mapped to it.\n"
+    )
