@@ -6,6 +6,7 @@ server receive an AppContext and hand it to the domain.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from functools import cached_property
@@ -17,6 +18,7 @@ from bankwx_cli.settings import Settings
 from bankwx_cli.storage import Store, open_store
 
 if TYPE_CHECKING:  # imported when first used: cryptography and wechatpy cost start-up time
+    from bankwx_cli.domain.identity import Identity
     from bankwx_cli.keys import MasterKey
     from bankwx_cli.models.accounts import Account
     from bankwx_cli.wechat.client import WeChatClient
@@ -106,7 +108,17 @@ class BufferedRecorder:
             )
 
 
+PRIVATE_UMASK = 0o077
+
+
 class AppContext:
+    """Everything a command, the server or a test hands the domain.
+
+    Making one sets the process's umask to 077: whatever bankwx then creates (a pulled menu,
+    an export, a folder) is its owner's alone, as the store, its WAL and shared memory, its
+    backups and the key file are (those are made 0600 explicitly, whatever the umask).
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -114,10 +126,10 @@ class AppContext:
         store: Store | None = None,
         key: MasterKey | None = None,
     ) -> None:
+        os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)  # tighten only, never loosen
         self.settings = settings
         offset = settings.test_clock_offset_s
         self.clock: Clock = clock or (OffsetClock(offset) if offset else SystemClock())
-        self.operator = settings.operator
         self._store = store
         self._key = key
         self._clients: dict[str, WeChatClient] = {}
@@ -128,6 +140,22 @@ class AppContext:
         if self._store is None:
             self._store = open_store(self.settings.db, key=lambda: self.key)
         return self._store
+
+    @cached_property
+    def identity(self) -> Identity:
+        """Who is acting: operator, login user, host (the store's identity mode decides)."""
+        from bankwx_cli.domain.identity import resolve  # the domain decides; resolved once
+
+        return resolve(self)
+
+    @property
+    def operator(self) -> str:
+        """The acting operator's name (see ``identity``)."""
+        return self.identity.operator
+
+    def forget_identity(self) -> None:
+        """Resolve the identity again on next use (after init maps the first administrator)."""
+        self.__dict__.pop("identity", None)
 
     @cached_property
     def key(self) -> MasterKey:

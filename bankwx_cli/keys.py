@@ -126,6 +126,7 @@ def load_key(env_key: str | None, key_file: Path) -> MasterKey:
     if env_key:
         return MasterKey.from_text(env_key, "BANKWX_MASTER_KEY")
     path = key_file.expanduser()
+    refuse_directory(path)
     if not path.exists():
         raise KeyError_(
             f"no master key: BANKWX_MASTER_KEY is unset and there is no key file at {path}. "
@@ -137,15 +138,40 @@ def load_key(env_key: str | None, key_file: Path) -> MasterKey:
             f"the key file {path} can be read by others (mode {stat.S_IMODE(mode):o}). "
             f"Run: chmod 600 {path}"
         )
-    return MasterKey.from_text(path.read_text(encoding="ascii", errors="replace"), str(path))
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise KeyError_(
+            f"cannot read the key file {path} ({exc.strerror or exc}). "
+            "Set BANKWX_KEY_FILE to a key file this user can read."
+        ) from None
+    return MasterKey.from_text(text, str(path))
+
+
+def refuse_directory(path: Path) -> None:
+    """KeyError_ when the key file's path is a directory (BANKWX_KEY_FILE set to a folder)."""
+    if path.is_dir():
+        raise KeyError_(
+            f"the key file {path} is a directory, not a key file. Set BANKWX_KEY_FILE to the "
+            f"key file itself (e.g. {path / 'master.key'})."
+        )
 
 
 def create_key_file(key_file: Path) -> MasterKey:
-    """Create a new key file with mode 0600 (never overwriting one)."""
+    """Create a new key file with mode 0600, whatever the umask (never overwriting one); its
+    folder is made (0700) when missing. Raises KeyError_ when it cannot be made."""
     path = key_file.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_directory(path)
     key = MasterKey.generate()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise KeyError_(
+            f"cannot create the key file {path} ({exc.strerror or exc}). Set BANKWX_KEY_FILE "
+            "to a path this user can write, or BANKWX_MASTER_KEY to a key."
+        ) from None
+    os.fchmod(fd, 0o600)  # the umask may have taken more than it should
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(key.to_text() + "\n")
     return key

@@ -59,6 +59,7 @@ COMMANDS: dict[str, Entry] = {
         "Check the store: file integrity, master key fingerprint, audit chain, and that stored "
         "replies and outbox payloads are sealed with the master key.",
     ),
+    "store": Entry(_C + "store", "store_app", "The store's own settings: identity."),
     "demo": Entry(
         _C + "demo",
         "demo",

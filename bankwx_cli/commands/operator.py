@@ -14,9 +14,15 @@ app = typer.Typer(help="Operators (staff) and their roles.", no_args_is_help=Tru
 org_app = typer.Typer(help="Organisations: head office, branches.", no_args_is_help=True)
 role_app = typer.Typer(help="Built-in roles and their permissions.", no_args_is_help=True)
 
+OS_USER = typer.Option(
+    "--os-user",
+    help="A login (operating-system) user who acts as this operator when the store's identity "
+    "is os; repeat for several. One login user acts as one operator.",
+)
+
 
 @app.command(
-    epilog="Examples:\n\n  bankwx operator add bob --role approver\n\n"
+    epilog="Examples:\n\n  bankwx operator add bob --role approver --os-user bob\n\n"
     "  bankwx operator add carol --role publisher --org 上海分行 --accounts main,cards"
 )
 def add(
@@ -29,27 +35,34 @@ def add(
         typer.Option("--accounts", help="Comma-separated accounts this operator may use (all)."),
     ] = None,
     fmt: FormatOption = None,
+    os_user: Annotated[list[str] | None, OS_USER] = None,
 ) -> None:
     """Add an operator with a role."""
     cli = get_cli(ctx)
-    op = operators.add(cli.app, name, role, org=org, accounts=split_csv(accounts))
+    op = operators.add(cli.app, name, role, org=org, accounts=split_csv(accounts), os_users=os_user)
     cli.render_one(op, fmt=fmt, say=f"Added operator '{name}' as {role}.")
 
 
 @app.command("list", epilog="Examples:\n\n  bankwx operator list --format json")
 def list_(ctx: typer.Context, fmt: FormatOption = None) -> None:
-    """List operators with their roles, organisations and accounts."""
+    """List operators with their roles, organisations, accounts and login users."""
     cli = get_cli(ctx)
     rows = [
-        {**asdict(o), "accounts": "all" if o.accounts is None else list(o.accounts)}
+        {
+            **asdict(o),
+            "accounts": "all" if o.accounts is None else list(o.accounts),
+            "os_users": list(o.os_users),
+        }
         for o in operators.list_(cli.app)
     ]
-    cli.render(rows, fmt=fmt, columns=["name", "role", "org", "accounts", "updated_at"])
+    columns = ["name", "role", "org", "accounts", "os_users", "updated_at"]
+    cli.render(rows, fmt=fmt, columns=columns)
 
 
 @app.command(
     epilog="Examples:\n\n  bankwx operator update bob --role publisher\n\n"
-    "  bankwx operator update bob --accounts main"
+    "  bankwx operator update bob --accounts main\n\n"
+    "  bankwx operator update bob --os-user bob --os-user bob.adm"
 )
 def update(
     ctx: typer.Context,
@@ -62,11 +75,25 @@ def update(
     all_accounts: Annotated[
         bool, typer.Option("--all-accounts", help="Lift the account limit.")
     ] = False,
+    os_user: Annotated[list[str] | None, OS_USER] = None,
+    no_os_users: Annotated[
+        bool, typer.Option("--no-os-users", help="Map no login user to this operator.")
+    ] = False,
 ) -> None:
-    """Change an operator's role, organisation or accounts."""
+    """Change an operator's role, organisation, accounts or login users.
+
+    --os-user replaces the operator's login users (repeat it for several).
+    """
     cli = get_cli(ctx)
     operators.update(
-        cli.app, name, role=role, org=org, accounts=split_csv(accounts), all_accounts=all_accounts
+        cli.app,
+        name,
+        role=role,
+        org=org,
+        accounts=split_csv(accounts),
+        all_accounts=all_accounts,
+        os_users=os_user,
+        no_os_users=no_os_users,
     )
     cli.say(f"Updated operator '{name}'.")
 

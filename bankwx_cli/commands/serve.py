@@ -134,6 +134,10 @@ def serve(
     app = cli.app
     app.store  # noqa: B018 - refuse a missing store before listening
     app.key  # noqa: B018 - and a wrong key
+    from bankwx_cli.domain import stores
+
+    if (warning := stores.identity_warning(app)) is not None:
+        cli.warn(warning)
     sock = _bind(host, port, "--port")
     admin = None if admin_port is None else _bind(admin_host, admin_port, "--admin-port")
     sockets = [sock] if admin is None else [sock, admin]

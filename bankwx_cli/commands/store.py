@@ -1,8 +1,9 @@
-"""Top-level store commands: `bankwx init`, `audit`, `backup`, `check`."""
+"""Top-level store commands: `bankwx init`, `audit`, `backup`, `check`; `bankwx store set`."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,17 @@ from bankwx_cli.domain import audit as audit_domain
 from bankwx_cli.domain import stores
 from bankwx_cli.errors import FAILED
 
+store_app = typer.Typer(help="The store's own settings: identity.", no_args_is_help=True)
+
+
+class IdentityMode(StrEnum):
+    declared = "declared"
+    os = "os"
+
+
+class StoreSetting(StrEnum):
+    identity = "identity"
+
 
 def init(
     ctx: typer.Context,
@@ -21,6 +33,14 @@ def init(
         str | None,
         typer.Option("--admin", help="First administrator (default: the acting operator)."),
     ] = None,
+    identity: Annotated[
+        IdentityMode,
+        typer.Option(
+            "--identity",
+            help="Who may act as which operator: os (the operator mapped to the login user; "
+            "the administrator is mapped to yours) or declared (BANKWX_OPERATOR, as claimed).",
+        ),
+    ] = IdentityMode.declared,
 ) -> None:
     """Create the store and the master key; the acting operator becomes an administrator.
 
@@ -28,11 +48,16 @@ def init(
 
       bankwx init
 
-      bankwx --db /srv/bankwx/bankwx.db init --admin ops-lead
+      bankwx --db /srv/bankwx/bankwx.db init --admin ops-lead --identity os
     """
     cli = get_cli(ctx)
-    result = stores.init(cli.app, admin)
+    result = stores.init(cli.app, admin, identity.value)
     cli.say(f"Created the store at {result.db}; '{result.admin}' is an administrator.")
+    if result.os_user is not None:
+        cli.say(
+            f"Identity os: '{result.admin}' is the login user '{result.os_user}'; map each "
+            "other operator to its login user with bankwx operator add NAME --os-user USER."
+        )
     if result.created_key_file:
         cli.say(
             f"Created the master key file {result.key_source} (mode 600). Back it up: "
@@ -54,14 +79,23 @@ def audit(
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="At most N rows.")] = None,
     fmt: FormatOption = None,
+    oldest_first: Annotated[
+        bool,
+        typer.Option("--oldest-first", help="Oldest entries first (--limit: the oldest N)."),
+    ] = False,
 ) -> None:
     """Show the audit log: who changed what, when, with what outcome.
+
+    Each entry names the operator, the login (operating-system) user and the host. Newest
+    first; --limit N shows the newest N, --oldest-first reverses.
 
     Examples:
 
       bankwx audit --since 2026-11-01 --operator alice
 
       bankwx audit --action account --format json
+
+      bankwx audit --limit 20
     """
     cli = get_cli(ctx)
     entries = audit_domain.query(
@@ -71,28 +105,39 @@ def audit(
         operator=operator,
         action=action,
         limit=limit,
+        oldest_first=oldest_first,
     )
     rows = [{k: v for k, v in asdict(e).items() if k not in ("prev_hash",)} for e in entries]
-    cli.render(
-        rows, fmt=fmt, columns=["id", "at", "operator", "action", "target", "params", "outcome"]
-    )
+    columns = ["id", "at", "operator", "os_user", "host", "action", "target", "params", "outcome"]
+    cli.render(rows, fmt=fmt, columns=columns)
 
 
 def backup(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="The copy to create (must not exist).")],
+    fmt: FormatOption = None,
 ) -> None:
     """Make an online, consistent copy of the store, safe while the receiver writes.
+
+    The copy is readable by its owner only (mode 600). With --format json, one object: path,
+    size (bytes), tables, rows, rows_by_table.
 
     Examples:
 
       bankwx backup /backup/bankwx-2026-11-25.db
 
       bankwx --db /srv/bankwx.db backup copy.db && bankwx --db copy.db check
+
+      bankwx backup copy.db --format json
     """
     cli = get_cli(ctx)
-    stores.backup(cli.app, file)
-    cli.say(f"Backed up the store to {file}.")
+    result = stores.backup(cli.app, file)
+    cli.render_one(
+        result.to_json(),
+        fmt=fmt,
+        say=f"Backed up the store to {file} ({result.size} bytes, "
+        f"{sum(result.rows.values())} rows in {len(result.rows)} tables).",
+    )
 
 
 def check(
@@ -110,7 +155,9 @@ def check(
     """Check the store: file integrity, master key fingerprint, audit chain, and that stored
     replies and outbox payloads are sealed with the master key.
 
-    Exits 1 when anything is wrong, naming it (and the table).
+    Exits 1 when anything is wrong, naming it (and the table). Warns, and still exits 0, when
+    others can read the store's files (--fix makes them mode 600) and when the store's identity
+    is declared (see bankwx store set identity).
 
     Examples:
 
@@ -123,15 +170,47 @@ def check(
     cli = get_cli(ctx)
     report = stores.check(cli.app, fix=fix)
     said = [f"checked: {line}" for line in report.checked]
+    said += [f"WARNING: {warning}" for warning in report.warnings]
     said += [f"PROBLEM: {problem}" for problem in report.problems]
     said.append("Store OK." if report.ok else f"{len(report.problems)} problem(s) found.")
     cli.render_one(
-        {"ok": report.ok, "problems": report.problems, "checked": report.checked},
+        {
+            "ok": report.ok,
+            "problems": report.problems,
+            "checked": report.checked,
+            "warnings": report.warnings,
+        },
         fmt=fmt,
         say="\n".join(said),
     )
     if not report.ok:
         raise typer.Exit(FAILED)
+
+
+@store_app.command(
+    "set",
+    epilog="Examples:\n\n  bankwx store set identity os\n\n  bankwx store set identity declared",
+)
+def set_(
+    ctx: typer.Context,
+    setting: Annotated[StoreSetting, typer.Argument(help="The setting: identity.")],
+    value: Annotated[
+        IdentityMode,
+        typer.Argument(
+            help="identity: os (the operator mapped to the login user acts) or declared "
+            "(BANKWX_OPERATOR, as claimed)."
+        ),
+    ],
+) -> None:
+    """Change a setting of the store (administrators with every account; audited).
+
+    identity os: each command acts as the operator mapped to the login user (bankwx operator
+    update NAME --os-user USER), so maker-checker means two people; map your own login user
+    first. identity declared: BANKWX_OPERATOR is taken as claimed.
+    """
+    cli = get_cli(ctx)
+    before = stores.set_identity(cli.app, value.value)
+    cli.say(f"The store's identity is now '{value.value}' (was '{before}').")
 
 
 def register(app: typer.Typer) -> None:

@@ -33,14 +33,18 @@ def redact(params: dict[str, Any]) -> dict[str, Any]:
 def record(
     app: AppContext, action: str, target: str, params: dict[str, Any], outcome: str = "ok"
 ) -> None:
-    """Append an audit row. Call inside the change's transaction."""
+    """Append an audit row, with the login user and host. Call inside the change's
+    transaction."""
+    who = app.identity
     app.store.audit.append(
         at=iso(app.clock.now()),
-        operator=app.operator,
+        operator=who.operator,
         action=action,
         target=target,
         params=redact(params),
         outcome=outcome,
+        os_user=who.os_user,
+        host=who.host,
     )
 
 
@@ -51,7 +55,10 @@ def query(
     operator: str | None = None,
     action: str | None = None,
     limit: int | None = None,
+    oldest_first: bool = False,
 ) -> list[AuditEntry]:
+    """Entries matching the filters, newest first (``oldest_first`` reverses); ``limit`` keeps
+    the first N of that order. Raises PermissionDenied without audit.view."""
     from bankwx_cli.domain.permissions import require
 
     require(app, "audit.view")
@@ -61,4 +68,5 @@ def query(
         operator=operator,
         action=action,
         limit=limit,
+        oldest_first=oldest_first,
     )

@@ -111,7 +111,15 @@ GLOBAL_AREAS = frozenset({"account", "operator", "org", "role", "audit", "store"
 # may make them, whatever the role. Otherwise an administrator limited to some accounts could
 # lift their own limit (operator update --all-accounts) or make an unlimited operator.
 UNLIMITED_ONLY = frozenset(
-    {"operator.add", "operator.update", "operator.remove", "org.add", "account.add", "store.fix"}
+    {
+        "operator.add",
+        "operator.update",
+        "operator.remove",
+        "org.add",
+        "account.add",
+        "store.fix",
+        "store.identity",
+    }
 )
 
 
@@ -132,14 +140,31 @@ def _deny(
     params: dict[str, object],
     detail: str = "",
 ) -> NoReturn:
-    with app.store.transaction():
-        audit.record(app, action=permission, target=target, params=params, outcome="denied")
-    raise PermissionDenied(app.operator, permission, detail)
+    """Audit the refusal (in a transaction of its own) and raise PermissionDenied, whose
+    message ends with who the acting operator is and how to act as another."""
+    if not app.store.read_only:  # a store nobody may write cannot keep the refusal
+        with app.store.transaction():
+            audit.record(app, action=permission, target=target, params=params, outcome="denied")
+    who = app.identity
+    known = app.store.operators.get(who.operator) is not None
+    raise PermissionDenied(who.operator, permission, f"{detail}. {who.explain(known)}")
 
 
 def _holder(app: AppContext, permission: str, target: str = "") -> Operator:
-    """The acting operator, when their role allows the permission (else audited refusal)."""
-    operator = app.store.operators.get(app.operator)
+    """The acting operator, when their role allows the permission (else audited refusal).
+
+    In ``identity os`` mode a login user not mapped to the operator it claims (or to any)
+    holds nothing: refused before the role is looked at.
+    """
+    who = app.identity
+    if who.refusal is not None:
+        _deny(
+            app,
+            permission,
+            target,
+            {"reason": "login user not mapped to the operator", "os_user": who.os_user},
+        )
+    operator = app.store.operators.get(who.operator)
     if operator is None or not role_allows(operator.role, permission):
         _deny(app, permission, target, {"reason": "not permitted"})
     return operator

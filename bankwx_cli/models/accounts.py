@@ -190,6 +190,7 @@ class Operator:
     accounts: tuple[str, ...] | None = None  # None: every account
     created_at: str = ""
     updated_at: str = ""
+    os_users: tuple[str, ...] = ()  # the login users who act as this operator (identity os)
 
 
 @dataclass(frozen=True)
@@ -201,5 +202,7 @@ class AuditEntry:
     target: str
     params: dict[str, Any]
     outcome: str
+    os_user: str = ""  # the operating-system user who ran the command ('' before m0009)
+    host: str = ""
     prev_hash: str = ""
     hash: str = ""

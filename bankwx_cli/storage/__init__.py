@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +16,8 @@ from bankwx_cli.keys import MasterKey, Sealer
 from bankwx_cli.storage import migrations
 from bankwx_cli.storage.accounts import Accounts, Operators, Orgs
 from bankwx_cli.storage.audit import Audit
-from bankwx_cli.storage.db import Database
+from bankwx_cli.storage.db import Database, is_read_only_error, read_only_error
+from bankwx_cli.storage.identity import OsUsers
 from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ class Store:
         self.orgs = Orgs(db)
         self.operators = Operators(db)
         self.audit = Audit(db)
+        self.os_users = OsUsers(db)
         self.tokens = Tokens(db)
         self.api_calls = ApiCalls(db)
 
@@ -185,43 +189,153 @@ class Store:
         names = [r[0] for r in self.db.all("SELECT name FROM _migrations")]
         return migrations.schema_version(names)
 
-    def backup(self, target: Path) -> None:
-        """An online, consistent copy (SQLite's backup API); safe while others write."""
-        if target.exists():
-            raise ConflictError(f"'{target}' already exists. Choose a new file name.")
+    @property
+    def read_only(self) -> bool:
+        """The store was opened read-only (its file or folder cannot be written)."""
+        return self.db.read_only is not None
+
+    def backup(self, target: Path) -> BackupCopy:
+        """An online, consistent copy (SQLite's backup API); safe while others write. The copy
+        (and its WAL) is readable by its owner only. Nothing is left behind when it fails."""
+        create_private(target, "the backup")
         try:
             dest = sqlite3.connect(str(target))
+            try:
+                with self.db._lock:
+                    self.db.conn.backup(dest, pages=1024)
+                dest.execute("PRAGMA journal_mode = WAL")
+                tables = [
+                    str(r[0])
+                    for r in dest.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' "
+                        "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                    )
+                ]
+                rows = {
+                    t: int(dest.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])  # noqa: S608 - names from sqlite_master
+                    for t in tables
+                }
+            finally:
+                dest.close()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot create '{target}': {exc}.") from None
-        try:
-            with self.db._lock:
-                self.db.conn.backup(dest, pages=1024)
-            dest.execute("PRAGMA journal_mode = WAL")
-        finally:
-            dest.close()
+            target.unlink(missing_ok=True)
+            raise StoreError(f"cannot write the backup '{target}' ({exc}).") from None
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return BackupCopy(target, target.stat().st_size, rows)
 
     def close(self) -> None:
         self.db.close()
 
 
+@dataclass(frozen=True)
+class BackupCopy:
+    """What ``Store.backup`` made: the file, its size in bytes, and rows per table."""
+
+    path: Path
+    size: int
+    rows: dict[str, int]
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def create_private(path: Path, what: str) -> None:
+    """Create an empty file readable by its owner only (0600, whatever the umask), never
+    overwriting one and never making folders. Raises ConflictError or StoreError naming the
+    problem; nothing is created then."""
+    folder = path.parent
+    if path.is_dir():
+        raise ConflictError(f"'{path}' is a directory. Give a file name for {what}.")
+    if path.exists() or path.is_symlink():
+        raise ConflictError(f"'{path}' already exists. Choose a new file name.")
+    if not folder.is_dir():
+        missing = "is not a folder" if folder.exists() else "does not exist"
+        raise StoreError(
+            f"the folder '{folder}' {missing}. Create it first (mkdir -p {folder}) or choose "
+            "another path; bankwx never creates folders."
+        )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConflictError(f"'{path}' already exists. Choose a new file name.") from None
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create {what} '{path}' ({exc.strerror or exc}). Choose a folder this "
+            "user may write."
+        ) from None
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def read_only_reason(path: Path) -> str | None:
+    """Why the store at path cannot be written by this process, or None when it can."""
+    if not os.access(path, os.W_OK):
+        return "its file is not writable"
+    if not os.access(path.parent, os.W_OK):
+        return "its folder is not writable"
+    return None
+
+
 def open_store(
-    path: Path, *, create: bool = False, key: Callable[[], MasterKey] | None = None
+    path: Path,
+    *,
+    create: bool = False,
+    key: Callable[[], MasterKey] | None = None,
+    read_only: bool = False,
 ) -> Store:
     """Open (or, with create, make) the store at path and apply missing migrations.
 
     key returns the master key, for the values the store keeps sealed; it is called when one
     is first sealed or opened.
 
-    Raises StoreError when the file is missing (and not create), not a bankwx store, or newer
-    than this code.
+    A store whose file or folder this process cannot write is opened read-only: reads work,
+    a write raises StoreError saying the store is read-only. A new store's file (and so its
+    WAL and shared memory, which SQLite makes with the file's mode) is readable by its owner
+    only; create never makes folders.
+
+    ``read_only``: open it read-only even when it could be written (a backup being checked).
+
+    Raises StoreError when the file is missing (and not create), a directory, not a bankwx
+    store, newer than this code, or read-only and older than it.
     """
+    if path.is_dir():
+        raise StoreError(
+            f"'{path}' is a directory, not a store. Give --db the store's file "
+            f"(e.g. {path / 'bankwx.db'})."
+        )
     if not create and not path.exists():
         raise StoreError(f"no store at {path}. Run bankwx init.")
     if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path, "the store")
+    reason = None if create else read_only_reason(path)
+    if read_only and reason is None:
+        reason = "opened read-only"
+    db: Database | None = None
     try:
-        db = Database(path)
-        migrations.apply(db)
+        db = Database(path, read_only=reason)
+        if reason is None:
+            migrations.apply(db)
+        else:
+            migrations.check_current(db)
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"'{path}' is not a bankwx store ({exc}).") from None
+        if db is not None:
+            db.close()
+        if create:
+            path.unlink(missing_ok=True)
+        code = getattr(exc, "sqlite_errorcode", 0) or 0
+        if code & 0xFF == 26 or "no such table" in str(exc):  # SQLITE_NOTADB, or not ours
+            raise StoreError(f"'{path}' is not a bankwx store ({exc}).") from None
+        if is_read_only_error(exc):
+            raise read_only_error(path, reason) from None
+        raise StoreError(f"cannot open the store at {path} ({exc}).") from None
+    except BaseException:
+        if db is not None:
+            db.close()
+        if create:
+            path.unlink(missing_ok=True)
+        raise
     return Store(db, Sealer(key))

@@ -2,6 +2,9 @@
 
 The toolkit never updates or deletes an audit row. The head of the chain (last id and hash) is
 also kept in ``meta``, so that removing the newest rows is detected as well.
+
+Each row names the operating-system user and the host that wrote it (m0009). A row's hash
+covers them when they are set; rows written before m0009 have neither and keep their hashes.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ GENESIS = "0" * 64
 
 
 def row_hash(prev_hash: str, entry_id: int, at: str, operator: str, action: str,
-             target: str, params: str, outcome: str) -> str:  # fmt: skip
-    payload = json.dumps(
-        [prev_hash, entry_id, at, operator, action, target, params, outcome],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+             target: str, params: str, outcome: str, os_user: str = "",
+             host: str = "") -> str:  # fmt: skip
+    fields: list[object] = [prev_hash, entry_id, at, operator, action, target, params, outcome]
+    if os_user or host:  # rows from before m0009 have neither: their hash stays as it was
+        fields += [os_user, host]
+    payload = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -36,6 +39,8 @@ def _entry(row: sqlite3.Row) -> AuditEntry:
         target=row["target"],
         params=json.loads(row["params"]),
         outcome=row["outcome"],
+        os_user=row["os_user"],
+        host=row["host"],
         prev_hash=row["prev_hash"],
         hash=row["hash"],
     )
@@ -46,17 +51,28 @@ class Audit:
         self.db = db
 
     def append(
-        self, at: str, operator: str, action: str, target: str, params: dict[str, Any], outcome: str
+        self,
+        at: str,
+        operator: str,
+        action: str,
+        target: str,
+        params: dict[str, Any],
+        outcome: str,
+        os_user: str = "",
+        host: str = "",
     ) -> int:
         """Append one row. Call inside a transaction (BEGIN IMMEDIATE serialises the chain)."""
         head = self.db.one("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
         prev_hash = head["hash"] if head else GENESIS
         entry_id = (head["id"] if head else 0) + 1
         params_text = json.dumps(params, ensure_ascii=False, sort_keys=True)
-        digest = row_hash(prev_hash, entry_id, at, operator, action, target, params_text, outcome)
+        digest = row_hash(
+            prev_hash, entry_id, at, operator, action, target, params_text, outcome, os_user, host
+        )
         self.db.execute(
-            "INSERT INTO audit (id, at, operator, action, target, params, outcome, prev_hash, hash)"
-            " VALUES (:id, :at, :op, :action, :target, :params, :outcome, :prev, :hash)",
+            "INSERT INTO audit (id, at, operator, action, target, params, outcome, os_user, host,"
+            " prev_hash, hash) VALUES (:id, :at, :op, :action, :target, :params, :outcome,"
+            " :os_user, :host, :prev, :hash)",
             {
                 "id": entry_id,
                 "at": at,
@@ -65,6 +81,8 @@ class Audit:
                 "target": target,
                 "params": params_text,
                 "outcome": outcome,
+                "os_user": os_user,
+                "host": host,
                 "prev": prev_hash,
                 "hash": digest,
             },
@@ -83,7 +101,10 @@ class Audit:
         operator: str | None = None,
         action: str | None = None,
         limit: int | None = None,
+        oldest_first: bool = False,
     ) -> list[AuditEntry]:
+        """Rows matching the filters, newest first (or oldest first); ``limit``: the first N
+        of that order (the newest N, by default)."""
         where, params = [], {}
         if since:
             where.append("at >= :since")
@@ -102,7 +123,7 @@ class Audit:
         sql = "SELECT * FROM audit"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id"
+        sql += " ORDER BY id" if oldest_first else " ORDER BY id DESC"
         if limit:
             sql += " LIMIT :limit"
             params["limit"] = str(limit)
@@ -117,7 +138,7 @@ class Audit:
                 problems.append(f"audit rows {expected_id} to {row['id'] - 1} are missing")
             digest = row_hash(
                 row["prev_hash"], row["id"], row["at"], row["operator"], row["action"],
-                row["target"], row["params"], row["outcome"],
+                row["target"], row["params"], row["outcome"], row["os_user"], row["host"],
             )  # fmt: skip
             if row["prev_hash"] != prev_hash:
                 problems.append(f"audit row {row['id']} does not chain to the row before it")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import sys
 import threading
@@ -43,6 +44,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bankwx_cli.errors import StoreError
 from bankwx_cli.logs import Tally
 
 if TYPE_CHECKING:
@@ -69,29 +71,65 @@ def name_thread(name: str) -> None:
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, read_only: bool = False, immutable: bool = False) -> sqlite3.Connection:
+    """A connection with the store's pragmas; ``read_only`` opens it so (``immutable``: a
+    store in a folder nobody can write, with no WAL beside it, read without a shared-memory
+    file, which could not be made)."""
+    if read_only:
+        from urllib.parse import quote
+
+        target = f"file:{quote(str(path.resolve()))}?mode=ro" + (
+            "&immutable=1" if immutable else ""
+        )
+    else:
+        target = str(path)
     conn = sqlite3.connect(
-        str(path),
+        target,
         timeout=BUSY_TIMEOUT_MS / 1000,
         isolation_level=None,  # we issue BEGIN/COMMIT ourselves
         check_same_thread=False,  # guarded by Database._lock
+        uri=read_only,
     )
     conn.row_factory = sqlite3.Row
     if log.isEnabledFor(logging.DEBUG):  # -vv: the command's SQL count (never by default)
         conn.set_trace_callback(STATEMENTS)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    if not read_only:
+        conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
 
-class Database:
-    """One connection and its transactions. Thread-safe: one transaction at a time."""
+def read_only_error(path: Path, reason: str | None) -> StoreError:
+    """The answer to a write on a store that cannot be written."""
+    why = reason or "the file system refused the write"
+    return StoreError(
+        f"the store at {path} is read-only ({why}): this command changes it. Run it as a user "
+        "who may write the store's file and its folder."
+    )
 
-    def __init__(self, path: Path) -> None:
+
+def is_read_only_error(exc: BaseException) -> bool:
+    """SQLite refused a write because the file, its folder or its file system is read-only."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF == 8
+
+
+class Database:
+    """One connection and its transactions. Thread-safe: one transaction at a time.
+
+    ``read_only``: why the store cannot be written ("its folder is not writable"), when it was
+    opened read-only; a write then raises StoreError saying so.
+    """
+
+    def __init__(self, path: Path, read_only: str | None = None) -> None:
         self.path = path
-        self.conn = connect(path)
+        self.read_only = read_only
+        immutable = read_only is not None and not (
+            os.access(path.parent, os.W_OK) or Path(f"{path}-shm").exists()
+        )
+        self.conn = connect(path, read_only is not None, immutable)
         self._lock = threading.RLock()
         self._depth = 0
         self._writer: Writer | None = None
@@ -123,9 +161,15 @@ class Database:
             utils = self._utils = sqlite_utils.Database(self.conn)
         return utils
 
+    def read_only_error(self) -> StoreError:
+        """The answer to a write on a store that cannot be written."""
+        return read_only_error(self.path, self.read_only)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """A write transaction (BEGIN IMMEDIATE). Nested calls join the outer one."""
+        """A write transaction (BEGIN IMMEDIATE). Nested calls join the outer one.
+
+        Raises StoreError at once on a store opened read-only."""
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -134,7 +178,14 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            self.conn.execute("BEGIN IMMEDIATE")
+            if self.read_only is not None:
+                raise self.read_only_error()
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if is_read_only_error(exc):
+                    raise self.read_only_error() from None
+                raise
             self._depth = 1
             try:
                 yield
@@ -151,7 +202,12 @@ class Database:
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> sqlite3.Cursor:
         with self._lock:
-            return self.conn.execute(sql, params or {})
+            try:
+                return self.conn.execute(sql, params or {})
+            except sqlite3.OperationalError as exc:
+                if is_read_only_error(exc):
+                    raise self.read_only_error() from None
+                raise
 
     def one(self, sql: str, params: dict[str, Any] | None = None) -> sqlite3.Row | None:
         with self._lock:

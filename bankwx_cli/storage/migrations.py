@@ -490,6 +490,27 @@ def m0008_lean_log(db: Database) -> None:
     db.utils.table("follower_state").transform(drop={"last_message_at"})
 
 
+def m0009_identity(db: Database) -> None:
+    """Real operator identity (issue 14): who ran each audited command, and where; and the
+    operating-system users each operator may act as (``identity os``).
+
+    ``audit.os_user`` and ``audit.host`` are empty on rows written before this migration (the
+    audit chain hashes them only when set, so those rows keep their hashes). One login user
+    acts as one operator (``os_user`` is the key): maker-checker then means two people.
+    """
+    audit = db.utils.table("audit")
+    audit.add_column("os_user", TEXT, not_null_default="")
+    audit.add_column("host", TEXT, not_null_default="")
+    db.utils.table("operator_os_users").create(
+        {"os_user": TEXT, "operator": TEXT, "created_at": TEXT},
+        pk="os_user",
+        not_null={"operator", "created_at"},
+    )
+    db.utils.table("operator_os_users").create_index(
+        ["operator"], index_name="operator_os_users_operator"
+    )
+
+
 def m0011_agents(db: Database) -> None:
     """Agents (统一客服坐席): groups, agents and their groups, sessions (issue 15).
 
@@ -571,6 +592,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0006_followers", m0006_followers),
     ("m0007_broadcasts", m0007_broadcasts),
     ("m0008_lean_log", m0008_lean_log),
+    ("m0009_identity", m0009_identity),
     ("m0011_agents", m0011_agents),
 ]
 
@@ -579,11 +601,8 @@ def schema_version(names: list[str]) -> int:
     return max((int(n[1:5]) for n in names), default=0)
 
 
-def apply(db: Database) -> None:
-    """Apply what is missing; refuse a store newer than this code."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
+def _applied(db: Database) -> list[str]:
+    """The migrations the store has applied; refuse a store newer than this code."""
     applied = [r["name"] for r in db.all("SELECT name FROM _migrations ORDER BY name")]
     known = [name for name, _ in MIGRATIONS]
     unknown = [n for n in applied if n not in known]
@@ -592,6 +611,29 @@ def apply(db: Database) -> None:
             f"the store at {db.path} is from a newer bankwx (schema {schema_version(applied)}; "
             f"this bankwx knows up to {schema_version(known)}). Upgrade bankwx to use it."
         )
+    return applied
+
+
+def check_current(db: Database) -> None:
+    """For a store opened read-only: refuse one newer than this code, or one that needs
+    migrations (they cannot be applied)."""
+    applied = _applied(db)
+    missing = [name for name, _ in MIGRATIONS if name not in applied]
+    if missing:
+        raise StoreError(
+            f"the store at {db.path} is read-only ({db.read_only}) and older than this bankwx "
+            f"(schema {schema_version(applied)}; this bankwx needs "
+            f"{schema_version([n for n, _ in MIGRATIONS])}). Open it once as a user who may "
+            "write it, to bring it up to date."
+        )
+
+
+def apply(db: Database) -> None:
+    """Apply what is missing; refuse a store newer than this code."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    applied = _applied(db)
     for name, migrate in MIGRATIONS:
         if name in applied:
             continue

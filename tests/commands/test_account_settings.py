@@ -86,7 +86,9 @@ def test_set_and_unset_round_trip_and_are_audited(with_account: Bankwx) -> None:
     assert (row["value"], row["set"]) == (180, False)
     shown = json.loads(with_account("account", "show", "main", "--format", "json").stdout)
     assert "retention_days" not in shown["settings"]
-    audit = json.loads(with_account("audit", "--action", "account", "--format", "json").stdout)
+    audit = json.loads(
+        with_account("audit", "--action", "account", "--format", "json", "--oldest-first").stdout
+    )
     changes = [(r["action"], r["target"], r["params"]) for r in audit[1:]]
     assert changes == [
         ("account.set", "main", {"key": "retention_days", "value": 30}),
@@ -207,7 +209,7 @@ def test_operator_limited_to_another_account(with_account: Bankwx) -> None:
     assert with_account("account", "unset", "main", "welcome", env=env).exit_code == 4
     assert with_account("account", "settings", "main", env=env).exit_code == 4
     assert _settings(with_account)["welcome"]["set"] is False
-    audit = json.loads(with_account("audit", "--format", "json").stdout)
+    audit = json.loads(with_account("audit", "--format", "json", "--oldest-first").stdout)
     denied = [(r["action"], r["target"]) for r in audit if r["outcome"] == "denied"]
     assert denied == [("account.update", "main"), ("account.update", "main"),
                       ("account.read", "main")]  # fmt: skip
@@ -314,7 +316,9 @@ def test_text_settings_reach_the_help_action(with_account: Bankwx) -> None:
 def test_retention_days_drives_the_purge(with_account: Bankwx) -> None:
     assert with_account("account", "set", "main", "retention_days", "30").exit_code == 0
     assert with_account("messages", "purge", "--yes").exit_code == 0
-    audit = json.loads(with_account("audit", "--action", "messages", "--format", "json").stdout)
+    audit = json.loads(
+        with_account("audit", "--action", "messages", "--format", "json", "--oldest-first").stdout
+    )
     before = datetime.fromisoformat(audit[-1]["params"]["before"].replace("Z", "+00:00"))
     assert abs(datetime.now(UTC) - timedelta(days=30) - before) < timedelta(minutes=5)
 

@@ -24,6 +24,7 @@ def test_init_creates_store_and_admin(bankwx: Bankwx, db_path: Path) -> None:
             "accounts": "all",
             "created_at": ops[0]["created_at"],
             "updated_at": ops[0]["updated_at"],
+            "os_users": [],
         }
     ]
 

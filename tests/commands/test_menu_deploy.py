@@ -63,7 +63,7 @@ def history(bankwx: Any) -> list[dict[str, Any]]:
 
 
 def audit(bankwx: Any) -> list[dict[str, Any]]:
-    result = bankwx("audit", "--action", "menu", "--format", "json")
+    result = bankwx("audit", "--action", "menu", "--format", "json", "--oldest-first")
     assert result.exit_code == 0, result.output
     return list(json.loads(result.stdout))
 

@@ -274,7 +274,13 @@ def test_an_operator_not_in_the_store_may_not_validate(store_ready: Any, write: 
     path = str(write("m.json", menu(click())))
     result = store_ready("menu", "validate", path, env={"BANKWX_OPERATOR": "mallory"})
     assert result.exit_code == 4
-    assert result.stderr == "Error: operator 'mallory' lacks permission 'menu.read'.\n"
+    assert result.stderr == (
+        "Error: operator 'mallory' lacks permission 'menu.read'. "
+        "You act as 'mallory' because BANKWX_OPERATOR says so, and 'mallory' is not an "
+        "operator of this store: to act as another operator, set BANKWX_OPERATOR to its "
+        "name (see bankwx operator list), or have an administrator run: bankwx operator "
+        "add mallory --role ROLE.\n"
+    )
 
 
 def test_any_operator_in_the_store_may_validate(store_ready: Any, write: Write) -> None:

@@ -68,7 +68,12 @@ def test_role_list_formats(store_ready: Bankwx) -> None:
 def test_unknown_operator_exit_4_and_audited(with_account: Bankwx) -> None:
     result = with_account("account", "remove", "main", "--yes", env={"BANKWX_OPERATOR": "mallory"})
     assert result.exit_code == 4
-    assert result.stderr == "Error: operator 'mallory' lacks permission 'account.remove'.\n"
+    assert result.stderr == (
+        "Error: operator 'mallory' lacks permission 'account.remove'. You act as 'mallory' "
+        "because BANKWX_OPERATOR says so, and 'mallory' is not an operator of this store: to act "
+        "as another operator, set BANKWX_OPERATOR to its name (see bankwx operator list), or have "
+        "an administrator run: bankwx operator add mallory --role ROLE.\n"
+    )
     rows = json.loads(with_account("audit", "--operator", "mallory", "--format", "json").stdout)
     assert len(rows) == 1
     assert rows[0]["outcome"] == "denied" and rows[0]["action"] == "account.remove"
@@ -110,8 +115,8 @@ def test_auditor_reads_but_cannot_change(with_account: Bankwx) -> None:
 def test_audit_filters(with_account: Bankwx) -> None:
     with_account("account", "update", "main", "--welcome", "hi")
     rows = json.loads(with_account("audit", "--action", "account", "--format", "json").stdout)
-    assert [r["action"] for r in rows] == ["account.add", "account.update"]
-    assert rows[0]["params"]["appid"] == "wx1234567890abcdef"
+    assert [r["action"] for r in rows] == ["account.update", "account.add"]  # newest first
+    assert rows[1]["params"]["appid"] == "wx1234567890abcdef"
     assert (
         json.loads(with_account("audit", "--since", "2999-01-01", "--format", "json").stdout) == []
     )

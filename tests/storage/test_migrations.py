@@ -4,6 +4,8 @@
 built from them and a store built by the migrations of today must have the same tables,
 columns (type, default, NOT NULL, primary key), indexes (name, columns, uniqueness, origin)
 and foreign keys: compared through PRAGMAs, since the CREATE text differs in its formatting.
+Migrations after m0008 (``LATER``) have no released statements here: a store of m0008 brought
+up to date by them must have the schema of a new store, and each has a test of its own.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ def released() -> dict[str, list[str]]:
         found[name] = [s.strip() for s in part.split(";") if s.strip()]
         name = ""
     return found
+
+
+RELEASED_NAMES = [name for name, _ in migrations.MIGRATIONS][:8]
+LATER = [name for name, _ in migrations.MIGRATIONS][8:]
 
 
 def build_released(path: Path, upto: str = "m0008_lean_log") -> None:
@@ -87,12 +93,16 @@ def schema(path: Path) -> dict[str, Any]:
         conn.close()
 
 
-def test_the_released_data_names_every_migration() -> None:
-    assert list(released()) == [name for name, _ in migrations.MIGRATIONS]
+def test_the_released_data_names_every_released_migration() -> None:
+    assert list(released()) == RELEASED_NAMES
+    assert RELEASED_NAMES[-1] == "m0008_lean_log"
 
 
 def test_a_new_store_has_the_released_schema(tmp_path: Path) -> None:
+    """Released statements, then the later migrations as an upgrade applies them: the schema
+    of a store made new today."""
     build_released(tmp_path / "old.db")
+    open_store(tmp_path / "old.db").db.close()
     open_store(tmp_path / "new.db", create=True).db.close()
     old, new = schema(tmp_path / "old.db"), schema(tmp_path / "new.db")
     assert sorted(old) == sorted(new)
@@ -101,7 +111,7 @@ def test_a_new_store_has_the_released_schema(tmp_path: Path) -> None:
     assert "followers" in new and new["followers"]["indexes"]  # the comparison saw something
 
 
-@pytest.mark.parametrize("name", [name for name, _ in migrations.MIGRATIONS])
+@pytest.mark.parametrize("name", RELEASED_NAMES)
 def test_each_migration_makes_what_its_released_statements_made(tmp_path: Path, name: str) -> None:
     """Migration by migration: the released ones up to the one before, then this one, either
     released or as written today."""
@@ -134,23 +144,25 @@ def test_a_store_made_by_the_released_migrations_opens_without_running_any(
     conn.execute("INSERT INTO followers (account, openid, listed_at) VALUES ('main', 'o1', '2026')")
     conn.commit()
     conn.close()
-    before = schema(path)
     store = open_store(path)
     try:
         applied = store.db.all("SELECT name, applied_at FROM _migrations ORDER BY name")
-        assert [tuple(r) for r in applied] == [
-            (name, "2026-01-01T00:00:00.000000Z") for name, _ in migrations.MIGRATIONS
+        assert [tuple(r) for r in applied][: len(RELEASED_NAMES)] == [
+            (name, "2026-01-01T00:00:00.000000Z") for name in RELEASED_NAMES
         ]
+        assert [r[0] for r in applied][len(RELEASED_NAMES) :] == LATER  # only these ran
         assert store.db.scalar("SELECT count(*) FROM followers") == 1
     finally:
         store.db.close()
-    assert schema(path) == before
+    open_store(tmp_path / "new.db", create=True).db.close()
+    assert schema(path) == schema(tmp_path / "new.db")
 
 
 def test_an_older_store_is_brought_up_to_date(tmp_path: Path) -> None:
     """A store of m0005 gets m0006 to m0008 from the code of today, and the same schema."""
     build_released(tmp_path / "old.db", upto="m0005_menus")
     build_released(tmp_path / "ref.db")
+    open_store(tmp_path / "ref.db").db.close()  # and the later migrations
     conn = sqlite3.connect(tmp_path / "old.db")
     conn.execute(
         "INSERT INTO follower_state (account, openid, subscribed, scene, last_message_at) "
@@ -165,3 +177,36 @@ def test_an_older_store_is_brought_up_to_date(tmp_path: Path) -> None:
     finally:
         store.db.close()
     assert schema(tmp_path / "old.db") == schema(tmp_path / "ref.db")
+
+
+def test_m0009_adds_the_login_user_and_host_to_the_audit_and_the_login_users_table(
+    tmp_path: Path,
+) -> None:
+    """m0009 on a store of m0008 with audit rows: they keep their values (empty login user and
+    host) and their chain; the mapping table keys one operator per login user."""
+    path = tmp_path / "old.db"
+    build_released(path)
+    conn = sqlite3.connect(path)
+    from bankwx_cli.storage.audit import GENESIS, row_hash
+
+    digest = row_hash(GENESIS, 1, "2026-01-01T00:00:00Z", "alice", "x.y", "", "{}", "ok")
+    conn.execute(
+        "INSERT INTO audit VALUES "
+        "(1, '2026-01-01T00:00:00Z', 'alice', 'x.y', '', '{}', 'ok', ?, ?)",
+        [GENESIS, digest],
+    )
+    conn.execute("INSERT INTO meta VALUES ('audit_head', ?)", [f"1:{digest}"])
+    conn.commit()
+    conn.close()
+    store = open_store(path)
+    try:
+        row = store.db.one("SELECT operator, os_user, host FROM audit WHERE id = 1")
+        assert tuple(row) == ("alice", "", "")  # type: ignore[arg-type]
+        assert store.audit.verify() == []
+        store.audit.append("2026-01-02T00:00:00Z", "bob", "x.z", "", {}, "ok", "bob", "h1")
+        assert store.audit.verify() == []
+        columns = {r[1]: r for r in store.db.all("PRAGMA table_info('operator_os_users')")}
+        assert set(columns) == {"os_user", "operator", "created_at"}
+        assert columns["os_user"][5] == 1  # the primary key: one operator per login user
+    finally:
+        store.db.close()

@@ -331,7 +331,11 @@ def test_sync_needs_permission_and_is_audited(with_account: Bankwx, small_sim: A
     assert added.exit_code == 0, added.output
     refused = with_account("follower", "sync", env={"BANKWX_OPERATOR": "ann"})
     assert refused.exit_code == 4
-    assert refused.stderr == "Error: operator 'ann' lacks permission 'follower.sync'.\n"
+    assert refused.stderr == (
+        "Error: operator 'ann' lacks permission 'follower.sync'. "
+        "You act as 'ann' because BANKWX_OPERATOR says so; to act as another operator, "
+        "set BANKWX_OPERATOR to its name (see bankwx operator list).\n"
+    )
     assert with_account("follower", "list", env={"BANKWX_OPERATOR": "ann"}).exit_code == 0
     synced(with_account)
     audit = with_account("audit", "--action", "follower.sync", "--format", "json")

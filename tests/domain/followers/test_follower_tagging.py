@@ -164,7 +164,11 @@ def test_publishers_tag_but_only_administrators_block(synced: Bankwx, small_sim:
     assert synced("follower", "tag", one, "--tag", "VIP", env=as_pat).exit_code == 0
     refused = synced("follower", "block", one, env=as_pat)
     assert refused.exit_code == 4
-    assert refused.stderr == "Error: operator 'pat' lacks permission 'follower.block'.\n"
+    assert refused.stderr == (
+        "Error: operator 'pat' lacks permission 'follower.block'. "
+        "You act as 'pat' because BANKWX_OPERATOR says so; to act as another operator, "
+        "set BANKWX_OPERATOR to its name (see bankwx operator list).\n"
+    )
     audit = json.loads(synced("audit", "--action", "follower", "--format", "json").stdout)
     actions = [(e["action"], e["operator"], e["outcome"]) for e in audit]
     assert ("follower.tag", "pat", "ok") in actions

@@ -143,7 +143,11 @@ def test_permissions(with_account: Bankwx, small_sim: Any) -> None:
     assert with_account("operator", "add", "pat", "--role", "publisher").exit_code == 0
     refused = with_account("tag", "create", "VIP", env={"BANKWX_OPERATOR": "ann"})
     assert refused.exit_code == 4
-    assert refused.stderr == "Error: operator 'ann' lacks permission 'tag.create'.\n"
+    assert refused.stderr == (
+        "Error: operator 'ann' lacks permission 'tag.create'. "
+        "You act as 'ann' because BANKWX_OPERATOR says so; to act as another operator, "
+        "set BANKWX_OPERATOR to its name (see bankwx operator list).\n"
+    )
     assert with_account("tag", "create", "VIP", env={"BANKWX_OPERATOR": "pat"}).exit_code == 0
     assert with_account("tag", "list", env={"BANKWX_OPERATOR": "ann"}).exit_code == 4
 

@@ -66,7 +66,11 @@ def test_a_publishers_deploy_waits_for_another_operators_approval(
 
     result = bob("menu", "approve", "1")
     assert result.exit_code == 4  # a publisher does not approve
-    assert result.stderr == "Error: operator 'bob' lacks permission 'menu.approve'.\n"
+    assert result.stderr == (
+        "Error: operator 'bob' lacks permission 'menu.approve'. "
+        "You act as 'bob' because BANKWX_OPERATOR says so; to act as another operator, "
+        "set BANKWX_OPERATOR to its name (see bankwx operator list).\n"
+    )
 
     result = carol("menu", "approve", "1", "--dry-run")
     assert result.exit_code == 0, result.output
@@ -88,7 +92,9 @@ def test_a_publishers_deploy_waits_for_another_operators_approval(
     assert result.exit_code == 1
     assert "menu version 1 of 'main' is live, not pending" in result.stderr
 
-    actions = json.loads(alice("audit", "--action", "menu", "--format", "json").stdout)
+    actions = json.loads(
+        alice("audit", "--action", "menu", "--format", "json", "--oldest-first").stdout
+    )
     assert [(e["operator"], e["action"], e["outcome"]) for e in actions] == [
         ("bob", "menu.submit", "ok"),
         ("bob", "menu.approve", "denied"),
@@ -107,7 +113,9 @@ def test_nobody_approves_their_own(team: Any, sim: Sim, write: Write) -> None:
         "operator must (maker-checker).\n"
     )
     assert sim.calls("/cgi-bin/menu/create") == []
-    last = json.loads(alice("audit", "--action", "menu", "--format", "json").stdout)[-1]
+    last = json.loads(
+        alice("audit", "--action", "menu", "--format", "json", "--oldest-first").stdout
+    )[-1]
     assert (last["action"], last["outcome"], last["params"]["reason"]) == (
         "menu.approve",
         "denied",
@@ -142,7 +150,11 @@ def test_roles(team: Any, sim: Sim, write: Write) -> None:
     carol, bob = as_(team, "carol"), as_(team, "bob")
     result = carol("menu", "deploy", path, "--yes")
     assert result.exit_code == 4
-    assert result.stderr == "Error: operator 'carol' lacks permission 'menu.deploy'.\n"
+    assert result.stderr == (
+        "Error: operator 'carol' lacks permission 'menu.deploy'. "
+        "You act as 'carol' because BANKWX_OPERATOR says so; to act as another operator, "
+        "set BANKWX_OPERATOR to its name (see bankwx operator list).\n"
+    )
     assert carol("menu", "plan", path).exit_code == 0  # any operator may plan
     assert carol("menu", "rollback", "--yes").exit_code == 4
     assert carol("menu", "delete", "--yes").exit_code == 4

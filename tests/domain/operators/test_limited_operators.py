@@ -24,7 +24,9 @@ def bx(store_ready: Bankwx) -> Bankwx:
 
 
 def _denied(bx: Bankwx, action: str) -> list[dict[str, Any]]:
-    entries = json.loads(bx("audit", "--operator", "carol", "--format", "json").stdout)
+    entries = json.loads(
+        bx("audit", "--operator", "carol", "--format", "json", "--oldest-first").stdout
+    )
     return [e for e in entries if e["outcome"] == "denied" and e["action"] == action]
 
 

@@ -102,7 +102,7 @@ def snapshot(bx: Bankwx) -> dict[str, Any]:
 
 
 def audit_of_carol(bx: Bankwx) -> list[dict[str, Any]]:
-    return list(_json(bx("audit", "--operator", "carol", "--format", "json")))
+    return list(_json(bx("audit", "--operator", "carol", "--format", "json", "--oldest-first")))
 
 
 # (command words, which row its id names); "{id}" is replaced by the row's id.
@@ -164,7 +164,9 @@ def test_the_refusal_names_the_row_and_its_account(world: World) -> None:
     refused = bx("keyword", "remove", str(rule), "--yes", env=CAROL)
     assert refused.exit_code == 4
     assert refused.stderr == (
-        f"Error: operator 'carol' lacks permission 'keyword.write' on account '{B}'.\n"
+        f"Error: operator 'carol' lacks permission 'keyword.write' on account '{B}'. "
+        "You act as 'carol' because BANKWX_OPERATOR says so; to act as another operator, "
+        "set BANKWX_OPERATOR to its name (see bankwx operator list).\n"
     )
     last = audit_of_carol(bx)[-1]
     assert (last["action"], last["target"], last["outcome"]) == ("keyword.write", B, "denied")
@@ -220,7 +222,9 @@ def test_broadcast_maker_checker_exits_4_and_is_audited(world: World) -> None:
     own = bx("broadcast", "approve", str(bid), "--account", B)  # alice created it
     assert own.exit_code == 4
     assert "may not approve it" in own.stderr and "maker-checker" in own.stderr
-    last = _json(bx("audit", "--action", "broadcast.approve", "--format", "json"))[-1]
+    last = _json(
+        bx("audit", "--action", "broadcast.approve", "--format", "json", "--oldest-first")
+    )[-1]
     assert (last["operator"], last["outcome"], last["params"]["account"]) == (
         "alice",
         "denied",
