@@ -137,7 +137,7 @@ def serve(
     from bankwx_cli.domain import stores
 
     if (warning := stores.identity_warning(app)) is not None:
-        cli.warn(warning)
+        log.warning("%s", warning)  # a log line: --log-format json keeps every line JSON
     sock = _bind(host, port, "--port")
     admin = None if admin_port is None else _bind(admin_host, admin_port, "--admin-port")
     sockets = [sock] if admin is None else [sock, admin]

@@ -37,7 +37,8 @@ def _commands() -> list[str]:
 
 
 def _argv(command: str) -> list[str]:
-    words = shlex.split(command.replace("\\%", "%"))
+    expanded = re.sub(r"\$\([^)]*\)", "20261202", command)  # what the shell substitutes
+    words = shlex.split(expanded.replace("\\%", "%"))
     assert Path(words[0]).name == "bankwx", command
     return words[1:]
 
