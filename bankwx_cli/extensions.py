@@ -104,7 +104,7 @@ AREAS: tuple[Area, ...] = (
     Area("outbox", "bankwx_cli.domain.outbox", ("late", "event", "sender")),
     Area("broadcasts", "bankwx_cli.domain.broadcasts", ("event", "final")),
     Area("tags", "bankwx_cli.domain.tags", ("tag_source",)),
-    Area("agents", "bankwx_cli.domain.agents", ("setting", "action", "lookup")),
+    Area("agents", "bankwx_cli.domain.agents", ("setting", "action", "lookup", "event")),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(
         "trials",

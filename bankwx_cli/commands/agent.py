@@ -30,7 +30,7 @@ group_app = typer.Typer(
 app.add_typer(group_app, name="group")
 
 SESSION_COLUMNS = ["id", "openid", "agent", "group", "state", "entered_at", "opened_at",
-                   "closed_at", "close_reason", "first_response_s"]  # fmt: skip
+                   "closed_at", "close_reason", "first_response_s", "messages_left"]  # fmt: skip
 QUEUE_COLUMNS = ["position", "session", "openid", "group", "entered_at", "waiting_s"]
 AGENT_COLUMNS = ["name", "groups", "status", "sessions", "max_sessions", "kf_account", "nickname"]
 GROUP_COLUMNS = ["name", "policy", "queue_timeout", "sla", "agents", "waiting"]
@@ -274,6 +274,24 @@ def reply(
         sent, fmt=fmt,
         say=f"Reply enqueued (unit {sent.unit}); {sent.messages_left} more allowed in the window.",
     )  # fmt: skip
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx agent transfer 42 --to li\n\n"
+    "  bankwx agent transfer 42 --to cards"
+)
+def transfer(
+    ctx: typer.Context,
+    session: Annotated[int, typer.Argument(metavar="SESSION", help="The session's id.")],
+    to: Annotated[str, typer.Option("--to", help="An agent (present, with room) or a group.")],
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Hand a session to another agent, or back to a group's queue."""
+    cli = get_cli(ctx)
+    moved = agents.transfer(cli.app, session, to, cli.with_account(account))
+    cli.render_one(moved, fmt=fmt, say=f"Session {moved.id} is now {moved.state} "
+                   f"({moved.agent or moved.group}).")  # fmt: skip
 
 
 @app.command(epilog="Examples:\n\n  bankwx agent close 42")

@@ -696,6 +696,33 @@ def reply(
     return AgentReply(session.id, unit, allowed.left - 1)
 
 
+def on_unsubscribe(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
+    """UNSUBSCRIBE: the follower's session closes (``unsubscribed``) and its replies not yet
+    sent are cancelled. Lets the engine's own handling go on; runs again harmlessly."""
+    _end_on_event(app, runtime.account.name, inbound.openid, "unsubscribed")
+    return None
+
+
+def on_kf_close(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
+    """kf_close_session: with ``kf_sessions mirror``, WeChat's agent client closed the session."""
+    if _setting(runtime.account, "kf_sessions") == "mirror":
+        _end_on_event(app, runtime.account.name, inbound.openid, "wechat")
+    return None
+
+
+def _end_on_event(app: AppContext, account: str, openid: str, reason: str) -> None:
+    from bankwx_cli.domain import outbox
+
+    with app.store.transaction():
+        session = app.store.agents.live(account, openid)
+        if session is None:
+            return
+        app.store.agents.close(session.id, reason, _now(app))
+        cancelled = outbox.cancel_source(app, f"agent-session:{session.id}")
+        audit.record(app, "agent.close", account, {"session": session.id, "reason": reason,
+                                                    "cancelled_units": cancelled})  # fmt: skip
+
+
 def _parsed(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
@@ -733,7 +760,7 @@ def take(app: AppContext, account_name: str | None, openid: str | None = None) -
             )
         audit.record(app, "agent.take", account.name,
                      {"session": taken.id, "openid": taken.openid})  # fmt: skip
-    return taken
+    return _with_window(app, taken)
 
 
 def _session_row(
@@ -772,6 +799,44 @@ def close(app: AppContext, session_id: int, account_name: str | None = None) -> 
     return closed
 
 
+def transfer(
+    app: AppContext, session_id: int, to: str, account_name: str | None = None
+) -> AgentSession:
+    """Hand a session to another agent (present, with room) or back to a group's queue: one's
+    own (agent.work) or anyone's (agent.supervise)."""
+    session = _session_row(app, "agent.work", session_id, account_name)
+    if session.agent != app.operator:
+        session = _session_row(app, "agent.supervise", session_id, account_name)
+    if not session.live:
+        raise ConflictError(f"session {session_id} is {session.state}: it cannot be transferred.")
+    agent = app.store.agents.get(session.account, to)
+    group = app.store.agents.group(session.account, to)
+    if agent is None and group is None:
+        raise NotFoundError(
+            f"'{to}' is neither an agent nor an agent group of account '{session.account}' "
+            "(bankwx agent list, bankwx agent group list)."
+        )
+    now = _now(app)
+    with app.store.transaction():
+        if agent is not None:
+            if agent.name == session.agent:
+                raise ConflictError(f"session {session_id} is served by '{to}' already.")
+            if agent.status not in ("online", "busy"):
+                raise ConflictError(f"agent '{to}' is {agent.status}: choose a present agent.")
+            if not app.store.agents.hand_to_agent(session.id, agent, now):
+                raise ConflictError(
+                    f"agent '{to}' has {agent.max_sessions} open sessions, their maximum."
+                )
+        elif group is not None and not app.store.agents.hand_to_group(session.id, group.id):
+            raise ConflictError(f"session {session_id} was closed meanwhile.")
+        audit.record(app, "agent.transfer", session.account,
+                     {"session": session.id, "from": session.agent, "to": to,
+                      "kind": "agent" if agent is not None else "group"})  # fmt: skip
+    moved = app.store.agents.session(session.id)
+    assert moved is not None  # noqa: S101 - just updated
+    return _with_window(app, moved)
+
+
 def queue(app: AppContext, account_name: str | None, group: str | None = None) -> list[QueueEntry]:
     """Who waits, longest first, with their place in their group's queue."""
     account = account_for(app, "agent.read", account_name)
@@ -792,7 +857,18 @@ def sessions(
         raise ValidationError(f"--state must be one of {', '.join(SESSION_STATES)}.")
     since_iso = iso(parse_user_time(since, "--since")) if since else None
     agent_id = None if everyone else _me(app, account).id
-    return app.store.agents.sessions(account.name, agent_id, state, since_iso)
+    return [_with_window(app, s) for s in app.store.agents.sessions(account.name, agent_id, state,
+                                                                     since_iso)]  # fmt: skip
+
+
+def _with_window(app: AppContext, session: AgentSession) -> AgentSession:
+    """The session with its follower's window and its unknown units (live sessions)."""
+    unknown = app.store.agents.unknown_units(session.id)
+    if not session.live:
+        return replace(session, unknown_units=unknown)
+    allowed = windows.allowance(app, session.account, session.openid)
+    return replace(session, window_expires_at=allowed.expires_at, messages_left=allowed.left,
+                   unknown_units=unknown)  # fmt: skip
 
 
 # --- the area's declarations ----------------------------------------------------------------
@@ -830,6 +906,8 @@ def install(registry: Registry) -> None:
         validate=validate_talk,
     )(talk_to_agent)
     registry.follower_lookup(agent_lookup, candidates=agent_candidates)
+    registry.on_event("unsubscribe", on_unsubscribe)
+    registry.on_event("kf_close_session", on_kf_close)
     for setting in (
         Setting("wechat_id", "str", "", "The account's WeChat id (微信号), the part after @ of "
                 "its agents' kf accounts.", "agents",

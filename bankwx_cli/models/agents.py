@@ -114,6 +114,9 @@ class AgentSession:
     notice_at: str | None = None
     group_id: int | None = None
     agent_id: int | None = None
+    window_expires_at: str | None = None  # the follower's customer-service window
+    messages_left: int | None = None  # what it still allows
+    unknown_units: int = 0  # replies a crash left unknown (outbox retry sends one again)
 
     @property
     def live(self) -> bool:

@@ -289,6 +289,28 @@ class Agents:
         )
         return self.session(int(row[0]))
 
+    def hand_to_agent(self, session_id: int, agent: Agent, at: str) -> bool:
+        """Give a live session to the agent, if the agent has room (one conditional UPDATE).
+        False when the agent is full or the session is no longer live."""
+        cursor = self.db.execute(
+            "UPDATE agent_sessions SET agent_id = :agent, state = 'open', "
+            "opened_at = coalesce(opened_at, :at) "
+            "WHERE id = :id AND state IN ('waiting', 'open') "
+            "AND (SELECT count(*) FROM agent_sessions WHERE agent_id = :agent AND state = 'open') "
+            " < :max",
+            {"agent": agent.id, "at": at, "id": session_id, "max": agent.max_sessions},
+        )
+        return cursor.rowcount == 1
+
+    def hand_to_group(self, session_id: int, group_id: int) -> bool:
+        """Put a live session back in a group's queue (keeping its place by entry time)."""
+        cursor = self.db.execute(
+            "UPDATE agent_sessions SET group_id = :g, agent_id = NULL, state = 'waiting', "
+            "opened_at = NULL WHERE id = :id AND state IN ('waiting', 'open')",
+            {"g": group_id, "id": session_id},
+        )
+        return cursor.rowcount == 1
+
     def close(self, session_id: int, reason: str, at: str) -> bool:
         """End a live session; False when it was not live (closed meanwhile)."""
         cursor = self.db.execute(
@@ -336,6 +358,16 @@ class Agents:
                        r["entered_at"], max(0.0, _seconds(r["entered_at"], stamp) or 0.0))
             for r in rows
         ]  # fmt: skip
+
+    def unknown_units(self, session_id: int) -> int:
+        """The session's outbox units whose fate a crash left unknown."""
+        return int(
+            self.db.scalar(
+                "SELECT count(*) FROM outbox WHERE source = :s AND state = 'unknown'",
+                {"s": f"agent-session:{session_id}"},
+            )
+            or 0
+        )
 
     def available(self, group_id: int) -> int:
         """Agents of the group who are present (online or busy)."""

@@ -175,3 +175,47 @@ def test_replies_go_through_the_agent_lane_within_the_window(
     closed = as_(desk, "zhang", "agent", "reply", str(session), "还在吗")
     assert closed.exit_code == 1 and "window is closed" in closed.output
     assert len(js(desk("outbox", "list", "--format", "json"))) == 6
+
+
+def test_transfer_to_an_agent_and_to_a_group(desk: Bankwx, sim: SimDriver) -> None:
+    ok(desk("operator", "add", "sue", "--role", "supervisor"))
+    ok(desk("agent", "group", "add", "cards"))
+    ok(as_(desk, "zhang", "agent", "status", "online"))
+    openid = sim.pick_openid(APPID)
+    sim.send(APPID, openid, text="人工")
+    session = str(js(as_(desk, "zhang", "agent", "take", "--format", "json"))["id"])
+    away = as_(desk, "zhang", "agent", "transfer", session, "--to", "li")
+    assert away.exit_code == 1 and "li' is offline" in away.output
+    unknown = as_(desk, "zhang", "agent", "transfer", session, "--to", "nobody")
+    assert unknown.exit_code == 1 and "neither an agent nor an agent group" in unknown.output
+    ok(as_(desk, "li", "agent", "status", "online"))
+    moved = js(as_(desk, "zhang", "agent", "transfer", session, "--to", "li", "--format", "json"))
+    assert (moved["agent"], moved["state"]) == ("li", "open")
+    assert (
+        moved["messages_left"] == 5 and moved["window_expires_at"] and moved["unknown_units"] == 0
+    )
+    not_mine = as_(desk, "zhang", "agent", "transfer", session, "--to", "cards")
+    assert not_mine.exit_code == 4  # no longer zhang's, and zhang does not supervise
+    queued = js(as_(desk, "sue", "agent", "transfer", session, "--to", "cards", "--format", "json"))
+    assert (queued["agent"], queued["group"], queued["state"]) == (None, "cards", "waiting")
+    assert [q["group"] for q in js(desk("agent", "queue", "--format", "json"))] == ["cards"]
+    transfers = js(desk("audit", "--action", "agent.transfer", "--format", "json"))
+    assert len(transfers) == 2
+
+
+def test_unsubscribing_mid_session_closes_it_and_cancels_its_replies(
+    desk: Bankwx, sim: SimDriver
+) -> None:
+    ok(as_(desk, "zhang", "agent", "status", "online"))
+    openid = sim.pick_openid(APPID)
+    sim.send(APPID, openid, text="人工")
+    session = js(as_(desk, "zhang", "agent", "take", "--format", "json"))["id"]
+    ok(desk("outbox", "pause", "--lane", "agent"))
+    ok(as_(desk, "zhang", "agent", "reply", str(session), "请稍等"))
+    sim.send(APPID, openid, event="unsubscribe")
+    (closed,) = js(desk("agent", "sessions", "--all", "--format", "json"))
+    assert (closed["state"], closed["close_reason"]) == ("closed", "unsubscribed")
+    (unit,) = js(desk("outbox", "list", "--format", "json"))
+    assert unit["state"] == "cancelled"
+    shown = js(desk("follower", "show", openid, "--format", "json"))
+    assert shown["subscribed"] is False
