@@ -40,6 +40,10 @@ Extension points (what ``install`` may call on the registry):
   of ``broadcast:12``): final states, WeChat's delivery reports, checks before a deferred unit
   is sent. Every hook of a source runs, in the fixed order above.
 - ``setting(Setting(...))``: a per-account setting (see ``domain/account_settings.py``).
+- ``periodic(name, task, every_s)``: work every ``bankwx serve`` process runs in a background
+  thread every ``every_s`` seconds (``task(app)``), beside the outbox dispatcher: assignment,
+  timeouts, expiries. Each run must be safe when several processes run it at once (the store
+  decides, as for the outbox's claims), and a failing run is logged and tried again.
 
 An area listed with ``test_only=True`` is used only when ``BANKWX_TEST_ACTIONS=1``: its entries
 are registered like any other, and every reader (the action lookup, the engine, the route
@@ -82,6 +86,7 @@ POINTS = (
     "delivery",
     "before_send",
     "setting",
+    "periodic",
 )
 
 
@@ -104,7 +109,9 @@ AREAS: tuple[Area, ...] = (
     Area("outbox", "bankwx_cli.domain.outbox", ("late", "event", "sender")),
     Area("broadcasts", "bankwx_cli.domain.broadcasts", ("event", "final")),
     Area("tags", "bankwx_cli.domain.tags", ("tag_source",)),
-    Area("agents", "bankwx_cli.domain.agents", ("setting", "action", "lookup", "event")),
+    Area(
+        "agents", "bankwx_cli.domain.agents", ("setting", "action", "lookup", "event", "periodic")
+    ),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(
         "trials",
@@ -124,6 +131,7 @@ ActionFn = Callable[["ActionContext"], "Reply | None"]
 ActionValidator = Callable[["AppContext", "Account", "str | None"], None]
 Hook = Callable[["AppContext", "Runtime", "Inbound"], "Decision | None"]
 Candidates = Callable[["AppContext", str, "list[str]"], "set[str]"]
+PeriodicTask = Callable[["AppContext"], None]
 #: (app, runtime, inbound, message id, decision) -> the outcome to record, or None.
 LateHook = Callable[["AppContext", "Runtime", "Inbound", int, "Decision"], "str | None"]
 TagSource = Callable[["AppContext", str], Any]
@@ -265,6 +273,15 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Periodic:
+    """Work every receiver process runs in the background (``registry.periodic``)."""
+
+    name: str
+    task: PeriodicTask
+    every_s: float
+
+
+@dataclass(frozen=True)
 class FollowerLookup:
     """A follower-state lookup and, optionally, the query narrowing it per group commit."""
 
@@ -395,6 +412,13 @@ class Registry:
         """
         self._add("before_send", source_type, check, order)
 
+    def periodic(self, name: str, task: PeriodicTask, every_s: float) -> None:
+        if any(e.point == "periodic" and e.key == name for e in self._entries):
+            raise RuntimeError(f"periodic task '{name}' is registered twice")
+        if every_s <= 0:
+            raise RuntimeError(f"periodic task '{name}': every_s must be positive")
+        self._add("periodic", name, Periodic(name, task, every_s))
+
     def setting(self, setting: Setting) -> Setting:
         """A per-account setting (a test-only area's settings are test-only)."""
         if any(e.point == "setting" and e.key == setting.key for e in self._entries):
@@ -512,6 +536,9 @@ class Registry:
 
         found: Mapping[str, SourceHooks] = self._cached("source_hooks", tests, build)
         return found
+
+    def periodic_tasks(self, tests: bool) -> tuple[Periodic, ...]:
+        return tuple(e.value for e in self._values("periodic", tests))
 
     def settings(self, tests: bool) -> Mapping[str, Setting]:
         """Per-account settings by key, in declaration order."""

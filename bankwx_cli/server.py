@@ -96,6 +96,7 @@ class Receiver:
         self.started: list[Callable[[Receiver], None]] = []
         self.stopping: list[Callable[[Receiver], None]] = []
         self.dispatcher: tuple[threading.Thread, threading.Event] | None = None
+        self.periodic: tuple[threading.Thread, threading.Event] | None = None
         self._inbox: _Inbox | None = None
         # requests waiting for the engine, oldest first: (deadline, future, ticket)
         self._waiting: deque[tuple[float, asyncio.Future[Any], routing.Ticket | None]] = deque()
@@ -557,7 +558,42 @@ def build(app: AppContext, options: ServeOptions) -> Receiver:
     if options.dispatcher:
         receiver.started.append(_start_dispatcher)
         receiver.stopping.append(_stop_dispatcher)
+        receiver.started.append(_start_periodic)
+        receiver.stopping.append(_stop_periodic)
     return receiver
+
+
+def _start_periodic(receiver: Receiver) -> None:
+    """The registry's periodic tasks (assignment, timeouts, ...), in a thread of their own."""
+    tasks = extensions.registry().periodic_tasks(extensions.tests_enabled(receiver.app))
+    if not tasks:
+        return
+    stop = threading.Event()
+    due = dict.fromkeys((t.name for t in tasks), 0.0)
+
+    def loop() -> None:
+        while not stop.is_set():
+            now = time.monotonic()
+            for task in tasks:
+                if now < due[task.name]:
+                    continue
+                due[task.name] = now + task.every_s
+                try:
+                    task.task(receiver.app)
+                except Exception:
+                    log.exception("periodic task %s failed; trying again", task.name)
+            stop.wait(max(0.05, min(due.values()) - time.monotonic()))
+
+    thread = threading.Thread(target=loop, name="bankwx-periodic", daemon=True)
+    receiver.periodic = (thread, stop)
+    thread.start()
+
+
+def _stop_periodic(receiver: Receiver) -> None:
+    if receiver.periodic is not None:
+        thread, stop = receiver.periodic
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _start_dispatcher(receiver: Receiver) -> None:

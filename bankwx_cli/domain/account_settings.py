@@ -511,6 +511,9 @@ _TEXT_HELP = {
     "agent_away": "Reply of talk_to_agent when no agent of the group is online or busy (a "
     "group's --away-text overrides it).",
     "agent_ended": "Reply when a follower ends their wait or session with an end word.",
+    "agent_timeout": "Sent to a follower whose wait timed out (a group's --timeout-text "
+    "overrides it).",
+    "agent_idle": "Sent when an open session closes because nobody wrote for idle_close seconds.",
 }
 
 

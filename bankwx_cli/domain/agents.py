@@ -723,6 +723,100 @@ def _end_on_event(app: AppContext, account: str, openid: str, reason: str) -> No
                                                     "cancelled_units": cancelled})  # fmt: skip
 
 
+# --- periodic work: assignment, timeouts, idle and expired sessions ---------------------------
+#
+# Every `bankwx serve` process runs ``tick`` every second (the registry's periodic point), and
+# so does every agent console. Several at once are safe: each change is one conditional UPDATE
+# in a short transaction of its own (the store decides), and each notice to a follower is an
+# outbox unit keyed per session, enqueued in the transaction that makes the change.
+
+
+def tick(app: AppContext) -> None:
+    for account in app.store.agents.accounts_in_use():
+        _time_out(app, account)
+        _expire(app, account)  # before idle: a follower out of reach gets no idle notice
+        _close_idle(app, account)
+        _assign(app, account)
+
+
+def _notify(app: AppContext, session: AgentSession, what: str, text: str) -> None:
+    """A notice to the session's follower, if their window allows one (joins the caller's
+    transaction); keyed per session and notice, so a second process enqueues nothing."""
+    from bankwx_cli.domain import outbox
+
+    if windows.allowance(app, session.account, session.openid).left <= 0:
+        return
+    outbox.enqueue_custom(app, session.account, session.openid,
+                          {"msgtype": "text", "text": {"content": text}},
+                          f"agent-{what}:{session.id}", lane="agent",
+                          source=f"agent-session:{session.id}")  # fmt: skip
+
+
+def _time_out(app: AppContext, account_name: str) -> None:
+    now = _now(app)
+    for session in app.store.agents.overdue(account_name, now):
+        account = accounts.get(app, account_name)
+        group = app.store.agents.group_by_id(session.group_id) if session.group_id else None
+        text = (group.timeout_text if group else None) or _text_of(account, "agent_timeout")
+        with app.store.transaction():
+            if app.store.agents.close(session.id, "timeout", now):
+                _notify(app, session, "timeout", text)
+
+
+def _close_idle(app: AppContext, account_name: str) -> None:
+    account = accounts.get(app, account_name)
+    now = _now(app)
+    for session in app.store.agents.idle(account_name, now, int(_setting(account, "idle_close"))):
+        with app.store.transaction():
+            if app.store.agents.close(session.id, "idle", now):
+                _notify(app, session, "idle", _text_of(account, "agent_idle"))
+
+
+def _expire(app: AppContext, account_name: str) -> None:
+    """Open sessions whose follower's window closed: nothing more can reach the follower."""
+    for session in app.store.agents.open_sessions(account_name):
+        if windows.allowance(app, session.account, session.openid).open:
+            continue
+        with app.store.transaction():
+            app.store.agents.expire(session.id, _now(app))
+
+
+def _assign(app: AppContext, account_name: str) -> None:
+    """Give each waiting follower, longest waiting first, to an online agent of their group
+    with room, picked by the group's policy."""
+    waiting = app.store.agents.waiting(account_name, None, app.clock.now())
+    if not waiting:
+        return
+    groups = {g.name: g for g in app.store.agents.groups(account_name)}
+    agents_now = app.store.agents.all(account_name)
+    for entry in waiting:
+        group = groups.get(entry.group or "")
+        if group is None:
+            continue
+        ready = [
+            a
+            for a in agents_now
+            if group.name in a.groups and a.status == "online" and a.sessions < a.max_sessions
+        ]
+        if not ready:
+            continue
+        if group.policy == "least-busy":
+            ready.sort(key=lambda a: (a.sessions, a.last_assigned_at or "", a.name))
+        else:
+            ready.sort(key=lambda a: (a.last_assigned_at or "", a.name))
+        for agent in ready:
+            now = _now(app)
+            with app.store.transaction():
+                taken = app.store.agents.take(agent, [group.id], entry.openid, now)
+                if taken is not None:
+                    audit.record(app, "agent.assign", account_name,
+                                 {"session": taken.id, "agent": agent.name})  # fmt: skip
+            if taken is not None:
+                agents_now = [replace(a, sessions=a.sessions + 1, last_assigned_at=now)
+                              if a.id == agent.id else a for a in agents_now]  # fmt: skip
+                break
+
+
 def _parsed(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
@@ -908,6 +1002,7 @@ def install(registry: Registry) -> None:
     registry.follower_lookup(agent_lookup, candidates=agent_candidates)
     registry.on_event("unsubscribe", on_unsubscribe)
     registry.on_event("kf_close_session", on_kf_close)
+    registry.periodic("agents", tick, every_s=1.0)
     for setting in (
         Setting("wechat_id", "str", "", "The account's WeChat id (微信号), the part after @ of "
                 "its agents' kf accounts.", "agents",
@@ -920,7 +1015,7 @@ def install(registry: Registry) -> None:
                 "a whole number from 0 to 100", int_range(0, 100)),
         Setting("idle_close", "int", 600, "Seconds without a message after which an open "
                 "session closes (idle).", "agents",
-                "a whole number of seconds from 60 to 86400", int_range(60, 86_400)),
+                "a whole number of seconds from 1 to 86400", int_range(1, 86_400)),
         Setting("kf_sessions", "str", "off", "Mirror sessions as WeChat kf sessions "
                 "(kfsession/create|close): off or mirror.", "agents",
                 "one of off, mirror", choice(("off", "mirror"))),

@@ -40,6 +40,7 @@ class Agent:
     status: str
     status_at: str | None
     sessions: int = 0  # open sessions now
+    last_assigned_at: str | None = None  # round-robin picks the agent assigned longest ago
 
     def to_json(self) -> dict[str, Any]:
         found = asdict(self)

@@ -21,7 +21,7 @@ _GROUP = (
 )
 _AGENT = (
     "SELECT a.id, a.account, a.name, a.max_sessions, a.kf_account, a.nickname, a.status, "
-    "a.status_at, "
+    "a.status_at, a.last_assigned_at, "
     "(SELECT group_concat(g.name, char(31)) FROM (SELECT g.name FROM agent_members m "
     " JOIN agent_groups g ON g.id = m.group_id WHERE m.agent_id = a.id ORDER BY g.name) g) "
     " AS groups, "
@@ -358,6 +358,44 @@ class Agents:
                        r["entered_at"], max(0.0, _seconds(r["entered_at"], stamp) or 0.0))
             for r in rows
         ]  # fmt: skip
+
+    def accounts_in_use(self) -> list[str]:
+        """Accounts with agent groups (the only ones the periodic work looks at)."""
+        rows = self.db.all(
+            "SELECT DISTINCT account FROM agent_groups WHERE removed_at IS NULL ORDER BY account"
+        )
+        return [row[0] for row in rows]
+
+    def overdue(self, account: str, now: str) -> list[AgentSession]:
+        """Waiting sessions past their group's queue timeout."""
+        rows = self.db.all(
+            _SESSION + "WHERE s.account = :a AND s.state = 'waiting' "
+            "AND (julianday(:now) - julianday(s.entered_at)) * 86400 > g.queue_timeout "
+            "ORDER BY s.id",
+            {"a": account, "now": now},
+        )
+        return [_session(r) for r in rows]
+
+    def idle(self, account: str, now: str, idle_s: int) -> list[AgentSession]:
+        """Open sessions in which nobody wrote for ``idle_s`` seconds."""
+        last = "coalesce((SELECT max(m.at) FROM session_messages m WHERE m.session_id = s.id), "
+        rows = self.db.all(
+            f"{_SESSION} WHERE s.account = :a AND s.state = 'open' "
+            f"AND (julianday(:now) - julianday({last}s.opened_at))) * 86400 > :idle ORDER BY s.id",
+            {"a": account, "now": now, "idle": idle_s},
+        )
+        return [_session(r) for r in rows]
+
+    def open_sessions(self, account: str) -> list[AgentSession]:
+        return self.sessions(account, state="open")
+
+    def expire(self, session_id: int, at: str) -> bool:
+        cursor = self.db.execute(
+            "UPDATE agent_sessions SET state = 'expired', closed_at = :at "
+            "WHERE id = :id AND state = 'open'",
+            {"at": at, "id": session_id},
+        )
+        return cursor.rowcount == 1
 
     def unknown_units(self, session_id: int) -> int:
         """The session's outbox units whose fate a crash left unknown."""
