@@ -514,6 +514,8 @@ _TEXT_HELP = {
     "agent_timeout": "Sent to a follower whose wait timed out (a group's --timeout-text "
     "overrides it).",
     "agent_idle": "Sent when an open session closes because nobody wrote for idle_close seconds.",
+    "agent_rating": "The head of the rating menu sent when a session closes.",
+    "agent_thanks": "Reply to a follower's rating.",
 }
 
 

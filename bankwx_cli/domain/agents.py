@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import iso, parse_user_time
@@ -594,9 +594,58 @@ def talk_to_agent(ctx: ActionContext) -> Reply | None:
     return TextReply(_queued_text(account, ahead, _minutes(ahead, group, present)))
 
 
+RATINGS = {5: "非常满意", 4: "满意", 3: "一般", 2: "不满意", 1: "非常不满意"}
+RATING_LONGEST = timedelta(seconds=604_800)  # the longest rating_valid allowed
+
+
 def agent_candidates(app: AppContext, account: str, openids: list[str]) -> set[str]:
-    """Once per group commit: which of the group's followers wait or are in a session."""
-    return app.store.agents.live_among(account, openids)
+    """Once per group commit: which of the group's followers wait, are in a session or were
+    asked for a rating (the lookup checks each account's own rating_valid)."""
+    return app.store.agents.live_among(account, openids, iso(app.clock.now() - RATING_LONGEST))
+
+
+def _ask_rating(app: AppContext, session: AgentSession, at: str) -> None:
+    """The rating menu (1 to 5; option ids: the session id, then the score), where the
+    follower's window allows it; joins the caller's transaction."""
+    from bankwx_cli.domain import outbox
+
+    account = accounts.get(app, session.account)
+    if windows.allowance(app, session.account, session.openid).left <= 0:
+        return
+    menu = {"head_content": _text_of(account, "agent_rating"), "tail_content": "",
+            "list": [{"id": f"{session.id}{score}", "content": label}
+                     for score, label in RATINGS.items()]}  # fmt: skip
+    unit = outbox.enqueue_custom(app, session.account, session.openid,
+                                 {"msgtype": "msgmenu", "msgmenu": menu},
+                                 f"agent-rating:{session.id}", lane="agent",
+                                 source=f"agent-session:{session.id}")  # fmt: skip
+    if unit is not None:
+        app.store.agents.asked_rating(session.id, at)
+
+
+def _rating_of(session: AgentSession, inbound: Inbound) -> int | None:
+    """The score a message gives the session: its rating menu's tap, or a single digit."""
+    if inbound.msg_type != "text":
+        return None
+    tapped = inbound.fields.get("bizmsgmenuid", "")
+    prefix = str(session.id)
+    if tapped:
+        score = tapped[len(prefix) :] if tapped.startswith(prefix) else ""
+        return int(score) if score in ("1", "2", "3", "4", "5") else None
+    content = (inbound.content or "").strip()
+    return int(content) if content in ("1", "2", "3", "4", "5") else None
+
+
+def _take_rating(app: AppContext, account: Account, inbound: Inbound) -> Decision | None:
+    from bankwx_cli.domain.routing import Decision
+
+    valid = timedelta(seconds=int(_setting(account, "rating_valid")))
+    since = iso(app.clock.now() - valid)
+    pending = app.store.agents.rating_pending(account.name, inbound.openid, since)
+    score = _rating_of(pending, inbound) if pending is not None else None
+    if pending is None or score is None or not app.store.agents.rate(pending.id, score):
+        return None
+    return Decision(TextReply(_text_of(account, "agent_thanks")), route="agent", outcome="rated")
 
 
 def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
@@ -606,7 +655,7 @@ def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
     account = runtime.account
     session = app.store.agents.live(account.name, inbound.openid)
     if session is None:
-        return None
+        return _take_rating(app, account, inbound)
     now = app.clock.now()
     at = iso(now)
     content = inbound.content or ""
@@ -615,6 +664,8 @@ def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
         app.store.agents.close(session.id, "follower", at)
         app.store.agents.add_message(session.id, at, "in", "text", _transcript("text", content),
                                      "follower")  # fmt: skip
+        if session.state == "open":
+            _ask_rating(app, session, at)
         return Decision(TextReply(_text_of(account, "agent_ended")), route="agent",
                         outcome="ended")  # fmt: skip
     app.store.agents.add_message(session.id, at, "in", inbound.msg_type,
@@ -770,6 +821,7 @@ def _close_idle(app: AppContext, account_name: str) -> None:
         with app.store.transaction():
             if app.store.agents.close(session.id, "idle", now):
                 _notify(app, session, "idle", _text_of(account, "agent_idle"))
+                _ask_rating(app, session, now)
 
 
 def _expire(app: AppContext, account_name: str) -> None:
@@ -886,6 +938,8 @@ def close(app: AppContext, session_id: int, account_name: str | None = None) -> 
     with app.store.transaction():
         if not app.store.agents.close(session.id, "agent" if own else "supervisor", now):
             raise ConflictError(f"session {session_id} was closed meanwhile.")
+        if session.state == "open":
+            _ask_rating(app, session, now)
         audit.record(app, "agent.close", session.account,
                      {"session": session.id, "openid": session.openid})  # fmt: skip
     closed = app.store.agents.session(session.id)

@@ -118,6 +118,7 @@ class AgentSession:
     window_expires_at: str | None = None  # the follower's customer-service window
     messages_left: int | None = None  # what it still allows
     unknown_units: int = 0  # replies a crash left unknown (outbox retry sends one again)
+    rating_asked_at: str | None = None
 
     @property
     def live(self) -> bool:
@@ -125,7 +126,7 @@ class AgentSession:
 
     def to_json(self) -> dict[str, Any]:
         found = asdict(self)
-        for internal in ("notice_at", "group_id", "agent_id"):
+        for internal in ("notice_at", "group_id", "agent_id", "rating_asked_at"):
             found.pop(internal)
         return found
 

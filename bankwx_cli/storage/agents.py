@@ -34,7 +34,7 @@ _AGENT = (
 _SESSION = (
     'SELECT s.id, s.account, s.openid, a.name AS agent, g.name AS "group", s.state, '
     "s.entered_at, s.opened_at, s.closed_at, s.close_reason, s.first_response_at, s.rating, "
-    "s.notice_at, s.group_id, s.agent_id "
+    "s.notice_at, s.group_id, s.agent_id, s.rating_asked_at "
     "FROM agent_sessions s LEFT JOIN agents a ON a.id = s.agent_id "
     "LEFT JOIN agent_groups g ON g.id = s.group_id "
 )
@@ -213,14 +213,38 @@ class Agents:
         )
         return None if row is None else _session(row)
 
-    def live_among(self, account: str, openids: list[str]) -> set[str]:
-        """Which of these followers wait or are in a session (one query, by the live index)."""
+    def live_among(self, account: str, openids: list[str], rated_since: str) -> set[str]:
+        """Which of these followers wait, are in a session, or were asked for a rating since
+        ``rated_since`` and have not given it (one query, by the follower index)."""
         rows = self.db.all(
-            "SELECT openid FROM agent_sessions WHERE account = :a "  # noqa: S608 - constant
-            f"AND openid IN (SELECT value FROM json_each(:o)) AND state IN {LIVE}",
-            {"a": account, "o": json.dumps(openids)},
+            "SELECT DISTINCT openid FROM agent_sessions WHERE account = :a "  # noqa: S608
+            f"AND openid IN (SELECT value FROM json_each(:o)) AND (state IN {LIVE} "
+            "OR (rating IS NULL AND rating_asked_at > :since))",
+            {"a": account, "o": json.dumps(openids), "since": rated_since},
         )
         return {row[0] for row in rows}
+
+    def rating_pending(self, account: str, openid: str, since: str) -> AgentSession | None:
+        """The follower's latest session asking for a rating since ``since``, not yet rated."""
+        row = self.db.one(
+            _SESSION + "WHERE s.account = :a AND s.openid = :o AND s.rating IS NULL "
+            "AND s.rating_asked_at > :since ORDER BY s.rating_asked_at DESC LIMIT 1",
+            {"a": account, "o": openid, "since": since},
+        )
+        return None if row is None else _session(row)
+
+    def asked_rating(self, session_id: int, at: str) -> None:
+        self.db.execute(
+            "UPDATE agent_sessions SET rating_asked_at = :at WHERE id = :id",
+            {"at": at, "id": session_id},
+        )
+
+    def rate(self, session_id: int, score: int) -> bool:
+        cursor = self.db.execute(
+            "UPDATE agent_sessions SET rating = :r WHERE id = :id AND rating IS NULL",
+            {"r": score, "id": session_id},
+        )
+        return cursor.rowcount == 1
 
     def session(self, session_id: int) -> AgentSession | None:
         row = self.db.one(_SESSION + "WHERE s.id = :id", {"id": session_id})

@@ -555,7 +555,8 @@ def m0011_agents(db: Database) -> None:
     utils.table("agent_sessions").create(
         {"id": int, "account": str, "openid": str, "group_id": int, "agent_id": int,
          "state": str, "entered_at": str, "opened_at": str, "closed_at": str,
-         "close_reason": str, "first_response_at": str, "rating": int, "notice_at": str},
+         "close_reason": str, "first_response_at": str, "rating": int, "notice_at": str,
+         "rating_asked_at": str},
         pk="id", not_null={"account", "openid", "state", "entered_at"},
         foreign_keys=[("group_id", "agent_groups", "id"), ("agent_id", "agents", "id")],
     )  # fmt: skip
@@ -564,6 +565,7 @@ def m0011_agents(db: Database) -> None:
         "WHERE state IN ('waiting', 'open')"
     )
     utils.table("agent_sessions").create_index(["agent_id", "state"])
+    utils.table("agent_sessions").create_index(["account", "openid", "rating_asked_at"])
     utils.table("agent_sessions").create_index(["group_id", "state", "entered_at"])
     utils.table("session_messages").create(
         {"id": int, "session_id": int, "at": str, "direction": str, "msg_type": str,
