@@ -426,6 +426,12 @@ def edit(
         b = _get(app, broadcast_id)
         if b.state not in ("draft", "submitted", "approved", "rejected"):
             raise ConflictError(f"broadcast {broadcast_id} is {b.state}; it can't be edited.")
+        if b.started_at:  # approved again after an attempt: part of it may have gone out
+            raise ConflictError(
+                f"broadcast {broadcast_id} has begun sending (it waits for its next attempt); "
+                f"it can't be edited. Cancel it (bankwx broadcast cancel {broadcast_id}) and "
+                "create another."
+            )
         content = b.content
         if text is not None:
             if not isinstance(content, TextContent):
@@ -529,7 +535,9 @@ def reject(
 
 
 def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> Broadcast:
-    """Cancel, also mid-send: units not yet sent are not sent."""
+    """Cancel, also mid-send: units not yet sent are not sent. Units a dead send held (killed,
+    interrupted) are handed back and cancelled; a live dispatcher's sends under way end as
+    WeChat answers them."""
     _load(app, "broadcast.cancel", broadcast_id, account)
     with app.store.transaction():
         b = _get(app, broadcast_id)
@@ -544,12 +552,15 @@ def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> Br
                 "updated_at": _now(app),
             },
         )
+        # what a killed or interrupted send still held goes back first (by each kind's crash
+        # policy), so that it is cancelled with the rest and no unit stays 'sending'
+        handed_back = outbox.recover(app)
         stopped = outbox.cancel_source(app, b.source)
         audit.record(
             app,
             "broadcast.cancel",
             str(broadcast_id),
-            {"was": b.state, "units_cancelled": stopped},
+            {"was": b.state, "units_cancelled": stopped, "units_handed_back": handed_back},
         )
     return describe(app, _get(app, broadcast_id))
 
