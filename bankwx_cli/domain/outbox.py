@@ -673,8 +673,9 @@ class Dispatcher:
                 if finished:
                     self.record([c for c, _ in finished], [r for _, r in finished])
                 results, self._settled = self._settled + [r for _, r in finished], []
+                sources = {c.unit.id: c.unit.source for c, _ in finished}
                 for result in results:
-                    tally.count(result)
+                    tally.count(result, sources.get(result.id))
                 if bar is not None:
                     ours = {c.unit.id for c, _ in finished if source in (None, c.unit.source)}
                     shown = [r for r in results if r.state in ("sent", "failed", "unknown")]
@@ -769,9 +770,10 @@ class _Tally:
         self.retried = 0
         self.failures: list[BatchFailure] = []
 
-    def count(self, result: SendResult) -> None:
+    def count(self, result: SendResult, source: str | None = None) -> None:
         state = result.state
-        what, error = f"unit {result.id}", str(result.last_error)
+        what = f"unit {result.id}" + (f" ({source.replace(':', ' ')})" if source else "")
+        error = str(result.last_error)
         if state == "sent":
             self.sent += 1
         elif state == "failed":

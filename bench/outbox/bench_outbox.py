@@ -103,8 +103,8 @@ def ceiling(
     return len(openids) / (time.perf_counter() - started)
 
 
-def outbox_run(env: dict[str, str]) -> tuple[dict[str, Any], float, float]:
-    """(outbox run's JSON report, wall seconds, peak RSS in MB)."""
+def outbox_run(env: dict[str, str]) -> tuple[dict[str, Any], float, float, float]:
+    """(outbox run's JSON report, wall seconds, peak RSS in MB, CPU seconds)."""
     started = time.perf_counter()
     process = subprocess.Popen(
         bankwx("outbox", "run", "--format", "json"),
@@ -122,7 +122,8 @@ def outbox_run(env: dict[str, str]) -> tuple[dict[str, Any], float, float]:
     process.stderr.close()
     if process.returncode != 0:
         raise SystemExit(f"outbox run failed ({process.returncode}): {err.decode()}")
-    return json.loads(out), wall, usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    return json.loads(out), wall, usage.ru_maxrss / 1024, cpu
 
 
 def main() -> None:
@@ -192,7 +193,7 @@ def main() -> None:
             before = ceiling(sim, template, openids, threads, "before")
             print(f"ceiling before (bare client, {threads} threads): {before:,.0f}/s")
             run(env, "outbox", "resume")
-            report, wall, rss = outbox_run(env)
+            report, wall, rss, cpu = outbox_run(env)
             after = ceiling(sim, template, openids, threads, "after")
             print(f"ceiling after: {after:,.0f}/s")
             state = json.loads(run(env, "broadcast", "show", number, "--format", "json"))
@@ -206,7 +207,8 @@ def main() -> None:
         once = Counter(d["openid"] for d in ours)
         print(
             f"bankwx outbox run: {sent:,} sent in {report['seconds']:.1f} s ({wall:.1f} s with "
-            f"start-up), {own:,.0f}/s; broadcast {state['state']}"
+            f"start-up), {own:,.0f}/s; broadcast {state['state']}; CPU {cpu:.1f} s "
+            f"({1000 * cpu / max(1, sent):.2f} ms a send)"
         )
         print(f"ratio to the ceiling (mean {top:,.0f}/s): {own / top:.2f} (target >= 0.50)")
         print(f"outbox run peak RSS: {rss:.0f} MB (target < 300 MB)")
