@@ -107,6 +107,11 @@ def test_a_retryable_failure_goes_back_to_approved(
     assert shown["retry_at"] and "45009" in shown["error"]
     assert show(synced, other)["state"] == "sent"
     assert json.loads(synced("broadcast", "run-due", "--format", "json").stdout) == []  # not yet
+    edited = synced("broadcast", "edit", str(later), "--text", "改")
+    assert edited.exit_code == 1 and "has begun sending" in edited.stderr
+    resent = synced("broadcast", "send", str(later), "--yes")  # by hand: still the quota
+    assert resent.exit_code == 0, resent.output
+    assert "not finished, tried again from" in resent.stderr and "CST" in resent.stderr
     cancelled = synced("broadcast", "cancel", str(later), "--format", "json")
     assert cancelled.exit_code == 0, cancelled.output
     assert json.loads(cancelled.stdout)["units"] == {"cancelled": 1}
