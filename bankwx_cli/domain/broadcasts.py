@@ -882,7 +882,8 @@ def _after(app: AppContext, broadcast_id: int) -> Broadcast:
         return _get(app, broadcast_id)
     errors = app.store.outbox.errors(source, 1, state="pending")
     reason = errors[0] if errors else "its units wait for a later attempt"
-    return _later(app, broadcast_id, next_due, f"{counts.open} units to retry: {reason}")
+    units = "1 unit" if counts.open == 1 else f"{counts.open} units"
+    return _later(app, broadcast_id, next_due, f"{units} to retry: {reason}")
 
 
 # --- results -------------------------------------------------------------------------------------

@@ -660,12 +660,12 @@ class Dispatcher:
                 claimed: list[Claimed] = []
                 room = self.window - len(inflight)
                 now = self.app.clock.time()
-                if room > 0 and now >= spent_until and now - spent_until < 2:
-                    # the budget was spent a moment ago: claim nothing in a second's last
-                    # moments, so that sends claimed under it are answered within it (the
-                    # dispatchers together stay under the budget also as WeChat counts)
-                    if 1 - now % 1 < min(0.25, 2 * self.latency):
-                        spent_until = float(int(now) + 1)
+                # the budget was spent a moment ago: claim nothing in a second's last moments,
+                # so that sends claimed under it are answered within it (the dispatchers
+                # together stay under the budget also as WeChat counts the calls)
+                recently_spent = spent_until <= now < spent_until + 2
+                if recently_spent and 1 - now % 1 < min(0.25, 2 * self.latency):
+                    spent_until = float(int(now) + 1)
                 if room > 0 and now >= spent_until:
                     claimed = self.claim(room)
                     if not claimed and self._budget_spent:
