@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo fmt lint bench-callbacks bench-followers bench-startup bench clean docs
+.PHONY: test demo fmt lint bench-callbacks bench-followers bench-startup bench-outbox bench clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ bench-callbacks: $(STAMP)
 # Options after ARGS=, for example: make bench-followers ARGS="--followers 200000 --threads 4"
 bench-followers: $(STAMP)
 	$(BIN)/python bench/followers/bench_followers.py $(ARGS)
+
+# A 100,000-follower template broadcast through `bankwx outbox run` against a bare client's
+# ceiling (bench/README.md). Options after ARGS=, for example: make bench-outbox ARGS="--followers 5000"
+bench-outbox: $(STAMP)
+	$(BIN)/python bench/outbox/bench_outbox.py $(ARGS)
 
 # `bankwx --version` and `bankwx account list` against `python -c "import typer"` (issue 13).
 # Options after ARGS=, for example: make bench-startup ARGS="--runs 20"

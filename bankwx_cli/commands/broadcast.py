@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bankwx_cli.clock import parse_user_time
+from bankwx_cli.clock import bank_time, from_iso, parse_user_time
 from bankwx_cli.commands._cli import AccountOption, Cli, Fmt, FormatOption, YesOption, get_cli
 from bankwx_cli.domain import broadcasts
 from bankwx_cli.models.batches import BatchReport
@@ -208,6 +208,16 @@ def preview(
     cli.render_one(result, fmt=fmt, say=f"Sent a preview of broadcast {broadcast_id} to {to}.")
 
 
+def _outcome(b: Broadcast) -> str:
+    """A send's outcome for people: the state, and why it failed or when it is tried again."""
+    if b.state == "approved" and b.retry_at:
+        when = bank_time(from_iso(b.retry_at))
+        return f"Broadcast {b.id}: not finished, tried again from {when} ({b.error})."
+    if b.error:
+        return f"Broadcast {b.id}: {b.state}: {b.error}"
+    return f"Broadcast {b.id}: {b.state}."
+
+
 def _report(cli: Cli, report: BatchReport) -> None:
     for failure in report.failures[:20]:
         cli.say(failure.message())
@@ -235,7 +245,7 @@ def send(
     cli.render_one(
         broadcasts.status(cli.app, broadcast_id),
         fmt=fmt,
-        say=f"Broadcast {broadcast_id}: {result.state}.",
+        say=_outcome(result),
     )
     _report(cli, report)
 
@@ -244,11 +254,19 @@ def send(
 def run_due(ctx: typer.Context, fmt: FormatOption = None) -> None:
     """Send every approved broadcast whose time has come, then exit (for cron).
 
-    Two runs at once never send anything twice; a killed run is finished by the next.
+    Each broadcast on its own: one whose send fails ends failed (with its error), or, when a
+    retry can succeed (rate limit, quota, WeChat busy), goes back to approved with its
+    retry_at; the others are sent all the same. Ends with one summary line; exits 0 when
+    nothing failed, 3 when every failure was WeChat's refusal, else 1. Two runs at once never
+    send anything twice; a killed run is finished by the next.
     """
     cli = get_cli(ctx)
-    done, report = broadcasts.run_due(cli.app)
-    rows = [{"id": b.id, "account": b.account, "state": b.state} for b in done]
+    done, report = broadcasts.run_due(cli.app, cli.progress)
+    rows = [
+        {"id": b.id, "account": b.account, "state": b.state, "error": b.error,
+         "retry_at": b.retry_at}
+        for b in done
+    ]  # fmt: skip
     cli.render(rows, fmt=fmt, empty="No broadcast is due.")
     _report(cli, report)
 

@@ -68,19 +68,25 @@ def run(
         bool, typer.Option("--follow", help="Keep dispatching until stopped (SIGTERM).")
     ] = False,
     account: AccountOption = None,
+    fmt: FormatOption = None,
 ) -> None:
     """Dispatch due units: claims them in the store, under the shared rate budget.
 
-    Exits 0 when everything sent; 3 when every failure was WeChat's refusal; else 1.
+    Exits 0 when everything sent; 3 when every failure was WeChat's refusal; else 1. With
+    --format json, one object: sent, failed, unknown, to_retry, seconds, exit_code, failures.
     """
     cli = get_cli(ctx)
     stop = threading.Event()
     if follow:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    report = outbox.run(cli.app, cli.with_account(account), follow=follow, stop=stop)
-    for failure in report.failures[:20]:
-        cli.say(failure.message())
-    cli.say(report.summary())
+    done = outbox.run(cli.app, cli.with_account(account), follow=follow, stop=stop)
+    report = done.report
+    if cli.fmt(fmt) == "json":
+        cli.for_json(done, fmt)
+    else:
+        for failure in report.failures[:20]:
+            cli.say(failure.message())
+        cli.say(report.summary())
     if report.exit_code:
         raise typer.Exit(report.exit_code)
     _ = once

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +26,14 @@ from bankwx_cli.domain.permissions import (
     visible_accounts,
 )
 from bankwx_cli.domain.templates import template_for
-from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
+from bankwx_cli.errors import (
+    BankwxError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+)
 from bankwx_cli.models.accounts import Account
-from bankwx_cli.models.batches import BatchReport, Progress, no_progress
+from bankwx_cli.models.batches import BatchFailure, BatchReport, Progress, no_progress
 from bankwx_cli.models.broadcasts import (
     Audience,
     Broadcast,
@@ -39,12 +45,15 @@ from bankwx_cli.models.broadcasts import (
     TemplateContent,
     TextContent,
 )
+from bankwx_cli.models.outbox import UnitCounts
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
     from bankwx_cli.domain.routing import Decision, Runtime
     from bankwx_cli.extensions import Registry
     from bankwx_cli.wechat.callback import Inbound
+
+log = logging.getLogger(__name__)
 
 CONTENT_KINDS = ("text", "image", "news", "template")
 AUDIENCE_KINDS = ("all", "tag", "openids", "filter")
@@ -54,6 +63,9 @@ EXPAND_BATCH = 2000
 OPENID = re.compile(r"[A-Za-z0-9_-]{6,64}")
 FILTER_KEYS = ("scene", "since", "until", "tag")
 TERMINAL = ("sent", "failed", "unknown", "cancelled")
+BAD_LINES_SHOWN = 5
+RETRY_HORIZON_S = 30.0  # a send waits for retries due this soon; later ones hand it back
+INTERNAL_RETRY_S = 300.0
 
 
 # --- content and audience ------------------------------------------------------------------------
@@ -104,18 +116,35 @@ def parse_filter(expr: str) -> dict[str, str]:
 
 
 def read_openids(path: Path) -> list[str]:
+    """The openids of a list file (one a line; blank lines and # comments skipped), de-duplicated
+    and sorted. Raises ValidationError naming how many lines are not openids and which (the
+    first few line numbers): nothing is stored from a list with a bad line."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
+    except IsADirectoryError:
+        raise ValidationError(f"the openid list '{path}' is a directory: give a file.") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"cannot read the openid list '{path}': {exc}.") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValidationError(f"cannot read the openid list '{path}': {reason}.") from None
     openids: list[str] = []
+    bad: list[int] = []
     for number, line in enumerate(lines, 1):
         value = line.strip()
         if not value or value.startswith("#"):
             continue
         if not OPENID.fullmatch(value):
-            raise ValidationError(f"{path}:{number}: '{value[:40]}' is not an openid.")
+            bad.append(number)
+            continue
         openids.append(value)
+    if bad:
+        shown = ", ".join(str(n) for n in bad[:BAD_LINES_SHOWN])
+        more = f" and {len(bad) - BAD_LINES_SHOWN} more" if len(bad) > BAD_LINES_SHOWN else ""
+        word = "line is" if len(bad) == 1 else "lines are"
+        raise ValidationError(
+            f"the openid list '{path}': {len(bad)} {word} not an openid (line "
+            f"{shown}{more}; an openid is 6 to 64 letters, digits, '_' or '-'). Fix or remove "
+            "them; nothing was stored."
+        )
     return sorted(set(openids))
 
 
@@ -272,6 +301,7 @@ def _content(
 def _audience(
     app: AppContext,
     acct: Account,
+    content: BroadcastContent,
     to_all: bool,
     tag: str | None,
     openids_file: Path | None,
@@ -296,6 +326,12 @@ def _audience(
         listed = read_openids(openids_file)
         if not listed:
             raise ValidationError(f"the openid list '{openids_file}' is empty.")
+        if len(listed) < 2 and content.kind != "template":
+            raise ValidationError(
+                f"the openid list '{openids_file}' names one follower ({listed[0]}): a mass "
+                "send to a list needs at least two different openids (WeChat refuses one: "
+                "40130). Add another, or send a template or a preview to one follower."
+            )
         return Audience("openids", file=str(openids_file), count=len(listed)), listed
     if filter_expr:
         conditions = parse_filter(filter_expr)
@@ -331,7 +367,7 @@ def create(
     require(app, "broadcast.create", account)
     acct = accounts.resolve(app, account)
     content = _content(app, acct, text, image, news, template, data)
-    audience, listed = _audience(app, acct, to_all, tag, openids_file, filter_expr)
+    audience, listed = _audience(app, acct, content, to_all, tag, openids_file, filter_expr)
     scheduled = None if at is None else _scheduled(app, at)
     now = _now(app)
     draft = Broadcast(
@@ -390,6 +426,12 @@ def edit(
         b = _get(app, broadcast_id)
         if b.state not in ("draft", "submitted", "approved", "rejected"):
             raise ConflictError(f"broadcast {broadcast_id} is {b.state}; it can't be edited.")
+        if b.started_at:  # approved again after an attempt: part of it may have gone out
+            raise ConflictError(
+                f"broadcast {broadcast_id} has begun sending (it waits for its next attempt); "
+                f"it can't be edited. Cancel it (bankwx broadcast cancel {broadcast_id}) and "
+                "create another."
+            )
         content = b.content
         if text is not None:
             if not isinstance(content, TextContent):
@@ -493,7 +535,9 @@ def reject(
 
 
 def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> Broadcast:
-    """Cancel, also mid-send: units not yet sent are not sent."""
+    """Cancel, also mid-send: units not yet sent are not sent. Units a dead send held (killed,
+    interrupted) are handed back and cancelled; a live dispatcher's sends under way end as
+    WeChat answers them."""
     _load(app, "broadcast.cancel", broadcast_id, account)
     with app.store.transaction():
         b = _get(app, broadcast_id)
@@ -508,12 +552,15 @@ def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> Br
                 "updated_at": _now(app),
             },
         )
+        # what a killed or interrupted send still held goes back first (by each kind's crash
+        # policy), so that it is cancelled with the rest and no unit stays 'sending'
+        handed_back = outbox.recover(app)
         stopped = outbox.cancel_source(app, b.source)
         audit.record(
             app,
             "broadcast.cancel",
             str(broadcast_id),
-            {"was": b.state, "units_cancelled": stopped},
+            {"was": b.state, "units_cancelled": stopped, "units_handed_back": handed_back},
         )
     return describe(app, _get(app, broadcast_id))
 
@@ -634,7 +681,12 @@ def _start(app: AppContext, b: Broadcast) -> Broadcast | None:
         with app.store.transaction():
             app.store.broadcasts.update(
                 b.id,
-                {"state": "sending", "started_at": _now(app), "updated_at": _now(app)},
+                {
+                    "state": "sending",
+                    "started_at": b.started_at or _now(app),
+                    "retry_at": None,
+                    "updated_at": _now(app),
+                },
                 expect_state="approved",
             )
             audit.record(app, "broadcast.send", str(b.id), {"by": app.operator})
@@ -642,19 +694,85 @@ def _start(app: AppContext, b: Broadcast) -> Broadcast | None:
     return b if b.state == "sending" else None
 
 
+def _error(counts: UnitCounts, errors: list[str]) -> str | None:
+    """A finished broadcast's error: how many units failed, and the first reasons."""
+    bad = counts.get("failed") + counts.get("unknown")
+    if not bad:
+        return None
+    reasons = "; ".join(errors[:3]) or "no reason recorded"
+    what = f"{bad} of {counts.total} units" if counts.total > 1 else "its unit"
+    unknown = f" ({counts.get('unknown')} unknown)" if counts.get("unknown") else ""
+    return f"{what} failed{unknown}: {reasons}"
+
+
 def _finish(app: AppContext, broadcast_id: int) -> Broadcast:
-    counts = app.store.outbox.counts(f"broadcast:{broadcast_id}")
-    if counts.get("pending") or counts.get("sending"):
+    """A broadcast whose units are all final: sent, failed or partly_failed (with its error).
+    One that was handed back for a later attempt (approved, started) finishes too, when a
+    dispatcher (``bankwx serve``, ``outbox run``) sent its last units meanwhile."""
+    source = f"broadcast:{broadcast_id}"
+    counts = app.store.outbox.counts(source)
+    if counts.open:
         return _get(app, broadcast_id)
     with app.store.transaction():
         b = _get(app, broadcast_id)
-        if b.state == "sending" and b.expanded_at:
-            bad = counts.get("failed", 0) + counts.get("unknown", 0)
+        if b.expanded_at and (b.state == "sending" or (b.state == "approved" and b.started_at)):
+            bad = counts.get("failed") + counts.get("unknown")
             state = "sent" if not bad else "failed" if not counts.get("sent") else "partly_failed"
+            error = _error(counts, app.store.outbox.errors(source, 3))
             app.store.broadcasts.update(
-                broadcast_id, {"state": state, "finished_at": _now(app), "updated_at": _now(app)}
+                broadcast_id,
+                {
+                    "state": state,
+                    "error": error,
+                    "retry_at": None,
+                    "finished_at": _now(app),
+                    "updated_at": _now(app),
+                },
             )
-            audit.record(app, "broadcast.finish", str(broadcast_id), {"state": state, **counts})
+            audit.record(
+                app, "broadcast.finish", str(broadcast_id), {"state": state, **counts.to_json()}
+            )
+    return _get(app, broadcast_id)
+
+
+def _fail(app: AppContext, broadcast_id: int, error: str) -> Broadcast:
+    """A broadcast whose send cannot succeed: ``failed`` with error; its units not yet claimed
+    are cancelled (nothing half-sent is left pending)."""
+    with app.store.transaction():
+        b = _get(app, broadcast_id)
+        if b.state not in TERMINAL and b.state != "partly_failed":
+            outbox.cancel_source(app, b.source)
+            app.store.broadcasts.update(
+                broadcast_id,
+                {
+                    "state": "failed",
+                    "error": error,
+                    "retry_at": None,
+                    "finished_at": _now(app),
+                    "updated_at": _now(app),
+                },
+            )
+            audit.record(app, "broadcast.finish", str(broadcast_id), {"state": "failed",
+                         "error": error})  # fmt: skip
+    return _get(app, broadcast_id)
+
+
+def _later(app: AppContext, broadcast_id: int, at: float, error: str) -> Broadcast:
+    """Hand a sending broadcast back (approved) for an attempt at ``at`` (Unix time): its units
+    wait for a retry that can succeed (rate limit, quota, WeChat busy, network)."""
+    with app.store.transaction():
+        b = _get(app, broadcast_id)
+        if b.state == "sending":
+            retry_at = iso(datetime.fromtimestamp(at, UTC))
+            app.store.broadcasts.update(
+                broadcast_id,
+                {"state": "approved", "retry_at": retry_at, "error": error,
+                 "updated_at": _now(app)},
+                expect_state="sending",
+            )  # fmt: skip
+            audit.record(
+                app, "broadcast.later", str(broadcast_id), {"retry_at": retry_at, "error": error}
+            )
     return _get(app, broadcast_id)
 
 
@@ -671,7 +789,9 @@ def send(
     account: str | None = None,
     progress: Progress = no_progress,
 ) -> tuple[Broadcast, BatchReport]:
-    """Send an approved broadcast now and drain its units; returns when all are final."""
+    """Send an approved broadcast now and drain its units; returns when all are final, or when
+    what is left waits for a retry later than RETRY_HORIZON_S (the broadcast is then approved
+    again, with its retry_at; run-due or send finishes it)."""
     b = _load(app, "broadcast.send", broadcast_id, account)
     if b.state in ("draft", "submitted", "rejected"):
         raise ConflictError(
@@ -679,53 +799,91 @@ def send(
         )
     if b.state in ("sent", "partly_failed", "failed", "cancelled"):
         return b, outbox.report()  # a finished run: nothing left to do
-    return _run(app, [b], progress)
+    return _run(app, b, progress)
 
 
 def run_due(
     app: AppContext, progress: Progress = no_progress
 ) -> tuple[list[Broadcast], BatchReport]:
-    """Send every approved broadcast whose time has come (cron); resume killed runs."""
+    """Send every approved broadcast whose time has come (cron); resume killed runs.
+
+    Each broadcast on its own: one that fails (ends ``failed``, or goes back to ``approved``
+    for a later attempt) never holds back the others. The report counts every broadcast's
+    units, and a broadcast refused before any unit was made as one failure.
+    """
     require(app, "broadcast.send")
     due = app.store.broadcasts.due(_now(app))
     report = outbox.report()
     done = []
     for b in due:
-        result, part = _run(app, [b], progress)
+        try:
+            result, part = _run(app, b, progress)
+        except BankwxError as exc:  # refused (changed after approval, ...): it stays as it is
+            result = _get(app, b.id)
+            part = outbox.report(failures=(BatchFailure(f"broadcast {b.id}", str(exc)),))
+        except Exception as exc:  # a bug must not hold back the next broadcast
+            log.exception("broadcast %s: run-due failed", b.id)
+            reason = f"internal error ({type(exc).__name__}); tried again later"
+            result = _later(app, b.id, app.clock.time() + INTERNAL_RETRY_S, reason)
+            part = outbox.report(failures=(BatchFailure(f"broadcast {b.id}", reason),))
         done.append(result)
         report += part
     return done, report
 
 
-def _run(
-    app: AppContext, items: list[Broadcast], progress: Progress
-) -> tuple[Broadcast, BatchReport]:
-    b = items[0]
+def _run(app: AppContext, b: Broadcast, progress: Progress) -> tuple[Broadcast, BatchReport]:
     started = _start(app, b)
     if started is None:
         return _get(app, b.id), outbox.report()
-    expand(app, started)
-    source = f"broadcast:{b.id}"
-    total = sum(app.store.outbox.counts(source).values())
-    with progress(f"broadcast {b.id}", total) as bar:
-        shown = 0
-
-        def finished() -> bool:
-            nonlocal shown
-            counts = app.store.outbox.counts(source)
-            final = sum(counts.get(s, 0) for s in TERMINAL)
-            bar.advance(final - shown)
-            shown = final
-            return not counts.get("pending") and not counts.get("sending")
-
+    try:
+        expand(app, started)
+    except (ValidationError, NotFoundError) as exc:  # the audience cannot be sent to
+        failed = _fail(app, b.id, str(exc))
+        return failed, outbox.report(failures=(BatchFailure(f"broadcast {b.id}", str(exc)),))
+    source = started.source
+    counts = app.store.outbox.counts(source)
+    with progress(f"broadcast {b.id}", counts.total) as bar:
+        bar.advance(counts.total - counts.open)  # sent before (a killed run's)
         dispatcher = outbox.Dispatcher(app, b.account)
         dispatcher.start()
         try:
-            report = dispatcher.drain(wait_for_retries=True, until=finished)
+            report = dispatcher.drain(
+                wait_for_retries=True,
+                until=lambda: _settled(app, source),
+                bar=bar,
+                source=source,
+            )
         finally:
             dispatcher.stop()
-        finished()
-    return _finish(app, b.id), report
+    return _after(app, b.id), report
+
+
+def _settled(app: AppContext, source: str) -> bool:
+    """Whether a send of source can stop: no unit open, or none being sent and the next
+    attempt later than RETRY_HORIZON_S."""
+    counts = app.store.outbox.counts(source)
+    if not counts.open:
+        return True
+    if counts.get("sending"):
+        return False
+    next_due = app.store.outbox.next_due_at(None, source)
+    return next_due is not None and next_due > app.clock.time() + RETRY_HORIZON_S
+
+
+def _after(app: AppContext, broadcast_id: int) -> Broadcast:
+    """After a run: finished; or handed back for its next attempt; or (paused lane, another
+    dispatcher still sending) still sending, for run-due to take up."""
+    source = f"broadcast:{broadcast_id}"
+    counts = app.store.outbox.counts(source)
+    if not counts.open:
+        return _finish(app, broadcast_id)
+    next_due = app.store.outbox.next_due_at(None, source)
+    if counts.get("sending") or next_due is None or next_due <= app.clock.time():
+        return _get(app, broadcast_id)
+    errors = app.store.outbox.errors(source, 1, state="pending")
+    reason = errors[0] if errors else "its units wait for a later attempt"
+    units = "1 unit" if counts.open == 1 else f"{counts.open} units"
+    return _later(app, broadcast_id, next_due, f"{units} to retry: {reason}")
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -770,7 +928,7 @@ def status(app: AppContext, broadcast_id: int, account: str | None = None) -> Br
         id=broadcast_id,
         state=b.state,
         audience_size=b.audience_size,
-        units=app.store.outbox.counts(b.source),
+        units=app.store.outbox.counts(b.source).to_json(),
         jobs=b.jobs,
         template_results=deliveries,
     )
@@ -793,7 +951,7 @@ def estimate(app: AppContext, b: Broadcast) -> str | None:
 
 def describe(app: AppContext, b: Broadcast, with_estimate: bool = False) -> Broadcast:
     """The broadcast as shown: with its units by state (and the allowance estimate)."""
-    units = app.store.outbox.counts(b.source)
+    units = app.store.outbox.counts(b.source).to_json()
     if not with_estimate:
         return replace(b, units=units)
     return replace(b, units=units, estimated=True, allowance_warning=estimate(app, b))

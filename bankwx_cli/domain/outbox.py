@@ -37,8 +37,9 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -57,7 +58,7 @@ from bankwx_cli.errors import (
 )
 from bankwx_cli.extensions import Sender, SourceHooks
 from bankwx_cli.models.batches import BatchFailure, BatchReport, ProgressBar
-from bankwx_cli.models.outbox import Claimed, OutboxUnit, SendResult
+from bankwx_cli.models.outbox import Claimed, OutboxRun, OutboxUnit, SendResult
 from bankwx_cli.models.replies import ImageReply, NewsReply, Reply, TextReply
 from bankwx_cli.storage.outbox import UNREADABLE
 
@@ -77,6 +78,7 @@ TEMPLATE_DEDUP_S = 600.0  # WeChat honours client_msg_id for 10 minutes
 HEARTBEAT_S = 1.0
 DEAD_AFTER_S = 5.0
 MAX_ATTEMPTS = 8
+SEND_THREADS = 8  # a dispatcher's sending threads (WeChat's answers are waited for in them)
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,22 @@ def _verdict(app: AppContext, unit: Unit) -> Defer | Cancel | None:
     return None
 
 
+_clients: weakref.WeakKeyDictionary[AppContext, dict[str, WeChatClient]] = (
+    weakref.WeakKeyDictionary()
+)
+_clients_lock = threading.Lock()
+
+
 def _client(app: AppContext, unit: Unit) -> WeChatClient:
-    return app.client(accounts.get(app, unit.account))
+    """The unit's account's client (``app.client``'s, one per account and process), its account
+    read from the store once, not at every send: the sending threads would otherwise wait for
+    the store's lock behind each of the dispatcher's commits."""
+    with _clients_lock:
+        clients = _clients.setdefault(app, {})
+    client = clients.get(unit.account)
+    if client is None:
+        client = clients[unit.account] = app.client(accounts.get(app, unit.account))
+    return client
 
 
 def _msgid(answer: dict[str, Any]) -> str | None:
@@ -411,12 +427,15 @@ class Dispatcher:
         self,
         app: AppContext,
         account: str | None = None,
-        threads: int = 8,
+        threads: int = SEND_THREADS,
         batch: int = 64,
     ) -> None:
         self.app = app
         self.account = account
         self.batch = batch
+        self.window = 2 * threads  # units in flight: the pool always has the next one queued
+        self._budget_spent = False  # the last claim found a rate budget spent
+        self.latency = 0.05  # seconds WeChat takes to answer a send (a moving average)
         self.host = socket.gethostname()
         self.holder = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bankwx-send")
@@ -443,10 +462,19 @@ class Dispatcher:
         self._beat.start()
 
     def stop(self) -> None:
+        """Stop: wait for the sends under way, hand back what is still claimed (a run
+        interrupted before its results were recorded: each unit by its kind's crash policy,
+        as a dead dispatcher's), and leave the store's list of dispatchers."""
         self._stop.set()
         self.pool.shutdown(wait=True)
         if self._beat is not None:
             self._beat.join(timeout=2)
+        try:
+            with self.app.store.transaction():
+                held = self.app.store.outbox.stranded([self.holder])
+                _hand_back(self.app, held, self.app.clock.time())
+        except Exception:
+            log.exception("could not hand back the units this dispatcher held")
         try:
             self.app.store.outbox.retire(self.holder)
         except Exception:
@@ -457,28 +485,7 @@ class Dispatcher:
 
         Each goes back to pending or becomes unknown by its kind's crash policy.
         """
-        now = self.app.clock.time()
-        store = self.app.store
-        dead = []
-        for row in store.outbox.dispatchers():
-            if row["holder"] == self.holder:
-                continue
-            stale = row["heartbeat_at"] < now - DEAD_AFTER_S
-            gone = row["host"] == self.host and not _alive(int(row["pid"]))
-            if stale or gone:
-                dead.append(row["holder"])
-        with store.transaction():
-            dead += [h for h in store.outbox.orphan_holders() if h != self.holder]
-            stranded = store.outbox.stranded(dead)
-            unknown = []
-            for unit in stranded:
-                error = None if _send_again(unit, now) else STRANDED
-                state = "pending" if error is None else "unknown"
-                if store.outbox.release(unit, state, error, now) and error is not None:
-                    unknown.append(replace(unit, state=state, last_error=error, claimed_by=None))
-            store.outbox.forget(dead)
-            finalised(self.app, unknown)
-        return len(stranded)
+        return recover(self.app, self.holder)
 
     def _rate(self, account: str, sender: Sender) -> int:
         key = (account, sender.budget)
@@ -486,8 +493,9 @@ class Dispatcher:
             self._rates[key] = rate_for(self.app, account, sender.budget, sender.rate)
         return self._rates[key]
 
-    def claim(self) -> list[Claimed]:
-        """Claim due units within the rate budget (one short transaction).
+    def claim(self, limit: int | None = None) -> list[Claimed]:
+        """Claim due units (at most limit, else batch) within the rate budget (one short
+        transaction).
 
         A unit of a kind no sender handles ends failed here, alone; a unit whose source's check
         says so is cancelled or deferred here (its share of this second's budget is not used).
@@ -495,7 +503,8 @@ class Dispatcher:
         now = self.app.clock.time()
         store = self.app.store
         with store.transaction():
-            due = store.outbox.due(now, self.batch, self.account)
+            due = store.outbox.due(now, limit or self.batch, self.account)
+            self._budget_spent = False
             groups: dict[tuple[str, str], tuple[Sender, list[Unit]]] = {}
             for unit in due:
                 found = sender_for(self.app, unit.kind)
@@ -516,6 +525,7 @@ class Dispatcher:
                 granted = store.outbox.take_budget(
                     account, budget, len(units), self._rate(account, found), now
                 )
+                self._budget_spent = self._budget_spent or granted < len(units)
                 claimed += units[:granted]
             # checks run on what is about to be sent (a unit waiting for budget is not checked)
             claimed = [u for u in claimed if u.attempts or self._may_send(u, now)]
@@ -566,8 +576,10 @@ class Dispatcher:
         if found is None:  # claimed only with a sender: the registry cannot lose one
             return SendResult(unit.id, "failed", last_error="no sender")
         budget = found.budget
+        started = time.monotonic()
         try:
             msgid = found.send(self.app, unit)
+            self.latency = 0.8 * self.latency + 0.2 * (time.monotonic() - started)
             _metrics().sends.labels(budget, "sent").inc()
             return SendResult(unit.id, "sent", wechat_msgid=msgid)
         except WeChatInDoubtError as exc:
@@ -618,53 +630,92 @@ class Dispatcher:
         wait_for_retries: bool = False,
         until: Callable[[], bool] | None = None,
         bar: ProgressBar | None = None,
+        source: str | None = None,
         stop: threading.Event | None = None,
     ) -> BatchReport:
         """Send what is due. follow: forever (until stop); wait_for_retries: also wait for
         units whose next attempt is in the future; until: a condition that ends the run.
 
+        Sends are pipelined: up to ``window`` units are in flight, and the dispatcher claims
+        more (within the rate budget) as each answer comes, rather than waiting for a batch's
+        slowest send; results are recorded as they come, several in one transaction.
+
         Waits for business time (the next due unit, the next rate-budget second) go through
         the clock (a FixedClock moves on instead); waits for new work are real time. bar, when
-        given, advances by each unit that reaches sent, failed or unknown.
+        given, advances by each unit (of source, when given) that reaches sent, failed or
+        unknown. An interruption (KeyboardInterrupt) still records the answers that came.
         """
         tally = _Tally()
         last_recover = 0.0
         stop = stop or threading.Event()
-        while not stop.is_set():
-            if time.monotonic() - last_recover > 1.0:  # pacing, not business time
-                last_recover = time.monotonic()
-                self.recover()
-                if not follow and self._paused_everything():
-                    break
-            units = self.claim()
-            results = list(self.pool.map(self.send, units)) if units else []
-            if units:
-                self.record(units, results)
-            done, self._settled = self._settled + results, []  # refused at claim, then sent
-            for result in done:
-                tally.count(result)
-            if done:
+        inflight: dict[Future[SendResult], Claimed] = {}
+        spent_until = 0.0  # the budget is spent for this clock second: claim nothing before
+        try:
+            while not stop.is_set():
+                if time.monotonic() - last_recover > 1.0:  # pacing, not business time
+                    last_recover = time.monotonic()
+                    self.recover()
+                    if not follow and not inflight and self._paused_everything():
+                        break
+                claimed: list[Claimed] = []
+                room = self.window - len(inflight)
+                now = self.app.clock.time()
+                # the budget was spent a moment ago: claim nothing in a second's last moments,
+                # so that sends claimed under it are answered within it (the dispatchers
+                # together stay under the budget also as WeChat counts the calls)
+                recently_spent = spent_until <= now < spent_until + 2
+                if recently_spent and 1 - now % 1 < min(0.25, 2 * self.latency):
+                    spent_until = float(int(now) + 1)
+                if room > 0 and now >= spent_until:
+                    claimed = self.claim(room)
+                    if not claimed and self._budget_spent:
+                        spent_until = float(int(self.app.clock.time()) + 1)
+                    for c in claimed:
+                        inflight[self.pool.submit(self.send, c)] = c
+                finished: list[tuple[Claimed, SendResult]] = []
+                if inflight:
+                    # block only when nothing more can be claimed now
+                    timeout = 0.0 if claimed and room > len(claimed) else None
+                    if timeout is None and self.app.clock.time() < spent_until and room > 0:
+                        timeout = max(0.001, spent_until - self.app.clock.time())
+                    done, _ = wait(inflight, timeout=timeout, return_when=FIRST_COMPLETED)
+                    finished = [(inflight.pop(f), f.result()) for f in done]
+                if finished:
+                    self.record([c for c, _ in finished], [r for _, r in finished])
+                results, self._settled = self._settled + [r for _, r in finished], []
+                sources = {c.unit.id: c.unit.source for c, _ in finished}
+                for result in results:
+                    tally.count(result, sources.get(result.id))
                 if bar is not None:
-                    bar.advance(sum(1 for r in done if r.state in ("sent", "failed", "unknown")))
-                continue
-            if until is not None and until():
-                break
-            next_due = self.app.store.outbox.next_due_at(self.account)
-            now = self.app.clock.time()
-            if next_due is None:
-                if not follow and not self._others_sending():
+                    ours = {c.unit.id for c, _ in finished if source in (None, c.unit.source)}
+                    shown = [r for r in results if r.state in ("sent", "failed", "unknown")]
+                    bar.advance(sum(1 for r in shown if source is None or r.id in ours))
+                if results or claimed or inflight:
+                    continue
+                if until is not None and until():
                     break
-                stop.wait(0.2)  # new work, or another dispatcher's results: real time
-                continue
-            if next_due <= now:
-                # the rate budget is spent, or what is due is paused: the next second
-                clock.wait(self.app.clock, stop, max(0.01, 1 - now % 1))
-                if not follow and self._paused_everything():
+                next_due = self.app.store.outbox.next_due_at(self.account)
+                now = self.app.clock.time()
+                if next_due is None:
+                    if not follow and not self._others_sending():
+                        break
+                    stop.wait(0.2)  # new work, or another dispatcher's results: real time
+                    continue
+                if next_due <= now:
+                    # the rate budget is spent, or what is due is paused: the next second
+                    clock.wait(self.app.clock, stop, max(0.01, 1 - now % 1))
+                    if not follow and self._paused_everything():
+                        break
+                    continue
+                if not follow and not wait_for_retries:
                     break
-                continue
-            if not follow and not wait_for_retries:
-                break
-            clock.wait(self.app.clock, stop, min(1.0, next_due - now))
+                clock.wait(self.app.clock, stop, min(1.0, next_due - now))
+        finally:
+            if inflight:  # interrupted: record the answers that came (the rest is handed back)
+                done, _ = wait(inflight, timeout=5)
+                if done:
+                    pairs = [(inflight[f], f.result()) for f in done]
+                    self.record([c for c, _ in pairs], [r for _, r in pairs])
         return tally.report()
 
     def _others_sending(self) -> bool:
@@ -680,6 +731,47 @@ class Dispatcher:
         return bool(pending) and pending[0].next_attempt_at <= now
 
 
+def dead_holders(app: AppContext, own: str | None = None) -> list[str]:
+    """Dispatchers found dead (stale heartbeat, their process gone from this host) and holders
+    of claims that are not registered at all (joins the caller's transaction)."""
+    now = app.clock.time()
+    host = socket.gethostname()
+    store = app.store
+    dead = []
+    for row in store.outbox.dispatchers():
+        if row.holder == own:
+            continue
+        stale = row.heartbeat_at < now - DEAD_AFTER_S
+        gone = row.host == host and not _alive(row.pid)
+        if stale or gone:
+            dead.append(row.holder)
+    return dead + [h for h in store.outbox.orphan_holders() if h != own]
+
+
+def recover(app: AppContext, own: str | None = None) -> int:
+    """Hand back the units of dispatchers found dead: each goes back to pending or becomes
+    unknown by its kind's crash policy. Returns how many."""
+    store = app.store
+    with store.transaction():
+        dead = dead_holders(app, own)
+        stranded = store.outbox.stranded(dead)
+        _hand_back(app, stranded, app.clock.time())
+        store.outbox.forget([h for h in dead if h != own])
+    return len(stranded)
+
+
+def _hand_back(app: AppContext, units: list[Unit], now: float) -> None:
+    """Claimed units whose sending stopped: to pending when their kind may send them again,
+    else to unknown (final-state hooks run); joins the caller's transaction."""
+    unknown = []
+    for unit in units:
+        error = None if _send_again(unit, now) else STRANDED
+        state = "pending" if error is None else "unknown"
+        if app.store.outbox.release(unit, state, error, now) and error is not None:
+            unknown.append(replace(unit, state=state, last_error=error, claimed_by=None))
+    finalised(app, unknown)
+
+
 class _Tally:
     """A sending run's counts, as results come in."""
 
@@ -688,9 +780,10 @@ class _Tally:
         self.retried = 0
         self.failures: list[BatchFailure] = []
 
-    def count(self, result: SendResult) -> None:
+    def count(self, result: SendResult, source: str | None = None) -> None:
         state = result.state
-        what, error = f"unit {result.id}", str(result.last_error)
+        what = f"unit {result.id}" + (f" ({source.replace(':', ' ')})" if source else "")
+        error = str(result.last_error)
         if state == "sent":
             self.sent += 1
         elif state == "failed":
@@ -752,16 +845,18 @@ def run(
     account: str | None = None,
     follow: bool = False,
     stop: threading.Event | None = None,
-) -> BatchReport:
+) -> OutboxRun:
     """Drain what is due (or keep dispatching with follow)."""
     require(app, "outbox.run", account)
     name = accounts.get(app, account).name if account else None
+    started = time.monotonic()
     dispatcher = Dispatcher(app, name)
     dispatcher.start()
     try:
-        return dispatcher.drain(follow=follow, stop=stop)
+        report = dispatcher.drain(follow=follow, stop=stop)
     finally:
         dispatcher.stop()
+    return OutboxRun(report, time.monotonic() - started, name)
 
 
 def retry(app: AppContext, unit_id: int, account: str | None = None) -> Unit:
@@ -821,9 +916,9 @@ def update_metrics(app: AppContext) -> None:
     now = app.clock.time()
     seen = set()
     for row in app.store.outbox.backlog(now):
-        _metrics().backlog.labels(row["lane"]).set(row["pending"])
-        _metrics().oldest.labels(row["lane"]).set(max(0.0, row["oldest_s"] or 0.0))
-        seen.add(row["lane"])
+        _metrics().backlog.labels(row.lane).set(row.pending)
+        _metrics().oldest.labels(row.lane).set(max(0.0, row.oldest_s or 0.0))
+        seen.add(row.lane)
     for lane in LANES:
         if lane not in seen:
             _metrics().backlog.labels(lane).set(0)

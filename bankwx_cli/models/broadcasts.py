@@ -140,6 +140,9 @@ class Broadcast:
     cancelled_by: str | None = None
     cancelled_at: str | None = None
     jobs: Mapping[str, MassJob] = field(default_factory=dict)  # by WeChat's msg id
+    error: str | None = None  # why the send failed (failed, partly_failed), or why the last
+    # attempt did not finish (approved again, with retry_at)
+    retry_at: str | None = None  # ISO 8601, UTC: an approved broadcast's next attempt
     units: Mapping[str, int] = field(default_factory=dict)
     estimated: bool = False  # the allowance estimate was made (shown even when None)
     allowance_warning: str | None = None
@@ -182,6 +185,8 @@ class Broadcast:
             "created_by": self.created_by,
             "approved_by": self.approved_by,
             "reject_reason": self.reject_reason,
+            "error": self.error,
+            "retry_at": self.retry_at,
             "units": dict(self.units),
         }
         if self.estimated:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bankwx_cli.models.batches import BatchReport
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,115 @@ class SendResult:
                 unit.next_attempt_at if self.next_attempt_at is None else self.next_attempt_at
             ),
         )
+
+
+@dataclass(frozen=True)
+class OutboxRun:
+    """What one ``outbox run`` did (``outbox run --format json``'s one object): units sent,
+    failed, unknown and to retry, the failures, and how long it took."""
+
+    report: BatchReport
+    seconds: float
+    account: str | None = None  # None: every account
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "account": self.account,
+            "sent": r.done,
+            "failed": r.failed,
+            "unknown": r.unknown,
+            "to_retry": r.retried or 0,
+            "seconds": round(self.seconds, 3),
+            "exit_code": r.exit_code,
+            "failures": [
+                {"unit": f.what, "reason": f.reason, "unknown": f.unknown, "wechat": f.wechat}
+                for f in r.failures
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Dispatcher:
+    """A dispatcher registered in the store: its holder name, where it runs, its heartbeat
+    (Unix time, the app's clock)."""
+
+    holder: str
+    host: str
+    pid: int
+    heartbeat_at: float
+
+    @classmethod
+    def of(cls, row: Any) -> Dispatcher:  # a stored row (sqlite3.Row) or a mapping
+        return cls(
+            holder=str(row["holder"]),
+            host=str(row["host"]),
+            pid=int(row["pid"]),
+            heartbeat_at=float(row["heartbeat_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class LaneBacklog:
+    """A lane's pending units and how long the oldest has been due (seconds; may be negative
+    when every pending unit is due later)."""
+
+    lane: str
+    pending: int
+    oldest_s: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lane": self.lane, "pending": self.pending, "oldest_s": self.oldest_s}
+
+
+@dataclass(frozen=True)
+class Pause:
+    """An outbox pause: an account (``*``: every one) and a lane (``*``: every one)."""
+
+    account: str
+    lane: str
+    paused_by: str
+    paused_at: str
+
+    @classmethod
+    def of(cls, row: Any) -> Pause:  # a stored row (sqlite3.Row) or a mapping
+        return cls(
+            account=str(row["account"]),
+            lane=str(row["lane"]),
+            paused_by=str(row["paused_by"]),
+            paused_at=str(row["paused_at"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "lane": self.lane,
+            "paused_by": self.paused_by,
+            "paused_at": self.paused_at,
+        }
+
+
+@dataclass(frozen=True)
+class UnitCounts:
+    """Units by state (of a source, or of the whole outbox); a state with none is absent from
+    ``by_state``, as the JSON of ``broadcast show`` has always shown them."""
+
+    by_state: Mapping[str, int]
+
+    def get(self, state: str, default: int = 0) -> int:
+        return self.by_state.get(state, default)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_state.values())
+
+    @property
+    def open(self) -> int:
+        """Units not yet final: pending or sending."""
+        return self.get("pending") + self.get("sending")
+
+    def to_json(self) -> dict[str, int]:
+        return dict(self.by_state)
 
 
 def _iso(timestamp: float) -> str:

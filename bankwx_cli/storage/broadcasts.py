@@ -1,4 +1,11 @@
-"""Broadcasts, account templates, and the per-follower mass-message receipts (estimates)."""
+"""Broadcasts, account templates, and the per-follower mass-message receipts (estimates).
+
+A broadcast's ``results`` column is a JSON object: ``jobs`` (WeChat's job-finished counts by
+msg id), ``error`` (why its send failed, or why the last attempt did not finish) and
+``retry_at`` (ISO time, UTC: an approved broadcast handed back for a later attempt is not due
+before it). Each key is written on its own (``json_set``/``json_remove``), so recording a job's
+counts never loses an error, nor the other way round.
+"""
 
 from __future__ import annotations
 
@@ -66,25 +73,50 @@ def _broadcast(row: Any) -> Broadcast:
         cancelled_by=data["cancelled_by"],
         cancelled_at=data["cancelled_at"],
         jobs=jobs,
+        error=results.get("error"),
+        retry_at=results.get("retry_at"),
     )
 
 
+_RESULTS = ("jobs", "error", "retry_at")  # the Broadcast fields kept in ``results``
+
+
 def _columns(values: Mapping[str, object]) -> dict[str, object]:
-    """Column values: a content, an audience and jobs as the JSON the store keeps."""
+    """Column values: a content and an audience as the JSON the store keeps (the fields kept
+    in ``results`` are left to ``_results``)."""
     row: dict[str, object] = {}
     for key, value in values.items():
+        if key in _RESULTS:
+            continue
         if isinstance(value, TextContent | MediaContent | TemplateContent | Audience):
             row[key] = _dump(value.to_json())
-        elif key == "jobs" and isinstance(value, Mapping):
-            row["results"] = _dump({"jobs": {k: j.to_json() for k, j in value.items()}})
         else:
             row[key] = value
     return row
 
 
+def _results(values: Mapping[str, object]) -> tuple[str, dict[str, object]]:
+    """The SQL expression that writes the given ``results`` fields into the column (each key on
+    its own; None removes it), and its parameters."""
+    expr = "results"
+    params: dict[str, object] = {}
+    for key in _RESULTS:
+        if key not in values:
+            continue
+        value = values[key]
+        if key == "jobs" and isinstance(value, Mapping):
+            value = {k: j.to_json() for k, j in value.items()}
+        if value is None:
+            expr = f"json_remove({expr}, '$.{key}')"
+        else:
+            expr = f"json_set({expr}, '$.{key}', json(:_r_{key}))"
+            params[f"_r_{key}"] = _dump(value)
+    return expr, params
+
+
 # What the store keeps of a broadcast (the rest is the domain's, added when it is shown).
 _STORED = tuple(f.name for f in fields(Broadcast) if f.name not in ("id", "units", "estimated",
-                "allowance_warning", "jobs"))  # fmt: skip
+                "allowance_warning", *_RESULTS))  # fmt: skip
 
 
 class Broadcasts:
@@ -128,21 +160,26 @@ class Broadcasts:
         """Change fields (a Broadcast's names); with expect_state only if the broadcast is
         still in that state."""
         row = _columns(values)
-        sets = ", ".join(f"{k} = :{k}" for k in row)
-        sql = f"UPDATE broadcasts SET {sets} WHERE id = :_id"  # noqa: S608 - our column names
-        params = {**row, "_id": broadcast_id}
+        sets = [f"{k} = :{k}" for k in row]
+        results, result_params = _results(values)
+        if result_params or results != "results":
+            sets.append(f"results = {results}")
+        sql = f"UPDATE broadcasts SET {', '.join(sets)} WHERE id = :_id"  # noqa: S608 - our names
+        params = {**row, **result_params, "_id": broadcast_id}
         if expect_state:
             sql += " AND state = :_state"
             params["_state"] = expect_state
         return self.db.execute(sql, params).rowcount == 1
 
     def due(self, now_iso: str) -> list[Broadcast]:
-        """Approved broadcasts whose time has come, and sending ones (a killed run's)."""
+        """Approved broadcasts whose time (and next attempt's time) has come, and sending ones
+        (a killed run's)."""
         return [
             _broadcast(r)
             for r in self.db.all(
                 "SELECT * FROM broadcasts WHERE (state = 'approved' AND (scheduled_at IS NULL OR "
-                "scheduled_at <= :now)) OR state = 'sending' ORDER BY id",
+                "scheduled_at <= :now) AND coalesce(json_extract(results, '$.retry_at'), '') "
+                "<= :now) OR state = 'sending' ORDER BY id",
                 {"now": now_iso},
             )
         ]

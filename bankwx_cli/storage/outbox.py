@@ -22,7 +22,14 @@ from typing import Any, cast
 
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.keys import Sealer, UnsealError
-from bankwx_cli.models.outbox import OutboxUnit, SendResult
+from bankwx_cli.models.outbox import (
+    Dispatcher,
+    LaneBacklog,
+    OutboxUnit,
+    Pause,
+    SendResult,
+    UnitCounts,
+)
 from bankwx_cli.storage.db import Database
 from bankwx_cli.storage.sealed import SealedColumn
 
@@ -100,8 +107,8 @@ class Outbox:
         with self.db.transaction():
             self.db.execute("DELETE FROM dispatchers WHERE holder = :h", {"h": holder})
 
-    def dispatchers(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.all("SELECT * FROM dispatchers")]
+    def dispatchers(self) -> list[Dispatcher]:
+        return [Dispatcher.of(r) for r in self.db.all("SELECT * FROM dispatchers")]
 
     def stranded(self, holders: list[str]) -> list[OutboxUnit]:
         """Units in 'sending' claimed by these holders (dispatchers found dead)."""
@@ -289,18 +296,48 @@ class Outbox:
         )
         return row is not None
 
-    def counts(self, source: str | None = None) -> dict[str, int]:
+    def counts(self, source: str | None = None) -> UnitCounts:
+        """Units by state, of the source (or of the whole outbox)."""
         sql = "SELECT state, count(*) AS n FROM outbox"
         params: dict[str, Any] = {}
         if source:
             sql += " WHERE source = :source"
             params["source"] = source
         sql += " GROUP BY state"
-        return {r["state"]: r["n"] for r in self.db.all(sql, params)}
+        return UnitCounts({str(r["state"]): int(r["n"]) for r in self.db.all(sql, params)})
 
-    def backlog(self, now: float) -> list[dict[str, Any]]:
+    def errors(self, source: str, limit: int, state: str | None = None) -> list[str]:
+        """The source's distinct last errors, most frequent first: of its failed and unknown
+        units, or of its units in state."""
+        where = "state = :state" if state else "state IN ('failed', 'unknown')"
         return [
-            dict(r)
+            str(r[0])
+            for r in self.db.all(
+                "SELECT last_error, count(*) AS n FROM outbox WHERE source = :source AND "  # noqa: S608
+                f"{where} AND last_error IS NOT NULL GROUP BY last_error ORDER BY n DESC, "
+                "min(id) LIMIT :limit",
+                {"source": source, "state": state, "limit": limit},
+            )
+        ]
+
+    def stranded_of(self, source: str) -> list[OutboxUnit]:
+        """The source's units in 'sending', whoever claimed them."""
+        return [
+            self._unit(r)
+            for r in self.db.all(
+                "SELECT * FROM outbox WHERE source = :source AND state = 'sending' ORDER BY id",
+                {"source": source},
+            )
+        ]
+
+    def backlog(self, now: float) -> list[LaneBacklog]:
+        """Pending units by lane, with how long the oldest has been due."""
+        return [
+            LaneBacklog(
+                str(r["lane"]),
+                int(r["pending"]),
+                None if r["oldest_s"] is None else float(r["oldest_s"]),
+            )
             for r in self.db.all(
                 "SELECT lane, count(*) AS pending, :now - min(next_attempt_at) AS oldest_s "
                 "FROM outbox WHERE state = 'pending' GROUP BY lane",
@@ -308,12 +345,16 @@ class Outbox:
             )
         ]
 
-    def next_due_at(self, account: str | None) -> float | None:
+    def next_due_at(self, account: str | None, source: str | None = None) -> float | None:
+        """When the first pending unit (of the account, or of the source) is due."""
         sql = "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'"
         params: dict[str, Any] = {}
         if account:
             sql += " AND account = :account"
             params["account"] = account
+        if source:
+            sql += " AND source = :source"
+            params["source"] = source
         value = self.db.scalar(sql, params)
         return None if value is None else float(value)
 
@@ -345,8 +386,10 @@ class Outbox:
             )
         return int(cursor.rowcount)
 
-    def pauses(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.all("SELECT * FROM outbox_pauses ORDER BY account, lane")]
+    def pauses(self) -> list[Pause]:
+        return [
+            Pause.of(r) for r in self.db.all("SELECT * FROM outbox_pauses ORDER BY account, lane")
+        ]
 
     # --- payloads at rest -----------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ SHOW_KEYS = [
     "created_by",
     "approved_by",
     "reject_reason",
+    "error",
+    "retry_at",
     "units",
 ]
 
