@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -60,10 +59,8 @@ AUDIENCE_KINDS = ("all", "tag", "openids", "filter")
 MASS_LIMIT = 10_000
 MONTHLY_ALLOWANCE = 4
 EXPAND_BATCH = 2000
-OPENID = re.compile(r"[A-Za-z0-9_-]{6,64}")
 FILTER_KEYS = ("scene", "since", "until", "tag")
 TERMINAL = ("sent", "failed", "unknown", "cancelled")
-BAD_LINES_SHOWN = 5
 RETRY_HORIZON_S = 30.0  # a send waits for retries due this soon; later ones hand it back
 INTERNAL_RETRY_S = 300.0
 
@@ -116,36 +113,11 @@ def parse_filter(expr: str) -> dict[str, str]:
 
 
 def read_openids(path: Path) -> list[str]:
-    """The openids of a list file (one a line; blank lines and # comments skipped), de-duplicated
-    and sorted. Raises ValidationError naming how many lines are not openids and which (the
-    first few line numbers): nothing is stored from a list with a bad line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except IsADirectoryError:
-        raise ValidationError(f"the openid list '{path}' is a directory: give a file.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ValidationError(f"cannot read the openid list '{path}': {reason}.") from None
-    openids: list[str] = []
-    bad: list[int] = []
-    for number, line in enumerate(lines, 1):
-        value = line.strip()
-        if not value or value.startswith("#"):
-            continue
-        if not OPENID.fullmatch(value):
-            bad.append(number)
-            continue
-        openids.append(value)
-    if bad:
-        shown = ", ".join(str(n) for n in bad[:BAD_LINES_SHOWN])
-        more = f" and {len(bad) - BAD_LINES_SHOWN} more" if len(bad) > BAD_LINES_SHOWN else ""
-        word = "line is" if len(bad) == 1 else "lines are"
-        raise ValidationError(
-            f"the openid list '{path}': {len(bad)} {word} not an openid (line "
-            f"{shown}{more}; an openid is 6 to 64 letters, digits, '_' or '-'). Fix or remove "
-            "them; nothing was stored."
-        )
-    return sorted(set(openids))
+    """The openids of a list file (the followers' list reader: one a line, blank lines and #
+    comments skipped, bad lines named), de-duplicated and sorted."""
+    from bankwx_cli.domain.followers import read_openid_list
+
+    return sorted(set(read_openid_list(str(path))))
 
 
 def batches(openids: list[str], size: int = MASS_LIMIT) -> list[list[str]]:

@@ -90,7 +90,7 @@ def read_openid_list(source: str, text: str | None = None) -> list[str]:
         lines = "1 line is not an openid" if len(bad) == 1 else f"{len(bad)} lines are not openids"
         raise ValidationError(
             f"in the openid list {name}, {lines}: {shown}{more}. WeChat openids "
-            "are 28 letters, digits, '-' or '_', one a line; nothing was sent."
+            "are 28 letters, digits, '-' or '_', one a line; nothing was done."
         )
     if not openids:
         raise ValidationError(f"the openid list {name} holds no openid.")

@@ -45,7 +45,8 @@ def test_openid_lists_are_checked_at_create(
     refused = synced("broadcast", "create", "--text", "名单", "--openids", str(bad))
     assert refused.exit_code == 1
     message = refused.stderr.strip()
-    assert "9 lines are not an openid (line 2, 6, 7, 8, 9 and 4 more" in message, message
+    assert "9 lines are not openids: line 2 ('not an openid!'), line 6 ('x')" in message, message
+    assert "line 9 ('?') and 4 more" in message, message
     assert "Traceback" not in refused.output
     assert _broadcast_count(synced) == 0  # nothing stored
 

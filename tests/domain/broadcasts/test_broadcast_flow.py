@@ -56,7 +56,7 @@ def test_bad_input(synced: Bankwx, tmp_path: Path) -> None:
         (["--text", "x"], "give one audience"),
         (["--to-all"], "give one content"),
         (["--text", "x", "--tag", "NOPE"], "no tag named 'NOPE'"),
-        (["--text", "x", "--openids", str(empty)], "is empty"),
+        (["--text", "x", "--openids", str(empty)], "holds no openid"),
         (["--text", "x", "--openids", str(one)], "is not an openid"),
         (["--text", "x", "--to-all", "--at", "2020-01-01T00:00"], "is in the past"),
         (["--text", "x", "--to-all", "--at", "tomorrow"], "not an ISO 8601 time"),

@@ -106,7 +106,7 @@ def test_malformed_lines_are_reported_by_number_and_nothing_is_sent(
     assert result.stderr == (
         f"Error: in the openid list '{path}', 2 lines are not openids: line 2 ('not an "
         "openid'), line 5 ('short'). WeChat openids are 28 letters, digits, '-' or '_', one "
-        "a line; nothing was sent.\n"
+        "a line; nothing was done.\n"
     )
     assert members_calls(small_sim, before) == []
     assert tagged(small_sim) == set()
