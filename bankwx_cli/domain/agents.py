@@ -744,6 +744,11 @@ def reply(
              "in_reply_to": None, "at": at}
         )  # fmt: skip
         audit.record(app, "agent.reply", session.account, {"session": session.id, "unit": unit})
+    try:
+        outbox.send_now(app, session.account, f"agent-session:{session.id}")
+    except Exception:  # the unit stays pending: every dispatcher sends it
+        log.warning("reply %s of session %s left for the dispatchers", unit, session.id,
+                    exc_info=True)  # fmt: skip
     return AgentReply(session.id, unit, allowed.left - 1)
 
 

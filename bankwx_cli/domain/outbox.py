@@ -429,9 +429,12 @@ class Dispatcher:
         account: str | None = None,
         threads: int = SEND_THREADS,
         batch: int = 64,
+        source: str | None = None,
     ) -> None:
+        """``source``: claim only that source's units (``send_now``)."""
         self.app = app
         self.account = account
+        self.source = source
         self.batch = batch
         self.window = 2 * threads  # units in flight: the pool always has the next one queued
         self._budget_spent = False  # the last claim found a rate budget spent
@@ -503,7 +506,7 @@ class Dispatcher:
         now = self.app.clock.time()
         store = self.app.store
         with store.transaction():
-            due = store.outbox.due(now, limit or self.batch, self.account)
+            due = store.outbox.due(now, limit or self.batch, self.account, self.source)
             self._budget_spent = False
             groups: dict[tuple[str, str], tuple[Sender, list[Unit]]] = {}
             for unit in due:
@@ -857,6 +860,19 @@ def run(
     finally:
         dispatcher.stop()
     return OutboxRun(report, time.monotonic() - started, name)
+
+
+def send_now(app: AppContext, account: str, source: str) -> BatchReport:
+    """Send a source's due units at once, in this process (an agent's reply leaves as the agent
+    presses enter, not at a dispatcher's next turn). The claim is the outbox's own, so a unit
+    another dispatcher holds, a paused lane or a spent budget leave the unit to the others;
+    nothing is sent twice. Called after the enqueueing transaction committed."""
+    dispatcher = Dispatcher(app, account, threads=1, batch=8, source=source)
+    dispatcher.start()
+    try:
+        return dispatcher.drain()
+    finally:
+        dispatcher.stop()
 
 
 def retry(app: AppContext, unit_id: int, account: str | None = None) -> Unit:

@@ -148,8 +148,10 @@ class Outbox:
             )
         ]
 
-    def due(self, now: float, limit: int, account: str | None) -> list[OutboxUnit]:
-        """Due, unpaused units, reply lane first."""
+    def due(
+        self, now: float, limit: int, account: str | None, source: str | None = None
+    ) -> list[OutboxUnit]:
+        """Due, unpaused units, reply lane first (of one source, when given)."""
         sql = (
             "SELECT * FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= :now "
             "AND NOT EXISTS (SELECT 1 FROM outbox_pauses p WHERE (p.account = o.account OR "
@@ -159,6 +161,9 @@ class Outbox:
         if account:
             sql += " AND o.account = :account"
             params["account"] = account
+        if source:
+            sql += " AND o.source = :source"
+            params["source"] = source
         sql += " ORDER BY o.lane_rank, o.next_attempt_at, o.id LIMIT :limit"
         return [self._unit(r) for r in self.db.all(sql, params)]
 
