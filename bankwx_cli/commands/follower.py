@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from bankwx_cli.commands._cli import AccountOption, Cli, DryRunOption, FormatOption, get_cli
+from bankwx_cli.commands._cli import (
+    AccountOption,
+    Cli,
+    DryRunOption,
+    FormatOption,
+    get_cli,
+    limit_option,
+)
 from bankwx_cli.domain import follower_batches, follower_sync, followers
 
 app = typer.Typer(
@@ -54,7 +61,13 @@ def sync(
         ),
     ] = follower_sync.DEFAULT_FULL_EVERY,
     threads: Annotated[
-        int, typer.Option("--threads", help="Profile requests in flight at once (1 to 16).")
+        int,
+        typer.Option(
+            "--threads",
+            help="Profile requests in flight at once.",
+            min=1,
+            max=follower_sync.MAX_THREADS,
+        ),
     ] = follower_sync.DEFAULT_THREADS,
     account: AccountOption = None,
     fmt: FormatOption = None,
@@ -110,7 +123,7 @@ def list_(
     blacklisted: Annotated[
         YesNo | None, typer.Option("--blacklisted", help="yes: blacklisted only; no: others.")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="At most N followers.")] = None,
+    limit: Annotated[int | None, limit_option("At most N followers.")] = None,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:

@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
-from bankwx_cli.commands._cli import FormatOption, YesOption, get_cli, split_csv
+from bankwx_cli.commands._cli import (
+    FormatOption,
+    YesOption,
+    complete_operator,
+    get_cli,
+    split_csv,
+)
 from bankwx_cli.domain import operators, orgs, roles
 
 app = typer.Typer(help="Operators (staff) and their roles.", no_args_is_help=True)
 org_app = typer.Typer(help="Organisations: head office, branches.", no_args_is_help=True)
 role_app = typer.Typer(help="Built-in roles and their permissions.", no_args_is_help=True)
+
+
+class Role(StrEnum):  # permissions.ROLES
+    admin = "admin"
+    publisher = "publisher"
+    approver = "approver"
+    agent = "agent"
+    supervisor = "supervisor"
+    auditor = "auditor"
+
+
+NameArgument = Annotated[
+    str, typer.Argument(help="Operator name.", autocompletion=complete_operator)
+]
 
 
 @app.command(
@@ -22,7 +43,7 @@ role_app = typer.Typer(help="Built-in roles and their permissions.", no_args_is_
 def add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Operator name (the login user, or a service).")],
-    role: Annotated[str, typer.Option("--role", help="Role; see bankwx role list.")],
+    role: Annotated[Role, typer.Option("--role", help="Role; see bankwx role list.")],
     org: Annotated[str | None, typer.Option("--org", help="Organisation.")] = None,
     accounts: Annotated[
         str | None,
@@ -53,8 +74,8 @@ def list_(ctx: typer.Context, fmt: FormatOption = None) -> None:
 )
 def update(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Operator name.")],
-    role: Annotated[str | None, typer.Option("--role", help="New role.")] = None,
+    name: NameArgument,
+    role: Annotated[Role | None, typer.Option("--role", help="New role.")] = None,
     org: Annotated[str | None, typer.Option("--org", help="New organisation.")] = None,
     accounts: Annotated[
         str | None, typer.Option("--accounts", help="Comma-separated accounts to limit to.")
@@ -74,7 +95,7 @@ def update(
 @app.command(epilog="Examples:\n\n  bankwx operator remove bob --yes")
 def remove(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Operator name.")],
+    name: NameArgument,
     yes: YesOption = False,
 ) -> None:
     """Remove an operator (the audit log keeps their past actions)."""
