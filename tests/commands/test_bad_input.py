@@ -104,6 +104,8 @@ TOURS = {"demo"}
 ID_PARAMS = {"broadcast_id", "rule_id", "unit_id", "version", "template_id"}
 # Global options the hand-written cases cover (the key file, with the master key unset).
 SKIPPED = {("", "key_file"), ("", "version")}
+# Times given by people (ISO 8601; without an offset, the bank's time).
+TIME_PARAMS = {"since", "until", "at", "before"}
 # Numbers that need no range: a counter, and a test-only clock shift (either sign).
 UNRANGED = {("", "verbose"), ("", "test_clock_offset_s")}
 
@@ -253,6 +255,12 @@ def _cases_of(path: str, command: Any, param: Any) -> Iterator[Case]:
                 "missing-folder", "{tmp}/missing/sub/x.out", None, untouched=("{tmp}/missing",)
             )
             yield case("a-folder", "{tmp}/adir", None, untouched=("{tmp}/adir",))
+    if name in TIME_PARAMS and kind is str:
+        yield case("not-a-time", "yesterday", 1)
+        yield case("before-year-1", "0001-01-01T00:00", 1)
+    envvar = getattr(param, "envvar", None)
+    if not path and isinstance(envvar, str) and (enum or kind in (bool, int, float)):
+        yield Case(f"{envvar}=word", ("keyword", "list"), 2, env={envvar: "many"}, says=envvar)
     if _names(param, _cli.complete_account):
         has_id = any(p.name in ID_PARAMS for p in command.params)
         yield case("unknown", NOPE, 1, says=None if has_id else NOPE)
