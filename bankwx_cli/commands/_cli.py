@@ -98,6 +98,22 @@ def id_argument(help: str, complete: Callable[..., list[str]] | None = None) -> 
     return typer.Argument(metavar="ID", help=help, min=1, max=MAX_INT, autocompletion=complete)
 
 
+def checked(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    """An option's callback for a value the domain checks against its list (an enumeration the
+    command line cannot spell as a choice, such as one with aliases): the domain's refusal is a
+    usage error (exit 2), as an invalid choice is; the value is the one the check returns."""
+
+    def callback(value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except ValidationError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return callback
+
+
 def limit_option(help: str) -> Any:
     """--limit N: a whole number from 1."""
     return typer.Option("--limit", help=help, min=1, max=MAX_INT)

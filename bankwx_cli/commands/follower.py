@@ -12,6 +12,7 @@ from bankwx_cli.commands._cli import (
     Cli,
     DryRunOption,
     FormatOption,
+    checked,
     get_cli,
     limit_option,
 )
@@ -114,7 +115,11 @@ def list_(
     ] = None,
     scene: Annotated[
         str | None,
-        typer.Option("--scene", help="Subscribe scene, e.g. ADD_SCENE_QR_CODE or QR_CODE."),
+        typer.Option(
+            "--scene",
+            help="Subscribe scene, e.g. ADD_SCENE_QR_CODE or QR_CODE.",
+            callback=checked(followers.check_scene),
+        ),
     ] = None,
     since: Annotated[
         str | None,

@@ -407,6 +407,13 @@ def _by_hand() -> Iterator[Case]:
         2,
         says="Invalid value for '--role'",
     )
+    yield Case(
+        "follower list --scene TELEPATHY",
+        ("follower", "list", "--scene", "TELEPATHY"),
+        2,
+        says="--scene 'TELEPATHY' is invalid: use one of ADD_SCENE_SEARCH",
+    )
+    yield Case("follower list --limit 0", ("follower", "list", "--limit", "0"), 2)
     yield Case("messages list --limit -5", ("messages", "list", "--limit", "-5"), 2)
     yield Case("follower sync --threads 99", ("follower", "sync", "--threads", "99"), 2)
     yield Case("account list --format xml", ("account", "list", "--format", "xml"), 2)
