@@ -48,9 +48,9 @@ def say_error(message: str) -> None:
 # --- shell completion ---------------------------------------------------------------------
 #
 # Account names, operator names and broadcast ids, read from the store that --db (BANKWX_DB)
-# names, as the acting operator may see them. Completion runs on every Tab: it never writes,
-# never asks, and says nothing; whatever goes wrong (no store, no key, a locked file) completes
-# nothing.
+# names, as the acting operator may see them. Completion runs on every Tab: it only reads (a
+# refusal is not audited), asks nothing and says nothing; whatever goes wrong (no store, not a
+# store, a locked file) completes nothing.
 
 
 def _completing(ctx: typer.Context, kind: str, incomplete: str) -> list[str]:
