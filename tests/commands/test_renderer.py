@@ -10,6 +10,7 @@ import pytest
 
 from bankwx_cli.clock import iso
 from bankwx_cli.commands._cli import Cli
+from bankwx_cli.models.outbox import OutboxUnit
 from bankwx_cli.models.replies import TextReply
 from bankwx_cli.models.rules import Rule
 from bankwx_cli.settings import from_environment
@@ -115,3 +116,17 @@ def test_chinese_text_aligns_by_display_width(fmt: str, capsys: pytest.CaptureFi
         for line, token in zip(lines[-3:], ("text", "help", "x"), strict=True)
     }
     assert len(starts) == 1, lines
+
+
+def test_outbox_units_give_their_times_as_iso(capsys: pytest.CaptureFixture[str]) -> None:
+    """A unit's Unix times (next and first attempt) are ISO 8601 UTC in its JSON shape."""
+    unit = OutboxUnit(
+        1, "main", "custom", "reply", 0, "o1", {}, "k1", None, "sending", 1,
+        1764675720.0, 1764675710.5, None, None, None, None,
+        "2025-12-02T11:41:50.000000Z", "2025-12-02T11:41:50.000000Z",
+    )  # fmt: skip
+    cli = _cli(capsys)
+    cli.render([unit], fmt="json")
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert shown["next_attempt_at"] == "2025-12-02T11:42:00.000000Z"
+    assert shown["first_attempt_at"] == "2025-12-02T11:41:50.500000Z"
