@@ -124,7 +124,12 @@ def parse_user_time(text: str, option: str = "time") -> datetime:
         ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=_bank_tz())
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 in the bank's time is before year 1 in UTC
+        raise ValidationError(
+            f"{option} '{text}' is out of range: give a time between the years 1 and 9999."
+        ) from None
 
 
 def bank_time(dt: datetime) -> str:

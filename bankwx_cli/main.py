@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 from typer.models import CommandInfo, TyperInfo
 
 from bankwx_cli import __version__, settings
-from bankwx_cli.commands._cli import Cli, say_error
+from bankwx_cli.commands._cli import Cli, complete_account, complete_operator, say_error
 from bankwx_cli.errors import FAILED, INTERRUPTED, OK, BankwxError
 
 
@@ -268,12 +268,16 @@ def _quick_value(annotation: Any, info: Any, value: Any, ctx: Any, param: Any) -
         return value if isinstance(value, bool) else _FALL_BACK
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        return int(value) if isinstance(value, str) and _INT.fullmatch(value) else _FALL_BACK
+            return _in_range(value, info)
+        if isinstance(value, str) and _INT.fullmatch(value):
+            return _in_range(int(value), info)
+        return _FALL_BACK
     if annotation is float:
         if isinstance(value, float | int) and not isinstance(value, bool):
-            return float(value)
-        return float(value) if isinstance(value, str) and _FLOAT.fullmatch(value) else _FALL_BACK
+            return _in_range(float(value), info)
+        if isinstance(value, str) and _FLOAT.fullmatch(value):
+            return _in_range(float(value), info)
+        return _FALL_BACK
     if annotation is Path:
         if isinstance(value, str) and value:
             value = Path(value)
@@ -290,6 +294,15 @@ def _quick_value(annotation: Any, info: Any, value: Any, ctx: Any, param: Any) -
     return _FALL_BACK
 
 
+def _in_range(number: float, info: Any) -> Any:
+    """number when within the option's range (min, max), else _FALL_BACK: typer refuses it."""
+    if info.min is not None and number < info.min:
+        return _FALL_BACK
+    if info.max is not None and number > info.max:
+        return _FALL_BACK
+    return number
+
+
 def _quick_param(param: Any) -> Any:
     """A runtime coercion for param that needs no pydantic, or None to leave it to typer."""
     try:
@@ -304,8 +317,7 @@ def _quick_param(param: Any) -> Any:
     plain = (
         info.parser is None
         and getattr(info, "click_type", None) is None
-        and info.min is None
-        and info.max is None
+        and not getattr(info, "clamp", False)
         and getattr(info, "path_type", None) is None
         and not (param.multiple or param.nargs != 1)
         and not descriptor.is_file
@@ -377,6 +389,16 @@ def root(ctx: typer.Context, **options: Any) -> None:
     ctx.obj = Cli(chosen)
 
 
+# What the command line adds to a global option's row of settings.OPTIONS: the range of a number
+# (outside it, a usage error) and what completes a name.
+_OPTION_EXTRAS: dict[str, dict[str, Any]] = {
+    "retry_budget_s": {"min": 0},
+    "token_lease_s": {"min": 1},
+    "account": {"autocompletion": complete_account},
+    "operator": {"autocompletion": complete_operator},
+}
+
+
 def _root_signature() -> inspect.Signature:
     """root's options, one per row of settings.OPTIONS (typer reads the signature)."""
     params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
@@ -390,7 +412,12 @@ def _root_signature() -> inspect.Signature:
         elif spec.choices is not None:
             default = spec.choices(default)
         info = typer.Option(
-            *spec.flags, envvar=spec.env, help=spec.help, hidden=spec.hidden, count=spec.count
+            *spec.flags,
+            envvar=spec.env,
+            help=spec.help,
+            hidden=spec.hidden,
+            count=spec.count,
+            **_OPTION_EXTRAS.get(option.name, {}),
         )
         params.append(
             inspect.Parameter(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,6 +41,80 @@ def say_error(message: str) -> None:
     sys.stderr.flush()
 
 
+# --- shell completion ---------------------------------------------------------------------
+#
+# Account names, operator names and broadcast ids, read from the store that --db (BANKWX_DB)
+# names, as the acting operator may see them. Completion runs on every Tab: it only reads (a
+# refusal is not audited), asks nothing and says nothing; whatever goes wrong (no store, not a
+# store, a locked file) completes nothing.
+
+
+def _completing(ctx: typer.Context, kind: str, incomplete: str) -> list[str]:
+    try:
+        from bankwx_cli import settings as settings_module
+        from bankwx_cli.context import AppContext
+        from bankwx_cli.domain import completions
+
+        root = ctx.find_root()
+        chosen = settings_module.from_options(root.params)
+        account = ctx.params.get("account") or chosen.account
+        app = AppContext(chosen)
+        try:
+            values = completions.values(app, kind, account=account)
+        finally:
+            app.close()
+    except Exception:  # completion stays silent, whatever went wrong
+        return []
+    return [v for v in values if v.startswith(incomplete)]
+
+
+def complete_account(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Account names, for a parameter naming an account."""
+    return _completing(ctx, "account", incomplete)
+
+
+def complete_operator(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Operator names, for a parameter naming an operator."""
+    return _completing(ctx, "operator", incomplete)
+
+
+def complete_broadcast(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Broadcast ids (of --account, when given), newest first."""
+    return _completing(ctx, "broadcast", incomplete)
+
+
+# --- shared options ------------------------------------------------------------------------
+
+#: SQLite's largest integer: an id or a count beyond it names no row (and would overflow).
+MAX_INT = 2**63 - 1
+
+
+def id_argument(help: str, complete: Callable[..., list[str]] | None = None) -> Any:
+    """A row id given as an argument: a whole number from 1 (a usage error otherwise)."""
+    return typer.Argument(metavar="ID", help=help, min=1, max=MAX_INT, autocompletion=complete)
+
+
+def checked(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    """An option's callback for a value the domain checks against its list (an enumeration the
+    command line cannot spell as a choice, such as one with aliases): the domain's refusal is a
+    usage error (exit 2), as an invalid choice is; the value is the one the check returns."""
+
+    def callback(value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except ValidationError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return callback
+
+
+def limit_option(help: str) -> Any:
+    """--limit N: a whole number from 1."""
+    return typer.Option("--limit", help=help, min=1, max=MAX_INT)
+
+
 AccountOption = Annotated[
     str | None,
     typer.Option(
@@ -46,6 +122,7 @@ AccountOption = Annotated[
         envvar=variable("account"),
         help="Official account name; may be left out when the store holds one account.",
         show_envvar=False,
+        autocompletion=complete_account,
     ),
 ]
 FormatOption = Annotated[
@@ -71,22 +148,67 @@ def _cell(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return _iso(value)
     return value
 
 
+# A time as the store and the machine formats write it (clock.iso): UTC, ISO 8601, with Z.
+_ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?Z")
+
+
+def _iso(value: datetime) -> str:
+    from bankwx_cli.clock import iso
+
+    return iso(value)
+
+
+def _json_default(value: Any) -> Any:
+    return _iso(value) if isinstance(value, datetime) else str(value)
+
+
+def _tidy(key: str, value: Any) -> Any:
+    """A value as every format shows it: times as ISO 8601 UTC, milliseconds (``*_ms``) to
+    one decimal; within mappings and lists too."""
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, float) and key.endswith("_ms"):
+        return round(value, 1)
+    if isinstance(value, Mapping):
+        return {k: _tidy(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_tidy(key, v) for v in value]
+    return value
+
+
+def _for_people(key: str, value: Any) -> Any:
+    """A cell of a table for people: times in the bank's time (clock.bank_time), milliseconds
+    with one decimal, the rest as _cell shows it."""
+    cell = _cell(value)
+    if isinstance(cell, str) and _ISO_UTC.fullmatch(cell):
+        from bankwx_cli.clock import bank_time, from_iso
+
+        return bank_time(from_iso(cell))
+    if isinstance(cell, float) and key.endswith("_ms"):
+        return f"{cell:.1f}"
+    return cell
+
+
 def to_row(item: Any) -> dict[str, Any]:
-    """A row to render: a mapping, a model's ``to_json()`` (its one JSON shape), a dataclass."""
+    """A row to render: a mapping, a model's ``to_json()`` (its one JSON shape), a dataclass;
+    times as ISO 8601 UTC and milliseconds to one decimal (see _tidy)."""
     if isinstance(item, Mapping):
-        return dict(item)
-    to_json = getattr(item, "to_json", None)
-    if callable(to_json):
-        return dict(to_json())
-    if is_dataclass(item) and not isinstance(item, type):
-        return asdict(item)
-    raise TypeError(f"cannot render {type(item).__name__}")
+        row = dict(item)
+    elif callable(getattr(item, "to_json", None)):
+        row = dict(item.to_json())
+    elif is_dataclass(item) and not isinstance(item, type):
+        row = asdict(item)
+    else:
+        raise TypeError(f"cannot render {type(item).__name__}")
+    return {k: _tidy(str(k), v) for k, v in row.items()}
 
 
 class Cli:
@@ -159,7 +281,7 @@ class Cli:
         if not data:
             self.say(empty)
             return
-        table = [[_cell(row.get(c)) for c in cols] for row in data]
+        table = [[_for_people(c, row.get(c)) for c in cols] for row in data]
         if chosen == "table":
             from rich.console import Console
             from rich.table import Table
@@ -174,7 +296,11 @@ class Cli:
         from tabulate import tabulate
 
         tablefmt = "github" if chosen == "markdown" else "plain"
-        sys.stdout.write(tabulate(table, headers=cols, tablefmt=tablefmt) + "\n")
+        # Milliseconds keep their one decimal (tabulate would print 16.0 as 16); Chinese text
+        # is measured by its display width (tabulate does when wcwidth is installed).
+        keep = [i for i, c in enumerate(cols) if c.endswith("_ms")]
+        text = tabulate(table, headers=cols, tablefmt=tablefmt, disable_numparse=keep or False)
+        sys.stdout.write(text + "\n")
 
     def render_one(
         self,
@@ -203,7 +329,8 @@ class Cli:
         if self.fmt(fmt) != "json":
             return
         data = [to_row(i) for i in item] if isinstance(item, list | tuple) else to_row(item)
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+        text = json.dumps(data, ensure_ascii=False, indent=2, default=_json_default)
+        sys.stdout.write(text + "\n")
 
     def for_people(
         self,
@@ -236,7 +363,7 @@ class Cli:
                 self.render([row], fmt=chosen)
                 return
             self.render(
-                [{"field": k, "value": _cell(v)} for k, v in row.items()],
+                [{"field": k, "value": _for_people(k, v)} for k, v in row.items()],
                 fmt=chosen,
                 title=title,
             )

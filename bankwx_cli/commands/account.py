@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from bankwx_cli.commands._cli import AccountOption, Cli, Fmt, FormatOption, YesOption, get_cli
+from bankwx_cli.commands._cli import (
+    AccountOption,
+    Cli,
+    Fmt,
+    FormatOption,
+    YesOption,
+    complete_account,
+    get_cli,
+)
 from bankwx_cli.domain import account_settings, accounts
 from bankwx_cli.errors import ValidationError
 
@@ -20,6 +28,24 @@ app = typer.Typer(
 COLUMNS = ["name", "appid", "original_id", "type", "mode", "token_mode", "updated_at"]
 SETTING_COLUMNS = ["key", "value", "set", "type", "area", "help"]
 
+
+class AccountType(StrEnum):  # accounts.TYPES
+    service = "service"
+    subscription = "subscription"
+
+
+class Mode(StrEnum):  # accounts.MODES
+    plain = "plain"
+    compatible = "compatible"
+    safe = "safe"
+
+
+class TokenMode(StrEnum):  # accounts.TOKEN_MODES
+    stable = "stable"
+    classic = "classic"
+
+
+NameArgument = Annotated[str, typer.Argument(help="Account name.", autocompletion=complete_account)]
 SecretOption = Annotated[
     str | None,
     typer.Option("--secret", help="AppSecret (32 hex characters); '-' reads it from stdin."),
@@ -36,16 +62,16 @@ OriginalIdOption = Annotated[
     str | None, typer.Option("--original-id", help="Original id (gh_ + 12 hex).")
 ]
 TypeOption = Annotated[
-    str | None, typer.Option("--type", help="service (default) or subscription.")
+    AccountType | None, typer.Option("--type", help="service (default) or subscription.")
 ]
 ModeOption = Annotated[
-    str | None,
+    Mode | None,
     typer.Option(
         "--mode", help="Message mode: plain, compatible or safe (default safe with --aes-key)."
     ),
 ]
 TokenModeOption = Annotated[
-    str | None,
+    TokenMode | None,
     typer.Option(
         "--token-mode",
         help="Access token endpoint: stable (default; shares the token safely) or classic.",
@@ -89,11 +115,13 @@ def add(
     token: Annotated[str, typer.Option("--token", help="Callback token (3-32 letters/digits).")],
     original_id: Annotated[str, typer.Option("--original-id", help="Original id: gh_ + 12 hex.")],
     aes_key: AesKeyOption = None,
-    type_: Annotated[str, typer.Option("--type", help="service or subscription.")] = "service",
+    type_: Annotated[
+        AccountType, typer.Option("--type", help="service or subscription.")
+    ] = AccountType.service,
     mode: ModeOption = None,
     token_mode: Annotated[
-        str, typer.Option("--token-mode", help="stable (default) or classic.")
-    ] = "stable",
+        TokenMode, typer.Option("--token-mode", help="stable (default) or classic.")
+    ] = TokenMode.stable,
     fmt: FormatOption = None,
 ) -> None:
     """Add an official account; its secret, token and AES key are encrypted at rest."""
@@ -130,7 +158,9 @@ def list_(ctx: typer.Context, fmt: FormatOption = None) -> None:
 )
 def show(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Account name.")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Account name.", autocompletion=complete_account)
+    ] = None,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -146,7 +176,7 @@ def show(
 )
 def update(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Account name.")],
+    name: NameArgument,
     appid: AppidOption = None,
     secret: SecretOption = None,
     token: TokenOption = None,
@@ -228,7 +258,7 @@ def update(
 @app.command(epilog="Examples:\n\n  bankwx account remove old-account --yes")
 def remove(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Account name.")],
+    name: NameArgument,
     yes: YesOption = False,
 ) -> None:
     """Remove an account and its secrets from the store."""
@@ -282,7 +312,7 @@ def _say_change(
 )
 def set_(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Account name.")],
+    name: NameArgument,
     key: Annotated[str, typer.Argument(help="Setting, e.g. welcome (see account settings).")],
     value: Annotated[
         str,
@@ -309,7 +339,7 @@ def set_(
 )
 def unset(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Account name.")],
+    name: NameArgument,
     key: Annotated[str, typer.Argument(help="Setting to return to its default.")],
     fmt: FormatOption = None,
 ) -> None:
@@ -324,7 +354,9 @@ def unset(
 )
 def settings(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Account name.")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Account name.", autocompletion=complete_account)
+    ] = None,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:

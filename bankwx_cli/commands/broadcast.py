@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bankwx_cli.clock import bank_time, from_iso, parse_user_time
-from bankwx_cli.commands._cli import AccountOption, Cli, Fmt, FormatOption, YesOption, get_cli
+from bankwx_cli.commands._cli import (
+    AccountOption,
+    Cli,
+    Fmt,
+    FormatOption,
+    YesOption,
+    complete_broadcast,
+    get_cli,
+    id_argument,
+)
 from bankwx_cli.domain import broadcasts
 from bankwx_cli.models.batches import BatchReport
 from bankwx_cli.models.broadcasts import Broadcast
@@ -22,7 +32,23 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-IdArgument = Annotated[int, typer.Argument(metavar="ID", help="Broadcast id (broadcast list).")]
+IdArgument = Annotated[int, id_argument("Broadcast id (broadcast list).", complete_broadcast)]
+
+
+class State(StrEnum):
+    """A broadcast's states, for --state."""
+
+    draft = "draft"
+    submitted = "submitted"
+    approved = "approved"
+    rejected = "rejected"
+    sending = "sending"
+    sent = "sent"
+    partly_failed = "partly_failed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
 LIST_COLUMNS = [
     "id",
     "account",
@@ -63,7 +89,10 @@ def create(
     to_all: Annotated[bool, typer.Option("--to-all", help="Every follower.")] = False,
     tag: Annotated[str | None, typer.Option("--tag", help="Followers with this tag.")] = None,
     openids: Annotated[
-        Path | None, typer.Option("--openids", help="A file of openids, one a line.")
+        Path | None,
+        typer.Option(
+            "--openids", help="A file of openids, one a line.", exists=True, dir_okay=False
+        ),
     ] = None,
     filter_expr: Annotated[
         str | None,
@@ -298,7 +327,7 @@ def show(
 @app.command("list", epilog="Examples:\n\n  bankwx broadcast list --state submitted")
 def list_(
     ctx: typer.Context,
-    state: Annotated[str | None, typer.Option("--state", help="Only this state.")] = None,
+    state: Annotated[State | None, typer.Option("--state", help="Only this state.")] = None,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:

@@ -127,7 +127,11 @@ def demo(
     ctx: typer.Context,
     keep: Annotated[
         Path | None,
-        typer.Option("--keep", help="Keep the demo store in this folder instead of a temp one."),
+        typer.Option(
+            "--keep",
+            help="Keep the demo store in this folder instead of a temp one.",
+            file_okay=False,
+        ),
     ] = None,
 ) -> None:
     """Run a guided tour of bankwx on a throw-away store and the built-in simulator.

@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from bankwx_cli.commands._cli import AccountOption, Cli, DryRunOption, FormatOption, get_cli
+from bankwx_cli.commands._cli import (
+    AccountOption,
+    Cli,
+    DryRunOption,
+    FormatOption,
+    checked,
+    get_cli,
+    limit_option,
+)
 from bankwx_cli.domain import follower_batches, follower_sync, followers
 
 app = typer.Typer(
@@ -77,7 +85,13 @@ def sync(
         ),
     ] = follower_sync.DEFAULT_FULL_EVERY,
     threads: Annotated[
-        int, typer.Option("--threads", help="Profile requests in flight at once (1 to 16).")
+        int,
+        typer.Option(
+            "--threads",
+            help="Profile requests in flight at once.",
+            min=1,
+            max=follower_sync.MAX_THREADS,
+        ),
     ] = follower_sync.DEFAULT_THREADS,
     account: AccountOption = None,
     fmt: FormatOption = None,
@@ -124,7 +138,11 @@ def list_(
     ] = None,
     scene: Annotated[
         str | None,
-        typer.Option("--scene", help="Subscribe scene, e.g. ADD_SCENE_QR_CODE or QR_CODE."),
+        typer.Option(
+            "--scene",
+            help="Subscribe scene, e.g. ADD_SCENE_QR_CODE or QR_CODE.",
+            callback=checked(followers.check_scene),
+        ),
     ] = None,
     since: Annotated[
         str | None,
@@ -133,7 +151,7 @@ def list_(
     blacklisted: Annotated[
         YesNo | None, typer.Option("--blacklisted", help="yes: blacklisted only; no: others.")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="At most N followers.")] = None,
+    limit: Annotated[int | None, limit_option("At most N followers.")] = None,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli
+from bankwx_cli.commands._cli import AccountOption, FormatOption, YesOption, get_cli, id_argument
 from bankwx_cli.domain import keywords
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.models.replies import ImageReply, Reply, TextReply
@@ -16,6 +17,16 @@ app = typer.Typer(
     help="Keyword rules: text and menu keys answered by a reply or a named action.",
     no_args_is_help=True,
 )
+
+#: The range of --priority: enough for any ordering of rules, and an answer for a typo.
+MAX_PRIORITY = 9999
+
+
+class Match(StrEnum):  # keywords.MATCHES
+    exact = "exact"
+    contains = "contains"
+    regex = "regex"
+    click = "click"
 
 
 @app.command(
@@ -26,12 +37,20 @@ app = typer.Typer(
 def add(
     ctx: typer.Context,
     pattern: Annotated[str, typer.Argument(help="Text, regex, or menu key (with click).")],
-    match: Annotated[str, typer.Option("--match", help="exact, contains, regex or click.")],
-    priority: Annotated[int, typer.Option("--priority", help="Higher wins.")] = 0,
+    match: Annotated[Match, typer.Option("--match", help="exact, contains, regex or click.")],
+    priority: Annotated[
+        int,
+        typer.Option("--priority", help="Higher wins.", min=-MAX_PRIORITY, max=MAX_PRIORITY),
+    ] = 0,
     reply_text: Annotated[str | None, typer.Option("--reply-text", help="Reply text.")] = None,
     reply_news: Annotated[
         Path | None,
-        typer.Option("--reply-news", help="YAML/JSON file: title, description, url, picurl."),
+        typer.Option(
+            "--reply-news",
+            help="YAML/JSON file: title, description, url, picurl.",
+            exists=True,
+            dir_okay=False,
+        ),
     ] = None,
     reply_image: Annotated[
         str | None, typer.Option("--reply-image", help="Reply with this image media id.")
@@ -72,7 +91,7 @@ def list_(ctx: typer.Context, account: AccountOption = None, fmt: FormatOption =
 @app.command(epilog="Examples:\n\n  bankwx keyword remove 3 --yes")
 def remove(
     ctx: typer.Context,
-    rule_id: Annotated[int, typer.Argument(metavar="ID", help="Rule id (keyword list).")],
+    rule_id: Annotated[int, id_argument("Rule id (keyword list).")],
     yes: YesOption = False,
     account: AccountOption = None,
 ) -> None:

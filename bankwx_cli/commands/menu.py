@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from bankwx_cli.commands._cli import (
+    MAX_INT,
     AccountOption,
     Cli,
     DryRunOption,
@@ -16,6 +17,7 @@ from bankwx_cli.commands._cli import (
     FormatOption,
     YesOption,
     get_cli,
+    limit_option,
 )
 from bankwx_cli.domain import menus
 from bankwx_cli.errors import DIFFERENCES
@@ -44,7 +46,9 @@ FileArgument = Annotated[
         dir_okay=False,
     ),
 ]
-VersionArgument = Annotated[int, typer.Argument(help="Version number (see bankwx menu history).")]
+VersionArgument = Annotated[
+    int, typer.Argument(help="Version number (see bankwx menu history).", min=1, max=MAX_INT)
+]
 
 
 def _show_plan(cli: Cli, plan: menus.MenuPlan, fmt: Fmt | None) -> None:
@@ -196,9 +200,7 @@ def pull(
 )
 def history(
     ctx: typer.Context,
-    limit: Annotated[
-        int | None, typer.Option("--limit", help="Show the newest N versions.", min=1)
-    ] = None,
+    limit: Annotated[int | None, limit_option("Show the newest N versions.")] = None,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -222,7 +224,9 @@ def rollback(
     ctx: typer.Context,
     version: Annotated[
         int | None,
-        typer.Argument(help="Version to restore (default: the one before the live one)."),
+        typer.Argument(
+            help="Version to restore (default: the one before the live one).", min=1, max=MAX_INT
+        ),
     ] = None,
     dry_run: DryRunOption = False,
     yes: YesOption = False,

@@ -13,6 +13,7 @@ from bankwx_cli.commands._cli import (
     FormatOption,
     YesOption,
     get_cli,
+    limit_option,
 )
 from bankwx_cli.domain import messages
 
@@ -42,7 +43,7 @@ def list_(
     openid: Annotated[str | None, typer.Option("--openid", help="One follower.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="From (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before (ISO 8601).")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most N entries.")] = 100,
+    limit: Annotated[int, limit_option("At most N entries.")] = 100,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:

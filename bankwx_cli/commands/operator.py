@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
-from bankwx_cli.commands._cli import FormatOption, YesOption, get_cli, split_csv
+from bankwx_cli.commands._cli import (
+    FormatOption,
+    YesOption,
+    complete_operator,
+    get_cli,
+    split_csv,
+)
 from bankwx_cli.domain import operators, orgs, roles
 
 app = typer.Typer(help="Operators (staff) and their roles.", no_args_is_help=True)
@@ -21,6 +28,20 @@ OS_USER = typer.Option(
 )
 
 
+class Role(StrEnum):  # permissions.ROLES
+    admin = "admin"
+    publisher = "publisher"
+    approver = "approver"
+    agent = "agent"
+    supervisor = "supervisor"
+    auditor = "auditor"
+
+
+NameArgument = Annotated[
+    str, typer.Argument(help="Operator name.", autocompletion=complete_operator)
+]
+
+
 @app.command(
     epilog="Examples:\n\n  bankwx operator add bob --role approver --os-user bob\n\n"
     "  bankwx operator add carol --role publisher --org 上海分行 --accounts main,cards"
@@ -28,7 +49,7 @@ OS_USER = typer.Option(
 def add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Operator name (the login user, or a service).")],
-    role: Annotated[str, typer.Option("--role", help="Role; see bankwx role list.")],
+    role: Annotated[Role, typer.Option("--role", help="Role; see bankwx role list.")],
     org: Annotated[str | None, typer.Option("--org", help="Organisation.")] = None,
     accounts: Annotated[
         str | None,
@@ -66,8 +87,8 @@ def list_(ctx: typer.Context, fmt: FormatOption = None) -> None:
 )
 def update(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Operator name.")],
-    role: Annotated[str | None, typer.Option("--role", help="New role.")] = None,
+    name: NameArgument,
+    role: Annotated[Role | None, typer.Option("--role", help="New role.")] = None,
     org: Annotated[str | None, typer.Option("--org", help="New organisation.")] = None,
     accounts: Annotated[
         str | None, typer.Option("--accounts", help="Comma-separated accounts to limit to.")
@@ -101,7 +122,7 @@ def update(
 @app.command(epilog="Examples:\n\n  bankwx operator remove bob --yes")
 def remove(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Operator name.")],
+    name: NameArgument,
     yes: YesOption = False,
 ) -> None:
     """Remove an operator (the audit log keeps their past actions)."""

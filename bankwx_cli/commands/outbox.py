@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import signal
 import threading
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
-from bankwx_cli.commands._cli import AccountOption, FormatOption, get_cli
+from bankwx_cli.commands._cli import (
+    AccountOption,
+    FormatOption,
+    get_cli,
+    id_argument,
+    limit_option,
+)
 from bankwx_cli.domain import outbox
 
 app = typer.Typer(
@@ -28,8 +35,26 @@ COLUMNS = [
     "idempotency_key",
     "last_error",
 ]
+
+
+class Lane(StrEnum):  # outbox.LANES
+    reply = "reply"
+    alert = "alert"
+    agent = "agent"
+    broadcast = "broadcast"
+
+
+class State(StrEnum):  # outbox.STATES
+    pending = "pending"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+    unknown = "unknown"
+    cancelled = "cancelled"
+
+
 LaneOption = Annotated[
-    str | None, typer.Option("--lane", help="reply, alert, agent or broadcast (default: all).")
+    Lane | None, typer.Option("--lane", help="reply, alert, agent or broadcast (default: all).")
 ]
 
 
@@ -41,11 +66,11 @@ LaneOption = Annotated[
 def list_(
     ctx: typer.Context,
     state: Annotated[
-        str | None,
+        State | None,
         typer.Option("--state", help="pending, sending, sent, failed, unknown or cancelled."),
     ] = None,
     lane: LaneOption = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="At most N units.")] = None,
+    limit: Annotated[int | None, limit_option("At most N units.")] = None,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -95,7 +120,7 @@ def run(
 @app.command(epilog="Examples:\n\n  bankwx outbox retry 42")
 def retry(
     ctx: typer.Context,
-    unit_id: Annotated[int, typer.Argument(metavar="ID", help="The unit (outbox list).")],
+    unit_id: Annotated[int, id_argument("The unit (outbox list).")],
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:

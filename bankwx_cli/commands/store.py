@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from bankwx_cli.clock import parse_user_time
-from bankwx_cli.commands._cli import FormatOption, get_cli
+from bankwx_cli.commands._cli import FormatOption, complete_operator, get_cli, limit_option
 from bankwx_cli.domain import audit as audit_domain
 from bankwx_cli.domain import stores
 from bankwx_cli.errors import FAILED
@@ -73,11 +73,14 @@ def audit(
         str | None, typer.Option("--since", help="From this time (ISO 8601; Asia/Shanghai).")
     ] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before this time.")] = None,
-    operator: Annotated[str | None, typer.Option("--operator", help="Only this operator.")] = None,
+    operator: Annotated[
+        str | None,
+        typer.Option("--operator", help="Only this operator.", autocompletion=complete_operator),
+    ] = None,
     action: Annotated[
         str | None, typer.Option("--action", help="Only this action, or group ('menu').")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="At most N rows.")] = None,
+    limit: Annotated[int | None, limit_option("At most N rows.")] = None,
     fmt: FormatOption = None,
     oldest_first: Annotated[
         bool,

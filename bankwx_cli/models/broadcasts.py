@@ -181,7 +181,7 @@ class Broadcast:
             "audience_kind": self.audience_kind,
             "audience": self.audience.to_json(),
             "audience_size": self.audience_size,
-            "scheduled_at": self.scheduled_for_people,
+            "scheduled_at": self.scheduled_at,  # ISO 8601 UTC; tables show bank time
             "created_by": self.created_by,
             "approved_by": self.approved_by,
             "reject_reason": self.reject_reason,

@@ -84,7 +84,7 @@ class OutboxUnit:
 
     def to_json(self) -> dict[str, Any]:
         """``outbox list --format json``'s shape: the store's columns in its order, the payload
-        opened, ``next_attempt_at`` as ISO text in UTC."""
+        opened, ``next_attempt_at`` and ``first_attempt_at`` as ISO text in UTC."""
         return {
             "id": self.id,
             "account": self.account,
@@ -98,7 +98,9 @@ class OutboxUnit:
             "state": self.state,
             "attempts": self.attempts,
             "next_attempt_at": _iso(self.next_attempt_at),
-            "first_attempt_at": self.first_attempt_at,
+            "first_attempt_at": (
+                None if self.first_attempt_at is None else _iso(self.first_attempt_at)
+            ),
             "claimed_by": self.claimed_by,
             "wechat_msgid": self.wechat_msgid,
             "delivery_status": self.delivery_status,

@@ -256,9 +256,13 @@ def test_update_flags_are_aliases(with_account: Bankwx) -> None:
     bad = with_account("account", "update", "main", "--preview-openids", "bad id")
     assert bad.exit_code == 1
     assert bad.stderr.startswith("Error: setting 'preview_openids' does not accept 'bad id'")
-    bad = with_account("account", "update", "main", "--mode", "secret")
+    bad = with_account("account", "set", "main", "mode", "secret")
     assert bad.exit_code == 1
     assert bad.stderr.startswith("Error: setting 'mode' does not accept 'secret'")
+    # --mode is a choice: anything else is a usage error (exit 2), as for every choice
+    bad = with_account("account", "update", "main", "--mode", "secret")
+    assert bad.exit_code == 2
+    assert "Invalid value for '--mode'" in bad.stderr
 
 
 def test_mode_needs_the_aes_key_and_warns_for_plain(store_ready: Bankwx) -> None:

@@ -114,9 +114,7 @@ BAD_FIELDS = [
     ("--token", "has space", "the callback token is invalid"),
     ("--aes-key", "k", "the EncodingAESKey is invalid"),
     ("--original-id", "gh_xyz", "original id 'gh_xyz' is invalid"),
-    ("--type", "enterprise", "--type 'enterprise' is invalid"),
-    ("--mode", "secret", "--mode 'secret' is invalid"),
-]
+]  # --type and --mode are choices: tests/commands/test_bad_input.py
 
 
 @pytest.mark.parametrize(("option", "value", "message"), BAD_FIELDS)

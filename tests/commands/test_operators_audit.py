@@ -39,7 +39,6 @@ def test_operator_lifecycle(store_ready: Bankwx) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["operator", "add", "bob", "--role", "king"], "role 'king' does not exist"),
         (["operator", "add", "bob", "--role", "agent", "--org", "x"], "no organisation named 'x'"),
         (
             ["operator", "add", "bob", "--role", "agent", "--accounts", "zz"],

@@ -77,7 +77,9 @@ def test_bad_input(synced: Bankwx, tmp_path: Path) -> None:
 
 def test_schedule_is_echoed_in_bank_time(synced: Bankwx) -> None:
     broadcast_id = create(synced, "--text", "通知", "--to-all", "--at", "2099-12-01T09:30")
-    assert show(synced, broadcast_id)["scheduled_at"] == "2099-12-01 09:30:00 CST (Asia/Shanghai)"
+    assert show(synced, broadcast_id)["scheduled_at"] == "2099-12-01T01:30:00.000000Z"  # JSON: UTC
+    shown = synced("broadcast", "show", str(broadcast_id), "--format", "plain").stdout
+    assert "2099-12-01 09:30:00 CST (Asia/Shanghai)" in shown  # tables: the bank's time
     synced("broadcast", "submit", str(broadcast_id))
     synced("broadcast", "approve", str(broadcast_id), env={"BANKWX_OPERATOR": "bob"})
     due = synced("broadcast", "run-due", "--format", "json")

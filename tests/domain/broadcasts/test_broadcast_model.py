@@ -81,7 +81,7 @@ def test_the_store_gives_back_each_content_and_audience(with_account: Bankwx) ->
             assert list(shown) == SHOW_KEYS
             assert shown["content_kind"] == content.kind
             assert shown["audience_kind"] == audience.kind
-            assert shown["scheduled_at"] == "2026-12-01 09:30:00 CST (Asia/Shanghai)"
+            assert shown["scheduled_at"] == "2026-12-01T01:30:00.000000Z"  # ISO 8601 UTC
             # the content and the audience as the store's JSON (sorted keys) gave them before
             for key in ("content", "audience"):
                 assert json.dumps(shown[key]) == json.dumps(shown[key], sort_keys=True)

@@ -317,7 +317,7 @@ def test_a_live_sync_elsewhere_is_refused_and_a_dead_one_taken_over(
     [
         (["--profile-max-age", "soon"], "Error: --profile-max-age 'soon' is invalid: use a "),
         (["--full-every", "1w"], "Error: --full-every '1w' is invalid: use a number and a unit"),
-        (["--threads", "0"], "Error: --threads 0 is invalid: use 1 to 16.\n"),
+        # --threads 0 is a usage error (exit 2): tests/commands/test_bad_input.py
     ],
 )
 def test_bad_sync_options(with_account: Bankwx, args: list[str], message: str) -> None:

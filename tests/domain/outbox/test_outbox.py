@@ -278,9 +278,9 @@ def test_pause_stops_claims_and_resume_finishes(store_ready: Bankwx, big_sim: Si
 
 def test_outbox_list_and_bad_input(with_account: Bankwx) -> None:
     assert _units(with_account) == []
-    assert with_account("outbox", "list", "--state", "lost").exit_code == 1
-    assert with_account("outbox", "list", "--lane", "vip").exit_code == 1
+    assert with_account("outbox", "list", "--state", "lost").exit_code == 2  # choices
+    assert with_account("outbox", "list", "--lane", "vip").exit_code == 2
     assert with_account("outbox", "retry", "5").exit_code == 1
-    assert with_account("outbox", "pause", "--lane", "vip").exit_code == 1
+    assert with_account("outbox", "pause", "--lane", "vip").exit_code == 2
     with_account("operator", "add", "aud", "--role", "auditor")
     assert with_account("outbox", "pause", env={"BANKWX_OPERATOR": "aud"}).exit_code == 4
