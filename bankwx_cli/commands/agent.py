@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from bankwx_cli.commands._cli import (
+    MAX_INT,
     AccountOption,
     DryRunOption,
     FormatOption,
@@ -259,7 +260,9 @@ def take(
 @app.command(epilog="Examples:\n\n  bankwx agent reply 42 '您好，请问有什么可以帮您？'")
 def reply(
     ctx: typer.Context,
-    session: Annotated[int, typer.Argument(metavar="SESSION", help="Your open session's id.")],
+    session: Annotated[
+        int, typer.Argument(metavar="SESSION", min=1, max=MAX_INT, help="Your open session's id.")
+    ],
     text: Annotated[str, typer.Argument(help="What the follower receives (2048 bytes at most).")],
     account: AccountOption = None,
     fmt: FormatOption = None,
@@ -282,7 +285,9 @@ def reply(
 )
 def transfer(
     ctx: typer.Context,
-    session: Annotated[int, typer.Argument(metavar="SESSION", help="The session's id.")],
+    session: Annotated[
+        int, typer.Argument(metavar="SESSION", min=1, max=MAX_INT, help="The session's id.")
+    ],
     to: Annotated[str, typer.Option("--to", help="An agent (present, with room) or a group.")],
     account: AccountOption = None,
     fmt: FormatOption = None,
@@ -297,7 +302,9 @@ def transfer(
 @app.command(epilog="Examples:\n\n  bankwx agent close 42")
 def close(
     ctx: typer.Context,
-    session: Annotated[int, typer.Argument(metavar="SESSION", help="The session's id.")],
+    session: Annotated[
+        int, typer.Argument(metavar="SESSION", min=1, max=MAX_INT, help="The session's id.")
+    ],
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:

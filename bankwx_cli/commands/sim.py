@@ -64,7 +64,9 @@ def api(
         int,
         typer.Option("--followers", help="Subscribed followers to create per account.", min=0),
     ] = 100,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for followers and faults.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=2**31 - 1, help="Seed for followers and faults.")
+    ] = 0,
     fail_rate: Annotated[
         float,
         typer.Option(
@@ -78,7 +80,10 @@ def api(
         Path | None, typer.Option("--accounts", help="YAML/JSON list of accounts to register.")
     ] = None,
     callback_timeout: Annotated[
-        float, typer.Option("--callback-timeout", help="WeChat's wait for a callback, s.")
+        float,
+        typer.Option(
+            "--callback-timeout", min=0.001, max=60.0, help="WeChat's wait for a callback, s."
+        ),
     ] = 5.0,
 ) -> None:
     """Run the simulated WeChat API in the foreground until stopped.
@@ -158,8 +163,10 @@ def send(
         str | None, typer.Option("--event", help=f"Instead of text: {', '.join(EVENTS)}.")
     ] = None,
     key: Annotated[str | None, typer.Option("--key", help="Event key (menu key, scene).")] = None,
-    lat: Annotated[float | None, typer.Option("--lat", help="Latitude.")] = None,
-    lng: Annotated[float | None, typer.Option("--lng", help="Longitude.")] = None,
+    lat: Annotated[float | None, typer.Option("--lat", min=-90, max=90, help="Latitude.")] = None,
+    lng: Annotated[
+        float | None, typer.Option("--lng", min=-180, max=180, help="Longitude.")
+    ] = None,
     openid: Annotated[
         str | None, typer.Option("--openid", help="Follower (default: the first one).")
     ] = None,

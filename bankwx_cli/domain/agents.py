@@ -919,10 +919,15 @@ def _session_row(
 ) -> AgentSession:
     from bankwx_cli.domain.permissions import load_row
 
+    def load() -> AgentSession | None:
+        if account_name is not None:
+            accounts.get(app, account_name)  # an unknown account is named as such
+        return app.store.agents.session(session_id)
+
     found: AgentSession = load_row(
         app,
         permission,
-        lambda: app.store.agents.session(session_id),
+        load,
         lambda s: s.account,
         target=f"session {session_id}",
         missing=lambda: NotFoundError(f"no session {session_id} (see bankwx agent sessions)."),

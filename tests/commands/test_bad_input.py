@@ -9,8 +9,7 @@ WeChat, as an operator would (no --debug), and must give: no ``Internal error`` 
 traceback, exit 2 for a usage error and 1 for a name or an id that does not exist, and nothing
 half-written (the store's rows and the folder's files as they were).
 
-Beside it, the cases the issue lists by hand. Cases that another part of issue 14 fixes are
-marked ``xfail(strict=False)`` with their owner (``OWNERS``); drop the marks once it is merged.
+Beside it, the cases the issue lists by hand.
 """
 
 from __future__ import annotations
@@ -93,6 +92,18 @@ REQUIRED: dict[str, dict[str, str | bool]] = {
     "template show": {"template_id": "T1"},
     "keyword test": {"text": "你好"},
     "sim send": {"text": "你好"},
+    "store set": {"setting": "identity", "value": "declared"},
+    "agent add": {"name": "alice"},
+    "agent update": {"name": "alice", "max_sessions": "3"},
+    "agent remove": {"name": "alice", "yes": True},
+    "agent status": {"state": "online"},
+    "agent take": {},
+    "agent reply": {"session": "1", "text": "你好"},
+    "agent transfer": {"session": "1", "to": "li"},
+    "agent close": {"session": "1"},
+    "agent group add": {"name": "retail"},
+    "agent group update": {"name": "retail", "sla": "30"},
+    "agent group remove": {"name": "retail", "yes": True},
 }
 # A parameter that goes instead of a required one: (command, parameter) -> the one it replaces.
 INSTEAD = {("keyword add", "reply_news"): "reply_text", ("broadcast create", "openids"): "to_all"}
@@ -109,19 +120,6 @@ TIME_PARAMS = {"since", "until", "at", "before"}
 # Numbers that need no range: a counter, and a test-only clock shift (either sign).
 UNRANGED = {("", "verbose"), ("", "test_clock_offset_s")}
 
-# Parts of issue 14 that other helpers build at the same time; a case they fix is xfail until
-# they are merged (strict=False: it may pass already).
-OWNERS = {
-    "serve": "owned by serve (ports, hosts, API base URLs, sim send)",
-    "identity": "owned by identity (init paths, read-only stores, key file, audit)",
-    "models": "owned by models (menu pull -o, duplicates, follower tag --from)",
-    "cron": "owned by cron (broadcast openid lists, run-due, cancel)",
-}
-
-
-# Generated cases that fail today in a part another helper owns, by case id.
-FAILING: dict[str, str] = {"menu pull --output=missing-folder": "models"}
-
 
 @dataclass(frozen=True)
 class Case:
@@ -131,7 +129,6 @@ class Case:
     args: tuple[str, ...]
     want: int | None
     env: dict[str, str] = field(default_factory=dict)
-    owner: str | None = None  # a key of OWNERS: xfail until that part is merged
     process: bool = False  # run as a process of its own, under a timeout
     timeout: float = 20.0
     says: str | None = None  # a text the output must hold
@@ -221,7 +218,6 @@ def _cases_of(path: str, command: Any, param: Any) -> Iterator[Case]:
             f"{label}={tag}",
             invocation(path, **{name: value}),
             want,
-            owner=FAILING.get(f"{label}={tag}"),
             process=server,
             timeout=8 if server else 20,
             **extra,
@@ -273,7 +269,7 @@ def _cases_of(path: str, command: Any, param: Any) -> Iterator[Case]:
 def _by_hand() -> Iterator[Case]:
     """The issue's own list (Why, Bad input), beyond what the declarations give."""
     secret_args = ["--secret", SECRET, "--token", TOKEN]
-    server = {"owner": "serve", "process": True, "timeout": 8}
+    server = {"process": True, "timeout": 8}
     yield Case("serve --port 99999", ("serve", "--port", "99999"), 2, **server)
     yield Case("serve --port -1", ("serve", "--port", "-1"), 2, **server)
     yield Case("sim api --port 99999", ("sim", "api", "--port", "99999"), 2, **server)
@@ -281,7 +277,6 @@ def _by_hand() -> Iterator[Case]:
         "sim api --host 0.0.0.0",
         ("sim", "api", "--host", "0.0.0.0", "--port", "0"),  # noqa: S104 - the refused host
         None,
-        owner="serve",
         process=True,
         timeout=8,
     )
@@ -290,7 +285,6 @@ def _by_hand() -> Iterator[Case]:
         ("account", "check"),
         None,
         env={"BANKWX_API_BASE": "not-a-url"},
-        owner="serve",
         never_says="busy",
         says="BANKWX_API_BASE",
         timeout=10,
@@ -300,7 +294,6 @@ def _by_hand() -> Iterator[Case]:
         ("account", "check"),
         1,
         env={"BANKWX_API_BASE": "http://127.0.0.1:9"},
-        owner="serve",
         says="127.0.0.1:9",
         timeout=10,
     )
@@ -308,7 +301,6 @@ def _by_hand() -> Iterator[Case]:
         "menu pull -o in a missing folder",
         ("menu", "pull", "-o", "{tmp}/missing/x.yaml"),
         None,
-        owner="models",
         untouched=("{tmp}/missing",),
     )
     yield Case(
@@ -316,7 +308,6 @@ def _by_hand() -> Iterator[Case]:
         ("account", "check"),
         None,
         env={"BANKWX_KEY_FILE": "{tmp}/keydir", "BANKWX_MASTER_KEY": ""},
-        owner="identity",
         never_says="chmod",
     )
     yield Case(
@@ -324,7 +315,6 @@ def _by_hand() -> Iterator[Case]:
         ("--db", "{tmp}/k.db", "init"),
         None,
         env={"BANKWX_KEY_FILE": "{tmp}/keydir", "BANKWX_MASTER_KEY": ""},
-        owner="identity",
         never_says="chmod",
         untouched=("{tmp}/k.db",),
     )
@@ -332,7 +322,6 @@ def _by_hand() -> Iterator[Case]:
         "init in a missing folder",
         ("--db", "{tmp}/nowhere/sub/x.db", "init"),
         None,
-        owner="identity",
         says="nowhere/sub",
         untouched=("{tmp}/nowhere",),
     )
@@ -340,7 +329,6 @@ def _by_hand() -> Iterator[Case]:
         "init on a folder",
         ("--db", "{tmp}/adir", "init"),
         None,
-        owner="identity",
         never_says="store exists",
         untouched=("{tmp}/adir",),
     )
@@ -348,7 +336,6 @@ def _by_hand() -> Iterator[Case]:
         "init on a file that is not SQLite",
         ("--db", "{tmp}/notes.db", "init"),
         None,
-        owner="identity",
         never_says="store exists",
         untouched=("{tmp}/notes.db",),
     )
@@ -357,32 +344,28 @@ def _by_hand() -> Iterator[Case]:
         ("account", "add", "other", "--appid", APPID, *secret_args)
         + ("--original-id", "gh_0123456789ac", "--mode", "plain"),
         1,
-        owner="models",
     )
     yield Case(
         "a second account with the same original id",
         ("account", "add", "other", "--appid", "wx1234567890abcd03", *secret_args)
         + ("--original-id", ORIGINAL_ID, "--mode", "plain"),
         1,
-        owner="models",
     )
     yield Case(
         "a keyword rule identical to another",
         ("keyword", "add", "你好", "--match", "exact", "--reply-text", "hi"),
         1,
-        owner="models",
     )
     yield Case(
         "broadcast create --openids with a malformed openid",
         ("broadcast", "create", "--text", "通知", "--openids", "{tmp}/openids.txt"),
         1,
-        says="'not an openid' is not an openid",
+        says="1 line is not an openid: line 2 ('not an openid')",
     )
     yield Case(
         "broadcast create --openids with one openid",
         ("broadcast", "create", "--text", "通知", "--openids", "{tmp}/one-openid.txt"),
         1,
-        owner="cron",
     )
     for name, args in {
         "--type": ("--type", "enterprise"),
@@ -432,10 +415,7 @@ CASES = [*_generated(), *_by_hand()]
 
 
 def _param(case: Case) -> Any:
-    marks = []
-    if case.owner is not None:
-        marks.append(pytest.mark.xfail(strict=False, reason=OWNERS[case.owner]))
-    return pytest.param(case, id=case.id, marks=marks)
+    return pytest.param(case, id=case.id)
 
 
 # --- running a case ------------------------------------------------------------------------
@@ -578,10 +558,7 @@ def _numbers() -> Iterator[Any]:
         for param in command.params:
             if not _is_number(param) or (path, param.name) in UNRANGED:
                 continue
-            marks = []
-            if path.startswith(("serve", "sim")):
-                marks.append(pytest.mark.xfail(strict=False, reason=OWNERS["serve"]))
-            yield pytest.param(param, id=f"{path} {param.opts[0]}", marks=marks)
+            yield pytest.param(param, id=f"{path} {param.opts[0]}")
 
 
 @pytest.mark.parametrize("param", list(_numbers()))
