@@ -69,7 +69,7 @@ def test_openid_lists_are_checked_at_create(
     assert json.loads(created.stdout)["audience_size"] == 3
 
     folder = synced("broadcast", "create", "--text", "x", "--openids", str(tmp_path))
-    assert folder.exit_code == 1 and "is a directory" in folder.stderr
+    assert folder.exit_code == 2 and "is a directory" in folder.stderr  # a usage error
 
 
 def test_one_failing_broadcast_does_not_block_run_due(
