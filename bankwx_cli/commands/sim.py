@@ -170,6 +170,12 @@ def send(
     openid: Annotated[
         str | None, typer.Option("--openid", help="Follower (default: the first one).")
     ] = None,
+    msgmenu_id: Annotated[
+        str | None,
+        typer.Option(
+            "--msgmenu-id", help="The TEXT is a tap on a msgmenu option of this id (a rating)."
+        ),
+    ] = None,
     account: AccountOption = None,
     sim: SimOption = None,
     fmt: FormatOption = None,
@@ -183,10 +189,15 @@ def send(
         raise ValidationError("give TEXT or --event (one of them).")
     if event is not None and event not in EVENTS:
         raise ValidationError(f"--event '{event}' is invalid: use {', '.join(EVENTS)}.")
+    if msgmenu_id is not None and text is None:
+        raise ValidationError("--msgmenu-id goes with TEXT: the option's text the follower taps.")
+    extra = {"bizmsgmenuid": msgmenu_id} if msgmenu_id is not None else {}
     acct = accounts.show(cli.app, cli.with_account(account))
     with _driver(cli, sim) as driver:
         who = openid or driver.pick_openid(acct.appid)
-        result = driver.send(acct.appid, who, text=text, event=event, key=key, lat=lat, lng=lng)
+        result = driver.send(
+            acct.appid, who, text=text, event=event, key=key, lat=lat, lng=lng, **extra
+        )
     reply = FollowerReply.from_sim(result)
     _render_reply(cli, reply, fmt)
     if reply.status == "failed":
