@@ -91,7 +91,14 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "agent": (
         "Serves followers in agent sessions.",
-        ("account.read", "agent.read", "agent.work", "messages.read", "follower.read"),
+        (
+            "account.read",
+            "agent.read",
+            "agent.work",
+            "messages.read",
+            "follower.read",
+            "backend.read",
+        ),
     ),
     "supervisor": (
         "Agent oversight and reports.",
