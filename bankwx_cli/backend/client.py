@@ -258,7 +258,6 @@ class BackendClient:
         self.max_in_flight = max_in_flight
         session = requests.Session()
         session.trust_env = False  # no proxies, .netrc or CA bundles from the environment
-        session.max_redirects = 0
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_in_flight, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from bankwx_cli.sandbox.data import Bank
 
@@ -457,7 +457,11 @@ class SandboxApp:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         method, path = scope["method"], scope["path"]
-        found, params, allowed = find(method, path)
+        # Routes match the path as sent: an escaped '/' inside a customer id stays in the id.
+        raw = scope.get("raw_path")
+        routed = raw.decode("latin-1").split("?", 1)[0] if raw else path
+        found, params, allowed = find(method, routed)
+        params = {k: unquote(v) for k, v in params.items()}
         if found is None:
             if allowed:
                 return 405, _error("method_not_allowed", f"use {' or '.join(sorted(allowed))}")
