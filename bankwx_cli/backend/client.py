@@ -416,7 +416,7 @@ class BackendClient:
         try:
             status = response.status_code
             try:
-                content = _read(response)
+                content = _read(response, time.monotonic() + self.timeout_s)
             except requests.Timeout:
                 self.breaker.failure()
                 ms = round(self.timeout_s * 1000)
@@ -466,11 +466,14 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _read(response: requests.Response) -> bytes:
-    """The answer's bytes, refused past MAX_ANSWER_BYTES (ValueError)."""
+def _read(response: requests.Response, deadline: float) -> bytes:
+    """The answer's bytes, refused past MAX_ANSWER_BYTES (ValueError); requests.Timeout when
+    the body is still coming at the deadline (a read timeout bounds each read, not all)."""
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(64 * 1024):
+        if time.monotonic() > deadline:
+            raise requests.Timeout("the answer did not end in time")
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
             raise ValueError(f"answer larger than {MAX_ANSWER_BYTES} bytes")

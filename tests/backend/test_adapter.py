@@ -463,3 +463,32 @@ def test_metrics_count_calls_by_endpoint_and_outcome(
         == refused_before + 1
     )
     assert sample("bankwx_backend_call_seconds_count", endpoint=endpoint) == timed_before + 2
+
+
+class Drip:
+    """A back-end that sends its answer a little at a time."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        import asyncio
+
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(10):
+            await send({"type": "http.response.body", "body": b" ", "more_body": True})
+            await asyncio.sleep(0.1)
+        await send({"type": "http.response.body", "body": b'{"products": []}'})
+
+
+def test_the_timeout_bounds_the_whole_answer_not_each_read() -> None:
+    with ServerThread(Drip()) as server:
+        adapter = BackendClient(server.url, api_key="k", timeout_ms=300)
+        try:
+            started = time.monotonic()
+            with pytest.raises(BackendUnavailableError) as slow:
+                adapter.products()
+            assert time.monotonic() - started < 0.8
+        finally:
+            adapter.close()
+    assert slow.value.reason == "timeout"
+    assert "did not finish its answer within 300 ms" in str(slow.value)

@@ -192,3 +192,22 @@ def test_help_has_examples(bankwx: Bankwx) -> None:
     for command in ("set", "show", "check", "sandbox"):
         result = bankwx("backend", command, "--help")
         assert result.exit_code == 0 and "Examples:" in result.stdout
+
+
+def test_the_context_keeps_one_adapter_until_the_back_end_changes(
+    configured: Bankwx, sandbox: SandboxThread
+) -> None:
+    from bankwx_cli.context import AppContext
+    from bankwx_cli.domain import backend
+    from bankwx_cli.settings import from_environment
+
+    app = AppContext(from_environment())
+    try:
+        first = app.backend
+        assert app.backend is first
+        assert first.timeout_s == 3.0 and repr(first) == f"BackendClient({sandbox.url!r})"
+        backend.set_(app, sandbox.url, timeout_ms=1000)
+        assert app.backend is not first and app.backend.timeout_s == 1.0
+        assert app.backend.health().status == "ok"
+    finally:
+        app.close()
