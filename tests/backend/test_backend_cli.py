@@ -211,3 +211,40 @@ def test_the_context_keeps_one_adapter_until_the_back_end_changes(
         assert app.backend.health().status == "ok"
     finally:
         app.close()
+
+
+def test_operators_limited_to_some_accounts(configured: Bankwx, sandbox: SandboxThread) -> None:
+    """The back-end serves the whole store: a limited agent reads it; only an administrator
+    with every account may change it."""
+    from bxtest import add_account_args
+
+    for name in ("main", "cards"):
+        assert configured(*add_account_args(name)).exit_code == 0
+    configured("operator", "add", "li", "--role", "agent", "--accounts", "main")
+    configured("operator", "add", "wang", "--role", "admin", "--accounts", "main")
+    assert configured("backend", "show", env={"BANKWX_OPERATOR": "li"}).exit_code == 0
+    refused = configured(
+        "backend", "set", "--url", sandbox.url, "--timeout-ms", "900",
+        env={"BANKWX_OPERATOR": "wang"},
+    )  # fmt: skip
+    assert refused.exit_code == 4
+    assert "only an operator with every account may do this" in refused.stderr
+
+
+def test_backend_show_starts_light(configured: Bankwx) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "sys.argv = ['bankwx', 'backend', 'show', '--format', 'json']\n"
+        "from bankwx_cli.main import run\n"
+        "try:\n    run()\n"
+        "finally:\n"
+        "    sys.stderr.write(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    modules = set(done.stderr.split())
+    assert "bankwx_cli.commands.backend" in modules
+    for heavy in ("requests", "prometheus_client", "uvicorn", "bankwx_cli.sandbox", "wechatpy"):
+        assert heavy not in modules
