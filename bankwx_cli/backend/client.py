@@ -6,8 +6,10 @@ What it promises, whatever the caller:
   no proxies or ``.netrc`` from the environment;
 - a per-call timeout (3 s by default, at most 10 s); only GETs are retried (once, and only
   when the back-end could not be reached or answered 502, 503 or 504);
-- a circuit breaker: after 5 consecutive 5xx answers or timeouts it opens and every call fails
-  at once (``breaker_open``); after 30 s one call probes, and its outcome closes or reopens it;
+- a circuit breaker: after 5 consecutive failed attempts (5xx answers, timeouts, a back-end
+  that cannot be reached; a GET's retry is an attempt) it opens and every call fails at once
+  (``breaker_open``); after 30 s one call probes, and its outcome closes or reopens it. Any
+  other answer (2xx, 3xx, 4xx) shows the back-end is up and resets the count;
 - at most 16 calls in flight: the 17th fails at once (``busy``);
 - bodies and the key are never logged: a log line names the endpoint (its template, not the
   path with a customer id), the outcome and the milliseconds.
@@ -230,6 +232,10 @@ class Breaker:
 # --- the adapter --------------------------------------------------------------------------------
 
 
+class _TooLarge(Exception):
+    """An answer past MAX_ANSWER_BYTES."""
+
+
 class _Attempt(Exception):
     """One attempt's failure, inside the adapter: retried (GET) or raised as is."""
 
@@ -424,7 +430,12 @@ class BackendClient:
                     TIMEOUT, f"{where} did not finish its answer within {ms} ms."
                 )
                 raise _Attempt(error, retry=False) from None
-            except (requests.RequestException, ValueError) as exc:
+            except _TooLarge:
+                error = BackendUnavailableError(
+                    BAD_ANSWER, f"{where} answered more than {MAX_ANSWER_BYTES} bytes; refused."
+                )
+                raise _Attempt(error, retry=False) from None
+            except requests.RequestException as exc:
                 self.breaker.failure()
                 error = BackendUnavailableError(
                     UNREACHABLE, f"{where} broke off its answer ({_reason(exc)})."
@@ -467,7 +478,7 @@ def _segment(value: str) -> str:
 
 
 def _read(response: requests.Response, deadline: float) -> bytes:
-    """The answer's bytes, refused past MAX_ANSWER_BYTES (ValueError); requests.Timeout when
+    """The answer's bytes, refused past MAX_ANSWER_BYTES (_TooLarge); requests.Timeout when
     the body is still coming at the deadline (a read timeout bounds each read, not all)."""
     chunks: list[bytes] = []
     size = 0
@@ -476,7 +487,7 @@ def _read(response: requests.Response, deadline: float) -> bytes:
             raise requests.Timeout("the answer did not end in time")
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
-            raise ValueError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+            raise _TooLarge
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -8,11 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from backendkit import KEY
 
 from bankwx_cli.backend.client import BackendClient
 from bankwx_cli.sandbox.server import SandboxThread
-
-KEY = "sandbox-key-0123456789"
 
 
 @pytest.fixture

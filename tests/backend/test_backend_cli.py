@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from backendkit import KEY
 from bxtest import Bankwx
-from conftest import KEY
 
 from bankwx_cli.sandbox.server import SandboxThread
 
