@@ -4,8 +4,9 @@ What it promises, whatever the caller:
 
 - never plain HTTP to a host that is not this machine (``check_url``), no redirects followed,
   no proxies or ``.netrc`` from the environment;
-- a per-call timeout (3 s by default, at most 10 s); only GETs are retried (once, and only
-  when the back-end could not be reached or answered 502, 503 or 504);
+- a per-call timeout (3 s by default, at most 10 s) on connecting and on the whole answer;
+  only GETs are retried: once, at once, when the back-end could not be reached or answered
+  502, 503 or 504 within the timeout;
 - a circuit breaker: after 5 consecutive failed attempts (5xx answers, timeouts, a back-end
   that cannot be reached; a GET's retry is an attempt) it opens and every call fails at once
   (``breaker_open``); after 30 s one call probes, and its outcome closes or reopens it. Any
@@ -364,7 +365,8 @@ class BackendClient:
                     result = self._attempt(method, endpoint, path, parse, body)
                 except _Attempt as failed:
                     last = attempt == attempts - 1
-                    if last or not failed.retry or self.breaker.is_open:
+                    slow = time.monotonic() - started > self.timeout_s  # retry quick ones
+                    if last or not failed.retry or slow or self.breaker.is_open:
                         self._count(endpoint, failed.error.reason, started)
                         raise failed.error from None
                     continue
@@ -395,6 +397,7 @@ class BackendClient:
         body: dict[str, Any] | None,
     ) -> T:
         where = f"the back-end at {self.base_url} ({endpoint})"
+        deadline = time.monotonic() + self.timeout_s
         try:
             response = self._session.request(
                 method,
@@ -422,7 +425,7 @@ class BackendClient:
         try:
             status = response.status_code
             try:
-                content = _read(response, time.monotonic() + self.timeout_s)
+                content = _read(response, deadline)
             except requests.Timeout:
                 self.breaker.failure()
                 ms = round(self.timeout_s * 1000)
