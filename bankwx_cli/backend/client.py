@@ -254,6 +254,7 @@ class BackendClient:
         *,
         api_key: str | None = None,
         client_cert: tuple[str, str] | None = None,
+        ca_file: str | None = None,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         breaker: Breaker | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
@@ -274,6 +275,7 @@ class BackendClient:
             session.headers["Authorization"] = f"Bearer {api_key}"
         if client_cert is not None:
             session.cert = client_cert
+        session.verify = ca_file or True  # a CA file: the bank's own CA, instead of the system's
         self._session = session
 
     def __repr__(self) -> str:  # never the key

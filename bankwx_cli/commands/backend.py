@@ -24,7 +24,7 @@ app = typer.Typer(
     "  printf '%s' \"$BANK_API_KEY\" | bankwx backend set --url https://esb.bank.example/wx "
     "--api-key -\n\n"
     "  bankwx backend set --url https://esb.bank.example/wx --client-cert wx.pem "
-    "--client-key wx.key --timeout-ms 2000",
+    "--client-key wx.key --ca-file bank-ca.pem --timeout-ms 2000",
 )
 def set_(
     ctx: typer.Context,
@@ -47,6 +47,14 @@ def set_(
     client_key: Annotated[
         Path | None,
         typer.Option("--client-key", help="The client certificate's private key (PEM, 0600)."),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            help="CA certificates (PEM) to trust for the back-end's certificate instead of the "
+            "system's (a bank's own CA).",
+        ),
     ] = None,
     timeout_ms: Annotated[
         int | None,
@@ -80,6 +88,7 @@ def set_(
         api_key=key,
         client_cert=client_cert,
         client_key=client_key,
+        ca_file=ca_file,
         timeout_ms=timeout_ms,
     )
     cli.render_one(config, fmt, say=f"The back-end is now {config.url}.")

@@ -73,10 +73,12 @@ def set_(
     api_key: str | None = None,
     client_cert: Path | None = None,
     client_key: Path | None = None,
+    ca_file: Path | None = None,
     timeout_ms: int | None = None,
 ) -> BackendConfig:
     """Set the store's back-end (one per store), audited. What is not given keeps its stored
-    value (the API key, the certificate, the timeout); a new store's timeout is 3000 ms.
+    value (the API key, the certificate, the CA file, the timeout); a new store's timeout is
+    3000 ms.
 
     Raises PermissionDenied without ``backend.manage``; BackendConfigError for a URL that is
     plain HTTP to another host or a timeout out of range; ValidationError for a bad key or
@@ -94,6 +96,7 @@ def set_(
         )
     cert = _readable_file(client_cert, "--client-cert") if client_cert is not None else None
     cert_key = _private_key_file(client_key) if client_key is not None else None
+    trusted = _readable_file(ca_file, "--ca-file") if ca_file is not None else None
     sealed_new = None
     if api_key is not None:
         sealed_new = app.key.seal(validate_api_key(api_key), KEY_PURPOSE)
@@ -108,12 +111,15 @@ def set_(
                 "the back-end needs an API key or a client certificate: add --api-key - (the "
                 "key on standard input) or --client-cert FILE --client-key FILE."
             )
+        if trusted is None and old is not None:
+            trusted = old.ca_file
         timeout = timeout_ms or (old.timeout_ms if old is not None else DEFAULT_TIMEOUT_MS)
         config = BackendConfig(
             url=base,
             has_api_key=sealed is not None,
             client_cert=cert,
             client_key=cert_key,
+            ca_file=trusted,
             timeout_ms=timeout,
             updated_at=iso(app.clock.now()),
             updated_by=app.operator,
@@ -123,6 +129,7 @@ def set_(
             "url": base,
             "api_key": "new" if sealed_new is not None else None,
             "client_cert": cert,
+            "ca_file": trusted,
             "timeout_ms": timeout,
         }
         audit.record(app, "backend.set", base, params)
@@ -180,5 +187,9 @@ def build_adapter(app: AppContext) -> BackendClient:
     if config.client_cert is not None and config.client_key is not None:
         cert = (config.client_cert, config.client_key)
     return BackendClient(
-        config.url, api_key=api_key, client_cert=cert, timeout_ms=config.timeout_ms
+        config.url,
+        api_key=api_key,
+        client_cert=cert,
+        ca_file=config.ca_file,
+        timeout_ms=config.timeout_ms,
     )

@@ -14,6 +14,7 @@ class BackendConfig:
     has_api_key: bool
     client_cert: str | None
     client_key: str | None
+    ca_file: str | None  # None: the system's CA certificates
     timeout_ms: int
     updated_at: str
     updated_by: str
@@ -24,6 +25,7 @@ class BackendConfig:
             "api_key": "set" if self.has_api_key else None,
             "client_cert": self.client_cert,
             "client_key": self.client_key,
+            "ca_file": self.ca_file,
             "timeout_ms": self.timeout_ms,
             "updated_at": self.updated_at,
             "updated_by": self.updated_by,

@@ -15,8 +15,8 @@ class BackendSettings:
     def get(self) -> tuple[BackendConfig, bytes | None] | None:
         """The configuration and the sealed API key, or None when none is set."""
         row = self.db.one(
-            "SELECT url, api_key_enc, client_cert, client_key, timeout_ms, updated_at, "
-            "updated_by FROM backend WHERE id = 1"
+            "SELECT url, api_key_enc, client_cert, client_key, ca_file, timeout_ms, "
+            "updated_at, updated_by FROM backend WHERE id = 1"
         )
         if row is None:
             return None
@@ -26,6 +26,7 @@ class BackendSettings:
             has_api_key=sealed is not None,
             client_cert=row["client_cert"],
             client_key=row["client_key"],
+            ca_file=row["ca_file"],
             timeout_ms=int(row["timeout_ms"]),
             updated_at=str(row["updated_at"]),
             updated_by=str(row["updated_by"]),
@@ -35,17 +36,20 @@ class BackendSettings:
     def put(self, config: BackendConfig, api_key_enc: bytes | None) -> None:
         """Replace the configuration. Call inside a transaction."""
         self.db.execute(
-            "INSERT INTO backend (id, url, api_key_enc, client_cert, client_key, timeout_ms, "
-            "updated_at, updated_by) VALUES (1, :url, :key, :cert, :ckey, :timeout, :at, :by) "
+            "INSERT INTO backend (id, url, api_key_enc, client_cert, client_key, ca_file, "
+            "timeout_ms, updated_at, updated_by) "
+            "VALUES (1, :url, :key, :cert, :ckey, :ca, :timeout, :at, :by) "
             "ON CONFLICT (id) DO UPDATE SET url = excluded.url, "
             "api_key_enc = excluded.api_key_enc, client_cert = excluded.client_cert, "
-            "client_key = excluded.client_key, timeout_ms = excluded.timeout_ms, "
+            "client_key = excluded.client_key, ca_file = excluded.ca_file, "
+            "timeout_ms = excluded.timeout_ms, "
             "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
             {
                 "url": config.url,
                 "key": api_key_enc,
                 "cert": config.client_cert,
                 "ckey": config.client_key,
+                "ca": config.ca_file,
                 "timeout": config.timeout_ms,
                 "at": config.updated_at,
                 "by": config.updated_by,

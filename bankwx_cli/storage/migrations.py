@@ -585,11 +585,13 @@ def m0011_agents(db: Database) -> None:
 
 def m0012_backend(db: Database) -> None:
     """The bank's back-end (issue 16): one per store. Its URL, the API key sealed with the
-    master key (purpose ``backend:api_key``), the client certificate's and key's paths, and the
-    per-call timeout. ``id`` is always 1: a second row cannot be made."""
+    master key (purpose ``backend:api_key``), the paths of the client certificate, its key and
+    the CA file trusted for the back-end's certificate, and the per-call timeout. ``id`` is
+    always 1: a second row cannot be made."""
     db.utils.table("backend").create(
         {"id": INTEGER, "url": TEXT, "api_key_enc": BLOB, "client_cert": TEXT,
-         "client_key": TEXT, "timeout_ms": INTEGER, "updated_at": TEXT, "updated_by": TEXT},
+         "client_key": TEXT, "ca_file": TEXT, "timeout_ms": INTEGER, "updated_at": TEXT,
+         "updated_by": TEXT},
         pk="id", not_null={"url", "timeout_ms", "updated_at", "updated_by"},
     )  # fmt: skip
 
