@@ -89,6 +89,7 @@ class SandboxState:
     faults: Faults = field(default_factory=Faults)
     offset_s: float = 0.0
     calls: dict[str, int] = field(default_factory=dict)
+    in_flight: int = 0  # /v1/ requests being answered now (delays included)
     otps: list[Otp] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -387,6 +388,7 @@ def control_state(state: SandboxState, request: Request) -> Result:
         return 200, {
             "calls": dict(sorted(state.calls.items())),
             "calls_total": sum(state.calls.values()),
+            "in_flight": state.in_flight,
             "faults": state.faults.to_json(),
             "now": _iso(state.now()),
             "offset_s": state.offset_s,
@@ -478,10 +480,19 @@ class SandboxApp:
             return 404, _error("not_found", f"no endpoint {path}")
         request = Request(method, path, query, headers, body, params)
         state = self.state
-        if found.template.startswith("/v1/"):
+        if not found.template.startswith("/v1/"):
+            return self._handle(found, request)
+        with state.lock:
+            state.in_flight += 1
+        try:
             refused = await self._gate(found.template, request)
-            if refused is not None:
-                return refused
+            return refused if refused is not None else self._handle(found, request)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _handle(self, found: Route, request: Request) -> Result:
+        state, method = self.state, request.method
         try:
             return found.handler(state, request)
         except Refusal as exc:

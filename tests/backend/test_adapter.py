@@ -280,7 +280,8 @@ def test_the_17th_call_in_flight_fails_at_once(
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 5
-    while calls(control).get("/v1/health", 0) < 16 and time.monotonic() < deadline:
+    while control.get("/sandbox/state").json()["in_flight"] < 16:
+        assert time.monotonic() < deadline
         time.sleep(0.02)
     started = time.monotonic()
     with pytest.raises(BackendUnavailableError) as busy:
@@ -291,6 +292,7 @@ def test_the_17th_call_in_flight_fails_at_once(
         thread.join(10)
     assert results == ["ok"] * 16
     assert calls(control) == {"/v1/health": 16}
+    assert control.get("/sandbox/state").json()["in_flight"] == 0
     assert adapter.health().status == "ok"  # the slots are free again
 
 
