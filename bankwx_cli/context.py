@@ -18,6 +18,7 @@ from bankwx_cli.settings import Settings
 from bankwx_cli.storage import Store, open_store
 
 if TYPE_CHECKING:  # imported when first used: cryptography and wechatpy cost start-up time
+    from bankwx_cli.backend.client import BackendClient
     from bankwx_cli.domain.identity import Identity
     from bankwx_cli.keys import MasterKey
     from bankwx_cli.models.accounts import Account
@@ -197,7 +198,22 @@ class AppContext:
             self._clients[account.name] = client
         return client
 
+    @cached_property
+    def backend(self) -> BackendClient:
+        """The adapter to the bank's back-end (one per process: its breaker and in-flight
+        limit are the process's). Raises NotFoundError when the store has none."""
+        from bankwx_cli.domain.backend import build_adapter  # the domain opens the key
+
+        return build_adapter(self)
+
+    def forget_backend(self) -> None:
+        """Build the adapter again on next use (after backend set changed it)."""
+        adapter = self.__dict__.pop("backend", None)
+        if adapter is not None:
+            adapter.close()
+
     def close(self) -> None:
+        self.forget_backend()
         for client in self._clients.values():
             client.close()
         self._clients.clear()

@@ -114,6 +114,11 @@ COMMANDS: dict[str, Entry] = {
         "app",
         "Agents: agents and groups, their WeChat kf accounts, status.",
     ),
+    "backend": Entry(
+        _C + "backend",
+        "app",
+        "The bank's back-end: set, show, check; and a sandbox that plays it.",
+    ),
 }
 
 

@@ -91,7 +91,14 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "agent": (
         "Serves followers in agent sessions.",
-        ("account.read", "agent.read", "agent.work", "messages.read", "follower.read"),
+        (
+            "account.read",
+            "agent.read",
+            "agent.work",
+            "messages.read",
+            "follower.read",
+            "backend.read",
+        ),
     ),
     "supervisor": (
         "Agent oversight and reports.",
@@ -105,7 +112,7 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 # Areas whose permissions are not about one account's rows: with no account named, the role
 # alone decides. Every other area is account-scoped.
-GLOBAL_AREAS = frozenset({"account", "operator", "org", "role", "audit", "store"})
+GLOBAL_AREAS = frozenset({"account", "operator", "org", "role", "audit", "store", "backend"})
 
 # Changes to who may do what, and to the set of accounts: only an operator with every account
 # may make them, whatever the role. Otherwise an administrator limited to some accounts could
@@ -119,6 +126,7 @@ UNLIMITED_ONLY = frozenset(
         "account.add",
         "store.fix",
         "store.identity",
+        "backend.manage",  # the store's one back-end serves every account
     }
 )
 

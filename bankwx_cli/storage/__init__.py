@@ -22,6 +22,7 @@ from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
 if TYPE_CHECKING:
     from bankwx_cli.storage.agents import Agents
+    from bankwx_cli.storage.backend import BackendSettings
     from bankwx_cli.storage.broadcasts import Broadcasts, Templates
     from bankwx_cli.storage.engine import FollowerState, KeywordRules, Messages
     from bankwx_cli.storage.follower_sync import FollowerSync
@@ -120,6 +121,12 @@ class Store:
         from bankwx_cli.storage.agents import Agents
 
         return Agents(self.db)
+
+    @cached_property
+    def backend(self) -> BackendSettings:
+        from bankwx_cli.storage.backend import BackendSettings
+
+        return BackendSettings(self.db)
 
     @cached_property
     def windows(self) -> Windows:

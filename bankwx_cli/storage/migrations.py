@@ -585,6 +585,19 @@ def m0011_agents(db: Database) -> None:
                                        index_name="outbox_follower")  # fmt: skip
 
 
+def m0012_backend(db: Database) -> None:
+    """The bank's back-end (issue 16): one per store. Its URL, the API key sealed with the
+    master key (purpose ``backend:api_key``), the paths of the client certificate, its key and
+    the CA file trusted for the back-end's certificate, and the per-call timeout. ``id`` is
+    always 1: a second row cannot be made."""
+    db.utils.table("backend").create(
+        {"id": INTEGER, "url": TEXT, "api_key_enc": BLOB, "client_cert": TEXT,
+         "client_key": TEXT, "ca_file": TEXT, "timeout_ms": INTEGER, "updated_at": TEXT,
+         "updated_by": TEXT},
+        pk="id", not_null={"url", "timeout_ms", "updated_at", "updated_by"},
+    )  # fmt: skip
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0001_foundation", m0001_foundation),
     ("m0002_wechat", m0002_wechat),
@@ -596,6 +609,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0008_lean_log", m0008_lean_log),
     ("m0009_identity", m0009_identity),
     ("m0011_agents", m0011_agents),
+    ("m0012_backend", m0012_backend),
 ]
 
 
