@@ -511,7 +511,7 @@ def m0009_identity(db: Database) -> None:
     )
 
 
-def m0011_agents(db: Database) -> None:
+def m0010_agents(db: Database) -> None:
     """Agents (统一客服坐席): groups, agents and their groups, sessions (issue 15).
 
     An agent is an operator serving one account (a row per account), with a WeChat kf account
@@ -585,7 +585,7 @@ def m0011_agents(db: Database) -> None:
                                        index_name="outbox_follower")  # fmt: skip
 
 
-def m0012_backend(db: Database) -> None:
+def m0011_backend(db: Database) -> None:
     """The bank's back-end (issue 16): one per store. Its URL, the API key sealed with the
     master key (purpose ``backend:api_key``), the paths of the client certificate, its key and
     the CA file trusted for the back-end's certificate, and the per-call timeout. ``id`` is
@@ -608,8 +608,8 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0007_broadcasts", m0007_broadcasts),
     ("m0008_lean_log", m0008_lean_log),
     ("m0009_identity", m0009_identity),
-    ("m0011_agents", m0011_agents),
-    ("m0012_backend", m0012_backend),
+    ("m0010_agents", m0010_agents),
+    ("m0011_backend", m0011_backend),
 ]
 
 
