@@ -1,5 +1,5 @@
 """Agents (``bankwx agent``): groups, agents and their groups, sessions. Tables by
-migrations.py (m0011)."""
+migrations.py (m0010)."""
 
 from __future__ import annotations
 

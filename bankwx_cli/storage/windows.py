@@ -1,5 +1,5 @@
 """The customer-service window (``domain/windows.py``): when a follower last opened one, and
-the customer-service units sent to them since. Tables by migrations.py (m0011)."""
+the customer-service units sent to them since. Tables by migrations.py (m0010)."""
 
 from __future__ import annotations
 
