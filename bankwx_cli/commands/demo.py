@@ -188,6 +188,7 @@ def _tour(tour: Tour, folder: Path) -> None:
     tour.run("org", "add", "总行")
     tour.run("operator", "add", "ops-bob", "--role", "publisher", "--org", "总行")
     tour.run("operator", "add", "ops-carol", "--role", "approver", "--org", "总行")
+    tour.run("operator", "add", "ops-dave", "--role", "agent", "--org", "总行")
     tour.run("operator", "list")
 
     tour.step("4. Keyword rules (指令查询): text and menu keys")
@@ -210,10 +211,15 @@ def _tour(tour: Tour, folder: Path) -> None:
         "您的活期余额为 ¥12,345.67（演示数据）。",
     )
     tour.run("keyword", "add", "帮助", "--match", "contains", "--action", "help")
-    tour.run("keyword", "add", "人工", "--match", "contains", "--action", "transfer_agent")
     for key in ("TRANSACTIONS", "CARD_BILL", "CARD_LIMIT", "PRIVATE_BANKER"):
         tour.run("keyword", "add", key, "--match", "click", "--action", "help", quiet=True)
-    tour.run("keyword", "add", "TALK_TO_AGENT", "--match", "click", "--action", "transfer_agent")
+    tour.step("   Agents (统一客服坐席): a group, an agent with a WeChat kf account, 人工 queues")
+    tour.run("agent", "group", "add", "retail", "--sla", "60")
+    tour.run("account", "set", "demo-bank", "default_group", "retail")
+    tour.run("agent", "add", "ops-dave", "--groups", "retail", "--kf-account", "dave@demobank",
+             "--nickname", "客服小戴")  # fmt: skip
+    tour.run("keyword", "add", "人工", "--match", "contains", "--action", "talk_to_agent")
+    tour.run("keyword", "add", "TALK_TO_AGENT", "--match", "click", "--action", "talk_to_agent")
     tour.run("keyword", "list")
     tour.run("keyword", "test", "余额")
 
@@ -228,6 +234,22 @@ def _tour(tour: Tour, folder: Path) -> None:
     tour.run("sim", "send", "--event", "click", "--key", "BALANCE")
     tour.step("   The conversation log, card numbers masked")
     tour.run("messages", "list", "--limit", "8")
+
+    tour.step("   The follower asks for a person: queued, told the position")
+    tour.run("agent", "status", "busy", operator="ops-dave")  # present, takes by hand
+    tour.run("sim", "send", "人工")
+    tour.run("agent", "queue")
+    taken = tour.run("agent", "take", "--format", "json", operator="ops-dave", quiet=True)
+    session = _id(taken)
+    tour.run("agent", "sessions", operator="ops-dave")
+    tour.run(
+        "agent", "reply", session, "您好，我是客服小戴，请问有什么可以帮您？", operator="ops-dave"
+    )
+    tour.run("sim", "send", "我想了解一下理财产品")
+    tour.run("agent", "close", session, operator="ops-dave")
+    time.sleep(0.5)  # the rating menu leaves through the outbox
+    tour.run("sim", "send", "非常满意", "--msgmenu-id", f"{session}5")
+    tour.run("agent", "sessions", "--all")
 
     tour.step("7. The menu as a reviewed file: validate, plan, deploy")
     menu = folder / "menu.yaml"
@@ -276,4 +298,4 @@ def _id(text: str) -> str:
     try:
         return str(json.loads(text)["id"])
     except (ValueError, KeyError, TypeError):
-        raise BankwxError("the demo could not read the new broadcast's id.") from None
+        raise BankwxError("the demo could not read the new row's id.") from None
