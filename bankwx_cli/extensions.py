@@ -105,6 +105,7 @@ AREAS: tuple[Area, ...] = (
     Area("broadcasts", "bankwx_cli.domain.broadcasts", ("event", "final")),
     Area("tags", "bankwx_cli.domain.tags", ("tag_source",)),
     Area("agents", "bankwx_cli.domain.agents", ("setting", "action", "lookup")),
+    Area("branches", "bankwx_cli.domain.branches", ("setting", "action", "message", "event")),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(
         "trials",

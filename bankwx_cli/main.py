@@ -114,6 +114,11 @@ COMMANDS: dict[str, Entry] = {
         "app",
         "Agents: agents and groups, their WeChat kf accounts, status.",
     ),
+    "branch": Entry(
+        _C + "branch",
+        "app",
+        "Branches and ATMs: import from CSV, list, add, remove, find the nearest.",
+    ),
 }
 
 

@@ -74,6 +74,7 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
             "follower.tag",
             "tag.*",
             "outbox.run",
+            "branch.manage",
         ),
     ),
     "approver": (
@@ -91,7 +92,14 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "agent": (
         "Serves followers in agent sessions.",
-        ("account.read", "agent.read", "agent.work", "messages.read", "follower.read"),
+        (
+            "account.read",
+            "agent.read",
+            "agent.work",
+            "messages.read",
+            "follower.read",
+            "branch.read",
+        ),
     ),
     "supervisor": (
         "Agent oversight and reports.",
