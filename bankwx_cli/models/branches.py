@@ -96,7 +96,9 @@ class ImportResult:
     def report(self, source: str = "") -> BatchReport:
         """The batch report: imported, skipped and bad rows, each bad line named."""
         what = f" {source}" if source else ""
-        title = ("Dry run of import" if self.dry_run else "Import") + f"{what} into '{self.account}'"
+        title = (
+            "Dry run of import" if self.dry_run else "Import"
+        ) + f"{what} into '{self.account}'"
         return BatchReport(
             done=self.imported,
             skipped=self.skipped,

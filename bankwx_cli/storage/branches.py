@@ -1,7 +1,9 @@
 """Branches and ATMs, and the R*Tree over their points (tables made by m0013_branches).
 
 A nearest lookup asks for the branches inside bounding boxes (``in_boxes``): the R*Tree
-``branch_boxes`` finds them, each row is then read by its key. The domain computes the exact
+``branch_boxes`` finds them, each row is then read by its key (a CROSS JOIN, which SQLite never
+reorders: left to itself, the planner may prefer walking the account's index and probing the
+R*Tree row by row, a scan of every branch of the account). The domain computes the exact
 distances (bankwx_cli/domain/branches.py).
 """
 
@@ -19,7 +21,7 @@ Box = tuple[float, float, float, float]  # min_lat, max_lat, min_lng, max_lng
 _COLUMNS = "b.account, b.id, b.name, b.type, b.lat, b.lng, b.address, b.phone, b.hours, b.services"
 _IN_BOX = (
     "SELECT b.account, b.id, b.name, b.type, b.lat, b.lng, b.address, b.phone, b.hours, "
-    "b.services FROM branch_boxes r JOIN branches b ON b.seq = r.seq "
+    "b.services FROM branch_boxes r CROSS JOIN branches b ON b.seq = r.seq "
     "WHERE r.max_lat >= :lat0 AND r.min_lat <= :lat1 AND r.max_lng >= :lng0 "
     "AND r.min_lng <= :lng1 AND b.account = :account"
 )
