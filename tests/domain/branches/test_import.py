@@ -48,7 +48,7 @@ def bad_file(tmp_path: Path) -> Path:
         "B4,too,few\n",  # 9: too few fields
         "OK2,东方明珠,atm,31.2397,121.4998,,,,\n",  # 10: good
     ]
-    data = "".join(lines).encode() + "B5,".encode() + "南京".encode("gbk") + b",atm,1,2,,,,\n"
+    data = "".join(lines).encode() + b"B5," + "南京".encode("gbk") + b",atm,1,2,,,,\n"
     path = tmp_path / "bad.csv"
     path.write_bytes(data)  # line 11: not UTF-8
     return path
@@ -153,7 +153,8 @@ def test_a_bom_dry_run_existing_ids_and_replace(with_account: Bankwx, write: Any
 def test_add_and_remove(with_account: Bankwx) -> None:
     bankwx = with_account
     added = bankwx("branch", "add", "X1", "--name", "外滩支行", "--type", "branch", "--lat",
-                   "31.24", "--lng", "121.49", "--hours", "9:00-17:00", "--format", "json")  # fmt: skip
+                   "31.24", "--lng", "121.49", "--hours", "9:00-17:00",
+                   "--format", "json")  # fmt: skip
     assert added.exit_code == 0, added.output
     assert json.loads(added.stdout)["hours"] == "9:00-17:00"
     again = bankwx("branch", "add", "X1", "--name", "x", "--type", "atm", "--lat", "1", "--lng",
