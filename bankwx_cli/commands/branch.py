@@ -182,7 +182,8 @@ def nearest(
     lng: LngOption,
     type_: TypeOption = None,
     limit: Annotated[
-        int, typer.Option("--limit", help="Branches to show, 1 to 100.", min=1, max=100)
+        int,
+        typer.Option("--limit", help="Branches to show, 1 to 100.", min=1, max=branches.MAX_LIMIT),
     ] = 5,
     radius_km: Annotated[
         float | None,

@@ -55,6 +55,7 @@ FIRST_RADIUS_M = 2_000.0  # a lookup's first box; widened fourfold while too few
 WIDEN = 4.0
 HEADER = ("id", "name", "type", "lat", "lng", "address", "phone", "hours", "services")
 REPLY_ENTRIES = 3  # branches in a text answer
+MAX_LIMIT = 100  # branches a nearest lookup of the command line shows
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LIMITS = {"name": 100, "address": 200, "phone": 40, "hours": 100}  # characters
 SERVICE_MAX, SERVICES_MAX = 40, 20
@@ -391,6 +392,10 @@ def nearest(
     account = account_for(app, "branch.read", name)
     if not (-90 <= lat <= 90 and -180 <= lng <= 180):
         raise ValidationError(f"bad coordinates {lat},{lng}: lat -90 to 90, lng -180 to 180.")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError(f"limit {limit} is invalid: give 1 to {MAX_LIMIT}.")
+    if radius_km is not None and not radius_km > 0:
+        raise ValidationError(f"radius {radius_km:g} km is invalid: give more than 0.")
     radius = radius_km if radius_km is not None else _radius_km(account)
     return find_nearest(app.store, account.name, lat, lng, limit=limit, radius_m=radius * 1000,
                         type_=type_)  # fmt: skip
