@@ -493,20 +493,26 @@ def _context(app: AppContext, runtime: Runtime, inbound: Inbound) -> ActionConte
     return ActionContext(app, runtime.account, inbound.openid, inbound.event_key, None, inbound)
 
 
-def on_location(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision:
-    """Message hook: a location message gets the nearest branches."""
+def on_location(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
+    """Message hook: a location message gets the nearest branches (an account without
+    branches leaves it to routing: the default reply)."""
     from bankwx_cli.domain.routing import Decision
 
+    if not app.store.branches.any(runtime.account.name):
+        return None
     reply = nearest_branch(_context(app, runtime, inbound))
     return Decision(reply, route="branches:location")
 
 
 def on_location_select(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
     """Event hook: a ``location_select`` whose key no click rule matches gets the nearest
-    branches; with a rule, routing goes on and the rule runs (event hooks run before rules)."""
+    branches; with a rule, routing goes on and the rule runs (event hooks run before rules,
+    and see the account's rules in ``runtime``), as it does for an account without branches."""
     from bankwx_cli.domain.routing import Decision
 
     if keywords.first_match(runtime.rules, inbound.event_key, click=True) is not None:
+        return None
+    if not app.store.branches.any(runtime.account.name):
         return None
     reply = nearest_branch(_context(app, runtime, inbound))
     return Decision(reply, route="branches:location_select")

@@ -83,6 +83,11 @@ class Branches:
         rows = self.db.all("SELECT id FROM branches WHERE account = :a", {"a": account})
         return {r[0] for r in rows}
 
+    def any(self, account: str) -> bool:
+        """Whether the account has a branch (a point read of the id index)."""
+        return self.db.scalar("SELECT 1 FROM branches WHERE account = :a LIMIT 1",
+                              {"a": account}) is not None  # fmt: skip
+
     def count(self, account: str) -> int:
         return int(self.db.scalar("SELECT count(*) FROM branches WHERE account = :a",
                                   {"a": account}))  # fmt: skip

@@ -16,8 +16,10 @@ from bxtest import APPID, Bankwx, add_account_args
 
 from bankwx_cli.domain import branches
 from bankwx_cli.domain.routing import RELOAD_S
+from bankwx_cli.texts import DEFAULTS
 from bankwx_cli.sim.driver import SimDriver
 
+DEFAULT_REPLY = DEFAULTS["default_reply"]
 PEOPLES_SQUARE = (31.2304, 121.4737)  # 人民广场
 ASK = branches.ASK_LOCATION
 
@@ -70,7 +72,9 @@ def _routes(bankwx: Bankwx) -> list[str]:
     return [m["route"] for m in rows if m["direction"] == "in"]
 
 
-def test_a_location_message_gets_the_nearest_branches(served: Bankwx, sim: SimDriver) -> None:
+def test_a_location_message_gets_the_nearest_branches(
+    served: Bankwx, sim: SimDriver, tmp_path: Path
+) -> None:
     bankwx = served
     lat, lng = PEOPLES_SQUARE
     result = ok(bankwx("sim", "send", "--location", f"{lat},{lng}", "--label", "人民广场",
@@ -91,6 +95,16 @@ def test_a_location_message_gets_the_nearest_branches(served: Bankwx, sim: SimDr
                        fields={"Location_X": "231.5"})  # fmt: skip
     assert outside["content"] == branches.BAD_LOCATION
     assert _routes(bankwx).count("branches:location") == 5
+    # an account without branches: the default reply, and no answer to an unruled button
+    empty = tmp_path / "none.csv"
+    empty.write_text("id,name,type,lat,lng,address,phone,hours,services\n", encoding="utf-8")
+    ok(bankwx("branch", "import", str(empty), "--replace"))
+    assert ok(bankwx("branch", "list", "--format", "json")).stdout.strip() == "[]"
+    default = sim.send(APPID, openid, msg_type="location", lat=lat, lng=lng)
+    assert default["content"] == DEFAULT_REPLY
+    button = sim.send(APPID, openid, event="location_select", key="NEAR", lat=lat, lng=lng)
+    assert button["status"] == "success"
+    assert _routes(bankwx)[-2:] == ["default", "event:location_select"]
 
 
 def test_news_answers_and_the_map_link(served: Bankwx, sim: SimDriver) -> None:
