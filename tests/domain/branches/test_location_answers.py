@@ -16,8 +16,8 @@ from bxtest import APPID, Bankwx, add_account_args
 
 from bankwx_cli.domain import branches
 from bankwx_cli.domain.routing import RELOAD_S
-from bankwx_cli.texts import DEFAULTS
 from bankwx_cli.sim.driver import SimDriver
+from bankwx_cli.texts import DEFAULTS
 
 DEFAULT_REPLY = DEFAULTS["default_reply"]
 PEOPLES_SQUARE = (31.2304, 121.4737)  # 人民广场
