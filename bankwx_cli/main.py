@@ -117,7 +117,7 @@ COMMANDS: dict[str, Entry] = {
     "branch": Entry(
         _C + "branch",
         "app",
-        "Branches and ATMs: import from CSV, list, add, remove, find the nearest.",
+        "Branches and ATMs: import from CSV, list, show, add, remove, find the nearest.",
     ),
 }
 

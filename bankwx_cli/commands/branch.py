@@ -19,7 +19,7 @@ from bankwx_cli.domain import branches
 from bankwx_cli.models.branches import Branch
 
 app = typer.Typer(
-    help="Branches and ATMs: import from CSV, list, add, remove, find the nearest.",
+    help="Branches and ATMs: import from CSV, list, show, add, remove, find the nearest.",
     no_args_is_help=True,
 )
 
@@ -155,6 +155,19 @@ def add(
     given = Branch("", branch_id, name, type_.value, lat, lng, address, phone, hours)
     added = branches.add(cli.app, cli.with_account(account), given)
     cli.render_one(added, fmt=fmt, say=f"Added branch '{added.id}' to '{added.account}'.")
+
+
+@app.command(epilog="Examples:\n\n  bankwx branch show SH001 --format json")
+def show(
+    ctx: typer.Context,
+    branch_id: IdArgument,
+    account: AccountOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Show one branch or ATM of the account."""
+    cli = get_cli(ctx)
+    cli.render_one(branches.get(cli.app, cli.with_account(account), branch_id, "branch.read"),
+                   fmt=fmt)  # fmt: skip
 
 
 @app.command(epilog="Examples:\n\n  bankwx branch remove SH001 --yes")

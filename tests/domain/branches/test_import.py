@@ -170,6 +170,11 @@ def test_add_and_remove(with_account: Bankwx) -> None:
     empty = bankwx("branch", "add", "X2", "--name", " ", "--type", "atm", "--lat", "1", "--lng",
                    "1")  # fmt: skip
     assert empty.exit_code == 1 and empty.stderr == "Error: the name is empty\n"
+    shown = json.loads(ok(bankwx("branch", "show", "X1", "--format", "json")).stdout)
+    assert (shown["id"], shown["name"], shown["lat"]) == ("X1", "外滩支行", 31.24)
+    missing = bankwx("branch", "show", "X9")
+    assert missing.exit_code == 1
+    assert missing.stderr == "Error: no branch 'X9'. See bankwx branch list.\n"
     assert bankwx("branch", "remove", "X1").exit_code == 1  # off a terminal: --yes
     ok(bankwx("branch", "remove", "X1", "--yes"))
     gone = bankwx("branch", "remove", "X1", "--yes")
@@ -195,11 +200,15 @@ def test_roles_and_rows(with_account: Bankwx, write: Any) -> None:
     assert bankwx("branch", "import", str(path), "--account", "card", env=agent).exit_code == 4
     refused = bankwx("branch", "remove", "SH001", "--account", "card", "--yes", env=agent)
     assert refused.exit_code == 4
+    shown = bankwx("branch", "show", "SH001", "--account", "card", "--format", "json", env=agent)
+    assert json.loads(ok(shown).stdout)["account"] == "card"
     limited = {"BANKWX_OPERATOR": "mainpub"}
     ok(bankwx("branch", "remove", "SH001", "--account", "main", "--yes", env=limited))
     other = bankwx("branch", "remove", "SH001", "--account", "card", "--yes", env=limited)
     assert other.exit_code == 4, other.output
     assert "on account 'card'" in other.stderr
+    hidden = bankwx("branch", "show", "SH001", "--account", "card", env=limited)
+    assert hidden.exit_code == 4, hidden.output
     assert ids(bankwx, "--account", "card") == ["ATM01", "SH001"]
 
 
