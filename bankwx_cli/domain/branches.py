@@ -28,7 +28,7 @@ from bankwx_cli.domain import account_settings, accounts, audit, keywords
 from bankwx_cli.domain.account_settings import Setting, choice, int_range
 from bankwx_cli.domain.actions import ActionContext, Location
 from bankwx_cli.domain.followers import account_for
-from bankwx_cli.domain.permissions import load_row
+from bankwx_cli.domain.permissions import load_row, visible_accounts
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
 from bankwx_cli.models.accounts import Account
 from bankwx_cli.models.branches import (
@@ -353,11 +353,27 @@ def add(app: AppContext, name: str | None, branch: Branch) -> Branch:
 
 
 def get(app: AppContext, name: str | None, branch_id: str, permission: str) -> Branch:
-    """The account's branch of this id, checked by the row (role before the lookup, then the
-    row's account). Raises PermissionDenied, NotFoundError."""
+    """The branch of this id, checked by the row (role before the lookup, then the row's
+    account): the named account's, else the one branch of that id in the store (of those on
+    the operator's accounts, when several accounts have one). Raises PermissionDenied,
+    NotFoundError, ValidationError (several accounts have the id: name one)."""
 
     def load() -> Branch | None:
-        return app.store.branches.get(accounts.resolve(app, name).name, branch_id)
+        if name is not None:
+            return app.store.branches.get(accounts.get(app, name).name, branch_id)
+        found = app.store.branches.find(branch_id)
+        if len(found) <= 1:
+            return found[0] if found else None
+        visible = visible_accounts(app, permission)
+        mine = [b for b in found if visible is None or b.account in visible]
+        if len(mine) == 1:
+            return mine[0]
+        if not mine:
+            return found[0]  # refused by its account
+        raise ValidationError(
+            f"accounts {', '.join(b.account for b in mine)} each have a branch '{branch_id}': "
+            "choose one with --account."
+        )
 
     def missing() -> NotFoundError:
         return NotFoundError(f"no branch '{branch_id}'. See bankwx branch list.")

@@ -72,6 +72,14 @@ class Branches:
         )
         return None if row is None else _branch(row)
 
+    def find(self, branch_id: str) -> list[Branch]:
+        """The branches of this id on every account, by account."""
+        rows = self.db.all(
+            f"SELECT {_COLUMNS} FROM branches b WHERE b.id = :i ORDER BY b.account",  # noqa: S608
+            {"i": branch_id},
+        )
+        return [_branch(r) for r in rows]
+
     def all(self, account: str, type_: str | None = None) -> list[Branch]:
         sql = f"SELECT {_COLUMNS} FROM branches b WHERE b.account = :a"  # noqa: S608 - ours
         if type_ is not None:

@@ -603,6 +603,7 @@ def m0013_branches(db: Database) -> None:
         defaults={"address": "", "phone": "", "hours": "", "services": "[]"},
     )  # fmt: skip
     utils.table("branches").create_index(["account", "id"], index_name="branches_id", unique=True)
+    utils.table("branches").create_index(["id"], index_name="branches_by_id")  # rows by id alone
     db.execute(
         "CREATE VIRTUAL TABLE branch_boxes USING rtree(seq, min_lat, max_lat, min_lng, max_lng)"
     )

@@ -209,6 +209,18 @@ def test_roles_and_rows(with_account: Bankwx, write: Any) -> None:
     assert "on account 'card'" in other.stderr
     hidden = bankwx("branch", "show", "SH001", "--account", "card", env=limited)
     assert hidden.exit_code == 4, hidden.output
+    # by id alone: the one branch of that id (here card's: refused by its account, audited)
+    by_id = bankwx("branch", "remove", "SH001", "--yes", env=limited)
+    assert by_id.exit_code == 4 and "on account 'card'" in by_id.stderr
+    refusals = json.loads(bankwx("audit", "--action", "branch.manage", "--format", "json").stdout)
+    assert refusals[0]["target"] == "card" and refusals[0]["outcome"] == "denied"
+    # the ATM is on both accounts: an operator with both names one
+    both = bankwx("branch", "show", "ATM01", env=env)
+    assert both.exit_code == 1
+    assert both.stderr == (
+        "Error: accounts card, main each have a branch 'ATM01': choose one with --account.\n"
+    )
+    assert ok(bankwx("branch", "show", "ATM01", "--format", "json", env=limited)).stdout
     assert ids(bankwx, "--account", "card") == ["ATM01", "SH001"]
 
 
