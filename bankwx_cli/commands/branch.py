@@ -93,8 +93,7 @@ def import_(
     result = branches.import_file(
         cli.app,
         cli.with_account(account),
-        file.read_bytes(),
-        source=file.name,
+        file,
         valid_only=valid_only,
         replace=replace,
         dry_run=dry_run,

@@ -21,6 +21,7 @@ import io
 import math
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bankwx_cli.clock import from_iso, iso
@@ -276,26 +277,39 @@ def _undecodable(text: str) -> bool:
 # --- commands -----------------------------------------------------------------------------
 
 
+def read_file(path: Path) -> bytes:
+    """A branch file's bytes; ValidationError naming why it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ValidationError(f"no branch file '{path}': give a CSV file.") from None
+    except IsADirectoryError:
+        raise ValidationError(f"'{path}' is a directory: give a CSV file.") from None
+    except OSError as exc:
+        raise ValidationError(f"cannot read the branch file '{path}' ({exc.strerror}).") from None
+
+
 def import_file(
     app: AppContext,
     name: str | None,
-    data: bytes,
+    file: Path,
     *,
-    source: str = "",
     valid_only: bool = False,
     replace: bool = False,
     dry_run: bool = False,
 ) -> ImportResult:
-    """Import a branch file into the account, in one transaction with sqlite-utils' bulk
-    insert: every row or none (any bad line imports nothing), or with ``valid_only`` exactly
-    the valid rows. Rows whose id the account has are skipped, unless ``replace``: then the
-    account's branches become the file's (those not in it are removed). A wrong header or
-    encoding of the header imports nothing. ``dry_run`` counts and writes nothing.
+    """Import a branch file (``parse_file``) into the account, in one transaction with
+    sqlite-utils' bulk insert: every row or none (any bad line imports nothing), or with
+    ``valid_only`` exactly the valid rows. Rows whose id the account has are skipped, unless
+    ``replace``: then the account's branches become the file's (those not in it are removed).
+    A wrong header, or a header not in UTF-8, imports nothing. ``dry_run`` counts and writes
+    nothing.
 
-    Raises PermissionDenied (branch.manage), NotFoundError or ValidationError (the account).
+    Raises PermissionDenied (branch.manage), NotFoundError or ValidationError (the account, a
+    file that cannot be read).
     """
     account = account_for(app, "branch.manage", name)
-    parsed = parse_file(data, account.name)
+    parsed = parse_file(read_file(file), account.name)
     writes = parsed.header_ok and (valid_only or not parsed.errors)
     chosen = [b for _, b in parsed.rows] if writes else []
     existing = app.store.branches.ids(account.name)
@@ -321,7 +335,7 @@ def import_file(
             app.store.branches.delete_except(account.name, [])
         app.store.branches.insert_many(new, iso(app.clock.now()))
         audit.record(app, "branch.import", account.name, {
-            "file": source, "imported": result.imported, "skipped": result.skipped,
+            "file": file.name, "imported": result.imported, "skipped": result.skipped,
             "bad": len(parsed.errors), "removed": removed, "replace": replace,
             "valid_only": valid_only,
         })  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,16 @@ def test_a_wrong_header_or_encoding_imports_nothing(with_account: Bankwx, write:
     errors = json.loads(result.stdout)["errors"]
     assert errors == [{"line": n, "reason": "not UTF-8 text: save the file as UTF-8"}
                       for n in (2, 3)]  # fmt: skip
+    unreadable = write("locked.csv", HEADER + GOOD)
+    unreadable.chmod(0)
+    if not os.access(unreadable, os.R_OK):  # root reads it anyway
+        locked = bankwx("branch", "import", str(unreadable))
+        assert locked.exit_code == 1
+        assert locked.stderr == (
+            f"Error: cannot read the branch file '{unreadable}' (Permission denied).\n"
+        )
+    assert bankwx("branch", "import", str(unreadable.parent)).exit_code == 2  # a directory
+    assert bankwx("branch", "import", "nowhere.csv").exit_code == 2
     empty = write("empty.csv", "")
     result = bankwx("branch", "import", str(empty))
     assert result.exit_code == 1 and "line 1: wrong header" in result.stderr
