@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from bankwx_cli.clock import from_iso, iso
 from bankwx_cli.domain import account_settings, accounts, audit, keywords
-from bankwx_cli.domain.account_settings import Setting, choice, int_range
+from bankwx_cli.domain.account_settings import TEXT_MAX_BYTES, Setting, choice, int_range
 from bankwx_cli.domain.actions import ActionContext, Location
 from bankwx_cli.domain.followers import account_for
 from bankwx_cli.domain.permissions import load_row, visible_accounts
@@ -468,17 +468,20 @@ def answer(app: AppContext, account: Account, where: Location, type_: str | None
         lines += [f"电话：{b.phone}"] if b.phone else []
         title = f"{b.name}（{TYPE_WORDS.get(b.type, b.type)}）"
         return NewsReply(Article(title, "\n".join(lines), map_link(account, b.lat, b.lng)))
-    parts = [NEAREST_TITLE]
+    text = NEAREST_TITLE
     for n, found in enumerate(near, start=1):
         b = found.branch
-        parts.append(
-            f"{n}. {b.name}（{TYPE_WORDS.get(b.type, b.type)}）{shown_distance(found.distance_m)}"
-        )
+        kind = TYPE_WORDS.get(b.type, b.type)
+        parts = [f"{n}. {b.name}（{kind}）{shown_distance(found.distance_m)}"]
         parts += [f"地址：{b.address}"] if b.address else []
         parts += [f"营业时间：{b.hours}"] if b.hours else []
         link = map_link(account, b.lat, b.lng)
         parts += [f"地图：{link}"] if link else []
-    return TextReply("\n".join(parts))
+        longer = text + "\n" + "\n".join(parts)
+        if n > 1 and len(longer.encode()) > TEXT_MAX_BYTES:
+            break  # WeChat's limit for a text reply: the nearest that fit
+        text = longer
+    return TextReply(text)
 
 
 def _valid(where: Location | None) -> bool:
@@ -554,10 +557,11 @@ def _type_arg(app: AppContext, account: Account, arg: str | None) -> None:
 
 
 def _map_url(value: str) -> str:
-    if value and not (
-        re.match(r"https?://[^\s/]+", value) and "{lat}" in value and "{lng}" in value
-    ):
+    value = value.strip()
+    if not (re.match(r"https?://[^\s/]+", value) and "{lat}" in value and "{lng}" in value):
         raise ValueError("not an http(s) URL with {lat} and {lng}")
+    if len(value) > 512 or any(c.isspace() for c in value):
+        raise ValueError("spaces, or longer than 512 characters")
     return value
 
 
@@ -574,7 +578,8 @@ def install(registry: Registry) -> None:
     registry.on_event("location_select", on_location_select)
     for setting in (
         Setting("map_url", "str", DEFAULT_MAP_URL, "Map link of a branch in location answers; "
-                "{lat} and {lng} are replaced by its coordinates ('' for none).", "branches",
+                "{lat} and {lng} are replaced by its coordinates (in the account's system).",
+                "branches",
                 "an http(s) URL with {lat} and {lng}", _map_url),
         Setting("location_valid", "int", 600, "Seconds a follower's reported location (LOCATION "
                 "event) answers nearest_branch.", "branches",

@@ -15,8 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bankwx_cli.context import AppContext
-from bankwx_cli.domain import branches
+from bankwx_cli.domain import accounts, branches
+from bankwx_cli.domain.actions import Location
 from bankwx_cli.models.branches import Branch
+from bankwx_cli.models.replies import TextReply
 from bankwx_cli.settings import from_environment
 
 
@@ -198,3 +200,27 @@ def test_branch_nearest_command(with_account: Bankwx) -> None:
                 ["--lat", "0", "--lng", "0", "--type", "bank"]):  # fmt: skip
         refused = bankwx("branch", "nearest", *bad)
         assert refused.exit_code == 2, (bad, refused.output)
+
+
+def test_a_text_answer_keeps_within_wechats_limit(app: AppContext) -> None:
+    rows = [
+        Branch("main", f"L{i}", "长" * 100, "branch", 31.23 + i * 0.001, 121.47, "址" * 200, "",
+               "时" * 100)
+        for i in range(3)
+    ]  # fmt: skip
+    _store(app, rows)
+    reply = branches.answer(app, accounts.get(app, "main"), Location(31.23, 121.47))
+    assert isinstance(reply, TextReply)
+    assert len(reply.content.encode()) <= 2048
+    assert reply.content.startswith("离您最近的网点：\n1. " + "长" * 100 + "（网点）约1米\n")
+    assert "\n2. " not in reply.content  # a second entry would not fit
+    short = [Branch("main", f"S{i}", "短", "atm", 30.0 + i * 0.001, 120.0) for i in range(5)]
+    _store(app, short)
+    reply = branches.answer(app, accounts.get(app, "main"), Location(30.0, 120.0))
+    assert isinstance(reply, TextReply)
+    assert [line[:4] for line in reply.content.splitlines() if line[1:3] == ". "] == [
+        "1. 短", "2. 短", "3. 短"
+    ]  # fmt: skip
+    assert branches.shown_distance(0.2) == "约1米"
+    assert branches.shown_distance(999.4) == "约999米"
+    assert branches.shown_distance(1000) == "约1.0公里"
