@@ -511,8 +511,9 @@ def nearest_branch(ctx: ActionContext) -> Reply:
     recent LOCATION, else a request for the follower's location."""
     type_ = ctx.arg or None
     where = ctx.location
-    if where is None and ctx.msg_type == "location":
-        return TextReply(BAD_LOCATION)
+    event = ctx.inbound.event if ctx.inbound is not None else ""
+    if where is None and (ctx.msg_type == "location" or event == "location_select"):
+        return TextReply(BAD_LOCATION)  # it should carry coordinates, and they do not read
     if where is None:
         where = _remembered(ctx)
     if where is None:

@@ -153,6 +153,10 @@ def test_location_select_with_and_without_a_click_rule(served: Bankwx, sim: SimD
     bad = bankwx("keyword", "add", "X", "--match", "click", "--action", "nearest_branch",
                  "--arg", "bank")  # fmt: skip
     assert bad.exit_code == 1 and "takes --arg branch or atm" in bad.stderr
+    no_point = {"SendLocationInfo": {"Label": "无坐标"}}  # WeChat's fields, without coordinates
+    garbled = sim.send(APPID, sim.pick_openid(APPID), event="location_select", key="NEAR",
+                       lat=1.0, lng=2.0, fields=no_point)  # fmt: skip
+    assert garbled["content"] == branches.BAD_LOCATION
     usage = bankwx("sim", "send", "--event", "location_select", *where)
     assert usage.exit_code == 1 and "needs --key" in usage.stderr
     assert bankwx("sim", "send", "--location", "31.2").exit_code == 2
