@@ -20,6 +20,7 @@ from bankwx_cli.sim.driver import SimDriver
 from bankwx_cli.texts import DEFAULTS
 
 DEFAULT_REPLY = DEFAULTS["default_reply"]
+EXAMPLE = Path(__file__).parents[3] / "examples" / "branches.csv"
 PEOPLES_SQUARE = (31.2304, 121.4737)  # 人民广场
 ASK = branches.ASK_LOCATION
 
@@ -46,7 +47,7 @@ def changed(result: Any) -> Any:
 def served(store_ready: Bankwx, sim: SimDriver, receivers: list[Proc]) -> Bankwx:
     bankwx = store_ready
     ok(bankwx(*add_account_args()))
-    ok(bankwx("branch", "import", "examples/branches.csv"))
+    ok(bankwx("branch", "import", str(EXAMPLE)))
     start_receiver(bankwx, receivers)
     return bankwx
 

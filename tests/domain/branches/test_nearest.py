@@ -8,6 +8,7 @@ import logging
 import math
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from bxtest import Bankwx
@@ -20,6 +21,8 @@ from bankwx_cli.domain.actions import Location
 from bankwx_cli.models.branches import Branch
 from bankwx_cli.models.replies import TextReply
 from bankwx_cli.settings import from_environment
+
+EXAMPLE = Path(__file__).parents[3] / "examples" / "branches.csv"
 
 
 @pytest.fixture
@@ -177,7 +180,7 @@ def test_the_lookup_uses_the_spatial_index_on_100000_branches(quiet_sql: AppCont
 
 def test_branch_nearest_command(with_account: Bankwx) -> None:
     bankwx = with_account
-    result = bankwx("branch", "import", "examples/branches.csv")
+    result = bankwx("branch", "import", str(EXAMPLE))
     assert result.exit_code == 0, result.output
     out = bankwx("branch", "nearest", "--lat", "31.2304", "--lng", "121.4737", "--limit", "3",
                  "--format", "json")  # fmt: skip
