@@ -112,6 +112,7 @@ AREAS: tuple[Area, ...] = (
     Area(
         "agents", "bankwx_cli.domain.agents", ("setting", "action", "lookup", "event", "periodic")
     ),
+    Area("branches", "bankwx_cli.domain.branches", ("setting", "action", "message", "event")),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(
         "trials",

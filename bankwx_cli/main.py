@@ -119,6 +119,11 @@ COMMANDS: dict[str, Entry] = {
         "app",
         "The bank's back-end: set, show, check; and a sandbox that plays it.",
     ),
+    "branch": Entry(
+        _C + "branch",
+        "app",
+        "Branches and ATMs: import from CSV, list, show, add, remove, find the nearest.",
+    ),
 }
 
 

@@ -31,7 +31,7 @@ SimOption = Annotated[
         f"else {DEFAULT_SIM}).",
     ),
 ]
-EVENTS = ("subscribe", "unsubscribe", "click", "view", "location", "scan")
+EVENTS = ("subscribe", "unsubscribe", "click", "view", "location", "scan", "location_select")
 
 
 def _driver(cli: Cli, sim: str | None) -> SimDriver:
@@ -154,7 +154,9 @@ def _render_reply(cli: Cli, reply: FollowerReply, fmt: Any) -> None:
 @app.command(
     epilog="Examples:\n\n  bankwx sim send 余额 --account main\n\n"
     "  bankwx sim send --event click --key BALANCE --format json\n\n"
-    "  bankwx sim send --event location --lat 31.23 --lng 121.47"
+    "  bankwx sim send --event location --lat 31.23 --lng 121.47\n\n"
+    "  bankwx sim send --location 31.2304,121.4737 --label 人民广场\n\n"
+    "  bankwx sim send --event location_select --key NEAR --lat 31.23 --lng 121.47"
 )
 def send(
     ctx: typer.Context,
@@ -163,9 +165,20 @@ def send(
         str | None, typer.Option("--event", help=f"Instead of text: {', '.join(EVENTS)}.")
     ] = None,
     key: Annotated[str | None, typer.Option("--key", help="Event key (menu key, scene).")] = None,
-    lat: Annotated[float | None, typer.Option("--lat", min=-90, max=90, help="Latitude.")] = None,
+    lat: Annotated[
+        float | None, typer.Option("--lat", help="Latitude, degrees.", min=-90.0, max=90.0)
+    ] = None,
     lng: Annotated[
-        float | None, typer.Option("--lng", min=-180, max=180, help="Longitude.")
+        float | None, typer.Option("--lng", help="Longitude, degrees.", min=-180.0, max=180.0)
+    ] = None,
+    location: Annotated[
+        str | None,
+        typer.Option(
+            "--location", help="Instead of text: a location message at LAT,LNG (degrees)."
+        ),
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="The location's label (with --location).")
     ] = None,
     openid: Annotated[
         str | None, typer.Option("--openid", help="Follower (default: the first one).")
@@ -185,23 +198,46 @@ def send(
     Exits 1 when the follower saw WeChat's failure notice.
     """
     cli = get_cli(ctx)
-    if (text is None) == (event is None):
-        raise ValidationError("give TEXT or --event (one of them).")
+    if [text, event, location].count(None) != 2:
+        raise ValidationError("give TEXT, --event or --location (one of them).")
     if event is not None and event not in EVENTS:
         raise ValidationError(f"--event '{event}' is invalid: use {', '.join(EVENTS)}.")
+    if event in ("location", "location_select") and (lat is None or lng is None):
+        raise ValidationError(f"--event {event} needs --lat and --lng.")
+    if event == "location_select" and not key:
+        raise ValidationError("--event location_select needs --key (the menu button's key).")
     if msgmenu_id is not None and text is None:
         raise ValidationError("--msgmenu-id goes with TEXT: the option's text the follower taps.")
     extra = {"bizmsgmenuid": msgmenu_id} if msgmenu_id is not None else {}
+    msg_type = None
+    if location is not None:
+        lat, lng = _point(location)
+        msg_type = "location"
     acct = accounts.show(cli.app, cli.with_account(account))
     with _driver(cli, sim) as driver:
         who = openid or driver.pick_openid(acct.appid)
-        result = driver.send(
-            acct.appid, who, text=text, event=event, key=key, lat=lat, lng=lng, **extra
-        )
+        result = driver.send(acct.appid, who, text=text, event=event, key=key, lat=lat, lng=lng,
+                             label=label, msg_type=msg_type, **extra)  # fmt: skip
     reply = FollowerReply.from_sim(result)
     _render_reply(cli, reply, fmt)
     if reply.status == "failed":
         raise typer.Exit(FAILED)
+
+
+def _point(value: str) -> tuple[float, float]:
+    """LAT,LNG in degrees; a usage error (exit 2) otherwise."""
+    parts = value.split(",")
+    try:
+        lat, lng = (float(p) for p in parts) if len(parts) == 2 else (float("nan"),) * 2
+    except ValueError:
+        lat = lng = float("nan")
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        raise typer.BadParameter(
+            f"'{value}' is not LAT,LNG in degrees (lat -90 to 90, lng -180 to 180), "
+            "e.g. 31.2304,121.4737.",
+            param_hint="'--location'",
+        )
+    return lat, lng
 
 
 @app.command(epilog="Examples:\n\n  bankwx sim chat --account main")
@@ -213,7 +249,8 @@ def chat(
 ) -> None:
     """Chat as a follower: type messages, see replies.
 
-    Type /click KEY, /subscribe, /unsubscribe, /location LAT LNG, /scan KEY or /quit.
+    Type /click KEY, /subscribe, /unsubscribe, /location LAT LNG, /location_select KEY LAT
+    LNG, /scan KEY or /quit.
     """
     cli = get_cli(ctx)
     acct = accounts.show(cli.app, cli.with_account(account))
@@ -235,6 +272,8 @@ def chat(
                 kwargs = {"event": word}
                 if word == "location" and len(rest) == 2:
                     kwargs.update(lat=float(rest[0]), lng=float(rest[1]))
+                elif word == "location_select" and len(rest) == 3:
+                    kwargs.update(key=rest[0], lat=float(rest[1]), lng=float(rest[2]))
                 elif rest:
                     kwargs["key"] = rest[0]
             _render_reply(

@@ -74,6 +74,7 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
             "follower.tag",
             "tag.*",
             "outbox.run",
+            "branch.manage",
         ),
     ),
     "approver": (
@@ -98,6 +99,7 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
             "messages.read",
             "follower.read",
             "backend.read",
+            "branch.read",
         ),
     ),
     "supervisor": (

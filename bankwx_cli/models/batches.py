@@ -65,6 +65,7 @@ class BatchReport:
     failures: tuple[BatchFailure, ...] = ()
     title: str = ""  # what was done, for the summary ("Tagged with 'VIP' on 'main'")
     done_word: str = "done"  # "sent" for a sending run
+    failed_word: str = "failed"  # "bad" for an import's bad rows
     counts_unknown: bool = False  # the run can lose track of an item (caught mid-send)
 
     @property
@@ -87,7 +88,7 @@ class BatchReport:
         parts = [f"{self.done} {self.done_word}"]
         if self.skipped is not None:
             parts.append(f"{self.skipped} skipped")
-        parts.append(f"{self.failed} failed")
+        parts.append(f"{self.failed} {self.failed_word}")
         if self.counts_unknown:
             parts.append(f"{self.unknown} unknown")
         if self.retried is not None:
@@ -108,5 +109,6 @@ class BatchReport:
             failures=self.failures + other.failures,
             title=self.title,
             done_word=self.done_word,
+            failed_word=self.failed_word,
             counts_unknown=self.counts_unknown or other.counts_unknown,
         )

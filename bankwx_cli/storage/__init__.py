@@ -23,6 +23,7 @@ from bankwx_cli.storage.wechat import ApiCalls, Tokens
 if TYPE_CHECKING:
     from bankwx_cli.storage.agents import Agents
     from bankwx_cli.storage.backend import BackendSettings
+    from bankwx_cli.storage.branches import Branches
     from bankwx_cli.storage.broadcasts import Broadcasts, Templates
     from bankwx_cli.storage.engine import FollowerState, KeywordRules, Messages
     from bankwx_cli.storage.follower_sync import FollowerSync
@@ -133,6 +134,12 @@ class Store:
         from bankwx_cli.storage.windows import Windows
 
         return Windows(self.db)
+
+    @cached_property
+    def branches(self) -> Branches:
+        from bankwx_cli.storage.branches import Branches
+
+        return Branches(self.db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

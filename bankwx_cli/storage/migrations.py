@@ -598,6 +598,46 @@ def m0011_backend(db: Database) -> None:
     )  # fmt: skip
 
 
+def m0012_branches(db: Database) -> None:
+    """Branches and ATMs (网点, issue 16), and their spatial index.
+
+    ``seq`` is the row's key for the R*Tree; ``id`` is the bank's own, unique per account.
+    ``branch_boxes`` is an R*Tree (a virtual table, which sqlite-utils cannot create) over the
+    branches' points, kept in step by triggers, so that every way of writing a branch (the
+    bulk import, one add, a removal) keeps it right. Its 32-bit bounds are rounded outwards by
+    SQLite, so a box query never misses a point; exact distances come from ``branches``.
+    """
+    utils = db.utils
+    utils.table("branches").create(
+        {"seq": INTEGER, "account": TEXT, "id": TEXT, "name": TEXT, "type": TEXT, "lat": REAL,
+         "lng": REAL, "address": TEXT, "phone": TEXT, "hours": TEXT, "services": TEXT,
+         "created_at": TEXT, "updated_at": TEXT},
+        pk="seq",
+        not_null={"account", "id", "name", "type", "lat", "lng", "address", "phone", "hours",
+                  "services", "created_at", "updated_at"},
+        defaults={"address": "", "phone": "", "hours": "", "services": "[]"},
+    )  # fmt: skip
+    utils.table("branches").create_index(["account", "id"], index_name="branches_id", unique=True)
+    utils.table("branches").create_index(["id"], index_name="branches_by_id")  # rows by id alone
+    db.execute(
+        "CREATE VIRTUAL TABLE branch_boxes USING rtree(seq, min_lat, max_lat, min_lng, max_lng)"
+    )
+    db.execute(
+        "CREATE TRIGGER branches_box_insert AFTER INSERT ON branches BEGIN "
+        "INSERT INTO branch_boxes (seq, min_lat, max_lat, min_lng, max_lng) "
+        "VALUES (new.seq, new.lat, new.lat, new.lng, new.lng); END"
+    )
+    db.execute(
+        "CREATE TRIGGER branches_box_update AFTER UPDATE OF lat, lng ON branches BEGIN "
+        "UPDATE branch_boxes SET min_lat = new.lat, max_lat = new.lat, min_lng = new.lng, "
+        "max_lng = new.lng WHERE seq = new.seq; END"
+    )
+    db.execute(
+        "CREATE TRIGGER branches_box_delete AFTER DELETE ON branches BEGIN "
+        "DELETE FROM branch_boxes WHERE seq = old.seq; END"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0001_foundation", m0001_foundation),
     ("m0002_wechat", m0002_wechat),
@@ -610,6 +650,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0009_identity", m0009_identity),
     ("m0010_agents", m0010_agents),
     ("m0011_backend", m0011_backend),
+    ("m0012_branches", m0012_branches),
 ]
 
 
