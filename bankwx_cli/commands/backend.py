@@ -60,6 +60,8 @@ def set_(
         int | None,
         typer.Option(
             "--timeout-ms",
+            min=100,
+            max=10_000,
             help="Per-call timeout in milliseconds, 100 to 10000 (default 3000).",
         ),
     ] = None,
@@ -129,7 +131,9 @@ def sandbox(
         Path | None,
         typer.Option("--data", help="SQLite file to keep the bank in (default: a temporary one)."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the demo customers.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=2**31 - 1, help="Seed for the demo customers.")
+    ] = 0,
     delay_ms: Annotated[
         int, typer.Option("--delay-ms", help="Added delay per back-end call, ms.", min=0)
     ] = 0,

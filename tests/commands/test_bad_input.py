@@ -104,6 +104,18 @@ REQUIRED: dict[str, dict[str, str | bool]] = {
     "agent group add": {"name": "retail"},
     "agent group update": {"name": "retail", "sla": "30"},
     "agent group remove": {"name": "retail", "yes": True},
+    "backend set": {"url": "http://127.0.0.1:9"},
+    "branch import": {"file": "{menu}"},
+    "branch add": {
+        "branch_id": "B1",
+        "name": "总行",
+        "type_": "branch",
+        "lat": "31.2",
+        "lng": "121.5",
+    },  # fmt: skip
+    "branch show": {"branch_id": "B1"},
+    "branch remove": {"branch_id": "B1", "yes": True},
+    "branch nearest": {"lat": "31.2", "lng": "121.5"},
 }
 # A parameter that goes instead of a required one: (command, parameter) -> the one it replaces.
 INSTEAD = {("keyword add", "reply_news"): "reply_text", ("broadcast create", "openids"): "to_all"}
