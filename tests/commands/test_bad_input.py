@@ -112,7 +112,7 @@ REQUIRED: dict[str, dict[str, str | bool]] = {
         "type_": "branch",
         "lat": "31.2",
         "lng": "121.5",
-    },  # fmt: skip
+    },
     "branch show": {"branch_id": "B1"},
     "branch remove": {"branch_id": "B1", "yes": True},
     "branch nearest": {"lat": "31.2", "lng": "121.5"},
