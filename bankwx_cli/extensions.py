@@ -110,7 +110,9 @@ AREAS: tuple[Area, ...] = (
     Area("broadcasts", "bankwx_cli.domain.broadcasts", ("event", "final")),
     Area("tags", "bankwx_cli.domain.tags", ("tag_source",)),
     Area(
-        "agents", "bankwx_cli.domain.agents", ("setting", "action", "lookup", "event", "periodic")
+        "agents",
+        "bankwx_cli.domain.agents",
+        ("setting", "action", "lookup", "event", "periodic", "sender"),
     ),
     Area("branches", "bankwx_cli.domain.branches", ("setting", "action", "message", "event")),
     Area("server", "bankwx_cli.server", ("route",)),

@@ -37,6 +37,7 @@ from bankwx_cli.models.agents import (
     KfDrift,
     QueueEntry,
 )
+from bankwx_cli.models.outbox import OutboxUnit
 from bankwx_cli.models.replies import Reply, TextReply
 
 if TYPE_CHECKING:
@@ -666,6 +667,7 @@ def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
                                      "follower")  # fmt: skip
         if session.state == "open":
             _ask_rating(app, session, at)
+            _mirror(app, session, _kf_of(app, session), "close")
         return Decision(TextReply(_text_of(account, "agent_ended")), route="agent",
                         outcome="ended")  # fmt: skip
     app.store.agents.add_message(session.id, at, "in", inbound.msg_type,
@@ -761,8 +763,9 @@ def on_unsubscribe(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decis
 
 def on_kf_close(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
     """kf_close_session: with ``kf_sessions mirror``, WeChat's agent client closed the session."""
-    if _setting(runtime.account, "kf_sessions") == "mirror":
-        _end_on_event(app, runtime.account.name, inbound.openid, "wechat")
+    account = accounts.get(app, runtime.account.name)  # the store's, not the receiver's copy
+    if _setting(account, "kf_sessions") == "mirror":
+        _end_on_event(app, account.name, inbound.openid, "wechat")
     return None
 
 
@@ -777,6 +780,54 @@ def _end_on_event(app: AppContext, account: str, openid: str, reason: str) -> No
         cancelled = outbox.cancel_source(app, f"agent-session:{session.id}")
         audit.record(app, "agent.close", account, {"session": session.id, "reason": reason,
                                                     "cancelled_units": cancelled})  # fmt: skip
+
+
+# --- WeChat's kf sessions, mirrored (kf_sessions mirror) ------------------------------------
+#
+# With ``kf_sessions mirror``, a session that opens with an agent holding a kf account opens a
+# WeChat kf session too, and closes it when it ends: outbox units of the ``kfsession`` kind,
+# enqueued in the transaction that opens or closes the session, sent by any dispatcher. Both
+# calls are idempotent at WeChat (a second create for the same agent changes nothing; 65413 on
+# close means it is closed already), so a unit caught mid-send is sent again.
+
+KF_SESSION_PATHS = {
+    "create": "/customservice/kfsession/create",
+    "close": "/customservice/kfsession/close",
+}
+KF_NO_SESSION = 65413
+
+
+def _mirror(app: AppContext, session: AgentSession, kf_account: str | None, action: str) -> None:
+    """Enqueue the kf session's create or close (joins the caller's transaction)."""
+    from bankwx_cli.domain import outbox
+
+    if not kf_account:
+        return
+    account = accounts.get(app, session.account)
+    if _setting(account, "kf_sessions") != "mirror":
+        return
+    outbox.enqueue(app, session.account, "kfsession",
+                   {"action": action, "kf_account": kf_account, "openid": session.openid},
+                   f"kfsession:{session.id}:{action}:{kf_account}", lane="agent",
+                   openid=session.openid, source=f"agent-session:{session.id}")  # fmt: skip
+
+
+def _kf_of(app: AppContext, session: AgentSession) -> str | None:
+    agent = app.store.agents.get(session.account, session.agent) if session.agent else None
+    return agent.kf_account if agent else None
+
+
+def send_kfsession(app: AppContext, unit: OutboxUnit) -> str | None:
+    """The outbox's sender of ``kfsession`` units."""
+    body = unit.body
+    path = KF_SESSION_PATHS[str(body.get("action"))]
+    client = app.client(accounts.get(app, unit.account))
+    try:
+        client.post(path, {"kf_account": body.get("kf_account"), "openid": body.get("openid")})
+    except WeChatError as exc:
+        if body.get("action") != "close" or exc.errcode != KF_NO_SESSION:
+            raise
+    return None
 
 
 # --- periodic work: assignment, timeouts, idle and expired sessions ---------------------------
@@ -827,6 +878,7 @@ def _close_idle(app: AppContext, account_name: str) -> None:
             if app.store.agents.close(session.id, "idle", now):
                 _notify(app, session, "idle", _text_of(account, "agent_idle"))
                 _ask_rating(app, session, now)
+                _mirror(app, session, _kf_of(app, session), "close")
 
 
 def _expire(app: AppContext, account_name: str) -> None:
@@ -868,6 +920,7 @@ def _assign(app: AppContext, account_name: str) -> None:
                 if taken is not None:
                     audit.record(app, "agent.assign", account_name,
                                  {"session": taken.id, "agent": agent.name})  # fmt: skip
+                    _mirror(app, taken, agent.kf_account, "create")
             if taken is not None:
                 agents_now = [replace(a, sessions=a.sessions + 1, last_assigned_at=now)
                               if a.id == agent.id else a for a in agents_now]  # fmt: skip
@@ -911,6 +964,7 @@ def take(app: AppContext, account_name: str | None, openid: str | None = None) -
             )
         audit.record(app, "agent.take", account.name,
                      {"session": taken.id, "openid": taken.openid})  # fmt: skip
+        _mirror(app, taken, agent.kf_account, "create")
     return _with_window(app, taken)
 
 
@@ -950,6 +1004,7 @@ def close(app: AppContext, session_id: int, account_name: str | None = None) -> 
             raise ConflictError(f"session {session_id} was closed meanwhile.")
         if session.state == "open":
             _ask_rating(app, session, now)
+            _mirror(app, session, _kf_of(app, session), "close")
         audit.record(app, "agent.close", session.account,
                      {"session": session.id, "openid": session.openid})  # fmt: skip
     closed = app.store.agents.session(session.id)
@@ -985,8 +1040,14 @@ def transfer(
                 raise ConflictError(
                     f"agent '{to}' has {agent.max_sessions} open sessions, their maximum."
                 )
-        elif group is not None and not app.store.agents.hand_to_group(session.id, group.id):
-            raise ConflictError(f"session {session_id} was closed meanwhile.")
+            if session.state == "open":
+                _mirror(app, session, _kf_of(app, session), "close")
+            _mirror(app, session, agent.kf_account, "create")
+        elif group is not None:
+            if not app.store.agents.hand_to_group(session.id, group.id):
+                raise ConflictError(f"session {session_id} was closed meanwhile.")
+            if session.state == "open":
+                _mirror(app, session, _kf_of(app, session), "close")
         audit.record(app, "agent.transfer", session.account,
                      {"session": session.id, "from": session.agent, "to": to,
                       "kind": "agent" if agent is not None else "group"})  # fmt: skip
@@ -1067,6 +1128,8 @@ def install(registry: Registry) -> None:
     registry.on_event("unsubscribe", on_unsubscribe)
     registry.on_event("kf_close_session", on_kf_close)
     registry.periodic("agents", tick, every_s=1.0)
+    registry.sender("kfsession", budget="/customservice/kfsession", crash="idempotent",
+                    rate=50)(send_kfsession)  # fmt: skip
     for setting in (
         Setting("wechat_id", "str", "", "The account's WeChat id (微信号), the part after @ of "
                 "its agents' kf accounts.", "agents",

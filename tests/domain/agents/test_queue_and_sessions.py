@@ -5,6 +5,7 @@ taken by the agents' lookup (route agent), end words, take and close from the co
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -219,3 +220,40 @@ def test_unsubscribing_mid_session_closes_it_and_cancels_its_replies(
     assert unit["state"] == "cancelled"
     shown = js(desk("follower", "show", openid, "--format", "json"))
     assert shown["subscribed"] is False
+
+
+def _sim_sessions(sim: SimDriver) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = sim.http.get("/sim/kf", params={"appid": APPID}).json()[
+        "sessions"
+    ]
+    return found
+
+
+def test_mirror_mode_opens_and_closes_wechats_kf_sessions(desk: Bankwx, sim: SimDriver) -> None:
+    ok(desk("account", "set", "main", "kf_sessions", "mirror"))
+    ok(desk("agent", "update", "zhang", "--kf-account", "zhang@bankwx", "--nickname", "小张"))
+    ok(as_(desk, "zhang", "agent", "status", "busy"))
+    first, second = [f["openid"] for f in sim.followers(APPID)][:2]
+    sim.send(APPID, first, text="人工")
+    session = js(as_(desk, "zhang", "agent", "take", "--format", "json"))["id"]
+    ok(desk("outbox", "run"))
+    assert [(s["openid"], s["kf_account"]) for s in _sim_sessions(sim)] == [(first, "zhang@bankwx")]
+    ok(as_(desk, "zhang", "agent", "close", str(session)))
+    ok(desk("outbox", "run"))
+    assert _sim_sessions(sim) == []
+    kinds = [u["kind"] for u in js(desk("outbox", "list", "--format", "json"))]
+    assert kinds.count("kfsession") == 2
+    # WeChat's agent client closes a mirrored session: bankwx's closes too (reason wechat)
+    sim.send(APPID, second, text="人工")
+    other = js(as_(desk, "zhang", "agent", "take", "--format", "json"))["id"]
+    ok(desk("outbox", "run"))
+    closed = sim.http.post("/sim/kfsessions/close", json={"appid": APPID, "openid": second})
+    assert closed.status_code == 200, closed.text
+    deadline = time.monotonic() + 10
+    state = {}
+    while time.monotonic() < deadline:
+        state = {s["id"]: s for s in js(desk("agent", "sessions", "--all", "--format", "json"))}
+        if state[other]["state"] == "closed":
+            break
+        time.sleep(0.2)
+    assert (state[other]["state"], state[other]["close_reason"]) == ("closed", "wechat")
