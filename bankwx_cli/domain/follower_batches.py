@@ -12,7 +12,7 @@ from bankwx_cli.domain import accounts, audit
 from bankwx_cli.domain.followers import account_for, check_openids
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.domain.tags import live_tag
-from bankwx_cli.errors import ValidationError, WeChatError
+from bankwx_cli.errors import ValidationError, WeChatError, WeChatUnreachableError
 from bankwx_cli.models.batches import (
     BatchFailure,
     BatchReport,
@@ -95,9 +95,12 @@ class MemberPlan:
 def _failure(number: int, batch: list[str], error: WeChatError) -> BatchFailure:
     shown = ", ".join(batch[:3]) + (", ..." if len(batch) > 3 else "")
     advice = _BATCH_ADVICE.get(error.errcode, error.explanation)
+    reason = f"WeChat {error.errcode} ({error.errmsg}): {advice}."
+    if isinstance(error, WeChatUnreachableError):  # not WeChat's answer: no code to show
+        reason = str(error)
     return BatchFailure(
         what=f"batch {number} ({len(batch)} openids: {shown})",
-        reason=f"WeChat {error.errcode} ({error.errmsg}): {advice}.",
+        reason=reason,
         items=len(batch),
         wechat=error.exit_code == 3,
     )

@@ -40,7 +40,7 @@ from bankwx_cli.clock import BANK_TZ, bank_time, from_iso, iso
 from bankwx_cli.domain import audit
 from bankwx_cli.domain.followers import account_for
 from bankwx_cli.domain.tags import TAGS_GET
-from bankwx_cli.errors import ConflictError, ValidationError, WeChatError
+from bankwx_cli.errors import ConflictError, ValidationError, WeChatError, WeChatUnreachableError
 from bankwx_cli.models.accounts import Account
 from bankwx_cli.models.batches import Progress, no_progress
 from bankwx_cli.models.followers import SyncProgress, SyncReport, SyncStatus
@@ -592,6 +592,8 @@ class _Sync:
             advice = f"run bankwx follower sync again after {when} to resume"
         else:
             advice = "run bankwx follower sync again to resume"
+        if isinstance(exc, WeChatUnreachableError):
+            return WeChatUnreachableError(exc.url, exc.cause, f"; {saved}; {advice}.")
         explanation = f"{exc.explanation}; {saved}; {advice}."
         return type(exc)(exc.errcode, exc.errmsg, explanation, exc.body)
 
