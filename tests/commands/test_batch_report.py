@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bankwx_cli.models.batches import BatchFailure, BatchReport, no_progress
 
 
@@ -46,8 +48,10 @@ def test_reports_add_up_without_setattr() -> None:
     assert both.summary() == "5 sent, 1 failed, 1 to retry."
 
 
-def test_no_progress_takes_the_calls_of_a_bar() -> None:
+def test_no_progress_takes_the_calls_of_a_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    """The bar of scripts and tests: every call of the progress interface, and no output."""
     with no_progress("Syncing", None) as bar:
-        bar.total(10)
-        bar.advance(3)
-        bar.advance()
+        assert bar.total(10) is None
+        assert bar.advance(3) is None
+        assert bar.advance() is None
+    assert capsys.readouterr() == ("", "")

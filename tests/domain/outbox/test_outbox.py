@@ -79,18 +79,24 @@ def test_slow_handler_answers_success_then_sends_once(
 def test_late_answer_without_a_window_is_not_sent(
     account: Bankwx, sim: SimDriver, receivers: list[Proc]
 ) -> None:
-    """A LOCATION event opens no customer-service window: the log says late_no_window."""
-    from bankwx_cli.domain import routing
-
-    _ = routing  # the hook is installed by the receiver itself
+    """A location_select event opens no customer-service window: a slow answer to it is not
+    enqueued, and the log says late_no_window."""
+    added = account("keyword", "add", "LOC", "--match", "click", "--action", "sleep", "--arg",
+                    "1.5", env=TEST_ACTIONS)  # fmt: skip
+    assert added.exit_code == 0, added.output
     start_receiver(account, receivers, "--deadline", "0.5", env=TEST_ACTIONS)
-    # no rule answers LOCATION events slowly, so check the decision function directly
-    from bankwx_cli.wechat.callback import Inbound
-
-    inbound = Inbound("event", "location", "o1", "gh_0123456789ab", 1, "", "", "", "", {}, False)
-    assert not outbox.opens_window(inbound)
-    text = Inbound("text", "", "o1", "gh_0123456789ab", 1, "1", "hi", "", "", {}, False)
-    assert outbox.opens_window(text)
+    openid = sim.pick_openid(APPID)
+    got = sim.send(APPID, openid, event="location_select", key="LOC", lat=31.2, lng=121.5)
+    assert got["status"] == "success"
+    assert _wait(
+        lambda: any(
+            m["outcome"] == "late_no_window"
+            for m in json.loads(account("messages", "list", "--format", "json").stdout)
+        )
+    )
+    assert _units(account) == []  # nothing enqueued
+    time.sleep(0.5)
+    assert sim.delivered(kind="custom") == []
 
 
 def test_paused_reply_lane_survives_sigkill(
