@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -110,9 +109,8 @@ def audit(
         limit=limit,
         oldest_first=oldest_first,
     )
-    rows = [{k: v for k, v in asdict(e).items() if k not in ("prev_hash",)} for e in entries]
     columns = ["id", "at", "operator", "os_user", "host", "action", "target", "params", "outcome"]
-    cli.render(rows, fmt=fmt, columns=columns)
+    cli.render(entries, fmt=fmt, columns=columns)
 
 
 def backup(

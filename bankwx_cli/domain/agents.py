@@ -732,7 +732,7 @@ def reply(
         body: dict[str, Any] = {"msgtype": "text", "text": {"content": text}}
         if agent.kf_account:
             body["customservice"] = {"kf_account": agent.kf_account}
-        sent = len([m for m in app.store.agents.messages(session.id) if m["direction"] == "out"])
+        sent = sum(1 for m in app.store.agents.messages(session.id) if m.direction == "out")
         unit = outbox.enqueue_custom(app, session.account, session.openid, body,
                                      f"agent-session:{session.id}:{sent + 1}", lane="agent",
                                      source=f"agent-session:{session.id}")  # fmt: skip

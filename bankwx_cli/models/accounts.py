@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -206,3 +206,9 @@ class AuditEntry:
     host: str = ""
     prev_hash: str = ""
     hash: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``bankwx audit`` shows it (the chain's previous hash left out)."""
+        shown = asdict(self)
+        shown.pop("prev_hash")
+        return shown

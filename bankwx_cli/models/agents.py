@@ -157,3 +157,18 @@ class AgentReply:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SessionMessage:
+    """A line of a session's transcript (content masked)."""
+
+    id: int
+    at: str
+    direction: str  # in (the follower) or out (the agent)
+    msg_type: str
+    content: str | None
+    sender: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bankwx_cli.models.agents import Agent, AgentGroup, AgentSession, QueueEntry
+from bankwx_cli.models.agents import Agent, AgentGroup, AgentSession, QueueEntry, SessionMessage
 from bankwx_cli.storage.db import Database
 
 _GROUP = (
@@ -277,13 +277,13 @@ class Agents:
              "by": sender},
         )  # fmt: skip
 
-    def messages(self, session_id: int, after: int = 0) -> list[dict[str, Any]]:
+    def messages(self, session_id: int, after: int = 0) -> list[SessionMessage]:
         rows = self.db.all(
             "SELECT id, at, direction, msg_type, content, sender FROM session_messages "
             "WHERE session_id = :s AND id > :after ORDER BY id",
             {"s": session_id, "after": after},
         )
-        return [dict(r) for r in rows]
+        return [SessionMessage(**dict(r)) for r in rows]
 
     def take(
         self, agent: Agent, group_ids: list[int], openid: str | None, at: str
