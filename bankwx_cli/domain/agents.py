@@ -601,7 +601,11 @@ RATING_LONGEST = timedelta(seconds=604_800)  # the longest rating_valid allowed
 
 def agent_candidates(app: AppContext, account: str, openids: list[str]) -> set[str]:
     """Once per group commit: which of the group's followers wait, are in a session or were
-    asked for a rating (the lookup checks each account's own rating_valid)."""
+    asked for a rating (the lookup checks each account's own rating_valid); with hand-over on,
+    every one (their default replies are counted)."""
+    found = app.store.accounts.get(account)
+    if found is not None and int(_setting(found, "handover_after")) > 0:
+        return set(openids)
     return app.store.agents.live_among(account, openids, iso(app.clock.now() - RATING_LONGEST))
 
 
@@ -656,7 +660,7 @@ def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
     account = runtime.account
     session = app.store.agents.live(account.name, inbound.openid)
     if session is None:
-        return _take_rating(app, account, inbound)
+        return _take_rating(app, account, inbound) or _hand_over(app, runtime, inbound)
     now = app.clock.now()
     at = iso(now)
     content = inbound.content or ""
@@ -925,6 +929,39 @@ def _assign(app: AppContext, account_name: str) -> None:
                 agents_now = [replace(a, sessions=a.sessions + 1, last_assigned_at=now)
                               if a.id == agent.id else a for a in agents_now]  # fmt: skip
                 break
+
+
+def _hand_over(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
+    """``handover_after N``: the follower's Nth default reply in a row queues them for an agent
+    instead (in the default group, when an agent of it is present). A message a rule answers
+    resets the count. Runs in the receiver's writer unit."""
+    from bankwx_cli.domain import keywords
+    from bankwx_cli.domain.routing import Decision
+
+    account = runtime.account
+    after = int(_setting(account, "handover_after"))
+    if after <= 0 or inbound.msg_type != "text":
+        return None
+    if keywords.first_match(runtime.rules, inbound.content or "", click=False) is not None:
+        app.store.agents.reset_defaults(account.name, inbound.openid)
+        return None
+    if app.store.agents.count_default(account.name, inbound.openid) < after:
+        return None
+    app.store.agents.reset_defaults(account.name, inbound.openid)
+    group = _talk_group(app, account, None)
+    present = app.store.agents.available(group.id) if group else 0
+    if group is None or present == 0:
+        return None  # nobody to hand over to: the default reply stands
+    at = iso(app.clock.now())
+    windows.heard(app, account.name, inbound.openid, "message", app.clock.now())
+    session, new = app.store.agents.queue(account.name, inbound.openid, group.id, at)
+    if new:
+        line = _transcript("text", inbound.content or "")
+        app.store.agents.add_message(session.id, at, "in", "text", line, "follower")
+    ahead = app.store.agents.ahead(session)
+    app.store.agents.noticed(session.id, at)
+    text = _queued_text(account, ahead, _minutes(ahead, group, present))
+    return Decision(TextReply(text), route="agent", outcome="handover")
 
 
 def _parsed(stamp: str) -> datetime:

@@ -421,6 +421,22 @@ class Agents:
         )
         return cursor.rowcount == 1
 
+    def count_default(self, account: str, openid: str) -> int:
+        """One more default reply in a row for the follower; the count now."""
+        row = self.db.one(
+            "INSERT INTO agent_handover (account, openid, defaults) VALUES (:a, :o, 1) "
+            "ON CONFLICT (account, openid) DO UPDATE SET defaults = defaults + 1 "
+            "RETURNING defaults",
+            {"a": account, "o": openid},
+        )
+        return int(row[0]) if row else 1
+
+    def reset_defaults(self, account: str, openid: str) -> None:
+        self.db.execute(
+            "DELETE FROM agent_handover WHERE account = :a AND openid = :o",
+            {"a": account, "o": openid},
+        )
+
     def unknown_units(self, session_id: int) -> int:
         """The session's outbox units whose fate a crash left unknown."""
         return int(

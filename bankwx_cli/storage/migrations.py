@@ -574,6 +574,12 @@ def m0010_agents(db: Database) -> None:
         foreign_keys=[("session_id", "agent_sessions", "id")],
     )  # fmt: skip
     utils.table("session_messages").create_index(["session_id", "id"])
+    # Hand-over: consecutive default replies per follower (written only where it is on).
+    utils.table("agent_handover").create(
+        {"account": str, "openid": str, "defaults": int},
+        pk=("account", "openid"),
+        not_null={"account", "openid", "defaults"},
+    )
     # The customer-service window (protocol sheet §5.3): when the follower last opened one of
     # each kind, and their customer-service units found by (account, openid).
     utils.table("cs_windows").create(

@@ -257,3 +257,18 @@ def test_mirror_mode_opens_and_closes_wechats_kf_sessions(desk: Bankwx, sim: Sim
             break
         time.sleep(0.2)
     assert (state[other]["state"], state[other]["close_reason"]) == ("closed", "wechat")
+
+
+def test_hand_over_after_default_replies_in_a_row(desk: Bankwx, sim: SimDriver) -> None:
+    ok(desk("account", "set", "main", "handover_after", "2"))
+    ok(desk("account", "set", "main", "default_reply", "默认回复"))
+    ok(as_(desk, "zhang", "agent", "status", "busy"))
+    time.sleep(1.2)  # the receiver sees the settings within a second
+    openid = sim.pick_openid(APPID)
+    assert sim.send(APPID, openid, text="随便说说")["content"] == "默认回复"
+    assert sim.send(APPID, openid, text="余额")["content"] == "余额100元"  # a rule: count resets
+    assert sim.send(APPID, openid, text="还是不懂")["content"] == "默认回复"
+    queued = sim.send(APPID, openid, text="怎么办")["content"]
+    assert str(queued).startswith("您前面还有 0 位客户")
+    (waiting,) = js(desk("agent", "queue", "--format", "json"))
+    assert waiting["openid"] == openid
