@@ -112,6 +112,7 @@ AREAS: tuple[Area, ...] = (
     Area(
         "agents", "bankwx_cli.domain.agents", ("setting", "action", "lookup", "event", "periodic")
     ),
+    Area("bank", "bankwx_cli.domain.bank", ("setting", "action")),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(
         "trials",
