@@ -166,3 +166,56 @@ def test_bank_actions_through_serve(
     written = proc.stop()
     assert "Listening" in written or written.strip(), written  # the receiver wrote its log
     check([*store_files(), log_path])
+
+
+def _wait(condition: Any, seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_slow_back_end_answers_late_once_and_sealed(
+    banked: Bankwx,
+    sim: SimDriver,
+    control: httpx.Client,
+    customers: list[dict[str, Any]],
+    receivers: list[Proc],
+    db_path: Path,
+    tmp_path: Path,
+) -> None:
+    """--deadline 0.5 and a 2 s back-end: success in time, then the balance once as a
+    customer-service message through the outbox, its payload sealed."""
+    bx = banked
+    assert bx("keyword", "add", "余额", "--match", "exact", "--action", "balance").exit_code == 0
+    log_path = tmp_path / "serve.log"
+    proc = start(["serve", "--port", "0", "--deadline", "0.5"], health="/healthz", log=log_path)
+    receivers.append(proc)
+    assert bx("sim", "register", "main", "--callback", f"{proc.url}/wx/main").exit_code == 0
+    openid = sim.pick_openid(APPID)
+    customer = customers[2]
+    assert bx("follower", "bind", openid, "--customer", customer["id"], "--yes").exit_code == 0
+    control.post("/sandbox/faults", json={"delay_ms": 2000})
+
+    started = time.monotonic()
+    got = sim.send(APPID, openid, text="余额")
+    assert time.monotonic() - started < 5
+    assert got["status"] == "success", got
+    assert _wait(lambda: len(sim.delivered(kind="custom")) == 1)
+    time.sleep(1.0)
+    custom = sim.delivered(kind="custom")
+    assert len(custom) == 1, custom
+    balance = customer["accounts"][0]["balance_fen"]
+    assert f"余额{yuan(balance)}元" in str(custom[0]["content"]), custom
+    log = json.loads(bx("messages", "list", "--format", "json").stdout)
+    assert any(m["outcome"] == "late_enqueued" for m in log)
+
+    proc.stop()
+    secrets = secrets_of(customers)
+    for path in [*db_path.parent.glob(db_path.name + "*"), log_path]:
+        if path.is_file():
+            raw = path.read_bytes()
+            for secret in secrets:
+                assert secret not in raw, (path.name, secret)

@@ -153,3 +153,13 @@ def test_binding_manage_is_for_administrators(
     assert bx("follower", "unbind", OPENID, "--yes", env=env).exit_code == 4
     shown = _json(bx("follower", "show", OPENID, "--format", "json", env=env))  # follower.read
     assert shown["binding"]["customer_id"] == cid
+
+
+def test_amounts_render_from_fen() -> None:
+    from bankwx_cli.domain.bank import yuan as render
+
+    assert render(1_234_567) == "12,345.67元"
+    assert render(5) == "0.05元" and render(0) == "0.00元"
+    assert render(-800_000, signed=True) == "-8,000.00元"
+    assert render(800_000, signed=True) == "+8,000.00元"
+    assert render(123_456_789_00) == "123,456,789.00元"
