@@ -22,7 +22,7 @@ from bankwx_cli.commands._cli import (
 from bankwx_cli.domain import bank, follower_batches, follower_sync, followers
 
 app = typer.Typer(
-    help="Followers: sync from WeChat, list, show, tag, untag, block, unblock, bind, unbind.",
+    help="Followers: sync from WeChat, list, show, tag, untag, block, unblock.",
     no_args_is_help=True,
 )
 
