@@ -129,6 +129,13 @@ def test_bank_actions_through_serve(
     time.sleep(1.1)  # an event is de-duplicated by its second: the same click again is new
     for got in (send(text="余额"), send(event="click", key="CARD_BILL"), send(text="利率")):
         assert got == BUSY, got
+    # once the breaker is open, the busy text comes without calling the back-end
+    for _ in range(4):
+        assert send(text="余额") == BUSY
+    calls = control.get("/sandbox/state").json()["calls"]
+    for _ in range(3):
+        assert send(text="余额") == BUSY
+    assert control.get("/sandbox/state").json()["calls"] == calls
     control.post("/sandbox/faults", json={"down": False})
 
     # the follower unbinds: audited as the follower; then the link again
