@@ -163,3 +163,29 @@ def test_amounts_render_from_fen() -> None:
     assert render(-800_000, signed=True) == "-8,000.00元"
     assert render(800_000, signed=True) == "+8,000.00元"
     assert render(123_456_789_00) == "123,456,789.00元"
+
+
+def test_bind_without_a_back_end_says_how_to_set_one(store_ready: Bankwx) -> None:
+    bx = store_ready
+    assert bx(*add_account_args()).exit_code == 0
+    refused = bx("follower", "bind", OPENID, "--customer", "C000001", "--yes")
+    assert refused.exit_code == 1, refused.output
+    assert "bankwx backend set --url" in refused.stderr
+    assert bx("follower", "show", OPENID).exit_code == 1  # nothing written
+
+
+def test_the_back_end_work_ends_within_15_s_of_the_callback() -> None:
+    """The budget: 15 s outside the receiver; inside, what is left of 15 s when the callback
+    came at most 5 s (the receiver's deadline) before the deadline."""
+    import time
+
+    from bankwx_cli.domain.actions import ActionContext
+    from bankwx_cli.domain.bank import budget
+
+    def ctx(deadline: float | None) -> ActionContext:
+        return ActionContext(None, None, OPENID, "余额", None, None, deadline)  # type: ignore[arg-type]
+
+    assert budget(ctx(None)) == 15.0
+    assert 13.9 < budget(ctx(time.monotonic() + 4.0)) <= 14.0
+    assert 10.4 < budget(ctx(time.monotonic() + 0.5)) <= 10.5
+    assert budget(ctx(time.monotonic() - 3.0)) == 10.0  # the deadline passed: a late answer
