@@ -226,6 +226,8 @@ def bind(
     if found is not None and found.customer_id == customer:
         cli.say(f"Follower '{openid}' is already bound to {bank.describe(found)}.")
         return
+    if found is not None:
+        raise bank.bound_elsewhere(found)
     card = bank.customer_card(cli.app, customer)
     cli.confirm(
         f"Bind follower '{openid}' of account '{acct.name}' to customer {customer} "

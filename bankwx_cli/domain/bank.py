@@ -392,14 +392,19 @@ def add_binding(
         if found is not None:
             if found.customer_id == customer_id:
                 return found
-            raise ConflictError(
-                f"follower '{openid}' of account '{account.name}' is bound to another customer "
-                f"(card {found.card}). Unbind first: bankwx follower unbind {openid} --yes"
-            )
+            raise bound_elsewhere(found)
         app.store.followers.ensure(account.name, [openid], binding.bound_at)
         app.store.bindings.add(binding)
         audit.record(app, "binding.add", account.name, _audit_params(binding), operator=operator)
     return binding
+
+
+def bound_elsewhere(found: Binding) -> ConflictError:
+    """The refusal for a follower bound to another customer: one customer per follower."""
+    return ConflictError(
+        f"follower '{found.openid}' of account '{found.account}' is bound to another customer "
+        f"(card {found.card}). Unbind first: bankwx follower unbind {found.openid} --yes"
+    )
 
 
 def remove_binding(
