@@ -115,6 +115,7 @@ AREAS: tuple[Area, ...] = (
         ("setting", "action", "lookup", "event", "periodic", "sender"),
     ),
     Area("branches", "bankwx_cli.domain.branches", ("setting", "action", "message", "event")),
+    Area("bank", "bankwx_cli.domain.bank", ("setting", "action")),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(
         "trials",

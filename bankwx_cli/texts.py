@@ -22,6 +22,12 @@ DEFAULTS: dict[str, str] = {
     "agent_idle": "由于长时间未收到您的消息，本次人工服务已结束。如需帮助，请回复“人工”。",
     "agent_rating": "请您对本次服务进行评价：",
     "agent_thanks": "感谢您的评价，我们会继续努力！",
+    "backend_busy": "系统繁忙，请稍后再试",
+    "bind_link": "您尚未绑定银行卡，请点击链接完成绑定：{url}",
+    "bind_done": "您已绑定尾号{card}的银行卡。如需更换，请先回复“解绑”。",
+    "unbind_done": "已解除与尾号{card}银行卡的绑定。",
+    "unbind_none": "您尚未绑定银行卡，无需解绑。",
+    "card_bill_none": "您名下暂无信用卡账单。",
 }
 
 

@@ -223,12 +223,20 @@ def update(
             "menus; 'none' for no approval. Repeatable; replaces the setting require_approval.",
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="Public base URL of this bankwx, https (http only to this machine); '' for "
+            "none (the setting public_url).",
+        ),
+    ] = None,
     fmt: FormatOption = None,
 ) -> None:
     """Change an account's fields; secrets given are re-encrypted.
 
-    --mode, --welcome, --default-reply, --preview-openids, --rate and --require-approval are
-    aliases of bankwx account set: the same settings, checked the same way.
+    --mode, --welcome, --default-reply, --preview-openids, --rate, --require-approval and
+    --public-url are aliases of bankwx account set: the same settings, checked the same way.
     """
     cli = get_cli(ctx)
     secret, aes_key = _from_stdin(secret, aes_key)
@@ -237,6 +245,8 @@ def update(
         settings["preview_openids"] = preview_openids
     if require_approval:
         settings["require_approval"] = [area.value for area in require_approval]
+    if public_url is not None:
+        settings["public_url"] = public_url
     change = accounts.update(
         cli.app,
         name,

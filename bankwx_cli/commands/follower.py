@@ -14,11 +14,12 @@ from bankwx_cli.commands._cli import (
     Cli,
     DryRunOption,
     FormatOption,
+    YesOption,
     checked,
     get_cli,
     limit_option,
 )
-from bankwx_cli.domain import follower_batches, follower_sync, followers
+from bankwx_cli.domain import bank, follower_batches, follower_sync, followers
 
 app = typer.Typer(
     help="Followers: sync from WeChat, list, show, tag, untag, block, unblock.",
@@ -188,9 +189,76 @@ def show(
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Show one follower: subscription, profile, tags, blacklist, and where it came from."""
+    """Show one follower: subscription, profile, tags, blacklist, where it came from, and
+    the bank customer it is bound to (the card by its last four digits only)."""
     cli = get_cli(ctx)
-    cli.render_one(followers.show(cli.app, cli.with_account(account), openid, refresh), fmt=fmt)
+    record = followers.show(cli.app, cli.with_account(account), openid, refresh)
+    binding = followers.binding(cli.app, cli.with_account(account), openid)
+    shown = {**record.to_json(), "binding": binding.to_json() if binding else None}
+    if cli.fmt(fmt) != "json":
+        shown["binding"] = bank.describe(binding) if binding else ""
+    cli.render_one(shown, fmt=fmt)
+
+
+@app.command(
+    epilog="Examples:\n\n  bankwx follower bind oXbc1234567890abcdefghijklmn --customer C000001\n\n"
+    "  bankwx follower bind oXbc1234567890abcdefghijklmn --customer C000001 --yes"
+)
+def bind(
+    ctx: typer.Context,
+    openid: Annotated[str, typer.Argument(help="The follower's openid.")],
+    customer: Annotated[
+        str, typer.Option("--customer", help="The bank's customer id.", show_default=False)
+    ],
+    yes: YesOption = False,
+    account: AccountOption = None,
+) -> None:
+    """Bind a follower to a bank customer (moving bindings from an earlier platform).
+
+    The back-end is asked for the customer's card (a debit card first); only its last four
+    digits are kept. A follower has one customer: unbind first to change it. Audited.
+    """
+    cli = get_cli(ctx)
+    acct = followers.account_for(cli.app, "binding.manage", cli.with_account(account))
+    followers.check_openids([openid])
+    customer = bank.check_customer_id(customer)
+    found = bank.binding_of(cli.app, acct, openid)
+    if found is not None and found.customer_id == customer:
+        cli.say(f"Follower '{openid}' is already bound to {bank.describe(found)}.")
+        return
+    if found is not None:
+        raise bank.bound_elsewhere(found)
+    card = bank.customer_card(cli.app, customer)
+    cli.confirm(
+        f"Bind follower '{openid}' of account '{acct.name}' to customer {customer} "
+        f"(card ****{card})?",
+        yes,
+    )
+    done = bank.add_binding(cli.app, acct, openid, customer, card)
+    cli.say(f"Bound follower '{openid}' to {bank.describe(done)}.")
+
+
+@app.command(epilog="Examples:\n\n  bankwx follower unbind oXbc1234567890abcdefghijklmn --yes")
+def unbind(
+    ctx: typer.Context,
+    openid: Annotated[str, typer.Argument(help="The follower's openid.")],
+    yes: YesOption = False,
+    account: AccountOption = None,
+) -> None:
+    """Remove a follower's binding to a bank customer. Audited."""
+    cli = get_cli(ctx)
+    acct = followers.account_for(cli.app, "binding.manage", cli.with_account(account))
+    followers.check_openids([openid])
+    found = bank.binding_of(cli.app, acct, openid)
+    if found is None:
+        cli.say(f"Follower '{openid}' of account '{acct.name}' is not bound; nothing to do.")
+        return
+    cli.confirm(f"Unbind follower '{openid}' from {bank.describe(found)}?", yes)
+    removed = bank.remove_binding(cli.app, acct, openid)
+    if removed is None:
+        cli.say(f"Follower '{openid}' of account '{acct.name}' is not bound; nothing to do.")
+        return
+    cli.say(f"Unbound follower '{openid}' from {bank.describe(removed)}.")
 
 
 def _members(

@@ -516,6 +516,15 @@ _TEXT_HELP = {
     "agent_idle": "Sent when an open session closes because nobody wrote for idle_close seconds.",
     "agent_rating": "The head of the rating menu sent when a session closes.",
     "agent_thanks": "Reply to a follower's rating.",
+    "backend_busy": "Reply of a bank action when the back-end cannot answer in time.",
+    "bind_link": "Reply of a bank action to a follower not bound yet; {url} is replaced by the "
+    "binding link.",
+    "bind_done": "Reply of the 'bind' action to a bound follower; {card} is replaced by the "
+    "card's last four digits.",
+    "unbind_done": "Reply of the 'unbind' action; {card} is replaced by the card's last four "
+    "digits.",
+    "unbind_none": "Reply of the 'unbind' action to a follower who is not bound.",
+    "card_bill_none": "Reply of the 'card_bill' action when the customer has no credit card bill.",
 }
 
 

@@ -31,14 +31,20 @@ def redact(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def record(
-    app: AppContext, action: str, target: str, params: dict[str, Any], outcome: str = "ok"
+    app: AppContext,
+    action: str,
+    target: str,
+    params: dict[str, Any],
+    outcome: str = "ok",
+    operator: str | None = None,
 ) -> None:
     """Append an audit row, with the login user and host. Call inside the change's
-    transaction."""
+    transaction. ``operator`` overrides the acting operator (``app.operator``) for a change a
+    follower made themselves (``follower:OPENID``, a binding through the page or a chat)."""
     who = app.identity
     app.store.audit.append(
         at=iso(app.clock.now()),
-        operator=who.operator,
+        operator=who.operator if operator is None else operator,
         action=action,
         target=target,
         params=redact(params),

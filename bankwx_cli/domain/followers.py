@@ -22,6 +22,7 @@ from bankwx_cli.models.followers import Follower, FollowerRecord
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.models.bank import Binding
 
 USER_INFO = "/cgi-bin/user/info"
 SUBSCRIBE_SCENES = (
@@ -210,3 +211,9 @@ def show(app: AppContext, name: str | None, openid: str, refresh: bool = False) 
         )
     tag_ids = app.store.followers.tag_ids(account.name, [openid]).get(openid)
     return _with_tags(row, tag_ids, _tag_names(app, account.name))
+
+
+def binding(app: AppContext, name: str | None, openid: str) -> Binding | None:
+    """The bank customer the follower is bound to (domain/bank.py), or None."""
+    account = account_for(app, "follower.read", name)
+    return app.store.bindings.get(account.name, openid)

@@ -23,6 +23,7 @@ from bankwx_cli.storage.wechat import ApiCalls, Tokens
 if TYPE_CHECKING:
     from bankwx_cli.storage.agents import Agents
     from bankwx_cli.storage.backend import BackendSettings
+    from bankwx_cli.storage.bindings import Bindings
     from bankwx_cli.storage.branches import Branches
     from bankwx_cli.storage.broadcasts import Broadcasts, Templates
     from bankwx_cli.storage.engine import FollowerState, KeywordRules, Messages
@@ -128,6 +129,12 @@ class Store:
         from bankwx_cli.storage.backend import BackendSettings
 
         return BackendSettings(self.db)
+
+    @cached_property
+    def bindings(self) -> Bindings:
+        from bankwx_cli.storage.bindings import Bindings
+
+        return Bindings(self.db)
 
     @cached_property
     def windows(self) -> Windows:

@@ -644,6 +644,21 @@ def m0012_branches(db: Database) -> None:
     )
 
 
+def m0013_bindings(db: Database) -> None:
+    """Followers bound to bank customers (issue 16): one customer per follower (the primary
+    key), several followers per customer (found by customer for alerts). Only the card's last
+    four digits are kept; never a full card number, never a phone number. ``bound_by`` is the
+    operator, or ``follower:OPENID`` for a follower's own binding."""
+    table = db.utils.table("bindings")
+    table.create(
+        {"account": TEXT, "openid": TEXT, "customer_id": TEXT, "card_last4": TEXT,
+         "bound_at": TEXT, "bound_by": TEXT},
+        pk=("account", "openid"),
+        not_null={"account", "openid", "customer_id", "card_last4", "bound_at", "bound_by"},
+    )  # fmt: skip
+    table.create_index(["account", "customer_id"], index_name="bindings_customer")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0001_foundation", m0001_foundation),
     ("m0002_wechat", m0002_wechat),
@@ -657,6 +672,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0010_agents", m0010_agents),
     ("m0011_backend", m0011_backend),
     ("m0012_branches", m0012_branches),
+    ("m0013_bindings", m0013_bindings),
 ]
 
 

@@ -62,6 +62,8 @@ REQUIRED: dict[str, dict[str, str | bool]] = {
     "keyword add": {"pattern": "x", "match": "exact", "reply_text": "y"},
     "keyword remove": {"rule_id": "1", "yes": True},
     "follower show": {"openid": OPENID},
+    "follower bind": {"openid": OPENID, "customer": "C000001"},
+    "follower unbind": {"openid": OPENID},
     "follower tag": {"openids": OPENID, "tag": "VIP"},
     "follower untag": {"openids": OPENID, "tag": "VIP"},
     "follower block": {"openids": OPENID},
