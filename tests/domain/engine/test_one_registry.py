@@ -42,8 +42,9 @@ def test_the_old_mechanisms_are_gone() -> None:
 
 def test_every_entry_point_sees_the_outbox_points_and_settings() -> None:
     loaded = extensions.registry()
-    assert set(loaded.senders(tests=False)) == {"custom", "template", "mass"}
-    assert set(loaded.senders(tests=True)) == {"custom", "template", "mass", "test_note"}
+    built_in = {"custom", "template", "mass", "kfsession"}
+    assert set(loaded.senders(tests=False)) == built_in
+    assert set(loaded.senders(tests=True)) == {*built_in, "test_note"}
     assert loaded.senders(tests=True)["test_note"].send is trials.send_test_note
     hooks = loaded.source_hooks(tests=False)
     assert hooks["broadcast"].final == (broadcasts._unit_final,)

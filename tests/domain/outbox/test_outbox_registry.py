@@ -81,7 +81,9 @@ def test_unknown_kind_fails_alone_and_never_stalls_a_lane(
 
 
 def test_unknown_kind_is_refused_at_enqueue(app: AppContext) -> None:
-    with pytest.raises(ValidationError, match="outbox kind 'nope' is unknown: use custom, mass"):
+    with pytest.raises(
+        ValidationError, match="outbox kind 'nope' is unknown: use custom, kfsession, mass"
+    ):
         outbox.enqueue(app, "main", "nope", {}, "k", lane="reply")
     with pytest.raises(ValidationError, match="outbox kind 'test_note' is unknown"):
         outbox.enqueue(app, "main", "test_note", {"text": "x"}, "k", lane="reply")
@@ -170,7 +172,9 @@ def test_the_built_in_kinds_and_their_crash_policies() -> None:
     assert declared["mass"] == ("idempotent", None, "/cgi-bin/message/mass/send")
     assert senders["test_note"].test_only and senders["test_note"].area == "trials"
     assert "test_note" not in extensions.registry().senders(tests=False)
-    assert {s.area for k, s in senders.items() if k != "test_note"} == {"outbox"}
+    areas = {k: s.area for k, s in senders.items() if k != "test_note"}
+    assert areas == {"custom": "outbox", "template": "outbox", "mass": "outbox",
+                     "kfsession": "agents"}  # fmt: skip
     with pytest.raises(ValueError, match="crash policy 'twice' is invalid"):
         Registry().sender("x", budget="x", crash="twice", rate=1)  # type: ignore[arg-type]
     registry = Registry()
