@@ -21,7 +21,8 @@ Extension points (what ``install`` may call on the registry):
   success, with its own route and outcome), None to let routing go on. It runs on the writer
   thread that every callback waits for: a point read by key, no network. Like any write unit
   it may run twice (its first run rolled back), so whatever it does outside the store must be
-  idempotent. ``candidates(app, account, openids)``, when given, narrows it: run once per group
+  idempotent. ``candidates(app, account, openids)`` (the receiver's Account), when given,
+  narrows it: run once per group
   commit, at the start of its transaction, with every follower of the group's messages, it
   answers (one query for the group) which of them the lookup may take; the lookup then runs
   only for those. Most followers are in no state a lookup takes, so the common message pays a
@@ -134,7 +135,7 @@ ActionFn = Callable[["ActionContext"], "Reply | None"]
 #: ValidationError saying why the rule is refused.
 ActionValidator = Callable[["AppContext", "Account", "str | None"], None]
 Hook = Callable[["AppContext", "Runtime", "Inbound"], "Decision | None"]
-Candidates = Callable[["AppContext", str, "list[str]"], "set[str]"]
+Candidates = Callable[["AppContext", "Account", "list[str]"], "set[str]"]
 PeriodicTask = Callable[["AppContext"], None]
 #: (app, runtime, inbound, message id, decision) -> the outcome to record, or None.
 LateHook = Callable[["AppContext", "Runtime", "Inbound", int, "Decision"], "str | None"]

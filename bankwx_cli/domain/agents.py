@@ -599,14 +599,24 @@ RATINGS = {5: "非常满意", 4: "满意", 3: "一般", 2: "不满意", 1: "非�
 RATING_LONGEST = timedelta(seconds=604_800)  # the longest rating_valid allowed
 
 
-def agent_candidates(app: AppContext, account: str, openids: list[str]) -> set[str]:
+_ENGAGED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}  # (store, account) -> set
+
+
+def agent_candidates(app: AppContext, account: Account, openids: list[str]) -> set[str]:
     """Once per group commit: which of the group's followers wait, are in a session or were
     asked for a rating (the lookup checks each account's own rating_valid); with hand-over on,
-    every one (their default replies are counted)."""
-    found = app.store.accounts.get(account)
-    if found is not None and int(_setting(found, "handover_after")) > 0:
+    every one (their default replies are counted). The account's set is kept while the
+    agents' version stands: one point read per group commit."""
+    if int(_setting(account, "handover_after")) > 0:
         return set(openids)
-    return app.store.agents.live_among(account, openids, iso(app.clock.now() - RATING_LONGEST))
+    version = app.store.agents.version()
+    key = (str(app.store.path), account.name)
+    cached = _ENGAGED.get(key)
+    if cached is None or cached[0] != version:
+        since = iso(app.clock.now() - RATING_LONGEST)
+        cached = _ENGAGED[key] = (version, app.store.agents.engaged(account.name, since))
+    engaged = cached[1]
+    return {openid for openid in openids if openid in engaged} if engaged else set()
 
 
 def _ask_rating(app: AppContext, session: AgentSession, at: str) -> None:

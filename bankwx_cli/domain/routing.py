@@ -454,6 +454,7 @@ class Engine:
         for account, openid in keys:
             openids.setdefault(account, []).append(openid)
         may_take: list[set[tuple[str, str]] | None] = []
+        runtimes = self._runtimes
         for lookup in self._lookups:
             found: set[tuple[str, str]] | None = None
             if lookup.candidates is not None:
@@ -461,7 +462,8 @@ class Engine:
                     found = {
                         (account, taken)
                         for account, group in openids.items()
-                        for taken in lookup.candidates(self.app, account, group)
+                        if account in runtimes
+                        for taken in lookup.candidates(self.app, runtimes[account].account, group)
                     }
                 except Exception:
                     log.exception("follower lookup candidates failed")

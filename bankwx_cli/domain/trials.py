@@ -128,9 +128,9 @@ def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
     return None
 
 
-def agent_candidates(app: AppContext, account: str, openids: list[str]) -> set[str]:
+def agent_candidates(app: AppContext, account: Account, openids: list[str]) -> set[str]:
     """Once per group commit: which of the group's followers ``agent_lookup`` may take."""
-    return app.store.follower_state.in_scenes(account, openids, (AGENT_SCENE, QUEUE_SCENE))
+    return app.store.follower_state.in_scenes(account.name, openids, (AGENT_SCENE, QUEUE_SCENE))
 
 
 def late_note(

@@ -204,7 +204,32 @@ class Agents:
         )
         found = self.live(account, openid)
         assert found is not None  # noqa: S101 - inserted, or the conflicting one exists
+        if cursor.rowcount == 1:
+            self._bump()
         return found, cursor.rowcount == 1
+
+    # The followers a lookup may take only grow when a session is queued or a rating asked for:
+    # those writes bump a version, so a receiver can keep the set between them (a superset is
+    # harmless: the lookup checks each follower it is given).
+
+    def _bump(self) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES ('agents_version', '1') ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
+        )
+
+    def version(self) -> str:
+        return str(self.db.scalar("SELECT value FROM meta WHERE key = 'agents_version'") or "0")
+
+    def engaged(self, account: str, rated_since: str) -> frozenset[str]:
+        """Followers of the account who wait, are served, or were asked for a rating since
+        ``rated_since`` and have not given it."""
+        rows = self.db.all(
+            "SELECT DISTINCT openid FROM agent_sessions WHERE account = :a "  # noqa: S608
+            f"AND (state IN {LIVE} OR (rating IS NULL AND rating_asked_at > :since))",
+            {"a": account, "since": rated_since},
+        )
+        return frozenset(row[0] for row in rows)
 
     def live(self, account: str, openid: str) -> AgentSession | None:
         row = self.db.one(
@@ -212,17 +237,6 @@ class Agents:
             {"a": account, "o": openid},
         )
         return None if row is None else _session(row)
-
-    def live_among(self, account: str, openids: list[str], rated_since: str) -> set[str]:
-        """Which of these followers wait, are in a session, or were asked for a rating since
-        ``rated_since`` and have not given it (one query, by the follower index)."""
-        rows = self.db.all(
-            "SELECT DISTINCT openid FROM agent_sessions WHERE account = :a "  # noqa: S608
-            f"AND openid IN (SELECT value FROM json_each(:o)) AND (state IN {LIVE} "
-            "OR (rating IS NULL AND rating_asked_at > :since))",
-            {"a": account, "o": json.dumps(openids), "since": rated_since},
-        )
-        return {row[0] for row in rows}
 
     def rating_pending(self, account: str, openid: str, since: str) -> AgentSession | None:
         """The follower's latest session asking for a rating since ``since``, not yet rated."""
@@ -238,6 +252,7 @@ class Agents:
             "UPDATE agent_sessions SET rating_asked_at = :at WHERE id = :id",
             {"at": at, "id": session_id},
         )
+        self._bump()
 
     def rate(self, session_id: int, score: int) -> bool:
         cursor = self.db.execute(

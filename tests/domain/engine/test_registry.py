@@ -3,6 +3,7 @@ table, late hooks, follower lookups and sensitive replies inside the engine's wr
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -220,7 +221,7 @@ def _counted(app: AppContext, candidates: Any) -> tuple[routing.Engine, list[str
         return routing.Decision(TextReply("taken"), route="test:lookup", outcome="forwarded")
 
     def narrowed(app: Any, account: str, openids: list[str]) -> set[str]:
-        asked.append((account, list(openids)))
+        asked.append((account.name, list(openids)))
         return set(candidates(openids))
 
     engine = routing.Engine(app, lookups=(extensions.FollowerLookup(take, narrowed),))
@@ -254,9 +255,12 @@ def test_failing_candidates_leave_the_lookup_unnarrowed(app: AppContext) -> None
 def test_the_trial_lookup_is_narrowed_to_followers_in_its_scenes(app: AppContext) -> None:
     app.store.follower_state.upsert("main", "oAgent", {"scene": trials.AGENT_SCENE})
     app.store.follower_state.upsert("main", "oOther", {"scene": "qr-branch"})
-    found = trials.agent_candidates(app, "main", ["oAgent", "oOther", "oNone"])
+    main = app.store.accounts.get("main")
+    assert main is not None
+    found = trials.agent_candidates(app, main, ["oAgent", "oOther", "oNone"])
     assert found == {"oAgent"}
-    assert trials.agent_candidates(app, "other", ["oAgent"]) == set()
+    other = dataclasses.replace(main, name="other")
+    assert trials.agent_candidates(app, other, ["oAgent"]) == set()
 
 
 def test_a_hook_that_answers_ends_routing(app: AppContext) -> None:
