@@ -581,17 +581,33 @@ def talk_to_agent(ctx: ActionContext) -> Reply | None:
     present = app.store.agents.available(group.id)
     if present == 0:
         return TextReply(group.away_text or _text_of(account, "agent_away"))
-    now = _now(app)
     with app.store.transaction():
-        windows.heard(app, account.name, ctx.openid, _window_kind(ctx.msg_type), app.clock.now())
-        session, new = app.store.agents.queue(account.name, ctx.openid, group.id, now)
-        if new:
-            line = _transcript(ctx.msg_type, ctx.text)
-            app.store.agents.add_message(session.id, now, "in", ctx.msg_type, line, "follower")
-        if session.state != "waiting":
-            return None
-        ahead = app.store.agents.ahead(session)
-        app.store.agents.noticed(session.id, now)
+        return _queue(app, account, ctx.openid, group, present, ctx.msg_type, ctx.text)
+
+
+def _queue(
+    app: AppContext,
+    account: Account,
+    openid: str,
+    group: AgentGroup,
+    present: int,
+    msg_type: str,
+    text: str,
+) -> TextReply | None:
+    """Queue the follower in the group (once: a retry finds the live session) and the reply
+    telling their position, or None when they are being served already. Joins the caller's
+    transaction (talk_to_agent's own, or the receiver's writer unit for a hand-over)."""
+    now = app.clock.now()
+    at = iso(now)
+    windows.heard(app, account.name, openid, _window_kind(msg_type), now)
+    session, new = app.store.agents.queue(account.name, openid, group.id, at)
+    if new:
+        line = _transcript(msg_type, text)
+        app.store.agents.add_message(session.id, at, "in", msg_type, line, "follower")
+    if session.state != "waiting":
+        return None
+    ahead = app.store.agents.ahead(session)
+    app.store.agents.noticed(session.id, at)
     return TextReply(_queued_text(account, ahead, _minutes(ahead, group, present)))
 
 
@@ -962,16 +978,8 @@ def _hand_over(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision 
     present = app.store.agents.available(group.id) if group else 0
     if group is None or present == 0:
         return None  # nobody to hand over to: the default reply stands
-    at = iso(app.clock.now())
-    windows.heard(app, account.name, inbound.openid, "message", app.clock.now())
-    session, new = app.store.agents.queue(account.name, inbound.openid, group.id, at)
-    if new:
-        line = _transcript("text", inbound.content or "")
-        app.store.agents.add_message(session.id, at, "in", "text", line, "follower")
-    ahead = app.store.agents.ahead(session)
-    app.store.agents.noticed(session.id, at)
-    text = _queued_text(account, ahead, _minutes(ahead, group, present))
-    return Decision(TextReply(text), route="agent", outcome="handover")
+    reply = _queue(app, account, inbound.openid, group, present, "text", inbound.content or "")
+    return Decision(reply, route="agent", outcome="handover")
 
 
 def _parsed(stamp: str) -> datetime:
