@@ -328,7 +328,8 @@ class Receiver:
         future = loop.create_future()
         decision = self.engine.quick(runtime, inbound)
         if decision is not None:
-            self.engine.answer(runtime, inbound, decision, ticket, inbox.resolver(future))
+            self.engine.answer(runtime, inbound, decision, ticket, inbox.resolver(future), False)
+            inbox.wake_writer(self.engine.wake)
         else:
             _chain(loop.run_in_executor(self.pool, self.engine.process, runtime, inbound, ticket),
                    future)  # fmt: skip
@@ -429,6 +430,19 @@ class _Inbox:
         self._loop = loop
         self._items: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
         self._armed = False
+        self._wake_armed = False
+
+    def wake_writer(self, wake: Callable[[], None]) -> None:
+        """Call wake() once at the end of this turn of the loop, for every unit queued in it:
+        the requests read together are written together, and the writer thread is woken once,
+        not once per request."""
+        if not self._wake_armed:
+            self._wake_armed = True
+            self._loop.call_soon(self._wake, wake)
+
+    def _wake(self, wake: Callable[[], None]) -> None:
+        self._wake_armed = False
+        wake()
 
     def resolver(self, future: asyncio.Future[Any]) -> Callable[[Any, BaseException | None], None]:
         def done(value: Any, error: BaseException | None) -> None:

@@ -270,11 +270,14 @@ class Engine:
         decision: Decision,
         ticket: Ticket,
         done: Callable[[Result | Claim | None, BaseException | None], None],
+        wake: bool = True,
     ) -> None:
         """Queue a quick decision's write; done(value, error) is called after its commit.
 
         The value is the Result to answer, or, for a retry of a message whose handler runs
-        elsewhere, its Claim (then ``wait_first``). Called on any thread; never blocks.
+        elsewhere, its Claim (then ``wait_first``). Called on any thread; never blocks. With
+        ``wake=False`` the writer is not woken: the caller calls ``wake()`` once for all it
+        queued.
         """
         started = time.monotonic()
         at = iso_of(self.app.clock.time())
@@ -321,7 +324,11 @@ class Engine:
                 store.messages.insert_out(reply)
             return Result(plain if in_time else None, decision.route, outcome)
 
-        store.messages.writer.submit(unit, done, prepare)
+        store.messages.writer.submit(unit, done, prepare, wake)
+
+    def wake(self) -> None:
+        """Wake the store's writer for the writes ``answer(..., wake=False)`` queued."""
+        self.app.store.messages.writer.wake()
 
     def process(self, runtime: Runtime, inbound: Inbound, ticket: Ticket) -> Result:
         """Claim the message, route it (first delivery) or wait for the first one (retries).
