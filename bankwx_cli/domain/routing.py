@@ -257,8 +257,16 @@ class Engine:
     # in that same transaction.
 
     def quick(self, runtime: Runtime, inbound: Inbound) -> Decision | None:
-        """The decision when it needs no I/O and no hook wants the message, else None."""
-        if inbound.msg_type == "event" or inbound.msg_type in self._message_hooks:
+        """The decision when it needs no I/O and no hook wants the message or event, else None.
+
+        Quick: a static keyword reply, the default reply, a menu key answered by a static rule
+        (or by nothing), the welcome, and the events the engine only records. Not quick: a
+        message type or event with hooks, and a rule with an action (it may call the bank)."""
+        if inbound.msg_type == "event":
+            if inbound.event in self._event_hooks:
+                return None
+            return self._event_decision(runtime, inbound, run_actions=False)
+        if inbound.msg_type in self._message_hooks:
             return None
         found = self._route_message(runtime, inbound)
         return found if isinstance(found, Decision) else None
@@ -290,8 +298,9 @@ class Engine:
         if decision.reply is not None:
             reply = self._out_row(runtime, inbound, 0, decision, decision.outcome, at)
         store = self.app.store
-        lookups = self._lookups
-        prepare = self._prepare(runtime, inbound)
+        event = inbound.msg_type == "event"
+        lookups = () if event else self._lookups  # follower-state lookups take messages only
+        prepare = None if event else self._prepare(runtime, inbound)
 
         def unit() -> Result | Claim:
             in_time = ticket.complete()
@@ -303,12 +312,16 @@ class Engine:
                 if not claim.first:
                     return self._replayed(claim)
                 message_id = claim.id
+                if event:
+                    self._record_event(runtime, inbound, at)
                 taken = self._look_up(runtime, inbound) if lookups else None
                 chosen = taken or decision
                 return self._finish(runtime, inbound, message_id, chosen,
                                     self.render(runtime, inbound, chosen.reply) if taken else plain,
                                     in_time, handling_ms)  # fmt: skip
-            if lookups:
+            if event:
+                self._record_event(runtime, inbound, at)
+            elif lookups:
                 taken = self._look_up(runtime, inbound)
                 if taken is not None:
                     return self._finish(runtime, inbound, message_id, taken,
@@ -573,41 +586,53 @@ class Engine:
         return Decision(TextReply(_default_text(runtime)), route="default")
 
     def _event(self, runtime: Runtime, inbound: Inbound, deadline: float | None) -> Decision:
-        event = inbound.event
-        for hook in self._event_hooks.get(event, ()):
+        for hook in self._event_hooks.get(inbound.event, ()):
             found = hook(self.app, runtime, inbound)
             if found is not None:
                 return found
+        self._record_event(runtime, inbound, iso(self.app.clock.now()))
+        decision = self._event_decision(runtime, inbound, deadline)
+        assert decision is not None  # noqa: S101 - actions run: there is always one
+        return decision
+
+    def _record_event(self, runtime: Runtime, inbound: Inbound, at: str) -> None:
+        """What the engine records of an event about the follower (follow, unfollow, location),
+        in the caller's write (the quick path's unit, or the handler's)."""
+        event = inbound.event
+        upsert = self.app.store.follower_state.upsert
         name = runtime.account.name
-        store = self.app.store
-        at = iso(self.app.clock.now())
         if event == "subscribe":
-            store.follower_state.upsert(
-                name, inbound.openid,
-                {"subscribed": 1, "subscribe_at": at, "scene": inbound.scene or None},
-            )  # fmt: skip
+            upsert(name, inbound.openid,
+                   {"subscribed": 1, "subscribe_at": at, "scene": inbound.scene or None})  # fmt: skip
+        elif event == "unsubscribe":
+            upsert(name, inbound.openid, {"subscribed": 0, "unsubscribe_at": at})
+        elif event == "location":
+            lat = _float(inbound.fields.get("Latitude"))
+            lng = _float(inbound.fields.get("Longitude"))
+            upsert(name, inbound.openid, {"latitude": lat, "longitude": lng, "location_at": at})
+
+    def _event_decision(
+        self, runtime: Runtime, inbound: Inbound, deadline: float | None = None,
+        run_actions: bool = True,
+    ) -> Decision | None:  # fmt: skip
+        """The engine's own answer to an event (its hooks declined it); None when a menu key's
+        rule has an action and ``run_actions`` is false."""
+        event = inbound.event
+        if event == "subscribe":
             welcome = account_settings.text(runtime.account, "welcome")
             route = (
                 f"event:subscribe:qrscene={inbound.scene}" if inbound.scene else "event:subscribe"
             )
             return Decision(TextReply(welcome), route=route)
-        if event == "unsubscribe":
-            store.follower_state.upsert(
-                name, inbound.openid, {"subscribed": 0, "unsubscribe_at": at}
-            )
-            return Decision(None, route="event:unsubscribe", outcome="recorded")
-        if event == "location":
-            lat = _float(inbound.fields.get("Latitude"))
-            lng = _float(inbound.fields.get("Longitude"))
-            store.follower_state.upsert(
-                name, inbound.openid, {"latitude": lat, "longitude": lng, "location_at": at}
-            )
-            return Decision(None, route="event:location", outcome="recorded")
+        if event in ("unsubscribe", "location"):
+            return Decision(None, route=f"event:{event}", outcome="recorded")
         if event in KEY_EVENTS:
             rule = keywords.first_match(runtime.rules, inbound.event_key, click=True)
-            if rule is not None:
-                return self._answer(runtime, inbound, rule, inbound.event_key, deadline)
-            return Decision(None, route=f"event:{event}", outcome="unhandled_key")
+            if rule is None:
+                return Decision(None, route=f"event:{event}", outcome="unhandled_key")
+            if rule.reply is None and not run_actions:
+                return None
+            return self._answer(runtime, inbound, rule, inbound.event_key, deadline)
         if event == "scan":
             return Decision(None, route=f"event:scan:scene={inbound.scene}", outcome="recorded")
         if event in SILENT_EVENTS:
