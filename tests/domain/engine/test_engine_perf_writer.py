@@ -134,7 +134,6 @@ def test_a_store_locked_for_too_long_gives_the_error(db: Database) -> None:
     other.close()
 
 
-@pytest.mark.serial  # the checkpointer keeps up on a core of its own, not beside other tests
 def test_the_wal_is_checkpointed_and_restarted_under_continuous_writes(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
