@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/callbacks/profile.py --seconds 20 --out bench/out/profile
     .venv/bin/python bench/callbacks/profile.py --no-profile --rounds 3   # A/B: bankwx vs peer
+    .venv/bin/python bench/callbacks/profile.py --path default --seconds 15
 
-Same store, messages, pinning and wrk script as run.py, one target (bankwx). With py-spy
+Same store, messages, pinning and wrk script as run.py, one target (bankwx), on one path of
+run.py's (``--path``: keyword, default, click, subscribe or mix; keyword by default). With py-spy
 installed (``pip install py-spy``), writes ``OUT.txt`` (collapsed stacks of every thread,
 samples of threads that are not running left out) and prints the functions with the most
 samples, by thread. py-spy samples from the load core, so the figures printed beside a profile
@@ -109,6 +111,9 @@ def compare(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--path", default="keyword", choices=m.PATHS, help="the messages driven (run.py's paths)"
+    )
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--messages", type=int, default=150_000)
     parser.add_argument("--connections", type=int, default=64)
@@ -127,7 +132,7 @@ def main() -> int:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy (or --no-profile)")
     work = Path(tempfile.mkdtemp(prefix="bankwx-profile-"))
     requests = work / "requests.txt"
-    m.write_requests(requests, args.messages)
+    m.write_requests(requests, args.messages, args.path)
     env = run.bankwx_env(work)
     run.prepare_store(env)
     server = run.start_bankwx(env, 1, work)
