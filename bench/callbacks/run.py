@@ -580,12 +580,11 @@ def check_log(db: Path, checks: Checks, sent: Sent) -> None:
         wanted = known.get(key)
         if wanted is None:
             continue
-        stored = bytes(reply).decode() if reply is not None else ""
         count, text = out.get(row_id, (0, None))
         if not (
             state == "done"
             and outcome == "replied"
-            and wanted.reply in stored
+            and reply is not None  # sealed with the master key; retries check its text
             and _route_ok(wanted.kind, route)
             and count == 1
             and text == wanted.reply
@@ -644,7 +643,7 @@ class Figures:
 def pool_size(args: argparse.Namespace, path: str) -> int:
     """Messages made for a path: --messages; on the mix, enough for --rss-after too."""
     if path == "mix":
-        return max(int(args.messages), int(args.rss_after * 1.25))
+        return max(int(args.messages), int(args.rss_after * 1.5))
     return int(args.messages)
 
 
@@ -704,9 +703,11 @@ def one_path(
                     side.join()
             say(f"run {number}: {path}: round {round_no + 1}: " + ", ".join(
                 f"{name} {rounds[name][-1].rps:.0f}/s" for name in servers))  # fmt: skip
-        if path == "mix" and "bankwx" in servers and sent["bankwx"] < args.rss_after:
-            rate = max(statistics.median(r.rps for r in rounds["bankwx"]), 1.0)
-            load("bankwx", max(2.0, (args.rss_after - sent["bankwx"]) / rate * 1.15 + 1))
+        if path == "mix" and "bankwx" in servers:
+            rate = statistics.median(r.rps for r in rounds["bankwx"])
+            while sent["bankwx"] < args.rss_after:  # in steps: the machine's speed drifts
+                wanted = (args.rss_after - sent["bankwx"]) / max(rate, 1.0)
+                rate = load("bankwx", max(1.0, 0.8 * wanted + 0.5)).rps
         time.sleep(0.5)
         for name, server in servers.items():
             rss[name] = rss_mb(server.pid)
