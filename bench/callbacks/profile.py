@@ -94,13 +94,14 @@ def compare(
     args: argparse.Namespace, work: Path,
 ) -> None:  # fmt: skip
     """bankwx and the peer in turn; the ratios of each pair of rounds."""
-    run.drive(wrk, peer, requests, 0, 3, args.connections, 0, 1)
+    run.drive(wrk, peer, requests, 0, 3, args.connections, 0, 1, run.REFERENCE_LINES)
     peer_sent = 0
     for _ in range(args.rounds):
         before = thread_cpu(server.pid)
         ours = run.drive(wrk, server, requests, sent, args.seconds, args.connections, 0, 1)
         show_threads(before, thread_cpu(server.pid), ours.requests)
-        theirs = run.drive(wrk, peer, requests, peer_sent, args.seconds, args.connections, 0, 1)
+        theirs = run.drive(wrk, peer, requests, peer_sent, args.seconds, args.connections, 0, 1,
+                           run.REFERENCE_LINES)  # fmt: skip
         sent, peer_sent = sent + ours.issued, peer_sent + theirs.issued
         show("bankwx", ours)
         show("peer", theirs)
