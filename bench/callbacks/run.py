@@ -191,17 +191,20 @@ def start_peer(name: str, app: str, core: int, work: Path) -> Server:
     return Server(name, popen, url)
 
 
-def bankwx_env(work: Path, trial_lookup: bool = False) -> dict[str, str]:
-    """bankwx's environment. The agents area's follower-state lookup is always registered (as
-    in production) and finds nothing: the figures include its cost. With trial_lookup, the
-    test-only area is on too: a second lookup, narrowed by a query of its own."""
+def bankwx_env(
+    work: Path, trial_lookup: bool = False, master_key: str | None = None
+) -> dict[str, str]:
+    """bankwx's environment, its store in work. The agents area's follower-state lookup is
+    always registered (as in production) and finds nothing: the figures include its cost.
+    With trial_lookup, the test-only area is on too: a second lookup, narrowed by a query of
+    its own. A copy of a store needs the master key it was made with."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANKWX_")}
     if trial_lookup:
         env["BANKWX_TEST_ACTIONS"] = "1"
     env.update(
         BANKWX_DB=str(work / "bankwx.db"),
         BANKWX_KEY_FILE=str(work / "master.key"),
-        BANKWX_MASTER_KEY=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        BANKWX_MASTER_KEY=master_key or base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         BANKWX_OPERATOR="bench",
         BANKWX_API_BASE="http://127.0.0.1:9",  # nothing in the benchmark calls WeChat
         BANKWX_FORMAT="plain",
@@ -671,7 +674,7 @@ def pool_size(args: argparse.Namespace, path: str) -> int:
 
 def one_path(
     args: argparse.Namespace, wrk: str, number: int, path: str, work: Path,
-    peers: dict[str, Server], checks: Checks,
+    peers: dict[str, Server], store: Path | None, master_key: str, checks: Checks,
 ) -> list[Figures]:  # fmt: skip
     """One path: its messages, a bankwx on a store of its own, the three targets driven in
     turn round after round (so that a disturbance of the machine falls on all of them); the
@@ -718,9 +721,10 @@ def one_path(
         return got
 
     try:
-        if "bankwx" in args.targets:
-            env = bankwx_env(where, trial_lookup=args.trial_lookup)
-            prepare_store(env)
+        if store is not None:  # a fresh store of the path's own: a copy of the one prepared
+            for part in store.parent.iterdir():
+                shutil.copy2(part, where / part.name)
+            env = bankwx_env(where, args.trial_lookup, master_key)
             servers["bankwx"] = start_bankwx(env, args.server_core, where)
             sent["bankwx"] = 0
         for name in servers:
@@ -787,12 +791,18 @@ def one_run(args: argparse.Namespace, wrk: str, number: int) -> tuple[list[Figur
     checks = Checks()
     peers: dict[str, Server] = {}
     figures: list[Figures] = []
+    master_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    store = None
+    if "bankwx" in args.targets:  # prepared once, copied for each path
+        (work / "store").mkdir()
+        prepare_store(bankwx_env(work / "store", args.trial_lookup, master_key))
+        store = work / "store" / "bankwx.db"
     try:
         for name, app in PEER_APPS.items():
             if name in args.targets:
                 peers[name] = start_peer(name, app, args.server_core, work)
         for path in args.paths:
-            figures += one_path(args, wrk, number, path, work, peers, checks)
+            figures += one_path(args, wrk, number, path, work, peers, store, master_key, checks)
     finally:
         for server in peers.values():
             server.stop()
