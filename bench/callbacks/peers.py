@@ -4,7 +4,10 @@
 - ``wechatpy_peer``: wechatpy's protocol work alone, done the way its documentation shows
   it (check the signature, decrypt, ``parse_message``, ``TextReply``, encrypt), on the event
   loop, with one ``WeChatCrypto`` built at start: the strongest Python peer bankwx meets.
-  It does no de-duplication and keeps no log.
+  It does no de-duplication and keeps no log. It answers every path of the benchmark with
+  that path's text (``messages.REPLIES``): a text with the keyword the rule's reply, any other
+  text the default reply, a CLICK of the menu key the click rule's reply, a follow the
+  welcome; anything else ``success``.
 
 Both are started by ``run.py`` as ``uvicorn --app-dir bench/callbacks peers:NAME`` with the
 same uvicorn settings as ``bankwx serve`` (httptools, uvloop, no access log). The account's
@@ -18,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import messages as m  # the sibling module: uvicorn runs with --app-dir bench/callbacks
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
@@ -34,7 +38,6 @@ CRYPTO = WeChatCrypto(
     os.environ.get("BENCH_AES_KEY", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"),
     os.environ.get("BENCH_APPID", "wx1234567890abcdef"),
 )
-REPLY = os.environ.get("BENCH_REPLY", "您好，余额请在手机银行查询。")
 TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 XML = [(b"content-type", b"application/xml")]
 
@@ -94,6 +97,15 @@ async def wechatpy_peer(scope: Scope, receive: Receive, send: Send) -> None:
     except Exception:
         await _answer(send, 400, b"bad request", TEXT)
         return
-    reply = TextReply(content=REPLY, message=message).render()
+    if message.type == "text":
+        text = m.RULE_REPLY if m.KEYWORD in message.content else m.DEFAULT_REPLY
+    elif message.type == "event" and message.event == "click" and message.key == m.CLICK_KEY:
+        text = m.CLICK_REPLY
+    elif message.type == "event" and message.event == "subscribe":
+        text = m.WELCOME
+    else:
+        await _answer(send, 200, b"success", TEXT)
+        return
+    reply = TextReply(content=text, message=message).render()
     body = CRYPTO.encrypt_message(reply, nonce, timestamp).encode()
     await _answer(send, 200, body, XML)

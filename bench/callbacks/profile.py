@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/callbacks/profile.py --seconds 20 --out bench/out/profile
     .venv/bin/python bench/callbacks/profile.py --no-profile --rounds 3   # A/B: bankwx vs peer
+    .venv/bin/python bench/callbacks/profile.py --path default --seconds 15
 
-Same store, messages, pinning and wrk script as run.py, one target (bankwx). With py-spy
+Same store, messages, pinning and wrk script as run.py, one target (bankwx), on one path of
+run.py's (``--path``: keyword, default, click, subscribe or mix; keyword by default). With py-spy
 installed (``pip install py-spy``), writes ``OUT.txt`` (collapsed stacks of every thread,
 samples of threads that are not running left out) and prints the functions with the most
 samples, by thread. py-spy samples from the load core, so the figures printed beside a profile
@@ -92,13 +94,14 @@ def compare(
     args: argparse.Namespace, work: Path,
 ) -> None:  # fmt: skip
     """bankwx and the peer in turn; the ratios of each pair of rounds."""
-    run.drive(wrk, peer, requests, 0, 3, args.connections, 0, 1)
+    run.drive(wrk, peer, requests, 0, 3, args.connections, 0, 1, run.REFERENCE_LINES)
     peer_sent = 0
     for _ in range(args.rounds):
         before = thread_cpu(server.pid)
         ours = run.drive(wrk, server, requests, sent, args.seconds, args.connections, 0, 1)
         show_threads(before, thread_cpu(server.pid), ours.requests)
-        theirs = run.drive(wrk, peer, requests, peer_sent, args.seconds, args.connections, 0, 1)
+        theirs = run.drive(wrk, peer, requests, peer_sent, args.seconds, args.connections, 0, 1,
+                           run.REFERENCE_LINES)  # fmt: skip
         sent, peer_sent = sent + ours.issued, peer_sent + theirs.issued
         show("bankwx", ours)
         show("peer", theirs)
@@ -109,6 +112,9 @@ def compare(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--path", default="keyword", choices=m.PATHS, help="the messages driven (run.py's paths)"
+    )
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--messages", type=int, default=150_000)
     parser.add_argument("--connections", type=int, default=64)
@@ -127,7 +133,7 @@ def main() -> int:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy (or --no-profile)")
     work = Path(tempfile.mkdtemp(prefix="bankwx-profile-"))
     requests = work / "requests.txt"
-    m.write_requests(requests, args.messages)
+    m.write_requests(requests, args.messages, args.path)
     env = run.bankwx_env(work)
     run.prepare_store(env)
     server = run.start_bankwx(env, 1, work)

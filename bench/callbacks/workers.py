@@ -59,7 +59,7 @@ def main() -> int:
         server.stop()
     with sqlite3.connect(work / "bankwx.db") as db:
         logged, distinct = db.execute(
-            "SELECT count(*), count(DISTINCT msg_id) FROM messages WHERE direction = 'in'"
+            "SELECT count(*), count(DISTINCT dedup_key) FROM messages WHERE direction = 'in'"
         ).fetchone()
     shutil.rmtree(work, ignore_errors=True)
     slack = args.rounds * args.connections  # cut off in flight when a wrk run stops
