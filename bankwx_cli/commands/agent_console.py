@@ -272,9 +272,11 @@ class AgentConsole(App[None]):
         if session.live:
             left = _left(session.window_expires_at, self.ctx.clock.now())
             allowed = session.messages_left if session.messages_left is not None else 0
+            doubt = session.unknown_units
+            unknown = f" · {doubt} reply(ies) in doubt: see bankwx outbox list" if doubt else ""
             window.update(
                 f"Session {session.id} · {session.openid} · {session.state} · window {left}, "
-                f"{allowed} message(s) left"
+                f"{allowed} message(s) left{unknown}"
             )
         else:
             reason = f" ({session.close_reason})" if session.close_reason else ""

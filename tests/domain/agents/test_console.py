@@ -87,8 +87,9 @@ def test_the_console_serves_a_session(
     from bankwx_cli.context import AppContext
     from bankwx_cli.settings import from_environment
 
-    openid = sim.pick_openid(APPID)
-    assert "您前面还有 0 位客户" in str(sim.send(APPID, openid, text="人工")["content"])
+    first, openid = [f["openid"] for f in sim.followers(APPID)][:2]
+    assert "您前面还有 0 位客户" in str(sim.send(APPID, first, text="人工")["content"])
+    assert "您前面还有" in str(sim.send(APPID, openid, text="人工")["content"])
     monkeypatch.setenv("BANKWX_OPERATOR", "zhang")
     app = AppContext(from_environment())
     console = AgentConsole(app, "main")
@@ -107,13 +108,16 @@ def test_the_console_serves_a_session(
         async with console.run_test(size=(140, 40)) as pilot:
             table = console.query_one("#sessions", DataTable)
             # the receiver's (or the console's) assignment gives zhang the follower
-            await until(pilot, lambda: table.row_count == 1, 10, "the assigned session")
-            session_id = sessions()[0]["id"]
+            await until(pilot, lambda: table.row_count == 2, 10, "the assigned sessions")
+            mine = {s["openid"]: s["id"] for s in sessions()}
+            assert console.selected == mine[first]  # the first open one, until one is picked
             table.focus()
-            await pilot.press("enter")  # select it
+            await pilot.press("down", "enter")  # pick the second follower's
+            session_id = mine[openid]
             assert console.selected == session_id
-            await until(pilot, lambda: any("人工" in line for line in conversation()), 3,
+            await until(pilot, lambda: conversation() and "人工" in conversation()[-1], 3,
                         "the follower's first message")  # fmt: skip
+            assert len(conversation()) == 1  # that follower's conversation alone
             assert f"Session {session_id}" in window() and "5 message(s) left" in window()
             assert console.query_one("#reply", Input).has_focus
 
@@ -167,8 +171,71 @@ def test_the_console_serves_a_session(
             # close it (F4)
             await pilot.press("f4")
             await until(pilot, lambda: "closed (agent)" in window(), 5, "the closed session")
-            assert sessions()[0]["state"] == "closed"
-            assert sessions()[0]["close_reason"] == "agent"
+            closed = {s["id"]: s for s in sessions()}[session_id]
+            assert (closed["state"], closed["close_reason"]) == ("closed", "agent")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        app.close()
+
+
+def test_take_transfer_and_status_keys(
+    desk: Bankwx, sim: SimDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Busy, zhang is assigned nobody: F2 takes from the queue; /transfer hands the session
+    back to the group; F5 moves to the next status (away)."""
+    from textual.widgets import DataTable, Input
+
+    from bankwx_cli.commands.agent_console import AgentConsole
+    from bankwx_cli.context import AppContext
+    from bankwx_cli.settings import from_environment
+
+    ok(as_(desk, "zhang", "agent", "status", "busy"))
+    openid = sim.pick_openid(APPID)
+    assert "您前面还有 0 位客户" in str(sim.send(APPID, openid, text="人工")["content"])
+    monkeypatch.setenv("BANKWX_OPERATOR", "zhang")
+    app = AppContext(from_environment())
+    console = AgentConsole(app, "main")
+
+    def state() -> tuple[str, str | None]:
+        found = json.loads(
+            ok(as_(desk, "alice", "agent", "sessions", "--all", "--format", "json")).stdout
+        )
+        return found[0]["state"], found[0]["agent"]
+
+    async def scenario() -> None:
+        async with console.run_test(size=(140, 40)) as pilot:
+            queue = console.query_one("#queue", DataTable)
+            sessions = console.query_one("#sessions", DataTable)
+            await until(pilot, lambda: queue.row_count == 1, 5, "the waiting follower")
+            await pilot.pause(1.5)
+            assert sessions.row_count == 0  # busy: nobody assigned
+            await pilot.press("f2")
+            await until(pilot, lambda: sessions.row_count == 1, 5, "the session taken")
+            assert state() == ("open", "zhang")
+            assert console.selected is not None
+            await until(pilot, lambda: queue.row_count == 0, 3, "the empty queue")
+
+            await pilot.press("f3")  # the reply line asks for the target
+            reply = console.query_one("#reply", Input)
+            assert reply.value == "/transfer " and reply.has_focus
+            await pilot.press(*"retail", "enter")
+            await until(pilot, lambda: queue.row_count == 1, 5, "the follower back in the queue")
+            assert state() == ("waiting", None)
+
+            await pilot.press("f5")  # busy -> away
+            await until(pilot, lambda: console.me is not None and console.me.status == "away",
+                        5, "the status")  # fmt: skip
+            agents = json.loads(ok(as_(desk, "alice", "agent", "list", "--format", "json")).stdout)
+            assert agents[0]["status"] == "away"
+            await pilot.press("f2")  # away: refused, one line
+            await until(pilot, lambda: "set your status first" in message(), 5, "the refusal")
+
+    def message() -> str:
+        from textual.widgets import Static
+
+        return str(console.query_one("#message", Static).render())
 
     try:
         asyncio.run(scenario())
