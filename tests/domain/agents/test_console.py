@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -97,6 +98,9 @@ def test_the_console_serves_a_session(
     def conversation() -> list[str]:
         return list(console.query_one("#conversation", Log).lines)
 
+    def status() -> str:
+        return str(console.query_one("#status", Static).render())
+
     def window() -> str:
         return str(console.query_one("#window", Static).render())
 
@@ -167,6 +171,12 @@ def test_the_console_serves_a_session(
             assert sim.log(kind="api", path=TYPING, since=seq) == []
             assert console.typist.sends == 2 and console.typist.failures == 0
             console.query_one("#reply", Input).value = ""
+            # were it asked anyway, WeChat refuses (45080): counted, never an error on screen
+            session = console.session
+            assert session is not None
+            assert not await asyncio.to_thread(console.typist.send, app, session)
+            assert [c["errcode"] for c in sim.log(kind="api", path=TYPING, since=seq)] == [45080]
+            await until(pilot, lambda: "typing failures 1" in status(), 3, "the failure count")
 
             # close it (F4)
             await pilot.press("f4")
@@ -241,6 +251,22 @@ def test_take_transfer_and_status_keys(
         asyncio.run(scenario())
     finally:
         app.close()
+
+
+def test_typing_is_due_once_per_follower_message_within_30_s() -> None:
+    from bankwx_cli.domain.agent_typing import MARGIN_S, TYPING_WITHIN_S, due
+
+    heard = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    limit = TYPING_WITHIN_S - MARGIN_S
+    assert due(heard, None, heard + timedelta(seconds=1))
+    assert due(heard, None, heard + timedelta(seconds=limit))
+    assert not due(heard, None, heard + timedelta(seconds=limit + 0.001))
+    assert not due(heard, None, heard + timedelta(seconds=TYPING_WITHIN_S))
+    assert not due(None, None, heard)  # never heard of: no interaction
+    sent = heard + timedelta(seconds=2)
+    assert not due(heard, sent, heard + timedelta(seconds=3))  # once per follower message
+    assert not due(heard, sent, heard + timedelta(seconds=20))  # even once it has lapsed
+    assert due(heard + timedelta(seconds=10), sent, heard + timedelta(seconds=11))  # wrote again
 
 
 def test_the_console_refuses_what_it_cannot_do(desk: Bankwx) -> None:
