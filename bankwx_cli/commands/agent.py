@@ -428,7 +428,7 @@ def console(ctx: typer.Context, account: AccountOption = None) -> None:
     type, the follower sees WeChat's typing indicator. Needs a terminal."""
     cli = get_cli(ctx)
     name = cli.with_account(account)
-    agents.sessions(cli.app, name)  # you are an agent of the account (exit 1 or 4 otherwise)
+    agents.sessions(cli.app, name, state="open")  # an agent of the account (else exit 1, 4)
     if not cli.interactive:
         raise ValidationError("agent console needs a terminal: it is a full-screen program.")
     from bankwx_cli.commands import agent_console  # Textual: imported by this command alone

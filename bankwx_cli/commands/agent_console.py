@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, ComposeResult
@@ -28,7 +28,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Label, Log, Static
 
 from bankwx_cli import extensions
-from bankwx_cli.clock import BANK_TZ
+from bankwx_cli.clock import BANK_TZ, iso
 from bankwx_cli.domain import agents
 from bankwx_cli.domain.agent_typing import Typist
 from bankwx_cli.errors import BankwxError
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0
-FINISHED_SHOWN = 5  # closed or expired sessions listed below the live ones
+FINISHED_SHOWN = 5  # closed or expired sessions listed below the open ones
+RECENT = timedelta(hours=12)  # of those that entered within a shift
 HELP = "Reply, Enter sends · /take [OPENID] · /transfer TO · /close · /status STATUS"
 
 
@@ -207,16 +208,16 @@ class AgentConsole(App[None]):
         app = self.ctx
         self.me = next((a for a in agents.list_(app, self.account) if a.name == app.operator), None)
         self.queue = agents.queue(app, self.account)
-        mine = agents.sessions(app, self.account)
-        live = [s for s in mine if s.live]
-        finished = [s for s in mine if not s.live][-FINISHED_SHOWN:]
-        if self.selected is not None and not any(s.id == self.selected for s in live + finished):
-            finished += [s for s in mine if s.id == self.selected]
+        live = agents.sessions(app, self.account, state="open")
+        since = iso(app.clock.now() - RECENT)
+        recent = agents.sessions(app, self.account, since=since)
+        finished = [s for s in recent if not s.live][-FINISHED_SHOWN:]
         self.sessions = live + finished
+        if self.selected is not None and self.session is None:  # transferred, or long over
+            self.selected = None
+            self.query_one("#conversation", Log).clear()
         if self.selected is None and live:
-            opened = [s for s in live if s.state == "open"]
-            if opened:
-                self.select(opened[0].id)
+            self.select(live[0].id)
 
     def _show_status(self) -> None:
         me = self.me
