@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from typing import Annotated
 
@@ -429,7 +430,7 @@ def console(ctx: typer.Context, account: AccountOption = None) -> None:
     cli = get_cli(ctx)
     name = cli.with_account(account)
     agents.sessions(cli.app, name, state="open")  # an agent of the account (else exit 1, 4)
-    if not cli.interactive:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # not BANKWX_INTERACTIVE: a screen
         raise ValidationError("agent console needs a terminal: it is a full-screen program.")
     from bankwx_cli.commands import agent_console  # Textual: imported by this command alone
 
