@@ -98,6 +98,9 @@ def test_the_console_serves_a_session(
     def conversation() -> list[str]:
         return list(console.query_one("#conversation", Log).lines)
 
+    def message() -> str:
+        return str(console.query_one("#message", Static).render())
+
     def status() -> str:
         return str(console.query_one("#status", Static).render())
 
@@ -138,13 +141,17 @@ def test_the_console_serves_a_session(
 
             # the reply: sent through the outbox at once, shown in the conversation
             await pilot.press("enter")
+            await until(pilot, lambda: message().startswith("Sent (unit"), 10, "the reply sent")
             await until(pilot, lambda: any("→ zhang: 您好请问有什么可以帮您" in line
-                                           for line in conversation()), 5, "the reply")  # fmt: skip
+                                           for line in conversation()), 3, "the reply")  # fmt: skip
             assert console.query_one("#reply", Input).value == ""
-            delivered = sim.delivered(appid=APPID, openid=openid, kind="custom")
-            assert [(d["content"], d["kf_account"]) for d in delivered] == [
-                ("您好请问有什么可以帮您", "zhang@bankwx")
-            ]
+
+            def delivered() -> list[tuple[str, str]]:
+                found = sim.delivered(appid=APPID, openid=openid, kind="custom")
+                return [(d["content"], d["kf_account"]) for d in found]
+
+            await until(pilot, lambda: bool(delivered()), 5, "the reply delivered")
+            assert delivered() == [("您好请问有什么可以帮您", "zhang@bankwx")]
             await until(pilot, lambda: "4 message(s) left" in window(), 3, "the allowance")
 
             # the follower's next message, through the receiver, on screen within 2 s
