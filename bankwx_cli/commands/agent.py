@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from bankwx_cli.commands._cli import (
 )
 from bankwx_cli.domain import agents
 from bankwx_cli.domain.agents import AgentSpec, GroupSpec
-from bankwx_cli.errors import DIFFERENCES
+from bankwx_cli.errors import DIFFERENCES, ValidationError
 from bankwx_cli.models.agents import AgentChange
 
 app = typer.Typer(
@@ -418,3 +419,19 @@ def group_remove(
     cli.confirm(f"Remove agent group '{name}'?", yes=yes)
     found = agents.remove_group(cli.app, cli.with_account(account), name)
     cli.render_one(found, fmt=fmt, say=f"Removed agent group '{found.name}'.")
+
+
+@app.command(epilog="Examples:\n\n  bankwx agent console\n\n  bankwx agent console --account main")
+def console(ctx: typer.Context, account: AccountOption = None) -> None:
+    """Open the agent console: the queue, your sessions and the selected conversation, live.
+
+    F2 takes, F3 transfers, F4 closes, F5 changes your status, Enter sends a reply; while you
+    type, the follower sees WeChat's typing indicator. Needs a terminal."""
+    cli = get_cli(ctx)
+    name = cli.with_account(account)
+    agents.sessions(cli.app, name, state="open")  # an agent of the account (else exit 1, 4)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # not BANKWX_INTERACTIVE: a screen
+        raise ValidationError("agent console needs a terminal: it is a full-screen program.")
+    from bankwx_cli.commands import agent_console  # Textual: imported by this command alone
+
+    agent_console.run(cli.app, name)

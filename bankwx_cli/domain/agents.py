@@ -36,6 +36,7 @@ from bankwx_cli.models.agents import (
     AgentSession,
     KfDrift,
     QueueEntry,
+    SessionMessage,
 )
 from bankwx_cli.models.outbox import OutboxUnit
 from bankwx_cli.models.replies import Reply, TextReply
@@ -1143,6 +1144,17 @@ def _with_window(app: AppContext, session: AgentSession) -> AgentSession:
     allowed = windows.allowance(app, session.account, session.openid)
     return replace(session, window_expires_at=allowed.expires_at, messages_left=allowed.left,
                    unknown_units=unknown)  # fmt: skip
+
+
+def transcript(
+    app: AppContext, session_id: int, after: int = 0, account_name: str | None = None
+) -> list[SessionMessage]:
+    """A session's transcript lines after line ``after`` (the agent console polls it): one's
+    own session (agent.work) or anyone's (agent.supervise)."""
+    session = _session_row(app, "agent.work", session_id, account_name)
+    if session.agent != app.operator:
+        _session_row(app, "agent.supervise", session_id, account_name)
+    return app.store.agents.messages(session_id, after)
 
 
 # --- the area's declarations ----------------------------------------------------------------

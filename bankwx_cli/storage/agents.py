@@ -473,3 +473,11 @@ class Agents:
             )
             or 0
         )
+
+    def last_heard(self, session_id: int) -> str | None:
+        """When the session's follower last wrote (their latest transcript line)."""
+        found = self.db.scalar(
+            "SELECT max(at) FROM session_messages WHERE session_id = :s AND direction = 'in'",
+            {"s": session_id},
+        )
+        return None if found is None else str(found)
