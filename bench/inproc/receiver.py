@@ -1,9 +1,9 @@
 """The receiver's own cost per callback, without HTTP: the ASGI app driven in-process.
 
-    .venv/bin/python bench/inproc/receiver.py --messages 40000
+    .venv/bin/python bench/inproc/receiver.py --messages 40000 --path mix
 
 A steadier figure than a wrk run on a shared machine, for comparing changes to the hot path:
-the same store, account, keyword rule and safe-mode messages as ``bench/callbacks/`` (made by
+the same store, account, rules and safe-mode messages of a path as ``bench/callbacks/`` (made by
 its ``messages.py``), handed to ``bankwx_cli.server.build(...)`` as ASGI calls by 64 concurrent
 tasks on uvloop, with the store's writer thread as in production. Prints the CPU time per
 callback of the whole process (user + system) and of each thread. Not a substitute for
@@ -78,11 +78,12 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=40_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--path", default="keyword", help="keyword, default, click, subscribe, mix")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bankwx-inproc-"))
     requests = work / "requests.txt"
     total = args.messages * (args.rounds + 1)
-    m.write_requests(requests, total)
+    m.write_requests(requests, total, args.path)
     env = run.bankwx_env(work)
     run.prepare_store(env)
     os.environ.update(env)
