@@ -602,8 +602,8 @@ class Engine:
         upsert = self.app.store.follower_state.upsert
         name = runtime.account.name
         if event == "subscribe":
-            upsert(name, inbound.openid,
-                   {"subscribed": 1, "subscribe_at": at, "scene": inbound.scene or None})  # fmt: skip
+            follow = {"subscribed": 1, "subscribe_at": at, "scene": inbound.scene or None}
+            upsert(name, inbound.openid, follow)
         elif event == "unsubscribe":
             upsert(name, inbound.openid, {"subscribed": 0, "unsubscribe_at": at})
         elif event == "location":

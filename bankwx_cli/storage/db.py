@@ -364,6 +364,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._idle = False  # the writer thread waits for work
+        self.batches = self.units = 0  # transactions run and units in them (for benchmarks)
         self._checkpointer: Checkpointer | None = None
 
     def submit(
@@ -447,6 +448,8 @@ class Writer:
                     return
                 count = min(len(self._queue), self.max_batch)
                 batch = [self._queue.popleft() for _ in range(count)]
+                self.batches += 1
+                self.units += count
             try:
                 results = self.db.run_batch([entry[0] for entry in batch], _prelude(batch))
             except sqlite3.OperationalError as exc:  # could not begin: the store is locked

@@ -114,7 +114,7 @@ class Message:
         if not self.is_event:
             return f"msg:{self.msg_id}"
         event = "click" if self.kind == "click" else "subscribe"
-        return f"event:{self.openid}:{self.create_time}:{event}:{self.content}"
+        return f"event:{self.create_time}:{self.openid}:{event}:{self.content}"
 
     def plaintext(self) -> str:
         head = (

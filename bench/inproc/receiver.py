@@ -124,7 +124,10 @@ def main() -> int:
         for r in range(args.rounds):
             part = lines[(r + 1) * args.messages : (r + 2) * args.messages]
             before, wall, cpu = thread_cpu(), time.perf_counter(), time.process_time()
+            writer = receiver.app.store.messages.writer
+            batches, units = writer.batches, writer.units
             await drive(receiver, part, args.concurrency)
+            batches, units = writer.batches - batches, writer.units - units
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             after = thread_cpu()
             per = {k: (after[k] - before.get(k, 0.0)) / len(part) * 1e6 for k in after}
@@ -133,7 +136,8 @@ def main() -> int:
             )
             print(
                 f"round {r + 1}: {len(part) / wall:7.0f} callbacks/s, "
-                f"CPU {cpu / len(part) * 1e6:5.1f} us per callback ({threads})"
+                f"CPU {cpu / len(part) * 1e6:5.1f} us per callback ({threads}); "
+                f"{units / max(batches, 1):.1f} units a transaction"
             )
         stop.set()
         await life

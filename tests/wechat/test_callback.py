@@ -648,12 +648,12 @@ def test_inbound_is_plain_values(plain: CallbackKeys) -> None:
             "event:templatesendjobfinish:348754",
         ),
         (event("MASSSENDJOBFINISH", MASS_SEND), "event:masssendjobfinish:1000001625"),
-        (event("CLICK", "<EventKey>BALANCE</EventKey>"), f"event:{OPENID}:{NOW}:click:BALANCE"),
+        (event("CLICK", "<EventKey>BALANCE</EventKey>"), f"event:{NOW}:{OPENID}:click:BALANCE"),
         (
             event("subscribe", "<EventKey>qrscene_123123</EventKey>"),
-            f"event:{OPENID}:{NOW}:subscribe:qrscene_123123",
+            f"event:{NOW}:{OPENID}:subscribe:qrscene_123123",
         ),
-        (event("unsubscribe"), f"event:{OPENID}:{NOW}:unsubscribe:"),
+        (event("unsubscribe"), f"event:{NOW}:{OPENID}:unsubscribe:"),
         (message("text", "<Content>no id</Content>"), f"msg:{OPENID}:{NOW}:text"),
     ],
 )
