@@ -1,4 +1,12 @@
-"""The lean path of the callback layer is wechatpy's path, only quicker (issue 9)."""
+"""The lean path of the callback layer is wechatpy's path, only quicker (issues 9 and 19).
+
+For any input: the lean envelope reader gives the `Encrypt` xmltodict gives, or the same
+error; the lean text-message and event readers give the fields parse_message gives, or leave
+the document to wechatpy; the text reply template renders wechatpy's TextReply byte for byte;
+the envelope around wechatpy's AES is wechatpy's encrypt_message, and decrypts to the reply;
+the account's long-lived cipher contexts encrypt and decrypt every message of a sequence as
+wechatpy's fresh ones do, whatever came before (refused ciphertexts included).
+"""
 
 from __future__ import annotations
 
