@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import random
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,7 @@ TEST_ACTIONS = {"BANKWX_TEST_ACTIONS": "1"}
 
 @pytest.fixture
 def sim_options() -> SimOptions:
-    return SimOptions(followers=6)
+    return SimOptions(followers=12)
 
 
 def ok(result: Any) -> Any:
@@ -149,3 +154,109 @@ def test_a_receiver_killed_after_queueing_leaves_one_session(
     logged = js(bankwx("messages", "list", "--openid", openid, "--format", "json"))
     inbound = [m for m in logged if m["direction"] == "in"]
     assert [(m["route"], m["deliveries"]) for m in inbound] == [("agent", 2)], logged
+
+
+# --- agent replies through an outbox dispatcher killed at seeded points ---------------------
+
+FOLLOWERS = 10
+REPLIES = 4  # per follower: a retried unit still fits the window's 5 messages
+
+
+def _units(bankwx: Bankwx, **filters: str) -> list[dict[str, Any]]:
+    args = ["outbox", "list", "--format", "json"]
+    for key, value in filters.items():
+        args += [f"--{key}", value]
+    return list(js(bankwx(*args)))
+
+
+def _outbox_run() -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bankwx_cli", "outbox", "run"],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+@pytest.mark.serial  # kills at seeded moments: run alone
+def test_agent_replies_at_most_once_through_sigkills(
+    store_ready: Bankwx, sim: SimDriver, receivers: list[Proc]
+) -> None:
+    bankwx = store_ready
+    ok(bankwx(*add_account_args()))
+    ok(bankwx("operator", "add", "zhang", "--role", "agent"))
+    ok(bankwx("agent", "group", "add", "retail"))
+    ok(bankwx("agent", "add", "zhang", "--groups", "retail", "--max-sessions", "10",
+              "--kf-account", "zhang@bankwx", "--nickname", "小张"))  # fmt: skip
+    ok(bankwx("account", "set", "main", "default_group", "retail"))
+    ok(bankwx("keyword", "add", "人工", "--match", "exact", "--action", "talk_to_agent"))
+    ok(bankwx("agent", "status", "busy", "--agent", "zhang"))
+    receiver = serve()
+    receivers.append(receiver)
+    ok(bankwx("sim", "register", "main", "--callback", f"{receiver.url}/wx/main"))
+    ok(bankwx("outbox", "pause", "--lane", "agent"))
+    zhang = {"BANKWX_OPERATOR": "zhang"}
+    texts: dict[str, str] = {}  # reply text -> openid
+    for openid in [f["openid"] for f in sim.followers(APPID)][:FOLLOWERS]:
+        sim.send(APPID, openid, text="人工")
+        session = js(bankwx("agent", "take", openid, "--format", "json", env=zhang))["id"]
+        for i in range(REPLIES):
+            text = f"会话{session}第{i + 1}条回复"
+            ok(bankwx("agent", "reply", str(session), text, env=zhang))
+            texts[text] = openid
+    receiver.stop()  # its dispatcher would send them too
+    receivers.remove(receiver)
+    held = _units(bankwx)
+    assert len(held) == FOLLOWERS * REPLIES
+    assert {(u["state"], u["lane"]) for u in held} == {("pending", "agent")}
+    assert sim.delivered(kind="custom") == []  # the lane is paused: nothing left
+
+    ok(bankwx("outbox", "resume", "--lane", "agent"))
+    sim.set_faults(latency_ms=800)  # each send takes a while: kills land mid-send
+    rng = random.Random(20261202)  # seeded kill points
+    kills = 0
+    for _ in range(15):
+        proc = _outbox_run()
+        time.sleep(rng.uniform(0.8, 1.8))
+        if proc.poll() is None:
+            proc.kill()
+            kills += 1
+        proc.wait()
+        if not _units(bankwx, state="pending") and not _units(bankwx, state="sending"):
+            break
+    final = bankwx("outbox", "run")
+    assert final.exit_code in (0, 1), final.output  # 1: units left unknown
+    assert kills >= 2
+    time.sleep(0.5)  # sends in flight when a dispatcher died have landed
+    sim.set_faults(latency_ms=0)
+
+    delivered = sim.delivered(kind="custom")
+    counts = Counter(str(d["content"]) for d in delivered)
+    assert set(counts) <= set(texts) and max(counts.values()) == 1  # at most once each
+    assert {d["kf_account"] for d in delivered} == {"zhang@bankwx"}
+    assert all(d["openid"] == texts[str(d["content"])] for d in delivered)
+    units = _units(bankwx)
+    states = Counter(u["state"] for u in units)
+    assert set(states) <= {"sent", "unknown"}, states
+    assert states["unknown"] >= 1, states  # a unit caught mid-send
+    assert states["sent"] == sum(1 for u in units if u["state"] == "sent")
+    assert len(counts) >= states["sent"]
+    # unknown units are shown to the agent, and sent again only by outbox retry
+    sessions = js(bankwx("agent", "sessions", "--format", "json", env=zhang))
+    assert sum(s["unknown_units"] for s in sessions) == states["unknown"]
+    again = bankwx("outbox", "run")
+    assert again.exit_code == 0 and len(sim.delivered(kind="custom")) == len(delivered)
+    unknown = [u for u in units if u["state"] == "unknown"]
+    # the operator checks /sim/delivered and retries a unit that did not arrive, if any
+    missing = [u for u in unknown if u["payload"]["text"]["content"] not in counts] or unknown
+    unit = missing[0]
+    text = unit["payload"]["text"]["content"]
+    before = counts[text]
+    ok(bankwx("outbox", "retry", str(unit["id"])))
+    assert bankwx("outbox", "retry", str(unit["id"])).exit_code == 1  # pending now
+    ok(bankwx("outbox", "run"))
+    after = Counter(str(d["content"]) for d in sim.delivered(kind="custom"))
+    assert after[text] == before + 1  # sent once by the retry
+    (retried,) = [u for u in _units(bankwx) if u["id"] == unit["id"]]
+    assert retried["state"] == "sent"
