@@ -660,6 +660,8 @@ def _ask_rating(app: AppContext, session: AgentSession, at: str) -> None:
                                  source=f"agent-session:{session.id}")  # fmt: skip
     if unit is not None:
         app.store.agents.asked_rating(session.id, at)
+        audit.record(app, "agent.rating_request", session.account,
+                     {"session": session.id, "unit": unit})  # fmt: skip
 
 
 def _rating_of(session: AgentSession, inbound: Inbound) -> int | None:
