@@ -14,6 +14,9 @@ import pytest
 from bxprocs import Proc, SimOptions, serve
 from bxtest import APPID, Bankwx, add_account_args
 
+from bankwx_cli.context import AppContext
+from bankwx_cli.domain import agents
+from bankwx_cli.settings import from_environment
 from bankwx_cli.sim.driver import SimDriver
 
 ZHANG = {"BANKWX_OPERATOR": "zhang"}
@@ -250,3 +253,48 @@ def test_an_idle_session_closes_within_five_seconds(desk: Bankwx, sim: SimDriver
     assert _wait(lambda: state() == ("closed", "idle"), 8)  # assigned, then idle: by serve
     assert time.monotonic() - started < 5
     assert js(desk("audit", "--action", "agent.assign", "--format", "json"))
+
+
+def test_bad_input_on_sessions_is_refused_with_nothing_enqueued(
+    desk: Bankwx, sim: SimDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waiting, carded, served = _openids(sim, 3)
+
+    def refused(args: list[str], message: str, env: dict[str, str] = ZHANG) -> None:
+        result = desk(*args, env=env)
+        assert result.exit_code == 1, (args, result.output)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.output
+
+    ok(desk("agent", "status", "busy", env=ZHANG))
+    sim.send(APPID, waiting, text="人工")
+    (queued,) = js(desk("agent", "queue", "--format", "json"))
+    refused(["agent", "reply", str(queued["session"]), "您好"], "not by you")
+    refused(["agent", "group", "remove", "retail", "--yes"], "waiting", env={})
+    ok(desk("agent", "update", "li", "--max-sessions", "1"))
+    ok(desk("agent", "status", "online", env=LI))
+    sim.send(APPID, carded, text="信用卡")
+    ok(desk("agent", "take", carded, env=LI))
+    session = str(js(desk("agent", "take", waiting, "--format", "json", env=ZHANG))["id"])
+    refused(["agent", "transfer", session, "--to", "li"], "their maximum")
+    refused(["agent", "remove", "zhang", "--yes"], "open session", env={})
+    ok(desk("agent", "close", session, env=ZHANG))
+    refused(["agent", "reply", session, "还在吗"], "closed")
+    refused(["agent", "transfer", session, "--to", "retail"], "closed")
+    assert [u["source"] for u in js(desk("outbox", "list", "--format", "json"))] == [
+        f"agent-session:{session}"  # the rating request only
+    ]
+    # a session whose follower's window closed expires: no more replies
+    other = str(_session(desk, sim, served))
+    monkeypatch.setenv("BANKWX_TEST_ACTIONS", "1")
+    monkeypatch.setenv("BANKWX_TEST_CLOCK_OFFSET", str(48 * 3600 + 60))
+    app = AppContext(from_environment())
+    try:
+        agents.tick(app)
+    finally:
+        app.close()
+    expired = [s for s in js(desk("agent", "sessions", "--all", "--format", "json"))
+               if str(s["id"]) == other]  # fmt: skip
+    assert expired[0]["state"] == "expired"
+    refused(["agent", "reply", other, "您好"], "expired")
+    assert len(js(desk("outbox", "list", "--format", "json"))) == 1
