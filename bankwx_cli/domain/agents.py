@@ -588,8 +588,9 @@ def talk_to_agent(ctx: ActionContext) -> Reply | None:
         return TextReply(group.away_text or _text_of(account, "agent_away"))
     with app.store.transaction():
         reply = _queue(app, account, ctx.openid, group, present, ctx.msg_type, ctx.text)
-    if app.settings.test_actions:  # a crash between the queueing and the outcome, for tests
-        time.sleep(int(_setting(account, TEST_PAUSE)))
+    pause = int(_setting(account, TEST_PAUSE)) if app.settings.test_actions else 0
+    if pause:  # tests: a crash between the queueing and the outcome
+        time.sleep(pause)
     return reply
 
 
