@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -519,6 +520,10 @@ def sync(app: AppContext, account_name: str | None, dry_run: bool = False) -> li
 # session. Its candidates query keeps it off the path of every other follower's messages.
 
 POSITION_EVERY_S = 60
+#: Test only (BANKWX_TEST_ACTIONS=1): seconds talk_to_agent waits after its transaction commits,
+#: before the receiver writes the message's outcome (a process killed there is the crash the
+#: unique live session makes harmless).
+TEST_PAUSE = "test.agent_queued_pause"
 TRANSCRIPT_PLACEHOLDERS = {"image": "[image]", "voice": "[voice]", "video": "[video]",
                            "shortvideo": "[video]", "location": "[location]", "link": "[link]",
                            "file": "[file]"}  # fmt: skip
@@ -583,7 +588,11 @@ def talk_to_agent(ctx: ActionContext) -> Reply | None:
     if present == 0:
         return TextReply(group.away_text or _text_of(account, "agent_away"))
     with app.store.transaction():
-        return _queue(app, account, ctx.openid, group, present, ctx.msg_type, ctx.text)
+        reply = _queue(app, account, ctx.openid, group, present, ctx.msg_type, ctx.text)
+    pause = int(_setting(account, TEST_PAUSE)) if app.settings.test_actions else 0
+    if pause:  # tests: a crash between the queueing and the outcome
+        time.sleep(pause)
+    return reply
 
 
 def _queue(
@@ -653,6 +662,8 @@ def _ask_rating(app: AppContext, session: AgentSession, at: str) -> None:
                                  source=f"agent-session:{session.id}")  # fmt: skip
     if unit is not None:
         app.store.agents.asked_rating(session.id, at)
+        audit.record(app, "agent.rating_request", session.account,
+                     {"session": session.id, "unit": unit})  # fmt: skip
 
 
 def _rating_of(session: AgentSession, inbound: Inbound) -> int | None:
@@ -706,7 +717,8 @@ def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
     if session.state == "open":
         return Decision(None, route="agent", outcome="forwarded")
     last = session.notice_at
-    if last is not None and (now - _parsed(last)).total_seconds() < POSITION_EVERY_S:
+    recent = last is not None and (now - _parsed(last)).total_seconds() < POSITION_EVERY_S
+    if recent and not _asks_again(app, session, inbound):
         return Decision(None, route="agent", outcome="queued")
     app.store.agents.noticed(session.id, at)
     group = app.store.agents.group_by_id(session.group_id) if session.group_id else None
@@ -715,6 +727,20 @@ def agent_lookup(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
     minutes = _minutes(ahead, group, present) if group else 1
     return Decision(TextReply(_queued_text(account, ahead, minutes)), route="agent",
                     outcome="queued")  # fmt: skip
+
+
+def _asks_again(app: AppContext, session: AgentSession, inbound: Inbound) -> bool:
+    """The message that queued the follower, once more: WeChat delivering it again (a receiver
+    crashed after queueing, before the outcome was written) or a second 人工. It is answered the
+    position, whenever the last notice was."""
+    if inbound.msg_type != "text":
+        return False
+    first = next((m for m in app.store.agents.messages(session.id) if m.direction == "in"), None)
+    return (
+        first is not None
+        and first.msg_type == "text"
+        and first.content == _transcript("text", inbound.content or "")
+    )
 
 
 def _window_kind(msg_type: str) -> str:
@@ -1219,5 +1245,8 @@ def install(registry: Registry) -> None:
         Setting("rating_valid", "int", 3600, "Seconds after a session closes during which the "
                 "follower's rating is taken.", "agents",
                 "a whole number of seconds from 60 to 604800", int_range(60, 604_800)),
+        Setting(TEST_PAUSE, "int", 0, "Test only (BANKWX_TEST_ACTIONS=1): seconds "
+                "talk_to_agent waits after queueing, before the outcome is written.", "agents",
+                "a whole number of seconds from 0 to 60", int_range(0, 60), test_only=True),
     ):  # fmt: skip
         registry.setting(setting)

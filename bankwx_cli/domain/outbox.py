@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from bankwx_cli import clock, extensions
 from bankwx_cli.clock import BANK_TZ, iso
-from bankwx_cli.domain import account_settings, accounts, audit
+from bankwx_cli.domain import account_settings, accounts, audit, windows
 from bankwx_cli.domain.permissions import load_row, require
 from bankwx_cli.errors import (
     NotFoundError,
@@ -160,9 +160,23 @@ def _guarded(app: AppContext, what: str, unit: Unit, hook: Callable[..., None], 
         log.exception("outbox %s hook failed for unit %s (%s)", what, unit.id, unit.source)
 
 
+#: WeChat's answers that the follower's customer-service window is closed (45015) or spent
+#: (45047), as a failed unit's error starts (errors.WeChatError)
+WINDOW_REFUSED = ("WeChat 45015 ", "WeChat 45047 ")
+
+
 def finalised(app: AppContext, units: Iterable[Unit]) -> None:
-    """Call the final-state hooks of units just recorded final (in the recording transaction)."""
+    """Call the final-state hooks of units just recorded final (in the recording transaction).
+    A customer-service unit WeChat refused for the window closes the follower's window, whatever
+    bankwx counted (domain/windows.py)."""
     for unit in units:
+        if (
+            unit.state == "failed"
+            and unit.kind == "custom"
+            and unit.openid
+            and (unit.last_error or "").startswith(WINDOW_REFUSED)
+        ):
+            windows.closed_by_wechat(app, unit.account, unit.openid)
         for hook in _hooks(app, unit).final:
             _guarded(app, "final-state", unit, hook)
 
@@ -349,14 +363,25 @@ def late_answer(
 ) -> str:
     """The routing engine's late hook: the handler overran the deadline (5-second guarantee).
 
-    Runs inside the transaction that records the message's outcome.
+    Runs inside the transaction that records the message's outcome, so that the window's check
+    and the enqueue are one: the follower's input opened (or renewed) their customer-service
+    window, and the late answer takes one of its messages, as an agent's reply does; a window
+    spent (``late_no_allowance``) or none opened (``late_no_window``) enqueues nothing.
     """
     if not opens_window(inbound):
         return "late_no_window"
     body = custom_body(decision.reply) if decision.reply is not None else None
     if body is None:
         return "late_unsendable"
-    enqueue_custom(app, runtime.account.name, inbound.openid, body, f"late:{message_id}", "reply")
+    account, openid = runtime.account.name, inbound.openid
+    kind = "event" if inbound.msg_type == "event" else "message"
+    windows.heard_message(app, account, openid, kind, message_id)
+    allowed = windows.allowance(app, account, openid)
+    if not allowed.open:
+        return "late_no_window"
+    if allowed.left <= 0:
+        return "late_no_allowance"
+    enqueue_custom(app, account, openid, body, f"late:{message_id}", "reply")
     return "late_enqueued"
 
 

@@ -1,12 +1,14 @@
 """The customer-service window (protocol sheet §5.3), tracked beside the outbox.
 
 A follower's message opens a window of 48 hours for 5 customer-service messages; a menu click,
-a scan or a follow opens one of a minute for 3. bankwx hears of them from the agents' lookup and
-``talk_to_agent`` (and from other paths that call ``heard``); a follower it never heard of has no
-open window. The messages used are the follower's customer-service units of any lane enqueued
-since the window opened and not cancelled or failed, so a late answer and an agent's replies
-share one allowance. ``allowance`` is read in the transaction that enqueues, so that a check and
-its enqueue are one.
+a scan or a follow opens one of a minute for 3. bankwx hears of them from the agents' lookup,
+``talk_to_agent`` and the late-answer path (``heard_message``); a follower it never heard of
+has no open window. A unit WeChat refuses with 45015 or 45047 closes the window
+(``closed_by_wechat``, from the outbox's recording transaction). The messages used are the
+follower's customer-service units of any lane enqueued since the window opened and not
+cancelled or failed, so a late answer and an agent's replies share one allowance.
+``allowance`` is read in the transaction that enqueues, so that a check and its enqueue are
+one.
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ def heard(app: AppContext, account: str, openid: str, kind: str, at: datetime) -
     """The follower wrote (``message``) or clicked, scanned or followed (``event``); joins the
     caller's transaction."""
     app.store.windows.heard(account, openid, kind, iso(at))
+
+
+def heard_message(app: AppContext, account: str, openid: str, kind: str, message_id: int) -> None:
+    """``heard`` for an inbound of the log, as of when it arrived (a late answer learns of it
+    seconds later; what was enqueued for the follower meanwhile counts against its window)."""
+    arrived = app.store.windows.arrived_at(message_id)
+    at = datetime.fromisoformat(arrived.replace("Z", "+00:00")) if arrived else app.clock.now()
+    heard(app, account, openid, kind, at)
 
 
 def allowance(app: AppContext, account: str, openid: str) -> Allowance:

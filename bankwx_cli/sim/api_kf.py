@@ -3,6 +3,8 @@ endpoints that act as WeChat's own agent client.
 
 WeChat API (mixed prefixes, as WeChat has them):
 
+- every kf account and session call answers 65400 while the official account has not enabled
+  customer service (``/sim/kf/enabled``);
 - ``POST /customservice/kfaccount/add|update`` ``{"kf_account", "nickname"}``, ``GET
   /customservice/kfaccount/del?kf_account=``: 65403 bad nickname, 65404 bad account, 65405 more
   than 100, 65406 exists, 65401 unknown;
@@ -10,7 +12,8 @@ WeChat API (mixed prefixes, as WeChat has them):
 - ``POST /customservice/kfsession/create|close`` ``{"kf_account", "openid"}`` (pushing
   ``kf_create_session`` / ``kf_close_session`` to the callback), ``GET
   /customservice/kfsession/getsession?openid=``, ``getsessionlist?kf_account=``,
-  ``getwaitcase``: 65413 no session for the user, 65414 the user is served by another agent;
+  ``getwaitcase``: 65413 no session for the user, 65414 the user is served by another agent,
+  65402 (create) a kf account no WeChat user is bound to;
 - ``POST /cgi-bin/message/custom/typing`` ``{"touser", "command": "Typing"|"CancelTyping"}``:
   45072 bad command, 45080 no interaction in the last 30 s, 45081 already typing.
 
@@ -22,6 +25,10 @@ Control (``/sim/``, JSON, HTTP 400 ``{"error"}`` for a bad value):
   (``kf_switch_session``);
 - ``POST /sim/kfaccounts/online`` ``{"appid", "kf_account", "online"}``: the web client signs in
   or out;
+- ``POST /sim/kfaccounts/bind`` ``{"appid", "kf_account", "bound"}``: a WeChat user is bound to
+  the kf account (the default) or not yet (65402 on kfsession/create);
+- ``POST /sim/kf/enabled`` ``{"appid", "enabled"}``: the official account has customer service
+  enabled (the default) or not (65400 from every kf account and session call);
 - ``GET /sim/kf?appid=``: kf accounts, sessions, the waiting queue.
 """
 
@@ -34,7 +41,7 @@ from bankwx_cli.sim import kf
 from bankwx_cli.sim.codes import ApiError
 from bankwx_cli.sim.followers import schedule_push_event
 from bankwx_cli.sim.routing import Request, Result, data, ok, route
-from bankwx_cli.sim.state import OPENID_RE, SimState
+from bankwx_cli.sim.state import OPENID_RE, Account, SimState
 
 PUSH_DELAY_S = 0.02  # kf events follow the API call that caused them
 
@@ -42,9 +49,16 @@ PUSH_DELAY_S = 0.02  # kf events follow the API call that caused them
 # -- kf accounts --------------------------------------------------------------------------------
 
 
+def _enabled(state: SimState, req: Request) -> Account:
+    """The calling official account, once it has customer service enabled (65400)."""
+    account = req.require_account()
+    kf.require_enabled(state, account.appid)
+    return account
+
+
 @route("POST", "/customservice/kfaccount/add")
 def kfaccount_add(state: SimState, req: Request) -> Result:
-    account = req.require_account()
+    account = _enabled(state, req)
     body = req.json_object()
     kf.add(state, account.appid, body.get("kf_account"), body.get("nickname"))
     return ok()
@@ -52,7 +66,7 @@ def kfaccount_add(state: SimState, req: Request) -> Result:
 
 @route("POST", "/customservice/kfaccount/update")
 def kfaccount_update(state: SimState, req: Request) -> Result:
-    account = req.require_account()
+    account = _enabled(state, req)
     body = req.json_object()
     with state.lock:
         found = kf.require(state, account.appid, body.get("kf_account"))
@@ -62,14 +76,14 @@ def kfaccount_update(state: SimState, req: Request) -> Result:
 
 @route("GET", "/customservice/kfaccount/del")
 def kfaccount_del(state: SimState, req: Request) -> Result:
-    account = req.require_account()
+    account = _enabled(state, req)
     kf.remove(state, account.appid, req.query.get("kf_account"))
     return ok()
 
 
 @route("GET", "/cgi-bin/customservice/getkflist")
 def getkflist(state: SimState, req: Request) -> Result:
-    account = req.require_account()
+    account = _enabled(state, req)
     listed = [
         {"kf_account": k.kf_account, "kf_nick": k.nickname, "kf_id": k.kf_id,
          "kf_headimgurl": f"http://sim.qlogo.cn/kf/{k.kf_id}/0"}
@@ -80,7 +94,7 @@ def getkflist(state: SimState, req: Request) -> Result:
 
 @route("GET", "/cgi-bin/customservice/getonlinekflist")
 def getonlinekflist(state: SimState, req: Request) -> Result:
-    account = req.require_account()
+    account = _enabled(state, req)
     sessions = kf.runtime(state).sessions
     online = [
         {"kf_account": k.kf_account, "status": 1, "kf_id": k.kf_id,
@@ -102,11 +116,11 @@ def _push(state: SimState, appid: str, openid: str, fields: dict[str, Any]) -> N
 
 @route("POST", "/customservice/kfsession/create")
 def kfsession_create(state: SimState, req: Request) -> Result:
-    account = req.require_account()
+    account = _enabled(state, req)
     body = req.json_object()
     appid = account.appid
     with state.lock:
-        agent = kf.require(state, appid, body.get("kf_account"))
+        agent = kf.require_bound(kf.require(state, appid, body.get("kf_account")))
         follower = state.require_follower(appid, body.get("openid"))
         key = (appid, follower.openid)
         table = kf.runtime(state)
@@ -124,7 +138,7 @@ def kfsession_create(state: SimState, req: Request) -> Result:
 
 @route("POST", "/customservice/kfsession/close")
 def kfsession_close(state: SimState, req: Request) -> Result:
-    account = req.require_account()
+    account = _enabled(state, req)
     body = req.json_object()
     appid = account.appid
     agent = kf.require(state, appid, body.get("kf_account"))
@@ -151,7 +165,7 @@ def _close(state: SimState, appid: str, openid: str, kf_account: str | None) -> 
 
 @route("GET", "/customservice/kfsession/getsession")
 def kfsession_getsession(state: SimState, req: Request) -> Result:
-    account = req.require_account()
+    account = _enabled(state, req)
     follower = state.require_follower(account.appid, req.query.get("openid"))
     current = kf.runtime(state).sessions.get((account.appid, follower.openid))
     if current is None:
@@ -161,7 +175,7 @@ def kfsession_getsession(state: SimState, req: Request) -> Result:
 
 @route("GET", "/customservice/kfsession/getsessionlist")
 def kfsession_getsessionlist(state: SimState, req: Request) -> Result:
-    account = req.require_account()
+    account = _enabled(state, req)
     agent = kf.require(state, account.appid, req.query.get("kf_account"))
     listed = [
         {"createtime": s.createtime, "openid": openid}
@@ -173,7 +187,7 @@ def kfsession_getsessionlist(state: SimState, req: Request) -> Result:
 
 @route("GET", "/customservice/kfsession/getwaitcase")
 def kfsession_getwaitcase(state: SimState, req: Request) -> Result:
-    account = req.require_account()
+    account = _enabled(state, req)
     waiting = sorted(
         (latest, openid)
         for (appid, openid), latest in kf.runtime(state).waiting.items()
@@ -281,6 +295,37 @@ def sim_kf_online(state: SimState, req: Request) -> Result:
         raise ValueError(f"no kf account {body.get('kf_account')!r}") from exc
     agent.online = online
     return 200, {"kf_account": agent.kf_account, "online": online}
+
+
+@route("POST", "/sim/kfaccounts/bind")
+def sim_kf_bind(state: SimState, req: Request) -> Result:
+    body = _body(req)
+    appid = _appid(state, body)
+    bound = body.get("bound")
+    if not isinstance(bound, bool):
+        raise ValueError("bound must be true or false")
+    try:
+        agent = kf.require(state, appid, body.get("kf_account"))
+    except ApiError as exc:
+        raise ValueError(f"no kf account {body.get('kf_account')!r}") from exc
+    agent.bound = bound
+    return 200, {"kf_account": agent.kf_account, "bound": bound}
+
+
+@route("POST", "/sim/kf/enabled")
+def sim_kf_enabled(state: SimState, req: Request) -> Result:
+    body = _body(req)
+    appid = _appid(state, body)
+    enabled = body.get("enabled")
+    if not isinstance(enabled, bool):
+        raise ValueError("enabled must be true or false")
+    with state.lock:
+        disabled = kf.accounts(state).disabled
+        if enabled:
+            disabled.discard(appid)
+        else:
+            disabled.add(appid)
+    return 200, {"appid": appid, "enabled": enabled}
 
 
 @route("GET", "/sim/kf")

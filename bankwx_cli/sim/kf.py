@@ -30,6 +30,7 @@ class KfAccount:
     nickname: str
     kf_id: int
     online: bool = True  # the web client is signed in (getonlinekflist)
+    bound: bool = True  # a WeChat user accepted the invitation: it can take sessions (65402)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class KfAccounts:
 
     by_appid: dict[str, dict[str, KfAccount]] = field(default_factory=dict)
     next_id: int = 1001
+    disabled: set[str] = field(default_factory=set)  # appids without new customer service
 
 
 @dataclass
@@ -67,6 +69,20 @@ def of(state: SimState, appid: str) -> dict[str, KfAccount]:
     """The kf accounts of one official account (created empty)."""
     with state.lock:
         return accounts(state).by_appid.setdefault(appid, {})
+
+
+def require_enabled(state: SimState, appid: str) -> None:
+    """65400 when the official account has not enabled (new) customer service."""
+    with state.lock:
+        if appid in accounts(state).disabled:
+            raise ApiError(65400)
+
+
+def require_bound(found: KfAccount) -> KfAccount:
+    """65402 when no WeChat user is bound to the kf account yet (it cannot take sessions)."""
+    if not found.bound:
+        raise ApiError(65402)
+    return found
 
 
 def require(state: SimState, appid: str, kf_account: object) -> KfAccount:

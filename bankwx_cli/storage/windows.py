@@ -40,6 +40,11 @@ class Windows:
             or 0
         )
 
+    def arrived_at(self, message_id: int) -> str | None:
+        """When an inbound message of the log arrived (its ``at``), or None."""
+        found = self.db.scalar("SELECT at FROM messages WHERE id = :id", {"id": message_id})
+        return None if found is None else str(found)
+
     def close(self, account: str, openid: str) -> None:
         """WeChat said the window is closed or spent (45015, 45047): forget it."""
         self.db.execute(

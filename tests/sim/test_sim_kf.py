@@ -198,3 +198,65 @@ def test_typing_needs_a_recent_interaction_and_is_not_sent_twice(ready: Sim) -> 
     assert code(call(ready, "POST", TYPING, token, touser=openid, command="Typing")) == 45080
     typed = ready.driver.delivered(kind="typing")
     assert [d["content"] for d in typed] == ["Typing"] * 4
+
+
+def test_customer_service_not_enabled_answers_65400(ready: Sim) -> None:
+    token, openid = ready.token(), ready.openid()
+    call(ready, "POST", ADD, token, kf_account="wang@bankwx", nickname="小王")
+    assert control(ready, "/sim/kf/enabled", enabled=False) == {"appid": APPID, "enabled": False}
+    calls = [
+        ("POST", ADD, {"kf_account": "li@bankwx", "nickname": "小李"}),
+        (
+            "POST",
+            "/customservice/kfaccount/update",
+            {"kf_account": "wang@bankwx", "nickname": "王"},
+        ),
+        ("GET", "/customservice/kfaccount/del", {"kf_account": "wang@bankwx"}),
+        ("GET", "/cgi-bin/customservice/getkflist", {}),
+        ("GET", "/cgi-bin/customservice/getonlinekflist", {}),
+        ("POST", CREATE, {"kf_account": "wang@bankwx", "openid": openid}),
+        ("POST", CLOSE, {"kf_account": "wang@bankwx", "openid": openid}),
+        ("GET", "/customservice/kfsession/getsession", {"openid": openid}),
+        ("GET", "/customservice/kfsession/getsessionlist", {"kf_account": "wang@bankwx"}),
+        ("GET", "/customservice/kfsession/getwaitcase", {}),
+    ]
+    for method, path, args in calls:
+        assert code(call(ready, method, path, token, **args)) == 65400, path
+    control(ready, "/sim/kf/enabled", enabled=True)
+    listed = call(ready, "GET", "/cgi-bin/customservice/getkflist", token)["kf_list"]
+    assert [k["kf_account"] for k in listed] == ["wang@bankwx"]  # nothing changed meanwhile
+    bad = ready.http.post("/sim/kf/enabled", json={"appid": APPID, "enabled": "no"})
+    assert bad.status_code == 400
+
+
+def test_a_kf_account_without_a_bound_wechat_user_takes_no_session(ready: Sim) -> None:
+    token, openid = ready.token(), ready.openid()
+    call(ready, "POST", ADD, token, kf_account="wang@bankwx", nickname="小王")
+    bound = control(ready, "/sim/kfaccounts/bind", kf_account="wang@bankwx", bound=False)
+    assert bound == {"kf_account": "wang@bankwx", "bound": False}
+    assert (
+        code(call(ready, "POST", CREATE, token, kf_account="wang@bankwx", openid=openid)) == 65402
+    )
+    control(ready, "/sim/kfaccounts/bind", kf_account="wang@bankwx", bound=True)
+    assert code(call(ready, "POST", CREATE, token, kf_account="wang@bankwx", openid=openid)) == 0
+    stranger = {"appid": APPID, "kf_account": "li@bankwx", "bound": True}
+    unknown = ready.http.post("/sim/kfaccounts/bind", json=stranger)
+    assert unknown.status_code == 400 and "no kf account" in unknown.json()["error"]
+
+
+def test_a_rating_menu_is_delivered_and_its_tap_pushed(ready: Sim, bank: Bank) -> None:
+    token, openid = ready.token(), ready.openid()
+    ready.driver.send(APPID, openid, text="在吗")
+    options = [{"id": "425", "content": "非常满意"}, {"id": "421", "content": "非常不满意"}]
+    menu = {"head_content": "请评价", "tail_content": "", "list": options}
+    send = "/cgi-bin/message/custom/send"
+    body = {"touser": openid, "msgtype": "msgmenu", "msgmenu": menu}
+    assert code(ready.api("POST", send, token, json=body)) == 0
+    empty = {"touser": openid, "msgtype": "msgmenu", "msgmenu": {"head_content": "x"}}
+    assert code(ready.api("POST", send, token, json=empty)) == 47001
+    (delivered,) = ready.driver.delivered(kind="custom")
+    assert delivered["msgtype"] == "msgmenu" and delivered["kf_account"] is None
+    assert [o["id"] for o in delivered["content"]["list"]] == ["425", "421"]
+    ready.driver.send(APPID, openid, text="非常满意", bizmsgmenuid="425")
+    (tap,) = [f for f in bank.seen if f.get("bizmsgmenuid")]
+    assert (tap["MsgType"], tap["Content"], tap["bizmsgmenuid"]) == ("text", "非常满意", "425")

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from bxtest import Bankwx
+from bxtest import APPID, Bankwx
 
 KF_LIST = "/cgi-bin/customservice/getkflist"
 
@@ -205,3 +205,15 @@ def test_the_agents_settings_are_declared(staff: Bankwx) -> None:
     assert {rows[k]["area"] for k in expected} == {"agents"}
     bad = staff("account", "set", "main", "kf_sessions", "sometimes")
     assert bad.exit_code == 1 and "off, mirror" in bad.output
+
+
+def test_customer_service_not_enabled_on_wechat_exits_3(staff: Bankwx, small_sim: Any) -> None:
+    ok(staff("account", "check"))  # WeChat (the simulator) knows the account
+    small_sim.control("POST", "/sim/kf/enabled", {"appid": APPID, "enabled": False})
+    refused = staff("agent", "add", "zhang", "--kf-account", "zhang@bankwx")
+    assert refused.exit_code == 3 and "65400" in refused.output
+    assert "Traceback" not in refused.output
+    assert js(staff("agent", "list", "--format", "json")) == []
+    ok(staff("agent", "add", "zhang"))  # an agent without a kf account needs no WeChat call
+    drift = staff("agent", "sync", "--dry-run")
+    assert drift.exit_code == 3 and "65400" in drift.output
