@@ -16,7 +16,8 @@ class BackendSettings:
         """The configuration and the sealed API key, or None when none is set."""
         row = self.db.one(
             "SELECT url, api_key_enc, client_cert, client_key, ca_file, timeout_ms, "
-            "updated_at, updated_by FROM backend WHERE id = 1"
+            "updated_at, updated_by, sms_url, sms_api_key_enc IS NOT NULL AS has_sms_key "
+            "FROM backend WHERE id = 1"
         )
         if row is None:
             return None
@@ -30,21 +31,33 @@ class BackendSettings:
             timeout_ms=int(row["timeout_ms"]),
             updated_at=str(row["updated_at"]),
             updated_by=str(row["updated_by"]),
+            sms_url=row["sms_url"],
+            has_sms_api_key=bool(row["has_sms_key"]),
         )
         return config, sealed
 
-    def put(self, config: BackendConfig, api_key_enc: bytes | None) -> None:
+    def sms_key(self) -> bytes | None:
+        """The SMS gateway's sealed API key, or None (the back-end's key serves)."""
+        value = self.db.scalar("SELECT sms_api_key_enc FROM backend WHERE id = 1")
+        return None if value is None else bytes(value)
+
+    def put(
+        self, config: BackendConfig, api_key_enc: bytes | None, sms_api_key_enc: bytes | None = None
+    ) -> None:
         """Replace the configuration. Call inside a transaction."""
         self.db.execute(
             "INSERT INTO backend (id, url, api_key_enc, client_cert, client_key, ca_file, "
-            "timeout_ms, updated_at, updated_by) "
-            "VALUES (1, :url, :key, :cert, :ckey, :ca, :timeout, :at, :by) "
+            "timeout_ms, updated_at, updated_by, sms_url, sms_api_key_enc) "
+            "VALUES (1, :url, :key, :cert, :ckey, :ca, :timeout, :at, :by, :sms_url, :sms_key) "
             "ON CONFLICT (id) DO UPDATE SET url = excluded.url, "
             "api_key_enc = excluded.api_key_enc, client_cert = excluded.client_cert, "
             "client_key = excluded.client_key, ca_file = excluded.ca_file, "
             "timeout_ms = excluded.timeout_ms, "
-            "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            "updated_at = excluded.updated_at, updated_by = excluded.updated_by, "
+            "sms_url = excluded.sms_url, sms_api_key_enc = excluded.sms_api_key_enc",
             {
+                "sms_url": config.sms_url,
+                "sms_key": sms_api_key_enc,
                 "url": config.url,
                 "key": api_key_enc,
                 "cert": config.client_cert,
