@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from bxprocs import ServerThread
+from bxprocs import ServerThread, start
 
 from bankwx_cli.sandbox.messaging import AlertFeed, intake_url
 from bankwx_cli.sandbox.server import SandboxThread
@@ -136,3 +136,31 @@ def test_the_intake_url() -> None:
     assert intake_url("http://h/x/alerts") == "http://h/x/alerts"
     with pytest.raises(ValueError, match="alerts-url"):
         intake_url("ftp://h")
+
+
+def test_backend_sandbox_pushes_with_the_key_from_the_environment(
+    tmp_path: Path, intake: tuple[Intake, str]
+) -> None:
+    recorder, url = intake
+    args = ["backend", "sandbox", "--port", "0", "--data", str(tmp_path / "b.db"),
+            "--alerts-url", url]  # fmt: skip
+    proc = start(args, env={"BANKWX_SANDBOX_ALERT_KEY": "from-env"})
+    try:
+        http = httpx.Client(base_url=proc.url, trust_env=False, timeout=30)
+        customer = http.get("/sandbox/customers").json()[0]
+        pushed = http.post("/sandbox/transactions", json={"customer_id": customer["id"],
+                                                          "amount_fen": 500})  # fmt: skip
+        assert pushed.status_code == 200, pushed.text
+        assert recorder.posts[-1][0] == "Bearer from-env"
+        assert recorder.posts[-1][1]["data"]["amount_fen"] == 500
+        http.close()
+    finally:
+        proc.stop()
+
+
+def test_a_bad_alerts_url_is_refused(bankwx: Any) -> None:
+    result = bankwx("backend", "sandbox", "--port", "0", "--alerts-url", "ftp://x")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: --alerts-url 'ftp://x' is not an http(s)://HOST[:PORT][/PATH] URL.\n"
+    )
