@@ -21,6 +21,10 @@ class FieldRule:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "required": self.required}
 
+    def describe(self) -> str:
+        """For people: ``thing1 (thing, required)``."""
+        return f"{self.name} ({self.type}, {'required' if self.required else 'optional'})"
+
 
 @dataclass(frozen=True)
 class TemplateRecord(Template):

@@ -56,3 +56,12 @@ def test_broadcast_create_checks_data_by_the_table(account: Bankwx, sim: Sim) ->
     code, err = create({"thing1": "工资"})
     assert code == 1 and "needs data for: amount2" in err
     assert create({"thing1": "工资", "amount2": "¥1,234.56"})[0] == 0
+
+
+def test_template_show_in_every_format(account: Bankwx, sim: Sim) -> None:
+    tid = typed_template(account, sim)
+    for fmt in ("table", "plain", "markdown", "csv"):
+        result = account("template", "show", tid, "--format", fmt)
+        assert result.exit_code == 0, (fmt, result.output)
+        assert "thing1 (thing, required)" in result.stdout, fmt
+        assert "first (legacy, optional)" in result.stdout, fmt
