@@ -76,7 +76,7 @@ def set_(
         typer.Option(
             "--sms-url",
             help="The SMS gateway's base URL (POST /v1/sms/send), for alerts' SMS fallback. "
-            "Default: the back-end's URL; '' goes back to it.",
+            "Default: the back-end's URL; '' goes back to its URL and key.",
         ),
     ] = None,
     sms_api_key: Annotated[

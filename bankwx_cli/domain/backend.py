@@ -121,6 +121,8 @@ def set_(
         sms_sealed = sms_sealed_new if sms_sealed_new is not None else app.store.backend.sms_key()
         if gateway is None and old is not None:
             gateway = old.sms_url
+        elif gateway == "" and sms_sealed_new is None:
+            sms_sealed = None  # back to the back-end's URL, and its key
         if cert is None and old is not None:
             cert, cert_key = old.client_cert, old.client_key
         if sealed is None and cert is None:
@@ -143,7 +145,8 @@ def set_(
             sms_url=gateway or None,
             has_sms_api_key=sms_sealed is not None,
         )
-        app.store.backend.put(config, sealed, sms_sealed)
+        app.store.backend.put(config, sealed)
+        app.store.backend.put_sms(config.sms_url, sms_sealed)
         params = {
             "url": base,
             "api_key": "new" if sealed_new is not None else None,

@@ -41,23 +41,19 @@ class BackendSettings:
         value = self.db.scalar("SELECT sms_api_key_enc FROM backend WHERE id = 1")
         return None if value is None else bytes(value)
 
-    def put(
-        self, config: BackendConfig, api_key_enc: bytes | None, sms_api_key_enc: bytes | None = None
-    ) -> None:
-        """Replace the configuration. Call inside a transaction."""
+    def put(self, config: BackendConfig, api_key_enc: bytes | None) -> None:
+        """Replace the configuration (the SMS gateway's stays: ``put_sms``). Call inside a
+        transaction."""
         self.db.execute(
             "INSERT INTO backend (id, url, api_key_enc, client_cert, client_key, ca_file, "
-            "timeout_ms, updated_at, updated_by, sms_url, sms_api_key_enc) "
-            "VALUES (1, :url, :key, :cert, :ckey, :ca, :timeout, :at, :by, :sms_url, :sms_key) "
+            "timeout_ms, updated_at, updated_by) "
+            "VALUES (1, :url, :key, :cert, :ckey, :ca, :timeout, :at, :by) "
             "ON CONFLICT (id) DO UPDATE SET url = excluded.url, "
             "api_key_enc = excluded.api_key_enc, client_cert = excluded.client_cert, "
             "client_key = excluded.client_key, ca_file = excluded.ca_file, "
             "timeout_ms = excluded.timeout_ms, "
-            "updated_at = excluded.updated_at, updated_by = excluded.updated_by, "
-            "sms_url = excluded.sms_url, sms_api_key_enc = excluded.sms_api_key_enc",
+            "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
             {
-                "sms_url": config.sms_url,
-                "sms_key": sms_api_key_enc,
                 "url": config.url,
                 "key": api_key_enc,
                 "cert": config.client_cert,
@@ -67,4 +63,12 @@ class BackendSettings:
                 "at": config.updated_at,
                 "by": config.updated_by,
             },
+        )
+
+    def put_sms(self, sms_url: str | None, sms_api_key_enc: bytes | None) -> None:
+        """Set the SMS gateway's URL and sealed key (None: the back-end's). Call inside the
+        transaction that ``put`` the configuration."""
+        self.db.execute(
+            "UPDATE backend SET sms_url = :url, sms_api_key_enc = :key WHERE id = 1",
+            {"url": sms_url, "key": sms_api_key_enc},
         )
