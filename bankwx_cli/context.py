@@ -206,11 +206,20 @@ class AppContext:
 
         return build_adapter(self)
 
+    @cached_property
+    def sms_gateway(self) -> BackendClient:
+        """The back-end's SMS gateway (``send_sms``; its own URL and key, or the back-end's).
+        Raises NotFoundError when the store has no back-end."""
+        from bankwx_cli.domain.backend import build_adapter
+
+        return build_adapter(self, sms=True)
+
     def forget_backend(self) -> None:
-        """Build the adapter again on next use (after backend set changed it)."""
-        adapter = self.__dict__.pop("backend", None)
-        if adapter is not None:
-            adapter.close()
+        """Build the adapters again on next use (after backend set changed them)."""
+        for name in ("backend", "sms_gateway"):
+            adapter = self.__dict__.pop(name, None)
+            if adapter is not None:
+                adapter.close()
 
     def close(self) -> None:
         self.forget_backend()

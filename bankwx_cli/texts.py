@@ -28,6 +28,23 @@ DEFAULTS: dict[str, str] = {
     "unbind_done": "已解除与尾号{card}银行卡的绑定。",
     "unbind_none": "您尚未绑定银行卡，无需解绑。",
     "card_bill_none": "您名下暂无信用卡账单。",
+    "alert_settings_show": "您的提醒设置：\n已关闭的提醒：{off}\n最低提醒金额：{amount}\n"
+    "免打扰时段：{quiet}\n回复“关闭提醒 类型”“开启提醒 类型”“提醒金额 金额”“免打扰 22:00-07:00”"
+    "或“关闭免打扰”修改设置。",
+    "alert_settings_unset": "未设置",
+    "alert_settings_usage": "未能识别您的设置。可回复：提醒设置、关闭提醒 类型、开启提醒 类型、"
+    "提醒金额 金额（元，0为取消）、免打扰 22:00-07:00、关闭免打扰。",
+    "alert_label_missing": "请在“{command}”后加上提醒类型，如“{command} 交易提醒”。",
+    "alert_off_done": "已关闭“{label}”提醒。回复“开启提醒 {label}”可重新开启。",
+    "alert_on_done": "已开启“{label}”提醒。",
+    "alert_amount_done": "已设置最低提醒金额为{amount}，"
+    "低于该金额的交易将不再提醒（安全提醒除外）。",
+    "alert_amount_cleared": "已取消最低提醒金额，所有金额的交易都将提醒。",
+    "alert_amount_invalid": "金额格式不正确，请回复如“提醒金额 100”，或“提醒金额 0”取消。",
+    "alert_quiet_done": "已设置免打扰时段{quiet}（北京时间），"
+    "期间的提醒将在免打扰结束后发送（安全提醒除外）。",
+    "alert_quiet_cleared": "已关闭免打扰，提醒将即时发送。",
+    "alert_quiet_invalid": "时段格式不正确，请回复如“免打扰 22:00-07:00”。",
 }
 
 

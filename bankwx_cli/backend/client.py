@@ -333,6 +333,26 @@ class BackendClient:
     def products(self) -> list[models.Product]:
         return self._call("GET", "/v1/products", "/v1/products", models.parse_products)
 
+    def customer_phone(self, customer_id: str) -> str:
+        """The customer's mobile number on file (``GET /v1/customers/{id}``'s ``phone``), for
+        an SMS at the moment of sending: never store it. BackendRefusedError 404
+        ``unknown_customer``, or 422 ``no_phone`` when the back-end has none."""
+        found = self.customer(customer_id).phone
+        if not found:
+            raise BackendRefusedError(
+                422, "no_phone", "the back-end has no phone for the customer", "/v1/customers/{id}"
+            )
+        return found
+
+    def send_sms(self, phone: str, text: str, idempotency_key: str) -> models.SmsReceipt:
+        """Send one SMS through the gateway (``POST /v1/sms/send``). The gateway sends a key
+        once in 24 hours: a repeat answers ``duplicate`` and sends nothing, so a caller in doubt
+        sends again with the same key. Never retried here (a POST): BackendUnavailableError
+        for 5xx and timeouts (try later, same key), BackendRefusedError for 4xx (give up)."""
+        body = {"phone": phone, "text": text, "idempotency_key": idempotency_key}
+        path = "/v1/sms/send"
+        return self._call("POST", path, path, models.parse_sms_receipt, body=body)
+
     # --- one call ---------------------------------------------------------------------------
 
     def _call(

@@ -24,14 +24,20 @@ app = typer.Typer(
     "  printf '%s' \"$BANK_API_KEY\" | bankwx backend set --url https://esb.bank.example/wx "
     "--api-key -\n\n"
     "  bankwx backend set --url https://esb.bank.example/wx --client-cert wx.pem "
-    "--client-key wx.key --ca-file bank-ca.pem --timeout-ms 2000",
+    "--client-key wx.key --ca-file bank-ca.pem --timeout-ms 2000\n\n"
+    "  printf '%s' \"$SMS_KEY\" | bankwx backend set --sms-url https://sms.bank.example "
+    "--sms-api-key -",
 )
 def set_(
     ctx: typer.Context,
     url: Annotated[
-        str,
-        typer.Option("--url", help="The back-end's base URL: https, or http to this machine only."),
-    ],
+        str | None,
+        typer.Option(
+            "--url",
+            help="The back-end's base URL: https, or http to this machine only. Left out: the "
+            "stored one stays.",
+        ),
+    ] = None,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -65,25 +71,36 @@ def set_(
             help="Per-call timeout in milliseconds, 100 to 10000 (default 3000).",
         ),
     ] = None,
+    sms_url: Annotated[
+        str | None,
+        typer.Option(
+            "--sms-url",
+            help="The SMS gateway's base URL (POST /v1/sms/send), for alerts' SMS fallback. "
+            "Default: the back-end's URL; '' goes back to its URL and key.",
+        ),
+    ] = None,
+    sms_api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--sms-api-key",
+            help="'-': read the SMS gateway's API key from standard input. Default: the "
+            "back-end's key.",
+        ),
+    ] = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Set the store's back-end (one per store): its URL, API key, client certificate, timeout.
+    """Set the store's back-end (one per store): its URL, API key, client certificate, timeout,
+    and its SMS gateway.
 
-    Options left out keep their stored values. The change is audited; the key never is.
+    Options left out keep their stored values. The change is audited; the keys never are.
     """
     cli = get_cli(ctx)
-    key = None
-    if api_key is not None:
-        if api_key != "-":
-            raise ValidationError(
-                "--api-key takes '-' and reads the key from standard input: a key on the "
-                "command line is visible to every user of this machine. Pipe it in: "
-                "... | bankwx backend set --url URL --api-key -"
-            )
-        if sys.stdin.isatty():
-            key = typer.prompt("Back-end API key", hide_input=True, err=True)
-        else:
-            key = sys.stdin.read()
+    if api_key == "-" and sms_api_key == "-":
+        raise ValidationError(
+            "--api-key - and --sms-api-key - both read standard input: set one, then the other."
+        )
+    key = _read_key("--api-key", api_key, "Back-end API key")
+    sms_key = _read_key("--sms-api-key", sms_api_key, "SMS gateway API key")
     config = backend.set_(
         cli.app,
         url,
@@ -92,8 +109,25 @@ def set_(
         client_key=client_key,
         ca_file=ca_file,
         timeout_ms=timeout_ms,
+        sms_url=sms_url,
+        sms_api_key=sms_key,
     )
     cli.render_one(config, fmt, say=f"The back-end is now {config.url}.")
+
+
+def _read_key(option: str, value: str | None, prompt: str) -> str | None:
+    """The key an option reads from standard input ('-'), or None when not given."""
+    if value is None:
+        return None
+    if value != "-":
+        raise ValidationError(
+            f"{option} takes '-' and reads the key from standard input: a key on the command "
+            "line is visible to every user of this machine. Pipe it in: ... | bankwx backend "
+            f"set {option} -"
+        )
+    if sys.stdin.isatty():
+        return str(typer.prompt(prompt, hide_input=True, err=True))
+    return sys.stdin.read()
 
 
 @app.command(epilog="Examples:\n\n  bankwx backend show\n\n  bankwx backend show --format json")
@@ -152,14 +186,33 @@ def sandbox(
             show_default=False,
         ),
     ] = "sandbox",
+    alerts_url: Annotated[
+        str | None,
+        typer.Option(
+            "--alerts-url",
+            help="Where POST /sandbox/transactions pushes alert events, as a core system "
+            "would: bankwx serve's URL (its /api/v1/alerts) or the intake's full URL.",
+        ),
+    ] = None,
+    alert_key: Annotated[
+        str,
+        typer.Option(
+            "--alert-key",
+            envvar="BANKWX_SANDBOX_ALERT_KEY",
+            help="The alert source's key the pushes carry (bankwx alert source add).",
+            show_default=False,
+        ),
+    ] = "",
 ) -> None:
     """Run the sandbox back-end in the foreground until stopped: seeded demo customers.
 
     The first line on standard output is `Listening on http://HOST:PORT`. It listens on this
     machine only; its key is BANKWX_SANDBOX_KEY (default `sandbox`). `/sandbox/...` endpoints
-    (customers, otp, state, faults, clock, reset) serve tests and need no key.
+    (customers, otp, sms, transactions, state, faults, clock, reset) serve tests and need no
+    key. It is also the bank's SMS gateway (POST /v1/sms/send).
     """
     from bankwx_cli.sandbox import server
+    from bankwx_cli.sandbox.messaging import AlertFeed
 
     server.run(
         host=host,
@@ -169,4 +222,5 @@ def sandbox(
         delay_ms=delay_ms,
         fail_rate=fail_rate,
         key=key,
+        alerts=AlertFeed(alerts_url, alert_key) if alerts_url else None,
     )

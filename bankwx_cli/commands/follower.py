@@ -19,7 +19,7 @@ from bankwx_cli.commands._cli import (
     get_cli,
     limit_option,
 )
-from bankwx_cli.domain import bank, follower_batches, follower_sync, followers
+from bankwx_cli.domain import alert_preferences, bank, follower_batches, follower_sync, followers
 
 app = typer.Typer(
     help="Followers: sync from WeChat, list, show, tag, untag, block, unblock.",
@@ -194,9 +194,12 @@ def show(
     cli = get_cli(ctx)
     record = followers.show(cli.app, cli.with_account(account), openid, refresh)
     binding = followers.binding(cli.app, cli.with_account(account), openid)
+    prefs = alert_preferences.of_follower(cli.app, cli.with_account(account), openid)
     shown = {**record.to_json(), "binding": binding.to_json() if binding else None}
+    shown["alert_preferences"] = prefs.to_json()
     if cli.fmt(fmt) != "json":
         shown["binding"] = bank.describe(binding) if binding else ""
+        shown["alert_preferences"] = prefs.describe()
     cli.render_one(shown, fmt=fmt)
 
 

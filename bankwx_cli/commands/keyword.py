@@ -24,6 +24,7 @@ MAX_PRIORITY = 9999
 
 class Match(StrEnum):  # keywords.MATCHES
     exact = "exact"
+    prefix = "prefix"
     contains = "contains"
     regex = "regex"
     click = "click"
@@ -32,12 +33,18 @@ class Match(StrEnum):  # keywords.MATCHES
 @app.command(
     epilog="Examples:\n\n  bankwx keyword add 余额 --match exact --action help\n\n"
     "  bankwx keyword add '^(网点|ATM)' --match regex --priority 10 --reply-text '请发送位置'\n\n"
-    "  bankwx keyword add BALANCE --match click --reply-text '请先绑定银行卡'"
+    "  bankwx keyword add BALANCE --match click --reply-text '请先绑定银行卡'\n\n"
+    "  bankwx keyword add 关闭提醒 --match prefix --action alert_settings"
 )
 def add(
     ctx: typer.Context,
     pattern: Annotated[str, typer.Argument(help="Text, regex, or menu key (with click).")],
-    match: Annotated[Match, typer.Option("--match", help="exact, contains, regex or click.")],
+    match: Annotated[
+        Match,
+        typer.Option(
+            "--match", help="exact, prefix (the text starts with it), contains, regex or click."
+        ),
+    ],
     priority: Annotated[
         int,
         typer.Option("--priority", help="Higher wins.", min=-MAX_PRIORITY, max=MAX_PRIORITY),
@@ -58,7 +65,14 @@ def add(
     action: Annotated[
         str | None, typer.Option("--action", help="Named action; see keyword actions.")
     ] = None,
-    arg: Annotated[str | None, typer.Option("--arg", help="The action's argument.")] = None,
+    arg: Annotated[
+        str | None,
+        typer.Option(
+            "--arg",
+            help="The action's argument (a menu key's command: --arg 提醒设置); see keyword "
+            "actions.",
+        ),
+    ] = None,
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:

@@ -36,6 +36,11 @@ def show(
     account: AccountOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Show a template's content and the data fields it needs."""
+    """Show a template's content, the data fields it needs and each field's type (a `thing`
+    takes 20 characters at most, ...); `first` and `remark` are never required."""
     cli = get_cli(ctx)
-    cli.render_one(templates.show(cli.app, template_id, cli.with_account(account)), fmt=fmt)
+    record = templates.show(cli.app, template_id, cli.with_account(account))
+    shown = record.to_json()
+    if cli.fmt(fmt) != "json":
+        shown["field_rules"] = [r.describe() for r in record.field_rules]
+    cli.render_one(shown, fmt=fmt)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
 
 KEY_PURPOSE = "backend:api_key"
+SMS_KEY_PURPOSE = "backend:sms_api_key"
 _API_KEY = re.compile(r"[\x21-\x7e]{1,512}")  # printable ASCII, no spaces: an HTTP header value
 NOT_SET = "no back-end is configured. Set one with bankwx backend set --url URL --api-key -."
 
@@ -68,26 +69,36 @@ def _private_key_file(path: Path) -> str:
 
 def set_(
     app: AppContext,
-    url: str,
+    url: str | None,
     *,
     api_key: str | None = None,
     client_cert: Path | None = None,
     client_key: Path | None = None,
     ca_file: Path | None = None,
     timeout_ms: int | None = None,
+    sms_url: str | None = None,
+    sms_api_key: str | None = None,
 ) -> BackendConfig:
     """Set the store's back-end (one per store), audited. What is not given keeps its stored
-    value (the API key, the certificate, the CA file, the timeout); a new store's timeout is
-    3000 ms.
+    value (the URL, the API key, the certificate, the CA file, the timeout, the SMS gateway's
+    URL and key); a new store's timeout is 3000 ms. The SMS gateway (``sms_url``, an empty
+    one: the back-end's again) takes the back-end's URL and key unless given its own.
 
     Raises PermissionDenied without ``backend.manage``; BackendConfigError for a URL that is
     plain HTTP to another host or a timeout out of range; ValidationError for a bad key or
-    certificate files, or when neither an API key nor a client certificate would be set.
+    certificate files, when neither an API key nor a client certificate would be set, or
+    without a URL when none is stored.
     """
     from bankwx_cli.backend.client import DEFAULT_TIMEOUT_MS, check_timeout_ms, check_url
 
     require(app, "backend.manage")
+    if url is None:
+        stored = app.store.backend.get()
+        if stored is None:
+            raise ValidationError("no back-end is set yet: give its --url.")
+        url = stored[0].url
     base = check_url(url)
+    gateway = check_url(sms_url) if sms_url else sms_url  # "": back to the back-end's
     if timeout_ms is not None:
         check_timeout_ms(timeout_ms)
     if (client_cert is None) != (client_key is None):
@@ -100,10 +111,18 @@ def set_(
     sealed_new = None
     if api_key is not None:
         sealed_new = app.key.seal(validate_api_key(api_key), KEY_PURPOSE)
+    sms_sealed_new = None
+    if sms_api_key is not None:
+        sms_sealed_new = app.key.seal(validate_api_key(sms_api_key), SMS_KEY_PURPOSE)
     with app.store.transaction():
         existing = app.store.backend.get()
         old, old_sealed = existing if existing is not None else (None, None)
         sealed = sealed_new if sealed_new is not None else old_sealed
+        sms_sealed = sms_sealed_new if sms_sealed_new is not None else app.store.backend.sms_key()
+        if gateway is None and old is not None:
+            gateway = old.sms_url
+        elif gateway == "" and sms_sealed_new is None:
+            sms_sealed = None  # back to the back-end's URL, and its key
         if cert is None and old is not None:
             cert, cert_key = old.client_cert, old.client_key
         if sealed is None and cert is None:
@@ -123,14 +142,19 @@ def set_(
             timeout_ms=timeout,
             updated_at=iso(app.clock.now()),
             updated_by=app.operator,
+            sms_url=gateway or None,
+            has_sms_api_key=sms_sealed is not None,
         )
         app.store.backend.put(config, sealed)
+        app.store.backend.put_sms(config.sms_url, sms_sealed)
         params = {
             "url": base,
             "api_key": "new" if sealed_new is not None else None,
             "client_cert": cert,
             "ca_file": trusted,
             "timeout_ms": timeout,
+            "sms_url": gateway or None,
+            "sms_api_key": "new" if sms_sealed_new is not None else None,
         }
         audit.record(app, "backend.set", base, params)
     app.forget_backend()
@@ -173,9 +197,11 @@ def check(app: AppContext) -> BackendCheck:
     return BackendCheck(config.url, health.status, health.version, ms)
 
 
-def build_adapter(app: AppContext) -> BackendClient:
-    """The adapter over the store's back-end, its API key opened (``AppContext.backend``).
-    Raises NotFoundError when none is set, BackendConfigError when the stored URL is refused."""
+def build_adapter(app: AppContext, sms: bool = False) -> BackendClient:
+    """The adapter over the store's back-end, its API key opened (``AppContext.backend``);
+    with ``sms``, over its SMS gateway (``AppContext.sms_gateway``: the gateway's URL and key,
+    each the back-end's when not set). Raises NotFoundError when none is set,
+    BackendConfigError when the stored URL is refused."""
     from bankwx_cli.backend.client import BackendClient
 
     found = app.store.backend.get()
@@ -183,11 +209,17 @@ def build_adapter(app: AppContext) -> BackendClient:
         raise NotFoundError(NOT_SET)
     config, sealed = found
     api_key = app.key.open(sealed, KEY_PURPOSE) if sealed is not None else None
+    url = config.url
+    if sms:
+        url = config.sms_url or config.url
+        sms_sealed = app.store.backend.sms_key()
+        if sms_sealed is not None:
+            api_key = app.key.open(sms_sealed, SMS_KEY_PURPOSE)
     cert = None
     if config.client_cert is not None and config.client_key is not None:
         cert = (config.client_cert, config.client_key)
     return BackendClient(
-        config.url,
+        url,
         api_key=api_key,
         client_cert=cert,
         ca_file=config.ca_file,

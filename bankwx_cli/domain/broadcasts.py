@@ -24,6 +24,7 @@ from bankwx_cli.domain.permissions import (
     require,
     visible_accounts,
 )
+from bankwx_cli.domain.template_fields import check_values
 from bankwx_cli.domain.templates import template_for
 from bankwx_cli.errors import (
     BankwxError,
@@ -261,11 +262,10 @@ def _content(
         raise ValidationError("--template needs --data (JSON, or @FILE).")
     fields = parse_data(data)
     tpl = template_for(app, acct, value)
-    missing = [p for p in tpl.fields if p not in fields]
-    if missing:
+    problems = check_values(tpl.fields, {k: v["value"] for k, v in fields.items()})
+    if problems:
         raise ValidationError(
-            f"template '{value}' needs data for: {', '.join(missing)} (see bankwx template "
-            f"show {value})."
+            f"template '{value}' {'; '.join(problems)} (see bankwx template show {value})."
         )
     return TemplateContent(value, fields, tpl.title)
 

@@ -1,6 +1,8 @@
 """Keyword rules: per account, matched by priority; a static reply or a named action.
 
-Text and menu keys use the same rules (``--match click`` matches a CLICK key).
+Text and menu keys use the same rules (``--match click`` matches a CLICK key). ``exact``
+matches the stripped text, ``prefix`` the stripped text's start (``关闭提醒`` answers
+``关闭提醒 交易提醒``), ``contains`` anywhere, ``regex`` a search in the first 500 characters.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from bankwx_cli.models.rules import Rule as Rule  # re-exported: the engine type
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
 
-MATCHES = ("exact", "contains", "regex", "click")
+MATCHES = ("exact", "prefix", "contains", "regex", "click")
 MAX_PATTERN = 200
 MAX_INPUT = MAX_RULE_INPUT  # regexes only ever see this much of a message
 

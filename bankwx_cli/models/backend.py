@@ -18,6 +18,8 @@ class BackendConfig:
     timeout_ms: int
     updated_at: str
     updated_by: str
+    sms_url: str | None = None  # the SMS gateway's base URL; None: the back-end's
+    has_sms_api_key: bool = False  # False: the gateway takes the back-end's key
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -29,6 +31,8 @@ class BackendConfig:
             "timeout_ms": self.timeout_ms,
             "updated_at": self.updated_at,
             "updated_by": self.updated_by,
+            "sms_url": self.sms_url,
+            "sms_api_key": "set" if self.has_sms_api_key else None,
         }
 
 

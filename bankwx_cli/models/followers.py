@@ -227,11 +227,3 @@ class Template:
     def fields(self) -> list[str]:
         """The data fields a message needs: the content's {{NAME.DATA}} placeholders."""
         return re.findall(r"\{\{(\w+)\.DATA\}\}", self.content)
-
-
-@dataclass(frozen=True)
-class TemplateRecord(Template):
-    """A template with the data fields it needs (``bankwx template show``)."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {**super().to_json(), "fields": self.fields}

@@ -23,7 +23,7 @@ class Rule:
     id: int
     account: str
     pattern: str
-    match: str  # exact | contains | regex | click
+    match: str  # exact | prefix | contains | regex | click
     priority: int
     reply: Reply | None
     action: str | None
@@ -35,6 +35,8 @@ class Rule:
             return self.match == "click" and text == self.pattern
         if self.match == "exact":
             return text.strip() == self.pattern
+        if self.match == "prefix":  # 关闭提醒 matches 关闭提醒 交易提醒
+            return text.strip().startswith(self.pattern)
         if self.match == "contains":
             return self.pattern in text
         if self.match == "regex" and self.regex is not None:

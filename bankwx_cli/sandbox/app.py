@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import json
 import logging
 import random
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from bankwx_cli.sandbox.data import Bank
+from bankwx_cli.sandbox.messaging import AlertFeed, SmsGateway
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -93,6 +95,8 @@ class SandboxState:
     otps: list[Otp] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    sms: SmsGateway = field(default_factory=SmsGateway)  # sandbox/sms.py
+    alerts: AlertFeed = field(default_factory=AlertFeed)
 
     def __post_init__(self) -> None:
         self.faults = Faults(**self.initial.to_json())
@@ -108,6 +112,7 @@ class SandboxState:
             self.offset_s = 0.0
             self.calls.clear()
             self.otps.clear()
+            self.sms.clear()
             self.rng = random.Random(self.bank.seed)
 
 
@@ -141,7 +146,7 @@ class Request:
         return data
 
 
-Handler = Callable[[SandboxState, Request], Result]
+Handler = Callable[[SandboxState, Request], Result | Awaitable[Result]]
 
 
 @dataclass(frozen=True)
@@ -260,6 +265,7 @@ def customer(state: SandboxState, request: Request) -> Result:
         "id": found["id"],
         "name": found["name"],
         "cards": [{"last4": r["number"][-4:], "type": r["type"]} for r in cards],
+        "phone": found["phone"],  # the alerts' SMS fallback sends to it
     }
 
 
@@ -481,20 +487,21 @@ class SandboxApp:
         request = Request(method, path, query, headers, body, params)
         state = self.state
         if not found.template.startswith("/v1/"):
-            return self._handle(found, request)
+            return await self._handle(found, request)
         with state.lock:
             state.in_flight += 1
         try:
             refused = await self._gate(found.template, request)
-            return refused if refused is not None else self._handle(found, request)
+            return refused if refused is not None else await self._handle(found, request)
         finally:
             with state.lock:
                 state.in_flight -= 1
 
-    def _handle(self, found: Route, request: Request) -> Result:
+    async def _handle(self, found: Route, request: Request) -> Result:
         state, method = self.state, request.method
         try:
-            return found.handler(state, request)
+            answer = found.handler(state, request)
+            return await answer if inspect.isawaitable(answer) else answer
         except Refusal as exc:
             return exc.status, _error(exc.code, exc.message)
         except Exception as exc:  # a sandbox bug: still an answer in the contract's shape
@@ -555,3 +562,8 @@ async def _send_json(send: Send, status: int, value: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+from bankwx_cli.sandbox import sms as _sms  # noqa: E402 - its routes: the SMS gateway, transactions
+
+del _sms

@@ -18,6 +18,7 @@ import uvicorn
 from bankwx_cli.errors import BankwxError, ValidationError
 from bankwx_cli.sandbox.app import Faults, SandboxApp, SandboxState
 from bankwx_cli.sandbox.data import Bank
+from bankwx_cli.sandbox.messaging import AlertFeed, intake_url
 
 DEFAULT_KEY = "sandbox"
 
@@ -37,9 +38,11 @@ def build_state(
     delay_ms: int = 0,
     fail_rate: float = 0.0,
     key: str = DEFAULT_KEY,
+    alerts: AlertFeed | None = None,
 ) -> SandboxState:
-    """A sandbox over the SQLite file ``data`` (kept: seeded only when empty). Raises
-    ValidationError for a bad value or a file that is not the sandbox's."""
+    """A sandbox over the SQLite file ``data`` (kept: seeded only when empty); ``alerts``:
+    where ``POST /sandbox/transactions`` pushes events. Raises ValidationError for a bad value
+    or a file that is not the sandbox's."""
     if delay_ms < 0:
         raise ValidationError(f"--delay-ms must be 0 or more, not {delay_ms}.")
     if not 0 <= fail_rate <= 1:
@@ -57,7 +60,13 @@ def build_state(
             f"--data '{data}' cannot be used as the sandbox's database ({exc}). Give a new "
             "file name."
         ) from None
-    return SandboxState(bank, key, initial=Faults(delay_ms, fail_rate, False))
+    state = SandboxState(bank, key, initial=Faults(delay_ms, fail_rate, False))
+    if alerts is not None and alerts.url is not None:
+        try:
+            state.alerts = AlertFeed(intake_url(alerts.url), alerts.key)
+        except ValueError as exc:
+            raise ValidationError(f"{exc}.") from None
+    return state
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -100,6 +109,7 @@ def run(
     delay_ms: int = 0,
     fail_rate: float = 0.0,
     key: str = DEFAULT_KEY,
+    alerts: AlertFeed | None = None,
 ) -> None:
     """Serve until interrupted. The first line on standard output is
     ``Listening on http://HOST:PORT`` (the real port when ``port`` is 0). Without ``data`` the
@@ -117,7 +127,7 @@ def run(
         folder = Path(tempfile.mkdtemp(prefix="bankwx-sandbox-"))
         data = folder / "sandbox.db"
     try:
-        state = build_state(data, seed, delay_ms, fail_rate, key)
+        state = build_state(data, seed, delay_ms, fail_rate, key, alerts)
         sock = bind_socket(host, port)
         shown = f"[{host}]" if ":" in host else host
         server = uvicorn.Server(_config(state))
@@ -149,8 +159,9 @@ class SandboxThread:
         fail_rate: float = 0.0,
         key: str = DEFAULT_KEY,
         host: str = "127.0.0.1",
+        alerts: AlertFeed | None = None,
     ) -> None:
-        self.state = build_state(data, seed, delay_ms, fail_rate, key)
+        self.state = build_state(data, seed, delay_ms, fail_rate, key, alerts)
         self.sock = bind_socket(host, 0)
         self.url = f"http://{host}:{self.sock.getsockname()[1]}"
         config = _config(self.state)

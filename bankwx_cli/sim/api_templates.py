@@ -15,7 +15,8 @@ are derived from the appid (``template_id(appid, key)``), so a client discovers 
 | the follower unfollowed | 43004 |
 | the account blacklisted the follower | 43019 |
 | ``miniprogram`` without ``appid`` | 40013 |
-| a placeholder ``{{key.DATA}}`` without ``data.key.value``, or not text | 47003 (*) |
+| a placeholder without ``data.key.value`` (but ``first``, ``remark``), or not text | 47003 (*) |
+| a typed key's value breaking its rule (``thing7``: ≤20 characters; template_fields.py) | 47003 |
 | the follower refuses template messages (``refusers`` / seeded ``refuse_rate``) | 43101 |
 
 (*) ``argument invalid! data.<key>.value is empty`` (or ``... invalid``). An empty body is
@@ -30,7 +31,12 @@ TEMPLATESENDJOBFINISH follows to the callback after ``push_delay`` seconds (Stat
 ``push_events`` is off. The same ``touser`` + ``client_msg_id`` within 10 minutes (simulator
 clock) answers the first msgid again and sends nothing; after 10 minutes it sends anew.
 
-Settings (``GET``/``POST /sim/templates/settings``, reset with the rest of the runtime):
+``POST /sim/templates {"appid", "title", "content", "example"}`` adds a template to an
+account (``{"template_id"}``, the same id for the same title and content; the account
+configuration, kept on a runtime reset like the bank's three).
+
+Settings (``GET``/``POST /sim/templates/settings``, reset with the rest of the runtime; each
+list replaces the last):
 ``push_events`` (true), ``push_delay`` (0.05 s), ``refusers`` / ``refuse_rate`` (none, 0),
 ``blockers`` / ``block_rate`` (none, 0). Rates draw per follower from the state's seed, so the
 same followers refuse on every run.
@@ -50,6 +56,7 @@ from bankwx_cli.sim.codes import ApiError
 from bankwx_cli.sim.followers import schedule_push_event
 from bankwx_cli.sim.routing import Request, Result, data, ok, route
 from bankwx_cli.sim.state import SimState
+from bankwx_cli.sim.template_fields import NEVER_REQUIRED, value_allowed
 
 DEDUP_SECONDS = 600  # client_msg_id is honoured for 10 minutes
 PLACEHOLDER_RE = re.compile(r"\{\{(\w+)\.DATA\}\}")
@@ -216,7 +223,8 @@ def get_industry(state: SimState, req: Request) -> Result:
 
 
 def _check_data(template: Template, values: Any) -> dict[str, str]:
-    """The text of each placeholder, or 47003 naming the first one missing or not text."""
+    """The text of each placeholder, or 47003 naming the first one missing (``first`` and
+    ``remark`` may be left out), not text, or breaking its typed key's rule."""
     if values is None:
         values = {}
     if not isinstance(values, dict):
@@ -226,8 +234,10 @@ def _check_data(template: Template, values: Any) -> dict[str, str]:
         item = values.get(key)
         value = item.get("value") if isinstance(item, dict) else None
         if value is None:
+            if key in NEVER_REQUIRED:
+                continue
             raise ApiError(47003, f"argument invalid! data.{key}.value is empty")
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not value_allowed(key, value):
             raise ApiError(47003, f"argument invalid! data.{key}.value invalid")
         texts[key] = value
     return texts
@@ -312,7 +322,37 @@ def template_send(state: SimState, req: Request) -> Result:
     return ok(msgid=msgid)
 
 
-# -- simulator settings -----------------------------------------------------------------------
+# -- simulator: templates and settings -------------------------------------------------------------
+
+
+def add_template(state: SimState, body: dict[str, Any]) -> Template:
+    """Add a template to an account (``POST /sim/templates``); ValueError for a bad body."""
+    appid, title = body.get("appid"), body.get("title")
+    content, example = body.get("content"), body.get("example", "")
+    unknown = sorted(set(body) - {"appid", "title", "content", "example"})
+    if unknown:
+        raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+    if not isinstance(appid, str) or appid not in state.accounts:
+        raise ValueError("appid must name an account of the simulator")
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError("title must be a non-empty string")
+    if not isinstance(content, str) or not PLACEHOLDER_RE.search(content):
+        raise ValueError("content must be a string with at least one {{key.DATA}}")
+    if not isinstance(example, str):
+        raise ValueError("example must be a string")
+    tid = template_id(appid, f"custom:{title}:{content}")
+    keys = tuple(dict.fromkeys(PLACEHOLDER_RE.findall(content)))
+    template = Template(tid, title, content, example, keys)
+    templates = account_templates(state, appid)
+    with state.lock:
+        templates[tid] = template
+    return template
+
+
+@route("POST", "/sim/templates")
+def post_template(state: SimState, req: Request) -> Result:
+    """``{"appid", "title", "content", "example"}`` -> ``{"template_id"}``."""
+    return 200, {"template_id": add_template(state, _body(req)).template_id}
 
 
 def _validate(settings: TemplateSettings) -> None:

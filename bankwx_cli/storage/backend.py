@@ -16,7 +16,8 @@ class BackendSettings:
         """The configuration and the sealed API key, or None when none is set."""
         row = self.db.one(
             "SELECT url, api_key_enc, client_cert, client_key, ca_file, timeout_ms, "
-            "updated_at, updated_by FROM backend WHERE id = 1"
+            "updated_at, updated_by, sms_url, sms_api_key_enc IS NOT NULL AS has_sms_key "
+            "FROM backend WHERE id = 1"
         )
         if row is None:
             return None
@@ -30,11 +31,19 @@ class BackendSettings:
             timeout_ms=int(row["timeout_ms"]),
             updated_at=str(row["updated_at"]),
             updated_by=str(row["updated_by"]),
+            sms_url=row["sms_url"],
+            has_sms_api_key=bool(row["has_sms_key"]),
         )
         return config, sealed
 
+    def sms_key(self) -> bytes | None:
+        """The SMS gateway's sealed API key, or None (the back-end's key serves)."""
+        value = self.db.scalar("SELECT sms_api_key_enc FROM backend WHERE id = 1")
+        return None if value is None else bytes(value)
+
     def put(self, config: BackendConfig, api_key_enc: bytes | None) -> None:
-        """Replace the configuration. Call inside a transaction."""
+        """Replace the configuration (the SMS gateway's stays: ``put_sms``). Call inside a
+        transaction."""
         self.db.execute(
             "INSERT INTO backend (id, url, api_key_enc, client_cert, client_key, ca_file, "
             "timeout_ms, updated_at, updated_by) "
@@ -54,4 +63,12 @@ class BackendSettings:
                 "at": config.updated_at,
                 "by": config.updated_by,
             },
+        )
+
+    def put_sms(self, sms_url: str | None, sms_api_key_enc: bytes | None) -> None:
+        """Set the SMS gateway's URL and sealed key (None: the back-end's). Call inside the
+        transaction that ``put`` the configuration."""
+        self.db.execute(
+            "UPDATE backend SET sms_url = :url, sms_api_key_enc = :key WHERE id = 1",
+            {"url": sms_url, "key": sms_api_key_enc},
         )

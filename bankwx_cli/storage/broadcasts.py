@@ -10,7 +10,7 @@ counts never loses an error, nor the other way round.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -246,24 +246,15 @@ class Templates:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def replace_all(self, account: str, templates: list[Mapping[str, Any]], at: str) -> None:
-        """Store WeChat's listing (template_list's items) as the account's templates."""
+    def replace_all(self, account: str, templates: Sequence[Template]) -> None:
+        """Make these the account's templates (WeChat's listing; each its ``synced_at``)."""
         self.db.execute("DELETE FROM templates WHERE account = :a", {"a": account})
         for t in templates:
             self.db.execute(
                 "INSERT INTO templates (account, template_id, title, content, example, "
                 "primary_industry, deputy_industry, synced_at) VALUES (:account, :template_id, "
-                ":title, :content, :example, :primary_industry, :deputy_industry, :at)",
-                {
-                    "account": account,
-                    "template_id": t["template_id"],
-                    "title": t.get("title", ""),
-                    "content": t.get("content", ""),
-                    "example": t.get("example", ""),
-                    "primary_industry": t.get("primary_industry", ""),
-                    "deputy_industry": t.get("deputy_industry", ""),
-                    "at": at,
-                },
+                ":title, :content, :example, :primary_industry, :deputy_industry, :synced_at)",
+                {**t.to_json(), "account": account},
             )
 
     def all(self, account: str) -> list[Template]:

@@ -659,6 +659,25 @@ def m0013_bindings(db: Database) -> None:
     table.create_index(["account", "customer_id"], index_name="bindings_customer")
 
 
+def m0015_alert_prefs(db: Database) -> None:
+    """Followers' alert preferences (issue 17, 个人设置服务): the labels of the alert types they
+    switched off (a JSON array), a minimum amount in fen (NULL: every amount) and quiet hours
+    (``HH:MM-HH:MM``, Asia/Shanghai; NULL: none). A follower without a row has the defaults.
+    And the back-end's SMS gateway (``backend set --sms-url``)."""
+    db.utils.table("alert_preferences").create(
+        {"account": TEXT, "openid": TEXT, "off_types": TEXT, "min_amount_fen": INTEGER,
+         "quiet_hours": TEXT, "updated_at": TEXT},
+        pk=("account", "openid"),
+        not_null={"account", "openid", "off_types", "updated_at"},
+        defaults={"off_types": "[]"},
+    )  # fmt: skip
+    # The SMS gateway of the back-end adapter (alerts' SMS fallback): its base URL and API key
+    # (sealed, purpose ``backend:sms_api_key``); NULL: the back-end's URL and key.
+    backend = db.utils.table("backend")
+    backend.add_column("sms_url", TEXT)
+    backend.add_column("sms_api_key_enc", BLOB)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0001_foundation", m0001_foundation),
     ("m0002_wechat", m0002_wechat),
@@ -673,6 +692,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0011_backend", m0011_backend),
     ("m0012_branches", m0012_branches),
     ("m0013_bindings", m0013_bindings),
+    ("m0015_alert_prefs", m0015_alert_prefs),
 ]
 
 

@@ -25,6 +25,7 @@ CONTRACT = {
     ("GET", "/v1/rates/loan"),
     ("GET", "/v1/rates/fx"),
     ("GET", "/v1/products"),
+    ("POST", "/v1/sms/send"),
 }
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 TYPES = {"object", "array", "string", "integer", "number", "boolean"}
@@ -195,6 +196,10 @@ def test_sandbox_answers_match_the_document(spec: dict[str, Any], http: httpx.Cl
         ("GET", "/v1/rates/loan", "/v1/rates/loan", None, 200),
         ("GET", "/v1/rates/fx", "/v1/rates/fx", None, 200),
         ("GET", "/v1/products", "/v1/products", None, 200),
+        ("POST", "/v1/sms/send", "/v1/sms/send",
+         {"phone": credit["phone"], "text": "【银行】测试", "idempotency_key": "k1"}, 200),
+        ("POST", "/v1/sms/send", "/v1/sms/send", {"phone": "x", "text": "t",
+                                                  "idempotency_key": "k2"}, 400),
     ]  # fmt: skip
     seen = set()
     for method, template, path, body, status in calls:

@@ -11,8 +11,8 @@ from bankwx_cli.models.followers import (
     Tag,
     TagChange,
     Template,
-    TemplateRecord,
 )
+from bankwx_cli.models.templates import TemplateRecord
 
 LIST_KEYS = [
     "openid",
@@ -111,3 +111,4 @@ def test_a_template_shows_the_fields_its_content_needs() -> None:
     ]
     shown = TemplateRecord(**listed.to_json()).to_json()
     assert shown["fields"] == ["first", "amount", "remark"]
+    assert list(shown)[-2:] == ["fields", "field_rules"]
