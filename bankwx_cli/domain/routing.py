@@ -31,7 +31,7 @@ from bankwx_cli.wechat.callback import CallbackKeys, Inbound
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
-    from bankwx_cli.storage.engine import Claim
+    from bankwx_cli.storage.engine import AnsweredRow, Claim, OutRow
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,25 @@ class Ticket:
             if self._state == "running":
                 self._state = "done"
             return self._state == "done"
+
+
+class _QuickWrite:
+    """One quick answer's write: prepared on the loop (``Engine.answer``), written with its
+    group by ``Engine._write_group``, finished by its unit."""
+
+    __slots__ = ("decision", "in_time", "key", "message_id", "out_written", "plain", "row",
+                 "started", "ticket")  # fmt: skip
+
+    def __init__(
+        self, row: dict[str, Any], plain: bytes | None, decision: Decision, ticket: Ticket,
+        started: float, key: tuple[str, str] | None,
+    ) -> None:  # fmt: skip
+        self.row, self.plain, self.decision, self.ticket = row, plain, decision, ticket
+        self.started = started
+        self.key = key  # (account, openid) of a message, for the lookups; None for an event
+        self.in_time = False
+        self.message_id: int | None = None  # None: the key existed (the unit claims again)
+        self.out_written = False
 
 
 @dataclass(frozen=True)
@@ -287,27 +306,22 @@ class Engine:
         ``wake=False`` the writer is not woken: the caller calls ``wake()`` once for all it
         queued.
         """
-        started = time.monotonic()
         at = iso_of(self.app.clock.time())
         plain = self.render(runtime, inbound, decision.reply)
-        row = self._in_row(runtime, inbound, at)
-        row["reply"] = plain
-        row["route"] = decision.route
-        row["outcome"] = decision.outcome
-        reply = None
-        if decision.reply is not None:
-            reply = self._out_row(runtime, inbound, 0, decision, decision.outcome, at)
-        store = self.app.store
         event = inbound.msg_type == "event"
+        write = _QuickWrite(
+            self._in_row(runtime, inbound, at), plain, decision, ticket, time.monotonic(),
+            None if event else (runtime.account.name, inbound.openid),
+        )  # fmt: skip
+        store = self.app.store
         lookups = () if event else self._lookups  # follower-state lookups take messages only
-        prepare = None if event else self._prepare(runtime, inbound)
 
         def unit() -> Result | Claim:
-            in_time = ticket.complete()
-            row["reply"] = plain if in_time else None
-            row["handling_ms"] = handling_ms = (time.monotonic() - started) * 1000
-            message_id = store.messages.insert_answered(row)
+            # the message's row (and its reply's) were written by _write_group, at the start
+            # of this unit's transaction; what is left is what only this unit can tell
+            in_time, message_id = write.in_time, write.message_id
             if message_id is None:  # another delivery holds the message
+                row = write.row
                 claim = store.messages.claim_again(row, self._stale_before())
                 if not claim.first:
                     return self._replayed(claim)
@@ -318,26 +332,26 @@ class Engine:
                 chosen = taken or decision
                 return self._finish(runtime, inbound, message_id, chosen,
                                     self.render(runtime, inbound, chosen.reply) if taken else plain,
-                                    in_time, handling_ms)  # fmt: skip
+                                    in_time, row["handling_ms"])  # fmt: skip
             if event:
                 self._record_event(runtime, inbound, at)
-            elif lookups:
+            elif lookups and not write.out_written:
                 taken = self._look_up(runtime, inbound)
                 if taken is not None:
                     return self._finish(runtime, inbound, message_id, taken,
                                         self.render(runtime, inbound, taken.reply), in_time,
-                                        handling_ms)  # fmt: skip
+                                        write.row["handling_ms"])  # fmt: skip
             outcome = decision.outcome
             if not in_time:
                 outcome = self._late(runtime, inbound, message_id, decision)
                 store.messages.set_outcome(message_id, outcome)
-            if reply is not None:
-                reply["in_reply_to"] = message_id
-                reply["outcome"] = outcome
-                store.messages.insert_out(reply)
+            if decision.reply is not None and not write.out_written:
+                store.messages.insert_out(
+                    self._out_row(runtime, inbound, message_id, decision, outcome, at)
+                )
             return Result(plain if in_time else None, decision.route, outcome)
 
-        store.messages.writer.submit(unit, done, prepare, wake)
+        store.messages.writer.submit(unit, done, (self._write_group, write), wake)
 
     def wake(self) -> None:
         """Wake the store's writer for the writes ``answer(..., wake=False)`` queued."""
@@ -457,6 +471,53 @@ class Engine:
             found = hook(self.app, runtime, inbound, message_id, decision)
             outcome = outcome or found
         return outcome or "late"
+
+    def _write_group(self, writes: list[_QuickWrite]) -> None:
+        """Writer thread, start of a group's transaction: the rows of every quick answer in the
+        group, each table's in one multi-row INSERT (a few, for a large group), before the
+        units run. Whether each answer is in time is settled here (inside the write that
+        records it); an answer that is late is written without its reply, and its unit records
+        the late outcome. A reply's outbound row is written here too, unless a follower-state
+        lookup may take the message (its unit decides) or the answer is late. A row whose key
+        exists, in the store or earlier in the group, is left to its unit (``claim_again``).
+        """
+        if self._narrows:
+            self._prefetch([w.key for w in writes if w.key is not None])
+        now = time.monotonic()
+        rows: list[AnsweredRow] = []
+        for w in writes:
+            w.in_time = w.ticket.complete()
+            r = w.row
+            r["handling_ms"] = (now - w.started) * 1000
+            r["reply"] = w.plain if w.in_time else None
+            rows.append((
+                r["account"], r["openid"], r["msg_type"], r["event"], r["content"], r["msg_id"],
+                r["dedup_key"], r["reply"], w.decision.route, w.decision.outcome,
+                r["handling_ms"], r["at"], r["claimed_at"],
+            ))  # fmt: skip
+        messages = self.app.store.messages
+        outs: list[OutRow] = []
+        for w, message_id in zip(writes, messages.insert_answered_many(rows), strict=True):
+            w.message_id = message_id
+            reply = w.decision.reply
+            if (message_id is None or reply is None or not w.in_time or w.decision.sensitive
+                    or self._lookup_may_take(w.key)):  # fmt: skip
+                continue
+            r = w.row
+            outs.append((
+                r["account"], r["openid"], reply.kind, _masked(_reply_text(reply)),
+                w.decision.route, w.decision.outcome, message_id, r["at"],
+            ))  # fmt: skip
+            w.out_written = True
+        messages.insert_out_many(outs)
+
+    def _lookup_may_take(self, key: tuple[str, str] | None) -> bool:
+        """Whether a follower-state lookup may take this message (as ``_look_up`` decides)."""
+        if key is None or not self._lookups:
+            return False
+        if key not in self._prefetched:
+            return True
+        return any(may is None or key in may for may in self._may_take)
 
     def _prepare(
         self, runtime: Runtime, inbound: Inbound

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,6 +204,17 @@ class Database:
         with self._lock:
             try:
                 return self.conn.execute(sql, params or {})
+            except sqlite3.OperationalError as exc:
+                if is_read_only_error(exc):
+                    raise self.read_only_error() from None
+                raise
+
+    def execute_positional(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
+        """``execute`` with ``?`` parameters (binding by position is quicker, for the
+        receiver's many-row statements)."""
+        with self._lock:
+            try:
+                return self.conn.execute(sql, params)
             except sqlite3.OperationalError as exc:
                 if is_read_only_error(exc):
                     raise self.read_only_error() from None

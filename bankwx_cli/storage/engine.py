@@ -18,6 +18,7 @@ import json
 import logging
 import sqlite3
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from bankwx_cli.keys import Sealer, UnsealError
@@ -102,23 +103,34 @@ class Messages:
                              row["claimed_at"])  # fmt: skip
             return self.claim_again(row, stale_before)
 
-    def insert_answered(self, row: dict[str, Any]) -> int | None:
-        """Insert a first delivery's row already done: its answer (reply, route, outcome,
-        handling_ms in row) was decided before claiming. Joins the caller's transaction.
+    def insert_answered_many(self, rows: list[AnsweredRow]) -> list[int | None]:
+        """Insert first deliveries' rows already done: their answers (reply, route, outcome,
+        handling_ms) were decided before claiming. A few statements for them all (one multi-row
+        INSERT per ``ROWS_PER_INSERT`` chunk). Returns the id of each row, in order, or None
+        where its dedup key existed, in the store or earlier in ``rows``: then nothing is
+        written for it, and ``claim_again`` says what the store holds. Each row's reply is
+        sealed here. Joins the caller's transaction."""
+        ids: list[int | None] = [None] * len(rows)
+        first: dict[tuple[str, str], int] = {}  # (account, dedup key): index of its first row
+        for index, row in enumerate(rows):
+            first.setdefault((row[0], row[6]), index)
+        seal = self._seal
+        values = [
+            (*row[:7], seal(row[7]), *row[8:])
+            for index, row in enumerate(rows)
+            if first[(row[0], row[6])] == index
+        ]
+        for chunk in _chunks(values):
+            cursor = self.db.execute_positional(_insert_answered_sql(len(chunk)), _flat(chunk))
+            for message_id, account, key in cursor.fetchall():
+                ids[first[(account, key)]] = message_id
+        return ids
 
-        Returns the row's id, or None when the dedup key exists: then nothing is written, and
-        ``claim_again`` says what the store holds.
-        """
-        row = {**row, "reply": self._seal(row.get("reply"))}
-        cursor = self.db.execute(
-            "INSERT INTO messages (account, openid, direction, msg_type, event, content, "
-            "msg_id, dedup_key, state, reply, route, outcome, handling_ms, at, claimed_at) "
-            "VALUES (:account, :openid, 'in', :msg_type, :event, :content, :msg_id, "
-            ":dedup_key, 'done', :reply, :route, :outcome, :handling_ms, :at, :claimed_at) "
-            "ON CONFLICT (account, dedup_key) DO NOTHING",
-            row,
-        )
-        return int(cursor.lastrowid or 0) if cursor.rowcount == 1 else None
+    def insert_out_many(self, rows: list[OutRow]) -> None:
+        """``insert_out`` for many rows, a few statements for them all. Joins the caller's
+        transaction."""
+        for chunk in _chunks(rows):
+            self.db.execute_positional(_insert_out_sql(len(chunk)), _flat(chunk))
 
     def claim_again(self, row: dict[str, Any], stale_before: float) -> Claim:
         """Another delivery of a message the store holds: count it; take over a claim that has
@@ -251,6 +263,51 @@ class Messages:
                 {"before": before, "batch": batch},
             )
             return int(cursor.rowcount)
+
+
+#: A first delivery answered at once, for ``insert_answered_many``: account, openid,
+#: msg_type, event, content, msg_id, dedup_key, reply (plaintext, sealed when written), route,
+#: outcome, handling_ms, at, claimed_at.
+AnsweredRow = tuple[str, str, str, str, str, str, str, bytes | None, str, str, float, str, float]
+#: An outbound row, for ``insert_out_many``: account, openid, msg_type, content, route,
+#: outcome, in_reply_to, at.
+OutRow = tuple[str, str, str, str, str, str, int, str]
+
+ROWS_PER_INSERT = (64, 16, 4, 1)  # chunk sizes: a handful of statements for SQLite to cache
+
+
+def _chunks(rows: list[Any]) -> list[list[Any]]:
+    """rows in chunks of the sizes of ROWS_PER_INSERT, the largest that fit first."""
+    chunks, at = [], 0
+    for size in ROWS_PER_INSERT:
+        while len(rows) - at >= size:
+            chunks.append(rows[at : at + size])
+            at += size
+    return chunks
+
+
+def _flat(chunk: list[tuple[Any, ...]]) -> list[Any]:
+    return [value for row in chunk for value in row]
+
+
+@lru_cache(maxsize=len(ROWS_PER_INSERT))
+def _insert_answered_sql(count: int) -> str:
+    row = "(?, ?, 'in', ?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?)"
+    return (
+        "INSERT INTO messages (account, openid, direction, msg_type, event, content, msg_id, "  # noqa: S608
+        "dedup_key, state, reply, route, outcome, handling_ms, at, claimed_at) VALUES "
+        + ", ".join([row] * count)
+        + " ON CONFLICT (account, dedup_key) DO NOTHING RETURNING id, account, dedup_key"
+    )
+
+
+@lru_cache(maxsize=len(ROWS_PER_INSERT))
+def _insert_out_sql(count: int) -> str:
+    row = "(?, ?, 'out', ?, ?, ?, ?, ?, ?)"
+    return (
+        "INSERT INTO messages (account, openid, direction, msg_type, content, route, outcome, "  # noqa: S608
+        "in_reply_to, at) VALUES " + ", ".join([row] * count)
+    )
 
 
 def _reply(kind: str | None, raw: str | None) -> Reply | None:

@@ -1,0 +1,64 @@
+"""The receiver's grouped writes of quick answers: one multi-row INSERT per chunk, each row's
+id in order, a key already held (in the store or earlier in the group) left to its unit."""
+
+from __future__ import annotations
+
+from bxtest import Bankwx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bankwx_cli.context import AppContext
+from bankwx_cli.settings import from_environment
+from bankwx_cli.storage import engine as storage_engine
+
+NOW = "2026-12-02T12:00:00Z"
+
+
+def row(key: str, account: str = "main") -> storage_engine.AnsweredRow:
+    return (account, "o" + key, "text", "", "hi", key, f"msg:{key}", b"<xml>r</xml>", "default",
+            "replied", 1.0, NOW, 0.0)  # fmt: skip
+
+
+def test_chunks_cover_every_size_with_few_statements() -> None:
+    for n in range(0, 300):
+        rows = list(range(n))
+        chunks = storage_engine._chunks(rows)
+        assert [x for c in chunks for x in c] == rows
+        assert {len(c) for c in chunks} <= set(storage_engine.ROWS_PER_INSERT)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.sampled_from([f"{i}" for i in range(120)]), max_size=150),
+       st.lists(st.sampled_from([f"{i}" for i in range(120)]), max_size=20))  # fmt: skip
+def test_each_new_key_gets_its_row_and_the_rest_none(
+    store_ready: Bankwx, keys: list[str], held: list[str]
+) -> None:
+    app = AppContext(from_environment())
+    messages = app.store.messages
+    with app.store.transaction():
+        app.store.db.execute("DELETE FROM messages")
+        before = messages.insert_answered_many([row(k) for k in dict.fromkeys(held)])
+        ids = messages.insert_answered_many([row(k) for k in keys])
+        messages.insert_out_many(
+            [("main", "o" + k, "text", "r", "default", "replied", i, NOW)
+             for k, i in zip(keys, ids, strict=True) if i is not None]
+        )  # fmt: skip
+    assert all(i is not None for i in before)
+    seen: set[str] = set(held)
+    for key, message_id in zip(keys, ids, strict=True):
+        if key in seen:
+            assert message_id is None
+        else:
+            assert message_id is not None
+            stored = app.store.db.one(
+                "SELECT dedup_key, reply FROM messages WHERE id = :id", {"id": message_id}
+            )
+            assert stored is not None and stored["dedup_key"] == f"msg:{key}"
+            assert messages._open(message_id, stored["reply"]) == b"<xml>r</xml>"  # sealed
+            assert bytes(stored["reply"]) != b"<xml>r</xml>"
+            seen.add(key)
+    outs = app.store.db.scalar("SELECT count(*) FROM messages WHERE direction = 'out'")
+    assert outs == len(set(keys) - set(held))
+    app.store.close()
