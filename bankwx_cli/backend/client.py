@@ -333,6 +333,18 @@ class BackendClient:
     def products(self) -> list[models.Product]:
         return self._call("GET", "/v1/products", "/v1/products", models.parse_products)
 
+    def customer_phone(self, customer_id: str) -> str | None:
+        """The customer's phone (``phone`` of ``GET /v1/customers/{id}``), for an alert's SMS
+        at send time: never stored."""
+        path = f"/v1/customers/{_segment(customer_id)}"
+        return self._call("GET", "/v1/customers/{id}", path, _phone)
+
+    def send_sms(self, phone: str, text: str, idempotency_key: str) -> dict[str, Any]:
+        """``POST /v1/sms/send`` of the SMS gateway: ``{"id", "duplicate"}`` (a repeated key
+        sends nothing new)."""
+        body = {"phone": phone, "text": text, "idempotency_key": idempotency_key}
+        return self._call("POST", "/v1/sms/send", "/v1/sms/send", _sms_answer, body=body)
+
     # --- one call ---------------------------------------------------------------------------
 
     def _call(
@@ -541,3 +553,14 @@ def _error(content: bytes) -> tuple[str, str]:
 def _error_code(content: bytes) -> str:
     code, _ = _error(content)
     return "" if code == "unknown" else code
+
+
+def _phone(data: Any) -> str | None:
+    phone = data.get("phone") if isinstance(data, dict) else None
+    return phone if isinstance(phone, str) and phone else None
+
+
+def _sms_answer(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict) or "id" not in data:
+        raise ValueError("the SMS gateway's answer has no id")
+    return {"id": str(data["id"]), "duplicate": bool(data.get("duplicate"))}

@@ -597,7 +597,7 @@ class Dispatcher:
                 return self._later(unit, str(exc), now, 61)
             if exc.errcode == 45011:
                 return self._later(unit, str(exc), now, 60 - now % 60 + 1)
-            if exc.errcode == 45009:
+            if exc.errcode == 45009 and unit.lane != "alert":  # an alert cannot wait a day
                 return self._later(unit, str(exc), now, _until_bank_midnight(now))
             return SendResult(unit.id, "failed", last_error=str(exc))
         except Exception as exc:  # a bug must not lose the unit: keep it, say why

@@ -22,6 +22,7 @@ from bankwx_cli.storage.wechat import ApiCalls, Tokens
 
 if TYPE_CHECKING:
     from bankwx_cli.storage.agents import Agents
+    from bankwx_cli.storage.alerts import Alerts
     from bankwx_cli.storage.backend import BackendSettings
     from bankwx_cli.storage.bindings import Bindings
     from bankwx_cli.storage.branches import Branches
@@ -147,6 +148,12 @@ class Store:
         from bankwx_cli.storage.branches import Branches
 
         return Branches(self.db)
+
+    @cached_property
+    def alerts(self) -> Alerts:
+        from bankwx_cli.storage.alerts import Alerts
+
+        return Alerts(self.db, self.sealer)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
