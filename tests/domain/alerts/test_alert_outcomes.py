@@ -1,0 +1,157 @@
+"""What happens to an alert after intake: 45009, an unknown unit, preferences, quiet hours."""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from alertkit import CUSTOMERS, bind, event, jsonl
+from conftest import Alerting
+
+from bankwx_cli.sim.api_templates import template_id
+from bankwx_cli.storage import open_store
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def test_45009_in_the_alert_lane_falls_back_to_sms_at_once(
+    alerting: Alerting, tmp_path: Path
+) -> None:
+    a = alerting
+    bind(a.db, a.openids[0], "C100")
+    a.sim.set_faults(quotas={"/cgi-bin/message/template/send": {"daily": 0}})
+    a.push(jsonl(tmp_path / "a.jsonl", event("e1")))
+    a.run()
+    a.run()
+    assert [s["phone"] for s in a.gateway.sent] == [CUSTOMERS["C100"]]
+    shown = a.show("e1")
+    assert shown["channel"] == "sms"
+    [recipient] = shown["recipients"]  # type: ignore[misc]
+    assert recipient["state"] == "failed" and "45009" in str(recipient["reason"])
+
+
+def test_an_unknown_unit_does_not_fall_back(alerting: Alerting, tmp_path: Path) -> None:
+    a = alerting
+    bind(a.db, a.openids[0], "C100")
+    a.push(jsonl(tmp_path / "a.jsonl", event("e1")))
+    # a dispatcher that died mid-send more than WeChat's 10-minute de-duplication ago
+    store = open_store(a.db)
+    try:
+        with store.transaction():
+            store.db.execute(
+                "UPDATE outbox SET state = 'sending', claimed_by = 'gone:1:dead', attempts = 1, "
+                "first_attempt_at = :t WHERE kind = 'template'",
+                {"t": time.time() - 700},
+            )
+    finally:
+        store.close()
+    a.run()
+    shown = a.show("e1")
+    assert shown["state"] == "unknown"
+    assert shown["channel"] is None
+    [recipient] = shown["recipients"]  # type: ignore[misc]
+    assert recipient["state"] == "unknown"
+    a.run()
+    assert a.gateway.sent == []
+    assert a.templates_to(a.openids[0]) == 0
+
+
+# --- preferences (a stand-in for the follower's settings, until they are merged) -------------
+
+
+@dataclass
+class Prefs:
+    off_types: set[str] = field(default_factory=set)
+    min_amount_fen: int | None = None
+    quiet_hours: str | None = None
+
+
+@pytest.fixture
+def prefs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Prefs]:
+    """Each follower's preferences, as ``alert_preferences.preferences`` would answer."""
+    table: dict[str, Prefs] = {}
+    module = types.ModuleType("bankwx_cli.domain.alert_preferences")
+
+    def preferences(store: Any, account: str, openid: str) -> Prefs | None:
+        return table.get(openid)
+
+    module.preferences = preferences  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bankwx_cli.domain.alert_preferences", module)
+    return table
+
+
+def _at(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> None:
+    """bankwx's clock at moment (BANKWX_TEST_CLOCK_OFFSET)."""
+    monkeypatch.setenv("BANKWX_TEST_ACTIONS", "1")
+    monkeypatch.setenv("BANKWX_TEST_CLOCK_OFFSET", str(round(moment.timestamp() - time.time())))
+
+
+def _next(hour: int, minute: int = 0) -> datetime:
+    now = datetime.now(SHANGHAI)
+    found = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return found if found > now else found + timedelta(days=1)
+
+
+def test_preferences_filter_and_security_alerts_pass(
+    alerting: Alerting, tmp_path: Path, prefs: dict[str, Prefs]
+) -> None:
+    a = alerting
+    one, two = a.openids[0], a.openids[1]
+    bind(a.db, one, "C100")
+    bind(a.db, two, "C100")
+    prefs[one] = Prefs(off_types={"交易提醒", "登录提醒"})
+    prefs[two] = Prefs(min_amount_fen=200_000)
+    login = template_id("wx1234567890abcdef", "repayment")
+    added = a.bx("alert", "rule", "add", "login", "--template", login, "--field",
+                 "amount={amount_fen|yuan}", "--field", "date={occurred_at|date}", "--field",
+                 "first=登录", "--field", "remark=-", "--label", "登录提醒", "--security")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    a.push(jsonl(tmp_path / "a.jsonl", event("small"), event("big", amount_fen=300_000),
+                 event("in", type_="login")))  # fmt: skip
+    a.run()
+    assert a.templates_to(one) == 1  # the security alert only
+    assert a.templates_to(two) == 2  # big, and the security alert
+    small = a.show("small")
+    assert small["state"] == "suppressed" and small["channel"] is None
+    assert sorted(r["state"] for r in small["recipients"]) == ["suppressed", "suppressed"]  # type: ignore[union-attr]
+    assert a.gateway.sent == []  # suppressed by choice: no SMS either
+
+
+def test_quiet_hours_defer_and_release(
+    alerting: Alerting, tmp_path: Path, prefs: dict[str, Prefs], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = alerting
+    one, two = a.openids[0], a.openids[1]
+    bind(a.db, one, "C100")
+    bind(a.db, two, "C300")
+    prefs[one] = Prefs(quiet_hours="22:00-07:00")
+    prefs[two] = Prefs(quiet_hours="22:00-07:00")
+    night = _next(23)
+    _at(monkeypatch, night)
+    a.push(jsonl(tmp_path / "a.jsonl", event("e1"), event("e2", customer="C300")))
+    a.run()
+    assert a.templates_to(one) == 0 and a.templates_to(two) == 0
+    assert a.show("e1")["state"] == "deferred"
+    # meanwhile the second follower switches these alerts off
+    prefs[two] = Prefs(off_types={"交易提醒"}, quiet_hours="22:00-07:00")
+    _at(monkeypatch, night + timedelta(hours=8, minutes=30))  # 07:30
+    a.run()
+    assert a.templates_to(one) == 1
+    assert a.templates_to(two) == 0
+    assert a.show("e1")["state"] in ("sent", "delivered")
+    assert a.show("e2")["state"] == "suppressed"
+    assert a.gateway.sent == []
+    status = a.bx("alert", "status", "--format", "json")
+    assert status.exit_code == 0, status.output
+    import json
+
+    counts = json.loads(status.stdout)
+    assert counts["deferred"] == 2 and counts["suppressed"] == 1 and counts["sent_wechat"] == 1
+    assert counts["latency_p50_ms"] is None  # deferred alerts are not in the latency
