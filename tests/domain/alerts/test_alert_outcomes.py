@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import types
@@ -109,9 +110,11 @@ def test_preferences_filter_and_security_alerts_pass(
     prefs[one] = Prefs(off_types={"交易提醒", "登录提醒"})
     prefs[two] = Prefs(min_amount_fen=200_000)
     login = template_id("wx1234567890abcdef", "repayment")
-    added = a.bx("alert", "rule", "add", "login", "--template", login, "--field",
-                 "amount={amount_fen|yuan}", "--field", "date={occurred_at|date}", "--field",
-                 "first=登录", "--field", "remark=-", "--label", "登录提醒", "--security")  # fmt: skip
+    fields = ["amount={amount_fen|yuan}", "date={occurred_at|date}", "first=登录", "remark=-"]
+    args = ["alert", "rule", "add", "login", "--template", login, "--label", "登录提醒"]
+    for one_field in fields:
+        args += ["--field", one_field]
+    added = a.bx(*args, "--security")
     assert added.exit_code == 0, added.output
     a.push(jsonl(tmp_path / "a.jsonl", event("small"), event("big", amount_fen=300_000),
                  event("in", type_="login")))  # fmt: skip
@@ -150,8 +153,6 @@ def test_quiet_hours_defer_and_release(
     assert a.gateway.sent == []
     status = a.bx("alert", "status", "--format", "json")
     assert status.exit_code == 0, status.output
-    import json
-
     counts = json.loads(status.stdout)
     assert counts["deferred"] == 2 and counts["suppressed"] == 1 and counts["sent_wechat"] == 1
     assert counts["latency_p50_ms"] is None  # deferred alerts are not in the latency
