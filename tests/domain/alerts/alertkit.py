@@ -15,12 +15,22 @@ from bankwx_cli.storage import open_store
 CUSTOMERS = {"C100": "13800000100", "C200": "13800000200", "C300": "13800000300"}
 
 
+def phone_of(customer: str) -> str | None:
+    """The stand-in's customers: those of CUSTOMERS, and any K<digits> (a burst's)."""
+    if customer in CUSTOMERS:
+        return CUSTOMERS[customer]
+    if customer[:1] == "K" and customer[1:].isdigit():
+        return "139" + customer[1:].zfill(8)
+    return None
+
+
 class Gateway:
     """A loopback back-end answering GET /v1/customers/{id} (with ``phone``) and the SMS
     gateway's POST /v1/sms/send (a repeated idempotency key sends nothing new)."""
 
     def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []  # what was sent (a repeated key sends nothing)
+        self.posts = 0  # every POST /v1/sms/send, repeats included
         self.keys: dict[str, str] = {}
         self.lock = threading.Lock()
         gateway = self
@@ -42,8 +52,9 @@ class Gateway:
                     self._answer(200, {"status": "ok", "version": "stand-in"})
                     return
                 cid = self.path.rsplit("/", 1)[-1]
-                if self.path.startswith("/v1/customers/") and cid in CUSTOMERS:
-                    body = {"id": cid, "name": "客户", "cards": [], "phone": CUSTOMERS[cid]}
+                phone = phone_of(cid) if self.path.startswith("/v1/customers/") else None
+                if phone is not None:
+                    body = {"id": cid, "name": "客户", "cards": [], "phone": phone}
                     self._answer(200, body)
                     return
                 self._answer(404, {"error": {"code": "unknown_customer", "message": cid}})
@@ -56,6 +67,7 @@ class Gateway:
                     return
                 key = str(body["idempotency_key"])
                 with gateway.lock:
+                    gateway.posts += 1
                     if key in gateway.keys:
                         self._answer(200, {"id": gateway.keys[key], "duplicate": True})
                         return
