@@ -30,9 +30,11 @@ import json
 import logging
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +106,37 @@ SMS_COST_FEN = Setting(
     "alerts",
     "a whole number of fen, 0 or more",
 )
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    events: Any  # prometheus_client Counter and Histogram
+    latency: Any
+
+
+_metrics_lock = threading.Lock()
+
+
+@cache
+def _metrics() -> _Metrics:
+    """The alerts' metrics, made on first use (prometheus_client is not imported by every
+    command that loads this module); the lock: several threads may ask first at once."""
+    with _metrics_lock:
+        return _made_metrics()
+
+
+@cache
+def _made_metrics() -> _Metrics:
+    from prometheus_client import Counter, Histogram
+
+    return _Metrics(
+        Counter("bankwx_alert_events_total", "Alert events taken at intake", ["status"]),
+        Histogram(
+            "bankwx_alert_latency_seconds",
+            "Intake commit to WeChat's acceptance of an alert (deferred ones excluded)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+        ),
+    )
 
 
 class AlertAuthError(BankwxError):
@@ -586,6 +619,9 @@ def take(
                 line = lines[start + i] if lines else None
                 results.append(_take_one(app, source, raw, now, line))
             app.store.alerts.touch(source.id, iso(now))
+    counted = _metrics().events
+    for result in results:
+        counted.labels(result.status).inc()
     return results
 
 
@@ -842,13 +878,12 @@ def finished(app: AppContext, unit: Unit) -> None:
     if recipient is None:
         return
     if unit.state == "sent":
+        accepted = app.clock.time()
         store.update_recipient(
-            event.id,
-            recipient.openid,
-            state="sent",
-            msgid=unit.wechat_msgid,
-            accepted_ts=app.clock.time(),
+            event.id, recipient.openid, state="sent", msgid=unit.wechat_msgid, accepted_ts=accepted
         )
+        if not recipient.deferred:
+            _metrics().latency.observe(max(0.0, accepted - event.received_ts))
         if event.sent_at is None:
             store.update_event(event.id, sent_at=iso(app.clock.now()))
     elif unit.state == "cancelled":

@@ -143,6 +143,7 @@ class AlertRecipient:
     msgid: str | None = None
     accepted_ts: float | None = None
     delivery: str | None = None
+    deferred: bool = False  # it waited for quiet hours (its latency is not counted)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -24,7 +24,7 @@ _EVENT = (
     "state, reason, "
     "channel, sms_unit, received_at, received_ts, sent_at"
 )
-_RECIPIENT = "event, openid, unit_id, state, reason, msgid, accepted_ts, delivery"
+_RECIPIENT = "event, openid, unit_id, state, reason, msgid, accepted_ts, delivery, deferred"
 
 
 def _source(row: Any) -> AlertSource:
@@ -89,6 +89,7 @@ def _recipient(row: Any) -> AlertRecipient:
         msgid=row["msgid"],
         accepted_ts=None if accepted is None else float(accepted),
         delivery=row["delivery"],
+        deferred=bool(row["deferred"]),
     )
 
 
