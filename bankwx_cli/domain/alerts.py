@@ -1062,6 +1062,12 @@ def detail(app: AppContext, event: AlertEvent) -> AlertDetail:
     return AlertDetail(event, state, recipients)
 
 
+def purge_before(app: AppContext, account: str, cutoff: datetime) -> int:
+    """Purge the data and texts of the account's events received before cutoff (with the
+    conversation log, by its retention); the events, states and counts stay."""
+    return app.store.alerts.purge_data_before(account, iso(cutoff))
+
+
 # --- alert push ----------------------------------------------------------------------------
 
 

@@ -276,6 +276,21 @@ class Alerts:
         found: dict[str, Any] = json.loads(opened)
         return found
 
+    def purge_data_before(self, account: str, before: str, batch: int = 1000) -> int:
+        """Purge the sealed data of the account's events received before before (ISO time), in
+        short transactions; the events stay. Returns how many were purged."""
+        total = 0
+        while True:
+            with self.db.transaction():
+                cursor = self.db.execute(
+                    "UPDATE alert_events SET data = '' WHERE id IN (SELECT id FROM alert_events "
+                    "WHERE account = :a AND received_at < :before AND data != '' LIMIT :batch)",
+                    {"a": account, "before": before, "batch": batch},
+                )
+            if cursor.rowcount <= 0:
+                return total
+            total += cursor.rowcount
+
     def update_event(self, row_id: int, **values: Any) -> None:
         """Set some of state, reason, channel, sms_unit, sent_at."""
         allowed = {"state", "reason", "channel", "sms_unit", "sent_at"}

@@ -119,3 +119,22 @@ def test_one_reached_follower_holds_off_the_sms(alerting: Alerting, tmp_path: Pa
     assert a.templates_to(a.openids[1]) == 1
     assert a.gateway.sent == []
     assert a.show("e1")["channel"] is None
+
+
+def test_event_data_is_sealed_and_purged(alerting: Alerting, tmp_path: Path) -> None:
+    from bankwx_cli.storage import open_store
+
+    a = alerting
+    a.push(jsonl(tmp_path / "a.jsonl", event("e1", customer="C300", note="秘密备注")))
+    wal = Path(f"{a.db}-wal")
+    raw = a.db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    assert "秘密备注".encode() not in raw and b"6222020000001234" not in raw
+    store = open_store(a.db)
+    try:
+        assert store.alerts.purge_data_before("main", "9999-01-01T00:00:00Z") == 1
+        assert store.alerts.purge_data_before("main", "9999-01-01T00:00:00Z") == 0
+        [stored] = store.alerts.events_by_id("e1")
+        assert store.alerts.data(stored.id) is None
+    finally:
+        store.close()
+    assert a.show("e1")["customer_id"] == "C300"
