@@ -838,6 +838,8 @@ def before_send(app: AppContext, unit: Unit) -> Defer | Cancel | None:
         return None
     row = _row(unit)
     event = None if row is None else app.store.alerts.event(row)
+    if event is not None and event.channel == "sms":
+        return Cancel("the alert went to the customer by SMS")
     if event is None or event.security:
         return None
     binding = app.store.bindings.get(unit.account, unit.openid)

@@ -900,6 +900,9 @@ def retry(app: AppContext, unit_id: int, account: str | None = None) -> Unit:
             raise ValidationError(
                 f"unit {unit_id} is {unit.state}: only unknown or failed units are retried."
             )
+        verdict = _verdict(app, unit)  # its source's checks: one may say never again
+        if isinstance(verdict, Cancel):
+            raise ValidationError(f"unit {unit_id} is not sent again: {verdict.reason}.")
         app.store.outbox.retry(unit_id, app.clock.time())
         audit.record(app, "outbox.retry", str(unit_id), {"was": unit.state})
         retried = app.store.outbox.get(unit_id)

@@ -107,6 +107,12 @@ def test_a_refusing_follower_falls_back_to_sms_once(alerting: Alerting, tmp_path
     assert shown["channel"] == "sms" and shown["state"] == "sms"
     [recipient] = shown["recipients"]  # type: ignore[misc]
     assert recipient["state"] == "failed" and "43101" in str(recipient["reason"])
+    retried = a.bx("outbox", "retry", str(recipient["unit"]))
+    assert retried.exit_code == 1
+    assert retried.stderr == (
+        f"Error: unit {recipient['unit']} is not sent again: the alert went to the customer by "
+        "SMS.\n"
+    )
 
 
 def test_one_reached_follower_holds_off_the_sms(alerting: Alerting, tmp_path: Path) -> None:
