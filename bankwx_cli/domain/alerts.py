@@ -32,7 +32,7 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -615,14 +615,28 @@ def take(
         chunk = events[start : start + CHUNK]
         with app.store.transaction():
             now = app.clock.now()
+            batch = _Batch(acct_signature(app, source.account))
             for i, raw in enumerate(chunk):
                 line = lines[start + i] if lines else None
-                results.append(_take_one(app, source, raw, now, line))
+                results.append(_take_one(app, source, raw, now, line, batch))
             app.store.alerts.touch(source.id, iso(now))
     counted = _metrics().events
     for result in results:
         counted.labels(result.status).inc()
     return results
+
+
+@dataclass
+class _Batch:
+    """What the events of one transaction share: the SMS signature, the rules read."""
+
+    signature: str
+    rules: dict[str, AlertRule | None] = field(default_factory=dict)
+
+    def rule(self, app: AppContext, account: str, type_: str) -> AlertRule | None:
+        if type_ not in self.rules:
+            self.rules[type_] = app.store.alerts.rule(account, type_)
+        return self.rules[type_]
 
 
 def _event_id(raw: Any) -> str | None:
@@ -631,20 +645,30 @@ def _event_id(raw: Any) -> str | None:
 
 
 def _take_one(
-    app: AppContext, source: AlertSource, raw: Any, now: datetime, line: int | None
+    app: AppContext,
+    source: AlertSource,
+    raw: Any,
+    now: datetime,
+    line: int | None,
+    batch: _Batch,
 ) -> IntakeResult:
     store = app.store.alerts
     event_id = _event_id(raw)
     try:
         with app.store.outbox.savepoint():
-            return _store_event(app, source, raw, now, line)
+            return _store_event(app, source, raw, now, line, batch)
     except _Rejected as exc:
         store.note(source.name, source.account, event_id, REJECTED, exc.reason, iso(now))
         return IntakeResult(event_id, REJECTED, exc.reason, line)
 
 
 def _store_event(
-    app: AppContext, source: AlertSource, raw: Any, now: datetime, line: int | None
+    app: AppContext,
+    source: AlertSource,
+    raw: Any,
+    now: datetime,
+    line: int | None,
+    batch: _Batch,
 ) -> IntakeResult:
     store = app.store.alerts
     if isinstance(raw, _BadLine):
@@ -657,10 +681,10 @@ def _store_event(
         reason = None if stored == digest else "the stored event with this id has other content"
         store.note(source.name, source.account, event_id, DUPLICATE, reason, iso(now))
         return IntakeResult(event_id, DUPLICATE, reason, line)
-    rule = store.rule(source.account, str(event["type"]))
+    rule = batch.rule(app, source.account, str(event["type"]))
     if rule is None:
         raise _Rejected(f"no rule for type '{event['type']}' on account {source.account}")
-    rendered = _signed(acct_signature(app, source.account), render(rule, event))
+    rendered = _signed(batch.signature, render(rule, event))
     security = rule.security or bool(event.get("urgent"))
     amount = (event.get("data") or {}).get("amount_fen")
     row = store.add_event(
