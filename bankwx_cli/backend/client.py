@@ -333,17 +333,25 @@ class BackendClient:
     def products(self) -> list[models.Product]:
         return self._call("GET", "/v1/products", "/v1/products", models.parse_products)
 
-    def customer_phone(self, customer_id: str) -> str | None:
-        """The customer's phone (``phone`` of ``GET /v1/customers/{id}``), for an alert's SMS
-        at send time: never stored."""
-        path = f"/v1/customers/{_segment(customer_id)}"
-        return self._call("GET", "/v1/customers/{id}", path, _phone)
+    def customer_phone(self, customer_id: str) -> str:
+        """The customer's mobile number on file (``GET /v1/customers/{id}``'s ``phone``), for
+        an SMS at the moment of sending: never store it. BackendRefusedError 404
+        ``unknown_customer``, or 422 ``no_phone`` when the back-end has none."""
+        found = self.customer(customer_id).phone
+        if not found:
+            raise BackendRefusedError(
+                422, "no_phone", "the back-end has no phone for the customer", "/v1/customers/{id}"
+            )
+        return found
 
-    def send_sms(self, phone: str, text: str, idempotency_key: str) -> dict[str, Any]:
-        """``POST /v1/sms/send`` of the SMS gateway: ``{"id", "duplicate"}`` (a repeated key
-        sends nothing new)."""
+    def send_sms(self, phone: str, text: str, idempotency_key: str) -> models.SmsReceipt:
+        """Send one SMS through the gateway (``POST /v1/sms/send``). The gateway sends a key
+        once in 24 hours: a repeat answers ``duplicate`` and sends nothing, so a caller in doubt
+        sends again with the same key. Never retried here (a POST): BackendUnavailableError
+        for 5xx and timeouts (try later, same key), BackendRefusedError for 4xx (give up)."""
         body = {"phone": phone, "text": text, "idempotency_key": idempotency_key}
-        return self._call("POST", "/v1/sms/send", "/v1/sms/send", _sms_answer, body=body)
+        path = "/v1/sms/send"
+        return self._call("POST", path, path, models.parse_sms_receipt, body=body)
 
     # --- one call ---------------------------------------------------------------------------
 
@@ -553,14 +561,3 @@ def _error(content: bytes) -> tuple[str, str]:
 def _error_code(content: bytes) -> str:
     code, _ = _error(content)
     return "" if code == "unknown" else code
-
-
-def _phone(data: Any) -> str | None:
-    phone = data.get("phone") if isinstance(data, dict) else None
-    return phone if isinstance(phone, str) and phone else None
-
-
-def _sms_answer(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict) or "id" not in data:
-        raise ValueError("the SMS gateway's answer has no id")
-    return {"id": str(data["id"]), "duplicate": bool(data.get("duplicate"))}

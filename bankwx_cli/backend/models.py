@@ -56,9 +56,16 @@ class Card:
 
 @dataclass(frozen=True)
 class Customer:
+    """A customer; ``phone`` (the mobile number on file, for SMS) when the back-end gives it:
+    used at the moment of sending, never stored."""
+
     id: str
     name: str
     cards: tuple[Card, ...]
+    phone: str | None = None
+
+    def __repr__(self) -> str:  # never the phone in a log line or a traceback
+        return f"Customer(id={self.id!r}, cards={len(self.cards)})"
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,15 @@ class Product:
     description: str
 
 
+@dataclass(frozen=True)
+class SmsReceipt:
+    """The SMS gateway took a message: its ``id``; ``duplicate`` when the idempotency key was
+    seen before (within 24 hours) and nothing new was sent."""
+
+    id: str
+    duplicate: bool
+
+
 class BankBackend(Protocol):
     """Every back-end path of the contract. Each method raises BackendUnavailableError (try
     later) or BackendRefusedError (a 4xx answer: bad key, unknown customer, no match)."""
@@ -150,6 +166,8 @@ class BankBackend(Protocol):
     def loan_rates(self) -> RateTable: ...
     def fx_rates(self) -> FxTable: ...
     def products(self) -> list[Product]: ...
+    def customer_phone(self, customer_id: str) -> str: ...
+    def send_sms(self, phone: str, text: str, idempotency_key: str) -> SmsReceipt: ...
 
 
 # --- parsing ----------------------------------------------------------------------------------
@@ -246,7 +264,13 @@ def parse_customer(data: Any) -> Customer:
         Card(_last4(c, "last4", "card"), _str(c, "type", "card"))
         for c in _items(d, "cards", "customer")
     )
-    return Customer(_str(d, "id", "customer"), _str(d, "name", "customer"), cards)
+    phone = _opt_str(d, "phone", "customer")
+    return Customer(_str(d, "id", "customer"), _str(d, "name", "customer"), cards, phone or None)
+
+
+def parse_sms_receipt(data: Any) -> SmsReceipt:
+    d = _obj(data, "sms")
+    return SmsReceipt(_str(d, "id", "sms"), _bool(d, "duplicate", "sms"))
 
 
 def parse_accounts(data: Any) -> list[BankAccount]:

@@ -979,30 +979,32 @@ def _wechat_state(recipients: Iterable[AlertRecipient]) -> str:
 
 
 def _gateway(app: AppContext) -> Any:
-    """The SMS gateway client: the back-end adapter (``backend set --sms-url`` may point its
-    SMS calls elsewhere)."""
-    return app.backend
+    """The SMS gateway client (``AppContext.sms_gateway`` where the store names one with
+    ``backend set --sms-url``; else the back-end adapter, which serves ``/v1/sms/send`` too)."""
+    found = getattr(app, "sms_gateway", None)
+    return app.backend if found is None else found
 
 
 def send_sms(app: AppContext, unit: Unit) -> str | None:
     """One SMS: the customer's phone from the back-end now (never stored), then the gateway,
-    with the unit's idempotency key (honoured for 24 hours)."""
+    with the unit's idempotency key (honoured for 24 hours). A refusal (an unknown customer,
+    no phone, a 4xx of the gateway) fails the unit with the reason; 5xx and timeouts are tried
+    again, then fail."""
     from bankwx_cli.backend.errors import BackendRefusedError, BackendUnavailableError
 
     body = unit.body
-    gateway = _gateway(app)
     try:
-        phone = gateway.customer_phone(str(body["customer_id"]))
+        phone = app.backend.customer_phone(str(body["customer_id"]))
         if not phone:
             raise SmsRefusedError(f"customer {body['customer_id']} has no phone number")
-        answer = gateway.send_sms(phone, str(body["text"]), str(body["idempotency_key"]))
+        answer = _gateway(app).send_sms(phone, str(body["text"]), str(body["idempotency_key"]))
     except BackendRefusedError as exc:
         raise SmsRefusedError(str(exc)) from None
     except BackendUnavailableError as exc:
         raise SmsUnavailableError(str(exc)) from None
     except NotFoundError as exc:  # no back-end set
         raise SmsRefusedError(str(exc)) from None
-    found = answer.get("id") if isinstance(answer, dict) else None
+    found = answer.get("id") if isinstance(answer, dict) else getattr(answer, "id", None)
     return None if found is None else str(found)
 
 
