@@ -120,7 +120,7 @@ AREAS: tuple[Area, ...] = (
     Area(
         "alerts",
         "bankwx_cli.domain.alerts",
-        ("setting", "route", "sender", "final", "delivery", "before_send"),
+        ("setting", "route", "sender", "final", "delivery", "before_send", "event"),
     ),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(

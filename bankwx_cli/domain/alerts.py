@@ -69,8 +69,10 @@ from bankwx_cli.models.batches import BatchFailure, BatchReport
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
     from bankwx_cli.domain.outbox import Cancel, Defer
+    from bankwx_cli.domain.routing import Decision, Runtime
     from bankwx_cli.extensions import Registry, Request, Response
     from bankwx_cli.models.outbox import OutboxUnit as Unit
+    from bankwx_cli.wechat.callback import Inbound
 
 log = logging.getLogger(__name__)
 
@@ -912,6 +914,10 @@ def finished(app: AppContext, unit: Unit) -> None:
             _metrics().latency.observe(max(0.0, accepted - event.received_ts))
         if event.sent_at is None:
             store.update_event(event.id, sent_at=iso(app.clock.now()))
+        early = store.take_job_status(unit.account, unit.wechat_msgid or "")
+        if early is not None and unit.wechat_msgid:
+            app.store.outbox.record_delivery(unit.account, unit.wechat_msgid, early)
+            _job_result(app, event.id, recipient.openid, early)
     elif unit.state == "cancelled":
         store.update_recipient(event.id, recipient.openid, state="suppressed",
                                reason=unit.last_error)  # fmt: skip
@@ -924,16 +930,40 @@ def finished(app: AppContext, unit: Unit) -> None:
 def delivered(app: AppContext, unit: Unit, status: str) -> None:
     """WeChat's job result on a sent template unit of an alert."""
     row = _row(unit)
-    store = app.store.alerts
-    recipient = store.recipient_of(unit.id)
+    recipient = app.store.alerts.recipient_of(unit.id)
     if row is None or recipient is None:
         return
-    if status == "success":
-        store.update_recipient(row, recipient.openid, state="delivered", delivery=status)
-    else:
-        store.update_recipient(row, recipient.openid, state="unreached", delivery=status,
-                               reason=f"WeChat job status {status}")  # fmt: skip
+    _job_result(app, row, recipient.openid, status)
     _after_change(app, row)
+
+
+def _job_result(app: AppContext, row: int, openid: str, status: str) -> None:
+    store = app.store.alerts
+    if status == "success":
+        store.update_recipient(row, openid, state="delivered", delivery=status)
+    else:
+        store.update_recipient(row, openid, state="unreached", delivery=status,
+                               reason=f"WeChat job status {status}")  # fmt: skip
+
+
+def job_status(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
+    """TEMPLATESENDJOBFINISH, after ``outbox.job_finished``: a result whose msgid no unit holds
+    yet (the dispatcher has not recorded it) is kept, and applied when it is recorded."""
+    keep_job_status(app, runtime.account.name, inbound.msg_id, inbound.fields.get("Status", ""))
+    return None
+
+
+def keep_job_status(app: AppContext, account: str, msgid: str, status: str) -> None:
+    """Keep a job result for a msgid no unit holds yet (nothing when one does)."""
+    store = app.store.alerts
+    if not msgid or not status:
+        return
+    with app.store.transaction():
+        if store.has_unit_with(account, msgid):
+            return
+        now = app.clock.now()
+        store.keep_job_status(account, msgid, status, iso(now))
+        store.forget_job_statuses_before(iso(now - timedelta(days=1)))
 
 
 UNREACHED = ("unreached", "failed")
@@ -1192,3 +1222,4 @@ def install(registry: Registry) -> None:
     registry.before_send(SOURCE, before_send)
     registry.on_final(SOURCE, finished)
     registry.on_delivery(SOURCE, delivered)
+    registry.on_event("templatesendjobfinish", job_status, order=10)

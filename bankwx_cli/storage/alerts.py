@@ -351,6 +351,35 @@ class Alerts:
             {**values, "e": event, "o": openid},
         )
 
+    # --- job results before their msgid is recorded --------------------------------------
+
+    def has_unit_with(self, account: str, msgid: str) -> bool:
+        """Whether an outbox unit of the account holds this WeChat msgid."""
+        found = self.db.scalar(
+            "SELECT 1 FROM outbox WHERE account = :a AND wechat_msgid = :m LIMIT 1",
+            {"a": account, "m": msgid},
+        )
+        return found is not None
+
+    def keep_job_status(self, account: str, msgid: str, status: str, at: str) -> None:
+        self.db.execute(
+            "INSERT INTO alert_job_statuses (account, msgid, status, received_at) "
+            "VALUES (:a, :m, :s, :at) ON CONFLICT (account, msgid) DO NOTHING",
+            {"a": account, "m": msgid, "s": status, "at": at},
+        )
+
+    def take_job_status(self, account: str, msgid: str) -> str | None:
+        """The job result kept for the msgid, removed; None when there is none."""
+        row = self.db.one(
+            "DELETE FROM alert_job_statuses WHERE account = :a AND msgid = :m RETURNING status",
+            {"a": account, "m": msgid},
+        )
+        return None if row is None else str(row["status"])
+
+    def forget_job_statuses_before(self, at: str) -> None:
+        """Job results no unit claimed (another source's messages, or lost units)."""
+        self.db.execute("DELETE FROM alert_job_statuses WHERE received_at < :at", {"at": at})
+
     # --- rejections and duplicates --------------------------------------------------------
 
     def note(

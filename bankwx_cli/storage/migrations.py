@@ -668,7 +668,8 @@ def m0014_alerts(db: Database) -> None:
     other content is told so); its data and rendered texts are sealed like outbox payloads
     (``data``, '' once purged). A recipient is a bound follower of the event's customer and
     the outbox unit of its template message. A rejection (and a duplicate, for the counts)
-    keeps no data: a rejected id stays free.
+    keeps no data: a rejected id stays free. A job result that arrives before the dispatcher
+    recorded its msgid waits in ``alert_job_statuses``.
     Business times used for arithmetic (``*_ts``) are Unix times; ``*_at`` ISO text in UTC.
     """
     utils = db.utils
@@ -722,6 +723,13 @@ def m0014_alerts(db: Database) -> None:
     utils.table("alert_rejections").create_index(
         ["account", "received_at"], index_name="alert_rejections_received"
     )
+    # WeChat's job result on a template message whose msgid no unit holds yet (the dispatcher
+    # had not recorded it): kept until the unit is recorded sent, then applied
+    utils.table("alert_job_statuses").create(
+        {"account": TEXT, "msgid": TEXT, "status": TEXT, "received_at": TEXT},
+        pk=("account", "msgid"), not_null={"account", "msgid", "status", "received_at"},
+    )  # fmt: skip
+    utils.table("alert_job_statuses").create_index(["received_at"])
 
 
 MIGRATIONS: list[tuple[str, Migration]] = [

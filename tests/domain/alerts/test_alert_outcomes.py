@@ -156,3 +156,51 @@ def test_quiet_hours_defer_and_release(
     counts = json.loads(status.stdout)
     assert counts["deferred"] == 2 and counts["suppressed"] == 1 and counts["sent_wechat"] == 1
     assert counts["latency_p50_ms"] is None  # deferred alerts are not in the latency
+
+
+def test_a_job_result_before_the_msgid_is_recorded_is_applied_then(
+    alerting: Alerting, tmp_path: Path
+) -> None:
+    """The dispatcher dies after WeChat took the message and before it recorded the msgid; the
+    job result (failed) comes meanwhile; the next dispatcher sends again (WeChat answers the
+    same msgid, sends nothing), records it, and the kept result sends the alert by SMS."""
+    from bankwx_cli.context import AppContext
+    from bankwx_cli.domain import alerts
+    from bankwx_cli.settings import from_environment
+
+    a = alerting
+    bind(a.db, a.openids[0], "C100")
+    a.push(jsonl(tmp_path / "a.jsonl", event("e1")))
+    a.run()
+    [unit] = json.loads(a.bx("outbox", "list", "--format", "json").stdout)
+    msgid = unit["wechat_msgid"]
+    store = open_store(a.db)
+    try:
+        with store.transaction():
+            store.db.execute(
+                "UPDATE outbox SET state = 'sending', claimed_by = 'gone:1:dead', "
+                "wechat_msgid = NULL WHERE id = :id",
+                {"id": unit["id"]},
+            )
+            store.db.execute(
+                "UPDATE alert_recipients SET state = 'queued', msgid = NULL, accepted_ts = NULL"
+            )
+            store.db.execute("UPDATE alert_events SET state = 'queued', sent_at = NULL")
+    finally:
+        store.close()
+    app = AppContext(from_environment())
+    try:
+        alerts.keep_job_status(app, "main", msgid, "failed:user block")
+    finally:
+        app.close()
+    a.run()
+    a.run()
+    assert a.templates_to(a.openids[0]) == 1  # sent again, de-duplicated by WeChat
+    assert [s["phone"] for s in a.gateway.sent] == [CUSTOMERS["C100"]]
+    shown = a.show("e1")
+    assert shown["channel"] == "sms"
+    [recipient] = shown["recipients"]  # type: ignore[misc]
+    assert recipient["state"] == "unreached" and recipient["msgid"] == msgid
+    [unit] = [u for u in json.loads(a.bx("outbox", "list", "--format", "json").stdout)
+              if u["kind"] == "template"]  # fmt: skip
+    assert unit["delivery_status"] == "failed:user block"
