@@ -183,10 +183,11 @@ class Store:
 
     @staticmethod
     def _sealed_columns() -> tuple[SealedColumn, ...]:
+        from bankwx_cli.storage.alerts import EVENT_DATA
         from bankwx_cli.storage.engine import REPLIES
         from bankwx_cli.storage.outbox import PAYLOADS
 
-        return (REPLIES, PAYLOADS)
+        return (REPLIES, PAYLOADS, EVENT_DATA)
 
     def sealing_census(self) -> list[Census]:
         """Per sealed column: values in clear, and sealed values that do not open."""

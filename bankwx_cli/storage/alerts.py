@@ -14,8 +14,10 @@ from typing import Any
 from bankwx_cli.keys import Sealer, UnsealError
 from bankwx_cli.models.alerts import AlertEvent, AlertRecipient, AlertRule, AlertSource
 from bankwx_cli.storage.db import Database
+from bankwx_cli.storage.sealed import SealedColumn
 
 DATA_PURPOSE = "alert.data"
+EVENT_DATA = SealedColumn("alert_events", "data", DATA_PURPOSE, empty="''")
 
 _SOURCE = "id, name, account, created_at, created_by, last_used_at, rotated_at, old_key_until"
 _RULE = "id, account, type, template_id, fields, label, url, sms, security, created_at, created_by"

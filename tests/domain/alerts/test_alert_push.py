@@ -135,6 +135,8 @@ def test_event_data_is_sealed_and_purged(alerting: Alerting, tmp_path: Path) -> 
     wal = Path(f"{a.db}-wal")
     raw = a.db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
     assert "秘密备注".encode() not in raw and b"6222020000001234" not in raw
+    checked = a.bx("check", "--format", "json")
+    assert "sealed at rest: table alert_events (data)" in checked.stdout, checked.output
     store = open_store(a.db)
     try:
         assert store.alerts.purge_data_before("main", "9999-01-01T00:00:00Z") == 1
