@@ -761,7 +761,7 @@ def _fan_out(
         )
         deferred = verdict is not None
         store.add_recipient(row, openid, unit, "deferred" if deferred else "queued", None, deferred)
-    _settle(app, row)
+    _after_change(app, row)  # every one unsubscribed: SMS now
 
 
 def _unit_key(source: str, event_id: str, openid: str) -> str:

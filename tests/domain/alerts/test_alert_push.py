@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from alertkit import CUSTOMERS, bind, event, jsonl
+from bxtest import APPID
 from conftest import Alerting
 
 
@@ -146,3 +147,21 @@ def test_event_data_is_sealed_and_purged(alerting: Alerting, tmp_path: Path) -> 
     finally:
         store.close()
     assert a.show("e1")["customer_id"] == "C300"
+
+
+def test_an_unsubscribed_follower_is_unreached_and_the_alert_goes_by_sms(
+    alerting: Alerting, tmp_path: Path
+) -> None:
+    a = alerting
+    bind(a.db, a.openids[0], "C100")
+    a.sim._call("POST", f"/sim/followers/{a.openids[0]}/unsubscribe", body={"appid": APPID})
+    assert a.bx("follower", "sync", "--full").exit_code == 0
+    a.push(jsonl(tmp_path / "a.jsonl", event("e1")))
+    shown = a.show("e1")
+    assert shown["channel"] == "sms"
+    assert [(r["state"], r["reason"]) for r in shown["recipients"]] == [  # type: ignore[union-attr]
+        ("unreached", "unsubscribed")
+    ]
+    a.run()
+    assert [s["phone"] for s in a.gateway.sent] == [CUSTOMERS["C100"]]
+    assert a.sim.delivered(kind="template") == []
