@@ -23,6 +23,12 @@ def test_a_duplicate_event_id_sends_once(alerting: Alerting, tmp_path: Path) -> 
     a.push(jsonl(tmp_path / "c.jsonl", event("e1")))
     a.run()
     assert a.templates_to(a.openids[0]) == 1
+    status = json.loads(a.bx("alert", "status", "--format", "json").stdout)
+    assert status["received"] == 1 and status["duplicates"] == 4
+    assert status["sms_avoided"] == 1 and status["sms_saved_fen"] is None
+    assert a.bx("account", "set", "main", "alerts.sms_cost_fen", "5").exit_code == 0
+    status = json.loads(a.bx("alert", "status", "--format", "json").stdout)
+    assert status["sms_saved_fen"] == 5 and status["latency_p99_ms"] is not None
     shown = a.show("e1")
     assert shown["state"] in ("sent", "delivered")
     assert shown["channel"] is None
