@@ -896,7 +896,7 @@ def finished(app: AppContext, unit: Unit) -> None:
         return
     if unit.kind == "sms":
         if unit.state == "sent":
-            store.update_event(event.id, state="sms", sent_at=iso(app.clock.now()), reason=None)
+            store.update_event(event.id, state="sms", sent_at=iso(app.clock.now()))
         elif unit.state == "unknown":
             store.update_event(event.id, state="unknown", reason=unit.last_error)
         else:

@@ -85,6 +85,7 @@ def test_an_unbound_customer_gets_one_sms(alerting: Alerting, tmp_path: Path) ->
     assert a.gateway.sent[0]["text"] == "您尾号1234的卡交易1,234.56元"
     shown = a.show("e1")
     assert shown["state"] == "sms" and shown["channel"] == "sms"
+    assert shown["reason"] == "unbound" and shown["sent_at"]
     assert shown["recipients"] == []
     assert a.sim.delivered(kind="template") == []
 
