@@ -5,12 +5,55 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
+from bxprocs import Sim
+from bxtest import Bankwx
+
 from bankwx_cli.models.bank import Binding
 from bankwx_cli.storage import open_store
+
+FIELDS = (
+    "first=您{card|mask}的卡发生一笔交易",
+    "time={occurred_at|time}",
+    "amount={amount_fen|yuan}",
+    "remark=如非本人操作，请致电客服",
+)
+
+
+@dataclass
+class Alerting:
+    bx: Bankwx
+    sim: Sim
+    gateway: Gateway
+    key: str  # the source 'core''s API key
+    openids: list[str]  # subscribed followers of 'main' in the simulator
+    db: Path
+    template: str
+
+    def push(self, path: Path, *args: str) -> list[dict[str, object]]:
+        result = self.bx("alert", "push", str(path), "--source", "core", "--format", "json", *args)
+        assert result.exit_code in (0, 1), result.output
+        found: list[dict[str, object]] = json.loads(result.stdout)
+        return found
+
+    def show(self, event_id: str) -> dict[str, object]:
+        result = self.bx("alert", "show", event_id, "--format", "json")
+        assert result.exit_code == 0, result.output
+        found: dict[str, object] = json.loads(result.stdout)
+        return found
+
+    def run(self) -> None:
+        result = self.bx("outbox", "run")
+        assert result.exit_code in (0, 1, 3), result.output
+
+    def templates_to(self, openid: str) -> int:
+        return sum(1 for d in self.sim.delivered(kind="template") if d["openid"] == openid)
+
 
 CUSTOMERS = {"C100": "13800000100", "C200": "13800000200", "C300": "13800000300"}
 
@@ -120,3 +163,12 @@ def jsonl(path: Path, *lines: Any) -> Path:
         encoding="utf-8",
     )  # fmt: skip
     return path
+
+
+def post(url: str, body: Any, key: str | None, raw: bytes | None = None) -> httpx.Response:
+    """POST /api/v1/alerts with the key (none: no Authorization), a JSON body or raw bytes."""
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    content = raw if raw is not None else json.dumps(body, ensure_ascii=False).encode()
+    return httpx.post(url + "/api/v1/alerts", content=content, headers=headers, timeout=30)

@@ -5,52 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from alertkit import Gateway
+from alertkit import FIELDS, Alerting, Gateway
 from bxprocs import Sim, SimOptions
 from bxtest import APPID, Bankwx, add_account_args
 
 from bankwx_cli.sim.api_templates import template_id
-
-FIELDS = (
-    "first=您{card|mask}的卡发生一笔交易",
-    "time={occurred_at|time}",
-    "amount={amount_fen|yuan}",
-    "remark=如非本人操作，请致电客服",
-)
-
-
-@dataclass
-class Alerting:
-    bx: Bankwx
-    sim: Sim
-    gateway: Gateway
-    key: str  # the source 'core''s API key
-    openids: list[str]  # subscribed followers of 'main' in the simulator
-    db: Path
-    template: str
-
-    def push(self, path: Path, *args: str) -> list[dict[str, object]]:
-        result = self.bx("alert", "push", str(path), "--source", "core", "--format", "json", *args)
-        assert result.exit_code in (0, 1), result.output
-        found: list[dict[str, object]] = json.loads(result.stdout)
-        return found
-
-    def show(self, event_id: str) -> dict[str, object]:
-        result = self.bx("alert", "show", event_id, "--format", "json")
-        assert result.exit_code == 0, result.output
-        found: dict[str, object] = json.loads(result.stdout)
-        return found
-
-    def run(self) -> None:
-        result = self.bx("outbox", "run")
-        assert result.exit_code in (0, 1, 3), result.output
-
-    def templates_to(self, openid: str) -> int:
-        return sum(1 for d in self.sim.delivered(kind="template") if d["openid"] == openid)
 
 
 @pytest.fixture

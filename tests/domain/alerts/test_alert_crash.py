@@ -9,10 +9,8 @@ from collections import Counter
 from typing import Any
 
 import httpx
-from alertkit import bind, event
+from alertkit import Alerting, bind, event, post
 from bxprocs import Proc, start_receiver
-from conftest import Alerting
-from test_alert_intake import _post
 
 EVENTS = 1000
 BATCH = 3
@@ -46,7 +44,7 @@ def test_a_burst_survives_sigkill_at_seeded_points(
     def send(url: str) -> None:
         while pending:
             try:
-                answer = _post(url, {"events": pending[0]}, a.key)
+                answer = post(url, {"events": pending[0]}, a.key)
             except httpx.HTTPError:
                 return  # the receiver died: post again to the next one
             if answer.status_code != 200:

@@ -6,27 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-from alertkit import CUSTOMERS, bind, event
+from alertkit import CUSTOMERS, Alerting, bind, event, post
 from bxprocs import Proc, start_receiver
-from conftest import Alerting
-
-PATH = "/api/v1/alerts"
-
-
-def _post(url: str, body: Any, key: str | None, raw: bytes | None = None) -> httpx.Response:
-    headers = {"Content-Type": "application/json"}
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
-    content = raw if raw is not None else json.dumps(body, ensure_ascii=False).encode()
-    return httpx.post(url + PATH, content=content, headers=headers, timeout=30)
 
 
 def test_keys_shapes_and_limits(alerting: Alerting, receivers: list[Proc]) -> None:
     a = alerting
     url = start_receiver(a.bx, receivers).url
     for key in (None, "bxa_wrong", a.key[:-1]):
-        answer = _post(url, event("e1"), key)
+        answer = post(url, event("e1"), key)
         assert answer.status_code == 401
         assert answer.json()["error"]["code"] == "unauthorized"
     bad = [
@@ -36,12 +24,12 @@ def test_keys_shapes_and_limits(alerting: Alerting, receivers: list[Proc]) -> No
         (json.dumps({"events": [event(f"x{i}") for i in range(501)]}).encode(), "501 events"),
     ]
     for raw, message in bad:
-        answer = _post(url, None, a.key, raw)
+        answer = post(url, None, a.key, raw)
         assert answer.status_code == 400, answer.text
         assert message in answer.json()["error"]["message"]
     big = json.dumps({"events": [event("x", pad="x" * 2_000_000)]}).encode()
-    assert _post(url, None, a.key, big).status_code == 413
-    answer = _post(url, event("e1", customer="C900"), a.key)
+    assert post(url, None, a.key, big).status_code == 413
+    answer = post(url, event("e1", customer="C900"), a.key)
     assert answer.status_code == 200
     assert answer.json() == {"results": [{"event_id": "e1", "status": "accepted", "reason": None}]}
     sources = json.loads(a.bx("alert", "source", "list", "--format", "json").stdout)
@@ -57,7 +45,7 @@ def test_a_batch_answers_each_event_in_order(alerting: Alerting, receivers: list
     del missing["data"]["amount_fen"]
     events = [event("b1"), missing, event("b1"), event("b3", type_="nope"), event("b4")]
     events += [event(f"n{i}", customer="C300") for i in range(60)]  # two transactions
-    answer = _post(url, {"events": events}, a.key)
+    answer = post(url, {"events": events}, a.key)
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
     assert [r["event_id"] for r in results] == [e["event_id"] for e in events]
@@ -67,7 +55,7 @@ def test_a_batch_answers_each_event_in_order(alerting: Alerting, receivers: list
     assert results[1]["reason"] == "field amount: data.amount_fen is missing"
     assert results[3]["reason"] == "no rule for type 'nope' on account main"
     assert {r["status"] for r in results[5:]} == {"accepted"}
-    again = _post(url, {"events": events[:1]}, a.key).json()["results"]
+    again = post(url, {"events": events[:1]}, a.key).json()["results"]
     assert again == [{"event_id": "b1", "status": "duplicate", "reason": None}]
 
 
@@ -77,10 +65,10 @@ def test_rotate_keeps_the_old_key_for_its_grace(alerting: Alerting, receivers: l
     rotated = a.bx("alert", "source", "rotate", "core", "--format", "json")
     assert rotated.exit_code == 0, rotated.output
     new = json.loads(rotated.stdout)["key"]
-    assert _post(url, event("r1", customer="C900"), a.key).status_code == 200
-    assert _post(url, event("r2", customer="C900"), new).status_code == 200
+    assert post(url, event("r1", customer="C900"), a.key).status_code == 200
+    assert post(url, event("r2", customer="C900"), new).status_code == 200
     assert a.bx("alert", "source", "rotate", "core", "--grace", "0").exit_code == 0
-    assert _post(url, event("r3", customer="C900"), new).status_code == 401
+    assert post(url, event("r3", customer="C900"), new).status_code == 401
     removed = a.bx("alert", "source", "remove", "core", "--yes")
     assert removed.exit_code == 0, removed.output
 
@@ -93,7 +81,7 @@ def test_served_alerts_reach_followers_and_blocked_ones_go_to_sms(
     bind(a.db, a.openids[1], "C200")
     a.sim._call("POST", "/sim/templates/settings", body={"blockers": [a.openids[1]]})
     url = start_receiver(a.bx, receivers).url
-    answer = _post(url, {"events": [event("s1"), event("s2", customer="C200")]}, a.key)
+    answer = post(url, {"events": [event("s1"), event("s2", customer="C200")]}, a.key)
     assert answer.status_code == 200, answer.text
     wait_for(lambda: a.show("s1")["state"] == "delivered", what="s1 delivered")
     wait_for(lambda: len(a.gateway.sent) == 1, what="the SMS of s2")

@@ -13,8 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from alertkit import CUSTOMERS, bind, event, jsonl
-from conftest import Alerting
+from alertkit import CUSTOMERS, Alerting, bind, event, jsonl
 
 from bankwx_cli.sim.api_templates import template_id
 from bankwx_cli.storage import open_store

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from alertkit import CUSTOMERS, bind, event, jsonl
+from alertkit import CUSTOMERS, Alerting, bind, event, jsonl
 from bxtest import APPID
-from conftest import Alerting
 
 
 def test_a_duplicate_event_id_sends_once(alerting: Alerting, tmp_path: Path) -> None:

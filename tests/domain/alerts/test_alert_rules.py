@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from alertkit import event
-from conftest import Alerting
+from alertkit import Alerting, event
 
 
 def test_source_add_prints_the_key_once(alerting: Alerting) -> None:
