@@ -90,6 +90,9 @@ def test_rule_test_renders_an_event(alerting: Alerting, tmp_path: Path) -> None:
         },
         "sms": "您尾号1234的卡交易1,234.56元",
     }
+    assert a.bx("account", "set", "main", "alerts.sms_signature", "示例银行").exit_code == 0
+    signed = a.bx("alert", "rule", "test", "transaction", "--event", str(path), "--format", "json")
+    assert json.loads(signed.stdout)["sms"] == "【示例银行】您尾号1234的卡交易1,234.56元"
     broken = event("t2")
     del broken["data"]["amount_fen"]
     path.write_text(json.dumps(broken), encoding="utf-8")
