@@ -117,6 +117,11 @@ AREAS: tuple[Area, ...] = (
     ),
     Area("branches", "bankwx_cli.domain.branches", ("setting", "action", "message", "event")),
     Area("bank", "bankwx_cli.domain.bank", ("setting", "action")),
+    Area(
+        "alerts",
+        "bankwx_cli.domain.alerts",
+        ("setting", "route", "sender", "final", "delivery", "before_send", "event"),
+    ),
     Area("alert_preferences", "bankwx_cli.domain.alert_preferences", ("action",)),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(

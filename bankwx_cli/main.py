@@ -124,6 +124,11 @@ COMMANDS: dict[str, Entry] = {
         "app",
         "Branches and ATMs: import from CSV, list, show, add, remove, find the nearest.",
     ),
+    "alert": Entry(
+        _C + "alert",
+        "app",
+        "Alerts: back-end events to template messages, with SMS when WeChat cannot deliver.",
+    ),
 }
 
 

@@ -622,7 +622,7 @@ class Dispatcher:
                 return self._later(unit, str(exc), now, 61)
             if exc.errcode == 45011:
                 return self._later(unit, str(exc), now, 60 - now % 60 + 1)
-            if exc.errcode == 45009:
+            if exc.errcode == 45009 and unit.lane != "alert":  # an alert cannot wait a day
                 return self._later(unit, str(exc), now, _until_bank_midnight(now))
             return SendResult(unit.id, "failed", last_error=str(exc))
         except Exception as exc:  # a bug must not lose the unit: keep it, say why
@@ -925,6 +925,9 @@ def retry(app: AppContext, unit_id: int, account: str | None = None) -> Unit:
             raise ValidationError(
                 f"unit {unit_id} is {unit.state}: only unknown or failed units are retried."
             )
+        verdict = _verdict(app, unit)  # its source's checks: one may say never again
+        if isinstance(verdict, Cancel):
+            raise ValidationError(f"unit {unit_id} is not sent again: {verdict.reason}.")
         app.store.outbox.retry(unit_id, app.clock.time())
         audit.record(app, "outbox.retry", str(unit_id), {"was": unit.state})
         retried = app.store.outbox.get(unit_id)

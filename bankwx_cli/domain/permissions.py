@@ -75,6 +75,7 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
             "tag.*",
             "outbox.run",
             "branch.manage",
+            "alert.rule",
         ),
     ),
     "approver": (
@@ -104,11 +105,11 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "supervisor": (
         "Agent oversight and reports.",
-        ("*.read", "agent.work", "agent.supervise", "report.*", "messages.export"),
+        ("*.read", "agent.work", "agent.supervise", "report.*", "messages.export", "alert.show"),
     ),
     "auditor": (
         "Read-only: everything, and the audit log.",
-        ("*.read", "audit.view", "store.check"),
+        ("*.read", "audit.view", "store.check", "alert.show"),
     ),
 }
 

@@ -23,6 +23,7 @@ from bankwx_cli.storage.wechat import ApiCalls, Tokens
 if TYPE_CHECKING:
     from bankwx_cli.storage.agents import Agents
     from bankwx_cli.storage.alert_preferences import AlertPreferencesStore
+    from bankwx_cli.storage.alerts import Alerts
     from bankwx_cli.storage.backend import BackendSettings
     from bankwx_cli.storage.bindings import Bindings
     from bankwx_cli.storage.branches import Branches
@@ -150,6 +151,12 @@ class Store:
         return Branches(self.db)
 
     @cached_property
+    def alerts(self) -> Alerts:
+        from bankwx_cli.storage.alerts import Alerts
+
+        return Alerts(self.db, self.sealer)
+
+    @cached_property
     def alert_preferences(self) -> AlertPreferencesStore:
         from bankwx_cli.storage.alert_preferences import AlertPreferencesStore
 
@@ -183,10 +190,11 @@ class Store:
 
     @staticmethod
     def _sealed_columns() -> tuple[SealedColumn, ...]:
+        from bankwx_cli.storage.alerts import EVENT_DATA
         from bankwx_cli.storage.engine import REPLIES
         from bankwx_cli.storage.outbox import PAYLOADS
 
-        return (REPLIES, PAYLOADS)
+        return (REPLIES, PAYLOADS, EVENT_DATA)
 
     def sealing_census(self) -> list[Census]:
         """Per sealed column: values in clear, and sealed values that do not open."""

@@ -659,6 +659,79 @@ def m0013_bindings(db: Database) -> None:
     table.create_index(["account", "customer_id"], index_name="bindings_customer")
 
 
+def m0014_alerts(db: Database) -> None:
+    """Alerts (消息提醒, issue 17): sources, rules, events, recipients, rejections.
+
+    A source's API key is kept only as ``MasterKey.keyed_hash``; after ``rotate`` the old hash
+    stays valid until ``old_key_until`` (Unix time). A rule is one per account and event type.
+    An event is unique per source and its id, with the hash of its content (a re-post with
+    other content is told so); its data and rendered texts are sealed like outbox payloads
+    (``data``, '' once purged). A recipient is a bound follower of the event's customer and
+    the outbox unit of its template message. A rejection (and a duplicate, for the counts)
+    keeps no data: a rejected id stays free. A job result that arrives before the dispatcher
+    recorded its msgid waits in ``alert_job_statuses``.
+    Business times used for arithmetic (``*_ts``) are Unix times; ``*_at`` ISO text in UTC.
+    """
+    utils = db.utils
+    utils.table("alert_sources").create(
+        {"id": INTEGER, "name": TEXT, "account": TEXT, "key_hash": TEXT, "old_key_hash": TEXT,
+         "old_key_until": REAL, "created_at": TEXT, "created_by": TEXT, "last_used_at": TEXT,
+         "rotated_at": TEXT},
+        pk="id", not_null={"name", "account", "key_hash", "created_at", "created_by"},
+    )  # fmt: skip
+    utils.table("alert_sources").create_index(["name"], index_name="alert_sources_name",
+                                              unique=True)  # fmt: skip
+    utils.table("alert_sources").create_index(["key_hash"], index_name="alert_sources_key")
+    utils.table("alert_sources").create_index(["old_key_hash"], index_name="alert_sources_old")
+    utils.table("alert_rules").create(
+        {"id": INTEGER, "account": TEXT, "type": TEXT, "template_id": TEXT, "fields": TEXT,
+         "label": TEXT, "url": TEXT, "sms": TEXT, "security": INTEGER, "created_at": TEXT,
+         "created_by": TEXT},
+        pk="id", not_null={"account", "type", "template_id", "fields", "label", "security",
+                           "created_at", "created_by"},
+        defaults={"security": 0},
+    )  # fmt: skip
+    utils.table("alert_rules").create_index(["account", "type"], index_name="alert_rules_type",
+                                            unique=True)  # fmt: skip
+    utils.table("alert_events").create(
+        {"id": INTEGER, "source": TEXT, "event_id": TEXT, "account": TEXT, "type": TEXT,
+         "customer_id": TEXT, "occurred_at": TEXT, "security": INTEGER, "amount_fen": INTEGER,
+         "content_hash": TEXT, "data": BLOB, "state": TEXT, "reason": TEXT, "channel": TEXT,
+         "sms_unit": INTEGER, "received_at": TEXT, "received_ts": REAL, "sent_at": TEXT},
+        pk="id", not_null={"source", "event_id", "account", "type", "customer_id",
+                           "content_hash", "state", "received_at", "received_ts"},
+        defaults={"security": 0},
+    )  # fmt: skip
+    utils.table("alert_events").create_index(["source", "event_id"], index_name="alert_events_id",
+                                             unique=True)  # fmt: skip
+    utils.table("alert_events").create_index(["account", "received_at"],
+                                             index_name="alert_events_received")  # fmt: skip
+    utils.table("alert_recipients").create(
+        {"event": INTEGER, "openid": TEXT, "unit_id": INTEGER, "state": TEXT, "reason": TEXT,
+         "msgid": TEXT, "accepted_ts": REAL, "delivery": TEXT, "deferred": INTEGER},
+        pk=("event", "openid"), not_null={"event", "openid", "state", "deferred"},
+        defaults={"deferred": 0},
+        foreign_keys=[("event", "alert_events", "id")],
+    )  # fmt: skip
+    utils.table("alert_recipients").create_index(["unit_id"], index_name="alert_recipients_unit")
+    utils.table("alert_rejections").create(
+        {"id": INTEGER, "source": TEXT, "account": TEXT, "event_id": TEXT, "status": TEXT,
+         "reason": TEXT, "received_at": TEXT},
+        pk="id", not_null={"source", "account", "status", "received_at"},
+        defaults={"status": "rejected"},
+    )  # fmt: skip
+    utils.table("alert_rejections").create_index(
+        ["account", "received_at"], index_name="alert_rejections_received"
+    )
+    # WeChat's job result on a template message whose msgid no unit holds yet (the dispatcher
+    # had not recorded it): kept until the unit is recorded sent, then applied
+    utils.table("alert_job_statuses").create(
+        {"account": TEXT, "msgid": TEXT, "status": TEXT, "received_at": TEXT},
+        pk=("account", "msgid"), not_null={"account", "msgid", "status", "received_at"},
+    )  # fmt: skip
+    utils.table("alert_job_statuses").create_index(["received_at"])
+
+
 def m0015_alert_prefs(db: Database) -> None:
     """Followers' alert preferences (issue 17, 个人设置服务): the labels of the alert types they
     switched off (a JSON array), a minimum amount in fen (NULL: every amount) and quiet hours
@@ -692,6 +765,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0011_backend", m0011_backend),
     ("m0012_branches", m0012_branches),
     ("m0013_bindings", m0013_bindings),
+    ("m0014_alerts", m0014_alerts),
     ("m0015_alert_prefs", m0015_alert_prefs),
 ]
 

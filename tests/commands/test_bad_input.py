@@ -118,6 +118,18 @@ REQUIRED: dict[str, dict[str, str | bool]] = {
     "branch show": {"branch_id": "B1"},
     "branch remove": {"branch_id": "B1", "yes": True},
     "branch nearest": {"lat": "31.2", "lng": "121.5"},
+    "alert source add": {"name": "core"},
+    "alert source remove": {"name": "core", "yes": True},
+    "alert source rotate": {"name": "core"},
+    "alert rule add": {
+        "type_": "transaction",
+        "template": "T1",
+        "field": "time={occurred_at|time}",
+    },
+    "alert rule remove": {"rule_id": "1", "yes": True},
+    "alert rule test": {"type_": "transaction", "event": "{menu}"},
+    "alert push": {"file": "{menu}", "source": "core"},
+    "alert show": {"event_id": "e1"},
 }
 # A parameter that goes instead of a required one: (command, parameter) -> the one it replaces.
 INSTEAD = {("keyword add", "reply_news"): "reply_text", ("broadcast create", "openids"): "to_all"}

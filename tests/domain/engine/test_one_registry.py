@@ -42,7 +42,7 @@ def test_the_old_mechanisms_are_gone() -> None:
 
 def test_every_entry_point_sees_the_outbox_points_and_settings() -> None:
     loaded = extensions.registry()
-    built_in = {"custom", "template", "mass", "kfsession"}
+    built_in = {"custom", "template", "mass", "kfsession", "sms"}
     assert set(loaded.senders(tests=False)) == built_in
     assert set(loaded.senders(tests=True)) == {*built_in, "test_note"}
     assert loaded.senders(tests=True)["test_note"].send is trials.send_test_note

@@ -174,7 +174,8 @@ def test_the_built_in_kinds_and_their_crash_policies() -> None:
     assert "test_note" not in extensions.registry().senders(tests=False)
     areas = {k: s.area for k, s in senders.items() if k != "test_note"}
     assert areas == {"custom": "outbox", "template": "outbox", "mass": "outbox",
-                     "kfsession": "agents"}  # fmt: skip
+                     "kfsession": "agents", "sms": "alerts"}  # fmt: skip
+    assert declared["sms"] == ("idempotent", 86_400.0, "sms")
     with pytest.raises(ValueError, match="crash policy 'twice' is invalid"):
         Registry().sender("x", budget="x", crash="twice", rate=1)  # type: ignore[arg-type]
     registry = Registry()
