@@ -117,6 +117,7 @@ AREAS: tuple[Area, ...] = (
     ),
     Area("branches", "bankwx_cli.domain.branches", ("setting", "action", "message", "event")),
     Area("bank", "bankwx_cli.domain.bank", ("setting", "action")),
+    Area("binding", "bankwx_cli.domain.binding_page", ("route",)),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(
         "trials",
@@ -222,6 +223,7 @@ class Response:
     body: bytes
     content_type: bytes | None = None  # text/plain; charset=utf-8 when None
     outcome: str = "ok"  # for metrics and logs
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # more headers (Location, Set-Cookie, ...)
 
 
 @dataclass(frozen=True)

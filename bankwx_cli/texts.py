@@ -28,6 +28,7 @@ DEFAULTS: dict[str, str] = {
     "unbind_done": "已解除与尾号{card}银行卡的绑定。",
     "unbind_none": "您尚未绑定银行卡，无需解绑。",
     "card_bill_none": "您名下暂无信用卡账单。",
+    "bind_confirmed": "您已成功绑定尾号{card}的银行卡，现在可以查询余额、交易明细和信用卡账单。",
 }
 
 
