@@ -28,6 +28,10 @@ DEFAULTS: dict[str, str] = {
     "unbind_done": "已解除与尾号{card}银行卡的绑定。",
     "unbind_none": "您尚未绑定银行卡，无需解绑。",
     "card_bill_none": "您名下暂无信用卡账单。",
+    "location_ask": "请发送您的位置（点击输入框旁的“+”，选择“位置”），我们将为您查找最近的网点。",
+    "location_bad": "无法识别您发送的位置，请重新发送您的位置。",
+    "branches_none_near": "很抱歉，您附近{km}公里内没有找到网点。",
+    "branches_nearest": "离您最近的网点：",
     "bind_confirmed": "您已成功绑定尾号{card}的银行卡，现在可以查询余额、交易明细和信用卡账单。",
 }
 
