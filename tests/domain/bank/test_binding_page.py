@@ -254,10 +254,43 @@ def test_wrong_expired_and_locked_codes_bind_nothing(
         # the page again for the locked follower: 429
         assert open_in_wechat(client, sim.base_url, third, url).status_code == 429
     assert _bound(bx, third) is None
+    # the card is locked too, whoever types it: 429 without asking the back-end
+    with browser() as client:
+        fourth = str(sim.followers(APPID, limit=4)[3]["openid"])
+        form = open_in_wechat(client, sim.base_url, fourth, url)
+        data = {"csrf": csrf(form), "card": debit_card(customers[1]),
+                "phone": customers[1]["phone"]}  # fmt: skip
+        calls = control.get("/sandbox/state").json()["calls"]
+        assert client.post(url, data=data).status_code == 429
+        assert control.get("/sandbox/state").json()["calls"] == calls
+    assert _bound(bx, fourth) is None
 
 
-def test_statuses_of_the_page(paged: tuple[Bankwx, Proc, str], sim: SimDriver) -> None:
+def test_statuses_of_the_page(
+    paged: tuple[Bankwx, Proc, str],
+    sim: SimDriver,
+    control: httpx.Client,
+    customers: list[dict[str, Any]],
+) -> None:
     bx, proc, url = paged
+    # a follower who never wrote is bound without a message in the chat (no window)
+    openid, other = (str(f["openid"]) for f in sim.followers(APPID, limit=2))
+    with browser() as client:
+        sent = _to_code_form(client, sim, openid, url, customers[0])
+        code = latest_code(control, customers[0]["phone"])
+        assert client.post(url, data={"csrf": csrf(sent), "code": code}).status_code == 200
+    assert _bound(bx, openid) is not None
+    time.sleep(1.5)
+    assert sim.delivered(kind="custom") == []
+    # the back-end down: 503, a page saying to try later
+    control.post("/sandbox/faults", json={"down": True})
+    with browser() as client:
+        form = open_in_wechat(client, sim.base_url, other, url)
+        data = {"csrf": csrf(form), "card": debit_card(customers[1]),
+                "phone": customers[1]["phone"]}  # fmt: skip
+        down = client.post(url, data=data)
+        assert down.status_code == 503 and "系统繁忙" in down.text, down.text
+    control.post("/sandbox/faults", json={"down": False})
     assert httpx.get(f"{proc.url}/bind/nosuch", trust_env=False).status_code == 404
     big = httpx.post(url, content=b"card=" + b"1" * 10_000, trust_env=False,
                      headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
