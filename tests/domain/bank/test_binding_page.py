@@ -176,6 +176,12 @@ def test_forged_other_browsers_and_reused_states_and_codes_bind_nothing(
             refused = one.get(forged)
             assert refused.status_code == 400, refused.text
             assert "重新点击绑定链接" in refused.text
+        # this browser's cookie forged (its session id changed, the signature kept): 400
+        jar = one.cookies.get("bxbind")
+        assert jar is not None
+        forged_cookie = ("0" if jar[0] != "0" else "1") + jar[1:]
+        refused = httpx.get(back, cookies={"bxbind": forged_cookie}, trust_env=False)
+        assert refused.status_code == 400
         # another browser (its own cookie) with this browser's code and state: 400
         assert two.get(url).status_code == 302
         assert two.get(back).status_code == 400
