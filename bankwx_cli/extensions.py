@@ -117,8 +117,8 @@ AREAS: tuple[Area, ...] = (
     ),
     Area("branches", "bankwx_cli.domain.branches", ("setting", "action", "message", "event")),
     Area("bank", "bankwx_cli.domain.bank", ("setting", "action")),
-    Area("binding", "bankwx_cli.domain.binding_page", ("route",)),
     Area("server", "bankwx_cli.server", ("route",)),
+    Area("binding", "bankwx_cli.domain.binding_page", ("route",)),
     Area(
         "trials",
         "bankwx_cli.domain.trials",

@@ -56,7 +56,8 @@ def test_every_entry_point_sees_the_same_registry() -> None:
     assert "templatesendjobfinish" in events and "masssendjobfinish" in events
     assert len(loaded.event_hooks(True)["scan"]) == 2
     assert [r.path for r in loaded.routes(False)] == ["/wx/{name}", "/wx/{name}", "/healthz",
-                                                      "/readyz", "/metrics"]  # fmt: skip
+                                                      "/readyz", "/metrics",
+                                                      "/bind/{name}"]  # fmt: skip
     assert len(loaded.tag_sources(False)) == 1  # the followers area's synced tag ids
     lookups = [lookup.take.__name__ for lookup in loaded.follower_lookups(False)]
     assert lookups == ["agent_lookup"]  # the agents area's, narrowed per group commit
