@@ -315,3 +315,5 @@ def test_statuses_of_the_page(
         assert page.status_code == 200 and "10003" in page.text, page.text
         assert str(page.url).startswith(sim.base_url)
     assert bx("sim", "register", "main", "--oauth-domain", "http://x/").exit_code == 1
+    bad = bx("sim", "open", "ftp://bank.example.com/bind/main")
+    assert bad.exit_code == 1 and "not an http:// or https:// address" in bad.stderr
