@@ -284,7 +284,7 @@ class Incoming:
 
 def handle(app: AppContext, incoming: Incoming) -> Response:
     """The page's answer to one request (blocking: run off the event loop). Never raises."""
-    from bankwx_cli.backend.errors import BackendUnavailableError
+    from bankwx_cli.backend.errors import BackendError
 
     try:
         account = app.store.accounts.get(incoming.name)
@@ -296,7 +296,8 @@ def handle(app: AppContext, incoming: Incoming) -> Response:
         if incoming.method == "GET":
             return _get(app, account, url, incoming)
         return _post(app, account, url, incoming)
-    except (BackendUnavailableError, WeChatUnavailableError) as exc:
+    except (BackendError, WeChatUnavailableError) as exc:
+        # unavailable, not configured, or an answer the step did not expect: try later
         log.warning("binding page for %s: unavailable (%s)", incoming.name, type(exc).__name__)
         return BUSY
     except Exception:
