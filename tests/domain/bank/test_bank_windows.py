@@ -67,6 +67,7 @@ def test_a_late_answer_after_the_click_window_closed_reaches_nobody(
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_held_balance_requests_do_not_keep_a_subscribe_from_its_welcome(
     banked: Bankwx,
     sim: SimDriver,
