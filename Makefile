@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo fmt lint bench-callbacks bench-followers bench-startup bench-outbox bench clean docs
+.PHONY: test browser demo fmt lint bench-callbacks bench-followers bench-startup bench-outbox bench clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -11,8 +11,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The binding page's browser test drives Debian's chromium and chromium-driver: installed when
+# missing and apt-get can (as root, or by sudo without a password); else that test is skipped.
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium chromium-driver; \
+	  else sudo -n apt-get install -y -q chromium chromium-driver; fi; } >/dev/null 2>&1 || \
+	  echo "chromium and chromium-driver could not be installed: the browser test will be skipped"
+
 # Two workers (tests marked serial, which measure time, run alone afterwards).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff format --check bankwx_cli tests bench
 	$(BIN)/ruff check bankwx_cli tests bench
 	$(BIN)/mypy

@@ -124,6 +124,7 @@ AREAS: tuple[Area, ...] = (
     ),
     Area("alert_preferences", "bankwx_cli.domain.alert_preferences", ("action",)),
     Area("server", "bankwx_cli.server", ("route",)),
+    Area("binding", "bankwx_cli.domain.binding_page", ("route",)),
     Area(
         "trials",
         "bankwx_cli.domain.trials",
@@ -228,6 +229,7 @@ class Response:
     body: bytes
     content_type: bytes | None = None  # text/plain; charset=utf-8 when None
     outcome: str = "ok"  # for metrics and logs
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # more headers (Location, Set-Cookie, ...)
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,9 @@ class Receiver:
                     self.request_id(), path, params.get("name"), response.status,
                     response.outcome, exc,
                 )  # fmt: skip
-        await _respond(send, response.status, response.body, response.content_type)
+        await _respond(
+            send, response.status, response.body, response.content_type, response.headers
+        )
         if route.observe is not None:
             route.observe(request, response)
 
@@ -574,7 +576,11 @@ async def _drain(receive: Receive, limit: int) -> None:
 
 
 async def _respond(
-    send: Send, status: int, body: bytes, content_type: bytes | str | None = None
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes | str | None = None,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
     ctype = content_type.encode() if isinstance(content_type, str) else content_type
     await send(
@@ -584,6 +590,7 @@ async def _respond(
             "headers": [
                 (b"content-type", ctype or b"text/plain; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
+                *headers,
             ],
         }
     )

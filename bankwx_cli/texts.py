@@ -45,6 +45,11 @@ DEFAULTS: dict[str, str] = {
     "期间的提醒将在免打扰结束后发送（安全提醒除外）。",
     "alert_quiet_cleared": "已关闭免打扰，提醒将即时发送。",
     "alert_quiet_invalid": "时段格式不正确，请回复如“免打扰 22:00-07:00”。",
+    "location_ask": "请发送您的位置（点击输入框旁的“+”，选择“位置”），我们将为您查找最近的网点。",
+    "location_bad": "无法识别您发送的位置，请重新发送您的位置。",
+    "branches_none_near": "很抱歉，您附近{km}公里内没有找到网点。",
+    "branches_nearest": "离您最近的网点：",
+    "bind_confirmed": "您已成功绑定尾号{card}的银行卡，现在可以查询余额、交易明细和信用卡账单。",
 }
 
 

@@ -231,12 +231,21 @@ def update(
             "none (the setting public_url).",
         ),
     ] = None,
+    map_url: Annotated[
+        str | None,
+        typer.Option(
+            "--map-url",
+            help="Map link of a branch in location answers, with {lat} and {lng} (the setting "
+            "map_url).",
+        ),
+    ] = None,
     fmt: FormatOption = None,
 ) -> None:
     """Change an account's fields; secrets given are re-encrypted.
 
-    --mode, --welcome, --default-reply, --preview-openids, --rate, --require-approval and
-    --public-url are aliases of bankwx account set: the same settings, checked the same way.
+    --mode, --welcome, --default-reply, --preview-openids, --rate, --require-approval,
+    --public-url and --map-url are aliases of bankwx account set: the same settings, checked
+    the same way.
     """
     cli = get_cli(ctx)
     secret, aes_key = _from_stdin(secret, aes_key)
@@ -247,6 +256,8 @@ def update(
         settings["require_approval"] = [area.value for area in require_approval]
     if public_url is not None:
         settings["public_url"] = public_url
+    if map_url is not None:
+        settings["map_url"] = map_url
     change = accounts.update(
         cli.app,
         name,

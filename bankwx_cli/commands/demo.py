@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import tempfile
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -156,10 +157,14 @@ def demo(
 
 
 def _tour(tour: Tour, folder: Path) -> None:
-    tour.step("1. The simulator stands in for WeChat (its API and its followers)")
+    tour.step("1. The simulator stands in for WeChat (its API and its followers), the sandbox for "
+              "the bank's back-end")  # fmt: skip
     sim = tour.start("sim", "api", "--port", "0", "--followers", "200", "--seed", "7")
     tour.env["BANKWX_API_BASE"] = sim
     tour.env["BANKWX_SIM"] = sim
+    bank = tour.start("backend", "sandbox", "--port", "0", "--seed", "7")
+    port = _free_port()
+    public = f"http://127.0.0.1:{port}"  # the receiver's address, where the binding page is
 
     tour.step("2. A store with its own master key; the bank's account, secrets encrypted")
     tour.run("init")
@@ -183,6 +188,9 @@ def _tour(tour: Tour, folder: Path) -> None:
     )
     tour.run("account", "update", "demo-bank", "--welcome", "欢迎关注示例银行！回复“余额”试试。")
     tour.run("account", "check")
+    tour.run("account", "update", "demo-bank", "--public-url", public)
+    tour.run("backend", "set", "--url", bank, "--api-key", "-", stdin=f"{SANDBOX_KEY}\n")
+    tour.run("backend", "check")
 
     tour.step("3. Operators: a publisher and an approver (maker-checker)")
     tour.run("org", "add", "总行")
@@ -192,26 +200,15 @@ def _tour(tour: Tour, folder: Path) -> None:
     tour.run("operator", "list")
 
     tour.step("4. Keyword rules (指令查询): text and menu keys")
-    tour.run(
-        "keyword",
-        "add",
-        "余额",
-        "--match",
-        "exact",
-        "--reply-text",
-        "您的活期余额为 ¥12,345.67（演示数据）。",
-    )
-    tour.run(
-        "keyword",
-        "add",
-        "BALANCE",
-        "--match",
-        "click",
-        "--reply-text",
-        "您的活期余额为 ¥12,345.67（演示数据）。",
-    )
+    tour.run("keyword", "actions")
+    tour.run("keyword", "add", "余额", "--match", "exact", "--action", "balance")
+    tour.run("keyword", "add", "BALANCE", "--match", "click", "--action", "balance")
+    tour.run("keyword", "add", "CARD_BILL", "--match", "click", "--action", "card_bill")
+    tour.run("keyword", "add", "TRANSACTIONS", "--match", "click", "--action", "transactions")
+    tour.run("keyword", "add", "绑定", "--match", "exact", "--action", "bind")
+    tour.run("keyword", "add", "利率", "--match", "exact", "--action", "rates")
     tour.run("keyword", "add", "帮助", "--match", "contains", "--action", "help")
-    for key in ("TRANSACTIONS", "CARD_BILL", "CARD_LIMIT", "PRIVATE_BANKER"):
+    for key in ("CARD_LIMIT", "PRIVATE_BANKER"):
         tour.run("keyword", "add", key, "--match", "click", "--action", "help", quiet=True)
     tour.step("   Agents (统一客服坐席): a group, an agent with a WeChat kf account, 人工 queues")
     tour.run("agent", "group", "add", "retail", "--sla", "60")
@@ -223,16 +220,33 @@ def _tour(tour: Tour, folder: Path) -> None:
     tour.run("keyword", "list")
     tour.run("keyword", "test", "余额")
 
+    tour.step("   Branches and ATMs (地理位置), imported by the publisher from a CSV file")
+    branches = _branches_file()
+    if branches is not None:
+        tour.run("branch", "import", str(branches), operator="ops-bob")
+        tour.run("branch", "nearest", "--lat", "31.2304", "--lng", "121.4737", "--limit", "3")
+    else:
+        tour.say("  (examples/branches.csv is not installed with this copy of bankwx: skipped)")
+
     tour.step("5. The receiver: WeChat's callbacks, verified, de-duplicated, logged")
-    receiver = tour.start("serve", "--port", "0", "--quiet")
+    receiver = tour.start("serve", "--port", str(port), "--quiet")
     tour.run("sim", "register", "demo-bank", "--callback", f"{receiver}/wx/demo-bank")
 
     tour.step("6. A follower subscribes, asks, taps the menu")
     tour.run("sim", "send", "--event", "subscribe")
     tour.run("sim", "send", "余额")
     tour.run("sim", "send", "我的卡号是6222021234567890123，帮助")
-    tour.run("sim", "send", "--event", "click", "--key", "BALANCE")
-    tour.step("   The conversation log, card numbers masked")
+    tour.run("sim", "send", "利率")
+
+    tour.step("   The follower binds a card on the binding page (WeChat's browser, over HTTP)")
+    openid = _bind_through_the_page(tour, bank, f"{public}/bind/demo-bank")
+    tour.run("follower", "show", openid, "--format", "json")
+    tour.step("   Balance, card bill and transactions from the bank's back-end; a location")
+    tour.run("sim", "send", "余额")
+    tour.run("sim", "send", "--event", "click", "--key", "CARD_BILL")
+    tour.run("sim", "send", "--event", "click", "--key", "TRANSACTIONS")
+    tour.run("sim", "send", "--location", "31.2304,121.4737", "--label", "人民广场")
+    tour.step("   The conversation log, card numbers masked, bank answers never in clear")
     tour.run("messages", "list", "--limit", "8")
 
     tour.step("   The follower asks for a person: queued, told the position")
@@ -290,6 +304,66 @@ def _tour(tour: Tour, folder: Path) -> None:
     tour.step("10. Everything is audited, hash-chained; the store checks clean")
     tour.run("audit", "--limit", "12")
     tour.run("check")
+
+
+SANDBOX_KEY = "sandbox"  # the sandbox's default key (BANKWX_SANDBOX_KEY), loopback only
+_CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
+_TITLE = re.compile(r"<title>([^<]*)</title>")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _branches_file() -> Path | None:
+    """examples/branches.csv of the source tree bankwx runs from, when there is one."""
+    found = Path(__file__).resolve().parents[2] / "examples" / "branches.csv"
+    return found if found.is_file() else None
+
+
+def _bind_through_the_page(tour: Tour, bank: str, page: str) -> str:
+    """What the follower does in WeChat's browser: open the link, type the card and the phone,
+    then the code the bank sent (read from the sandbox's record of sent codes)."""
+    from urllib.parse import unquote
+
+    import httpx
+
+    opened = tour.run("sim", "open", page).strip()
+    with httpx.Client(trust_env=False, timeout=30) as browser:
+        customer = browser.get(f"{bank}/sandbox/customers").json()[0]
+        card = next(c["number"] for c in customer["cards"] if c["type"] == "debit")
+        phone = customer["phone"]
+        form = browser.get(opened, follow_redirects=True)
+        tour.say(f"  (browser) GET {page} -> authorised by WeChat -> {_shown(form)}")
+        sent = browser.post(page, data={"csrf": _csrf(form), "card": card, "phone": phone})
+        tour.say(
+            f"  (browser) POST card ****{card[-4:]}, phone {phone[:3]}****{phone[-4:]} -> "
+            f"{_shown(sent)}"
+        )
+        codes = [o for o in browser.get(f"{bank}/sandbox/otp").json() if o["phone"] == phone]
+        if not codes:
+            raise BankwxError("the demo found no code sent by the sandbox.")
+        done = browser.post(page, data={"csrf": _csrf(sent), "code": codes[-1]["code"]})
+        tour.say(f"  (browser) POST the code from the SMS -> {_shown(done)}")
+    if done.status_code != 200:
+        raise BankwxError("the demo's binding through the page failed.")
+    return unquote(opened.split("/sim/followers/", 1)[1].split("/", 1)[0])
+
+
+def _csrf(page: Any) -> str:
+    found = _CSRF.search(page.text)
+    if found is None:
+        raise BankwxError(f"the binding page answered {page.status_code} without a form.")
+    return found.group(1)
+
+
+def _shown(page: Any) -> str:
+    title = _TITLE.search(page.text)
+    return f"{page.status_code} {title.group(1) if title else ''}".strip()
 
 
 def _id(text: str) -> str:

@@ -129,14 +129,62 @@ def register(
         str | None,
         typer.Option("--callback", help="Receiver URL (default http://127.0.0.1:8080/wx/NAME)."),
     ] = None,
+    oauth_domain: Annotated[
+        str | None,
+        typer.Option(
+            "--oauth-domain",
+            help="Web authorisation domain: the host pages that authorise followers are on "
+            "(default: the account's public URL's host).",
+        ),
+    ] = None,
     sim: SimOption = None,
 ) -> None:
     """Register a store account with the simulator, so it plays WeChat for it."""
+    from bankwx_cli.domain import bank
+
     cli = get_cli(ctx)
     values = accounts.sim_registration(cli.app, name, callback)
+    domain = bank.oauth_domain(accounts.get(cli.app, values.name), oauth_domain)
     with _driver(cli, sim) as driver:
-        driver.register_account(**values.to_json())
-    cli.say(f"Registered '{name}' with the simulator; callbacks go to {values.callback_url}.")
+        driver.register_account(**values.to_json(), oauth_domain=domain)
+    where = f"; web authorisation for {domain}" if domain else ""
+    cli.say(
+        f"Registered '{name}' with the simulator; callbacks go to {values.callback_url}{where}."
+    )
+
+
+@app.command(
+    "open",
+    epilog="Examples:\n\n  bankwx sim open https://bank.example.com/bind/main\n\n"
+    "  bankwx sim open http://127.0.0.1:8080/bind/main --openid oABC",
+)
+def open_(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="The page to open in WeChat's browser.")],
+    openid: Annotated[
+        str | None, typer.Option("--openid", help="Follower (default: the first one).")
+    ] = None,
+    account: AccountOption = None,
+    sim: SimOption = None,
+) -> None:
+    """Print the address that opens URL in a follower's simulated WeChat browser.
+
+    Opening it (in any browser) makes that browser the follower's, then goes to URL: pages
+    that ask WeChat to authorise the follower (the binding page) get their openid.
+    """
+    from urllib.parse import quote, urlsplit
+
+    cli = get_cli(ctx)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(f"'{url}' is not an http:// or https:// address.")
+    acct = accounts.show(cli.app, cli.with_account(account))
+    with _driver(cli, sim) as driver:
+        who = openid or driver.pick_openid(acct.appid)
+        base = driver.base_url.rstrip("/")
+    sys.stdout.write(
+        f"{base}/sim/followers/{quote(who, safe='')}/browse?url={quote(url, safe='')}\n"
+    )
 
 
 def _render_reply(cli: Cli, reply: FollowerReply, fmt: Any) -> None:

@@ -98,6 +98,24 @@ def bind_url(account: Account) -> str | None:
     return f"{base}/bind/{account.name}" if base else None
 
 
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def oauth_domain(account: Account, given: str | None = None) -> str | None:
+    """The web authorisation domain to register with the simulator: ``given`` (checked), else
+    the host of the account's public URL, else None (WeChat then refuses with 10003)."""
+    if given is not None:
+        host = given.strip().lower()
+        if not _HOST.fullmatch(host):
+            raise ValidationError(
+                f"--oauth-domain '{given}' is invalid: give a host name only, without scheme, "
+                "port or path (e.g. bank.example.com)."
+            )
+        return host
+    base = str(account_settings.value(account, "public_url") or "")
+    return urlsplit(base).hostname if base else None
+
+
 # --- rule validators (when a rule naming the action is saved) -----------------------------
 
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bankwx_cli import texts
 from bankwx_cli.clock import from_iso, iso
 from bankwx_cli.domain import account_settings, accounts, audit, keywords
 from bankwx_cli.domain.account_settings import TEXT_MAX_BYTES, Setting, choice, int_range
@@ -64,10 +65,16 @@ DEFAULT_MAP_URL = "https://uri.amap.com/marker?position={lng},{lat}"
 
 # Follower-facing text (Simplified Chinese).
 TYPE_WORDS = {"branch": "网点", "atm": "自助银行"}
-ASK_LOCATION = "请发送您的位置（点击输入框旁的“+”，选择“位置”），我们将为您查找最近的网点。"
-BAD_LOCATION = "无法识别您发送的位置，请重新发送您的位置。"
-NONE_NEAR = "很抱歉，您附近{km}公里内没有找到网点。"
-NEAREST_TITLE = "离您最近的网点："
+# The follower-facing texts, overridable per account (text.KEY settings; texts.py).
+ASK_LOCATION = texts.DEFAULTS["location_ask"]
+BAD_LOCATION = texts.DEFAULTS["location_bad"]
+NONE_NEAR = texts.DEFAULTS["branches_none_near"]
+NEAREST_TITLE = texts.DEFAULTS["branches_nearest"]
+
+
+def _said(account: Account, key: str) -> str:
+    """A follower-facing text as the account has it."""
+    return texts.text(key, account_settings.texts_of(account))
 
 
 # --- geometry ---------------------------------------------------------------------------------
@@ -458,7 +465,7 @@ def answer(app: AppContext, account: Account, where: Location, type_: str | None
     near = find_nearest(app.store, account.name, where.latitude, where.longitude, limit=limit,
                         radius_m=radius * 1000.0, type_=type_)  # fmt: skip
     if not near:
-        return TextReply(NONE_NEAR.format(km=radius))
+        return TextReply(_said(account, "branches_none_near").replace("{km}", str(radius)))
     if limit == 1:
         first = near[0]
         b = first.branch
@@ -468,7 +475,7 @@ def answer(app: AppContext, account: Account, where: Location, type_: str | None
         lines += [f"电话：{b.phone}"] if b.phone else []
         title = f"{b.name}（{TYPE_WORDS.get(b.type, b.type)}）"
         return NewsReply(Article(title, "\n".join(lines), map_link(account, b.lat, b.lng)))
-    text = NEAREST_TITLE
+    text = _said(account, "branches_nearest")
     for n, found in enumerate(near, start=1):
         b = found.branch
         kind = TYPE_WORDS.get(b.type, b.type)
@@ -513,13 +520,14 @@ def nearest_branch(ctx: ActionContext) -> Reply:
     where = ctx.location
     event = ctx.inbound.event if ctx.inbound is not None else ""
     if where is None and (ctx.msg_type == "location" or event == "location_select"):
-        return TextReply(BAD_LOCATION)  # it should carry coordinates, and they do not read
+        # it should carry coordinates, and they do not read
+        return TextReply(_said(ctx.account, "location_bad"))
     if where is None:
         where = _remembered(ctx)
     if where is None:
-        return TextReply(ASK_LOCATION)
+        return TextReply(_said(ctx.account, "location_ask"))
     if not _valid(where):
-        return TextReply(BAD_LOCATION)
+        return TextReply(_said(ctx.account, "location_bad"))
     return answer(ctx.app, ctx.account, where, type_)
 
 

@@ -30,6 +30,7 @@ API_MODULES: tuple[str, ...] = (
     "bankwx_cli.sim.api_users",
     "bankwx_cli.sim.api_menus",
     "bankwx_cli.sim.api_kf",
+    "bankwx_cli.sim.oauth",
 )
 
 MAX_BODY_BYTES = 32 * 1024 * 1024

@@ -118,6 +118,7 @@ class Account:
     original_id: str = ""
     callback_url: str | None = None
     ip_allowlist: list[str] | None = None
+    oauth_domain: str | None = None  # the web authorisation domain (protocol sheet §5.2)
     registered: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +170,11 @@ def account_from_dict(data: Mapping[str, Any]) -> Account:
         not isinstance(allowlist, list) or not all(isinstance(ip, str) for ip in allowlist)
     ):
         raise ValueError("ip_allowlist must be a list of IP addresses, or null")
+    oauth_domain = data.get("oauth_domain")
+    if oauth_domain is not None and (
+        not isinstance(oauth_domain, str) or not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", oauth_domain)
+    ):
+        raise ValueError("oauth_domain must be a host name (no scheme, port or path), or null")
     name = data.get("name") or appid
     return Account(
         appid=appid,
@@ -180,6 +186,7 @@ def account_from_dict(data: Mapping[str, Any]) -> Account:
         original_id=original_id,
         callback_url=callback_url,
         ip_allowlist=allowlist,
+        oauth_domain=oauth_domain,
     )
 
 

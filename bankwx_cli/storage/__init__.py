@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bankwx_cli.storage.alert_preferences import AlertPreferencesStore
     from bankwx_cli.storage.alerts import Alerts
     from bankwx_cli.storage.backend import BackendSettings
+    from bankwx_cli.storage.bind_sessions import BindSessions
     from bankwx_cli.storage.bindings import Bindings
     from bankwx_cli.storage.branches import Branches
     from bankwx_cli.storage.broadcasts import Broadcasts, Templates
@@ -137,6 +138,12 @@ class Store:
         from bankwx_cli.storage.bindings import Bindings
 
         return Bindings(self.db)
+
+    @cached_property
+    def bind_sessions(self) -> BindSessions:
+        from bankwx_cli.storage.bind_sessions import BindSessions
+
+        return BindSessions(self.db)
 
     @cached_property
     def windows(self) -> Windows:

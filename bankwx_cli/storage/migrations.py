@@ -751,6 +751,29 @@ def m0015_alert_prefs(db: Database) -> None:
     backend.add_column("sms_api_key_enc", BLOB)
 
 
+def m0016_bind_sessions(db: Database) -> None:
+    """The binding page's server-side state (issue 16): one row per browser that came back
+    from WeChat's authorisation (``id`` a hash of its cookie's session id), and the failed
+    attempts per follower and per card (``key``; a card by a keyed hash, never its number).
+    Neither holds a full card number or a phone number."""
+    sessions = db.utils.table("bind_sessions")
+    sessions.create(
+        {"id": TEXT, "account": TEXT, "openid": TEXT, "csrf": TEXT, "step": TEXT,
+         "customer_id": TEXT, "card_last4": TEXT, "card_key": TEXT, "otp_request": TEXT,
+         "otp_sent_at": REAL, "created_at": TEXT, "expires_at": REAL},
+        pk="id",
+        not_null={"id", "account", "openid", "csrf", "step", "created_at", "expires_at"},
+    )  # fmt: skip
+    sessions.create_index(["expires_at"], index_name="bind_sessions_expiry")
+    db.utils.table("bind_attempts").create(
+        {"key": TEXT, "window_start": REAL, "failures": INTEGER, "locked_until": REAL,
+         "code_sent_at": REAL},
+        pk="key",
+        not_null={"key", "window_start", "failures"},
+        defaults={"failures": 0},
+    )  # fmt: skip
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0001_foundation", m0001_foundation),
     ("m0002_wechat", m0002_wechat),
@@ -767,6 +790,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0013_bindings", m0013_bindings),
     ("m0014_alerts", m0014_alerts),
     ("m0015_alert_prefs", m0015_alert_prefs),
+    ("m0016_bind_sessions", m0016_bind_sessions),
 ]
 
 

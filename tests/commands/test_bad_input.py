@@ -59,6 +59,7 @@ REQUIRED: dict[str, dict[str, str | bool]] = {
     "operator remove": {"name": "alice", "yes": True},
     "org add": {"name": "总行"},
     "sim register": {"name": "main"},
+    "sim open": {"url": "http://127.0.0.1:8080/bind/main"},
     "keyword add": {"pattern": "x", "match": "exact", "reply_text": "y"},
     "keyword remove": {"rule_id": "1", "yes": True},
     "follower show": {"openid": OPENID},

@@ -112,7 +112,12 @@ def test_news_answers_and_the_map_link(served: Bankwx, sim: SimDriver) -> None:
     bankwx = served
     refused = bankwx("account", "set", "main", "map_url", "https://map.example.cn/?q={lat}")
     assert refused.exit_code == 1 and "with {lat} and {lng}" in refused.stderr
-    changed(bankwx("account", "set", "main", "map_url", "https://map.example.cn/?q={lat},{lng}"))
+    # `account update --map-url` is an alias of the setting, checked the same way
+    alias = bankwx("account", "update", "main", "--map-url", "https://map.example.cn/?q={lng}")
+    assert alias.exit_code == 1 and "with {lat} and {lng}" in alias.stderr
+    changed(
+        bankwx("account", "update", "main", "--map-url", "https://map.example.cn/?q={lat},{lng}")
+    )
     changed(bankwx("account", "set", "main", "branch_reply", "news"))
     assert bankwx("account", "set", "main", "branch_reply", "card").exit_code == 1
     openid = sim.pick_openid(APPID)
@@ -190,3 +195,20 @@ def test_a_click_uses_a_recent_location_and_asks_after_a_stale_one(
     conn.close()
     time.sleep(1.05)
     assert json.loads(ok(bankwx(*click, "--openid", openid)).stdout)["content"] == ASK
+
+
+def test_location_texts_are_the_accounts_own(served: Bankwx, sim: SimDriver) -> None:
+    """The location answers' texts are account settings (text.KEY), like every follower text."""
+    bankwx = served
+    changed(bankwx("keyword", "add", "BRANCH", "--match", "click", "--action", "nearest_branch"))
+    ok(bankwx("account", "set", "main", "text.location_ask", "请先发送您的位置。"))
+    changed(bankwx("account", "set", "main", "text.branches_nearest", "附近网点："))
+    openid = sim.pick_openid(APPID)
+    click = ["sim", "send", "--event", "click", "--key", "BRANCH", "--format", "json"]
+    assert (
+        json.loads(ok(bankwx(*click, "--openid", openid)).stdout)["content"] == "请先发送您的位置。"
+    )
+    lat, lng = PEOPLES_SQUARE
+    where = ["--location", f"{lat},{lng}", "--format", "json", "--openid", openid]
+    got = json.loads(ok(bankwx("sim", "send", *where)).stdout)["content"]
+    assert got == _nearest_text().replace("离您最近的网点：", "附近网点：")

@@ -57,7 +57,7 @@ def test_every_entry_point_sees_the_same_registry() -> None:
     assert len(loaded.event_hooks(True)["scan"]) == 2
     assert [r.path for r in loaded.routes(False)] == ["/api/v1/alerts", "/wx/{name}",
                                                       "/wx/{name}", "/healthz", "/readyz",
-                                                      "/metrics"]  # fmt: skip
+                                                      "/metrics", "/bind/{name}"]  # fmt: skip
     assert len(loaded.tag_sources(False)) == 1  # the followers area's synced tag ids
     lookups = [lookup.take.__name__ for lookup in loaded.follower_lookups(False)]
     assert lookups == ["agent_lookup"]  # the agents area's, narrowed per group commit
