@@ -252,7 +252,8 @@ _SEGMENT = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 class Route:
     """``path`` is literal, or has ``{name}`` segments (one path segment each) after a literal
     first segment. ``max_body`` None: the server's limit (``--max-body``); 0: no body is read.
-    ``observe`` is called after every response of the route (errors and 413 included)."""
+    ``observe`` is called after every response of the route (errors and 413 included);
+    ``too_large`` is its answer to a body over ``max_body`` (None: 413, ``body too large``)."""
 
     methods: tuple[str, ...]
     path: str
@@ -263,6 +264,7 @@ class Route:
     area: str = ""
     test_only: bool = False
     listener: Listener = "public"
+    too_large: Response | None = None
 
     def pattern(self) -> re.Pattern[str] | None:
         """The compiled path when it has parameters, else None."""
@@ -450,6 +452,7 @@ class Registry:
         errors: Iterable[ErrorMap] = (),
         observe: Observe | None = None,
         listener: Listener = "public",
+        too_large: Response | None = None,
     ) -> None:
         verbs = (methods,) if isinstance(methods, str) else tuple(methods)
         if not path.startswith("/") or "{" in path.split("/", 2)[1]:
@@ -459,7 +462,7 @@ class Registry:
                 raise RuntimeError(f"route '{path}': a parameter is a whole segment")
         area = self._area
         route = Route(tuple(v.upper() for v in verbs), path, handler, max_body, tuple(errors),
-                      observe, area.name, area.test_only, listener)  # fmt: skip
+                      observe, area.name, area.test_only, listener, too_large)  # fmt: skip
         for entry in self._entries:
             same = entry.point == "route" and entry.key == path
             if same and set(entry.value.methods) & set(route.methods):

@@ -143,9 +143,9 @@ class Receiver:
         if limit:
             raw = await _read_body(scope, receive, limit)
             if raw is None:
-                response = Response(413, b"body too large", None, "too_large")
+                response = route.too_large or Response(413, b"body too large", None, "too_large")
                 request = Request(self, method, path, params, scope, b"", started)
-                await _respond(send, 413, response.body)
+                await _respond(send, response.status, response.body, response.content_type)
                 if route.observe is not None:
                     route.observe(request, response)
                 return

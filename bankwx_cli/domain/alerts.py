@@ -1157,7 +1157,8 @@ def install(registry: Registry) -> None:
     """This area's declarations (bankwx_cli/extensions.py)."""
     registry.setting(SMS_SIGNATURE)
     registry.setting(SMS_COST_FEN)
-    registry.route("POST", "/api/v1/alerts", intake_route, max_body=MAX_BODY)
+    too_large = _error(413, "too_large", f"the body is over {MAX_BODY // 1024} KiB")
+    registry.route("POST", "/api/v1/alerts", intake_route, max_body=MAX_BODY, too_large=too_large)
     registry.sender("sms", budget="sms", crash="idempotent", rate=50,
                     dedup_window_s=SMS_DEDUP_S)(send_sms)  # fmt: skip
     registry.before_send(SOURCE, before_send)

@@ -46,7 +46,8 @@ def purge(
     app: AppContext, before: datetime | None, account: str | None, dry_run: bool = False
 ) -> list[Purged]:
     """Delete entries older than before (or each account's retention), in short batches, and
-    purge the payloads of the account's finished outbox units older than the same time."""
+    purge the payloads of the account's finished outbox units and the data of its alerts
+    older than the same time."""
     require(app, "messages.purge", account)
     names = [accounts.get(app, account).name] if account else app.store.accounts.names()
     done: list[Purged] = []
@@ -62,13 +63,17 @@ def purge(
         done.append(Purged(name, total))
         # the payloads of finished outbox units (replies, alerts, broadcasts) go with the log
         payloads = app.store.outbox.purge_payloads_before(name, iso(cutoff))
+        from bankwx_cli.domain import alerts  # here: only purge needs the alerts area
+
+        alert_data = alerts.purge_before(app, name, cutoff)  # alerts' data and texts, likewise
         with app.store.transaction():
             audit.record(
                 app,
                 "messages.purge",
                 name,
-                {"before": iso(cutoff), "deleted": total, "outbox_payloads": payloads},
-            )
+                {"before": iso(cutoff), "deleted": total, "outbox_payloads": payloads,
+                 "alert_data": alert_data},
+            )  # fmt: skip
     return done
 
 

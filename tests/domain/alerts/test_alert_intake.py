@@ -28,7 +28,9 @@ def test_keys_shapes_and_limits(alerting: Alerting, receivers: list[Proc]) -> No
         assert answer.status_code == 400, answer.text
         assert message in answer.json()["error"]["message"]
     big = json.dumps({"events": [event("x", pad="x" * 2_000_000)]}).encode()
-    assert post(url, None, a.key, big).status_code == 413
+    too_large = post(url, None, a.key, big)
+    assert too_large.status_code == 413
+    assert too_large.json()["error"]["code"] == "too_large"  # the Contract's error shape
     answer = post(url, event("e1", customer="C900"), a.key)
     assert answer.status_code == 200
     assert answer.json() == {"results": [{"event_id": "e1", "status": "accepted", "reason": None}]}

@@ -144,9 +144,10 @@ def test_event_data_is_sealed_and_purged(alerting: Alerting, tmp_path: Path) -> 
     assert "秘密备注".encode() not in raw and b"6222020000001234" not in raw
     checked = a.bx("check", "--format", "json")
     assert "sealed at rest: table alert_events (data)" in checked.stdout, checked.output
+    purged = a.bx("messages", "purge", "--before", "2999-01-01T00:00:00Z", "--yes")
+    assert purged.exit_code == 0, purged.output  # the conversation log's purge takes the data
     store = open_store(a.db)
     try:
-        assert store.alerts.purge_data_before("main", "9999-01-01T00:00:00Z") == 1
         assert store.alerts.purge_data_before("main", "9999-01-01T00:00:00Z") == 0
         [stored] = store.alerts.events_by_id("e1")
         assert store.alerts.data(stored.id) is None
