@@ -340,11 +340,12 @@ class Receiver:
         self._waiting.append((deadline, future, ticket))
         value = await future
         if value is not None and not isinstance(value, routing.Result):
-            # a retry of a message whose first delivery is still being handled elsewhere
-            future = loop.create_future()
-            _chain(loop.run_in_executor(self.pool, self.engine.wait_first, value,
-                                        time.monotonic()), future)  # fmt: skip
-            self._waiting.append((deadline, future, None))
+            # a retry of a message whose first delivery is still being handled elsewhere (or
+            # whose handler died: then taken over, under a ticket of its own)
+            future, ticket = loop.create_future(), routing.Ticket()
+            _chain(loop.run_in_executor(self.pool, self.engine.wait_first, runtime, inbound,
+                                        ticket, value, time.monotonic()), future)  # fmt: skip
+            self._waiting.append((deadline, future, ticket))
             value = await future
         if value is None:
             return routing.Result(None, "deadline", "deadline")

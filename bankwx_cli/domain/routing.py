@@ -374,7 +374,16 @@ class Engine:
         claim, taken = writer.call(claim_unit, self._prepare(runtime, inbound) if look else None)
         if not claim.first:
             found = self._replayed(claim)
-            return found if isinstance(found, Result) else self.wait_first(found, started)
+            if isinstance(found, Result):
+                return found
+            return self.wait_first(runtime, inbound, ticket, found, started)
+        return self._handle(runtime, inbound, ticket, claim, taken, started)
+
+    def _handle(
+        self, runtime: Runtime, inbound: Inbound, ticket: Ticket, claim: Claim,
+        taken: Decision | None, started: float,
+    ) -> Result:  # fmt: skip
+        """Route a message this delivery holds the claim of, and record the outcome."""
         try:
             decision = taken or self.decide(runtime, inbound, deadline=started + self.deadline)
         except Exception:
@@ -384,7 +393,7 @@ class Engine:
             )
         plain = self.render(runtime, inbound, decision.reply)
         elapsed_ms = (time.monotonic() - started) * 1000
-        result: Result = writer.call(
+        result: Result = self.app.store.messages.writer.call(
             lambda: self._finish(
                 runtime, inbound, claim.id, decision, plain, ticket.complete(), elapsed_ms
             )
@@ -395,15 +404,34 @@ class Engine:
         """Wait until every write queued so far is committed (blocks; at shutdown)."""
         self.app.store.messages.writer.call(lambda: None)
 
-    def wait_first(self, claim: Claim, started: float) -> Result:
+    def wait_first(
+        self, runtime: Runtime, inbound: Inbound, ticket: Ticket, claim: Claim, started: float
+    ) -> Result:
         """A retry of a message whose first delivery is being handled: wait for its answer
-        (polling the store, which other processes write too) until the deadline."""
+        (polling the store, which other processes write too) until the deadline. When the
+        claim goes stale meanwhile (the process handling it died: WeChat's next delivery may
+        come before the claim is old enough to be taken at once), this delivery takes the
+        message over and handles it, under ``ticket``. Blocks: run it in a worker thread."""
+        messages, writer = self.app.store.messages, self.app.store.messages.writer
+        look = bool(self._lookups) and inbound.msg_type != "event"
         current = claim
         while current.state != "done":
             if time.monotonic() - started > self.deadline:
                 return Result(None, "retry", "retry_pending", retry=True)
+            if current.state == "processing" and (current.claimed_at or 0) < self._stale_before():
+                seen = current
+
+                def take_over(seen: Claim = seen) -> tuple[bool, Decision | None]:
+                    if not messages.take_over(seen.id, seen.claimed_at, self.app.clock.time()):
+                        return False, None  # another delivery took it first
+                    return True, self._look_up(runtime, inbound) if look else None
+
+                took, taken = writer.call(take_over)
+                if took:
+                    log.warning("took over message %s: its handler's process is gone", seen.id)
+                    return self._handle(runtime, inbound, ticket, seen, taken, started)
             time.sleep(POLL_S)
-            current = self.app.store.messages.state_of(claim.id)
+            current = messages.state_of(claim.id)
         return Result(current.reply, "retry", "retry_replayed", retry=True)
 
     def _replayed(self, claim: Claim) -> Result | Claim:

@@ -156,6 +156,17 @@ class Messages:
                          row["claimed_at"])  # fmt: skip
         return self._claim(found, first=False)
 
+    def take_over(self, message_id: int, claimed_at: float | None, now: float) -> bool:
+        """Take a stale claim (as ``claim_again`` does for a new delivery): True when this
+        caller now holds it, False when another did first or it is done. Joins the caller's
+        transaction."""
+        cursor = self.db.execute(
+            "UPDATE messages SET claimed_at = :now WHERE id = :id AND state = 'processing' "
+            "AND claimed_at IS :seen",
+            {"now": now, "id": message_id, "seen": claimed_at},
+        )
+        return cursor.rowcount == 1
+
     def state_of(self, message_id: int) -> Claim:
         found = self.db.one(
             "SELECT id, state, reply, deliveries, claimed_at FROM messages WHERE id = :id",
