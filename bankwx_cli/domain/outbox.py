@@ -677,6 +677,7 @@ class Dispatcher:
         last_recover = 0.0
         stop = stop or threading.Event()
         inflight: dict[Future[SendResult], Claimed] = {}
+        unrecorded: list[tuple[Claimed, SendResult]] = []  # answers taken, not yet recorded
         spent_until = 0.0  # the budget is spent for this clock second: claim nothing before
         try:
             while not stop.is_set():
@@ -707,9 +708,13 @@ class Dispatcher:
                     if timeout is None and self.app.clock.time() < spent_until and room > 0:
                         timeout = max(0.001, spent_until - self.app.clock.time())
                     done, _ = wait(inflight, timeout=timeout, return_when=FIRST_COMPLETED)
-                    finished = [(inflight.pop(f), f.result()) for f in done]
+                    # kept where an interruption finds them until recorded (the finally)
+                    unrecorded = finished = [(inflight[f], f.result()) for f in done]
+                    for f in done:
+                        del inflight[f]
                 if finished:
                     self.record([c for c, _ in finished], [r for _, r in finished])
+                unrecorded = []
                 results, self._settled = self._settled + [r for _, r in finished], []
                 sources = {c.unit.id: c.unit.source for c, _ in finished}
                 for result in results:
@@ -739,11 +744,16 @@ class Dispatcher:
                     break
                 clock.wait(self.app.clock, stop, min(1.0, next_due - now))
         finally:
-            if inflight:  # interrupted: record the answers that came (the rest is handed back)
+            # interrupted: record the answers that came, also those taken from inflight whose
+            # recording the interruption stopped (recording is idempotent); the rest is
+            # handed back
+            pairs = list(unrecorded)
+            if inflight:
                 done, _ = wait(inflight, timeout=5)
-                if done:
-                    pairs = [(inflight[f], f.result()) for f in done]
-                    self.record([c for c, _ in pairs], [r for _, r in pairs])
+                pairs += [(inflight[f], f.result()) for f in done]
+            if pairs:
+                unique = list({c.unit.id: (c, r) for c, r in pairs}.values())
+                self.record([c for c, _ in unique], [r for _, r in unique])
         return tally.report()
 
     def _others_sending(self) -> bool:
