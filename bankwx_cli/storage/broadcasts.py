@@ -17,12 +17,14 @@ from typing import Any
 from bankwx_cli.models.broadcasts import (
     Audience,
     Broadcast,
+    BroadcastUpdate,
     MassJob,
     MediaContent,
     TemplateContent,
     TextContent,
     broadcast_content,
 )
+from bankwx_cli.models.changes import given
 from bankwx_cli.models.followers import Template
 from bankwx_cli.storage.db import Database
 
@@ -155,10 +157,11 @@ class Broadcasts:
         return [_broadcast(r) for r in self.db.all(sql + " ORDER BY id DESC", params)]
 
     def update(
-        self, broadcast_id: int, values: Mapping[str, object], expect_state: str | None = None
+        self, broadcast_id: int, change: BroadcastUpdate, expect_state: str | None = None
     ) -> bool:
-        """Change fields (a Broadcast's names); with expect_state only if the broadcast is
+        """Change the fields the change set gives; with expect_state only if the broadcast is
         still in that state."""
+        values = given(change)
         row = _columns(values)
         sets = [f"{k} = :{k}" for k in row]
         results, result_params = _results(values)
