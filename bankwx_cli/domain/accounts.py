@@ -29,16 +29,17 @@ TYPES = ("service", "subscription")
 MODES = ("plain", "compatible", "safe")
 TOKEN_MODES = ("stable", "classic")
 
-_NAME = re.compile(r"[a-z0-9-]{1,32}")
-_APPID = re.compile(r"wx[0-9a-f]{16}")
-_AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
-_TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")
-_ORIGINAL_ID = re.compile(r"gh_[0-9a-f]{12}")
-_SECRET = re.compile(r"[0-9a-f]{32}")
+# Patterns compiled when first used (re keeps them), not when every command imports this.
+_NAME = r"[a-z0-9-]{1,32}"
+_APPID = r"wx[0-9a-f]{16}"
+_AES_KEY = r"[A-Za-z0-9]{43}"
+_TOKEN = r"[A-Za-z0-9]{3,32}"
+_ORIGINAL_ID = r"gh_[0-9a-f]{12}"
+_SECRET = r"[0-9a-f]{32}"
 
 
 def validate_name(value: str) -> str:
-    if not _NAME.fullmatch(value):
+    if not re.fullmatch(_NAME, value):
         raise ValidationError(
             f"account name '{value}' is invalid: use 1 to 32 lower-case letters, digits or '-' "
             "(it is the receiver's URL segment /wx/NAME)."
@@ -47,7 +48,7 @@ def validate_name(value: str) -> str:
 
 
 def validate_appid(value: str) -> str:
-    if not _APPID.fullmatch(value):
+    if not re.fullmatch(_APPID, value):
         raise ValidationError(
             f"appid '{value}' is invalid: WeChat appids are 'wx' and 16 lower-case hex "
             "characters (18 in all). Copy it from the WeChat console, Basic configuration."
@@ -56,7 +57,7 @@ def validate_appid(value: str) -> str:
 
 
 def validate_secret(value: str) -> str:
-    if not _SECRET.fullmatch(value):
+    if not re.fullmatch(_SECRET, value):
         raise ValidationError(
             "the AppSecret is invalid: WeChat AppSecrets are 32 lower-case hex characters. "
             "Copy it from the WeChat console, Basic configuration."
@@ -65,7 +66,7 @@ def validate_secret(value: str) -> str:
 
 
 def validate_token(value: str) -> str:
-    if not _TOKEN.fullmatch(value):
+    if not re.fullmatch(_TOKEN, value):
         raise ValidationError(
             "the callback token is invalid: WeChat requires 3 to 32 letters or digits."
         )
@@ -73,7 +74,7 @@ def validate_token(value: str) -> str:
 
 
 def validate_aes_key(value: str) -> str:
-    if not _AES_KEY.fullmatch(value):
+    if not re.fullmatch(_AES_KEY, value):
         raise ValidationError(
             "the EncodingAESKey is invalid: WeChat requires exactly 43 letters or digits."
         )
@@ -81,7 +82,7 @@ def validate_aes_key(value: str) -> str:
 
 
 def validate_original_id(value: str) -> str:
-    if not _ORIGINAL_ID.fullmatch(value):
+    if not re.fullmatch(_ORIGINAL_ID, value):
         raise ValidationError(
             f"original id '{value}' is invalid: it is 'gh_' and 12 lower-case hex characters "
             "(the account's ToUserName)."
