@@ -1,12 +1,13 @@
 """Official accounts: validated fields, secrets sealed at rest, audited changes.
 
 ``bankwx account list`` imports this module: the models that only other commands build
-(``models.credentials``) are imported by the functions that build them (start-up time)."""
+(``models.credentials``, ``models.account_changes``) are imported by the functions that build
+them (start-up time)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import iso
@@ -18,6 +19,7 @@ from bankwx_cli.models.changes import KEEP, Keep, given
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.models.account_changes import AccountChange as AccountChange
     from bankwx_cli.models.credentials import (
         AccountSecrets,
         CredentialCheck,
@@ -96,12 +98,6 @@ def validate_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-@dataclass
-class AccountChange:
-    account: Account
-    warnings: list[str] = field(default_factory=list)
-
-
 def _purpose(name: str, what: str) -> str:
     return f"account:{name}:{what}"
 
@@ -156,6 +152,8 @@ def add(
         params = {"appid": appid, "original_id": original_id, "type": type_, "mode": mode}
         app.store.bump_config_version()
         audit.record(app, "account.add", name, params)
+    from bankwx_cli.models.account_changes import AccountChange  # see the module docstring
+
     return AccountChange(get(app, name), _mode_warnings(mode))
 
 
@@ -315,6 +313,8 @@ def update(
         shown.update({k[:-4]: "changed" for k in values if k.endswith("_enc")})
         audit.record(app, "account.update", name, shown)
     warnings = [] if change.mode is KEEP else _mode_warnings(new_mode)
+    from bankwx_cli.models.account_changes import AccountChange  # see the module docstring
+
     return AccountChange(get(app, name), warnings)
 
 

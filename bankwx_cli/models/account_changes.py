@@ -1,11 +1,15 @@
-"""The change set of an account (``models.changes``: KEEP leaves a field as stored)."""
+"""The change set of an account (``models.changes``: KEEP leaves a field as stored), and what
+``account add|update`` did."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.models.changes import KEEP, Keep
+
+if TYPE_CHECKING:
+    from bankwx_cli.models.accounts import Account
 
 
 @dataclass(frozen=True)
@@ -26,3 +30,11 @@ class AccountUpdate:
     mode: str | Keep = KEEP
     settings: dict[str, Any] | Keep = KEEP
     updated_at: str | Keep = KEEP
+
+
+@dataclass
+class AccountChange:
+    """The account as ``account add|update`` left it, and what the operator should know."""
+
+    account: Account
+    warnings: list[str] = field(default_factory=list)
