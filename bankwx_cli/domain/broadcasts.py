@@ -35,6 +35,7 @@ from bankwx_cli.models.accounts import Account
 from bankwx_cli.models.batches import BatchFailure, BatchReport, Progress, no_progress
 from bankwx_cli.models.broadcasts import (
     Audience,
+    AudienceFilter,
     Broadcast,
     BroadcastContent,
     BroadcastPreview,
@@ -182,19 +183,23 @@ def audience_openids(app: AppContext, b: Broadcast) -> list[str]:
     if audience.kind == "openids":
         return app.store.broadcasts.openids(b.id)
     if audience.kind == "all":
-        return app.store.broadcasts.audience(b.account, {})
+        return app.store.broadcasts.audience(b.account, AudienceFilter())
     if audience.kind == "tag":
-        return app.store.broadcasts.audience(b.account, {"tag_id": audience.tag_id})
-    conditions: dict[str, Any] = {}
-    if audience.tag:
-        conditions["tag_id"] = tag_id(app, b.account, audience.tag)
-    if audience.scene:
-        conditions["scene"] = audience.scene
-    for key, value in (("since", audience.since), ("until", audience.until)):
-        if value:
-            from bankwx_cli.clock import parse_user_time
+        return app.store.broadcasts.audience(b.account, AudienceFilter(tag_id=audience.tag_id))
 
-            conditions[key] = iso(parse_user_time(value, f"--filter {key}"))
+    def when(key: str, value: str | None) -> str | None:
+        if not value:
+            return None
+        from bankwx_cli.clock import parse_user_time
+
+        return iso(parse_user_time(value, f"--filter {key}"))
+
+    conditions = AudienceFilter(
+        tag_id=tag_id(app, b.account, audience.tag) if audience.tag else None,
+        scene=audience.scene or None,
+        since=when("since", audience.since),
+        until=when("until", audience.until),
+    )
     return app.store.broadcasts.audience(b.account, conditions)
 
 

@@ -98,6 +98,18 @@ class Audience:
 
 
 @dataclass(frozen=True)
+class AudienceFilter:
+    """Which synced followers an audience names, resolved for the store: subscribed, not
+    blacklisted, and each condition given (a tag's id; a subscribe scene; subscribed at or
+    after ``since``, before ``until``, ISO 8601 UTC)."""
+
+    tag_id: int | None = None
+    scene: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+@dataclass(frozen=True)
 class MassJob:
     """WeChat's MASSSENDJOBFINISH counts for one mass job of a broadcast."""
 
