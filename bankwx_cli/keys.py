@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import os
 import stat
 from collections.abc import Callable
@@ -75,6 +73,9 @@ class MasterKey:
     @property
     def fingerprint(self) -> str:
         """A public identifier of the key (HMAC of a constant), kept in the store."""
+        import hashlib  # with hmac, loaded when used, not by every command (start-up time)
+        import hmac
+
         return hmac.new(self.raw, b"bankwx-key-fingerprint", hashlib.sha256).hexdigest()[:16]
 
     @cached_property
@@ -118,6 +119,9 @@ class MasterKey:
 
     def keyed_hash(self, value: str, purpose: str) -> str:
         """A keyed hash for values that others present to us (API keys): stored, never sealed."""
+        import hashlib  # see fingerprint
+        import hmac
+
         return hmac.new(self.raw, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bankwx_cli.errors import ConfirmationRequired, ValidationError
-from bankwx_cli.models.batches import ProgressBar, no_progress
+from bankwx_cli.models.progress import ProgressBar, no_progress
 from bankwx_cli.settings import FORMATS, Fmt, Settings, variable
 
 __all__ = ["Fmt"]  # re-exported: commands import it from here

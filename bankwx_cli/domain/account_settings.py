@@ -21,7 +21,7 @@ import copy
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli import texts
@@ -34,6 +34,7 @@ from bankwx_cli.models.accounts import Account
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
     from bankwx_cli.extensions import Registry
+    from bankwx_cli.models.account_changes import AccountUpdate
 
 TYPES = ("str", "int", "bool", "list", "json")
 TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})  # what typer accepts for a bool
@@ -295,8 +296,8 @@ def _text_key(name: str) -> str:
 # --- storing ----------------------------------------------------------------------------------
 
 
-def stored_values(account: Account, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """The accounts columns that store changes (key -> value, None to unset).
+def stored_values(account: Account, changes: Mapping[str, Any]) -> AccountUpdate:
+    """The change set of the accounts columns that store changes (key -> value, None to unset).
 
     Column entries give their column; the others one ``settings`` value (the whole JSON
     document, merged). Values must have been converted first.
@@ -324,7 +325,9 @@ def stored_values(account: Account, changes: Mapping[str, Any]) -> dict[str, Any
         settings_changed = True
     if settings_changed:
         values["settings"] = _pruned(settings)
-    return values
+    from bankwx_cli.models.account_changes import AccountUpdate  # not account list's (start-up)
+
+    return AccountUpdate(**values)  # the columns entries name
 
 
 def _pruned(settings: dict[str, Any]) -> dict[str, Any]:
@@ -409,8 +412,7 @@ def _column_required(setting: Setting) -> bool:
 def _write(
     app: AppContext, account: Account, changes: dict[str, Any], action: str, params: dict[str, Any]
 ) -> None:
-    values = stored_values(account, changes)
-    values["updated_at"] = iso(app.clock.now())
+    values = replace(stored_values(account, changes), updated_at=iso(app.clock.now()))
     app.store.accounts.update(account.name, values)
     app.store.bump_config_version()
     audit.record(app, action, account.name, params)

@@ -1,42 +1,47 @@
-"""Official accounts: validated fields, secrets sealed at rest, audited changes."""
+"""Official accounts: validated fields, secrets sealed at rest, audited changes.
+
+``bankwx account list`` imports this module: the models that only other commands build
+(``models.credentials``, ``models.account_changes``) are imported by the functions that build
+them (start-up time)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import iso
 from bankwx_cli.domain import account_settings, audit
 from bankwx_cli.domain.permissions import require, visible_accounts
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
-from bankwx_cli.models.accounts import (
-    Account,
-    AccountSecrets,
-    CredentialCheck,
-    SealedSecrets,
-    Secret,
-    SimRegistration,
-    TokenState,
-)
+from bankwx_cli.models.accounts import Account, Secret
+from bankwx_cli.models.changes import KEEP, Keep, given
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.models.account_changes import AccountChange as AccountChange
+    from bankwx_cli.models.credentials import (
+        AccountSecrets,
+        CredentialCheck,
+        SimRegistration,
+        TokenState,
+    )
 
 TYPES = ("service", "subscription")
 MODES = ("plain", "compatible", "safe")
 TOKEN_MODES = ("stable", "classic")
 
-_NAME = re.compile(r"[a-z0-9-]{1,32}")
-_APPID = re.compile(r"wx[0-9a-f]{16}")
-_AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
-_TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")
-_ORIGINAL_ID = re.compile(r"gh_[0-9a-f]{12}")
-_SECRET = re.compile(r"[0-9a-f]{32}")
+# Patterns compiled when first used (re keeps them), not when every command imports this.
+_NAME = r"[a-z0-9-]{1,32}"
+_APPID = r"wx[0-9a-f]{16}"
+_AES_KEY = r"[A-Za-z0-9]{43}"
+_TOKEN = r"[A-Za-z0-9]{3,32}"
+_ORIGINAL_ID = r"gh_[0-9a-f]{12}"
+_SECRET = r"[0-9a-f]{32}"
 
 
 def validate_name(value: str) -> str:
-    if not _NAME.fullmatch(value):
+    if not re.fullmatch(_NAME, value):
         raise ValidationError(
             f"account name '{value}' is invalid: use 1 to 32 lower-case letters, digits or '-' "
             "(it is the receiver's URL segment /wx/NAME)."
@@ -45,7 +50,7 @@ def validate_name(value: str) -> str:
 
 
 def validate_appid(value: str) -> str:
-    if not _APPID.fullmatch(value):
+    if not re.fullmatch(_APPID, value):
         raise ValidationError(
             f"appid '{value}' is invalid: WeChat appids are 'wx' and 16 lower-case hex "
             "characters (18 in all). Copy it from the WeChat console, Basic configuration."
@@ -54,7 +59,7 @@ def validate_appid(value: str) -> str:
 
 
 def validate_secret(value: str) -> str:
-    if not _SECRET.fullmatch(value):
+    if not re.fullmatch(_SECRET, value):
         raise ValidationError(
             "the AppSecret is invalid: WeChat AppSecrets are 32 lower-case hex characters. "
             "Copy it from the WeChat console, Basic configuration."
@@ -63,7 +68,7 @@ def validate_secret(value: str) -> str:
 
 
 def validate_token(value: str) -> str:
-    if not _TOKEN.fullmatch(value):
+    if not re.fullmatch(_TOKEN, value):
         raise ValidationError(
             "the callback token is invalid: WeChat requires 3 to 32 letters or digits."
         )
@@ -71,7 +76,7 @@ def validate_token(value: str) -> str:
 
 
 def validate_aes_key(value: str) -> str:
-    if not _AES_KEY.fullmatch(value):
+    if not re.fullmatch(_AES_KEY, value):
         raise ValidationError(
             "the EncodingAESKey is invalid: WeChat requires exactly 43 letters or digits."
         )
@@ -79,7 +84,7 @@ def validate_aes_key(value: str) -> str:
 
 
 def validate_original_id(value: str) -> str:
-    if not _ORIGINAL_ID.fullmatch(value):
+    if not re.fullmatch(_ORIGINAL_ID, value):
         raise ValidationError(
             f"original id '{value}' is invalid: it is 'gh_' and 12 lower-case hex characters "
             "(the account's ToUserName)."
@@ -91,12 +96,6 @@ def validate_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValidationError(f"{option} '{value}' is invalid: use one of {', '.join(choices)}.")
     return value
-
-
-@dataclass
-class AccountChange:
-    account: Account
-    warnings: list[str] = field(default_factory=list)
 
 
 def _purpose(name: str, what: str) -> str:
@@ -138,6 +137,8 @@ def add(
     now = iso(app.clock.now())
     account = Account(name=name, appid=appid, original_id=original_id, type=type_, mode=mode,
                       token_mode=token_mode, created_at=now, updated_at=now)  # fmt: skip
+    from bankwx_cli.models.credentials import SealedSecrets  # see the module docstring
+
     sealed = SealedSecrets(
         secret_enc=key.seal(secret, _purpose(name, "secret")),
         token_enc=key.seal(token, _purpose(name, "token")),
@@ -151,6 +152,8 @@ def add(
         params = {"appid": appid, "original_id": original_id, "type": type_, "mode": mode}
         app.store.bump_config_version()
         audit.record(app, "account.add", name, params)
+    from bankwx_cli.models.account_changes import AccountChange  # see the module docstring
+
     return AccountChange(get(app, name), _mode_warnings(mode))
 
 
@@ -217,6 +220,8 @@ def secrets(app: AppContext, account: Account) -> AccountSecrets:
         raise NotFoundError(f"no account named '{account.name}'. See bankwx account list.")
     key = app.key
     aes = sealed.aes_key_enc
+    from bankwx_cli.models.credentials import AccountSecrets  # see the module docstring
+
     return AccountSecrets(
         secret=Secret(key.open(sealed.secret_enc, _purpose(account.name, "secret"))),
         token=Secret(key.open(sealed.token_enc, _purpose(account.name, "token"))),
@@ -246,29 +251,29 @@ def update(
     account)."""
     require(app, "account.update", name)
     account = get(app, name)
-    values: dict[str, Any] = {}
     key = app.key
-    if appid is not None:
-        values["appid"] = validate_appid(appid)
-    if secret is not None:
-        values["secret_enc"] = key.seal(validate_secret(secret), _purpose(name, "secret"))
-    if token is not None:
-        values["token_enc"] = key.seal(validate_token(token), _purpose(name, "token"))
-    if aes_key is not None:
-        values["aes_key_enc"] = key.seal(validate_aes_key(aes_key), _purpose(name, "aes_key"))
-    if original_id is not None:
-        values["original_id"] = validate_original_id(original_id)
+    new_appid = KEEP if appid is None else validate_appid(appid)
+    secret_enc = (
+        KEEP if secret is None else key.seal(validate_secret(secret), _purpose(name, "secret"))
+    )
+    token_enc = KEEP if token is None else key.seal(validate_token(token), _purpose(name, "token"))
+    aes_key_enc = (
+        KEEP if aes_key is None else key.seal(validate_aes_key(aes_key), _purpose(name, "aes_key"))
+    )
+    new_original_id = KEEP if original_id is None else validate_original_id(original_id)
+    new_type: str | Keep = KEEP
     if type_ is not None:
-        values["type"] = validate_choice("--type", type_, TYPES)
-        account_settings.check_type_change(app, account, values["type"])
-    if token_mode is not None:
-        values["token_mode"] = validate_choice("--token-mode", token_mode, TOKEN_MODES)
+        new_type = validate_choice("--type", type_, TYPES)
+        account_settings.check_type_change(app, account, new_type)
+    new_token_mode = (
+        KEEP if token_mode is None else validate_choice("--token-mode", token_mode, TOKEN_MODES)
+    )
     # Flags that are per-account settings go through the settings registry (as account set).
     flags = {"welcome": welcome, "default_reply": default_reply, "mode": mode}
-    given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
-    given.update(settings or {})
+    given_settings: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    given_settings.update(settings or {})
     changed: dict[str, Any] = {}
-    for setting_key, value in given.items():
+    for setting_key, value in given_settings.items():
         setting = account_settings.usable(app, account, setting_key)
         if value == "" and setting_key in ("welcome", "default_reply"):
             changed[setting_key] = None  # --welcome '' goes back to the default
@@ -277,22 +282,40 @@ def update(
         if setting_key == "rates":  # --rate adds to the account's rates
             value = {**account_settings.value(account, "rates"), **value}
         changed[setting_key] = value
-    values.update(account_settings.stored_values(account, changed))
-    if not values:
+    change = replace(
+        account_settings.stored_values(account, changed),
+        appid=new_appid,
+        secret_enc=secret_enc,
+        token_enc=token_enc,
+        aes_key_enc=aes_key_enc,
+        original_id=new_original_id,
+        type=new_type,
+        token_mode=new_token_mode,
+    )
+    if not given(change):
         raise ValidationError("nothing to change: give at least one option. See --help.")
-    new_mode = values.get("mode", account.mode)
-    has_aes = "aes_key_enc" in values or app.store.accounts.has_aes_key(name)
+    new_mode = account.mode if change.mode is KEEP else change.mode
+    has_aes = change.aes_key_enc is not KEEP or app.store.accounts.has_aes_key(name)
     if new_mode != "plain" and not has_aes:
         raise ValidationError(f"--mode {new_mode} needs --aes-key (the account's EncodingAESKey).")
-    values["updated_at"] = iso(app.clock.now())
+    change = replace(change, updated_at=iso(app.clock.now()))
     with app.store.transaction():
-        _refuse_taken(app, name, appid=values.get("appid"), original_id=values.get("original_id"))
-        app.store.accounts.update(name, values)
+        _refuse_taken(
+            app,
+            name,
+            appid=None if new_appid is KEEP else new_appid,
+            original_id=None if new_original_id is KEEP else new_original_id,
+        )
+        app.store.accounts.update(name, change)
         app.store.bump_config_version()
+        values = given(change)
         shown = {k: v for k, v in values.items() if not k.endswith("_enc") and k != "updated_at"}
         shown.update({k[:-4]: "changed" for k in values if k.endswith("_enc")})
         audit.record(app, "account.update", name, shown)
-    return AccountChange(get(app, name), _mode_warnings(new_mode) if "mode" in values else [])
+    warnings = [] if change.mode is KEEP else _mode_warnings(new_mode)
+    from bankwx_cli.models.account_changes import AccountChange  # see the module docstring
+
+    return AccountChange(get(app, name), warnings)
 
 
 def parse_rates(values: list[str]) -> dict[str, Any]:
@@ -340,6 +363,8 @@ def check(app: AppContext, name: str | None) -> CredentialCheck:
     ips = client.callback_ips()
     status = client.tokens.status()
     now = app.clock.time()
+    from bankwx_cli.models.credentials import CredentialCheck  # see the module docstring
+
     return CredentialCheck(
         account=account.name,
         appid=account.appid,
@@ -355,6 +380,8 @@ def token_status(app: AppContext, name: str | None) -> TokenState:
     require(app, "account.read", name)
     account = resolve(app, name)
     status = app.client(account).tokens.status()
+    from bankwx_cli.models.credentials import TokenState  # see the module docstring
+
     if status is None:
         return TokenState(account.name, account.token_mode)
     now = app.clock.time()
@@ -371,6 +398,8 @@ def sim_registration(app: AppContext, name: str | None, callback: str | None) ->
     require(app, "account.read", name)
     account = resolve(app, name)
     opened = secrets(app, account)
+    from bankwx_cli.models.credentials import SimRegistration  # see the module docstring
+
     return SimRegistration(
         name=account.name,
         appid=account.appid,

@@ -33,9 +33,13 @@ from bankwx_cli.models.agents import (
     Agent,
     AgentChange,
     AgentGroup,
+    AgentGroupUpdate,
     AgentReply,
     AgentSession,
+    AgentUpdate,
     KfDrift,
+    NewAgent,
+    NewAgentGroup,
     QueueEntry,
     SessionMessage,
 )
@@ -190,9 +194,10 @@ def add_group(app: AppContext, account_name: str | None, name: str, spec: GroupS
                 "agent's name (transfers name either)."
             )
         app.store.agents.add_group(
-            {"account": account.name, "name": name, "created_by": app.operator,
-             "at": _now(app), **values}
-        )  # fmt: skip
+            NewAgentGroup(
+                account=account.name, name=name, created_by=app.operator, at=_now(app), **values
+            )
+        )
         audit.record(app, "agent.group.add", account.name, {"group": name, **values})
     return _group_of(app, account.name, name)
 
@@ -211,7 +216,7 @@ def update_group(
         raise ValidationError("nothing to change: give at least one option.")
     with app.store.transaction():
         group = _group_of(app, account.name, name)
-        app.store.agents.update_group(group.id, changes, _now(app))
+        app.store.agents.update_group(group.id, AgentGroupUpdate(**changes), _now(app))
         audit.record(app, "agent.group.update", account.name, {"group": name, **changes})
     return _group_of(app, account.name, name)
 
@@ -335,10 +340,16 @@ def add(app: AppContext, account_name: str | None, name: str, spec: AgentSpec) -
         _kf_add(app, account, values["kf_account"], values["nickname"])
     with app.store.transaction():
         agent_id = app.store.agents.add(
-            {"account": account.name, "name": name, "max_sessions": values["max_sessions"],
-             "kf_account": values.get("kf_account"), "nickname": values.get("nickname"),
-             "created_by": app.operator, "at": _now(app)}
-        )  # fmt: skip
+            NewAgent(
+                account=account.name,
+                name=name,
+                max_sessions=values["max_sessions"],
+                kf_account=values.get("kf_account"),
+                nickname=values.get("nickname"),
+                created_by=app.operator,
+                at=_now(app),
+            )
+        )
         app.store.agents.set_groups(agent_id, _group_ids(app, account.name, spec.groups or ()))
         audit.record(app, "agent.add", account.name, {"agent": name, **values})
     return replace(change, agent=_agent_of(app, account.name, name))
@@ -397,7 +408,7 @@ def update(app: AppContext, account_name: str | None, name: str, spec: AgentSpec
     with app.store.transaction():
         columns = {k: v for k, v in values.items() if k != "groups"}
         if columns:
-            app.store.agents.update(before.id, columns, _now(app))
+            app.store.agents.update(before.id, AgentUpdate(**columns), _now(app))
         if "groups" in values:
             app.store.agents.set_groups(
                 before.id, _group_ids(app, account.name, tuple(values["groups"]))

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import iso
-from bankwx_cli.models.accounts import AuditEntry
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.models.audit import AuditEntry
 
 _SECRET_KEY = re.compile(r"secret|token|aes|password|api_key|master", re.IGNORECASE)
 

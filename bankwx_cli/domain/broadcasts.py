@@ -36,10 +36,12 @@ from bankwx_cli.models.accounts import Account
 from bankwx_cli.models.batches import BatchFailure, BatchReport, Progress, no_progress
 from bankwx_cli.models.broadcasts import (
     Audience,
+    AudienceFilter,
     Broadcast,
     BroadcastContent,
     BroadcastPreview,
     BroadcastStatus,
+    BroadcastUpdate,
     MassJob,
     MediaContent,
     TemplateContent,
@@ -182,19 +184,23 @@ def audience_openids(app: AppContext, b: Broadcast) -> list[str]:
     if audience.kind == "openids":
         return app.store.broadcasts.openids(b.id)
     if audience.kind == "all":
-        return app.store.broadcasts.audience(b.account, {})
+        return app.store.broadcasts.audience(b.account, AudienceFilter())
     if audience.kind == "tag":
-        return app.store.broadcasts.audience(b.account, {"tag_id": audience.tag_id})
-    conditions: dict[str, Any] = {}
-    if audience.tag:
-        conditions["tag_id"] = tag_id(app, b.account, audience.tag)
-    if audience.scene:
-        conditions["scene"] = audience.scene
-    for key, value in (("since", audience.since), ("until", audience.until)):
-        if value:
-            from bankwx_cli.clock import parse_user_time
+        return app.store.broadcasts.audience(b.account, AudienceFilter(tag_id=audience.tag_id))
 
-            conditions[key] = iso(parse_user_time(value, f"--filter {key}"))
+    def when(key: str, value: str | None) -> str | None:
+        if not value:
+            return None
+        from bankwx_cli.clock import parse_user_time
+
+        return iso(parse_user_time(value, f"--filter {key}"))
+
+    conditions = AudienceFilter(
+        tag_id=tag_id(app, b.account, audience.tag) if audience.tag else None,
+        scene=audience.scene or None,
+        since=when("since", audience.since),
+        until=when("until", audience.until),
+    )
     return app.store.broadcasts.audience(b.account, conditions)
 
 
@@ -366,7 +372,7 @@ def create(
                 "the audience is empty: no synced follower matches. Run bankwx follower sync, "
                 "or check the tag or filter."
             )
-        app.store.broadcasts.update(broadcast_id, {"audience_size": size})
+        app.store.broadcasts.update(broadcast_id, BroadcastUpdate(audience_size=size))
         audit.record(
             app,
             "broadcast.create",
@@ -412,17 +418,17 @@ def edit(
         scheduled = b.scheduled_at if at is None else _scheduled(app, at)
         app.store.broadcasts.update(
             broadcast_id,
-            {
-                "content": content,
-                "scheduled_at": scheduled,
-                "title": title if title is not None else b.title,
-                "content_hash": _hash(content, b.audience, scheduled),
-                "state": "draft",
-                "approved_by": None,
-                "approved_at": None,
-                "approved_hash": None,
-                "updated_at": _now(app),
-            },
+            BroadcastUpdate(
+                content=content,
+                scheduled_at=scheduled,
+                title=title if title is not None else b.title,
+                content_hash=_hash(content, b.audience, scheduled),
+                state="draft",
+                approved_by=None,
+                approved_at=None,
+                approved_hash=None,
+                updated_at=_now(app),
+            ),
         )
         audit.record(
             app,
@@ -439,8 +445,8 @@ def _move(
     states: tuple[str, ...],
     refusal: str,
     to: str,
-    change: Callable[[Broadcast], tuple[Mapping[str, object], Mapping[str, object]]] = (
-        lambda b: ({}, {})
+    change: Callable[[Broadcast], tuple[BroadcastUpdate, Mapping[str, object]]] = (
+        lambda b: (BroadcastUpdate(), {})
     ),
 ) -> None:
     """One step of the approval flow, in one transaction: from one of ``states`` to ``to``
@@ -453,10 +459,14 @@ def _move(
             raise ConflictError(f"broadcast {broadcast_id} is {b.state}; {refusal}.")
         values, params = change(b)
         now = _now(app)
-        app.store.broadcasts.update(
-            broadcast_id,
-            {"state": to, f"{to}_by": app.operator, f"{to}_at": now, **values, "updated_at": now},
-        )
+        values = replace(values, state=to, updated_at=now)
+        if to == "submitted":
+            values = replace(values, submitted_by=app.operator, submitted_at=now)
+        elif to == "approved":
+            values = replace(values, approved_by=app.operator, approved_at=now)
+        else:
+            values = replace(values, rejected_by=app.operator, rejected_at=now)
+        app.store.broadcasts.update(broadcast_id, values)
         audit.record(app, f"broadcast.{step}", str(broadcast_id), dict(params))
 
 
@@ -484,7 +494,7 @@ def approve(app: AppContext, broadcast_id: int, account: str | None = None) -> B
         ("submitted",),
         "only submitted ones are approved",
         "approved",
-        lambda b: ({"approved_hash": b.content_hash}, {"hash": b.content_hash}),
+        lambda b: (BroadcastUpdate(approved_hash=b.content_hash), {"hash": b.content_hash}),
     )
     return describe(app, _get(app, broadcast_id), with_estimate=True)
 
@@ -501,7 +511,7 @@ def reject(
         ("submitted",),
         "only submitted ones are rejected",
         "rejected",
-        lambda b: ({"reject_reason": reason}, {"reason": reason}),
+        lambda b: (BroadcastUpdate(reject_reason=reason), {"reason": reason}),
     )
     return describe(app, _get(app, broadcast_id))
 
@@ -517,12 +527,12 @@ def cancel(app: AppContext, broadcast_id: int, account: str | None = None) -> Br
             raise ConflictError(f"broadcast {broadcast_id} is {b.state}; nothing to cancel.")
         app.store.broadcasts.update(
             broadcast_id,
-            {
-                "state": "cancelled",
-                "cancelled_by": app.operator,
-                "cancelled_at": _now(app),
-                "updated_at": _now(app),
-            },
+            BroadcastUpdate(
+                state="cancelled",
+                cancelled_by=app.operator,
+                cancelled_at=_now(app),
+                updated_at=_now(app),
+            ),
         )
         # what a killed or interrupted send still held goes back first (by each kind's crash
         # policy), so that it is cancelled with the rest and no unit stays 'sending'
@@ -639,7 +649,9 @@ def expand(app: AppContext, b: Broadcast) -> int:
                     added += 1
                     app.store.broadcasts.add_receipts(account, _month(app), batch)
     with app.store.transaction():
-        app.store.broadcasts.update(b.id, {"expanded_at": _now(app), "updated_at": _now(app)})
+        app.store.broadcasts.update(
+            b.id, BroadcastUpdate(expanded_at=_now(app), updated_at=_now(app))
+        )
     return added
 
 
@@ -653,12 +665,12 @@ def _start(app: AppContext, b: Broadcast) -> Broadcast | None:
         with app.store.transaction():
             app.store.broadcasts.update(
                 b.id,
-                {
-                    "state": "sending",
-                    "started_at": b.started_at or _now(app),
-                    "retry_at": None,
-                    "updated_at": _now(app),
-                },
+                BroadcastUpdate(
+                    state="sending",
+                    started_at=b.started_at or _now(app),
+                    retry_at=None,
+                    updated_at=_now(app),
+                ),
                 expect_state="approved",
             )
             audit.record(app, "broadcast.send", str(b.id), {"by": app.operator})
@@ -693,13 +705,13 @@ def _finish(app: AppContext, broadcast_id: int) -> Broadcast:
             error = _error(counts, app.store.outbox.errors(source, 3))
             app.store.broadcasts.update(
                 broadcast_id,
-                {
-                    "state": state,
-                    "error": error,
-                    "retry_at": None,
-                    "finished_at": _now(app),
-                    "updated_at": _now(app),
-                },
+                BroadcastUpdate(
+                    state=state,
+                    error=error,
+                    retry_at=None,
+                    finished_at=_now(app),
+                    updated_at=_now(app),
+                ),
             )
             audit.record(
                 app, "broadcast.finish", str(broadcast_id), {"state": state, **counts.to_json()}
@@ -716,13 +728,13 @@ def _fail(app: AppContext, broadcast_id: int, error: str) -> Broadcast:
             outbox.cancel_source(app, b.source)
             app.store.broadcasts.update(
                 broadcast_id,
-                {
-                    "state": "failed",
-                    "error": error,
-                    "retry_at": None,
-                    "finished_at": _now(app),
-                    "updated_at": _now(app),
-                },
+                BroadcastUpdate(
+                    state="failed",
+                    error=error,
+                    retry_at=None,
+                    finished_at=_now(app),
+                    updated_at=_now(app),
+                ),
             )
             audit.record(app, "broadcast.finish", str(broadcast_id), {"state": "failed",
                          "error": error})  # fmt: skip
@@ -738,10 +750,11 @@ def _later(app: AppContext, broadcast_id: int, at: float, error: str) -> Broadca
             retry_at = iso(datetime.fromtimestamp(at, UTC))
             app.store.broadcasts.update(
                 broadcast_id,
-                {"state": "approved", "retry_at": retry_at, "error": error,
-                 "updated_at": _now(app)},
+                BroadcastUpdate(
+                    state="approved", retry_at=retry_at, error=error, updated_at=_now(app)
+                ),
                 expect_state="sending",
-            )  # fmt: skip
+            )
             audit.record(
                 app, "broadcast.later", str(broadcast_id), {"retry_at": retry_at, "error": error}
             )
@@ -877,7 +890,9 @@ def job_finished(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decisio
                 sent=_int(f.get("SentCount")),
                 errors=_int(f.get("ErrorCount")),
             )
-            app.store.broadcasts.update(broadcast_id, {"jobs": {**b.jobs, inbound.msg_id: job}})
+            app.store.broadcasts.update(
+                broadcast_id, BroadcastUpdate(jobs={**b.jobs, inbound.msg_id: job})
+            )
     return None
 
 

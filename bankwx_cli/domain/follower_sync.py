@@ -43,7 +43,14 @@ from bankwx_cli.domain.tags import TAGS_GET
 from bankwx_cli.errors import ConflictError, ValidationError, WeChatError, WeChatUnreachableError
 from bankwx_cli.models.accounts import Account
 from bankwx_cli.models.batches import Progress, no_progress
-from bankwx_cli.models.followers import SyncProgress, SyncReport, SyncStatus
+from bankwx_cli.models.followers import (
+    Profile,
+    SyncProgress,
+    SyncReport,
+    SyncStatus,
+    Tag,
+    parse_profiles,
+)
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -168,7 +175,7 @@ class _Page:
     answer: dict[str, Any]
     new: bool
     calls: int = 0  # profile calls not answered yet
-    profiles: list[dict[str, Any]] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -321,15 +328,16 @@ class _Sync:
         with self.store.transaction():
             self._save(replace(self.state, phase="profiles"))
 
-    def _fetch(self, openids: list[str]) -> list[dict[str, Any]]:
+    def _fetch(self, openids: list[str]) -> list[Profile]:
+        """The profiles of up to 100 followers, parsed here (in the fetching thread)."""
         body = {"user_list": [{"openid": o, "lang": "zh_CN"} for o in openids]}
         answer = self.client.post(BATCHGET, body)
-        return list(answer.get("user_info_list") or [])
+        return parse_profiles(answer.get("user_info_list") or ())
 
-    def _commit(self, rows: list[dict[str, Any]]) -> None:
+    def _commit(self, rows: list[Profile]) -> None:
         # Tags are compared with the stored ones only when there are any (a first sync of
         # an account without tags skips a query a commit).
-        self.tags_stored = self.tags_stored or any(r.get("tagid_list") for r in rows)
+        self.tags_stored = self.tags_stored or any(r.tag_ids for r in rows)
         with self.store.transaction():
             self.store.followers.save_profiles(self.name, rows, _now(self.app), self.tags_stored)
             self._save(replace(self.state, profiles=self.state.profiles + len(rows)))
@@ -380,8 +388,8 @@ class _Sync:
         start = bisect.bisect_right(openids, done) if done else 0
         step = PROFILES_PER_CALL
         calls = [openids[i : i + step] for i in range(start, len(openids), step)]
-        answers: dict[int, list[dict[str, Any]]] = {}
-        running: dict[Future[list[dict[str, Any]]], int] = {}
+        answers: dict[int, list[Profile]] = {}
+        running: dict[Future[list[Profile]], int] = {}
         submitted = written = 0
         failure: WeChatError | None = None
         with (
@@ -449,8 +457,8 @@ class _Sync:
         self.tags_stored = self.store.followers.has_tags(self.name)
         pages: deque[_Page] = deque()  # listed, not yet written, in list order
         calls: deque[tuple[_Page, list[str]]] = deque()  # profile calls of new pages
-        running: dict[Future[list[dict[str, Any]]], _Page | None] = {}
-        rows: list[dict[str, Any]] = []  # profiles of stored followers, to write
+        running: dict[Future[list[Profile]], _Page | None] = {}
+        rows: list[Profile] = []  # profiles of stored followers, to write
         list_failure: WeChatError | None = None
         call_failure: WeChatError | None = None
         cursor: str | None = self.state.cursor if self.state.phase == "list" else None
@@ -555,7 +563,8 @@ class _Sync:
         state = self.state
         with self.store.transaction():
             self.store.followers.replace_blacklist(self.name, blocked)
-            self.store.tags.replace(self.name, tags, _now(self.app))
+            now = _now(self.app)
+            self.store.tags.replace(self.name, [Tag.from_wechat(t, now) for t in tags])
             full = state.kind == "full"
             self._save(
                 replace(

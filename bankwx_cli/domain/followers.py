@@ -18,7 +18,7 @@ from bankwx_cli.domain import accounts
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import NotFoundError, ValidationError
 from bankwx_cli.models.accounts import Account
-from bankwx_cli.models.followers import Follower, FollowerRecord
+from bankwx_cli.models.followers import Follower, FollowerRecord, Profile
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -198,7 +198,7 @@ def show(app: AppContext, name: str | None, openid: str, refresh: bool = False) 
     check_openids([openid])
     if refresh:
         info = app.client(account).get(USER_INFO, {"openid": openid, "lang": "zh_CN"})
-        profile = {**info, "openid": openid}
+        profile = Profile.from_wechat({**info, "openid": openid})
         with app.store.transaction():
             at = iso(app.clock.now())
             app.store.followers.ensure(account.name, [openid], at)

@@ -11,6 +11,8 @@ from bankwx_cli.domain import audit
 from bankwx_cli.domain.permissions import ROLES, require
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
 from bankwx_cli.models.accounts import Operator
+from bankwx_cli.models.changes import KEEP, given
+from bankwx_cli.models.operators import OperatorUpdate
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -152,9 +154,7 @@ def update(
     In ``identity os`` mode a change that would leave no administrator a login user is refused
     (nobody could administer the store). Raises as ``add`` does, and NotFoundError."""
     require(app, "operator.update")
-    values: dict[str, object] = {}
-    if role is not None:
-        values["role"] = _validate_role(role)
+    change = OperatorUpdate(role=KEEP if role is None else _validate_role(role))
     users = None if os_users is None else _validate_os_users(os_users)
     if no_os_users:
         if users:
@@ -163,27 +163,26 @@ def update(
     with app.store.transaction():
         current = get(app, name)
         if org is not None:
-            values["org_id"] = _org_id(app, org)
+            change = replace(change, org_id=_org_id(app, org))
         if accounts is not None:
             _check_accounts(app, accounts)
-            values["accounts"] = accounts
+            change = replace(change, accounts=tuple(accounts))
         if all_accounts:
-            values["accounts"] = None
-        if not values and users is None:
+            change = replace(change, accounts=None)
+        shown = given(change)
+        if not shown and users is None:
             raise ValidationError(
                 "nothing to change: give --role, --org, --accounts, --os-user or --no-os-users."
             )
-        if current.role == "admin" and values.get("role", "admin") != "admin":
+        if current.role == "admin" and change.role not in (KEEP, "admin"):
             _keep_one_admin(app, name)
         now = iso(app.clock.now())
-        if values:
-            values["updated_at"] = now
-            app.store.operators.update(name, values)
-        shown = {k: v for k, v in values.items() if k != "updated_at"}
+        if shown:
+            app.store.operators.update(name, replace(change, updated_at=now))
         if users is not None:
             _check_os_users_free(app, name, users)
             app.store.os_users.replace(name, users, now)
-            app.store.operators.update(name, {"updated_at": now})
+            app.store.operators.update(name, OperatorUpdate(updated_at=now))
             shown["os_users"] = users
         _keep_one_mapped_admin(app)
         audit.record(app, "operator.update", name, shown)

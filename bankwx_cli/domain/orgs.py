@@ -9,7 +9,7 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import audit
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ConflictError, NotFoundError, ValidationError
-from bankwx_cli.models.accounts import Org
+from bankwx_cli.models.operators import Org
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext

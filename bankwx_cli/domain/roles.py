@@ -6,7 +6,7 @@ The roles themselves (``ROLES``) are declared with the permission check, in perm
 from __future__ import annotations
 
 from bankwx_cli.domain.permissions import ROLES
-from bankwx_cli.models.accounts import Role
+from bankwx_cli.models.operators import Role
 
 
 def list_() -> list[Role]:

@@ -45,9 +45,10 @@ def _now(app: AppContext) -> str:
 
 
 def _refresh_tags(app: AppContext, account: str, client: WeChatClient) -> list[Tag]:
-    tags = client.get(TAGS_GET).get("tags") or []
+    listed = client.get(TAGS_GET).get("tags") or []
     with app.store.transaction():
-        app.store.tags.replace(account, tags, _now(app))
+        now = _now(app)
+        app.store.tags.replace(account, [Tag.from_wechat(t, now) for t in listed])
     return app.store.tags.all(account)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bankwx_cli.models.changes import KEEP, Keep
+
 POLICIES = ("round-robin", "least-busy")
 STATUSES = ("online", "busy", "away", "offline")
 
@@ -172,3 +174,50 @@ class SessionMessage:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# --- what the domain asks the store to write (``models.changes``: KEEP leaves a field) -------
+
+
+@dataclass(frozen=True)
+class NewAgentGroup:
+    account: str
+    name: str
+    policy: str
+    queue_timeout: int
+    sla: int
+    away_text: str | None
+    timeout_text: str | None
+    created_by: str
+    at: str  # created and updated
+
+
+@dataclass(frozen=True)
+class AgentGroupUpdate:
+    policy: str | Keep = KEEP
+    queue_timeout: int | Keep = KEEP
+    sla: int | Keep = KEEP
+    away_text: str | Keep | None = KEEP
+    timeout_text: str | Keep | None = KEEP
+
+
+@dataclass(frozen=True)
+class NewAgent:
+    """An agent as added: offline, its groups set apart (``Agents.set_groups``)."""
+
+    account: str
+    name: str
+    max_sessions: int
+    kf_account: str | None
+    nickname: str | None
+    created_by: str
+    at: str  # created, updated and status
+
+
+@dataclass(frozen=True)
+class AgentUpdate:
+    """An agent's columns to change (its groups are set apart)."""
+
+    max_sessions: int | Keep = KEEP
+    kf_account: str | Keep | None = KEEP
+    nickname: str | Keep | None = KEEP

@@ -1,40 +1,13 @@
-"""Batch reports and the progress interface, shared by every batch command."""
+"""Batch reports, shared by every batch command (and the progress interface they take, from
+``models.progress``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Protocol
 
-# --- Batches and progress ---------------------------------------------------------------------
-
-
-class ProgressBar(Protocol):
-    """What a long run reports its progress to (a bar on a terminal, nothing elsewhere)."""
-
-    def advance(self, n: int = 1) -> None: ...
-
-    def total(self, n: int | None) -> None: ...
-
-
-# Opens a progress bar: a description and the total (None: not known yet). Every batch run
-# takes one (``Cli.progress`` on the command line, ``no_progress`` elsewhere).
-Progress = Callable[[str, int | None], AbstractContextManager[ProgressBar]]
-
-
-class _NoBar:
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def total(self, n: int | None) -> None:
-        pass
-
-
-@contextmanager
-def no_progress(description: str, total: int | None) -> Iterator[ProgressBar]:
-    """A Progress that shows nothing."""
-    yield _NoBar()
+from bankwx_cli.models.progress import Progress as Progress
+from bankwx_cli.models.progress import ProgressBar as ProgressBar
+from bankwx_cli.models.progress import no_progress as no_progress
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bankwx_cli.models.changes import KEEP, Keep
+
 # --- Broadcasts -------------------------------------------------------------------------------
 
 
@@ -93,6 +95,18 @@ class Audience:
             since=text("since"),
             until=text("until"),
         )
+
+
+@dataclass(frozen=True)
+class AudienceFilter:
+    """Which synced followers an audience names, resolved for the store: subscribed, not
+    blacklisted, and each condition given (a tag's id; a subscribe scene; subscribed at or
+    after ``since``, before ``until``, ISO 8601 UTC)."""
+
+    tag_id: int | None = None
+    scene: str | None = None
+    since: str | None = None
+    until: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +206,36 @@ class Broadcast:
         if self.estimated:
             shown["allowance_warning"] = self.allowance_warning
         return shown
+
+
+@dataclass(frozen=True)
+class BroadcastUpdate:
+    """Fields of a broadcast to change (``models.changes``: KEEP leaves one as stored; None
+    stores NULL, and removes ``error`` or ``retry_at`` from the results)."""
+
+    title: str | Keep = KEEP
+    content: BroadcastContent | Keep = KEEP
+    content_hash: str | Keep = KEEP
+    state: str | Keep = KEEP
+    audience_size: int | Keep = KEEP
+    scheduled_at: str | Keep | None = KEEP
+    approved_hash: str | Keep | None = KEEP
+    submitted_by: str | Keep | None = KEEP
+    submitted_at: str | Keep | None = KEEP
+    approved_by: str | Keep | None = KEEP
+    approved_at: str | Keep | None = KEEP
+    rejected_by: str | Keep | None = KEEP
+    rejected_at: str | Keep | None = KEEP
+    reject_reason: str | Keep | None = KEEP
+    started_at: str | Keep | None = KEEP
+    expanded_at: str | Keep | None = KEEP
+    finished_at: str | Keep | None = KEEP
+    cancelled_by: str | Keep | None = KEEP
+    cancelled_at: str | Keep | None = KEEP
+    jobs: Mapping[str, MassJob] | Keep = KEEP
+    error: str | Keep | None = KEEP
+    retry_at: str | Keep | None = KEEP
+    updated_at: str | Keep = KEEP
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # --- Followers and tags -----------------------------------------------------------------------
 
@@ -23,6 +24,11 @@ class Tag:
     @property
     def system(self) -> bool:
         return self.tag_id in SYSTEM_TAG_IDS
+
+    @classmethod
+    def from_wechat(cls, item: Mapping[str, Any], synced_at: str) -> Tag:
+        """A tag from WeChat's listing (tags/get: ``{"id", "name", "count"}``)."""
+        return cls(int(item["id"]), str(item["name"]), int(item.get("count", 0)), synced_at)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +123,56 @@ class FollowerRecord(Follower):
             "listed_at": self.listed_at,
             "source": self.source,
         }
+
+
+class Profile(NamedTuple):
+    """A follower's profile as WeChat's user/info (or batchget) answered it, parsed once where
+    the answer arrives (``from_wechat``) and written by the store.
+
+    A tuple, one a follower, for the sync's sake (millions of them, read by position): the
+    first eight fields are the values of the stored columns as WeChat sent them, which the
+    store's SQL converts ("" and 0 mean none; ``subscribe_time`` is Unix seconds). A follower
+    who left (``subscribed`` False) has only an openid.
+    """
+
+    openid: str
+    subscribe_time: int | None
+    subscribe_scene: str | None
+    qr_scene: int | None
+    qr_scene_str: str | None
+    language: str | None
+    remark: str | None
+    unionid: str | None
+    subscribed: bool
+    tag_ids: tuple[int, ...]  # WeChat's tagid_list (ids that are not numbers left out)
+
+    @classmethod
+    def from_wechat(cls, info: Mapping[str, Any]) -> Profile:
+        """KeyError when there is no openid (``named`` tells)."""
+        get = info.get
+        listed = get("tagid_list")
+        tag_ids = tuple(int(t) for t in listed if str(t).lstrip("-").isdigit()) if listed else ()
+        return cls(
+            str(info["openid"]),
+            get("subscribe_time"),
+            get("subscribe_scene"),
+            get("qr_scene"),
+            get("qr_scene_str"),
+            get("language"),
+            get("remark"),
+            get("unionid"),
+            get("subscribe") == 1,
+            tag_ids,
+        )
+
+
+PROFILE_COLUMNS = 8  # Profile's first fields: the followers columns' values
+
+
+def parse_profiles(infos: Iterable[Mapping[str, Any]]) -> list[Profile]:
+    """The profiles of a user/info answer's items (``user_info_list``); an item without an
+    openid names no follower and is left out."""
+    return [Profile.from_wechat(info) for info in infos if info.get("openid")]
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING
 
-from bankwx_cli.models.accounts import Account, Operator, Org, SealedSecrets
+from bankwx_cli.models.accounts import Account, Operator
+from bankwx_cli.models.changes import given
 from bankwx_cli.storage.db import Database
+
+if TYPE_CHECKING:
+    from bankwx_cli.models.account_changes import AccountUpdate
+    from bankwx_cli.models.credentials import SealedSecrets
+    from bankwx_cli.models.operators import OperatorUpdate, Org
 
 SEALED_FIELDS = ("secret_enc", "token_enc", "aes_key_enc")
 
@@ -44,6 +50,8 @@ class Accounts:
         return None if row is None else _account(row)
 
     def sealed(self, name: str) -> SealedSecrets | None:
+        from bankwx_cli.models.credentials import SealedSecrets  # not every command's (start-up)
+
         row = self.db.one(
             "SELECT secret_enc, token_enc, aes_key_enc FROM accounts WHERE name = :name",
             {"name": name},
@@ -79,9 +87,10 @@ class Accounts:
             },
         )
 
-    def update(self, name: str, values: dict[str, Any]) -> None:
+    def update(self, name: str, change: AccountUpdate) -> None:
+        values = given(change)
         if "settings" in values:
-            values = {**values, "settings": json.dumps(values["settings"])}
+            values["settings"] = json.dumps(values["settings"])
         sets = ", ".join(f"{k} = :{k}" for k in values)
         self.db.execute(
             f"UPDATE accounts SET {sets} WHERE name = :_name",  # noqa: S608 - column names are ours
@@ -97,6 +106,8 @@ class Orgs:
         self.db = db
 
     def all(self) -> list[Org]:
+        from bankwx_cli.models.operators import Org  # not every command's (start-up)
+
         rows = self.db.all(
             "SELECT o.id, o.name, p.name AS parent FROM orgs o "
             "LEFT JOIN orgs p ON p.id = o.parent_id ORDER BY o.name"
@@ -160,9 +171,10 @@ class Operators:
             },
         )
 
-    def update(self, name: str, values: dict[str, Any]) -> None:
-        if "accounts" in values and values["accounts"] is not None:
-            values = {**values, "accounts": json.dumps(values["accounts"])}
+    def update(self, name: str, change: OperatorUpdate) -> None:
+        values = given(change)
+        if values.get("accounts") is not None:
+            values["accounts"] = json.dumps(values["accounts"])
         sets = ", ".join(f"{k} = :{k}" for k in values)
         self.db.execute(
             f"UPDATE operators SET {sets} WHERE name = :_name",  # noqa: S608 - our column names

@@ -7,7 +7,18 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bankwx_cli.models.agents import Agent, AgentGroup, AgentSession, QueueEntry, SessionMessage
+from bankwx_cli.models.agents import (
+    Agent,
+    AgentGroup,
+    AgentGroupUpdate,
+    AgentSession,
+    AgentUpdate,
+    NewAgent,
+    NewAgentGroup,
+    QueueEntry,
+    SessionMessage,
+)
+from bankwx_cli.models.changes import given
 from bankwx_cli.storage.db import Database
 
 _GROUP = (
@@ -98,16 +109,20 @@ class Agents:
         row = self.db.one(_GROUP + "WHERE g.id = :id", {"id": group_id})
         return None if row is None else _group(row)
 
-    def add_group(self, values: dict[str, Any]) -> int:
+    def add_group(self, group: NewAgentGroup) -> int:
         cursor = self.db.execute(
             "INSERT INTO agent_groups (account, name, policy, queue_timeout, sla, away_text, "
             "timeout_text, created_by, created_at, updated_at) VALUES (:account, :name, "
             ":policy, :queue_timeout, :sla, :away_text, :timeout_text, :created_by, :at, :at)",
-            values,
-        )
+            {"account": group.account, "name": group.name, "policy": group.policy,
+             "queue_timeout": group.queue_timeout, "sla": group.sla,
+             "away_text": group.away_text, "timeout_text": group.timeout_text,
+             "created_by": group.created_by, "at": group.at},
+        )  # fmt: skip
         return int(cursor.lastrowid or 0)
 
-    def update_group(self, group_id: int, changes: dict[str, Any], at: str) -> None:
+    def update_group(self, group_id: int, change: AgentGroupUpdate, at: str) -> None:
+        changes = given(change)
         sets = ", ".join(f"{column} = :{column}" for column in changes)
         self.db.execute(
             f"UPDATE agent_groups SET {sets}, updated_at = :at WHERE id = :id",  # noqa: S608
@@ -143,16 +158,19 @@ class Agents:
         )
         return None if row is None else _agent(row)
 
-    def add(self, values: dict[str, Any]) -> int:
+    def add(self, agent: NewAgent) -> int:
         cursor = self.db.execute(
             "INSERT INTO agents (account, name, max_sessions, kf_account, nickname, status, "
             "status_at, created_by, created_at, updated_at) VALUES (:account, :name, "
             ":max_sessions, :kf_account, :nickname, 'offline', :at, :created_by, :at, :at)",
-            values,
-        )
+            {"account": agent.account, "name": agent.name, "max_sessions": agent.max_sessions,
+             "kf_account": agent.kf_account, "nickname": agent.nickname,
+             "created_by": agent.created_by, "at": agent.at},
+        )  # fmt: skip
         return int(cursor.lastrowid or 0)
 
-    def update(self, agent_id: int, changes: dict[str, Any], at: str) -> None:
+    def update(self, agent_id: int, change: AgentUpdate, at: str) -> None:
+        changes = given(change)
         sets = ", ".join(f"{column} = :{column}" for column in changes)
         self.db.execute(
             f"UPDATE agents SET {sets}, updated_at = :at WHERE id = :id",  # noqa: S608

@@ -9,13 +9,14 @@ covers them when they are set; rows written before m0009 have neither and keep t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bankwx_cli.models.accounts import AuditEntry
 from bankwx_cli.storage.db import Database
+
+if TYPE_CHECKING:
+    from bankwx_cli.models.audit import AuditEntry
 
 GENESIS = "0" * 64
 
@@ -27,10 +28,14 @@ def row_hash(prev_hash: str, entry_id: int, at: str, operator: str, action: str,
     if os_user or host:  # rows from before m0009 have neither: their hash stays as it was
         fields += [os_user, host]
     payload = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    import hashlib  # loaded when a row is written or checked, not by every command (start-up)
+
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def _entry(row: sqlite3.Row) -> AuditEntry:
+    from bankwx_cli.models.audit import AuditEntry  # read by audit commands only (start-up)
+
     return AuditEntry(
         id=row["id"],
         at=row["at"],

@@ -16,13 +16,16 @@ from typing import Any
 
 from bankwx_cli.models.broadcasts import (
     Audience,
+    AudienceFilter,
     Broadcast,
+    BroadcastUpdate,
     MassJob,
     MediaContent,
     TemplateContent,
     TextContent,
     broadcast_content,
 )
+from bankwx_cli.models.changes import given
 from bankwx_cli.models.followers import Template
 from bankwx_cli.storage.db import Database
 
@@ -155,10 +158,11 @@ class Broadcasts:
         return [_broadcast(r) for r in self.db.all(sql + " ORDER BY id DESC", params)]
 
     def update(
-        self, broadcast_id: int, values: Mapping[str, object], expect_state: str | None = None
+        self, broadcast_id: int, change: BroadcastUpdate, expect_state: str | None = None
     ) -> bool:
-        """Change fields (a Broadcast's names); with expect_state only if the broadcast is
+        """Change the fields the change set gives; with expect_state only if the broadcast is
         still in that state."""
+        values = given(change)
         row = _columns(values)
         sets = [f"{k} = :{k}" for k in row]
         results, result_params = _results(values)
@@ -201,8 +205,8 @@ class Broadcasts:
             )
         ]
 
-    def audience(self, account: str, conditions: Mapping[str, Any]) -> list[str]:
-        return audience(self.db, account, conditions)
+    def audience(self, account: str, where: AudienceFilter) -> list[str]:
+        return audience(self.db, account, where)
 
     def find_by_source_msgid(self, account: str, msgid: str) -> int | None:
         value = self.db.scalar(
@@ -278,26 +282,26 @@ def _template(row: Any) -> Template:
     return Template(**{f.name: row[f.name] for f in fields(Template)})
 
 
-def audience(db: Database, account: str, conditions: Mapping[str, Any]) -> list[str]:
-    """Subscribed, not blacklisted synced followers matching conditions (tag_id, scene,
-    since, until), ordered by openid."""
+def audience(db: Database, account: str, conditions: AudienceFilter) -> list[str]:
+    """Subscribed, not blacklisted synced followers matching the conditions, ordered by
+    openid."""
     where = ["f.account = :account", "f.subscribed = 1", "f.blacklisted = 0"]
     params: dict[str, Any] = {"account": account}
-    if conditions.get("tag_id") is not None:
+    if conditions.tag_id is not None:
         where.append(
             "EXISTS (SELECT 1 FROM follower_tags t WHERE t.account = f.account "
             "AND t.openid = f.openid AND t.tag_id = :tag_id)"
         )
-        params["tag_id"] = int(conditions["tag_id"])
-    if conditions.get("scene"):
+        params["tag_id"] = conditions.tag_id
+    if conditions.scene:
         where.append("f.subscribe_scene = :scene")
-        params["scene"] = conditions["scene"]
-    if conditions.get("since"):
+        params["scene"] = conditions.scene
+    if conditions.since:
         where.append("f.subscribe_at >= :since")
-        params["since"] = conditions["since"]
-    if conditions.get("until"):
+        params["since"] = conditions.since
+    if conditions.until:
         where.append("f.subscribe_at < :until")
-        params["until"] = conditions["until"]
+        params["until"] = conditions.until
     clauses = " AND ".join(where)  # fixed clauses; values are bound parameters
     sql = f"SELECT f.openid FROM followers f WHERE {clauses} ORDER BY f.openid"  # noqa: S608
     return [r[0] for r in db.all(sql, params)]

@@ -18,7 +18,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from bankwx_cli.models.followers import Follower, FollowerCounts, FollowerRecord
+from bankwx_cli.models.followers import (
+    PROFILE_COLUMNS,
+    Follower,
+    FollowerCounts,
+    FollowerRecord,
+    Profile,
+)
 from bankwx_cli.storage.db import Database
 
 T = TypeVar("T")
@@ -66,14 +72,10 @@ WITH merged AS (
 )
 SELECT * FROM merged"""  # noqa: S608 - the fragments are constants of this module
 
-# A user/info answer's fields, and the columns they go to: WeChat's "" and 0 mean none, and
-# its Unix seconds become the store's UTC text. The conversion is SQL (SQLite's strftime;
-# on PostgreSQL to_char(to_timestamp(...))) so that a sync's million of them run outside
-# Python, whose lock the threads fetching from WeChat need.
-_INFO_KEYS = (
-    "openid", "subscribe_time", "subscribe_scene", "qr_scene", "qr_scene_str", "language",
-    "remark", "unionid",
-)  # fmt: skip
+# A profile's first fields (``Profile``: a user/info answer's, in this order) go to these
+# columns: WeChat's "" and 0 mean none, and its Unix seconds become the store's UTC text. The
+# conversion is SQL (SQLite's strftime; on PostgreSQL to_char(to_timestamp(...))) so that a
+# sync's million of them run outside Python, whose lock the threads fetching from WeChat need.
 _INFO_COLUMNS = (
     "openid", "subscribe_at", "subscribe_scene", "qr_scene", "qr_scene_str", "language",
     "remark", "unionid",
@@ -89,14 +91,6 @@ def _rows_of(n: int, fixed: int) -> str:
     """VALUES rows: ``fixed`` plain parameters, then a user/info answer's."""
     row = "(" + "?, " * fixed + _INFO_VALUES + ")"
     return ", ".join([row] * n)
-
-
-def _tag_ids(info: dict[str, Any]) -> list[int]:
-    return [int(t) for t in info.get("tagid_list") or () if str(t).lstrip("-").isdigit()]
-
-
-def _subscribed(info: dict[str, Any]) -> bool:
-    return info.get("subscribe") == 1
 
 
 # Writes of many rows are one statement each (a multi-row VALUES or an IN list) rather than
@@ -231,17 +225,17 @@ class Followers:
         self,
         account: str,
         openids: Sequence[str],
-        infos: Sequence[dict[str, Any]],
+        infos: Sequence[Profile],
         pass_no: int,
         at: str,
     ) -> None:
-        """Record a page of followers the store did not know, with their profiles (user/info
-        answers; a follower without one is stored without, for a later fetch): each row is
-        written once, complete."""
+        """Record a page of followers the store did not know, with their profiles (a
+        follower without one is stored without, for a later fetch): each row is written
+        once, complete."""
         ordered = sorted(openids)
         base = self._next_seq(account)
-        by_openid = {info.get("openid"): info for info in infos}
-        blank = (None,) * (len(_INFO_KEYS) - 1)
+        by_openid = {info.openid: info for info in infos}
+        blank = (None,) * (PROFILE_COLUMNS - 1)
         for start in range(0, len(ordered), ROWS_PER_STATEMENT):
             some = ordered[start : start + ROWS_PER_STATEMENT]
             params: list[Any] = []
@@ -250,8 +244,8 @@ class Followers:
                 if info is None:
                     params += (account, pass_no, seq, at, None, 1, openid, *blank)
                 else:
-                    params += (account, pass_no, seq, at, at, 1 if _subscribed(info) else 0)
-                    params += map(info.get, _INFO_KEYS)
+                    params += (account, pass_no, seq, at, at, 1 if info.subscribed else 0)
+                    params += info[:PROFILE_COLUMNS]
             self._run(
                 "INSERT INTO followers (account, seen_pass, list_seq, listed_at, profile_at, "  # noqa: S608
                 f"subscribed, {', '.join(_INFO_COLUMNS)}) VALUES {_rows_of(len(some), 6)} "
@@ -261,7 +255,7 @@ class Followers:
                 f"unsubscribe_at = NULL, {_INFO_UPDATES}",
                 params,
             )
-        tagged = {str(i["openid"]): _tag_ids(i) for i in infos if i.get("tagid_list")}
+        tagged = {str(i.openid): i.tag_ids for i in infos if i.tag_ids}
         if tagged:
             self._replace_tags(account, tagged)
 
@@ -319,23 +313,23 @@ class Followers:
     def save_profiles(
         self,
         account: str,
-        infos: Sequence[dict[str, Any]],
+        infos: Sequence[Profile],
         at: str,
         tags_stored: bool = True,
     ) -> None:
-        """Store profiles (user/info answers) and their tags. A profile with ``subscribe`` 0
-        marks the follower unsubscribed (and keeps what was known of them).
+        """Store profiles and their tags. The profile of a follower who left (``subscribed``
+        False) marks the follower unsubscribed (and keeps what was known of them).
 
         ``tags_stored`` False says that no follower of the account holds a tag in the store,
         so that profiles without tags need no comparison.
         """
-        current = [info for info in infos if _subscribed(info)]
-        gone = [str(info.get("openid")) for info in infos if not _subscribed(info)]
+        current = [info for info in infos if info.subscribed]
+        gone = [str(info.openid) for info in infos if not info.subscribed]
         for some in _chunks(current):
             params: list[Any] = []
             for info in some:
                 params += (account, at, at)
-                params += map(info.get, _INFO_KEYS)
+                params += info[:PROFILE_COLUMNS]
             self._run(
                 "INSERT INTO followers (account, profile_at, listed_at, "  # noqa: S608
                 f"{', '.join(_INFO_COLUMNS)}) VALUES {_rows_of(len(some), 3)} "
@@ -344,8 +338,8 @@ class Followers:
                 f"listed_at = excluded.listed_at, {_INFO_UPDATES}",
                 params,
             )
-        if current and (tags_stored or any(i.get("tagid_list") for i in current)):
-            self._replace_tags(account, {str(i["openid"]): _tag_ids(i) for i in current})
+        if current and (tags_stored or any(i.tag_ids for i in current)):
+            self._replace_tags(account, {str(i.openid): i.tag_ids for i in current})
         for left in _chunks(gone):
             self._run(
                 "UPDATE followers SET subscribed = 0, profile_at = ?, listed_at = ? "  # noqa: S608

@@ -7,7 +7,6 @@ by migrations.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from bankwx_cli.models.followers import Tag
 from bankwx_cli.storage.db import Database
@@ -37,10 +36,10 @@ class Tags:
         )
         return None if row is None else Tag(**dict(row))
 
-    def replace(self, account: str, tags: Sequence[dict[str, Any]], at: str) -> None:
-        """The account's tags are exactly these (id, name, count); tags WeChat no longer
+    def replace(self, account: str, tags: Sequence[Tag]) -> None:
+        """The account's tags are exactly these (as WeChat listed them); tags WeChat no longer
         lists are forgotten with their followers' links. Call inside one transaction."""
-        ids = [int(t["id"]) for t in tags]
+        ids = [t.tag_id for t in tags]
         if ids:
             holders, params = in_list("t", ids)
             gone = f"account = :a AND tag_id NOT IN ({holders})"
@@ -53,7 +52,7 @@ class Tags:
             self.db.execute("DELETE FROM tags WHERE account = :a", {"a": account})
             self.db.execute("DELETE FROM follower_tags WHERE account = :a", {"a": account})
         for tag in tags:
-            self.upsert(account, int(tag["id"]), str(tag["name"]), int(tag.get("count", 0)), at)
+            self.upsert(account, tag.tag_id, tag.name, tag.count, tag.synced_at)
 
     def upsert(self, account: str, tag_id: int, name: str, count: int, at: str) -> None:
         self.db.execute(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bankwx_cli.models.wechat import ApiCallSummary, StoredToken
 from bankwx_cli.storage.db import Database
+
+if TYPE_CHECKING:  # imported where used: every command opens the store (start-up time)
+    from bankwx_cli.models.wechat import ApiCallSummary, StoredToken
 
 
 class Tokens:
@@ -20,6 +22,8 @@ class Tokens:
         )
         if row is None:
             return None
+        from bankwx_cli.models.wechat import StoredToken
+
         return StoredToken(
             bytes(row["token_enc"]), float(row["expires_at"]), float(row["fetched_at"])
         )
@@ -101,6 +105,8 @@ class ApiCalls:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " GROUP BY appid, endpoint, outcome, errcode ORDER BY appid, endpoint, outcome"
+        from bankwx_cli.models.wechat import ApiCallSummary
+
         return [
             ApiCallSummary(
                 appid=r["appid"],

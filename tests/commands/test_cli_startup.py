@@ -76,6 +76,9 @@ def test_account_list_imports_nothing_heavy(with_account: Bankwx) -> None:
     assert _heavy(modules) == []
     assert "bankwx_cli.commands.account" in modules
     assert "bankwx_cli.commands.broadcast" not in modules  # only the group that runs
+    # nor the models (dataclasses cost at import) that only other commands build
+    lighter = {"credentials", "audit", "operators", "account_changes", "batches", "wechat"}
+    assert {m for m in modules if m.removeprefix("bankwx_cli.models.") in lighter} == set()
 
 
 # --- the root's table of commands --------------------------------------------------------------

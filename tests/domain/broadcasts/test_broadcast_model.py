@@ -14,6 +14,7 @@ from bankwx_cli.models.broadcasts import (
     Audience,
     Broadcast,
     BroadcastStatus,
+    BroadcastUpdate,
     MassJob,
     MediaContent,
     TemplateContent,
@@ -74,7 +75,7 @@ def test_the_store_gives_back_each_content_and_audience(with_account: Bankwx) ->
             with app.store.transaction():
                 broadcast_id = app.store.broadcasts.insert(draft)
                 job = MassJob("send success", 3, 3, 3, 0)
-                app.store.broadcasts.update(broadcast_id, {"jobs": {"1001": job}})
+                app.store.broadcasts.update(broadcast_id, BroadcastUpdate(jobs={"1001": job}))
             stored = app.store.broadcasts.get(broadcast_id)
             assert stored == replace(draft, id=broadcast_id, jobs={"1001": job})
             shown = stored.to_json()
@@ -87,6 +88,45 @@ def test_the_store_gives_back_each_content_and_audience(with_account: Bankwx) ->
                 assert json.dumps(shown[key]) == json.dumps(shown[key], sort_keys=True)
             with_estimate = broadcasts.describe(app, stored, with_estimate=True).to_json()
             assert list(with_estimate) == [*SHOW_KEYS, "allowance_warning"]
+    finally:
+        app.close()
+
+
+def test_a_change_set_writes_only_the_fields_it_gives(with_account: Bankwx) -> None:
+    app = AppContext(from_environment())
+    try:
+        draft = _draft(TextContent("通知"), Audience("all"))
+        job = MassJob("send success", 3, 3, 3, 0)
+        with app.store.transaction():
+            broadcast_id = app.store.broadcasts.insert(draft)
+            changed = BroadcastUpdate(
+                state="approved", approved_by="bob", error="busy", retry_at="2026-12-01T02:00Z"
+            )
+            assert app.store.broadcasts.update(broadcast_id, changed)
+            app.store.broadcasts.update(broadcast_id, BroadcastUpdate(jobs={"1001": job}))
+            # expect_state: nothing changes once the broadcast has left that state
+            assert not app.store.broadcasts.update(
+                broadcast_id, BroadcastUpdate(state="sent"), expect_state="sending"
+            )
+        stored = app.store.broadcasts.get(broadcast_id)
+        assert stored == replace(
+            draft,
+            id=broadcast_id,
+            state="approved",
+            approved_by="bob",
+            error="busy",
+            retry_at="2026-12-01T02:00Z",
+            jobs={"1001": job},
+        )
+        with app.store.transaction():  # None removes a results key and keeps the others
+            app.store.broadcasts.update(broadcast_id, BroadcastUpdate(error=None, approved_by=None))
+        stored = app.store.broadcasts.get(broadcast_id)
+        assert (stored.error, stored.approved_by) == (None, None)
+        assert (stored.retry_at, stored.jobs, stored.state) == (
+            "2026-12-01T02:00Z",
+            {"1001": job},
+            "approved",
+        )
     finally:
         app.close()
 

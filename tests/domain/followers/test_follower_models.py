@@ -4,13 +4,16 @@ these keys, in this order."""
 from __future__ import annotations
 
 from bankwx_cli.models.followers import (
+    PROFILE_COLUMNS,
     Follower,
     FollowerRecord,
+    Profile,
     SyncReport,
     SyncStatus,
     Tag,
     TagChange,
     Template,
+    parse_profiles,
 )
 from bankwx_cli.models.templates import TemplateRecord
 
@@ -112,3 +115,32 @@ def test_a_template_shows_the_fields_its_content_needs() -> None:
     shown = TemplateRecord(**listed.to_json()).to_json()
     assert shown["fields"] == ["first", "amount", "remark"]
     assert list(shown)[-2:] == ["fields", "field_rules"]
+
+
+def test_wechat_answers_are_parsed_once_into_models() -> None:
+    """Tags and profiles reach the store as models: the shapes of tags/get and user/info."""
+    tag = Tag.from_wechat({"id": 100, "name": "VIP", "count": 3}, "2026-12-01T00:00:00.000000Z")
+    assert tag == Tag(100, "VIP", 3, "2026-12-01T00:00:00.000000Z")
+    assert Tag.from_wechat({"id": "2", "name": "星标组"}, "").count == 0
+    info = {
+        "subscribe": 1,
+        "openid": "o1",
+        "language": "zh_CN",
+        "subscribe_time": 1700000000,
+        "unionid": "u1",
+        "remark": "",
+        "tagid_list": [100, "2", "x", -1],
+        "subscribe_scene": "ADD_SCENE_QR_CODE",
+        "qr_scene": 0,
+        "qr_scene_str": "",
+    }
+    profile = Profile.from_wechat(info)
+    # the stored columns' values, as WeChat sent them (the store's SQL converts them)
+    assert profile[:PROFILE_COLUMNS] == (
+        "o1", 1700000000, "ADD_SCENE_QR_CODE", 0, "", "zh_CN", "", "u1",
+    )  # fmt: skip
+    assert profile.subscribed and profile.tag_ids == (100, 2, -1)
+    left = Profile.from_wechat({"subscribe": 0, "openid": "o2"})
+    assert not left.subscribed and left.tag_ids == () and left.language is None
+    # an item without an openid names no follower
+    assert [p.openid for p in parse_profiles([info, {"subscribe": 1}, {"openid": ""}])] == ["o1"]
