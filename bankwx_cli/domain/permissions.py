@@ -104,7 +104,7 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "supervisor": (
         "Agent oversight and reports.",
-        ("*.read", "agent.work", "agent.supervise", "report.*", "messages.export"),
+        ("*.read", "agent.work", "agent.supervise", "messages.export"),
     ),
     "auditor": (
         "Read-only: everything, and the audit log.",

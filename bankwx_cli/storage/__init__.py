@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from bankwx_cli.storage.followers import Followers
     from bankwx_cli.storage.menus import MenuVersions
     from bankwx_cli.storage.outbox import Outbox
+    from bankwx_cli.storage.reports import Rollups
     from bankwx_cli.storage.sealed import Census, SealedColumn
     from bankwx_cli.storage.tags import Tags
     from bankwx_cli.storage.windows import Windows
@@ -147,6 +148,12 @@ class Store:
         from bankwx_cli.storage.branches import Branches
 
         return Branches(self.db)
+
+    @cached_property
+    def rollups(self) -> Rollups:
+        from bankwx_cli.storage.reports import Rollups
+
+        return Rollups(self.db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -1,0 +1,269 @@
+"""Reports' tables: the hourly roll-ups (m0017) and the reads of a report.
+
+A roll-up row is per account (``appid`` for the API's) and UTC hour (``hour``:
+``YYYY-MM-DDTHH:00:00Z``), with no openid and no text. Every write adds to counters
+(``INSERT ... ON CONFLICT DO UPDATE SET c = c + excluded.c``) and joins the caller's
+transaction: a roll-up is written in the transaction of the change it counts, never in one of
+its own, so a unit that runs twice (its first run rolled back) counts once.
+
+Reads group the hours into a report's periods in SQL (an Asia/Shanghai hour is a UTC hour, +8,
+no daylight saving): days, weeks (Monday first) and months are sums of hours.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bankwx_cli.storage.db import Database
+
+# table -> (key columns, counter columns)
+TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "rollup_messages": (
+        ("account", "hour", "msg_type", "route"),
+        (
+            "inbound",
+            "retries",
+            "replied",
+            "default_reply",
+            "late",
+            "late_no_window",
+            "unanswered",
+            "failed",
+            "no_reply",
+        ),
+    ),
+    "rollup_handling": (("account", "hour", "msg_type", "route", "bucket"), ("n",)),
+    "rollup_followers": (("account", "hour", "scene", "qr_scene"), ("new", "lost")),
+    "rollup_menus": (("account", "hour", "menu_version", "event", "key"), ("clicks",)),
+    "rollup_keywords": (("account", "hour", "rule_id"), ("hits",)),
+    "rollup_api": (("appid", "hour", "endpoint"), ("calls", "errors", "retries")),
+    "rollup_api_latency": (("appid", "hour", "endpoint", "bucket"), ("n",)),
+    "rollup_agents": (
+        ("account", "hour", "group_id", "agent_id"),
+        ("sessions", "abandoned", "sla_breaches", "ratings", "rating_sum"),
+    ),
+    "rollup_agent_times": (
+        ("account", "hour", "group_id", "agent_id", "measure", "bucket"),
+        ("n",),
+    ),
+}
+
+# A report's period, as SQL over the UTC ``hour`` column: the key the domain makes for it.
+PERIODS: dict[str, str] = {
+    "hour": "hour",
+    "day": "strftime('%Y-%m-%d', hour, '+8 hours')",
+    "week": "date(hour, '+8 hours', '-6 days', 'weekday 1')",
+    "month": "strftime('%Y-%m', hour, '+8 hours')",
+    "total": "''",
+}
+
+BACKFILL_TO = "rollups.backfill_to"
+BACKFILLED = "rollups.backfilled:"  # + account: the last log id counted
+
+
+def hour_of(at: str) -> str:
+    """The roll-up hour of an ISO UTC time (``2026-03-01T05:12:00.000000Z``)."""
+    return at[:13] + ":00:00Z"
+
+
+def _upsert_sql(table: str) -> str:
+    keys, counters = TABLES[table]
+    columns = (*keys, *counters)
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - names from TABLES
+        f"VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {adds}"
+    )
+
+
+_UPSERTS = {table: _upsert_sql(table) for table in TABLES}
+
+
+def _in(column: str, name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    clause = f"{column} IN (SELECT value FROM json_each(:{name}))"  # noqa: S608 - our names
+    return clause, {name: json.dumps(list(values))}
+
+
+class Rollups:
+    """The roll-up tables: counts added by the writers, sums read by reports."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- writes (inside the caller's transaction) ---------------------------------------------
+
+    def add(self, table: str, keys: Mapping[str, Any], counts: Mapping[str, int]) -> None:
+        """Add counts to one roll-up row (the counters not given add 0)."""
+        key_names, counters = TABLES[table]
+        row = {k: keys[k] for k in key_names}
+        row.update({c: int(counts.get(c, 0)) for c in counters})
+        self.db.execute(_UPSERTS[table], row)
+
+    def add_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Add several rows (each with its keys and counters, missing counters 0)."""
+        key_names, counters = TABLES[table]
+        sql = _UPSERTS[table]
+        with self.db.transaction():
+            for given in rows:
+                row = {k: given[k] for k in key_names}
+                row.update({c: int(given.get(c, 0)) for c in counters})
+                self.db.execute(sql, row)
+
+    # --- reads (inside a snapshot: Database.reading) -------------------------------------------
+
+    def sums(
+        self,
+        table: str,
+        owners: Sequence[str],
+        since: str,
+        until: str,
+        by: str,
+        split: Sequence[str] = (),
+        where: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Counters summed per period (``period``: the key of PERIODS[by]) and split column,
+        of the owners' rows (accounts, or appids for the API's tables) in [since, until)."""
+        key_names, counters = TABLES[table]
+        owner = key_names[0]
+        for column in (*split, *(where or {})):
+            if column not in key_names:
+                raise ValueError(f"{table} has no column {column}")
+        clause, params = _in(owner, "owners", owners)
+        conditions = [clause, "hour >= :since", "hour < :until"]
+        params.update(since=since, until=until)
+        for i, (column, value) in enumerate((where or {}).items()):
+            conditions.append(f"{column} = :w{i}")
+            params[f"w{i}"] = value
+        groups = ", ".join(["period", *split])
+        sums = ", ".join(f"sum({c}) AS {c}" for c in counters)
+        selected = ", ".join([f"{PERIODS[by]} AS period", *split, sums])
+        sql = (
+            f"SELECT {selected} FROM {table} "  # noqa: S608 - names from TABLES and PERIODS
+            f"WHERE {' AND '.join(conditions)} GROUP BY {groups}"
+        )
+        return [dict(r) for r in self.db.all(sql, params)]
+
+    def daily_calls(self, appids: Sequence[str], since: str, until: str) -> list[dict[str, Any]]:
+        """API calls per endpoint, Asia/Shanghai day and hour (for the daily quota)."""
+        clause, params = _in("appid", "owners", appids)
+        params.update(since=since, until=until)
+        sql = (
+            "SELECT endpoint, strftime('%Y-%m-%d', hour, '+8 hours') AS day, hour, "  # noqa: S608
+            f"sum(calls) AS calls FROM rollup_api WHERE {clause} AND hour >= :since "
+            "AND hour < :until GROUP BY endpoint, hour"
+        )
+        return [dict(r) for r in self.db.all(sql, params)]
+
+    # --- what the backfill reads and records ---------------------------------------------------
+
+    def backfill_to(self) -> int:
+        """The log id live counting starts after (recorded by the migration)."""
+        value = self.db.scalar("SELECT value FROM meta WHERE key = :k", {"k": BACKFILL_TO})
+        return int(value or 0)
+
+    def raise_backfill_to(self, point: int) -> None:
+        """Move the backfill's end forward (while nothing counts the log live)."""
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (:k, :v) ON CONFLICT (key) DO UPDATE SET "
+            "value = CASE WHEN CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER) "
+            "THEN excluded.value ELSE meta.value END",
+            {"k": BACKFILL_TO, "v": str(point)},
+        )
+
+    def backfilled(self, account: str) -> int:
+        value = self.db.scalar("SELECT value FROM meta WHERE key = :k", {"k": BACKFILLED + account})
+        return int(value or 0)
+
+    def set_backfilled(self, account: str, last_id: int) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (:k, :v) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            {"k": BACKFILLED + account, "v": str(last_id)},
+        )
+
+    def last_log_id(self) -> int:
+        return int(self.db.scalar("SELECT coalesce(max(id), 0) FROM messages") or 0)
+
+    def log_batch(self, account: str, after: int, upto: int, limit: int) -> list[dict[str, Any]]:
+        """The account's inbound log entries with ids in (after, upto], oldest first."""
+        return [
+            dict(r)
+            for r in self.db.all(
+                "SELECT id, msg_type, event, content, route, outcome, handling_ms, deliveries, "
+                "state, at FROM messages WHERE id > :after AND id <= :upto "
+                "AND account = :account AND direction = 'in' ORDER BY id LIMIT :limit",
+                {"account": account, "after": after, "upto": upto, "limit": limit},
+            )
+        ]
+
+    def unmatched(self, accounts: Sequence[str], since: str, until: str) -> list[dict[str, Any]]:
+        """Inbound texts answered by the default reply in [since, until): at, openid, content
+        (masked when logged)."""
+        found: list[dict[str, Any]] = []
+        for account in accounts:
+            found += [
+                dict(r)
+                for r in self.db.all(
+                    "SELECT at, openid, content FROM messages WHERE account = :a "
+                    "AND at >= :since AND at < :until AND direction = 'in' "
+                    "AND msg_type = 'text' AND route = 'default'",
+                    {"a": account, "since": since, "until": until},
+                )
+            ]
+        return found
+
+    def oldest_entry_at(self, accounts: Sequence[str]) -> str | None:
+        """The time of the oldest log entry of these accounts (None: the log is empty)."""
+        found = [
+            self.db.scalar("SELECT min(at) FROM messages WHERE account = :a", {"a": a})
+            for a in accounts
+        ]
+        kept = [str(f) for f in found if f is not None]
+        return min(kept) if kept else None
+
+    def menu_deploys(self, account: str) -> list[dict[str, Any]]:
+        """The account's deployed menu versions, oldest deploy first: version, deployed_at,
+        content (the menu as JSON, '' for a delete)."""
+        return [
+            dict(r)
+            for r in self.db.all(
+                "SELECT version, deployed_at, content FROM menu_versions WHERE account = :a "
+                "AND deployed_at IS NOT NULL ORDER BY deployed_at, version",
+                {"a": account},
+            )
+        ]
+
+    def menu_content(self, account: str, version: int) -> str | None:
+        value = self.db.scalar(
+            "SELECT content FROM menu_versions WHERE account = :a AND version = :v",
+            {"a": account, "v": version},
+        )
+        return None if value is None else str(value)
+
+    def keyword_rules(self, accounts: Sequence[str]) -> dict[int, dict[str, Any]]:
+        """Rules by id (removed ones too, when the store keeps them)."""
+        clause, params = _in("account", "owners", accounts)
+        rows = self.db.all(f"SELECT * FROM keyword_rules WHERE {clause}", params)  # noqa: S608
+        return {int(r["id"]): dict(r) for r in rows}
+
+    def broadcasts(self, accounts: Sequence[str], since: str, until: str) -> list[int]:
+        """Ids of the broadcasts sent (``started_at``), or created when unsent, in the range."""
+        clause, params = _in("account", "owners", accounts)
+        params.update(since=since, until=until)
+        rows = self.db.all(
+            "SELECT id FROM broadcasts WHERE "  # noqa: S608 - a fixed clause
+            f"{clause} AND coalesce(started_at, created_at) >= :since "
+            "AND coalesce(started_at, created_at) < :until "
+            "ORDER BY coalesce(started_at, created_at), id",
+            params,
+        )
+        return [int(r[0]) for r in rows]
+
+    def appids(self, accounts: Sequence[str]) -> dict[str, str]:
+        """appid -> account name."""
+        clause, params = _in("name", "owners", accounts)
+        rows = self.db.all(f"SELECT appid, name FROM accounts WHERE {clause}", params)  # noqa: S608
+        return {str(r[0]): str(r[1]) for r in rows}
