@@ -695,6 +695,8 @@ def m0017_rollups(db: Database) -> None:
     table("rollup_agents", agents, ("sessions", "abandoned", "sla_breaches", "ratings",
           "rating_sum"))  # fmt: skip
     table("rollup_agent_times", {**agents, "measure": TEXT, "bucket": INTEGER}, ("n",))
+    # a call's later attempts (retries, a token refresh's included), per minute as before
+    utils.table("api_calls").add_column("retries", INTEGER, not_null_default=0)
     point = db.scalar("SELECT coalesce(max(id), 0) FROM messages")
     db.execute(
         "INSERT INTO meta (key, value) VALUES ('rollups.backfill_to', :v) "
