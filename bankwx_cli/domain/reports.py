@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import from_iso, iso, parse_user_time
-from bankwx_cli.domain import accounts
+from bankwx_cli.domain import accounts, messages
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import BankwxError, ValidationError
 from bankwx_cli.models.reports import Period, bucket_of, merge, percentile
@@ -555,14 +555,15 @@ def _unmatched(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         n, followers = counted.get((period.key, text), (0, set()))
         followers.add(str(entry["openid"]))
         counted[(period.key, text)] = (n + 1, followers)
-    oldest = rollups.oldest_entry_at(req.accounts)
     notes: list[str] = []
-    if oldest is None:
-        notes.append("the conversation log is empty: no unmatched text to count.")
-    elif oldest > iso(span.since):
+    kept_from = max(
+        app.clock.now() - timedelta(days=messages.retention_days(app, name))
+        for name in req.accounts
+    ) if req.accounts else span.since  # fmt: skip
+    if span.since < kept_from:
         notes.append(
-            f"the conversation log reaches back to {shown(from_iso(oldest))} only (its "
-            "retention): unmatched texts before that are not counted."
+            f"--since is before {shown(kept_from)}, where the conversation log's retention "
+            "begins: unmatched texts before that are not counted."
         )
     rows = []
     for period in all_periods:

@@ -215,15 +215,6 @@ class Rollups:
             ]
         return found
 
-    def oldest_entry_at(self, accounts: Sequence[str]) -> str | None:
-        """The time of the oldest log entry of these accounts (None: the log is empty)."""
-        found = [
-            self.db.scalar("SELECT min(at) FROM messages WHERE account = :a", {"a": a})
-            for a in accounts
-        ]
-        kept = [str(f) for f in found if f is not None]
-        return min(kept) if kept else None
-
     def menu_deploys(self, account: str) -> list[dict[str, Any]]:
         """The account's deployed menu versions, oldest deploy first: version, deployed_at,
         content (the menu as JSON, '' for a delete)."""
