@@ -83,9 +83,11 @@ def _run(
         from bankwx_cli.commands import _charts
 
         _charts.check(chart)
+    if all_accounts and _from_environment(ctx, "account"):
+        account = None  # BANKWX_ACCOUNT is a default, which --all-accounts replaces
     req = reports.request(
         cli.app, name, since=since, until=until, by=by.value,
-        account=None if all_accounts else cli.with_account(account),
+        account=account if all_accounts else cli.with_account(account),
         all_accounts=all_accounts, split=split, unmatched=unmatched, limit=limit,
     )  # fmt: skip
     outcome = reports.run(cli.app, req)
@@ -101,6 +103,11 @@ def _run(
 
         _charts.draw(chart, req, outcome, columns)
         cli.say(f"Chart written to {chart}.")
+
+
+def _from_environment(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "ENVIRONMENT"
 
 
 def _table(cli: Cli, req: Any, rows: list[dict[str, Any]], columns: list[str]) -> None:
