@@ -600,7 +600,7 @@ def _broadcasts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
                 for unit in app.store.outbox.all({"source": b.source}, None)
                 if (unit.delivery_status or "").startswith("failed")
             )
-            sent, filtered, failed = units.get("done"), 0, failed_deliveries + lost_units
+            sent, filtered, failed = units.get("sent"), 0, failed_deliveries + lost_units
         else:
             jobs = b.jobs.values()
             sent = sum(j.sent for j in jobs)
