@@ -218,3 +218,48 @@ def test_a_report_reads_one_snapshot(app: AppContext, traffic_sent: dict[str, An
         other.close()
     assert first == again
     assert later[0]["inbound"] == first[0]["inbound"] + 5
+
+
+def _deploy(app: AppContext, at: str, buttons: list[dict[str, Any]]) -> int:
+    with app.store.transaction():
+        version = app.store.menu_versions.add(
+            account="main", state="deployed", content={"menu": {"button": buttons}},
+            hash=at, source="test", created_by="alice", at=at, note="",
+        )  # fmt: skip
+        app.store.menu_versions.finish(
+            "main", version, state="deployed", deployed_by="alice", deployed_at=at,
+            wechat_answer=[], note="", at=at,
+        )  # fmt: skip
+    return version
+
+
+def test_clicks_around_a_menu_deploy_and_a_removed_rule(app: AppContext, traffic: Traffic) -> None:
+    rule = keywords.add(app, "main", "BAL", "click", reply=TextReply("余额"))
+    traffic.event(shanghai("2026-03-02T09:00"), "CLICK", "BAL")  # before any menu
+    first = _deploy(app, iso(shanghai("2026-03-02T10:00")), [
+        {"type": "click", "name": "余额", "key": "BAL"},
+        {"name": "更多", "sub_button": [{"type": "view", "name": "官网",
+                                         "url": "https://bank.example/"}]},
+    ])  # fmt: skip
+    traffic.event(shanghai("2026-03-02T10:00"), "CLICK", "BAL")  # at the deploy: version 1
+    traffic.event(shanghai("2026-03-02T10:30"), "VIEW", "https://bank.example/")
+    second = _deploy(app, iso(shanghai("2026-03-02T11:00")), [
+        {"type": "click", "name": "查余额", "key": "BAL"},
+    ])  # fmt: skip
+    traffic.event(shanghai("2026-03-02T11:00"), "CLICK", "BAL")
+    traffic.event(shanghai("2026-03-02T11:05"), "CLICK", "BAL")
+    traffic.event(shanghai("2026-03-02T11:10"), "VIEW", "https://bank.example/")  # gone from v2
+    with app.store.transaction():
+        app.store.keyword_rules.delete(rule.id)
+    reports.backfill(app)
+    menus = report(app, "menus", account="main", by="total", **MARCH)
+    assert [(r["menu_version"], r["key"], r["name"], r["type"], r["clicks"]) for r in menus] == [
+        (second, "BAL", "查余额", "click", 2),
+        (None, "BAL", None, None, 1),
+        (first, "BAL", "余额", "click", 1),
+        (first, "https://bank.example/", "官网", "view", 1),
+        (second, "https://bank.example/", None, None, 1),
+    ]  # fmt: skip
+    hits = report(app, "keywords", account="main", by="total", **MARCH)
+    assert [(r["rule_id"], r["removed"], r["pattern"], r["hits"]) for r in hits] == [
+        (rule.id, True, None, 4)]  # fmt: skip
