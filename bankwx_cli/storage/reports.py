@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from bankwx_cli.storage.db import Database
@@ -111,6 +112,82 @@ class Rollups:
                 row = {k: given[k] for k in key_names}
                 row.update({c: int(given.get(c, 0)) for c in counters})
                 self.db.execute(sql, row)
+
+    # --- the follower sync's follows and unfollows (in the sync's own transactions) ----------
+    #
+    # Each follow and unfollow is counted once, by whichever sees it first. The engine counts
+    # the subscribe and unsubscribe events it logs (and records them in ``follower_state``);
+    # the sync counts what the engine did not see: a follower whose first profile since being
+    # listed (anew) it saves, unless the engine saw the follow, is new in the hour of the
+    # profile's subscribe_time (else the sync's) under its subscribe_scene; one found gone,
+    # unless the engine saw the unfollow, is lost in the hour of the sync under the scene of
+    # the follow it ends.
+
+    def _rows_of(self, table: str, account: str, openids: Sequence[str], columns: str) -> Any:
+        clause, params = _in("openid", "openids", openids)
+        params["a"] = account
+        return self.db.all(
+            f"SELECT openid, {columns} FROM {table} WHERE account = :a AND {clause}",  # noqa: S608
+            params,
+        )
+
+    def count_sync_follows(
+        self, account: str, infos: Sequence[Mapping[str, Any]], at: str, listed: bool = False
+    ) -> None:
+        """Count the new followers among profiles about to be saved (call before saving):
+        those listed without a profile yet (``listed``: every one, a first load's page)."""
+        openids = [str(i.get("openid")) for i in infos if i.get("subscribe", 1)]
+        if not openids:
+            return
+        fresh = set(openids) if listed else {
+            str(r[0]) for r in self._rows_of("followers", account, openids, "profile_at")
+            if r[1] is None
+        }  # fmt: skip
+        seen = {
+            str(r[0])
+            for r in self._rows_of("follower_state", account, openids, "subscribed")
+            if r[1] == 1
+        }
+        counts: dict[tuple[str, str, str], int] = {}
+        for info in infos:
+            openid = str(info.get("openid"))
+            if openid not in fresh or openid in seen or not info.get("subscribe", 1):
+                continue
+            stamp = int(info.get("subscribe_time") or 0)
+            hour = (
+                datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:00:00Z")
+                if stamp else hour_of(at)
+            )  # fmt: skip
+            scene = str(info.get("subscribe_scene") or "") or "unknown"
+            qr = str(info.get("qr_scene_str") or "") or str(info.get("qr_scene") or "")
+            key = (hour, scene, qr if qr not in ("", "0") else "")
+            counts[key] = counts.get(key, 0) + 1
+        for (hour, scene, qr), n in counts.items():
+            keys = {"account": account, "hour": hour, "scene": scene, "qr_scene": qr}
+            self.add("rollup_followers", keys, {"new": n})
+
+    def count_sync_losses(self, account: str, openids: Sequence[str], at: str) -> None:
+        """Count followers the sync found gone (call before marking them: those it still
+        held subscribed), unless the engine saw the unfollow."""
+        if not openids:
+            return
+        rows = self._rows_of("followers", account, openids,
+                             "subscribed, subscribe_scene, qr_scene, qr_scene_str")  # fmt: skip
+        unfollowed = {
+            str(r[0])
+            for r in self._rows_of("follower_state", account, openids, "subscribed")
+            if r[1] == 0
+        }
+        counts: dict[tuple[str, str], int] = {}
+        for openid, subscribed, scene, qr_scene, qr_scene_str in rows:
+            if subscribed != 1 or openid in unfollowed:
+                continue
+            qr = str(qr_scene_str or "") or (str(qr_scene) if qr_scene else "")
+            key = (str(scene or "") or "unknown", qr)
+            counts[key] = counts.get(key, 0) + 1
+        for (scene, qr), n in counts.items():
+            keys = {"account": account, "hour": hour_of(at), "scene": scene, "qr_scene": qr}
+            self.add("rollup_followers", keys, {"lost": n})
 
     # --- reads (inside a snapshot: Database.reading) -------------------------------------------
 
