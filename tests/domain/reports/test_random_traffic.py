@@ -1,0 +1,100 @@
+"""For random traffic written through the engine's storage calls, every figure of the messages
+report equals a bare SQL query over the log (percentiles within 5%)."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+from conftest import report, utc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bankwx_cli.clock import iso
+from bankwx_cli.context import AppContext
+from bankwx_cli.domain import reports
+
+START = utc("2026-02-28T00:00")
+ROUTES = ("default", "rule:3", "rule:4:action:balance", "event:click", "agent", "error",
+          "unknown:shortvideo", "trial:scan")  # fmt: skip
+entry = st.fixed_dictionaries({
+    "minute": st.integers(0, 5 * 24 * 60 - 1),
+    "msg_type": st.sampled_from(("text", "image", "event")),
+    "outcome": st.sampled_from(sorted(reports.OUTCOMES)),
+    "route": st.sampled_from(ROUTES),
+    "handling_ms": st.floats(0.5, 5000, allow_nan=False),
+    "deliveries": st.integers(1, 3),
+})  # fmt: skip
+
+
+def _write(app: AppContext, entries: list[dict[str, Any]]) -> None:
+    db = app.store.db
+    with app.store.transaction():
+        for table in ("messages", "rollup_messages", "rollup_handling", "rollup_keywords"):
+            db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+        db.execute("DELETE FROM meta WHERE key LIKE 'rollups.%'")
+        for i, e in enumerate(entries):
+            row = {"account": "main", "openid": f"o{i}", "msg_type": e["msg_type"], "event": "",
+                   "content": "", "msg_id": str(i), "dedup_key": f"k{i}",
+                   "at": iso(START + timedelta(minutes=e["minute"])), "claimed_at": 0.0}  # fmt: skip
+            if e["outcome"] == "":  # a claim still processing
+                app.store.messages.claim(row, stale_before=-1.0)
+            else:
+                app.store.messages.insert_answered(
+                    {
+                        **row,
+                        "reply": None,
+                        "route": e["route"],
+                        "outcome": e["outcome"],
+                        "handling_ms": e["handling_ms"],
+                    }  # fmt: skip
+                )
+            for _ in range(e["deliveries"] - 1):
+                app.store.messages.claim_again(row, stale_before=-1.0)
+
+
+def _expected(app: AppContext, day: str) -> dict[str, Any]:
+    """The day's figures by a bare query over the log."""
+    rows = app.store.db.all(
+        "SELECT state, outcome, route, handling_ms, deliveries FROM messages "
+        "WHERE account = 'main' AND direction = 'in' "
+        "AND strftime('%Y-%m-%d', at, '+8 hours') = :day",
+        {"day": day},
+    )
+    found: dict[str, Any] = dict.fromkeys(reports.MESSAGE_COLUMNS, 0)
+    handled = []
+    for state, outcome, route, handling_ms, deliveries in rows:
+        column = reports.OUTCOMES[outcome] if state == "done" else "unanswered"
+        found["inbound"] += 1
+        found["retries"] += deliveries - 1
+        found[column] += 1
+        found["default_reply"] += column == "replied" and route == "default"
+        if state == "done" and handling_ms is not None:
+            handled.append(handling_ms)
+    handled.sort()
+    for p in (50, 90, 99):
+        found[f"p{p}_ms"] = handled[max(1, math.ceil(p / 100 * len(handled))) - 1] if handled \
+            else None  # fmt: skip
+    return found
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          deadline=None)  # fmt: skip
+@given(st.lists(entry, max_size=40))
+def test_every_figure_is_the_logs(app: AppContext, entries: list[dict[str, Any]]) -> None:
+    _write(app, entries)
+    reports.backfill(app)
+    rows = report(app, "messages", account="main", since="2026-02-28T08:00",
+                  until="2026-03-05T08:00")  # fmt: skip
+    assert len(rows) == 6  # the range cuts the first and the last Shanghai day
+    for row in rows:
+        expected = _expected(app, row["period"][:10])
+        for column in reports.MESSAGE_COLUMNS:
+            assert row[column] == expected[column], (row["period"], column)
+        for p in (50, 90, 99):
+            exact, found = expected[f"p{p}_ms"], row[f"p{p}_ms"]
+            if exact is None:
+                assert found is None
+            else:
+                assert abs(found - exact) <= 0.05 * exact + 0.05
