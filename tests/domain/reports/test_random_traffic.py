@@ -35,9 +35,10 @@ def _write(app: AppContext, entries: list[dict[str, Any]]) -> None:
             db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
         db.execute("DELETE FROM meta WHERE key LIKE 'rollups.%'")
         for i, e in enumerate(entries):
+            at = iso(START + timedelta(minutes=e["minute"]))
             row = {"account": "main", "openid": f"o{i}", "msg_type": e["msg_type"], "event": "",
-                   "content": "", "msg_id": str(i), "dedup_key": f"k{i}",
-                   "at": iso(START + timedelta(minutes=e["minute"])), "claimed_at": 0.0}  # fmt: skip
+                   "content": "", "msg_id": str(i), "dedup_key": f"k{i}", "at": at,
+                   "claimed_at": 0.0}  # fmt: skip
             if e["outcome"] == "":  # a claim still processing
                 app.store.messages.claim(row, stale_before=-1.0)
             else:
@@ -48,7 +49,7 @@ def _write(app: AppContext, entries: list[dict[str, Any]]) -> None:
                         "route": e["route"],
                         "outcome": e["outcome"],
                         "handling_ms": e["handling_ms"],
-                    }  # fmt: skip
+                    }
                 )
             for _ in range(e["deliveries"] - 1):
                 app.store.messages.claim_again(row, stale_before=-1.0)
