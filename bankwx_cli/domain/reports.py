@@ -383,7 +383,11 @@ def _messages(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         merge(histograms.setdefault(key, {}), [(int(found["bucket"]), int(found["n"]))])
     rows = []
     for period in periods(span):
-        keys = sorted((k for k in by_key if k[0] == period.key), key=lambda k: tuple(map(str, k)))
+        # a split value whose counts all moved on (a claim settled) leaves zeros: not a row
+        keys = sorted(
+            (k for k, v in by_key.items() if k[0] == period.key and any(v.values())),
+            key=lambda k: tuple(map(str, k)),
+        )
         if not keys:
             keys = [(period.key, *(None for _ in split))]
         for key in keys:
@@ -804,58 +808,100 @@ def count_entry(
     rollups: Rollups, account: str, entry: Mapping[str, Any], deploys: Sequence[Mapping[str, Any]]
 ) -> None:
     """Add one inbound log entry to the roll-ups, as live counting would have."""
-    msg_type, event = str(entry["msg_type"]), str(entry["event"] or "")
+    at, event = str(entry["at"]), str(entry["event"] or "")
+    done = entry["state"] == "done"
+    if not done:
+        count_claim(rollups, account, at, str(entry["msg_type"]), event,
+                    retries=int(entry["deliveries"] or 1) - 1)  # fmt: skip
+        return
+    handling = entry["handling_ms"]
+    count_outcome(
+        rollups, account, at=at, msg_type=str(entry["msg_type"]), event=event,
+        key=str(entry["content"] or ""), route=str(entry["route"] or ""),
+        outcome=str(entry["outcome"] or ""),
+        handling_ms=None if handling is None else float(handling),
+        deliveries=int(entry["deliveries"] or 1),
+        menu_version=menu_version_at(deploys, at) if event in MENU_EVENTS else 0,
+    )  # fmt: skip
+
+
+# --- live counting: what the receiver's write units call (in the unit, never after) ----------
+#
+# A message is counted under its msg_type and route kind, in the hour of its ``at``. A claim
+# (the handler path's first write) counts it under the route kind ``other`` as unanswered; the
+# unit that settles the outcome moves it (with the retries it gathered meanwhile) to its route
+# kind and outcome's column. So a claim left 'processing' stays counted as unanswered, and
+# live counting gives what ``backfill`` gives from the same log.
+
+
+def count_claim(
+    rollups: Rollups, account: str, at: str, msg_type: str, event: str, retries: int = 0
+) -> None:
+    """A first delivery claimed, its outcome not settled yet (``Messages.claim``)."""
     if msg_type == "event" and event in JOB_EVENTS:
         return
-    at, route, outcome = str(entry["at"]), str(entry["route"] or ""), str(entry["outcome"] or "")
+    keys = {"account": account, "hour": hour_of(at), "msg_type": msg_type, "route": "other"}
+    rollups.add("rollup_messages", keys, {"inbound": 1, "unanswered": 1, "retries": retries})
+
+
+def count_retry(
+    rollups: Rollups, account: str, at: str, msg_type: str, event: str, route: str | None
+) -> None:
+    """Another delivery of a message the store holds (``Messages.claim_again``): ``route`` is
+    the stored route when its outcome is settled, None while it is processing."""
+    if msg_type == "event" and event in JOB_EVENTS:
+        return
+    kind = "other" if route is None else route_kind(route)
+    keys = {"account": account, "hour": hour_of(at), "msg_type": msg_type, "route": kind}
+    rollups.add("rollup_messages", keys, {"retries": 1})
+
+
+def count_outcome(
+    rollups: Rollups,
+    account: str,
+    *,
+    at: str,
+    msg_type: str,
+    event: str,
+    key: str,
+    route: str,
+    outcome: str,
+    handling_ms: float | None,
+    deliveries: int = 1,
+    menu_version: int = 0,
+    claimed: bool = False,
+) -> None:
+    """A message's final outcome: its column, handling time, keyword rule, menu click, follow
+    or unfollow. ``claimed``: a claim counted it before (``count_claim``), with the
+    ``deliveries - 1`` retries it had then; ``key``: the event key (a menu key, a VIEW URL, a
+    QR scene), as sent; ``menu_version``: the menu deployed at ``at`` (0: none)."""
+    if msg_type == "event" and event in JOB_EVENTS:
+        return
     hour = hour_of(at)
-    done = entry["state"] == "done"
-    kind = route_kind(route) if done else "other"
-    keys = {"account": account, "hour": hour, "msg_type": msg_type, "route": kind}
-    rollups.add(
-        "rollup_messages",
-        keys,
-        message_counts(msg_type, route, outcome, int(entry["deliveries"] or 1), done),
-    )
-    if done and entry["handling_ms"] is not None:
-        rollups.add(
-            "rollup_handling", {**keys, "bucket": bucket_of(float(entry["handling_ms"]))}, {"n": 1}
-        )
-    if done and route.startswith("rule:") and outcome != "unknown_action":
-        rollups.add(
-            "rollup_keywords",
-            {"account": account, "hour": hour, "rule_id": int(route.split(":")[1])},
-            {"hits": 1},
-        )
+    retries = max(deliveries - 1, 0)
+    if claimed:
+        keys = {"account": account, "hour": hour, "msg_type": msg_type, "route": "other"}
+        rollups.add("rollup_messages", keys, {"inbound": -1, "unanswered": -1,
+                                              "retries": -retries})  # fmt: skip
+    keys = {"account": account, "hour": hour, "msg_type": msg_type, "route": route_kind(route)}
+    rollups.add("rollup_messages", keys, message_counts(msg_type, route, outcome, deliveries,
+                                                        True))  # fmt: skip
+    if handling_ms is not None:
+        rollups.add("rollup_handling", {**keys, "bucket": bucket_of(handling_ms)}, {"n": 1})
+    if route.startswith("rule:") and outcome != "unknown_action":
+        rule = {"account": account, "hour": hour, "rule_id": int(route.split(":")[1])}
+        rollups.add("rollup_keywords", rule, {"hits": 1})
     if msg_type != "event":
         return
     if event in MENU_EVENTS:
-        rollups.add(
-            "rollup_menus",
-            {
-                "account": account,
-                "hour": hour,
-                "menu_version": menu_version_at(deploys, at),
-                "event": event,
-                "key": str(entry["content"] or ""),
-            },
-            {"clicks": 1},
-        )
+        click = {"account": account, "hour": hour, "menu_version": menu_version,
+                 "event": event, "key": key}  # fmt: skip
+        rollups.add("rollup_menus", click, {"clicks": 1})
     elif event == "subscribe":
         qr = route.partition("qrscene=")[2]
-        rollups.add(
-            "rollup_followers",
-            {
-                "account": account,
-                "hour": hour,
-                "scene": SCENE_QR if qr else SCENE_UNKNOWN,
-                "qr_scene": qr,
-            },
-            {"new": 1},
-        )
+        scene = SCENE_QR if qr else SCENE_UNKNOWN
+        follow = {"account": account, "hour": hour, "scene": scene, "qr_scene": qr}
+        rollups.add("rollup_followers", follow, {"new": 1})
     elif event == "unsubscribe":
-        rollups.add(
-            "rollup_followers",
-            {"account": account, "hour": hour, "scene": SCENE_UNKNOWN, "qr_scene": ""},
-            {"lost": 1},
-        )
+        unfollow = {"account": account, "hour": hour, "scene": SCENE_UNKNOWN, "qr_scene": ""}
+        rollups.add("rollup_followers", unfollow, {"lost": 1})

@@ -99,3 +99,54 @@ def test_every_figure_is_the_logs(app: AppContext, entries: list[dict[str, Any]]
                 assert found is None
             else:
                 assert abs(found - exact) <= 0.05 * exact + 0.05
+
+
+def _live(app: AppContext, entries: list[dict[str, Any]], fast: list[bool]) -> None:
+    """What the receiver's units count for the same traffic, under the account 'card': a
+    claim, retries while processing, the outcome, retries after it (or the fast path's one
+    write and its retries)."""
+    rollups = app.store.rollups
+    with app.store.transaction():
+        for e, quick in zip(entries, fast, strict=True):
+            at = iso(START + timedelta(minutes=e["minute"]))
+            kind, retries = e["msg_type"], e["deliveries"] - 1
+            if e["outcome"] == "":
+                reports.count_claim(rollups, "card", at, kind, "")
+                for _ in range(retries):
+                    reports.count_retry(rollups, "card", at, kind, "", None)
+                continue
+            before = 0 if quick else retries // 2
+            if not quick:
+                reports.count_claim(rollups, "card", at, kind, "")
+                for _ in range(before):
+                    reports.count_retry(rollups, "card", at, kind, "", None)
+            reports.count_outcome(
+                rollups, "card", at=at, msg_type=kind, event="", key="", route=e["route"],
+                outcome=e["outcome"], handling_ms=e["handling_ms"], deliveries=1 + before,
+                claimed=not quick,
+            )  # fmt: skip
+            for _ in range(retries - before):
+                reports.count_retry(rollups, "card", at, kind, "", e["route"])
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          deadline=None)  # fmt: skip
+@given(st.lists(st.tuples(entry, st.booleans()), max_size=30))
+def test_live_counting_gives_what_backfill_gives(
+    app: AppContext, traffic: list[tuple[dict[str, Any], bool]]
+) -> None:
+    entries = [e for e, _ in traffic]
+    _write(app, entries)
+    with app.store.transaction():
+        app.store.db.execute("DELETE FROM rollup_messages WHERE account = 'card'")
+        app.store.db.execute("DELETE FROM rollup_handling WHERE account = 'card'")
+    reports.backfill(app, "main")
+    _live(app, entries, [quick for _, quick in traffic])
+    for split in (None, "route", "type"):
+        options = {"by": "hour", "since": "2026-02-28T08:00", "until": "2026-03-05T08:00",
+                   "split": split}  # fmt: skip
+        backfilled = report(app, "messages", account="main", **options)
+        live = report(app, "messages", account="card", **options)
+        assert [{k: v for k, v in r.items() if k != "account"} for r in live] == [
+            {k: v for k, v in r.items() if k != "account"} for r in backfilled
+        ], split
