@@ -419,17 +419,21 @@ def _followers(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         key = tuple(counted[c] for c in split)
         running[key] = running.get(key, 0) + int(counted["new"]) - int(counted["lost"])
     by_key = {(r["period"], *(r[c] for c in split)): r for r in sums}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for period in periods(span):
-        here = sorted({k[1:] for k in by_key if k[0] == period.key} | set(running))
+        # rows for the scenes followed or left in the period; an empty one: one row of zeros
+        here = sorted({k[1:] for k in by_key if k[0] == period.key})
         if not here:
-            here = [tuple(None for _ in split)] if split else [()]
-        for key in here:
-            found = by_key.get((period.key, *key))
-            new = int(found["new"]) if found else 0
-            lost = int(found["lost"]) if found else 0
-            running[key] = running.get(key, 0) + new - lost
             row: dict[str, Any] = {"period": shown(period.shown), "account": req.account}
+            if split:
+                row.update(scene=None, qr_scene=None)
+            row.update(new=0, lost=0, net=0, cumulative=sum(running.values()))
+            rows.append(row)
+        for key in here:
+            found = by_key[(period.key, *key)]
+            new, lost = int(found["new"]), int(found["lost"])
+            running[key] = running.get(key, 0) + new - lost
+            row = {"period": shown(period.shown), "account": req.account}
             if split:
                 scene, qr_scene = key
                 row.update(scene=scene, qr_scene=qr_scene or None)
