@@ -250,14 +250,13 @@ def _key(start: datetime, by: str) -> str:
 def periods(span: Range) -> list[Period]:
     """The periods of the range, in order; the first (and --by total's one) starts at since."""
     if span.by == "total":
-        return [Period("", span.since, span.since, span.until)]
+        return [Period("", span.since, span.until)]
     found = []
     start = _period_start(span.since, span.by)
     while start < span.until:
         end = _next(start, span.by)
         found.append(
-            Period(_key(start, span.by), max(start, span.since), max(start, span.since),
-                   min(end, span.until))
+            Period(_key(start, span.by), max(start, span.since), min(end, span.until))
         )  # fmt: skip
         start = end
     return found
@@ -393,7 +392,7 @@ def _messages(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         for key in keys:
             counts = by_key.get(key, dict.fromkeys(MESSAGE_COLUMNS, 0))
             histogram = histograms.get(key, {})
-            row: dict[str, Any] = {"period": shown(period.shown), "account": req.account}
+            row: dict[str, Any] = {"period": shown(period.start), "account": req.account}
             row.update({shown_split[c]: v for c, v in zip(split, key[1:], strict=True)})
             row.update(counts)
             row.update({f"p{p}_ms": _ms(percentile(histogram, p)) for p in (50, 90, 99)})
@@ -424,7 +423,7 @@ def _followers(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         # rows for the scenes followed or left in the period; an empty one: one row of zeros
         here = sorted({k[1:] for k in by_key if k[0] == period.key})
         if not here:
-            row: dict[str, Any] = {"period": shown(period.shown), "account": req.account}
+            row: dict[str, Any] = {"period": shown(period.start), "account": req.account}
             if split:
                 row.update(scene=None, qr_scene=None)
             row.update(new=0, lost=0, net=0, cumulative=sum(running.values()))
@@ -433,7 +432,7 @@ def _followers(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
             found = by_key[(period.key, *key)]
             new, lost = int(found["new"]), int(found["lost"])
             running[key] = running.get(key, 0) + new - lost
-            row = {"period": shown(period.shown), "account": req.account}
+            row = {"period": shown(period.start), "account": req.account}
             if split:
                 scene, qr_scene = key
                 row.update(scene=scene, qr_scene=qr_scene or None)
@@ -511,7 +510,7 @@ def _menus(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         found.sort(key=lambda item: (-item[2], item[0], item[1]))
         for version, key, clicks in found:
             name, kind = names.get((version, key), (None, None))
-            rows.append({"period": shown(period.shown), "account": req.account,
+            rows.append({"period": shown(period.start), "account": req.account,
                          "menu_version": version or None, "key": key, "name": name,
                          "type": kind, "clicks": clicks})  # fmt: skip
     return Outcome(rows, time_series=False)
@@ -534,7 +533,7 @@ def _keywords(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         for rule_id, hits in found:
             rule = rules.get(rule_id, {})
             rows.append({
-                "period": shown(period.shown), "account": req.account, "rule_id": rule_id,
+                "period": shown(period.start), "account": req.account, "rule_id": rule_id,
                 "pattern": rule.get("pattern"), "match": rule.get("match"),
                 "action": rule.get("action"),
                 "removed": rule.get("removed_at") is not None or not rule,
@@ -578,7 +577,7 @@ def _unmatched(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         found = [(t, n, len(f)) for (p, t), (n, f) in counted.items() if p == period.key]
         found.sort(key=lambda item: (-item[1], item[0]))
         for text, n, distinct in found[: req.limit]:
-            rows.append({"period": shown(period.shown), "account": req.account, "text": text,
+            rows.append({"period": shown(period.start), "account": req.account, "text": text,
                          "count": n, "followers": distinct})  # fmt: skip
     return Outcome(rows, time_series=False, notes=tuple(notes))
 
@@ -617,7 +616,7 @@ def _broadcasts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         created = _text(b.created_at)
         approved = _text(b.approved_at) if b.approved_at else None
         rows.append({
-            "period": shown(period.shown), "account": req.account if req.account == ALL
+            "period": shown(period.start), "account": req.account if req.account == ALL
             else b.account, "broadcast_id": b.id, "title": b.title, "state": b.state,
             "author": b.created_by, "approver": b.approved_by, "created_at": created,
             "approved_at": approved,
@@ -705,7 +704,7 @@ def _api(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
             calls, errors = int(row["calls"]), int(row["errors"])
             histogram = histograms.get((period.key, endpoint), {})
             rows.append({
-                "period": shown(period.shown), "account": req.account, "endpoint": endpoint,
+                "period": shown(period.start), "account": req.account, "endpoint": endpoint,
                 "calls": calls, "errors": errors,
                 "error_rate": round(errors / calls, 4) if calls else 0,
                 "retries": int(row["retries"]),

@@ -60,10 +60,10 @@ def merge(into: dict[int, int], rows: Iterable[tuple[int, int]]) -> dict[int, in
 
 @dataclass(frozen=True)
 class Period:
-    """One period of a report: its key (as the store groups it), its start as shown (the
-    range's start when the range cuts it), and the UTC instants it covers."""
+    """One period of a report: its key (as the store groups it) and the UTC instants it
+    covers, [start, end): the range's own start or end where the range cuts it, which is also
+    what its rows show as their period."""
 
     key: str
-    shown: datetime
     start: datetime
     end: datetime

@@ -53,7 +53,7 @@ def test_bad_ranges_are_refused(since: str | None, until: str | None, message: s
 
 def _shown(by: str, since: str, until: str) -> list[str]:
     return [
-        reports.shown(p.shown)
+        reports.shown(p.start)
         for p in reports.periods(reports.parse_range(NOW, since=since, until=until, by=by))
     ]
 
