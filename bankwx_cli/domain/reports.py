@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bankwx_cli.clock import from_iso, iso, parse_user_time
-from bankwx_cli.domain import accounts, messages
+from bankwx_cli.domain import accounts
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import BankwxError, ValidationError
 from bankwx_cli.models.reports import Period, bucket_of, merge, percentile
@@ -563,14 +563,13 @@ def _unmatched(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         followers.add(str(entry["openid"]))
         counted[(period.key, text)] = (n + 1, followers)
     notes: list[str] = []
-    kept_from = max(
-        app.clock.now() - timedelta(days=messages.retention_days(app, name))
-        for name in req.accounts
-    ) if req.accounts else span.since  # fmt: skip
-    if span.since < kept_from:
+    oldest = rollups.oldest_text_at(req.accounts)
+    if oldest is None:
+        notes.append("the conversation log holds no text (see its retention): nothing to count.")
+    elif oldest > iso(span.since):
         notes.append(
-            f"--since is before {shown(kept_from)}, where the conversation log's retention "
-            "begins: unmatched texts before that are not counted."
+            f"--since is before the conversation log's oldest text ({shown(from_iso(oldest))}; "
+            "see its retention): unmatched texts before it are not counted."
         )
     rows = []
     for period in all_periods:

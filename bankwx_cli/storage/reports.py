@@ -292,6 +292,19 @@ class Rollups:
             ]
         return found
 
+    def oldest_text_at(self, accounts: Sequence[str]) -> str | None:
+        """When the oldest inbound text of these accounts' log arrived (None: there is none)."""
+        found = [
+            self.db.scalar(
+                "SELECT min(at) FROM messages WHERE account = :a AND direction = 'in' "
+                "AND msg_type = 'text'",
+                {"a": a},
+            )
+            for a in accounts
+        ]
+        kept = [str(f) for f in found if f is not None]
+        return min(kept) if kept else None
+
     def menu_deploys(self, account: str) -> list[dict[str, Any]]:
         """The account's deployed menu versions, oldest deploy first: version, deployed_at,
         content (the menu as JSON, '' for a delete)."""
