@@ -21,17 +21,19 @@ from bankwx_cli.context import AppContext
 from bankwx_cli.domain import reports
 
 RANGE = ["--since", "2026-03-01", "--until", "2026-03-03"]
+CARD, ID_CARD, PHONE = "6222021234567890123", "110101199003078515", "13812345678"
 
 
 @pytest.fixture
 def counted(app: AppContext, traffic: Traffic, with_account: Bankwx) -> Bankwx:
     traffic.text(shanghai("2026-03-01T23:59"), "hello")
     traffic.text(shanghai("2026-03-02T00:00"), "你好 13812345678", openid="oB")
+    traffic.text(shanghai("2026-03-02T00:10"), f"卡号 {CARD} 身份证 {ID_CARD}", openid="oB")
     traffic.image(shanghai("2026-03-02T09:00"), openid="oB")
     traffic.text(shanghai("2026-03-02T10:00"), "x", account="card")
     result = with_account("report", "backfill")
     assert result.exit_code == 0, result.output
-    assert result.stderr.endswith("Counted 4 log entries.\n")
+    assert result.stderr.endswith("Counted 5 log entries.\n")
     return with_account
 
 
@@ -45,7 +47,7 @@ def test_json_csv_and_markdown_carry_the_same_figures(counted: Bankwx) -> None:
     rows = _json(counted, "messages", "--account", "main", *RANGE)
     assert [(r["period"], r["inbound"], r["default_reply"]) for r in rows] == [
         ("2026-03-01T00:00:00+08:00", 1, 1),
-        ("2026-03-02T00:00:00+08:00", 2, 2),
+        ("2026-03-02T00:00:00+08:00", 3, 3),
     ]
     table = counted("report", "messages", "--account", "main", *RANGE, "--format", "csv")
     parsed = list(csv.DictReader(io.StringIO(table.stdout)))
@@ -55,7 +57,7 @@ def test_json_csv_and_markdown_carry_the_same_figures(counted: Bankwx) -> None:
     markdown = counted("report", "messages", "--account", "main", *RANGE, "--format", "markdown")
     lines = markdown.stdout.splitlines()
     assert lines[0].replace(" ", "").startswith("|period|account|inbound|")
-    assert "| 2026-03-02T00:00:00+08:00 | main      |         2 |" in markdown.stdout
+    assert "| 2026-03-02T00:00:00+08:00 | main      |         3 |" in markdown.stdout
     for fmt in ("json", "csv", "markdown", "plain"):
         out = counted("report", "messages", "--account", "main", *RANGE, "--format", fmt).stdout
         assert not any(ch in out for ch in "█▏▎▍▌▋▊▉━╸╺"), fmt
@@ -71,7 +73,7 @@ def test_the_table_has_a_bar_column(counted: Bankwx) -> None:
 
 def test_all_accounts_and_empty_rankings(counted: Bankwx) -> None:
     rows = _json(counted, "messages", "--all-accounts", "--by", "total", *RANGE)
-    assert [(r["account"], r["inbound"]) for r in rows] == [("*", 4)]
+    assert [(r["account"], r["inbound"]) for r in rows] == [("*", 5)]
     assert _json(counted, "menus", "--all-accounts", *RANGE) == []
     assert _json(counted, "api", "--all-accounts", *RANGE) == []
     assert _json(counted, "broadcasts", "--all-accounts", *RANGE) == []
@@ -80,7 +82,9 @@ def test_all_accounts_and_empty_rankings(counted: Bankwx) -> None:
 def test_unmatched_texts_are_masked(counted: Bankwx) -> None:
     rows = _json(counted, "keywords", "--unmatched", "--account", "main", "--by", "total", *RANGE)
     texts = [r["text"] for r in rows]
-    assert "hello" in texts and not any("13812345678" in t for t in texts)
+    assert "hello" in texts and len(texts) == 3
+    for secret in (CARD, ID_CARD, PHONE):
+        assert not any(secret in t for t in texts)
     assert all("openid" not in r and "oB" not in json.dumps(r) for r in rows)
 
 
@@ -155,7 +159,8 @@ def test_charts_in_each_format(counted: Bankwx, tmp_path: Path) -> None:
     assert '"count": 1' in text.replace("&quot;", '"')
     for external in (r"<script", r"<link", r"src=", r"@import", r"url\((?!#)", r'href="(?!#)'):
         assert re.search(external, text) is None, external  # only references inside the file
-    assert "13812345678" not in text and "13812345678" not in svg.read_text(encoding="utf-8")
+    for secret in (CARD, ID_CARD, PHONE):
+        assert secret not in text and secret not in svg.read_text(encoding="utf-8")
 
 
 def test_a_missing_charts_extra_stops_before_the_report(tmp_path: Path) -> None:
