@@ -1,7 +1,7 @@
 """Reports (监管统计): message volumes and handling times, followers, menu clicks, keyword hits,
 broadcasts, the WeChat API's health; and the backfill of the roll-ups they read.
 
-A report reads one snapshot of the store (``Database.reading``): every figure is what was
+A report reads one snapshot of the store (``Store.reading``): every figure is what was
 committed when it began. Its range is whole hours, ``since`` inclusive and ``until``
 exclusive, cut into periods of the bank's time (Asia/Shanghai, UTC+8 without daylight saving:
 days, weeks from Monday and months are sums of UTC hours). Figures are rounded once, here.
@@ -347,7 +347,7 @@ def run(app: AppContext, req: Request) -> Outcome:
             "(issue 18): see bankwx report --help for the reports there are."
         )
     rollups = app.store.rollups
-    with app.store.db.reading():
+    with app.store.reading():
         return builder(app, rollups, req)
 
 

@@ -160,6 +160,12 @@ class Store:
         with self.db.transaction():
             yield
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One snapshot for several reads, never the write lock (``Database.reading``)."""
+        with self.db.reading():
+            yield
+
     def get_meta(self, key: str) -> str | None:
         value = self.db.scalar("SELECT value FROM meta WHERE key = :k", {"k": key})
         return None if value is None else str(value)

@@ -205,7 +205,7 @@ def test_a_report_reads_one_snapshot(app: AppContext, traffic_sent: dict[str, An
     other = Context(from_environment())
     try:
         rollups = app.store.rollups
-        with app.store.db.reading():
+        with app.store.reading():
             first = rollups.sums("rollup_messages", ["main"], "", "9999", "total")
             with other.store.transaction():
                 other.store.rollups.add(
