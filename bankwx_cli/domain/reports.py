@@ -872,11 +872,14 @@ def count_outcome(
     deliveries: int = 1,
     menu_version: int = 0,
     claimed: bool = False,
+    qr_scene: str | None = None,
 ) -> None:
     """A message's final outcome: its column, handling time, keyword rule, menu click, follow
     or unfollow. ``claimed``: a claim counted it before (``count_claim``), with the
     ``deliveries - 1`` retries it had then; ``key``: the event key (a menu key, a VIEW URL, a
-    QR scene), as sent; ``menu_version``: the menu deployed at ``at`` (0: none)."""
+    QR scene), as sent; ``menu_version``: the menu deployed at ``at`` (0: none); ``qr_scene``:
+    a subscribe's QR scene (the inbound's ``scene``; None: read from the engine's route, which
+    a hook that answered the follow may not carry)."""
     if msg_type == "event" and event in JOB_EVENTS:
         return
     hour = hour_of(at)
@@ -900,7 +903,7 @@ def count_outcome(
                  "event": event, "key": key}  # fmt: skip
         rollups.add("rollup_menus", click, {"clicks": 1})
     elif event == "subscribe":
-        qr = route.partition("qrscene=")[2]
+        qr = route.partition("qrscene=")[2] if qr_scene is None else qr_scene
         scene = SCENE_QR if qr else SCENE_UNKNOWN
         follow = {"account": account, "hour": hour, "scene": scene, "qr_scene": qr}
         rollups.add("rollup_followers", follow, {"new": 1})
