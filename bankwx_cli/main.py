@@ -112,7 +112,7 @@ COMMANDS: dict[str, Entry] = {
     "report": Entry(
         _C + "report",
         "app",
-        "Reports: messages, followers, menus, keywords, broadcasts, WeChat API health.",
+        "Reports: messages, followers, menus, keywords, agents, broadcasts, WeChat API health.",
     ),
     "agent": Entry(
         _C + "agent",

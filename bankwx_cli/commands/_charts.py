@@ -90,8 +90,12 @@ def figure(req: Any, rows: list[dict[str, Any]], main: str, time_series: bool) -
             ax.legend()
         ax.tick_params(axis="x", rotation=45)
     else:
-        label_key = reports.LABEL.get(
-            "unmatched" if req.report == "keywords" and req.unmatched else req.report
+        label_key = (
+            "group"
+            if req.split == "group"
+            else reports.LABEL.get(
+                "unmatched" if req.report == "keywords" and req.unmatched else req.report
+            )
         )
         totals: dict[str, float] = {}
         for row in rows:

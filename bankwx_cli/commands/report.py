@@ -12,7 +12,7 @@ import typer
 from bankwx_cli.commands._cli import AccountOption, Cli, FormatOption, get_cli, limit_option
 
 app = typer.Typer(
-    help="Reports: messages, followers, menus, keywords, broadcasts, WeChat API health.",
+    help="Reports: messages, followers, menus, keywords, agents, broadcasts, WeChat API health.",
     no_args_is_help=True,
 )
 
@@ -48,7 +48,10 @@ AllOption = Annotated[
 ]
 SplitOption = Annotated[
     str | None,
-    typer.Option("--split", help="One row per value: type or route (messages), scene (followers)."),
+    typer.Option(
+        "--split",
+        help="One row per value: type or route (messages), scene (followers), group (agents).",
+    ),
 ]
 ChartOption = Annotated[
     Path | None,
@@ -175,6 +178,12 @@ _report(
     "Broadcasts sent or created in the range: approval, audience, sent, filtered, failed.",
     "  bankwx report broadcasts --since 2026-01-01 --by month\n\n"
     "  bankwx report broadcasts --all-accounts --format json",
+)
+_report(
+    "agents",
+    "Agent supervision: sessions, first response, handling, queue waits, SLA, ratings.",
+    "  bankwx report agents --by week\n\n"
+    "  bankwx report agents --split group --by total --format json",
 )
 _report(
     "api",

@@ -13,6 +13,7 @@ Time series (messages, followers) give one row per period (zeros for an empty on
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -99,14 +100,18 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                    "filtered", "failed"),
     "api": ("period", "account", "endpoint", "calls", "errors", "error_rate", "retries",
             "p50_ms", "p99_ms", "quota_used", "daily_quota", "token_refreshes"),
+    "agents": ("period", "account", "agent", "group", "sessions", "first_response_p50_s",
+               "first_response_p90_s", "handling_p50_s", "queue_wait_p50_s", "queue_wait_p90_s",
+               "abandoned", "sla_breaches", "ratings", "rating_avg"),
 }  # fmt: skip
 SPLIT_COLUMNS = {"type": ("msg_type",), "route": ("route",), "scene": ("scene", "qr_scene"),
-                 "group": ("group",)}  # fmt: skip
+                 "group": ()}  # fmt: skip  # agents: the group column is always there
 # The figure a chart draws and the table's bar column shows, and what names a ranking's row.
 MAIN = {"messages": "inbound", "followers": "new", "menus": "clicks", "keywords": "hits",
-        "unmatched": "count", "broadcasts": "sent", "api": "calls"}  # fmt: skip
+        "unmatched": "count", "broadcasts": "sent", "api": "calls",
+        "agents": "sessions"}  # fmt: skip
 LABEL = {"menus": "key", "keywords": "pattern", "unmatched": "text", "broadcasts": "title",
-         "api": "endpoint"}  # fmt: skip
+         "api": "endpoint", "agents": "agent"}  # fmt: skip
 
 
 def columns(req: Request) -> list[str]:
@@ -744,6 +749,92 @@ def _quota(app: AppContext, names: Sequence[str], endpoint: str) -> int | None:
     return total
 
 
+# --- agents ---------------------------------------------------------------------------------
+
+AGENT_FIGURES = ("sessions", "first_response_p50_s", "first_response_p90_s", "handling_p50_s",
+                 "queue_wait_p50_s", "queue_wait_p90_s", "abandoned", "sla_breaches",
+                 "ratings", "rating_avg")  # fmt: skip
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (from_iso(end) - from_iso(start)).total_seconds()
+
+
+def _nearest(values: list[float], p: int) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1], 1)
+
+
+def _agents(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
+    """Agent sessions by the period they entered the queue: per agent (waits that ended
+    without one under agent null), or per group with --split group. Read from the sessions
+    themselves; a session's SLA is its group's."""
+    span = req.span
+    now = iso(app.clock.now())
+    all_periods = periods(span)
+    groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    for session in rollups.agent_sessions(req.accounts, iso(span.since), iso(span.until)):
+        entered = str(session["entered_at"])
+        period = next(p for p in all_periods if iso(p.start) <= entered < iso(p.end))
+        who = session["grp"] if req.split == "group" else session["agent"]
+        groups.setdefault((period.key, who), []).append(session)
+    rows = []
+    for period in all_periods:
+        found = sorted((k for k in groups if k[0] == period.key), key=lambda k: str(k[1] or ""))
+        for key in found:
+            sessions = groups[key]
+            first = [
+                v
+                for s in sessions
+                if (v := _seconds(s["opened_at"], s["first_response_at"])) is not None
+            ]
+            handling = [
+                v
+                for s in sessions
+                if s["opened_at"] and (v := _seconds(s["opened_at"], s["closed_at"])) is not None
+            ]
+            waits = [
+                v for s in sessions if (v := _seconds(s["entered_at"], s["opened_at"])) is not None
+            ]
+            ratings = [int(s["rating"]) for s in sessions if s["rating"] is not None]
+            row: dict[str, Any] = {"period": shown(period.start), "account": req.account}
+            if req.split == "group":
+                row.update(agent=None, group=key[1])
+            else:
+                row.update(agent=key[1], group=None)
+            row.update({
+                "sessions": len(sessions),
+                "first_response_p50_s": _nearest(first, 50),
+                "first_response_p90_s": _nearest(first, 90),
+                "handling_p50_s": _nearest(handling, 50),
+                "queue_wait_p50_s": _nearest(waits, 50),
+                "queue_wait_p90_s": _nearest(waits, 90),
+                "abandoned": sum(1 for s in sessions if not s["opened_at"] and s["closed_at"]),
+                "sla_breaches": sum(1 for s in sessions if _breached(s, now)),
+                "ratings": len(ratings),
+                "rating_avg": round(sum(ratings) / len(ratings), 2) if ratings else None,
+            })  # fmt: skip
+            rows.append(row)
+    return Outcome(rows, time_series=False)
+
+
+def _breached(session: Mapping[str, Any], now: str) -> bool:
+    """The first response came after the group's SLA, or never came within it."""
+    opened, sla = session["opened_at"], session["sla"]
+    if not opened or sla is None:
+        return False
+    first = _seconds(opened, session["first_response_at"])
+    if first is not None:
+        return bool(first > sla)
+    ended = session["closed_at"] or now
+    waited = _seconds(opened, ended)
+    return waited is not None and waited > sla
+
+
 _BUILDERS: dict[str, Callable[[AppContext, Rollups, Request], Outcome]] = {
     "messages": _messages,
     "followers": _followers,
@@ -751,6 +842,7 @@ _BUILDERS: dict[str, Callable[[AppContext, Rollups, Request], Outcome]] = {
     "keywords": _keywords,
     "broadcasts": _broadcasts,
     "api": _api,
+    "agents": _agents,
 }
 
 

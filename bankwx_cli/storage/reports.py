@@ -343,6 +343,23 @@ class Rollups:
         )
         return [int(r[0]) for r in rows]
 
+    def agent_sessions(
+        self, accounts: Sequence[str], since: str, until: str
+    ) -> list[dict[str, Any]]:
+        """Agent sessions that entered the queue in [since, until), with their agent's and
+        group's names and the group's SLA (seconds)."""
+        clause, params = _in("s.account", "owners", accounts)
+        params.update(since=since, until=until)
+        rows = self.db.all(
+            "SELECT s.entered_at, s.opened_at, s.closed_at, s.first_response_at, s.rating, "  # noqa: S608
+            "a.name AS agent, g.name AS grp, g.sla AS sla FROM agent_sessions s "
+            "LEFT JOIN agents a ON a.id = s.agent_id "
+            "LEFT JOIN agent_groups g ON g.id = s.group_id "
+            f"WHERE {clause} AND s.entered_at >= :since AND s.entered_at < :until",
+            params,
+        )
+        return [dict(r) for r in rows]
+
     def appids(self, accounts: Sequence[str]) -> dict[str, str]:
         """appid -> account name."""
         clause, params = _in("name", "owners", accounts)

@@ -104,7 +104,8 @@ def test_unmatched_texts_are_masked(counted: Bankwx) -> None:
         (["messages", "--account", "main", "--by", "year"], 2, "--by"),
         (["messages", "--account", "main", "--chart", "x.pdf"], 1, "use .png, .svg or .html"),
         (["messages", "--account", "main", "--chart", "no/such/x.png"], 1, "does not exist"),
-        (["agents", "--account", "main"], 2, "No such command 'agents'"),
+        (["alerts", "--account", "main"], 2, "No such command 'alerts'"),
+        (["agents", "--account", "main", "--split", "route"], 1, "use group"),
     ],
 )
 def test_bad_input_is_one_line_and_no_traceback(
