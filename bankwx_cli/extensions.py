@@ -117,6 +117,7 @@ AREAS: tuple[Area, ...] = (
     ),
     Area("branches", "bankwx_cli.domain.branches", ("setting", "action", "message", "event")),
     Area("bank", "bankwx_cli.domain.bank", ("setting", "action")),
+    Area("reports", "bankwx_cli.domain.reports", ("setting",)),
     Area("server", "bankwx_cli.server", ("route",)),
     Area(
         "trials",

@@ -29,6 +29,7 @@ from bankwx_cli.storage.reports import Rollups, hour_of
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.extensions import Registry
 
 NAMES = ("messages", "followers", "menus", "keywords", "agents", "broadcasts", "alerts", "api")
 BY = ("hour", "day", "week", "month", "total")
@@ -734,19 +735,51 @@ def _quota_used(daily: Sequence[Mapping[str, Any]], endpoint: str, period: Perio
 
 
 def _quota(app: AppContext, names: Sequence[str], endpoint: str) -> int | None:
-    """The daily quota of an endpoint (an account's ``api_quotas`` setting, path -> calls a
-    day, first); summed over the accounts of an --all-accounts report, None when one of them
-    has none."""
+    """The daily quota of an endpoint (an account's ``api_quotas`` setting first); summed over
+    the accounts of an --all-accounts report, None when one of them has none."""
+    from bankwx_cli.domain import account_settings
+
     total = 0
     for name in names:
         account = app.store.accounts.get(name)
-        raw = account.settings.get("api_quotas") if account is not None else None
-        overrides = raw if isinstance(raw, Mapping) else {}
+        overrides = account_settings.value(account, "api_quotas") if account else {}
         quota = overrides.get(endpoint, DAILY_QUOTAS.get(endpoint))
         if quota is None:
             return None
         total += int(quota)
     return total
+
+
+def _quotas(value: Any) -> dict[str, int]:
+    """api_quotas: WeChat path (``/cgi-bin/...``, or without it) -> calls a day (1 or more)."""
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    quotas: dict[str, int] = {}
+    for path, number in value.items():
+        path = str(path).strip()
+        if not path or not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            raise ValueError(f"'{path}'")
+        quotas[path if path.startswith("/") else "/cgi-bin/" + path] = number
+    return quotas
+
+
+def install(registry: Registry) -> None:
+    """This area's declarations (bankwx_cli/extensions.py): the api_quotas setting."""
+    from bankwx_cli.domain.account_settings import Setting
+
+    registry.setting(
+        Setting(
+            "api_quotas",
+            "json",
+            {},
+            "Daily quotas of WeChat endpoints for the api report (calls a day); endpoints not "
+            "named keep the protocol sheet's defaults.",
+            "reports",
+            "a JSON object of endpoint to calls a day (1 or more), e.g. "
+            '{"message/custom/send": 1000000}',
+            _quotas,
+        )
+    )
 
 
 # --- agents ---------------------------------------------------------------------------------

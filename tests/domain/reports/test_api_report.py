@@ -82,3 +82,25 @@ def test_the_clients_retries_are_flagged(account: Bankwx, sim: Sim) -> None:
         failed = sum(1 for e in entries if e.get("fault"))
         assert (row["calls"], row["errors"], row["retries"]) == (len(entries), failed, failed)
     assert any(r["retries"] for r in rows)  # the seed makes some calls fail
+
+
+def test_the_accounts_api_quotas_override_the_sheets(
+    app: AppContext, clock: FixedClock, with_account: Bankwx
+) -> None:
+    bad = with_account("account", "set", "main", "api_quotas", '{"user/get": 0}')
+    assert bad.exit_code == 1 and "api_quotas" in bad.stderr
+    done = with_account("account", "set", "main", "api_quotas",
+                        '{"message/custom/send": 1000, "/cgi-bin/freepublish/x": 7}')  # fmt: skip
+    assert done.exit_code == 0, done.output
+    recorder = BufferedRecorder(app.store, clock)
+    clock.set(shanghai("2026-03-01T10:00"))
+    for path in ("/cgi-bin/message/custom/send", "/cgi-bin/freepublish/x", "/cgi-bin/unknown"):
+        recorder.record(_appid(app, "main"), path, "ok", None, 1.0)
+    recorder.flush()
+    rows = json.loads(with_account("report", "api", "--account", "main", "--by", "total",
+                                   "--since", "2026-03-01", "--until", "2026-03-02",
+                                   "--format", "json").stdout)  # fmt: skip
+    assert {r["endpoint"]: r["daily_quota"] for r in rows} == {
+        "/cgi-bin/freepublish/x": 7, "/cgi-bin/message/custom/send": 1000,
+        "/cgi-bin/unknown": None,
+    }  # fmt: skip
