@@ -50,7 +50,8 @@ def traffic_sent(app: AppContext, traffic: Traffic) -> dict[str, Any]:
     with app.store.transaction():
         app.store.messages.claim(row, stale_before=-1.0)
     done = reports.backfill(app)
-    assert [(d.account, d.entries) for d in done] == [("card", 1), ("main", 10)]
+    if not reports.LIVE_MESSAGES:  # else the engine counted them as they came
+        assert [(d.account, d.entries) for d in done] == [("card", 1), ("main", 10)]
     return {"balance": balance, "click": click}
 
 
