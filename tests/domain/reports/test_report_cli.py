@@ -33,7 +33,8 @@ def counted(app: AppContext, traffic: Traffic, with_account: Bankwx) -> Bankwx:
     traffic.text(shanghai("2026-03-02T10:00"), "x", account="card")
     result = with_account("report", "backfill")
     assert result.exit_code == 0, result.output
-    assert result.stderr.endswith("Counted 5 log entries.\n")
+    if not reports.LIVE_MESSAGES:  # else the engine counted them as they came
+        assert result.stderr.endswith("Counted 5 log entries.\n")
     return with_account
 
 

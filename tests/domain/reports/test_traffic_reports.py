@@ -49,6 +49,8 @@ def traffic_sent(app: AppContext, traffic: Traffic) -> dict[str, Any]:
            "msg_id": "77", "dedup_key": "oF:77", "at": at, "claimed_at": 0.0}  # fmt: skip
     with app.store.transaction():
         app.store.messages.claim(row, stale_before=-1.0)
+        if reports.LIVE_MESSAGES:  # what the receiver's claim unit counts
+            reports.count_claim(app.store.rollups, "main", at, "text", "")
     done = reports.backfill(app)
     if not reports.LIVE_MESSAGES:  # else the engine counted them as they came
         assert [(d.account, d.entries) for d in done] == [("card", 1), ("main", 10)]
