@@ -127,11 +127,13 @@ def _table(cli: Cli, req: Any, rows: list[dict[str, Any]], columns: list[str]) -
     top = max((float(r.get(main) or 0) for r in rows), default=0.0) or 1.0
     table = Table(title=f"{req.report} report", show_lines=False)
     for column in columns:
-        table.add_column(column, justify="right" if column == main else "left")
+        table.add_column(column, justify="right" if column == main else "left",
+                         no_wrap=column == "period")  # fmt: skip
     table.add_column("")
     for row in rows:
         cells = [str(_for_people(c, row.get(c))) for c in columns]
-        table.add_row(*cells, Bar(top, 0, float(row.get(main) or 0), width=20))
+        cells[0] = cells[0][:16].replace("T", " ")  # the period, in the bank's time
+        table.add_row(*cells, Bar(top, 0, float(row.get(main) or 0), width=12))
     Console().print(table)
 
 
