@@ -665,7 +665,8 @@ def m0017_rollups(db: Database) -> None:
     no text, in tables of their own that ``messages purge`` leaves whole. Histograms are rows
     of (bucket, n): log-spaced buckets (bankwx_cli/storage/reports.py, ``bucket_of``).
 
-    ``meta['rollups.backfill_to']`` is the point live counting begins: the conversation log's
+    ``messages_unmatched`` is a partial index of the log's unmatched texts (the keywords
+    report's ``--unmatched``). ``meta['rollups.backfill_to']`` is the point live counting begins: the conversation log's
     highest id when this migration ran; ``report backfill`` counts the entries up to it.
     """
     utils = db.utils
@@ -695,6 +696,12 @@ def m0017_rollups(db: Database) -> None:
     table("rollup_agents", agents, ("sessions", "abandoned", "sla_breaches", "ratings",
           "rating_sum"))  # fmt: skip
     table("rollup_agent_times", {**agents, "measure": TEXT, "bucket": INTEGER}, ("n",))
+    # The keywords report's unmatched texts: inbound texts the default reply answered, found
+    # without reading the rest of the log (appended in time order, as the log is).
+    db.execute(
+        "CREATE INDEX messages_unmatched ON messages (account, at) "
+        "WHERE direction = 'in' AND msg_type = 'text' AND route = 'default'"
+    )
     # a call's later attempts (retries, a token refresh's included), per minute as before
     utils.table("api_calls").add_column("retries", INTEGER, not_null_default=0)
     point = db.scalar("SELECT coalesce(max(id), 0) FROM messages")
