@@ -663,11 +663,12 @@ def m0017_rollups(db: Database) -> None:
     """Hourly roll-ups for reports (issue 18): counters and histograms per account and UTC hour
     (``hour``: ``YYYY-MM-DDTHH:00:00Z``; an Asia/Shanghai hour is a UTC hour), with no openid and
     no text, in tables of their own that ``messages purge`` leaves whole. Histograms are rows
-    of (bucket, n): log-spaced buckets (bankwx_cli/storage/reports.py, ``bucket_of``).
+    of (bucket, n): log-spaced buckets (bankwx_cli/models/reports.py, ``bucket_of``).
 
     ``messages_unmatched`` is a partial index of the log's unmatched texts (the keywords
-    report's ``--unmatched``). ``meta['rollups.backfill_to']`` is the point live counting begins: the conversation log's
-    highest id when this migration ran; ``report backfill`` counts the entries up to it.
+    report's ``--unmatched``). ``meta['rollups.backfill_to']`` is the point live counting
+    begins: the conversation log's highest id when this migration ran; ``report backfill``
+    counts the entries up to it.
     """
     utils = db.utils
 
