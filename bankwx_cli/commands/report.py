@@ -188,6 +188,11 @@ _report(
     "  bankwx report agents --split group --by total --format json",
 )
 _report(
+    "alerts",
+    "Alert events by type: received, suppressed, deferred, sent, delivered, SMS, latency.",
+    "  bankwx report alerts --by day\n\n  bankwx report alerts --by total --format json",
+)
+_report(
     "api",
     "WeChat API health per endpoint: calls, errors, retries, latency, daily quota.",
     "  bankwx report api --by hour --since 2026-03-01T08:00\n\n"

@@ -347,10 +347,10 @@ class Outcome:
 def run(app: AppContext, req: Request) -> Outcome:
     """The report's rows, read from one snapshot of the store."""
     builder = _BUILDERS.get(req.report)
-    if builder is None:
+    if builder is None:  # alerts: with the alerts' own roll-ups (issue 17)
         raise BankwxError(
-            f"the {req.report} report is not available in this version of bankwx yet "
-            "(issue 18): see bankwx report --help for the reports there are."
+            f"the {req.report} report is not available in this bankwx yet: it comes with the "
+            "alerts' event counts. See bankwx report --help for the reports there are."
         )
     rollups = app.store.rollups
     with app.store.reading():
