@@ -1035,3 +1035,39 @@ def count_outcome(
     elif event == "unsubscribe":
         unfollow = {"account": account, "hour": hour, "scene": SCENE_UNKNOWN, "qr_scene": ""}
         rollups.add("rollup_followers", unfollow, {"lost": 1})
+
+
+def count_retry_of(rollups: Rollups, message_id: int) -> None:
+    """``count_retry`` for the entry with this id, read in the unit (after ``claim_again``)."""
+    row = rollups.message(message_id)
+    if row is None:
+        return
+    route = str(row["route"] or "") if row["state"] == "done" else None
+    count_retry(rollups, str(row["account"]), str(row["at"]), str(row["msg_type"]),
+                str(row["event"] or ""), route)  # fmt: skip
+
+
+def count_outcome_of(
+    rollups: Rollups,
+    message_id: int,
+    *,
+    key: str = "",
+    menu_version: int = 0,
+    qr_scene: str | None = None,
+    claimed: bool = True,
+) -> None:
+    """``count_outcome`` for the entry with this id as the unit just settled it (after
+    ``Messages.finish`` or ``set_outcome``): its route, outcome, handling time and deliveries
+    read back in the unit."""
+    row = rollups.message(message_id)
+    if row is None:
+        return
+    handling = row["handling_ms"]
+    count_outcome(
+        rollups, str(row["account"]), at=str(row["at"]), msg_type=str(row["msg_type"]),
+        event=str(row["event"] or ""), key=key, route=str(row["route"] or ""),
+        outcome=str(row["outcome"] or ""),
+        handling_ms=None if handling is None else float(handling),
+        deliveries=int(row["deliveries"] or 1), menu_version=menu_version, claimed=claimed,
+        qr_scene=qr_scene,
+    )  # fmt: skip

@@ -305,6 +305,15 @@ class Rollups:
         kept = [str(f) for f in found if f is not None]
         return min(kept) if kept else None
 
+    def message(self, message_id: int) -> dict[str, Any] | None:
+        """What live counting needs of one log entry (a point read by its id)."""
+        row = self.db.one(
+            "SELECT account, at, msg_type, event, state, route, outcome, handling_ms, "
+            "deliveries FROM messages WHERE id = :id",
+            {"id": message_id},
+        )
+        return None if row is None else dict(row)
+
     def menu_deploys(self, account: str) -> list[dict[str, Any]]:
         """The account's deployed menu versions, oldest deploy first: version, deployed_at,
         content (the menu as JSON, '' for a delete)."""

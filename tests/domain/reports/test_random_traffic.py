@@ -152,3 +152,65 @@ def test_live_counting_gives_what_backfill_gives(
         assert [{k: v for k, v in r.items() if k != "account"} for r in live] == [
             {k: v for k, v in r.items() if k != "account"} for r in backfilled
         ], split
+
+
+def test_the_units_counting_by_id_gives_what_backfill_gives(app: AppContext) -> None:
+    """The storage calls of the receiver's units, each followed by the count it makes."""
+    messages, rollups = app.store.messages, app.store.rollups
+
+    def row(n: int, minute: int, msg_type: str = "text", event: str = "") -> dict[str, Any]:
+        return {"account": "main", "openid": f"o{n}", "msg_type": msg_type, "event": event,
+                "content": "", "msg_id": str(n), "dedup_key": f"k{n}",
+                "at": iso(START + timedelta(minutes=minute)), "claimed_at": 0.0}  # fmt: skip
+
+    with app.store.transaction():
+        # the handler path: claim, a retry while it runs, the outcome, a retry after it
+        first = row(1, 30)
+        claim = messages.claim(first, stale_before=-1.0)
+        reports.count_claim(rollups, "main", first["at"], "text", "")
+        messages.claim_again(first, stale_before=-1.0)
+        reports.count_retry_of(rollups, claim.id)
+        messages.finish(claim.id, None, "rule:3", "replied", 12.5, None)
+        reports.count_outcome_of(rollups, claim.id)
+        messages.claim_again(first, stale_before=-1.0)
+        reports.count_retry_of(rollups, claim.id)
+        # the fast path: one write, then a retry
+        quick = row(2, 90)
+        found = messages.insert_answered({**quick, "reply": None, "route": "default",
+                                          "outcome": "replied", "handling_ms": 3.0})  # fmt: skip
+        assert found is not None
+        reports.count_outcome_of(rollups, found, claimed=False)
+        messages.claim_again(quick, stale_before=-1.0)
+        reports.count_retry_of(rollups, found)
+        # a claim left processing, retried once; a menu click settled late
+        stuck = row(3, 24 * 60 + 5)
+        left = messages.claim(stuck, stale_before=-1.0)
+        reports.count_claim(rollups, "main", stuck["at"], "text", "")
+        messages.claim_again(stuck, stale_before=10**12)
+        reports.count_retry_of(rollups, left.id)
+        click = row(4, 24 * 60 + 10, "event", "click")
+        clicked = messages.claim(click, stale_before=-1.0)
+        reports.count_claim(rollups, "main", click["at"], "event", "click")
+        messages.finish(clicked.id, None, "event:click", "unhandled_key", 4100.0, None)
+        reports.count_outcome_of(rollups, clicked.id, key="MENU_X")
+    options = {"since": "2026-02-28", "until": "2026-03-02", "by": "hour"}
+    live = {split: report(app, "messages", account="main", split=split, **options)
+            for split in (None, "route", "type")}  # fmt: skip
+    live_menus = report(app, "menus", account="main", **options)
+    assert live[None][0]["period"] == "2026-02-28T00:00:00+08:00"
+    with app.store.transaction():
+        for table in ("rollup_messages", "rollup_handling", "rollup_keywords", "rollup_menus"):
+            app.store.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+        app.store.db.execute("DELETE FROM meta WHERE key LIKE 'rollups.%'")
+        rollups.raise_backfill_to(rollups.last_log_id())
+        # the click's key as the log keeps it (the row above was written without it)
+        app.store.db.execute("UPDATE messages SET content = 'MENU_X' WHERE msg_type = 'event'")
+    reports.backfill(app, "main")
+    for split, rows in live.items():
+        assert report(app, "messages", account="main", split=split, **options) == rows, split
+    assert report(app, "menus", account="main", **options) == live_menus
+    totals = report(app, "messages", account="main", by="total", since="2026-02-28",
+                    until="2026-03-02")  # fmt: skip
+    assert {k: totals[0][k] for k in ("inbound", "retries", "replied", "default_reply",
+                                      "unanswered")} == {
+        "inbound": 4, "retries": 4, "replied": 2, "default_reply": 1, "unanswered": 2}  # fmt: skip
