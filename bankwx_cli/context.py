@@ -62,7 +62,10 @@ class SealedTokens:
 
 
 class BufferedRecorder:
-    """Counts WeChat calls per account, endpoint and minute; writes them in batches."""
+    """Counts WeChat calls per account, endpoint and minute (``api_calls``), and per hour in the
+    API report's roll-up (calls, errors, retries, latency buckets); writes both in one
+    transaction per flush. Minutes and hours are of ``clock`` (the injected one, not the wall
+    clock)."""
 
     FLUSH_S = 2.0
 
@@ -70,19 +73,38 @@ class BufferedRecorder:
         self.store = store
         self.clock = clock
         self._rows: dict[tuple[str, str, str, str, int], list[float]] = {}
+        self._hours: dict[tuple[str, str, str], list[int]] = {}
+        self._latency: dict[tuple[str, str, str, int], int] = {}
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
 
     def record(
-        self, appid: str, endpoint: str, outcome: str, errcode: int | None, latency_ms: float
+        self,
+        appid: str,
+        endpoint: str,
+        outcome: str,
+        errcode: int | None,
+        latency_ms: float,
+        retry: bool = False,
     ) -> None:
-        bucket = self.clock.now().strftime("%Y-%m-%dT%H:%M:00Z")
+        from bankwx_cli.models.reports import bucket_of
+
+        now = self.clock.now()
+        bucket = now.strftime("%Y-%m-%dT%H:%M:00Z")
+        hour = now.strftime("%Y-%m-%dT%H:00:00Z")
         key = (appid, endpoint, bucket, outcome, errcode or 0)
         with self._lock:
-            entry = self._rows.setdefault(key, [0, 0.0, 0.0])
+            entry = self._rows.setdefault(key, [0, 0.0, 0.0, 0])
             entry[0] += 1
             entry[1] += latency_ms
             entry[2] = max(entry[2], latency_ms)
+            entry[3] += int(retry)
+            counts = self._hours.setdefault((appid, hour, endpoint), [0, 0, 0])
+            counts[0] += 1
+            counts[1] += int(outcome != "ok")
+            counts[2] += int(retry)
+            slot = (appid, hour, endpoint, bucket_of(latency_ms))
+            self._latency[slot] = self._latency.get(slot, 0) + 1
             due = time.monotonic() - self._last_flush > self.FLUSH_S
         if due:
             self.flush()
@@ -90,6 +112,8 @@ class BufferedRecorder:
     def flush(self) -> None:
         with self._lock:
             rows, self._rows = self._rows, {}
+            hours, self._hours = self._hours, {}
+            latency, self._latency = self._latency, {}
             self._last_flush = time.monotonic()
         if rows:
             self.store.api_calls.add(
@@ -103,10 +127,20 @@ class BufferedRecorder:
                         "calls": int(v[0]),
                         "total_ms": v[1],
                         "max_ms": v[2],
+                        "retries": int(v[3]),
                     }
                     for k, v in rows.items()
-                ]
-            )
+                ],
+                hourly=[
+                    {"appid": k[0], "hour": k[1], "endpoint": k[2], "calls": v[0],
+                     "errors": v[1], "retries": v[2]}
+                    for k, v in hours.items()
+                ],
+                latency=[
+                    {"appid": k[0], "hour": k[1], "endpoint": k[2], "bucket": k[3], "n": n}
+                    for k, n in latency.items()
+                ],
+            )  # fmt: skip
 
 
 PRIVATE_UMASK = 0o077

@@ -123,6 +123,7 @@ AREAS: tuple[Area, ...] = (
         ("setting", "route", "sender", "final", "delivery", "before_send", "event"),
     ),
     Area("alert_preferences", "bankwx_cli.domain.alert_preferences", ("action",)),
+    Area("reports", "bankwx_cli.domain.reports", ("setting",)),
     Area("server", "bankwx_cli.server", ("route",)),
     Area("binding", "bankwx_cli.domain.binding_page", ("route",)),
     Area(

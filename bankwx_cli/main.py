@@ -109,6 +109,11 @@ COMMANDS: dict[str, Entry] = {
         "Broadcasts: create, preview, submit, approve, send (now or by cron), track.",
     ),
     "template": Entry(_C + "template", "app", "Template messages: sync from WeChat, list, show."),
+    "report": Entry(
+        _C + "report",
+        "app",
+        "Reports: messages, followers, menus, keywords, agents, broadcasts, WeChat API health.",
+    ),
     "agent": Entry(
         _C + "agent",
         "app",

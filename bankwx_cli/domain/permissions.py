@@ -105,7 +105,7 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "supervisor": (
         "Agent oversight and reports.",
-        ("*.read", "agent.work", "agent.supervise", "report.*", "messages.export", "alert.show"),
+        ("*.read", "agent.work", "agent.supervise", "messages.export", "alert.show"),
     ),
     "auditor": (
         "Read-only: everything, and the audit log.",

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from bankwx_cli.storage.followers import Followers
     from bankwx_cli.storage.menus import MenuVersions
     from bankwx_cli.storage.outbox import Outbox
+    from bankwx_cli.storage.reports import Rollups
     from bankwx_cli.storage.sealed import Census, SealedColumn
     from bankwx_cli.storage.tags import Tags
     from bankwx_cli.storage.windows import Windows
@@ -169,9 +170,21 @@ class Store:
 
         return AlertPreferencesStore(self.db)
 
+    @cached_property
+    def rollups(self) -> Rollups:
+        from bankwx_cli.storage.reports import Rollups
+
+        return Rollups(self.db)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self.db.transaction():
+            yield
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One snapshot for several reads, never the write lock (``Database.reading``)."""
+        with self.db.reading():
             yield
 
     def get_meta(self, key: str) -> str | None:

@@ -196,6 +196,29 @@ class Database:
             self._depth = 0
             self.conn.execute("COMMIT")
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One snapshot for several reads (a report): ``BEGIN DEFERRED`` and a first read, so
+        that every read inside sees the store as it was committed at that moment, whatever
+        others write meanwhile. Never takes the write lock; nothing inside may write. Nested
+        inside a transaction (or another snapshot), it joins it."""
+        with self._lock:
+            if self._depth or self.conn.in_transaction:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN DEFERRED")
+            self._depth = 1
+            try:
+                self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot
+                yield
+            finally:
+                self._depth = 0
+                self.conn.execute("ROLLBACK")
+
     @property
     def in_transaction(self) -> bool:
         return self._depth > 0

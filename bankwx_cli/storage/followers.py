@@ -14,6 +14,7 @@ tags.py.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from bankwx_cli.models.followers import (
     Profile,
 )
 from bankwx_cli.storage.db import Database
+from bankwx_cli.storage.reports import Rollups
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Follower)
@@ -232,6 +234,7 @@ class Followers:
         """Record a page of followers the store did not know, with their profiles (a
         follower without one is stored without, for a later fetch): each row is written
         once, complete."""
+        Rollups(self.db).count_sync_follows(account, infos, at, listed=True)  # reports
         ordered = sorted(openids)
         base = self._next_seq(account)
         by_openid = {info.openid: info for info in infos}
@@ -271,11 +274,15 @@ class Followers:
     def mark_unlisted(self, account: str, pass_no: int, at: str, batch: int) -> int:
         """Mark up to batch subscribed followers the complete pass did not list as
         unsubscribed; returns how many (0 when none is left)."""
+        params = {"a": account, "p": pass_no, "at": at, "n": batch}
+        found = [str(r[0]) for r in self.db.all(
+            "SELECT openid FROM followers WHERE account = :a AND subscribed = 1 "
+            "AND seen_pass < :p LIMIT :n", params)]  # fmt: skip
+        Rollups(self.db).count_sync_losses(account, found, at)  # reports
         cursor = self.db.execute(
             "UPDATE followers SET subscribed = 0, listed_at = :at WHERE account = :a "
-            "AND openid IN (SELECT openid FROM followers WHERE account = :a "
-            "AND subscribed = 1 AND seen_pass < :p LIMIT :n)",
-            {"a": account, "p": pass_no, "at": at, "n": batch},
+            "AND openid IN (SELECT value FROM json_each(:found))",
+            {**params, "found": json.dumps(found)},
         )
         return int(cursor.rowcount)
 
@@ -325,6 +332,8 @@ class Followers:
         """
         current = [info for info in infos if info.subscribed]
         gone = [str(info.openid) for info in infos if not info.subscribed]
+        Rollups(self.db).count_sync_follows(account, current, at)  # reports
+        Rollups(self.db).count_sync_losses(account, gone, at)
         for some in _chunks(current):
             params: list[Any] = []
             for info in some:

@@ -16,7 +16,7 @@ different index in the schema than the constraint released).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from bankwx_cli.errors import StoreError
@@ -774,6 +774,60 @@ def m0016_bind_sessions(db: Database) -> None:
     )  # fmt: skip
 
 
+def m0017_rollups(db: Database) -> None:
+    """Hourly roll-ups for reports (issue 18): counters and histograms per account and UTC hour
+    (``hour``: ``YYYY-MM-DDTHH:00:00Z``; an Asia/Shanghai hour is a UTC hour), with no openid and
+    no text, in tables of their own that ``messages purge`` leaves whole. Histograms are rows
+    of (bucket, n): log-spaced buckets (bankwx_cli/models/reports.py, ``bucket_of``).
+
+    ``messages_unmatched`` is a partial index of the log's unmatched texts (the keywords
+    report's ``--unmatched``). ``meta['rollups.backfill_to']`` is the point live counting
+    begins: the conversation log's highest id when this migration ran; ``report backfill``
+    counts the entries up to it.
+    """
+    utils = db.utils
+
+    def table(name: str, keys: Mapping[str, type], counters: tuple[str, ...]) -> None:
+        columns: dict[str, type] = {**keys, **dict.fromkeys(counters, INTEGER)}
+        utils.table(name).create(
+            columns,
+            pk=tuple(keys),
+            not_null=set(columns),
+            defaults=dict.fromkeys(counters, 0),
+        )
+
+    messages = {"account": TEXT, "hour": TEXT, "msg_type": TEXT, "route": TEXT}
+    table("rollup_messages", messages, ("inbound", "retries", "replied", "default_reply", "late",
+          "late_no_window", "unanswered", "failed", "no_reply"))  # fmt: skip
+    table("rollup_handling", {**messages, "bucket": INTEGER}, ("n",))
+    table("rollup_followers", {"account": TEXT, "hour": TEXT, "scene": TEXT, "qr_scene": TEXT},
+          ("new", "lost"))  # fmt: skip
+    table("rollup_menus", {"account": TEXT, "hour": TEXT, "menu_version": INTEGER,
+          "event": TEXT, "key": TEXT}, ("clicks",))  # fmt: skip
+    table("rollup_keywords", {"account": TEXT, "hour": TEXT, "rule_id": INTEGER}, ("hits",))
+    api = {"appid": TEXT, "hour": TEXT, "endpoint": TEXT}
+    table("rollup_api", api, ("calls", "errors", "retries"))
+    table("rollup_api_latency", {**api, "bucket": INTEGER}, ("n",))
+    agents = {"account": TEXT, "hour": TEXT, "group_id": INTEGER, "agent_id": INTEGER}
+    table("rollup_agents", agents, ("sessions", "abandoned", "sla_breaches", "ratings",
+          "rating_sum"))  # fmt: skip
+    table("rollup_agent_times", {**agents, "measure": TEXT, "bucket": INTEGER}, ("n",))
+    # The keywords report's unmatched texts: inbound texts the default reply answered, found
+    # without reading the rest of the log (appended in time order, as the log is).
+    db.execute(
+        "CREATE INDEX messages_unmatched ON messages (account, at) "
+        "WHERE direction = 'in' AND msg_type = 'text' AND route = 'default'"
+    )
+    # a call's later attempts (retries, a token refresh's included), per minute as before
+    utils.table("api_calls").add_column("retries", INTEGER, not_null_default=0)
+    point = db.scalar("SELECT coalesce(max(id), 0) FROM messages")
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('rollups.backfill_to', :v) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        {"v": str(point)},
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0001_foundation", m0001_foundation),
     ("m0002_wechat", m0002_wechat),
@@ -791,6 +845,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0014_alerts", m0014_alerts),
     ("m0015_alert_prefs", m0015_alert_prefs),
     ("m0016_bind_sessions", m0016_bind_sessions),
+    ("m0017_rollups", m0017_rollups),
 ]
 
 

@@ -75,20 +75,36 @@ class ApiCalls:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        """Add counted calls: appid, endpoint, bucket, outcome, errcode, calls, total_ms, max_ms."""
+    def add(
+        self,
+        rows: list[dict[str, Any]],
+        hourly: list[dict[str, Any]] | None = None,
+        latency: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Add counted calls (appid, endpoint, bucket, outcome, errcode, calls, total_ms,
+        max_ms, retries), and in the same transaction the API report's hourly roll-up:
+        ``hourly`` (appid, hour, endpoint, calls, errors, retries) and ``latency`` (appid,
+        hour, endpoint, bucket, n)."""
+        from bankwx_cli.storage.reports import Rollups
+
+        rollups = Rollups(self.db)
         with self.db.transaction():
             for row in rows:
                 self.db.execute(
                     "INSERT INTO api_calls (appid, endpoint, bucket, outcome, errcode, calls, "
-                    "total_ms, max_ms) VALUES (:appid, :endpoint, :bucket, :outcome, :errcode, "
-                    ":calls, :total_ms, :max_ms) "
+                    "total_ms, max_ms, retries) VALUES (:appid, :endpoint, :bucket, :outcome, "
+                    ":errcode, :calls, :total_ms, :max_ms, :retries) "
                     "ON CONFLICT (appid, endpoint, bucket, outcome, errcode) DO UPDATE SET "
                     "calls = api_calls.calls + excluded.calls, "
                     "total_ms = api_calls.total_ms + excluded.total_ms, "
-                    "max_ms = max(api_calls.max_ms, excluded.max_ms)",
-                    row,
+                    "max_ms = max(api_calls.max_ms, excluded.max_ms), "
+                    "retries = api_calls.retries + excluded.retries",
+                    {"retries": 0, **row},
                 )
+            for hour in hourly or ():
+                rollups.add("rollup_api", hour, hour)
+            for slot in latency or ():
+                rollups.add("rollup_api_latency", slot, slot)
 
     def summary(self, appid: str | None = None, since: str | None = None) -> list[ApiCallSummary]:
         where, params = [], {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -48,7 +49,13 @@ T = TypeVar("T")
 
 class CallRecorder(Protocol):
     def record(
-        self, appid: str, endpoint: str, outcome: str, errcode: int | None, latency_ms: float
+        self,
+        appid: str,
+        endpoint: str,
+        outcome: str,
+        errcode: int | None,
+        latency_ms: float,
+        retry: bool = False,
     ) -> None: ...
 
 
@@ -64,6 +71,9 @@ class _Session(requests.Session):
         self.appid = appid
         self.recorder = recorder
         self.headers["User-Agent"] = "bankwx"
+        # Whether the request being made is a later attempt of a call (a retry, a token
+        # refresh's included): per thread, set by WeChatClient._with_retries.
+        self.attempts = threading.local()
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         url = url.decode() if isinstance(url, bytes) else url
@@ -99,7 +109,8 @@ class _Session(requests.Session):
     def _record(self, endpoint: str, outcome: str, errcode: int | None, started: float) -> None:
         if self.recorder is not None:
             latency = (time.perf_counter() - started) * 1000
-            self.recorder.record(self.appid, endpoint, outcome, errcode, latency)
+            retry = bool(getattr(self.attempts, "retry", False))
+            self.recorder.record(self.appid, endpoint, outcome, errcode, latency, retry)
 
 
 def _log_call(
@@ -239,6 +250,14 @@ class WeChatClient:
         return self.call(lambda wx: wx.post(WECHAT_HOST + path, data=data), idempotent)
 
     def _with_retries(self, fn: Callable[[], T], allow_refresh: bool, idempotent: bool = True) -> T:
+        attempts = self.session.attempts
+        outer = getattr(attempts, "retry", False)  # a token fetch inside a call's attempt
+        try:
+            return self._attempts(fn, allow_refresh, idempotent)
+        finally:
+            attempts.retry = outer
+
+    def _attempts(self, fn: Callable[[], T], allow_refresh: bool, idempotent: bool) -> T:
         started = time.monotonic()
         refreshed = False
         attempt = 0
@@ -246,6 +265,7 @@ class WeChatClient:
             attempt += 1
             unreachable = ""  # the cause, when the address could not be reached at all
             try:
+                self.session.attempts.retry = attempt > 1
                 return fn()
             except WeChatClientException as exc:
                 errcode = None if exc.errcode is None else int(exc.errcode)

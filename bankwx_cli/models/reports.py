@@ -1,0 +1,69 @@
+"""Reports' plain values: log-spaced histogram buckets and the periods of a report.
+
+A duration (milliseconds, or seconds for agents) is counted in bucket ``b`` when
+``RATIO ** b <= value < RATIO ** (b + 1)``: bounds a factor 1.1 apart, so the geometric middle
+of a bucket, which a percentile reports, is within 5% (``sqrt(1.1) - 1``) of every value in it.
+Values below ``FLOOR`` share the lowest bucket.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+RATIO = 1.1
+FLOOR = 0.01
+_LOG = math.log(RATIO)
+LOWEST = math.floor(math.log(FLOOR) / _LOG)
+
+
+def bucket_of(value: float) -> int:
+    """The histogram bucket of a duration (non-negative)."""
+    if value <= FLOOR:
+        return LOWEST
+    found = math.floor(math.log(value) / _LOG)
+    # floating point: keep RATIO ** b <= value < RATIO ** (b + 1)
+    if RATIO**found > value:
+        found -= 1
+    elif RATIO ** (found + 1) <= value:
+        found += 1
+    return max(found, LOWEST)
+
+
+def middle_of(bucket: int) -> float:
+    """The geometric middle of a bucket: what a percentile in it reports."""
+    return float(RATIO ** (bucket + 0.5))
+
+
+def percentile(histogram: Mapping[int, int], p: float) -> float | None:
+    """The p-th percentile (nearest rank) of the counted values, as its bucket's middle; None
+    when nothing was counted."""
+    total = sum(histogram.values())
+    if total <= 0:
+        return None
+    rank = max(1, math.ceil(p / 100 * total))
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if seen >= rank:
+            return middle_of(bucket)
+    return middle_of(max(histogram))  # pragma: no cover - the ranks add up to total
+
+
+def merge(into: dict[int, int], rows: Iterable[tuple[int, int]]) -> dict[int, int]:
+    for bucket, n in rows:
+        into[bucket] = into.get(bucket, 0) + n
+    return into
+
+
+@dataclass(frozen=True)
+class Period:
+    """One period of a report: its key (as the store groups it) and the UTC instants it
+    covers, [start, end): the range's own start or end where the range cuts it, which is also
+    what its rows show as their period."""
+
+    key: str
+    start: datetime
+    end: datetime

@@ -1,0 +1,377 @@
+"""Reports' tables: the hourly roll-ups (m0017) and the reads of a report.
+
+A roll-up row is per account (``appid`` for the API's) and UTC hour (``hour``:
+``YYYY-MM-DDTHH:00:00Z``), with no openid and no text. Every write adds to counters
+(``INSERT ... ON CONFLICT DO UPDATE SET c = c + excluded.c``) and joins the caller's
+transaction: a roll-up is written in the transaction of the change it counts, never in one of
+its own, so a unit that runs twice (its first run rolled back) counts once.
+
+Reads group the hours into a report's periods in SQL (an Asia/Shanghai hour is a UTC hour, +8,
+no daylight saving): days, weeks (Monday first) and months are sums of hours.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bankwx_cli.models.followers import Profile
+from bankwx_cli.storage.db import Database
+
+# table -> (key columns, counter columns)
+TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "rollup_messages": (
+        ("account", "hour", "msg_type", "route"),
+        (
+            "inbound",
+            "retries",
+            "replied",
+            "default_reply",
+            "late",
+            "late_no_window",
+            "unanswered",
+            "failed",
+            "no_reply",
+        ),
+    ),
+    "rollup_handling": (("account", "hour", "msg_type", "route", "bucket"), ("n",)),
+    "rollup_followers": (("account", "hour", "scene", "qr_scene"), ("new", "lost")),
+    "rollup_menus": (("account", "hour", "menu_version", "event", "key"), ("clicks",)),
+    "rollup_keywords": (("account", "hour", "rule_id"), ("hits",)),
+    "rollup_api": (("appid", "hour", "endpoint"), ("calls", "errors", "retries")),
+    "rollup_api_latency": (("appid", "hour", "endpoint", "bucket"), ("n",)),
+    "rollup_agents": (
+        ("account", "hour", "group_id", "agent_id"),
+        ("sessions", "abandoned", "sla_breaches", "ratings", "rating_sum"),
+    ),
+    "rollup_agent_times": (
+        ("account", "hour", "group_id", "agent_id", "measure", "bucket"),
+        ("n",),
+    ),
+}
+
+# A report's period, as SQL over the UTC ``hour`` column: the key the domain makes for it.
+PERIODS: dict[str, str] = {
+    "hour": "hour",
+    "day": "strftime('%Y-%m-%d', hour, '+8 hours')",
+    "week": "date(hour, '+8 hours', '-6 days', 'weekday 1')",
+    "month": "strftime('%Y-%m', hour, '+8 hours')",
+    "total": "''",
+}
+
+BACKFILL_TO = "rollups.backfill_to"
+BACKFILLED = "rollups.backfilled:"  # + account: the last log id counted
+
+
+def hour_of(at: str) -> str:
+    """The roll-up hour of an ISO UTC time (``2026-03-01T05:12:00.000000Z``)."""
+    return at[:13] + ":00:00Z"
+
+
+def _upsert_sql(table: str) -> str:
+    keys, counters = TABLES[table]
+    columns = (*keys, *counters)
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - names from TABLES
+        f"VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {adds}"
+    )
+
+
+_UPSERTS = {table: _upsert_sql(table) for table in TABLES}
+
+
+def _in(column: str, name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    clause = f"{column} IN (SELECT value FROM json_each(:{name}))"  # noqa: S608 - our names
+    return clause, {name: json.dumps(list(values))}
+
+
+class Rollups:
+    """The roll-up tables: counts added by the writers, sums read by reports."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- writes (inside the caller's transaction) ---------------------------------------------
+
+    def add(self, table: str, keys: Mapping[str, Any], counts: Mapping[str, int]) -> None:
+        """Add counts to one roll-up row (the counters not given add 0)."""
+        key_names, counters = TABLES[table]
+        row = {k: keys[k] for k in key_names}
+        row.update({c: int(counts.get(c, 0)) for c in counters})
+        self.db.execute(_UPSERTS[table], row)
+
+    def add_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Add several rows (each with its keys and counters, missing counters 0)."""
+        key_names, counters = TABLES[table]
+        sql = _UPSERTS[table]
+        with self.db.transaction():
+            for given in rows:
+                row = {k: given[k] for k in key_names}
+                row.update({c: int(given.get(c, 0)) for c in counters})
+                self.db.execute(sql, row)
+
+    # --- the follower sync's follows and unfollows (in the sync's own transactions) ----------
+    #
+    # Each follow and unfollow is counted once, by whichever sees it first. The engine counts
+    # the subscribe and unsubscribe events it logs (and records them in ``follower_state``);
+    # the sync counts what the engine did not see: a follower whose first profile since being
+    # listed (anew) it saves, unless the engine saw the follow, is new in the hour of the
+    # profile's subscribe_time (else the sync's) under its subscribe_scene; one found gone,
+    # unless the engine saw the unfollow, is lost in the hour of the sync under the scene of
+    # the follow it ends.
+
+    def _rows_of(self, table: str, account: str, openids: Sequence[str], columns: str) -> Any:
+        clause, params = _in("openid", "openids", openids)
+        params["a"] = account
+        return self.db.all(
+            f"SELECT openid, {columns} FROM {table} WHERE account = :a AND {clause}",  # noqa: S608
+            params,
+        )
+
+    def count_sync_follows(
+        self, account: str, infos: Sequence[Profile], at: str, listed: bool = False
+    ) -> None:
+        """Count the new followers among profiles about to be saved (call before saving):
+        those listed without a profile yet (``listed``: every one, a first load's page)."""
+        openids = [i.openid for i in infos if i.subscribed]
+        if not openids:
+            return
+        fresh = set(openids) if listed else {
+            str(r[0]) for r in self._rows_of("followers", account, openids, "profile_at")
+            if r[1] is None
+        }  # fmt: skip
+        seen = {
+            str(r[0])
+            for r in self._rows_of("follower_state", account, openids, "subscribed")
+            if r[1] == 1
+        }
+        counts: dict[tuple[str, str, str], int] = {}
+        for info in infos:
+            openid = info.openid
+            if openid not in fresh or openid in seen or not info.subscribed:
+                continue
+            stamp = int(info.subscribe_time or 0)
+            hour = (
+                datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:00:00Z")
+                if stamp else hour_of(at)
+            )  # fmt: skip
+            scene = str(info.subscribe_scene or "") or "unknown"
+            qr = str(info.qr_scene_str or "") or str(info.qr_scene or "")
+            key = (hour, scene, qr if qr not in ("", "0") else "")
+            counts[key] = counts.get(key, 0) + 1
+        for (hour, scene, qr), n in counts.items():
+            keys = {"account": account, "hour": hour, "scene": scene, "qr_scene": qr}
+            self.add("rollup_followers", keys, {"new": n})
+
+    def count_sync_losses(self, account: str, openids: Sequence[str], at: str) -> None:
+        """Count followers the sync found gone (call before marking them: those it still
+        held subscribed), unless the engine saw the unfollow."""
+        if not openids:
+            return
+        rows = self._rows_of("followers", account, openids,
+                             "subscribed, subscribe_scene, qr_scene, qr_scene_str")  # fmt: skip
+        unfollowed = {
+            str(r[0])
+            for r in self._rows_of("follower_state", account, openids, "subscribed")
+            if r[1] == 0
+        }
+        counts: dict[tuple[str, str], int] = {}
+        for openid, subscribed, scene, qr_scene, qr_scene_str in rows:
+            if subscribed != 1 or openid in unfollowed:
+                continue
+            qr = str(qr_scene_str or "") or (str(qr_scene) if qr_scene else "")
+            key = (str(scene or "") or "unknown", qr)
+            counts[key] = counts.get(key, 0) + 1
+        for (scene, qr), n in counts.items():
+            keys = {"account": account, "hour": hour_of(at), "scene": scene, "qr_scene": qr}
+            self.add("rollup_followers", keys, {"lost": n})
+
+    # --- reads (inside a snapshot: Database.reading) -------------------------------------------
+
+    def sums(
+        self,
+        table: str,
+        owners: Sequence[str],
+        since: str,
+        until: str,
+        by: str,
+        split: Sequence[str] = (),
+        where: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Counters summed per period (``period``: the key of PERIODS[by]) and split column,
+        of the owners' rows (accounts, or appids for the API's tables) in [since, until)."""
+        key_names, counters = TABLES[table]
+        owner = key_names[0]
+        for column in (*split, *(where or {})):
+            if column not in key_names:
+                raise ValueError(f"{table} has no column {column}")
+        clause, params = _in(owner, "owners", owners)
+        conditions = [clause, "hour >= :since", "hour < :until"]
+        params.update(since=since, until=until)
+        for i, (column, value) in enumerate((where or {}).items()):
+            conditions.append(f"{column} = :w{i}")
+            params[f"w{i}"] = value
+        groups = ", ".join(["period", *split])
+        sums = ", ".join(f"sum({c}) AS {c}" for c in counters)
+        selected = ", ".join([f"{PERIODS[by]} AS period", *split, sums])
+        sql = (
+            f"SELECT {selected} FROM {table} "  # noqa: S608 - names from TABLES and PERIODS
+            f"WHERE {' AND '.join(conditions)} GROUP BY {groups}"
+        )
+        return [dict(r) for r in self.db.all(sql, params)]
+
+    def daily_calls(self, appids: Sequence[str], since: str, until: str) -> list[dict[str, Any]]:
+        """API calls per endpoint, Asia/Shanghai day and hour (for the daily quota)."""
+        clause, params = _in("appid", "owners", appids)
+        params.update(since=since, until=until)
+        sql = (
+            "SELECT endpoint, strftime('%Y-%m-%d', hour, '+8 hours') AS day, hour, "  # noqa: S608
+            f"sum(calls) AS calls FROM rollup_api WHERE {clause} AND hour >= :since "
+            "AND hour < :until GROUP BY endpoint, hour"
+        )
+        return [dict(r) for r in self.db.all(sql, params)]
+
+    # --- what the backfill reads and records ---------------------------------------------------
+
+    def backfill_to(self) -> int:
+        """The log id live counting starts after (recorded by the migration)."""
+        value = self.db.scalar("SELECT value FROM meta WHERE key = :k", {"k": BACKFILL_TO})
+        return int(value or 0)
+
+    def raise_backfill_to(self, point: int) -> None:
+        """Move the backfill's end forward (while nothing counts the log live)."""
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (:k, :v) ON CONFLICT (key) DO UPDATE SET "
+            "value = CASE WHEN CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER) "
+            "THEN excluded.value ELSE meta.value END",
+            {"k": BACKFILL_TO, "v": str(point)},
+        )
+
+    def backfilled(self, account: str) -> int:
+        value = self.db.scalar("SELECT value FROM meta WHERE key = :k", {"k": BACKFILLED + account})
+        return int(value or 0)
+
+    def set_backfilled(self, account: str, last_id: int) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (:k, :v) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            {"k": BACKFILLED + account, "v": str(last_id)},
+        )
+
+    def last_log_id(self) -> int:
+        return int(self.db.scalar("SELECT coalesce(max(id), 0) FROM messages") or 0)
+
+    def log_batch(self, account: str, after: int, upto: int, limit: int) -> list[dict[str, Any]]:
+        """The account's inbound log entries with ids in (after, upto], oldest first."""
+        return [
+            dict(r)
+            for r in self.db.all(
+                "SELECT id, msg_type, event, content, route, outcome, handling_ms, deliveries, "
+                "state, at FROM messages WHERE id > :after AND id <= :upto "
+                "AND account = :account AND direction = 'in' ORDER BY id LIMIT :limit",
+                {"account": account, "after": after, "upto": upto, "limit": limit},
+            )
+        ]
+
+    def unmatched(self, accounts: Sequence[str], since: str, until: str) -> list[dict[str, Any]]:
+        """Inbound texts answered by the default reply in [since, until): at, openid, content
+        (masked when logged)."""
+        found: list[dict[str, Any]] = []
+        for account in accounts:
+            found += [
+                dict(r)
+                for r in self.db.all(
+                    "SELECT at, openid, content FROM messages WHERE account = :a "
+                    "AND at >= :since AND at < :until AND direction = 'in' "
+                    "AND msg_type = 'text' AND route = 'default'",
+                    {"a": account, "since": since, "until": until},
+                )
+            ]
+        return found
+
+    def oldest_text_at(self, accounts: Sequence[str]) -> str | None:
+        """When the oldest inbound text of these accounts' log arrived (None: there is none)."""
+        found = [
+            self.db.scalar(
+                "SELECT min(at) FROM messages WHERE account = :a AND direction = 'in' "
+                "AND msg_type = 'text'",
+                {"a": a},
+            )
+            for a in accounts
+        ]
+        kept = [str(f) for f in found if f is not None]
+        return min(kept) if kept else None
+
+    def message(self, message_id: int) -> dict[str, Any] | None:
+        """What live counting needs of one log entry (a point read by its id)."""
+        row = self.db.one(
+            "SELECT account, at, msg_type, event, state, route, outcome, handling_ms, "
+            "deliveries FROM messages WHERE id = :id",
+            {"id": message_id},
+        )
+        return None if row is None else dict(row)
+
+    def menu_deploys(self, account: str) -> list[dict[str, Any]]:
+        """The account's deployed menu versions, oldest deploy first: version, deployed_at,
+        content (the menu as JSON, '' for a delete)."""
+        return [
+            dict(r)
+            for r in self.db.all(
+                "SELECT version, deployed_at, content FROM menu_versions WHERE account = :a "
+                "AND deployed_at IS NOT NULL ORDER BY deployed_at, version",
+                {"a": account},
+            )
+        ]
+
+    def menu_content(self, account: str, version: int) -> str | None:
+        value = self.db.scalar(
+            "SELECT content FROM menu_versions WHERE account = :a AND version = :v",
+            {"a": account, "v": version},
+        )
+        return None if value is None else str(value)
+
+    def keyword_rules(self, accounts: Sequence[str]) -> dict[int, dict[str, Any]]:
+        """Rules by id (removed ones too, when the store keeps them)."""
+        clause, params = _in("account", "owners", accounts)
+        rows = self.db.all(f"SELECT * FROM keyword_rules WHERE {clause}", params)  # noqa: S608
+        return {int(r["id"]): dict(r) for r in rows}
+
+    def broadcasts(self, accounts: Sequence[str], since: str, until: str) -> list[int]:
+        """Ids of the broadcasts sent (``started_at``), or created when unsent, in the range."""
+        clause, params = _in("account", "owners", accounts)
+        params.update(since=since, until=until)
+        rows = self.db.all(
+            "SELECT id FROM broadcasts WHERE "  # noqa: S608 - a fixed clause
+            f"{clause} AND coalesce(started_at, created_at) >= :since "
+            "AND coalesce(started_at, created_at) < :until "
+            "ORDER BY coalesce(started_at, created_at), id",
+            params,
+        )
+        return [int(r[0]) for r in rows]
+
+    def agent_sessions(
+        self, accounts: Sequence[str], since: str, until: str
+    ) -> list[dict[str, Any]]:
+        """Agent sessions that entered the queue in [since, until), with their agent's and
+        group's names and the group's SLA (seconds)."""
+        clause, params = _in("s.account", "owners", accounts)
+        params.update(since=since, until=until)
+        rows = self.db.all(
+            "SELECT s.entered_at, s.opened_at, s.closed_at, s.first_response_at, s.rating, "  # noqa: S608
+            "a.name AS agent, g.name AS grp, g.sla AS sla FROM agent_sessions s "
+            "LEFT JOIN agents a ON a.id = s.agent_id "
+            "LEFT JOIN agent_groups g ON g.id = s.group_id "
+            f"WHERE {clause} AND s.entered_at >= :since AND s.entered_at < :until",
+            params,
+        )
+        return [dict(r) for r in rows]
+
+    def appids(self, accounts: Sequence[str]) -> dict[str, str]:
+        """appid -> account name."""
+        clause, params = _in("name", "owners", accounts)
+        rows = self.db.all(f"SELECT appid, name FROM accounts WHERE {clause}", params)  # noqa: S608
+        return {str(r[0]): str(r[1]) for r in rows}
