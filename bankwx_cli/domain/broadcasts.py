@@ -47,7 +47,7 @@ from bankwx_cli.models.broadcasts import (
     TemplateContent,
     TextContent,
 )
-from bankwx_cli.models.outbox import UnitCounts
+from bankwx_cli.models.outbox import UnitCounts, UnitFilter
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -907,7 +907,7 @@ def status(app: AppContext, broadcast_id: int, account: str | None = None) -> Br
     b = _load(app, "broadcast.read", broadcast_id, account)
     deliveries: dict[str, int] = {}
     if isinstance(b.content, TemplateContent):
-        for unit in app.store.outbox.all({"source": b.source}, None):
+        for unit in app.store.outbox.all(UnitFilter(source=b.source), None):
             key = unit.delivery_status or "awaiting result"
             key = "failed" if key.startswith("failed") else key
             deliveries[key] = deliveries.get(key, 0) + 1

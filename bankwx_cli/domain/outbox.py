@@ -58,7 +58,7 @@ from bankwx_cli.errors import (
 )
 from bankwx_cli.extensions import Sender, SourceHooks
 from bankwx_cli.models.batches import BatchFailure, BatchReport, ProgressBar
-from bankwx_cli.models.outbox import Claimed, OutboxRun, OutboxUnit, SendResult
+from bankwx_cli.models.outbox import Claimed, OutboxRun, OutboxUnit, SendResult, UnitFilter
 from bankwx_cli.models.replies import ImageReply, NewsReply, Reply, TextReply
 from bankwx_cli.storage.outbox import UNREADABLE
 
@@ -757,7 +757,7 @@ class Dispatcher:
         return tally.report()
 
     def _others_sending(self) -> bool:
-        rows = self.app.store.outbox.all({"state": "sending", "account": self.account}, 1)
+        rows = self.app.store.outbox.all(UnitFilter(state="sending", account=self.account), 1)
         return bool(rows)
 
     def _paused_everything(self) -> bool:
@@ -765,7 +765,7 @@ class Dispatcher:
         now = self.app.clock.time()
         if self.app.store.outbox.due(now, 1, self.account):
             return False
-        pending = self.app.store.outbox.all({"state": "pending", "account": self.account}, 1)
+        pending = self.app.store.outbox.all(UnitFilter(state="pending", account=self.account), 1)
         return bool(pending) and pending[0].next_attempt_at <= now
 
 
@@ -875,7 +875,7 @@ def list_(
     if lane and lane not in LANES:
         raise ValidationError(f"--lane '{lane}' is invalid: use {', '.join(LANES)}.")
     name = accounts.get(app, account).name if account else None
-    return app.store.outbox.all({"state": state, "lane": lane, "account": name}, limit)
+    return app.store.outbox.all(UnitFilter(state=state, lane=lane, account=name), limit)
 
 
 def run(

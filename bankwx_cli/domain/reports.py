@@ -24,6 +24,7 @@ from bankwx_cli.clock import from_iso, iso, parse_user_time
 from bankwx_cli.domain import accounts
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import BankwxError, ValidationError
+from bankwx_cli.models.outbox import UnitFilter
 from bankwx_cli.models.reports import Period, bucket_of, merge, percentile
 from bankwx_cli.storage.reports import Rollups, hour_of
 
@@ -610,7 +611,7 @@ def _broadcasts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         if isinstance(b.content, TemplateContent):
             failed_deliveries = sum(
                 1
-                for unit in app.store.outbox.all({"source": b.source}, None)
+                for unit in app.store.outbox.all(UnitFilter(source=b.source), None)
                 if (unit.delivery_status or "").startswith("failed")
             )
             sent, filtered, failed = units.get("sent"), 0, failed_deliveries + lost_units
@@ -643,7 +644,7 @@ def _mass_followers(app: AppContext, source: str, audience: int) -> int:
     openids a unit lists, or the whole audience for a unit sent to a tag or to all."""
     lost = 0
     for state in ("failed", "unknown"):
-        for unit in app.store.outbox.all({"source": source, "state": state}, None):
+        for unit in app.store.outbox.all(UnitFilter(source=source, state=state), None):
             touser = (unit.payload or {}).get("touser")
             lost += len(touser) if isinstance(touser, list) else audience
     return lost

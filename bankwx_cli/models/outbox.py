@@ -12,6 +12,18 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class UnitFilter:
+    """Which outbox units an operator's listing selects: each field given (not None or empty)
+    narrows the listing to units with that value."""
+
+    state: str | None = None
+    lane: str | None = None
+    account: str | None = None
+    source: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
 class OutboxUnit:
     """One outbox unit as the store holds it: what dispatchers claim and send, what senders,
     hooks and operators see.

@@ -29,6 +29,7 @@ from bankwx_cli.models.outbox import (
     Pause,
     SendResult,
     UnitCounts,
+    UnitFilter,
 )
 from bankwx_cli.storage.db import Database
 from bankwx_cli.storage.sealed import SealedColumn
@@ -246,11 +247,14 @@ class Outbox:
 
     # --- operators ------------------------------------------------------------------------------
 
-    def all(self, filters: dict[str, Any], limit: int | None) -> list[OutboxUnit]:
-        where, params = [], {k: v for k, v in filters.items() if v is not None}
+    def all(self, filters: UnitFilter, limit: int | None) -> list[OutboxUnit]:
+        where: list[str] = []
+        params: dict[str, Any] = {}
         for key in ("state", "lane", "account", "source", "kind"):
-            if filters.get(key):
+            value = getattr(filters, key)
+            if value:
                 where.append(f"{key} = :{key}")
+                params[key] = value
         sql = "SELECT * FROM outbox"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -18,6 +18,7 @@ from bxtest import ORIGINAL_ID, Bankwx
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import routing
 from bankwx_cli.models.messages import LogEntry
+from bankwx_cli.models.outbox import UnitFilter
 from bankwx_cli.settings import from_environment
 from bankwx_cli.storage import db as db_module
 from bankwx_cli.storage.db import Database, Writer
@@ -256,7 +257,7 @@ def test_a_quick_answer_past_the_deadline_goes_to_the_outbox(app: AppContext) ->
     inbound = log_of(app)[0]
     assert inbound.outcome == "late_enqueued"
     assert app.store.messages.state_of(inbound.id).reply is None  # retries get success
-    units = app.store.outbox.all({}, None)
+    units = app.store.outbox.all(UnitFilter(), None)
     assert [(u.kind, u.lane, u.idempotency_key) for u in units] == [
         ("custom", "reply", f"late:{inbound.id}")
     ]
