@@ -51,6 +51,20 @@ def chrome() -> Iterator[Any]:
         driver.quit()
 
 
+def submit(chrome: Any) -> None:
+    """Press the form's button and wait for the next page: a click returns before the browser
+    has navigated, so reading the title at once could still see the old page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    page = chrome.find_element(By.TAG_NAME, "html")
+    chrome.find_element(By.CSS_SELECTOR, 'button[name="submit"]').click()
+    wait = WebDriverWait(chrome, 30)
+    wait.until(expected_conditions.staleness_of(page))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def test_a_follower_binds_in_a_headless_browser(
     chrome: Any,
     paged: tuple[Bankwx, Proc, str],
@@ -70,7 +84,7 @@ def test_a_follower_binds_in_a_headless_browser(
     assert chrome.current_url.startswith(url + "?code=")
     chrome.find_element(By.NAME, "card").send_keys(card)
     chrome.find_element(By.NAME, "phone").send_keys(customer["phone"])
-    chrome.find_element(By.CSS_SELECTOR, 'button[name="submit"]').click()
+    submit(chrome)
     assert chrome.title == "输入验证码", chrome.page_source
     assert customer["phone"] not in chrome.page_source
 
@@ -79,11 +93,11 @@ def test_a_follower_binds_in_a_headless_browser(
     code = latest_code(control, customer["phone"])
     if code == "000000":  # pragma: no cover - one draw in a million
         pytest.skip("the sandbox drew 000000")
-    chrome.find_element(By.CSS_SELECTOR, 'button[name="submit"]').click()
+    submit(chrome)
     assert chrome.title == "输入验证码" and "验证码不正确" in chrome.page_source
 
     chrome.find_element(By.NAME, "code").send_keys(code)
-    chrome.find_element(By.CSS_SELECTOR, 'button[name="submit"]').click()
+    submit(chrome)
     assert chrome.title == "绑定成功", chrome.page_source
     assert f"尾号{card[-4:]}" in chrome.page_source
     assert card not in chrome.page_source
