@@ -187,6 +187,15 @@ class Settings:
             hidden=True,
         ),
     )
+    bench_no_rollups: bool = field(
+        default=False,
+        metadata=_spec(
+            "--bench-no-rollups",
+            env="BANKWX_BENCH_NO_ROLLUPS",
+            help="For benchmarks only: the receiver counts nothing for reports (they miss it).",
+            hidden=True,
+        ),
+    )
     test_clock_offset_s: float = field(
         default=0.0,
         metadata=_spec(

@@ -597,6 +597,7 @@ def _push(app: AppContext, account: Account, plan: MenuPlan, action: str) -> Dep
         )
         if changed:
             store.retire_current(account.name, "superseded", now, keep=number)
+            app.store.bump_config_version()  # the receiver counts clicks by menu version
         params: dict[str, Any] = {
             "version": number,
             "hash": wanted.content_hash(),
@@ -722,6 +723,7 @@ def delete(app: AppContext, name: str | None) -> LiveMenu:
         app.store.menu_versions.retire_current(
             account.name, "removed", now, note=f"menu deleted by {app.operator} at {now}"
         )
+        app.store.bump_config_version()
         audit.record(
             app,
             "menu.delete",

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bankwx_cli.clock import from_iso, iso, parse_user_time
 from bankwx_cli.domain import accounts
@@ -26,7 +26,7 @@ from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import BankwxError, ValidationError
 from bankwx_cli.models.outbox import UnitFilter
 from bankwx_cli.models.reports import Period, bucket_of, merge, percentile
-from bankwx_cli.storage.reports import Rollups, hour_of
+from bankwx_cli.storage.reports import TABLES, Rollups, hour_of
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -883,9 +883,10 @@ _BUILDERS: dict[str, Callable[[AppContext, Rollups, Request], Outcome]] = {
 
 # --- backfill ---------------------------------------------------------------------------------
 
-# While the receiver does not count the log live (its roll-up writes arrive with the engine's
-# change), the backfill counts the whole log: its end moves up to the newest entry.
-LIVE_MESSAGES = False
+# The receiver counts the log live (domain/routing.py, in its write units): the backfill counts
+# what was logged before that began, up to the point m0017 recorded. (False: nothing counts
+# live, and the backfill's end moves up to the newest entry.)
+LIVE_MESSAGES = True
 BATCH = 500
 
 
@@ -961,10 +962,54 @@ def count_entry(
 # unit that settles the outcome moves it (with the retries it gathered meanwhile) to its route
 # kind and outcome's column. So a claim left 'processing' stays counted as unanswered, and
 # live counting gives what ``backfill`` gives from the same log.
+#
+# The counters go to a ``Sink``: ``Rollups`` itself (one upsert per row, in the caller's
+# transaction), or a ``Tally``, which sums a group commit's counts and writes each roll-up row
+# once, at the end of the same write that inserted the group's messages.
+
+
+class Sink(Protocol):
+    def add(self, table: str, keys: Mapping[str, Any], counts: Mapping[str, int]) -> None: ...
+
+
+class Tally:
+    """Counts summed in memory for the length of one write, then written by ``write`` in that
+    write's transaction: a group commit of a hundred messages adds to a handful of rows."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, tuple[Any, ...]], list[int]] = {}
+
+    def add(self, table: str, keys: Mapping[str, Any], counts: Mapping[str, int]) -> None:
+        key_names, counters = TABLES[table]
+        found = self._rows.get((table, tuple(keys[k] for k in key_names)))
+        if found is None:
+            found = self._rows[(table, tuple(keys[k] for k in key_names))] = [0] * len(counters)
+        for index, counter in enumerate(counters):
+            found[index] += counts.get(counter, 0)
+
+    def write(self, rollups: Rollups) -> None:
+        """Add the summed counts to the roll-ups (inside the caller's transaction)."""
+        for (table, key), sums in self._rows.items():
+            key_names, counters = TABLES[table]
+            rollups.add(table, dict(zip(key_names, key, strict=True)),
+                        dict(zip(counters, sums, strict=True)))  # fmt: skip
+        self._rows.clear()
+
+
+def deployed_at(deploys: Sequence[tuple[str, int]], at: str) -> int:
+    """``menu_version_at`` over (deployed_at, version) pairs, oldest first (0: none)."""
+    found = 0
+    for when, version in deploys:
+        if when > at:
+            break
+        found = version
+    return found
 
 
 def count_claim(
-    rollups: Rollups, account: str, at: str, msg_type: str, event: str, retries: int = 0
+    rollups: Sink, account: str, at: str, msg_type: str, event: str, retries: int = 0
 ) -> None:
     """A first delivery claimed, its outcome not settled yet (``Messages.claim``)."""
     if msg_type == "event" and event in JOB_EVENTS:
@@ -974,7 +1019,7 @@ def count_claim(
 
 
 def count_retry(
-    rollups: Rollups, account: str, at: str, msg_type: str, event: str, route: str | None
+    rollups: Sink, account: str, at: str, msg_type: str, event: str, route: str | None
 ) -> None:
     """Another delivery of a message the store holds (``Messages.claim_again``): ``route`` is
     the stored route when its outcome is settled, None while it is processing."""
@@ -986,7 +1031,7 @@ def count_retry(
 
 
 def count_outcome(
-    rollups: Rollups,
+    rollups: Sink,
     account: str,
     *,
     at: str,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bankwx_cli import extensions
 from bankwx_cli.clock import iso, iso_of
-from bankwx_cli.domain import account_settings, accounts, actions, keywords
+from bankwx_cli.domain import account_settings, accounts, actions, keywords, reports
 from bankwx_cli.domain.masking import mask
 from bankwx_cli.errors import NotFoundError
 from bankwx_cli.models.accounts import Account
@@ -126,15 +126,16 @@ class _QuickWrite:
     """One quick answer's write: prepared on the loop (``Engine.answer``), written with its
     group by ``Engine._write_group``, finished by its unit."""
 
-    __slots__ = ("decision", "in_time", "key", "message_id", "out_written", "plain", "row",
-                 "started", "ticket")  # fmt: skip
+    __slots__ = ("counted", "decision", "in_time", "inbound", "key", "message_id",
+                 "out_written", "plain", "row", "started", "ticket")  # fmt: skip
 
     def __init__(
         self, row: dict[str, Any], plain: bytes | None, decision: Decision, ticket: Ticket,
-        started: float, key: tuple[str, str] | None,
+        started: float, key: tuple[str, str] | None, inbound: Inbound,
     ) -> None:  # fmt: skip
         self.row, self.plain, self.decision, self.ticket = row, plain, decision, ticket
-        self.started = started
+        self.started, self.inbound = started, inbound
+        self.counted = False  # its outcome counted in the reports' roll-ups by _write_group
         self.key = key  # (account, openid) of a message, for the lookups; None for an event
         self.in_time = False
         self.message_id: int | None = None  # None: the key existed (the unit claims again)
@@ -177,6 +178,10 @@ class Engine:
         self._narrows = any(lookup.candidates for lookup in self._lookups)
         self._prefetched: frozenset[tuple[str, str]] = frozenset()
         self._may_take: list[set[tuple[str, str]] | None] = [None] * len(self._lookups)
+        # Reports' roll-ups, counted in the write units (off only for a benchmark's baseline);
+        # each account's menu deploys, to count a click under the menu it was made on.
+        self._counting = not app.settings.bench_no_rollups
+        self._deploys: dict[str, list[tuple[str, int]]] = {}
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -191,6 +196,7 @@ class Engine:
             if version == self._version and not force:
                 return
             runtimes: dict[str, Runtime] = {}
+            deploys: dict[str, list[tuple[str, int]]] = {}
             for account in self.app.store.accounts.all():
                 opened = accounts.secrets(self.app, account)
                 keys = CallbackKeys(
@@ -208,7 +214,8 @@ class Engine:
                 runtimes[account.name] = Runtime(
                     account, keys, rules, overrides if isinstance(overrides, dict) else {}
                 )
-            self._runtimes = runtimes
+                deploys[account.name] = self.app.store.menu_versions.deploy_times(account.name)
+            self._runtimes, self._deploys = runtimes, deploys
             self._version = version
             log.info("configuration version %s: %d accounts", version, len(runtimes))
 
@@ -311,7 +318,7 @@ class Engine:
         event = inbound.msg_type == "event"
         write = _QuickWrite(
             self._in_row(runtime, inbound, at), plain, decision, ticket, time.monotonic(),
-            None if event else (runtime.account.name, inbound.openid),
+            None if event else (runtime.account.name, inbound.openid), inbound,
         )  # fmt: skip
         store = self.app.store
         lookups = () if event else self._lookups  # follower-state lookups take messages only
@@ -323,9 +330,11 @@ class Engine:
             if message_id is None:  # another delivery holds the message
                 row = write.row
                 claim = store.messages.claim_again(row, self._stale_before())
+                if self._counting:
+                    reports.count_retry_of(store.rollups, claim.id)
                 if not claim.first:
                     return self._replayed(claim)
-                message_id = claim.id
+                message_id = claim.id  # a claim whose process died: this delivery takes it
                 if event:
                     self._record_event(runtime, inbound, at)
                 taken = self._look_up(runtime, inbound) if lookups else None
@@ -340,7 +349,7 @@ class Engine:
                 if taken is not None:
                     return self._finish(runtime, inbound, message_id, taken,
                                         self.render(runtime, inbound, taken.reply), in_time,
-                                        write.row["handling_ms"])  # fmt: skip
+                                        write.row["handling_ms"], claimed=False)  # fmt: skip
             outcome = decision.outcome
             if not in_time:
                 outcome = self._late(runtime, inbound, message_id, decision)
@@ -349,6 +358,8 @@ class Engine:
                 store.messages.insert_out(
                     self._out_row(runtime, inbound, message_id, decision, outcome, at)
                 )
+            if self._counting and not write.counted:
+                self._count_settled(runtime, inbound, message_id, at, claimed=False)
             return Result(plain if in_time else None, decision.route, outcome)
 
         store.messages.writer.submit(unit, done, (self._write_group, write), wake)
@@ -368,7 +379,14 @@ class Engine:
         look = bool(self._lookups) and inbound.msg_type != "event"
 
         def claim_unit() -> tuple[Claim, Decision | None]:
-            claim = self.app.store.messages.claim(row, self._stale_before())
+            store = self.app.store
+            claim = store.messages.claim(row, self._stale_before())
+            if self._counting:
+                if claim.first and claim.deliveries == 1:  # inserted: counted as unanswered
+                    reports.count_claim(store.rollups, runtime.account.name, row["at"],
+                                        inbound.msg_type, inbound.event)  # fmt: skip
+                else:  # another delivery of a message the store holds
+                    reports.count_retry_of(store.rollups, claim.id)
             return claim, self._look_up(runtime, inbound) if look and claim.first else None
 
         claim, taken = writer.call(claim_unit, self._prepare(runtime, inbound) if look else None)
@@ -441,9 +459,10 @@ class Engine:
 
     def _finish(
         self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
-        plain: bytes | None, in_time: bool, elapsed_ms: float,
+        plain: bytes | None, in_time: bool, elapsed_ms: float, claimed: bool = True,
     ) -> Result:  # fmt: skip
-        """Record a claimed message's outcome (inside the writer's transaction)."""
+        """Record a claimed message's outcome (inside the writer's transaction). ``claimed``:
+        its claim counted it as unanswered (the handler path), which its outcome now moves."""
         outcome = decision.outcome if in_time else self._late(runtime, inbound, message_id,
                                                               decision)  # fmt: skip
         answered = plain if in_time else None  # a retry of a late message gets success
@@ -451,7 +470,25 @@ class Engine:
         stored = None if decision.sensitive else answered
         self.app.store.messages.finish(message_id, stored, decision.route, outcome, elapsed_ms,
                                        None)  # fmt: skip
+        if self._counting:
+            self._count_settled(runtime, inbound, message_id, None, claimed)
         return self._replied(runtime, inbound, message_id, decision, answered, outcome)
+
+    def _count_settled(
+        self, runtime: Runtime, inbound: Inbound, message_id: int, at: str | None,
+        claimed: bool,
+    ) -> None:  # fmt: skip
+        """Count the outcome a unit settled, as stored (read back in the unit)."""
+        store = self.app.store
+        name = runtime.account.name
+        version = 0
+        if inbound.event in reports.MENU_EVENTS:
+            version = reports.deployed_at(self._deploys.get(name, ()),
+                                          at or iso(self.app.clock.now()))  # fmt: skip
+        reports.count_outcome_of(
+            store.rollups, message_id, key=inbound.event_key, menu_version=version,
+            qr_scene=inbound.scene if inbound.event == "subscribe" else None, claimed=claimed,
+        )  # fmt: skip
 
     def _replied(
         self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
@@ -523,13 +560,19 @@ class Engine:
                 r["dedup_key"], r["reply"], w.decision.route, w.decision.outcome,
                 r["handling_ms"], r["at"], r["claimed_at"],
             ))  # fmt: skip
-        messages = self.app.store.messages
+        store = self.app.store
+        messages = store.messages
         outs: list[OutRow] = []
+        tally = reports.Tally() if self._counting else None
         for w, message_id in zip(writes, messages.insert_answered_many(rows), strict=True):
             w.message_id = message_id
+            if message_id is None or not w.in_time:
+                continue  # its unit claims it again, or records the late outcome (and counts)
+            may_take = self._lookup_may_take(w.key)
+            if tally is not None and not may_take:  # its outcome is final: count it here
+                self._count_quick(tally, w)
             reply = w.decision.reply
-            if (message_id is None or reply is None or not w.in_time or w.decision.sensitive
-                    or self._lookup_may_take(w.key)):  # fmt: skip
+            if reply is None or w.decision.sensitive or may_take:
                 continue
             r = w.row
             outs.append((
@@ -538,6 +581,22 @@ class Engine:
             ))  # fmt: skip
             w.out_written = True
         messages.insert_out_many(outs)
+        if tally is not None:
+            tally.write(store.rollups)
+
+    def _count_quick(self, tally: reports.Tally, w: _QuickWrite) -> None:
+        """Count a quick answer written done by ``_write_group``, in its outcome's columns."""
+        inbound, row, decision = w.inbound, w.row, w.decision
+        account, at, event = row["account"], row["at"], inbound.event
+        reports.count_outcome(
+            tally, account, at=at, msg_type=inbound.msg_type, event=event,
+            key=inbound.event_key, route=decision.route, outcome=decision.outcome,
+            handling_ms=row["handling_ms"],
+            menu_version=reports.deployed_at(self._deploys.get(account, ()), at)
+            if event in reports.MENU_EVENTS else 0,
+            qr_scene=inbound.scene if event == "subscribe" else None,
+        )  # fmt: skip
+        w.counted = True
 
     def _lookup_may_take(self, key: tuple[str, str] | None) -> bool:
         """Whether a follower-state lookup may take this message (as ``_look_up`` decides)."""

@@ -165,6 +165,16 @@ class MenuVersions:
         )
         return None if row is None else _version(row)
 
+    def deploy_times(self, account: str) -> list[tuple[str, int]]:
+        """(deployed_at, version) of each version once deployed, oldest deploy first: which
+        menu a click was made on (the receiver's roll-ups)."""
+        rows = self.db.all(
+            "SELECT deployed_at, version FROM menu_versions WHERE account = :a "
+            "AND deployed_at IS NOT NULL ORDER BY deployed_at, version",
+            {"a": account},
+        )
+        return [(str(r["deployed_at"]), int(r["version"])) for r in rows]
+
     def retire_current(
         self,
         account: str,
