@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bankwx_cli.clock import from_iso, iso, parse_user_time
@@ -969,7 +970,12 @@ def count_entry(
 
 
 class Sink(Protocol):
-    def add(self, table: str, keys: Mapping[str, Any], counts: Mapping[str, int]) -> None: ...
+    """Where counts go: ``key`` is the roll-up row's key columns, in ``TABLES`` order."""
+
+    def add_at(self, table: str, key: tuple[Any, ...], counts: Mapping[str, int]) -> None: ...
+
+
+_INDEX = {table: {c: i for i, c in enumerate(counters)} for table, (_, counters) in TABLES.items()}
 
 
 class Tally:
@@ -981,20 +987,21 @@ class Tally:
     def __init__(self) -> None:
         self._rows: dict[tuple[str, tuple[Any, ...]], list[int]] = {}
 
-    def add(self, table: str, keys: Mapping[str, Any], counts: Mapping[str, int]) -> None:
-        key_names, counters = TABLES[table]
-        found = self._rows.get((table, tuple(keys[k] for k in key_names)))
+    def add_at(self, table: str, key: tuple[Any, ...], counts: Mapping[str, int]) -> None:
+        found = self._rows.get((table, key))
         if found is None:
-            found = self._rows[(table, tuple(keys[k] for k in key_names))] = [0] * len(counters)
-        for index, counter in enumerate(counters):
-            found[index] += counts.get(counter, 0)
+            found = self._rows[(table, key)] = [0] * len(_INDEX[table])
+        index = _INDEX[table]
+        for counter, n in counts.items():
+            found[index[counter]] += n
 
     def write(self, rollups: Rollups) -> None:
         """Add the summed counts to the roll-ups (inside the caller's transaction)."""
+        tables: dict[str, list[tuple[Any, ...]]] = {}
         for (table, key), sums in self._rows.items():
-            key_names, counters = TABLES[table]
-            rollups.add(table, dict(zip(key_names, key, strict=True)),
-                        dict(zip(counters, sums, strict=True)))  # fmt: skip
+            tables.setdefault(table, []).append((*key, *sums))
+        for table, rows in tables.items():
+            rollups.add_sums(table, rows)
         self._rows.clear()
 
 
@@ -1014,8 +1021,8 @@ def count_claim(
     """A first delivery claimed, its outcome not settled yet (``Messages.claim``)."""
     if msg_type == "event" and event in JOB_EVENTS:
         return
-    keys = {"account": account, "hour": hour_of(at), "msg_type": msg_type, "route": "other"}
-    rollups.add("rollup_messages", keys, {"inbound": 1, "unanswered": 1, "retries": retries})
+    rollups.add_at("rollup_messages", (account, hour_of(at), msg_type, "other"),
+                   {"inbound": 1, "unanswered": 1, "retries": retries})  # fmt: skip
 
 
 def count_retry(
@@ -1026,8 +1033,18 @@ def count_retry(
     if msg_type == "event" and event in JOB_EVENTS:
         return
     kind = "other" if route is None else route_kind(route)
-    keys = {"account": account, "hour": hour_of(at), "msg_type": msg_type, "route": kind}
-    rollups.add("rollup_messages", keys, {"retries": 1})
+    rollups.add_at("rollup_messages", (account, hour_of(at), msg_type, kind), {"retries": 1})
+
+
+@lru_cache(maxsize=4096)
+def _settled(msg_type: str, route: str, outcome: str) -> tuple[str, dict[str, int], int | None]:
+    """What a first delivery's outcome adds: its route kind, its rollup_messages counts, the
+    keyword rule it hit (None: none). The same few routes come again and again: kept. The
+    counts are shared: never change them."""
+    rule = None
+    if route.startswith("rule:") and outcome != "unknown_action":
+        rule = int(route.split(":")[1])
+    return route_kind(route), message_counts(msg_type, route, outcome, 1, True), rule
 
 
 def count_outcome(
@@ -1057,31 +1074,30 @@ def count_outcome(
     hour = hour_of(at)
     retries = max(deliveries - 1, 0)
     if claimed:
-        keys = {"account": account, "hour": hour, "msg_type": msg_type, "route": "other"}
-        rollups.add("rollup_messages", keys, {"inbound": -1, "unanswered": -1,
-                                              "retries": -retries})  # fmt: skip
-    keys = {"account": account, "hour": hour, "msg_type": msg_type, "route": route_kind(route)}
-    rollups.add("rollup_messages", keys, message_counts(msg_type, route, outcome, deliveries,
-                                                        True))  # fmt: skip
+        rollups.add_at("rollup_messages", (account, hour, msg_type, "other"),
+                       {"inbound": -1, "unanswered": -1, "retries": -retries})  # fmt: skip
+    kind, counts, rule = _settled(msg_type, route, outcome)
+    if retries:
+        counts = {**counts, "retries": retries}
+    rollups.add_at("rollup_messages", (account, hour, msg_type, kind), counts)
     if handling_ms is not None:
-        rollups.add("rollup_handling", {**keys, "bucket": bucket_of(handling_ms)}, {"n": 1})
-    if route.startswith("rule:") and outcome != "unknown_action":
-        rule = {"account": account, "hour": hour, "rule_id": int(route.split(":")[1])}
-        rollups.add("rollup_keywords", rule, {"hits": 1})
+        rollups.add_at("rollup_handling", (account, hour, msg_type, kind, bucket_of(handling_ms)),
+                       _ONE)  # fmt: skip
+    if rule is not None:
+        rollups.add_at("rollup_keywords", (account, hour, rule), _HIT)
     if msg_type != "event":
         return
     if event in MENU_EVENTS:
-        click = {"account": account, "hour": hour, "menu_version": menu_version,
-                 "event": event, "key": key}  # fmt: skip
-        rollups.add("rollup_menus", click, {"clicks": 1})
+        rollups.add_at("rollup_menus", (account, hour, menu_version, event, key), _CLICK)
     elif event == "subscribe":
         qr = route.partition("qrscene=")[2] if qr_scene is None else qr_scene
         scene = SCENE_QR if qr else SCENE_UNKNOWN
-        follow = {"account": account, "hour": hour, "scene": scene, "qr_scene": qr}
-        rollups.add("rollup_followers", follow, {"new": 1})
+        rollups.add_at("rollup_followers", (account, hour, scene, qr), _NEW)
     elif event == "unsubscribe":
-        unfollow = {"account": account, "hour": hour, "scene": SCENE_UNKNOWN, "qr_scene": ""}
-        rollups.add("rollup_followers", unfollow, {"lost": 1})
+        rollups.add_at("rollup_followers", (account, hour, SCENE_UNKNOWN, ""), _LOST)
+
+
+_ONE, _HIT, _CLICK, _NEW, _LOST = {"n": 1}, {"hits": 1}, {"clicks": 1}, {"new": 1}, {"lost": 1}
 
 
 def count_retry_of(rollups: Rollups, message_id: int) -> None:

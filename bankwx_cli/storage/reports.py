@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from bankwx_cli.models.followers import Profile
@@ -84,6 +85,18 @@ def _upsert_sql(table: str) -> str:
 _UPSERTS = {table: _upsert_sql(table) for table in TABLES}
 
 
+@lru_cache(maxsize=256)
+def _upsert_rows_sql(table: str, count: int, width: int) -> str:
+    """``count`` rows of ``width`` positional values in one upsert."""
+    keys, counters = TABLES[table]
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
+    values = ", ".join(["(" + ", ".join("?" * width) + ")"] * count)
+    return (
+        f"INSERT INTO {table} ({', '.join((*keys, *counters))}) "  # noqa: S608 - TABLES' names
+        f"VALUES {values} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {adds}"
+    )
+
+
 def _in(column: str, name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
     clause = f"{column} IN (SELECT value FROM json_each(:{name}))"  # noqa: S608 - our names
     return clause, {name: json.dumps(list(values))}
@@ -103,6 +116,20 @@ class Rollups:
         row = {k: keys[k] for k in key_names}
         row.update({c: int(counts.get(c, 0)) for c in counters})
         self.db.execute(_UPSERTS[table], row)
+
+    def add_at(self, table: str, key: tuple[Any, ...], counts: Mapping[str, int]) -> None:
+        """``add`` with the key columns given in ``TABLES`` order."""
+        self.add(table, dict(zip(TABLES[table][0], key, strict=True)), counts)
+
+    def add_sums(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Add many rows, each its key columns then every counter, in ``TABLES`` order, by one
+        multi-row statement per 64 (the receiver's group write: a few rows for a hundred
+        messages). Inside the caller's transaction."""
+        width = sum(len(part) for part in TABLES[table])
+        for start in range(0, len(rows), 64):
+            chunk = rows[start : start + 64]
+            params = [value for row in chunk for value in row]
+            self.db.execute_positional(_upsert_rows_sql(table, len(chunk), width), params)
 
     def add_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Add several rows (each with its keys and counters, missing counters 0)."""

@@ -71,10 +71,13 @@ UVICORN = ["--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-
 SAMPLE_BASE = 8_000_000_000_000_000_000  # MsgIds of the correctness samples
 RETRY_BASE = 8_100_000_000_000_000_000  # MsgIds of the fresh messages retried under load
 PHONE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
-TARGETS = ("ceiling", "peer", "bankwx")
+# bankwx-nr: bankwx with the reports' roll-ups off (BANKWX_BENCH_NO_ROLLUPS=1, a switch for
+# benchmarks only), beside bankwx in the same run: what counting for reports costs the receiver
+TARGETS = ("ceiling", "peer", "bankwx", "bankwx-nr")
 PEER_APPS = {"ceiling": "peers:ceiling", "peer": "peers:wechatpy_peer"}
 REFERENCE_LINES = 30_000  # lines the ceiling and the peer cycle through in one drive
 GOAL = {"mix": 1.7}  # bankwx/peer throughput the issue asks for; 1.5 on the other paths
+ROLLUPS_GOAL = 0.9  # bankwx / bankwx-nr: roll-ups cost the receiver under 10% (issue 18)
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -249,7 +252,9 @@ def prepare_store(env: dict[str, str]) -> None:
     bankwx(env, "account", "set", "main", "default_reply", m.DEFAULT_REPLY)
 
 
-def start_bankwx(env: dict[str, str], core: int | None, work: Path, workers: int = 1) -> Server:
+def start_bankwx(
+    env: dict[str, str], core: int | None, work: Path, workers: int = 1, name: str = "bankwx"
+) -> Server:
     """`bankwx serve --workers N`, pinned to core (None: not pinned)."""
     pin = ["taskset", "-c", str(core)] if core is not None else []
     popen = subprocess.Popen(
@@ -266,7 +271,7 @@ def start_bankwx(env: dict[str, str], core: int | None, work: Path, workers: int
         raise SystemExit(f"bankwx serve did not start: {line!r}; see {work / 'bankwx.log'}")
     url = line.removeprefix("Listening on ")
     _wait_ready(url + "/healthz", popen)
-    return Server("bankwx", popen, url)
+    return Server(name, popen, url)
 
 
 # --- load ----------------------------------------------------------------------------------------
@@ -702,8 +707,8 @@ def one_path(
         de-duplicate nor log) cycle through REFERENCE_LINES; bankwx gets twice what its
         fastest round so far (at first: the ceiling's) would take, and never a line twice."""
         nonlocal drives
-        if name == "bankwx":
-            done = [r.rps for r in rounds.get("bankwx", [])] + [r.rps for r in warm.get(name, [])]
+        if name.startswith("bankwx"):
+            done = [r.rps for r in rounds.get(name, [])] + [r.rps for r in warm.get(name, [])]
             rate = max(done) if done else max([r.rps for r in warm.get("ceiling", [])] or [0])
             limit = min(pool - sent[name], int(rate * seconds * 2) + 5000) if rate else 0
             limit = max(limit, 1000) if rate else 0
@@ -713,7 +718,7 @@ def one_path(
                     args.load_core, args.server_core, limit)  # fmt: skip
         sent[name] += got.issued
         drives += name == "bankwx"
-        if name == "bankwx" and got.issued > got.loaded:
+        if name.startswith("bankwx") and got.issued > got.loaded:
             twice.append(got.issued - got.loaded)
         for kind, count in got.errors.items():
             errors.setdefault(name, {}).setdefault(kind, 0)
@@ -725,8 +730,18 @@ def one_path(
             for part in store.parent.iterdir():
                 shutil.copy2(part, where / part.name)
             env = bankwx_env(where, args.trial_lookup, master_key)
-            servers["bankwx"] = start_bankwx(env, args.server_core, where)
-            sent["bankwx"] = 0
+            if "bankwx" in args.targets:
+                servers["bankwx"] = start_bankwx(env, args.server_core, where)
+                sent["bankwx"] = 0
+            if "bankwx-nr" in args.targets:
+                (where / "nr").mkdir()
+                for part in store.parent.iterdir():
+                    shutil.copy2(part, where / "nr" / part.name)
+                off = {**bankwx_env(where / "nr", args.trial_lookup, master_key),
+                       "BANKWX_BENCH_NO_ROLLUPS": "1"}  # fmt: skip
+                servers["bankwx-nr"] = start_bankwx(off, args.server_core, where / "nr",
+                                                    name="bankwx-nr")  # fmt: skip
+                sent["bankwx-nr"] = 0
         for name in servers:
             rounds[name] = []
             warm[name] = [load(name, args.warmup)]
@@ -755,8 +770,9 @@ def one_path(
             if name == "bankwx":
                 samples = got
     finally:
-        if "bankwx" in servers:
-            servers["bankwx"].stop()
+        for name in ("bankwx", "bankwx-nr"):
+            if name in servers:
+                servers[name].stop()
     figures = [Figures(path, name, rounds[name], rss[name], sent[name]) for name in servers]
     for name in servers:
         bad = {kind: n for kind, n in errors.get(name, {}).items() if n}
@@ -793,7 +809,7 @@ def one_run(args: argparse.Namespace, wrk: str, number: int) -> tuple[list[Figur
     figures: list[Figures] = []
     master_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     store = None
-    if "bankwx" in args.targets:  # prepared once, copied for each path
+    if {"bankwx", "bankwx-nr"} & set(args.targets):  # prepared once, copied for each path
         (work / "store").mkdir()
         prepare_store(bankwx_env(work / "store", args.trial_lookup, master_key))
         store = work / "store" / "bankwx.db"
@@ -822,7 +838,7 @@ def table(figures: list[Figures], args: argparse.Namespace) -> str:
         f"{args.connections} connections; server on core {args.server_core}, wrk on core "
         f"{args.load_core}; median of {args.rounds} rounds of {args.duration:g} s per target "
         "and path",
-        f"{'path':<9} {'target':<8} {'req/s':>7} {'(min-max)':>13} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'path':<9} {'target':<9} {'req/s':>7} {'(min-max)':>13} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'RSS MB':>7} {'msgs':>7} {'wrk CPU':>7} {'srv CPU':>7} {'other':>6} "
         f"{'x ceil':>6} {'x peer':>6}",
     ]
@@ -835,7 +851,7 @@ def table(figures: list[Figures], args: argparse.Namespace) -> str:
             x_ceiling = f"{f.rps / ceiling.rps:.2f}" if ceiling else "-"
             x_peer = f"{f.rps / peer.rps:.2f}" if peer else "-"
             lines.append(
-                f"{path:<9} {f.name:<8} {f.rps:>7.0f} {spread:>13} "
+                f"{path:<9} {f.name:<9} {f.rps:>7.0f} {spread:>13} "
                 f"{f.median(lambda r: r.p50_ms):>7.2f} {f.median(lambda r: r.p99_ms):>7.2f} "
                 f"{f.rss_mb:>7.1f} {f.messages:>7} {f.median(lambda r: r.wrk_cpu):>7.0%} "
                 f"{f.median(lambda r: r.server_cpu):>7.0%} "
@@ -850,13 +866,19 @@ def table(figures: list[Figures], args: argparse.Namespace) -> str:
                 f"{'met' if bx.rps / peer.rps >= goal else 'not met'}); p99 {p99:.2f} ms, "
                 f"peer {peer_p99:.2f} ms ({'met' if p99 <= peer_p99 else 'not met'})"
             )
+        off = by.get("bankwx-nr")
+        if bx and off:
+            goals.append(
+                f"  {path:<9} roll-ups on/off {bx.rps / off.rps:.2f} (>= {ROLLUPS_GOAL}: "
+                f"{'met' if bx.rps / off.rps >= ROLLUPS_GOAL else 'not met'})"
+            )
         if bx and path == "mix":
             goals.append(
                 f"  mix       RSS {bx.rss_mb:.1f} MB after {bx.messages} messages (< 150: "
                 f"{'met' if bx.rss_mb < 150 else 'not met'})"
             )
     if goals:
-        lines += ["targets (issue 19):", *goals]
+        lines += ["targets (issues 19 and 18):", *goals]
     return "\n".join(lines)
 
 

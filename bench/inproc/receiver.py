@@ -79,6 +79,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--path", default="keyword", help="keyword, default, click, subscribe, mix")
+    parser.add_argument(
+        "--no-rollups", action="store_true", help="the reports' roll-ups off (their cost)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bankwx-inproc-"))
     requests = work / "requests.txt"
@@ -87,6 +90,8 @@ def main() -> int:
     env = run.bankwx_env(work)
     run.prepare_store(env)
     os.environ.update(env)
+    if args.no_rollups:
+        os.environ["BANKWX_BENCH_NO_ROLLUPS"] = "1"
     import uvloop
 
     from bankwx_cli import server
