@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bankwx_cli.models.changes import KEEP, Keep
+
 
 @dataclass(frozen=True)
 class MenuVersion:
-    """One recorded version of an account's menu (``content`` in menu/get's shape)."""
+    """One recorded version of an account's menu.
+
+    ``content`` is the menu in WeChat's menu/get shape and ``wechat_answer`` the deploy's calls
+    (``call``, what it named, then WeChat's answer as WeChat gave it): WeChat's JSON documents,
+    kept as such; ``menu_files.parse_menu_data`` makes the content a ``MenuSpec``.
+    """
 
     account: str
     version: int
@@ -52,6 +59,21 @@ class MenuVersion:
             "wechat_answer": self.wechat_answer,
             "content": self.content,
         }
+
+
+@dataclass(frozen=True)
+class MenuVersionChange:
+    """What a decision or a deploy's outcome changes in a recorded version (a change set:
+    ``KEEP`` leaves the field as stored)."""
+
+    state: str | Keep = KEEP
+    decided_by: str | Keep | None = KEEP
+    decided_at: str | Keep | None = KEEP
+    reason: str | Keep | None = KEEP
+    deployed_by: str | Keep | None = KEEP
+    deployed_at: str | Keep | None = KEEP
+    wechat_answer: list[dict[str, Any]] | Keep = KEEP  # WeChat's answers, as MenuVersion's
+    note: str | Keep = KEEP
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import json
 import sqlite3
 from typing import Any
 
-from bankwx_cli.models.menus import MenuVersion
+from bankwx_cli.models.changes import given
+from bankwx_cli.models.menus import MenuVersion, MenuVersionChange
 from bankwx_cli.storage.db import Database
 
 _CURRENT = "state IN ('live', 'partial', 'unknown')"
@@ -57,7 +58,8 @@ class MenuVersions:
         note: str,
         rollback_of: int | None = None,
     ) -> int:
-        """Insert a version under the account's next number; returns the number.
+        """Insert a version under the account's next number; returns the number. ``content``
+        is the menu in WeChat's menu/get shape (a document, stored as JSON text).
 
         Call inside a transaction (BEGIN IMMEDIATE keeps the numbers unique).
         """
@@ -89,12 +91,10 @@ class MenuVersions:
         reason: str | None = None,
     ) -> None:
         """Record a decision on a pending version: rejected, or deploying once approved."""
-        self._update(
-            account,
-            version,
-            {"state": state, "decided_by": by, "decided_at": at, "reason": reason,
-             "note": note, "updated_at": at},
-        )  # fmt: skip
+        change = MenuVersionChange(
+            state=state, decided_by=by, decided_at=at, reason=reason, note=note
+        )
+        self._update(account, version, change, at)
 
     def finish(
         self,
@@ -108,16 +108,22 @@ class MenuVersions:
         note: str,
         at: str,
     ) -> None:
-        """Record a deploy's outcome: its state, who deployed it when, WeChat's answers."""
-        self._update(
-            account,
-            version,
-            {"state": state, "deployed_by": deployed_by, "deployed_at": deployed_at,
-             "wechat_answer": json.dumps(wechat_answer, ensure_ascii=False), "note": note,
-             "updated_at": at},
-        )  # fmt: skip
+        """Record a deploy's outcome: its state, who deployed it when, WeChat's answers (each
+        call's ``call``, what it named and WeChat's answer as WeChat gave it)."""
+        change = MenuVersionChange(
+            state=state,
+            deployed_by=deployed_by,
+            deployed_at=deployed_at,
+            wechat_answer=wechat_answer,
+            note=note,
+        )
+        self._update(account, version, change, at)
 
-    def _update(self, account: str, version: int, values: dict[str, Any]) -> None:
+    def _update(self, account: str, version: int, change: MenuVersionChange, at: str) -> None:
+        values = given(change)
+        if "wechat_answer" in values:
+            values["wechat_answer"] = json.dumps(values["wechat_answer"], ensure_ascii=False)
+        values["updated_at"] = at
         sets = ", ".join(f"{k} = :{k}" for k in values)
         self.db.execute(
             f"UPDATE menu_versions SET {sets} "  # noqa: S608 - column names are ours
