@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -9,12 +10,30 @@ from bankwx_cli.models.changes import KEEP, Keep
 
 
 @dataclass(frozen=True)
+class MenuCall:
+    """One call of a menu deploy as its version records it: the call's path (for the call that
+    failed, where the deploy stopped) and ``answer``: what the call named (``menuid`` of a
+    conditional menu removed, ``matchrule`` of one added), then WeChat's answer as WeChat gave
+    it (``errcode``, ``errmsg``, ``menuid``): WeChat's JSON, kept as such."""
+
+    call: str
+    answer: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"call": self.call, **self.answer}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MenuCall:
+        return cls(str(data["call"]), {k: v for k, v in data.items() if k != "call"})
+
+
+@dataclass(frozen=True)
 class MenuVersion:
     """One recorded version of an account's menu.
 
-    ``content`` is the menu in WeChat's menu/get shape and ``wechat_answer`` the deploy's calls
-    (``call``, what it named, then WeChat's answer as WeChat gave it): WeChat's JSON documents,
-    kept as such; ``menu_files.parse_menu_data`` makes the content a ``MenuSpec``.
+    ``content`` is the menu in WeChat's menu/get shape, a WeChat document kept as such
+    (``menu_files.parse_menu_data`` makes it a ``MenuSpec``); ``wechat_answer`` the calls of
+    its deploy.
     """
 
     account: str
@@ -31,7 +50,7 @@ class MenuVersion:
     reason: str | None = None
     deployed_by: str | None = None
     deployed_at: str | None = None
-    wechat_answer: list[dict[str, Any]] = field(default_factory=list)
+    wechat_answer: tuple[MenuCall, ...] = ()
     note: str = ""
 
     def row(self) -> dict[str, Any]:
@@ -56,7 +75,7 @@ class MenuVersion:
             "decided_at": self.decided_at,
             "reason": self.reason,
             "deployed_by": self.deployed_by,
-            "wechat_answer": self.wechat_answer,
+            "wechat_answer": [call.to_json() for call in self.wechat_answer],
             "content": self.content,
         }
 
@@ -72,7 +91,7 @@ class MenuVersionChange:
     reason: str | Keep | None = KEEP
     deployed_by: str | Keep | None = KEEP
     deployed_at: str | Keep | None = KEEP
-    wechat_answer: list[dict[str, Any]] | Keep = KEEP  # WeChat's answers, as MenuVersion's
+    wechat_answer: tuple[MenuCall, ...] | Keep = KEEP
     note: str | Keep = KEEP
 
 

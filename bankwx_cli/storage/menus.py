@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
-from bankwx_cli.models.changes import given
-from bankwx_cli.models.menus import MenuVersion, MenuVersionChange
+from bankwx_cli.models.changes import Keep, given
+from bankwx_cli.models.menus import MenuCall, MenuVersion, MenuVersionChange
 from bankwx_cli.storage.db import Database
 
 _CURRENT = "state IN ('live', 'partial', 'unknown')"
@@ -36,7 +37,7 @@ def _version(row: sqlite3.Row) -> MenuVersion:
         reason=row["reason"],
         deployed_by=row["deployed_by"],
         deployed_at=row["deployed_at"],
-        wechat_answer=json.loads(answer) if answer else [],
+        wechat_answer=tuple(MenuCall.from_json(c) for c in json.loads(answer)) if answer else (),
         note=row["note"],
     )
 
@@ -104,25 +105,25 @@ class MenuVersions:
         state: str,
         deployed_by: str | None,
         deployed_at: str | None,
-        wechat_answer: list[dict[str, Any]],
+        wechat_answer: Sequence[MenuCall],
         note: str,
         at: str,
     ) -> None:
-        """Record a deploy's outcome: its state, who deployed it when, WeChat's answers (each
-        call's ``call``, what it named and WeChat's answer as WeChat gave it)."""
+        """Record a deploy's outcome: its state, who deployed it when, its calls."""
         change = MenuVersionChange(
             state=state,
             deployed_by=deployed_by,
             deployed_at=deployed_at,
-            wechat_answer=wechat_answer,
+            wechat_answer=tuple(wechat_answer),
             note=note,
         )
         self._update(account, version, change, at)
 
     def _update(self, account: str, version: int, change: MenuVersionChange, at: str) -> None:
         values = given(change)
-        if "wechat_answer" in values:
-            values["wechat_answer"] = json.dumps(values["wechat_answer"], ensure_ascii=False)
+        if not isinstance(change.wechat_answer, Keep):
+            calls = [call.to_json() for call in change.wechat_answer]
+            values["wechat_answer"] = json.dumps(calls, ensure_ascii=False)
         values["updated_at"] = at
         sets = ", ".join(f"{k} = :{k}" for k in values)
         self.db.execute(

@@ -1,5 +1,6 @@
 """Rows that cross between the domain and the store as models: the binding page's sessions and
-attempts, the API call recorder's counts, and alert updates by typed fields."""
+attempts, a menu version's decision and deploy calls, the API call recorder's counts, and alert
+updates by typed fields."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bankwx_cli.models.binding import BindAttempts, BindSession, BindSessionChange
+from bankwx_cli.models.menus import MenuCall
 from bankwx_cli.models.wechat import ApiCallCount, ApiHourCount, ApiLatencyCount
 from bankwx_cli.storage import Store, open_store
 
@@ -87,6 +89,42 @@ def test_attempts_read_back_as_set(store: Store) -> None:
     with store.transaction():
         sessions.set_attempts(locked)
     assert sessions.attempts("follower:main:o1") == locked
+
+
+def test_a_versions_decision_and_deploy_calls_read_back_in_the_recorded_shape(
+    store: Store,
+) -> None:
+    versions = store.menu_versions
+    at, later = "2026-03-01T10:00:00Z", "2026-03-01T10:05:00Z"
+    with store.transaction():
+        number = versions.add(account="main", state="pending", content={"button": []},
+                              hash="h" * 64, source="menu.yaml", created_by="ann", at=at,
+                              note="submitted")  # fmt: skip
+        versions.decide("main", number, state="deploying", by="bob", at=later, note="started")
+    decided = versions.get("main", number)
+    assert decided is not None
+    assert (decided.state, decided.decided_by, decided.decided_at, decided.reason) == (
+        "deploying", "bob", later, None)  # fmt: skip
+    assert (decided.created_by, decided.note, decided.wechat_answer) == ("ann", "started", ())
+    calls = [
+        MenuCall("/cgi-bin/menu/create", {"errcode": 0, "errmsg": "ok"}),
+        MenuCall("/cgi-bin/menu/addconditional", {"matchrule": {"tag_id": "2"}, "menuid": "41"}),
+        MenuCall("conditionalmenu[1] (menu/addconditional)", {"errcode": 65303, "errmsg": "x"}),
+    ]
+    with store.transaction():
+        versions.finish("main", number, state="partial", deployed_by="bob", deployed_at=later,
+                        wechat_answer=calls, note="Live now: ...", at=later)  # fmt: skip
+    found = versions.get("main", number)
+    assert found is not None
+    assert found.wechat_answer == tuple(calls)
+    assert (found.state, found.decided_by, found.deployed_by) == ("partial", "bob", "bob")
+    assert found.to_json()["wechat_answer"] == [
+        {"call": "/cgi-bin/menu/create", "errcode": 0, "errmsg": "ok"},
+        {"call": "/cgi-bin/menu/addconditional", "matchrule": {"tag_id": "2"}, "menuid": "41"},
+        {"call": "conditionalmenu[1] (menu/addconditional)", "errcode": 65303, "errmsg": "x"},
+    ]
+    added = found.to_json()["wechat_answer"][1]
+    assert list(added) == ["call", "matchrule", "menuid"]  # in the order recorded
 
 
 def test_api_counts_add_up_per_minute_and_hour(store: Store) -> None:
