@@ -116,30 +116,16 @@ class BufferedRecorder:
             latency, self._latency = self._latency, {}
             self._last_flush = time.monotonic()
         if rows:
+            from bankwx_cli.models.wechat import ApiCallCount, ApiHourCount, ApiLatencyCount
+
             self.store.api_calls.add(
                 [
-                    {
-                        "appid": k[0],
-                        "endpoint": k[1],
-                        "bucket": k[2],
-                        "outcome": k[3],
-                        "errcode": k[4],
-                        "calls": int(v[0]),
-                        "total_ms": v[1],
-                        "max_ms": v[2],
-                        "retries": int(v[3]),
-                    }
+                    ApiCallCount(*k, calls=int(v[0]), total_ms=v[1], max_ms=v[2],
+                                 retries=int(v[3]))
                     for k, v in rows.items()
                 ],
-                hourly=[
-                    {"appid": k[0], "hour": k[1], "endpoint": k[2], "calls": v[0],
-                     "errors": v[1], "retries": v[2]}
-                    for k, v in hours.items()
-                ],
-                latency=[
-                    {"appid": k[0], "hour": k[1], "endpoint": k[2], "bucket": k[3], "n": n}
-                    for k, n in latency.items()
-                ],
+                hourly=[ApiHourCount(*k, *v) for k, v in hours.items()],
+                latency=[ApiLatencyCount(*k, n=n) for k, n in latency.items()],
             )  # fmt: skip
 
 

@@ -31,7 +31,7 @@ import html
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -41,6 +41,7 @@ from bankwx_cli.clock import iso
 from bankwx_cli.domain import account_settings, bank
 from bankwx_cli.errors import ConflictError, WeChatError, WeChatUnavailableError
 from bankwx_cli.extensions import ErrorMap, Request, Response
+from bankwx_cli.models.binding import BindAttempts, BindSession, BindSessionChange
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -218,44 +219,45 @@ def _card_key(app: AppContext, card: str) -> str:
 
 def _locked(app: AppContext, keys: list[str], now: float) -> bool:
     for key in keys:
-        row = app.store.bind_sessions.attempts(key)
-        if row is not None and (row["locked_until"] or 0) > now:
+        found = app.store.bind_sessions.attempts(key)
+        if found is not None and (found.locked_until or 0) > now:
             return True
     return False
+
+
+def _attempts(app: AppContext, key: str, now: float) -> BindAttempts:
+    """The key's attempts as stored, or none yet in a window starting now."""
+    return app.store.bind_sessions.attempts(key) or BindAttempts(key, window_start=now)
 
 
 def _failed(app: AppContext, keys: list[str], now: float) -> None:
     """Count a failed attempt against each key: the fifth within an hour locks it an hour."""
     with app.store.transaction():
         for key in keys:
-            row = app.store.bind_sessions.attempts(key) or {}
-            start, failures = row.get("window_start") or now, int(row.get("failures") or 0)
+            found = _attempts(app, key, now)
+            start, failures = found.window_start or now, found.failures
             if now - start >= WINDOW_S:
                 start, failures = now, 0
             failures += 1
-            locked = row.get("locked_until")
+            locked = found.locked_until
             if failures >= ATTEMPTS:
                 locked = now + LOCK_S
             app.store.bind_sessions.set_attempts(
-                key, start, failures, locked, row.get("code_sent_at")
+                replace(found, window_start=start, failures=failures, locked_until=locked)
             )
 
 
 def _code_sent(app: AppContext, key: str, now: float) -> None:
-    row = app.store.bind_sessions.attempts(key) or {}
+    found = _attempts(app, key, now)
     app.store.bind_sessions.set_attempts(
-        key,
-        row.get("window_start") or now,
-        int(row.get("failures") or 0),
-        row.get("locked_until"),
-        now,
+        replace(found, window_start=found.window_start or now, code_sent_at=now)
     )
 
 
 def _sent_recently(app: AppContext, key: str, now: float) -> bool:
-    row = app.store.bind_sessions.attempts(key)
-    sent = None if row is None else row.get("code_sent_at")
-    return sent is not None and now - float(sent) < RESEND_S
+    found = app.store.bind_sessions.attempts(key)
+    sent = None if found is None else found.code_sent_at
+    return sent is not None and now - sent < RESEND_S
 
 
 LOCKED = "尝试次数过多，已暂时锁定，请一小时后再试。"
@@ -346,20 +348,15 @@ def _get(app: AppContext, account: Account, url: str, incoming: Incoming) -> Res
     with app.store.transaction():
         app.store.bind_sessions.purge(now)
         app.store.bind_sessions.add(
-            {
-                "id": _session_id(browser.sid),
-                "account": account.name,
-                "openid": openid,
-                "csrf": csrf,
-                "step": "card",
-                "customer_id": None,
-                "card_last4": None,
-                "card_key": None,
-                "otp_request": None,
-                "otp_sent_at": None,
-                "created_at": iso(app.clock.now()),
-                "expires_at": float(browser.expires),
-            }
+            BindSession(
+                id=_session_id(browser.sid),
+                account=account.name,
+                openid=openid,
+                csrf=csrf,
+                step="card",
+                created_at=iso(app.clock.now()),
+                expires_at=float(browser.expires),
+            )
         )
     if _locked(app, [_follower_key(account.name, openid)], now):
         return refused(429, "暂时无法绑定", LOCKED, "locked")
@@ -407,12 +404,12 @@ def _post(app: AppContext, account: Account, url: str, incoming: Incoming) -> Re
     session = None
     if browser is not None:
         session = app.store.bind_sessions.get(_session_id(browser.sid), now)
-    if browser is None or session is None or session["account"] != account.name:
+    if browser is None or session is None or session.account != account.name:
         return refused(400, "链接已失效", AGAIN, "bad_session")
     csrf = fields.get("csrf", "")
-    if not csrf or not hmac.compare_digest(csrf, str(session["csrf"])):
+    if not csrf or not hmac.compare_digest(csrf, session.csrf):
         return refused(403, "表单已失效", "请刷新页面后重新提交。", "bad_csrf")
-    if session["step"] == "code":
+    if session.step == "code":
         return _code_step(app, account, url, session, fields, now)
     return _card_step(app, account, url, session, fields, now)
 
@@ -421,13 +418,13 @@ def _card_step(
     app: AppContext,
     account: Account,
     url: str,
-    session: dict[str, Any],
+    session: BindSession,
     fields: dict[str, str],
     now: float,
 ) -> Response:
     from bankwx_cli.backend.errors import BackendRefusedError
 
-    csrf, openid = str(session["csrf"]), str(session["openid"])
+    csrf, openid = session.csrf, session.openid
     follower = _follower_key(account.name, openid)
     if _locked(app, [follower], now):
         return refused(429, "暂时无法绑定", LOCKED, "locked")
@@ -451,44 +448,42 @@ def _card_step(
     sent = app.backend.send_otp(match.customer_id)
     with app.store.transaction():
         app.store.bind_sessions.update(
-            _session_id_of(session),
-            step="code",
-            customer_id=match.customer_id,
-            card_last4=match.card_last4,
-            card_key=card_key,
-            otp_request=sent.request_id,
-            otp_sent_at=now,
+            session.id,
+            BindSessionChange(
+                step="code",
+                customer_id=match.customer_id,
+                card_last4=match.card_last4,
+                card_key=card_key,
+                otp_request=sent.request_id,
+                otp_sent_at=now,
+            ),
         )
         _code_sent(app, follower, now)
     return code_form(url, csrf, sent.phone_masked)
-
-
-def _session_id_of(session: dict[str, Any]) -> str:
-    return str(session["id"])
 
 
 def _code_step(
     app: AppContext,
     account: Account,
     url: str,
-    session: dict[str, Any],
+    session: BindSession,
     fields: dict[str, str],
     now: float,
 ) -> Response:
     from bankwx_cli.backend.errors import BackendRefusedError
 
-    csrf, openid = str(session["csrf"]), str(session["openid"])
+    csrf, openid = session.csrf, session.openid
     follower = _follower_key(account.name, openid)
-    keys = [follower, str(session["card_key"])]
+    keys = [follower, str(session.card_key)]
     if fields.get("resend"):
         if _locked(app, keys, now):
             return refused(429, "暂时无法绑定", LOCKED, "locked")
         if _sent_recently(app, follower, now):
             return code_form(url, csrf, "", TOO_SOON, 429)
-        sent = app.backend.send_otp(str(session["customer_id"]))
+        sent = app.backend.send_otp(str(session.customer_id))
         with app.store.transaction():
             app.store.bind_sessions.update(
-                _session_id_of(session), otp_request=sent.request_id, otp_sent_at=now
+                session.id, BindSessionChange(otp_request=sent.request_id, otp_sent_at=now)
             )
             _code_sent(app, follower, now)
         return code_form(url, csrf, sent.phone_masked)
@@ -499,7 +494,7 @@ def _code_step(
         _failed(app, keys, now)
         return code_form(url, csrf, "", WRONG_CODE, 422)
     try:
-        result = app.backend.verify_otp(str(session["otp_request"]), code)
+        result = app.backend.verify_otp(str(session.otp_request), code)
     except BackendRefusedError as exc:
         if exc.status >= 500 or exc.status in (401, 403):
             raise
@@ -512,21 +507,21 @@ def _code_step(
     return _bind(app, account, session, now)
 
 
-def _bind(app: AppContext, account: Account, session: dict[str, Any], now: float) -> Response:
+def _bind(app: AppContext, account: Account, session: BindSession, now: float) -> Response:
     from bankwx_cli.domain import outbox
 
-    openid = str(session["openid"])
+    openid = session.openid
     try:
         with app.store.transaction():
             binding = bank.add_binding(
                 app,
                 account,
                 openid,
-                str(session["customer_id"]),
-                str(session["card_last4"]),
+                str(session.customer_id),
+                str(session.card_last4),
                 operator=bank.follower_operator(openid),
             )
-            app.store.bind_sessions.remove(_session_id_of(session))
+            app.store.bind_sessions.remove(session.id)
             since = iso(app.clock.now() - timedelta(hours=48))
             if app.store.bind_sessions.last_message_at(account.name, openid, since):
                 found = texts.text("bind_confirmed", account_settings.texts_of(account))

@@ -42,8 +42,8 @@ from bankwx_cli.errors import (
     WeChatError,
 )
 from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.menus import MenuCall, MenuVersion, PulledMenu
 from bankwx_cli.models.menus import MenuOutcome as MenuOutcome  # re-exported for commands
-from bankwx_cli.models.menus import MenuVersion, PulledMenu
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
@@ -575,7 +575,7 @@ def _push(app: AppContext, account: Account, plan: MenuPlan, action: str) -> Dep
                 note=DEPLOY_STARTED,
             )
     client = app.client(account)
-    steps: list[dict[str, Any]] = []
+    steps: list[MenuCall] = []
     failure, where = _send(client, plan, steps)
     state, note = "live", ""
     if failure is not None:
@@ -621,14 +621,14 @@ def _push(app: AppContext, account: Account, plan: MenuPlan, action: str) -> Dep
 
 
 def _send(
-    client: WeChatClient, plan: MenuPlan, steps: list[dict[str, Any]]
+    client: WeChatClient, plan: MenuPlan, steps: list[MenuCall]
 ) -> tuple[WeChatError | None, str]:
     """Make the calls; returns the error that stopped them (None: all done) and where."""
     wanted, live = plan.wanted, plan.live.spec
     where = "menu/create"
     try:
         if live is None or live.buttons != wanted.buttons:
-            steps.append({"call": CREATE, **client.post(CREATE, wanted.to_create_body())})
+            steps.append(MenuCall(CREATE, client.post(CREATE, wanted.to_create_body())))
         old = [c.to_body() for c in live.conditional_menus] if live is not None else []
         if old == [c.to_body() for c in wanted.conditional_menus]:
             return None, ""
@@ -640,14 +640,14 @@ def _send(
                 if exc.errcode != NO_SUCH_MENUID:
                     raise
                 answer = {"errcode": exc.errcode, "errmsg": exc.errmsg}
-            steps.append({"call": DEL_CONDITIONAL, "menuid": menuid, **answer})
+            steps.append(MenuCall(DEL_CONDITIONAL, {"menuid": menuid, **answer}))
         for i, menu in enumerate(wanted.conditional_menus):
             where = f"conditionalmenu[{i}] (menu/addconditional)"
             # Not idempotent: a retry after a lost answer would add the menu twice.
             answer = client.post(ADD_CONDITIONAL, menu.to_body(), idempotent=False)
-            steps.append({"call": ADD_CONDITIONAL, "matchrule": dict(menu.matchrule), **answer})
+            steps.append(MenuCall(ADD_CONDITIONAL, {"matchrule": dict(menu.matchrule), **answer}))
     except WeChatError as exc:
-        steps.append({"call": where, "errcode": exc.errcode, "errmsg": exc.errmsg})
+        steps.append(MenuCall(where, {"errcode": exc.errcode, "errmsg": exc.errmsg}))
         return exc, where
     return None, ""
 

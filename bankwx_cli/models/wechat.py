@@ -18,6 +18,46 @@ class StoredToken:
 
 
 @dataclass(frozen=True)
+class ApiCallCount:
+    """WeChat calls of one account, endpoint, minute, outcome and error code, as the recorder
+    counted them since its last flush (added to ``api_calls``)."""
+
+    appid: str
+    endpoint: str
+    bucket: str  # the minute, YYYY-MM-DDTHH:MM:00Z
+    outcome: str
+    errcode: int  # 0 when WeChat gave none
+    calls: int
+    total_ms: float
+    max_ms: float
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class ApiHourCount:
+    """The API report's hourly roll-up of one account and endpoint (``rollup_api``)."""
+
+    appid: str
+    hour: str  # YYYY-MM-DDTHH:00:00Z
+    endpoint: str
+    calls: int
+    errors: int
+    retries: int
+
+
+@dataclass(frozen=True)
+class ApiLatencyCount:
+    """Calls of one account, hour and endpoint whose latency fell in one histogram bucket
+    (``rollup_api_latency``; buckets by ``models.reports.bucket_of``)."""
+
+    appid: str
+    hour: str  # YYYY-MM-DDTHH:00:00Z
+    endpoint: str
+    bucket: int
+    n: int
+
+
+@dataclass(frozen=True)
 class ApiCallSummary:
     """WeChat calls of one account, endpoint, outcome and error code, summed."""
 

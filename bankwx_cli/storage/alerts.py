@@ -13,6 +13,7 @@ from typing import Any
 
 from bankwx_cli.keys import Sealer, UnsealError
 from bankwx_cli.models.alerts import AlertEvent, AlertRecipient, AlertRule, AlertSource
+from bankwx_cli.models.changes import KEEP, Keep
 from bankwx_cli.storage.db import Database
 from bankwx_cli.storage.sealed import SealedColumn
 
@@ -93,6 +94,14 @@ def _recipient(row: Any) -> AlertRecipient:
         delivery=row["delivery"],
         deferred=bool(row["deferred"]),
     )
+
+
+def _given(**values: object) -> dict[str, object]:
+    """The columns an update sets (those not ``KEEP``); at least one."""
+    found = {k: v for k, v in values.items() if v is not KEEP}
+    if not found:
+        raise ValueError("nothing to set")
+    return found
 
 
 def _in(prefix: str, values: Iterable[str], params: dict[str, Any]) -> str:
@@ -221,7 +230,11 @@ class Alerts:
         received_at: str,
         received_ts: float,
     ) -> int | None:
-        """The stored event's row id; None when the source has an event with this id."""
+        """The stored event's row id; None when the source has an event with this id.
+
+        ``data`` stays a mapping on purpose: it is the bank's own JSON payload of the event (and
+        the texts rendered from it), whose fields each rule's template names; it is sealed as a
+        document, never read column by column."""
         text = json.dumps(data, ensure_ascii=False)
         cursor = self.db.execute(
             "INSERT INTO alert_events (source, event_id, account, type, customer_id, "
@@ -267,7 +280,8 @@ class Alerts:
         return [_event(r) for r in self.db.all(sql + " ORDER BY id", params)]
 
     def data(self, row_id: int) -> dict[str, Any] | None:
-        """The event's data and texts, opened; None when purged or not opening."""
+        """The event's data and texts, opened; None when purged or not opening. The bank's own
+        JSON payload (see ``add_event``), hence a dict and not a model."""
         stored = self.db.scalar("SELECT data FROM alert_events WHERE id = :id", {"id": row_id})
         if not stored:
             return None
@@ -293,11 +307,19 @@ class Alerts:
                 return total
             total += cursor.rowcount
 
-    def update_event(self, row_id: int, **values: Any) -> None:
-        """Set some of state, reason, channel, sms_unit, sent_at."""
-        allowed = {"state", "reason", "channel", "sms_unit", "sent_at"}
-        if not values or set(values) - allowed:
-            raise ValueError(f"cannot set {sorted(set(values) - allowed)}")
+    def update_event(
+        self,
+        row_id: int,
+        *,
+        state: str | Keep = KEEP,
+        reason: str | Keep | None = KEEP,
+        channel: str | Keep | None = KEEP,
+        sms_unit: int | Keep | None = KEEP,
+        sent_at: str | Keep | None = KEEP,
+    ) -> None:
+        """Set some of state, reason, channel, sms_unit, sent_at (the others as stored)."""
+        values = _given(state=state, reason=reason, channel=channel, sms_unit=sms_unit,
+                        sent_at=sent_at)  # fmt: skip
         sets = ", ".join(f"{k} = :{k}" for k in sorted(values))
         self.db.execute(f"UPDATE alert_events SET {sets} WHERE id = :id", {**values, "id": row_id})  # noqa: S608
 
@@ -342,11 +364,20 @@ class Alerts:
         )
         return None if row is None else _recipient(row)
 
-    def update_recipient(self, event: int, openid: str, **values: Any) -> None:
-        """Set some of state, reason, msgid, accepted_ts, delivery."""
-        allowed = {"state", "reason", "msgid", "accepted_ts", "delivery"}
-        if not values or set(values) - allowed:
-            raise ValueError(f"cannot set {sorted(set(values) - allowed)}")
+    def update_recipient(
+        self,
+        event: int,
+        openid: str,
+        *,
+        state: str | Keep = KEEP,
+        reason: str | Keep | None = KEEP,
+        msgid: str | Keep | None = KEEP,
+        accepted_ts: float | Keep | None = KEEP,
+        delivery: str | Keep | None = KEEP,
+    ) -> None:
+        """Set some of state, reason, msgid, accepted_ts, delivery (the others as stored)."""
+        values = _given(state=state, reason=reason, msgid=msgid, accepted_ts=accepted_ts,
+                        delivery=delivery)  # fmt: skip
         sets = ", ".join(f"{k} = :{k}" for k in sorted(values))
         self.db.execute(
             f"UPDATE alert_recipients SET {sets} WHERE event = :e AND openid = :o",  # noqa: S608

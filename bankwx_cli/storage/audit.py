@@ -66,7 +66,9 @@ class Audit:
         os_user: str = "",
         host: str = "",
     ) -> int:
-        """Append one row. Call inside a transaction (BEGIN IMMEDIATE serialises the chain)."""
+        """Append one row. Call inside a transaction (BEGIN IMMEDIATE serialises the chain).
+        ``params`` is what the action was given, redacted (``domain/audit.py``): each action's
+        own JSON record, hashed into the chain as it is, hence a dict and not a model."""
         head = self.db.one("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
         prev_hash = head["hash"] if head else GENESIS
         entry_id = (head["id"] if head else 0) + 1

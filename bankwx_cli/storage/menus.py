@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
-from bankwx_cli.models.menus import MenuVersion
+from bankwx_cli.models.changes import Keep, given
+from bankwx_cli.models.menus import MenuCall, MenuVersion, MenuVersionChange
 from bankwx_cli.storage.db import Database
 
 _CURRENT = "state IN ('live', 'partial', 'unknown')"
@@ -35,7 +37,7 @@ def _version(row: sqlite3.Row) -> MenuVersion:
         reason=row["reason"],
         deployed_by=row["deployed_by"],
         deployed_at=row["deployed_at"],
-        wechat_answer=json.loads(answer) if answer else [],
+        wechat_answer=tuple(MenuCall.from_json(c) for c in json.loads(answer)) if answer else (),
         note=row["note"],
     )
 
@@ -57,7 +59,8 @@ class MenuVersions:
         note: str,
         rollback_of: int | None = None,
     ) -> int:
-        """Insert a version under the account's next number; returns the number.
+        """Insert a version under the account's next number; returns the number. ``content``
+        is the menu in WeChat's menu/get shape (a document, stored as JSON text).
 
         Call inside a transaction (BEGIN IMMEDIATE keeps the numbers unique).
         """
@@ -89,12 +92,10 @@ class MenuVersions:
         reason: str | None = None,
     ) -> None:
         """Record a decision on a pending version: rejected, or deploying once approved."""
-        self._update(
-            account,
-            version,
-            {"state": state, "decided_by": by, "decided_at": at, "reason": reason,
-             "note": note, "updated_at": at},
-        )  # fmt: skip
+        change = MenuVersionChange(
+            state=state, decided_by=by, decided_at=at, reason=reason, note=note
+        )
+        self._update(account, version, change, at)
 
     def finish(
         self,
@@ -104,20 +105,26 @@ class MenuVersions:
         state: str,
         deployed_by: str | None,
         deployed_at: str | None,
-        wechat_answer: list[dict[str, Any]],
+        wechat_answer: Sequence[MenuCall],
         note: str,
         at: str,
     ) -> None:
-        """Record a deploy's outcome: its state, who deployed it when, WeChat's answers."""
-        self._update(
-            account,
-            version,
-            {"state": state, "deployed_by": deployed_by, "deployed_at": deployed_at,
-             "wechat_answer": json.dumps(wechat_answer, ensure_ascii=False), "note": note,
-             "updated_at": at},
-        )  # fmt: skip
+        """Record a deploy's outcome: its state, who deployed it when, its calls."""
+        change = MenuVersionChange(
+            state=state,
+            deployed_by=deployed_by,
+            deployed_at=deployed_at,
+            wechat_answer=tuple(wechat_answer),
+            note=note,
+        )
+        self._update(account, version, change, at)
 
-    def _update(self, account: str, version: int, values: dict[str, Any]) -> None:
+    def _update(self, account: str, version: int, change: MenuVersionChange, at: str) -> None:
+        values = given(change)
+        if not isinstance(change.wechat_answer, Keep):
+            calls = [call.to_json() for call in change.wechat_answer]
+            values["wechat_answer"] = json.dumps(calls, ensure_ascii=False)
+        values["updated_at"] = at
         sets = ", ".join(f"{k} = :{k}" for k in values)
         self.db.execute(
             f"UPDATE menu_versions SET {sets} "  # noqa: S608 - column names are ours

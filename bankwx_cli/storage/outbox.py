@@ -68,7 +68,9 @@ class Outbox:
         due_at: float,
         created_at: str,
     ) -> int | None:
-        """Insert a pending unit unless its idempotency key exists; returns its id or None."""
+        """Insert a pending unit unless its idempotency key exists; returns its id or None.
+        ``payload`` is the body WeChat's endpoint for the kind takes (custom, template, mass):
+        WeChat's JSON, sealed and sent as it is, hence a dict and not a model."""
         text = json.dumps(payload, ensure_ascii=False)
         row = {
             "account": account,

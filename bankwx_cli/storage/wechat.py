@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bankwx_cli.storage.db import Database
 
 if TYPE_CHECKING:  # imported where used: every command opens the store (start-up time)
-    from bankwx_cli.models.wechat import ApiCallSummary, StoredToken
+    from bankwx_cli.models.wechat import (
+        ApiCallCount,
+        ApiCallSummary,
+        ApiHourCount,
+        ApiLatencyCount,
+        StoredToken,
+    )
 
 
 class Tokens:
@@ -77,14 +84,14 @@ class ApiCalls:
 
     def add(
         self,
-        rows: list[dict[str, Any]],
-        hourly: list[dict[str, Any]] | None = None,
-        latency: list[dict[str, Any]] | None = None,
+        rows: Sequence[ApiCallCount],
+        hourly: Sequence[ApiHourCount] = (),
+        latency: Sequence[ApiLatencyCount] = (),
     ) -> None:
-        """Add counted calls (appid, endpoint, bucket, outcome, errcode, calls, total_ms,
-        max_ms, retries), and in the same transaction the API report's hourly roll-up:
-        ``hourly`` (appid, hour, endpoint, calls, errors, retries) and ``latency`` (appid,
-        hour, endpoint, bucket, n)."""
+        """Add counted calls, and in the same transaction the API report's hourly roll-up:
+        ``hourly`` (calls, errors, retries) and ``latency`` (a histogram per hour)."""
+        from dataclasses import asdict
+
         from bankwx_cli.storage.reports import Rollups
 
         rollups = Rollups(self.db)
@@ -99,12 +106,14 @@ class ApiCalls:
                     "total_ms = api_calls.total_ms + excluded.total_ms, "
                     "max_ms = max(api_calls.max_ms, excluded.max_ms), "
                     "retries = api_calls.retries + excluded.retries",
-                    {"retries": 0, **row},
+                    asdict(row),
                 )
-            for hour in hourly or ():
-                rollups.add("rollup_api", hour, hour)
-            for slot in latency or ():
-                rollups.add("rollup_api_latency", slot, slot)
+            for hour in hourly:
+                counts = asdict(hour)
+                rollups.add("rollup_api", counts, counts)
+            for slot in latency:
+                counts = asdict(slot)
+                rollups.add("rollup_api_latency", counts, counts)
 
     def summary(self, appid: str | None = None, since: str | None = None) -> list[ApiCallSummary]:
         where, params = [], {}
