@@ -43,6 +43,7 @@ from bankwx_cli.models.agents import (
     QueueEntry,
     SessionMessage,
 )
+from bankwx_cli.models.messages import OutboundRow
 from bankwx_cli.models.outbox import OutboxUnit
 from bankwx_cli.models.replies import Reply, TextReply
 
@@ -808,11 +809,9 @@ def reply(
             raise ConflictError(f"reply {sent + 1} of session {session_id} is enqueued already.")
         app.store.agents.add_message(session.id, at, "out", "text", mask(text), agent.name)
         app.store.agents.responded(session.id, at)
-        app.store.messages.insert_out(
-            {"account": session.account, "openid": session.openid, "msg_type": "text",
-             "content": mask(text), "route": "agent", "outcome": "enqueued",
-             "in_reply_to": None, "at": at}
-        )  # fmt: skip
+        app.store.messages.insert_out(OutboundRow(
+            session.account, session.openid, "text", mask(text), "agent", "enqueued", None, at
+        ))  # fmt: skip
         audit.record(app, "agent.reply", session.account, {"session": session.id, "unit": unit})
     try:
         outbox.send_now(app, session.account, f"agent-session:{session.id}")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bankwx_cli import extensions
 from bankwx_cli.clock import iso, iso_of
@@ -25,6 +25,7 @@ from bankwx_cli.domain import account_settings, accounts, actions, keywords, rep
 from bankwx_cli.domain.masking import mask
 from bankwx_cli.errors import NotFoundError
 from bankwx_cli.models.accounts import Account
+from bankwx_cli.models.messages import InboundRow, OutboundRow
 from bankwx_cli.models.replies import ImageReply, NewsReply, Reply, TextReply, TransferReply
 from bankwx_cli.wechat import callback
 from bankwx_cli.wechat.callback import CallbackKeys, Inbound
@@ -126,11 +127,11 @@ class _QuickWrite:
     """One quick answer's write: prepared on the loop (``Engine.answer``), written with its
     group by ``Engine._write_group``, finished by its unit."""
 
-    __slots__ = ("counted", "decision", "in_time", "inbound", "key", "message_id",
-                 "out_written", "plain", "row", "started", "ticket")  # fmt: skip
+    __slots__ = ("counted", "decision", "handling_ms", "in_time", "inbound", "key",
+                 "message_id", "out_written", "plain", "row", "started", "ticket")  # fmt: skip
 
     def __init__(
-        self, row: dict[str, Any], plain: bytes | None, decision: Decision, ticket: Ticket,
+        self, row: InboundRow, plain: bytes | None, decision: Decision, ticket: Ticket,
         started: float, key: tuple[str, str] | None, inbound: Inbound,
     ) -> None:  # fmt: skip
         self.row, self.plain, self.decision, self.ticket = row, plain, decision, ticket
@@ -138,6 +139,7 @@ class _QuickWrite:
         self.counted = False  # its outcome counted in the reports' roll-ups by _write_group
         self.key = key  # (account, openid) of a message, for the lookups; None for an event
         self.in_time = False
+        self.handling_ms = 0.0  # set by _write_group, when the group's write starts
         self.message_id: int | None = None  # None: the key existed (the unit claims again)
         self.out_written = False
 
@@ -341,7 +343,7 @@ class Engine:
                 chosen = taken or decision
                 return self._finish(runtime, inbound, message_id, chosen,
                                     self.render(runtime, inbound, chosen.reply) if taken else plain,
-                                    in_time, row["handling_ms"])  # fmt: skip
+                                    in_time, write.handling_ms)  # fmt: skip
             if event:
                 self._record_event(runtime, inbound, at)
             elif lookups and not write.out_written:
@@ -349,7 +351,7 @@ class Engine:
                 if taken is not None:
                     return self._finish(runtime, inbound, message_id, taken,
                                         self.render(runtime, inbound, taken.reply), in_time,
-                                        write.row["handling_ms"], claimed=False)  # fmt: skip
+                                        write.handling_ms, claimed=False)  # fmt: skip
             outcome = decision.outcome
             if not in_time:
                 outcome = self._late(runtime, inbound, message_id, decision)
@@ -383,7 +385,7 @@ class Engine:
             claim = store.messages.claim(row, self._stale_before())
             if self._counting:
                 if claim.first and claim.deliveries == 1:  # inserted: counted as unanswered
-                    reports.count_claim(store.rollups, runtime.account.name, row["at"],
+                    reports.count_claim(store.rollups, runtime.account.name, row.at,
                                         inbound.msg_type, inbound.event)  # fmt: skip
                 else:  # another delivery of a message the store holds
                     reports.count_retry_of(store.rollups, claim.id)
@@ -511,18 +513,12 @@ class Engine:
                 elapsed_ms,
             )  # fmt: skip
 
-    def _in_row(self, runtime: Runtime, inbound: Inbound, at: str) -> dict[str, Any]:
-        return {
-            "account": runtime.account.name,
-            "openid": inbound.openid,
-            "msg_type": inbound.msg_type,
-            "event": inbound.event,
-            "content": mask(_inbound_text(inbound)),
-            "msg_id": inbound.msg_id,
-            "dedup_key": inbound.dedup_key(),
-            "at": at,
-            "claimed_at": self.app.clock.time(),
-        }
+    def _in_row(self, runtime: Runtime, inbound: Inbound, at: str) -> InboundRow:
+        return InboundRow(
+            runtime.account.name, inbound.openid, inbound.msg_type, inbound.event,
+            mask(_inbound_text(inbound)), inbound.msg_id, inbound.dedup_key(), at,
+            self.app.clock.time(),
+        )  # fmt: skip
 
     def _stale_before(self) -> float:
         return self.app.clock.time() - (self.deadline + 2.0)
@@ -553,12 +549,11 @@ class Engine:
         for w in writes:
             w.in_time = w.ticket.complete()
             r = w.row
-            r["handling_ms"] = (now - w.started) * 1000
-            r["reply"] = w.plain if w.in_time else None
+            w.handling_ms = (now - w.started) * 1000
             rows.append((
-                r["account"], r["openid"], r["msg_type"], r["event"], r["content"], r["msg_id"],
-                r["dedup_key"], r["reply"], w.decision.route, w.decision.outcome,
-                r["handling_ms"], r["at"], r["claimed_at"],
+                r.account, r.openid, r.msg_type, r.event, r.content, r.msg_id, r.dedup_key,
+                w.plain if w.in_time else None, w.decision.route, w.decision.outcome,
+                w.handling_ms, r.at, r.claimed_at,
             ))  # fmt: skip
         store = self.app.store
         messages = store.messages
@@ -575,9 +570,9 @@ class Engine:
             if reply is None or w.decision.sensitive or may_take:
                 continue
             r = w.row
-            outs.append((
-                r["account"], r["openid"], reply.kind, _masked(_reply_text(reply)),
-                w.decision.route, w.decision.outcome, message_id, r["at"],
+            outs.append(OutboundRow(
+                r.account, r.openid, reply.kind, _masked(_reply_text(reply)),
+                w.decision.route, w.decision.outcome, message_id, r.at,
             ))  # fmt: skip
             w.out_written = True
         messages.insert_out_many(outs)
@@ -587,11 +582,11 @@ class Engine:
     def _count_quick(self, tally: reports.Tally, w: _QuickWrite) -> None:
         """Count a quick answer written done by ``_write_group``, in its outcome's columns."""
         inbound, row, decision = w.inbound, w.row, w.decision
-        account, at, event = row["account"], row["at"], inbound.event
+        account, at, event = row.account, row.at, inbound.event
         reports.count_outcome(
             tally, account, at=at, msg_type=inbound.msg_type, event=event,
             key=inbound.event_key, route=decision.route, outcome=decision.outcome,
-            handling_ms=row["handling_ms"],
+            handling_ms=w.handling_ms,
             menu_version=reports.deployed_at(self._deploys.get(account, ()), at)
             if event in reports.MENU_EVENTS else 0,
             qr_scene=inbound.scene if event == "subscribe" else None,
@@ -671,18 +666,13 @@ class Engine:
     def _out_row(
         self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
         outcome: str, at: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> OutboundRow:  # fmt: skip
         reply = decision.reply
-        return {
-            "account": runtime.account.name,
-            "openid": inbound.openid,
-            "msg_type": reply.kind if reply else "success",
-            "content": SENSITIVE_LOGGED if decision.sensitive else _masked(_reply_text(reply)),
-            "route": decision.route,
-            "outcome": outcome,
-            "in_reply_to": message_id,
-            "at": at or iso(self.app.clock.now()),
-        }
+        return OutboundRow(
+            runtime.account.name, inbound.openid, reply.kind if reply else "success",
+            SENSITIVE_LOGGED if decision.sensitive else _masked(_reply_text(reply)),
+            decision.route, outcome, message_id, at or iso(self.app.clock.now()),
+        )  # fmt: skip
 
     # --- routing -------------------------------------------------------------------------------
 
@@ -746,18 +736,15 @@ class Engine:
     def _record_event(self, runtime: Runtime, inbound: Inbound, at: str) -> None:
         """What the engine records of an event about the follower (follow, unfollow, location),
         in the caller's write (the quick path's unit, or the handler's)."""
-        event = inbound.event
-        upsert = self.app.store.follower_state.upsert
-        name = runtime.account.name
+        event, state, name = inbound.event, self.app.store.follower_state, runtime.account.name
         if event == "subscribe":
-            follow = {"subscribed": 1, "subscribe_at": at, "scene": inbound.scene or None}
-            upsert(name, inbound.openid, follow)
+            state.followed(name, inbound.openid, at, inbound.scene or None)
         elif event == "unsubscribe":
-            upsert(name, inbound.openid, {"subscribed": 0, "unsubscribe_at": at})
+            state.unfollowed(name, inbound.openid, at)
         elif event == "location":
             lat = _float(inbound.fields.get("Latitude"))
             lng = _float(inbound.fields.get("Longitude"))
-            upsert(name, inbound.openid, {"latitude": lat, "longitude": lng, "location_at": at})
+            state.located(name, inbound.openid, lat, lng, at)
 
     def _event_decision(
         self, runtime: Runtime, inbound: Inbound, deadline: float | None = None,

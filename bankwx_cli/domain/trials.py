@@ -98,9 +98,7 @@ def trial_secret(ctx: ActionContext) -> Reply:
 def scan_first(app: AppContext, runtime: Runtime, inbound: Inbound) -> Decision | None:
     """Record the scene as the follower's state; routing goes on."""
     if inbound.scene.startswith("trial"):
-        app.store.follower_state.upsert(
-            runtime.account.name, inbound.openid, {"scene": inbound.scene}
-        )
+        app.store.follower_state.set_scene(runtime.account.name, inbound.openid, inbound.scene)
     return None
 
 
@@ -137,9 +135,7 @@ def late_note(
     app: AppContext, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision
 ) -> str | None:
     """Inside the transaction recording a late answer: note it in the follower's state."""
-    app.store.follower_state.upsert(
-        runtime.account.name, inbound.openid, {"scene": f"late:{message_id}"}
-    )
+    app.store.follower_state.set_scene(runtime.account.name, inbound.openid, f"late:{message_id}")
     return None
 
 

@@ -4,7 +4,7 @@ as `messages list|export` show them, and what it learns about a follower between
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,31 @@ class EngineState:
             "longitude": self.longitude,
             "location_at": self.location_at,
         }
+
+
+class InboundRow(NamedTuple):
+    """An inbound message as the receiver logs it (masked already), before its outcome:
+    ``claimed_at`` is when this delivery claimed it (the clock's seconds)."""
+
+    account: str
+    openid: str
+    msg_type: str
+    event: str
+    content: str
+    msg_id: str
+    dedup_key: str
+    at: str
+    claimed_at: float
+
+
+class OutboundRow(NamedTuple):
+    """A reply or an agent's message as the log keeps it (masked already)."""
+
+    account: str
+    openid: str
+    msg_type: str
+    content: str
+    route: str
+    outcome: str
+    in_reply_to: int | None
+    at: str

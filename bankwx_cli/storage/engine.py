@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from bankwx_cli.keys import Sealer, UnsealError
-from bankwx_cli.models.messages import EngineState, LogEntry
+from bankwx_cli.models.messages import EngineState, InboundRow, LogEntry, OutboundRow
 from bankwx_cli.models.replies import (
     Article,
     ImageReply,
@@ -84,23 +84,22 @@ class Messages:
         """Group commit for the receiver: its claims and outcomes, many to a transaction."""
         return self.db.writer
 
-    def claim(self, row: dict[str, Any], stale_before: float) -> Claim:
+    def claim(self, row: InboundRow, stale_before: float) -> Claim:
         """Insert the inbound row unless its dedup key exists; count a retry otherwise.
 
         A claim whose handler has been 'processing' since before stale_before (its process
         died) is taken over by this delivery.
         """
         with self.db.transaction():
-            cursor = self.db.execute(
+            cursor = self.db.execute_positional(
                 "INSERT INTO messages (account, openid, direction, msg_type, event, content, "
-                "msg_id, dedup_key, state, at, claimed_at) VALUES (:account, :openid, 'in', "
-                ":msg_type, :event, :content, :msg_id, :dedup_key, 'processing', :at, "
-                ":claimed_at) ON CONFLICT (account, dedup_key) DO NOTHING",
+                "msg_id, dedup_key, state, at, claimed_at) VALUES (?, ?, 'in', ?, ?, ?, ?, ?, "
+                "'processing', ?, ?) ON CONFLICT (account, dedup_key) DO NOTHING",
                 row,
             )
             if cursor.rowcount == 1:
                 return Claim(True, int(cursor.lastrowid or 0), "processing", None, 1,
-                             row["claimed_at"])  # fmt: skip
+                             row.claimed_at)  # fmt: skip
             return self.claim_again(row, stale_before)
 
     def insert_answered_many(self, rows: list[AnsweredRow]) -> list[int | None]:
@@ -132,28 +131,29 @@ class Messages:
         for chunk in _chunks(rows):
             self.db.execute_positional(_insert_out_sql(len(chunk)), _flat(chunk))
 
-    def claim_again(self, row: dict[str, Any], stale_before: float) -> Claim:
+    def claim_again(self, row: InboundRow, stale_before: float) -> Claim:
         """Another delivery of a message the store holds: count it; take over a claim that has
         been 'processing' since before stale_before (its process died: the claim comes back
         ``first``). Joins the caller's transaction."""
+        key = {"account": row.account, "dedup_key": row.dedup_key}
         self.db.execute(
             "UPDATE messages SET deliveries = deliveries + 1 "
             "WHERE account = :account AND dedup_key = :dedup_key",
-            row,
+            key,
         )
         found = self.db.one(
             "SELECT id, state, reply, deliveries, claimed_at FROM messages "
             "WHERE account = :account AND dedup_key = :dedup_key",
-            row,
+            key,
         )
         assert found is not None  # noqa: S101 - the conflict says it exists
         if found["state"] == "processing" and (found["claimed_at"] or 0) < stale_before:
             self.db.execute(
                 "UPDATE messages SET claimed_at = :now WHERE id = :id",
-                {"now": row["claimed_at"], "id": found["id"]},
+                {"now": row.claimed_at, "id": found["id"]},
             )
             return Claim(True, found["id"], "processing", None, found["deliveries"],
-                         row["claimed_at"])  # fmt: skip
+                         row.claimed_at)  # fmt: skip
         return self._claim(found, first=False)
 
     def take_over(self, message_id: int, claimed_at: float | None, now: float) -> bool:
@@ -192,7 +192,7 @@ class Messages:
         route: str,
         outcome: str,
         handling_ms: float,
-        out_row: dict[str, Any] | None,
+        out_row: OutboundRow | None,
     ) -> None:
         """Record the handler's result, and the outbound reply in the same transaction."""
         with self.db.transaction():
@@ -205,13 +205,8 @@ class Messages:
             if out_row is not None:
                 self.insert_out(out_row)
 
-    def insert_out(self, row: dict[str, Any]) -> None:
-        self.db.execute(
-            "INSERT INTO messages (account, openid, direction, msg_type, content, route, "
-            "outcome, in_reply_to, at) VALUES (:account, :openid, 'out', :msg_type, :content, "
-            ":route, :outcome, :in_reply_to, :at)",
-            row,
-        )
+    def insert_out(self, row: OutboundRow) -> None:
+        self.db.execute_positional(_insert_out_sql(1), row)
 
     def set_outcome(self, message_id: int, outcome: str) -> None:
         self.db.execute(
@@ -280,9 +275,7 @@ class Messages:
 #: msg_type, event, content, msg_id, dedup_key, reply (plaintext, sealed when written), route,
 #: outcome, handling_ms, at, claimed_at.
 AnsweredRow = tuple[str, str, str, str, str, str, str, bytes | None, str, str, float, str, float]
-#: An outbound row, for ``insert_out_many``: account, openid, msg_type, content, route,
-#: outcome, in_reply_to, at.
-OutRow = tuple[str, str, str, str, str, str, int, str]
+OutRow = OutboundRow  # for ``insert_out_many``
 
 ROWS_PER_INSERT = (64, 16, 4, 1)  # chunk sizes: a handful of statements for SQLite to cache
 
@@ -418,7 +411,25 @@ class FollowerState:
         self.db = db
         self._upserts: dict[tuple[str, ...], str] = {}  # the statement per set of columns
 
-    def upsert(self, account: str, openid: str, values: dict[str, Any]) -> None:
+    def followed(self, account: str, openid: str, at: str, scene: str | None) -> None:
+        """A subscribe event: subscribed since ``at``, by ``scene`` (a QR follow's, else None)."""
+        self._upsert(account, openid, subscribed=1, subscribe_at=at, scene=scene)
+
+    def unfollowed(self, account: str, openid: str, at: str) -> None:
+        """An unsubscribe event."""
+        self._upsert(account, openid, subscribed=0, unsubscribe_at=at)
+
+    def located(
+        self, account: str, openid: str, latitude: float | None, longitude: float | None, at: str
+    ) -> None:
+        """A location event (the follower's last reported position)."""
+        self._upsert(account, openid, latitude=latitude, longitude=longitude, location_at=at)
+
+    def set_scene(self, account: str, openid: str, scene: str | None) -> None:
+        """The scene a hook records for the follower (``EngineState.scene``)."""
+        self._upsert(account, openid, scene=scene)
+
+    def _upsert(self, account: str, openid: str, **values: str | float | None) -> None:
         columns = tuple(values)
         sql = self._upserts.get(columns)
         if sql is None:

@@ -16,6 +16,7 @@ from bxtest import ORIGINAL_ID, Bankwx
 from bankwx_cli.commands._cli import to_row
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import reports, routing
+from bankwx_cli.models.messages import InboundRow
 from bankwx_cli.settings import from_environment
 from bankwx_cli.wechat import callback
 
@@ -91,7 +92,7 @@ def test_every_path_counts_what_backfill_counts(app: AppContext) -> None:
             "content": "x", "msg_id": "7", "dedup_key": text_message(7).dedup_key(),
             "at": "2026-03-01T00:00:00.000000Z", "claimed_at": 0.0}  # fmt: skip
     with store.transaction():
-        claim = store.messages.claim(dead, stale_before=-1.0)
+        claim = store.messages.claim(InboundRow(**dead), stale_before=-1.0)
         reports.count_claim(store.rollups, "main", dead["at"], "text", "")
     taken = quick(engine, text_message(7))
     assert not taken.retry and taken.plain_reply is not None
@@ -105,7 +106,7 @@ def test_every_path_counts_what_backfill_counts(app: AppContext) -> None:
     engine.app.store.messages.writer.call(
         lambda: (
             reports.count_claim(store.rollups, "main", stuck["at"], "text", "")
-            if store.messages.claim(stuck, stale_before=-1.0).first
+            if store.messages.claim(InboundRow(**stuck), stale_before=-1.0).first
             else None
         )
     )

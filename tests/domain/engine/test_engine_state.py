@@ -23,15 +23,15 @@ def test_a_followers_state_reads_back_typed(app: AppContext) -> None:
     state = app.store.follower_state
     assert state.get("main", "oNobody") is None
     at = "2026-12-02T08:00:00.000000Z"
-    state.upsert("main", "oA", {"subscribed": 1, "subscribe_at": at, "scene": "qr1"})
-    state.upsert("main", "oA", {"latitude": 31.2, "longitude": 121.5, "location_at": at})
+    state.followed("main", "oA", at, "qr1")
+    state.located("main", "oA", 31.2, 121.5, at)
     assert state.get("main", "oA") == EngineState(
         "main", "oA", True, at, None, "qr1", 31.2, 121.5, at
     )
-    state.upsert("main", "oA", {"subscribed": 0, "unsubscribe_at": at})
+    state.unfollowed("main", "oA", at)
     gone = state.get("main", "oA")
     assert gone is not None and gone.subscribed is False and gone.unsubscribe_at == at
-    state.upsert("main", "oB", {"latitude": 1.0, "longitude": 2.0, "location_at": at})
+    state.located("main", "oB", 1.0, 2.0, at)
     located = state.get("main", "oB")
     assert located is not None and located.subscribed is None  # no event seen
     assert located.to_json() == {

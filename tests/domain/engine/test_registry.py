@@ -174,7 +174,7 @@ def test_every_late_hook_runs(app: AppContext) -> None:
 
 
 def test_the_lookup_takes_a_quick_message_in_the_same_unit(app: AppContext) -> None:
-    app.store.follower_state.upsert("main", "oAgent", {"scene": trials.AGENT_SCENE})
+    app.store.follower_state.set_scene("main", "oAgent", trials.AGENT_SCENE)
     engine = routing.Engine(app)
     engine.refresh(True)
     result = _quick(engine, _text(52, "余额", "oAgent"), routing.Ticket())
@@ -254,8 +254,8 @@ def test_failing_candidates_leave_the_lookup_unnarrowed(app: AppContext) -> None
 
 
 def test_the_trial_lookup_is_narrowed_to_followers_in_its_scenes(app: AppContext) -> None:
-    app.store.follower_state.upsert("main", "oAgent", {"scene": trials.AGENT_SCENE})
-    app.store.follower_state.upsert("main", "oOther", {"scene": "qr-branch"})
+    app.store.follower_state.set_scene("main", "oAgent", trials.AGENT_SCENE)
+    app.store.follower_state.set_scene("main", "oOther", "qr-branch")
     main = app.store.accounts.get("main")
     assert main is not None
     found = trials.agent_candidates(app, main, ["oAgent", "oOther", "oNone"])

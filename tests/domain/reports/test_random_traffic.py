@@ -14,6 +14,7 @@ from reportkit import answered, report, utc
 from bankwx_cli.clock import iso
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import reports
+from bankwx_cli.models.messages import InboundRow
 
 START = utc("2026-02-28T00:00")
 ROUTES = ("default", "rule:3", "rule:4:action:balance", "event:click", "agent", "error",
@@ -40,7 +41,7 @@ def _write(app: AppContext, entries: list[dict[str, Any]]) -> None:
                    "content": "", "msg_id": str(i), "dedup_key": f"k{i}", "at": at,
                    "claimed_at": 0.0}  # fmt: skip
             if e["outcome"] == "":  # a claim still processing
-                app.store.messages.claim(row, stale_before=-1.0)
+                app.store.messages.claim(InboundRow(**row), stale_before=-1.0)
             else:
                 answered(
                     app,
@@ -53,7 +54,7 @@ def _write(app: AppContext, entries: list[dict[str, Any]]) -> None:
                     },
                 )
             for _ in range(e["deliveries"] - 1):
-                app.store.messages.claim_again(row, stale_before=-1.0)
+                app.store.messages.claim_again(InboundRow(**row), stale_before=-1.0)
         # this log was written by storage calls alone (no live counting): backfill counts it all
         app.store.rollups.raise_backfill_to(app.store.rollups.last_log_id())
 
@@ -167,13 +168,13 @@ def test_the_units_counting_by_id_gives_what_backfill_gives(app: AppContext) -> 
     with app.store.transaction():
         # the handler path: claim, a retry while it runs, the outcome, a retry after it
         first = row(1, 30)
-        claim = messages.claim(first, stale_before=-1.0)
+        claim = messages.claim(InboundRow(**first), stale_before=-1.0)
         reports.count_claim(rollups, "main", first["at"], "text", "")
-        messages.claim_again(first, stale_before=-1.0)
+        messages.claim_again(InboundRow(**first), stale_before=-1.0)
         reports.count_retry_of(rollups, claim.id)
         messages.finish(claim.id, None, "rule:3", "replied", 12.5, None)
         reports.count_outcome_of(rollups, claim.id)
-        messages.claim_again(first, stale_before=-1.0)
+        messages.claim_again(InboundRow(**first), stale_before=-1.0)
         reports.count_retry_of(rollups, claim.id)
         # the fast path: one write, then a retry
         quick = row(2, 90)
@@ -181,16 +182,16 @@ def test_the_units_counting_by_id_gives_what_backfill_gives(app: AppContext) -> 
                                "handling_ms": 3.0})  # fmt: skip
         assert found is not None
         reports.count_outcome_of(rollups, found, claimed=False)
-        messages.claim_again(quick, stale_before=-1.0)
+        messages.claim_again(InboundRow(**quick), stale_before=-1.0)
         reports.count_retry_of(rollups, found)
         # a claim left processing, retried once; a menu click settled late
         stuck = row(3, 24 * 60 + 5)
-        left = messages.claim(stuck, stale_before=-1.0)
+        left = messages.claim(InboundRow(**stuck), stale_before=-1.0)
         reports.count_claim(rollups, "main", stuck["at"], "text", "")
-        messages.claim_again(stuck, stale_before=10**12)
+        messages.claim_again(InboundRow(**stuck), stale_before=10**12)
         reports.count_retry_of(rollups, left.id)
         click = row(4, 24 * 60 + 10, "event", "click")
-        clicked = messages.claim(click, stale_before=-1.0)
+        clicked = messages.claim(InboundRow(**click), stale_before=-1.0)
         reports.count_claim(rollups, "main", click["at"], "event", "click")
         messages.finish(clicked.id, None, "event:click", "unhandled_key", 4100.0, None)
         reports.count_outcome_of(rollups, clicked.id, key="MENU_X")

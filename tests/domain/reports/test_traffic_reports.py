@@ -13,6 +13,7 @@ from reportkit import Traffic, report, shanghai, utc
 from bankwx_cli.clock import iso
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import keywords, messages, reports
+from bankwx_cli.models.messages import InboundRow
 from bankwx_cli.models.replies import TextReply
 from bankwx_cli.models.reports import bucket_of, middle_of
 
@@ -48,7 +49,7 @@ def traffic_sent(app: AppContext, traffic: Traffic) -> dict[str, Any]:
     row = {"account": "main", "openid": "oF", "msg_type": "text", "event": "", "content": "x",
            "msg_id": "77", "dedup_key": "oF:77", "at": at, "claimed_at": 0.0}  # fmt: skip
     with app.store.transaction():
-        app.store.messages.claim(row, stale_before=-1.0)
+        app.store.messages.claim(InboundRow(**row), stale_before=-1.0)
         if reports.LIVE_MESSAGES:  # what the receiver's claim unit counts
             reports.count_claim(app.store.rollups, "main", at, "text", "")
     done = reports.backfill(app)
