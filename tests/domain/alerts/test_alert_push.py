@@ -8,6 +8,8 @@ from pathlib import Path
 from alertkit import C1, C2, C3, UNKNOWN, Alerting, bind, event, jsonl
 from bxtest import APPID
 
+from bankwx_cli.storage import open_store
+
 
 def test_a_duplicate_event_id_sends_once(alerting: Alerting, tmp_path: Path) -> None:
     a = alerting
@@ -135,8 +137,6 @@ def test_one_reached_follower_holds_off_the_sms(alerting: Alerting, tmp_path: Pa
 
 
 def test_event_data_is_sealed_and_purged(alerting: Alerting, tmp_path: Path) -> None:
-    from bankwx_cli.storage import open_store
-
     a = alerting
     a.push(jsonl(tmp_path / "a.jsonl", event("e1", customer=C3, note="秘密备注")))
     wal = Path(f"{a.db}-wal")
@@ -172,3 +172,24 @@ def test_an_unsubscribed_follower_is_unreached_and_the_alert_goes_by_sms(
     a.run()
     assert [s["phone"] for s in a.sms()] == [a.phone(C1)]
     assert a.sim.delivered(kind="template") == []
+
+
+def test_a_rejection_keeps_no_event_data(alerting: Alerting, tmp_path: Path) -> None:
+    """Rejections hold no data (DESIGN §5: card numbers never in clear): the source is told
+    which value broke the rule, the store keeps the reason without it."""
+    a = alerting
+    card = "6222020000009876"
+    bad = event("e1")
+    bad["occurred_at"] = card  # a card number where the time should be
+    [result] = a.push(jsonl(tmp_path / "a.jsonl", bad))
+    assert result["status"] == "rejected"
+    assert result["reason"] == f"'{card}' is not an ISO 8601 time"
+    wal = Path(f"{a.db}-wal")
+    raw = a.db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    assert card.encode() not in raw
+    store = open_store(a.db)
+    try:
+        [kept] = store.db.all("SELECT reason FROM alert_rejections")
+    finally:
+        store.close()
+    assert kept[0] == "the value is not an ISO 8601 time"
