@@ -69,6 +69,12 @@ class Alerting:
         sent: list[dict[str, Any]] = self.sandbox_get("/sandbox/sms")
         return sent
 
+    def sms_posts(self) -> int:
+        """POST /v1/sms/send calls the sandbox answered, repeats of a key included (GET
+        /sandbox/state): bankwx asked once, not only the gateway sent once."""
+        calls: dict[str, int] = self.sandbox_get("/sandbox/state")["calls"]
+        return calls.get("/v1/sms/send", 0)
+
     def phone(self, customer: str) -> str:
         """The customer's phone in the sandbox (``GET /sandbox/customers``)."""
         for found in self.sandbox_get("/sandbox/customers"):

@@ -100,6 +100,7 @@ def test_served_alerts_reach_followers_and_blocked_ones_go_to_sms(
     status = json.loads(a.bx("alert", "status", "--format", "json").stdout)
     assert status["received"] == 2 and status["sent_wechat"] == 2 and status["delivered"] == 1
     assert status["sms"] == 1 and status["latency_p50_ms"] is not None
+    assert [s["idempotency_key"] for s in a.sms()] == ["alert-sms:core:s2"]  # still once
 
 
 def test_the_sandbox_core_system_pushes_transactions_to_the_intake(

@@ -32,6 +32,7 @@ def test_45009_in_the_alert_lane_falls_back_to_sms_at_once(
     a.run()
     a.run()
     assert [s["phone"] for s in a.sms()] == [a.phone(C1)]
+    assert a.sms_posts() == 1
     shown = a.show("e1")
     assert shown["channel"] == "sms"
     [recipient] = shown["recipients"]  # type: ignore[misc]
@@ -62,6 +63,7 @@ def test_an_unknown_unit_does_not_fall_back(alerting: Alerting, tmp_path: Path) 
     a.run()
     assert a.sms() == []
     assert a.templates_to(a.openids[0]) == 0
+    assert a.sms_posts() == 0
 
 
 # --- preferences: written as the alert_settings action writes them --------------------------

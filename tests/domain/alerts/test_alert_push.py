@@ -84,6 +84,7 @@ def test_an_unbound_customer_gets_one_sms(alerting: Alerting, tmp_path: Path) ->
     a.run()
     assert [s["phone"] for s in a.sms()] == [a.phone(C2)]
     assert a.sms()[0]["text"] == "您尾号1234的卡交易1,234.56元"
+    assert a.sms_posts() == 1
     shown = a.show("e1")
     assert shown["state"] == "sms" and shown["channel"] == "sms"
     assert shown["reason"] == "unbound" and shown["sent_at"]
@@ -112,6 +113,7 @@ def test_a_refusing_follower_falls_back_to_sms_once(alerting: Alerting, tmp_path
     a.run()
     assert a.templates_to(a.openids[0]) == 0
     assert [s["phone"] for s in a.sms()] == [a.phone(C1)]
+    assert a.sms_posts() == 1
     shown = a.show("e1")
     assert shown["channel"] == "sms" and shown["state"] == "sms"
     [recipient] = shown["recipients"]  # type: ignore[misc]
