@@ -97,7 +97,7 @@ def say(text: str) -> None:
 
 
 def bankwx(env: dict[str, str], *args: str, operator: str = "bench") -> str:
-    return ob.run(env, *args, operator=operator)
+    return str(ob.run(env, *args, operator=operator))
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -259,21 +259,26 @@ class Setup:
 
 def ceiling(s: Setup, template: dict[str, Any], threads: int, sends: int, tag: str) -> float:
     openids = [s.openids[i % len(s.openids)] for i in range(sends)]
-    found = ob.ceiling(s.sim, template, openids, threads, tag)
+    found = float(ob.ceiling(s.sim, template, openids, threads, tag))
     say(f"ceiling {tag} (bare client, {threads} threads, {sends} sends): {found:,.0f}/s")
     return found
 
 
-def part_a(s: Setup, rate: float, prefix: str, wait: bool = True) -> tuple[AlertLoad, Any]:
-    """(a)'s load at rate for --seconds; with wait, until every template was accepted."""
+def part_a(s: Setup, rate: float, prefix: str, count: int | None = None) -> tuple[AlertLoad, float]:
+    """(a)'s load at rate, count events (default: --seconds' worth), until every template was
+    accepted; (the load, seconds from the first post to the last acceptance)."""
     assert s.server is not None
-    count = max(1, round(rate * s.args.seconds))
-    load = AlertLoad(s.server.url, s.key, rate, s.args.batch, count, s.customers, prefix)
+    load = AlertLoad(
+        s.server.url,
+        s.key,
+        rate,
+        s.args.batch,
+        count or max(1, round(rate * s.args.seconds)),
+        s.customers,
+        prefix,
+    )
     base = delivered_count(s.sim)
-    thread = load.start()
-    if not wait:
-        return load, thread
-    thread.join()
+    load.start().join()
     done = wait_delivered(s.sim, base + load.accepted, timeout=max(120.0, 4 * s.args.seconds))
     return load, done - load.first_post
 
@@ -330,10 +335,12 @@ def run_c(s: Setup, wrk: str, rate_a: float) -> list[Row]:
     cb.HERE = paced
     try:
         for number, with_load in enumerate((False, True)):
-            load = thread = None
-            if with_load:
-                load, thread = part_a(s, rate_a, "c", wait=False)
-                time.sleep(min(2.0, seconds / 4))  # (a)'s load under way first
+            load: AlertLoad | None = None
+            if with_load:  # (a)'s load, until the callbacks are done
+                load = AlertLoad(s.server.url, s.key, rate_a, s.args.batch, 10**9, s.customers, "c")
+                base = delivered_count(s.sim)
+                thread = load.start()
+                time.sleep(min(2.0, seconds / 4))  # under way first
             got = cb.drive(
                 wrk,
                 s.server,
@@ -345,9 +352,13 @@ def run_c(s: Setup, wrk: str, rate_a: float) -> list[Row]:
                 s.args.server_core,
                 limit=per_drive,
             )
-            if load is not None and thread is not None:
+            if load is not None:
                 load.stop.set()
                 thread.join()
+                # its alerts sent before anything else is measured
+                wait_delivered(s.sim, base + load.accepted, timeout=120)
+                if load.errors:
+                    s.failed.append(f"(c) alerts: {load.accepted} accepted, {dict(load.errors)}")
             if got.errors and any(got.errors.values()):
                 s.failed.append(f"(c) callbacks: errors {got.errors}")
             what = "callbacks with (a)'s load" if with_load else "callbacks alone"
