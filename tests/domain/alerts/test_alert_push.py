@@ -171,6 +171,9 @@ def test_an_unsubscribed_follower_is_unreached_and_the_alert_goes_by_sms(
     assert [(r["state"], r["reason"]) for r in shown["recipients"]] == [  # type: ignore[union-attr]
         ("unreached", "unsubscribed")
     ]
+    plain = a.bx("alert", "show", "e1", "--format", "plain")
+    assert plain.exit_code == 0, plain.output
+    assert f"{a.openids[0]} unreached (unsubscribed)" in plain.stdout and "{" not in plain.stdout
     a.run()
     assert [s["phone"] for s in a.sms()] == [a.phone(C1)]
     assert a.sim.delivered(kind="template") == []
