@@ -669,7 +669,7 @@ def _store_event(
         customer_id=str(event["customer_id"]),
         occurred_at=str(event["occurred_at"]),
         security=security,
-        amount_fen=amount,
+        amount_fen=None,  # in the sealed data only: read from there at a deferred release
         content_hash=digest,
         data={"event": event, "rendered": rendered.to_json()},
         state="queued",
@@ -809,6 +809,16 @@ def _row(unit: Unit) -> int | None:
         return None
 
 
+def _sealed_amount(app: AppContext, event: AlertEvent) -> int | None:
+    """The event's data.amount_fen, from its sealed data (an amount is never kept in clear);
+    None once purged, or in a row written before (its amount_fen column)."""
+    data = app.store.alerts.data(event.id)
+    if data is None:
+        return event.amount_fen
+    amount = ((data.get("event") or {}).get("data") or {}).get("amount_fen")
+    return amount if isinstance(amount, int) and not isinstance(amount, bool) else None
+
+
 def before_send(app: AppContext, unit: Unit) -> Defer | Cancel | None:
     """Before a template unit's first attempt (also after a deferral): still bound, not switched
     off, not below the minimum, not in quiet hours (security alerts: always sent)."""
@@ -829,7 +839,7 @@ def before_send(app: AppContext, unit: Unit) -> Defer | Cancel | None:
     if rule is None:
         return None
     verdict = _preference_verdict(
-        app, unit.account, unit.openid, rule, event.amount_fen, app.clock.now()
+        app, unit.account, unit.openid, rule, _sealed_amount(app, event), app.clock.now()
     )
     if isinstance(verdict, str):
         return Cancel(verdict)

@@ -167,6 +167,29 @@ def test_quiet_hours_defer_and_release(
     assert counts["latency_p50_ms"] is None  # deferred alerts are not in the latency
 
 
+def test_a_minimum_amount_set_during_quiet_hours_applies_at_release(
+    alerting: Alerting, tmp_path: Path, prefs: dict[str, Prefs], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The amount a deferred alert is compared with at release comes from its sealed data."""
+    a = alerting
+    one = a.openids[0]
+    bind(a.db, one, C1)
+    prefs[one] = Prefs(quiet_hours="22:00-07:00")
+    night = _next(23)
+    _at(monkeypatch, night)
+    a.push(jsonl(tmp_path / "a.jsonl", event("small", amount_fen=5_000),
+                 event("big", amount_fen=900_000)))  # fmt: skip
+    a.run()
+    assert a.templates_to(one) == 0
+    prefs[one] = Prefs(min_amount_fen=100_000, quiet_hours="22:00-07:00")
+    _at(monkeypatch, night + timedelta(hours=8, minutes=30))  # 07:30
+    a.run()
+    assert a.templates_to(one) == 1
+    assert a.show("small")["state"] == "suppressed"
+    assert a.show("big")["state"] in ("sent", "delivered")
+    assert a.sms() == []
+
+
 def test_a_job_result_before_the_msgid_is_recorded_is_applied_then(
     alerting: Alerting, tmp_path: Path
 ) -> None:

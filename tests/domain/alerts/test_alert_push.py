@@ -144,6 +144,11 @@ def test_event_data_is_sealed_and_purged(alerting: Alerting, tmp_path: Path) -> 
     wal = Path(f"{a.db}-wal")
     raw = a.db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
     assert "秘密备注".encode() not in raw and b"6222020000001234" not in raw
+    store = open_store(a.db)
+    try:  # the amount only in the sealed data, not beside it in clear
+        assert [tuple(r) for r in store.db.all("SELECT amount_fen FROM alert_events")] == [(None,)]
+    finally:
+        store.close()
     checked = a.bx("check", "--format", "json")
     assert "sealed at rest: table alert_events (data)" in checked.stdout, checked.output
     purged = a.bx("messages", "purge", "--before", "2999-01-01T00:00:00Z", "--yes")
