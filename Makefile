@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test browser demo fmt lint bench-callbacks bench-followers bench-startup bench-outbox bench clean docs
+.PHONY: test browser demo fmt lint bench-callbacks bench-followers bench-startup bench-outbox bench-alerts bench clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -45,6 +45,12 @@ bench-followers: $(STAMP)
 # ceiling (bench/README.md). Options after ARGS=, for example: make bench-outbox ARGS="--followers 5000"
 bench-outbox: $(STAMP)
 	$(BIN)/python bench/outbox/bench_outbox.py $(ARGS)
+
+# Alerts (issue 17): (a) the intake at a steady rate, (b) a broadcast with alerts meanwhile,
+# (c) callbacks with and without (a)'s load, each against the simulator's ceiling
+# (bench/README.md). Options after ARGS=, for example: make bench-alerts ARGS="--scale small"
+bench-alerts: $(STAMP)
+	$(BIN)/python bench/alerts/bench_alerts.py $(ARGS)
 
 # `bankwx --version` and `bankwx account list` against `python -c "import typer"` (issue 13).
 # Options after ARGS=, for example: make bench-startup ARGS="--runs 20"

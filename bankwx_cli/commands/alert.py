@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -272,4 +272,19 @@ def show(
     """Show one event: its state, channel and recipients."""
     cli = get_cli(ctx)
     found = alerts.show(cli.app, event_id, source)
-    cli.render_one(found, fmt, title=f"Alert {event_id}")
+    if cli.fmt(fmt) == "json":
+        cli.for_json(found, fmt)
+        return
+    row = found.to_json()
+    row["recipients"] = [_recipient(r) for r in row["recipients"]]  # a line each, not a dict
+    cli.for_people(fmt, one=row, title=f"Alert {event_id}")
+
+
+def _recipient(r: dict[str, Any]) -> str:
+    """A recipient for people: ``OPENID STATE (REASON) msgid MSGID``."""
+    text = f"{r['openid']} {r['state']}"
+    if r.get("reason"):
+        text += f" ({r['reason']})"
+    if r.get("msgid"):
+        text += f" msgid {r['msgid']}"
+    return text

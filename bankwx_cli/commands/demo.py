@@ -300,10 +300,88 @@ def _tour(tour: Tour, folder: Path) -> None:
     tour.run("broadcast", "run-due")
     time.sleep(1.0)  # WeChat's job-finished event arrives at the receiver
     tour.run("broadcast", "status", broadcast_id)
+    _alerts(tour, bank, receiver, openid)
 
     tour.step("10. Everything is audited, hash-chained; the store checks clean")
     tour.run("audit", "--limit", "12")
     tour.run("check")
+
+
+def _alerts(tour: Tour, bank: str, receiver: str, openid: str) -> None:
+    """Alerts (消息提醒): a source for the bank's core system, a rule for its transactions on
+    the synced transaction template, then the core system (a second sandbox, `--alerts-url`)
+    pushing one transaction of the bound customer (a template message to the follower) and one
+    of an unbound customer (an SMS through the back-end's gateway)."""
+    import json
+
+    import httpx
+
+    from bankwx_cli.sim.api_templates import template_id
+
+    tour.step("9b. Alerts (消息提醒): the core system's transactions become template messages; "
+              "SMS when WeChat cannot reach the customer")  # fmt: skip
+    tour.run("template", "sync")
+    tour.run("account", "set", "demo-bank", "alerts.sms_signature", "示例银行")
+    tour.run("account", "set", "demo-bank", "alerts.sms_cost_fen", "5")
+    added = tour.run("alert", "source", "add", "core-banking", "--format", "json", quiet=True)
+    key = json.loads(added)["key"]
+    tour.say("  (the source's API key is printed once; it goes to the core system's settings)")
+    template = template_id(DEMO["appid"], "transaction")
+    tour.run(
+        "alert", "rule", "add", "transaction", "--template", template,
+        "--field", "first=您{account_last4|mask}的账户发生一笔{description}",
+        "--field", "time={occurred_at|time}",
+        "--field", "amount={amount_fen|yuan}",
+        "--field", "remark=如非本人操作，请致电客服",
+        "--label", "交易提醒",
+        "--sms", "您{account_last4|mask}的账户{occurred_at|time}{description}{amount_fen|yuan}",
+        operator="ops-bob",
+    )  # fmt: skip
+    tour.run("alert", "rule", "list")
+    tour.env["BANKWX_SANDBOX_ALERT_KEY"] = key  # for the core system's process only
+    try:
+        core = tour.start("backend", "sandbox", "--port", "0", "--seed", "7",
+                          "--alerts-url", receiver)  # fmt: skip
+    finally:
+        tour.env.pop("BANKWX_SANDBOX_ALERT_KEY", None)
+    sim = tour.env["BANKWX_SIM"]
+    with httpx.Client(trust_env=False, timeout=30) as http:
+        customers = http.get(f"{bank}/sandbox/customers").json()
+        bound, unbound = customers[0]["id"], customers[1]["id"]
+        pushed = []
+        for customer, amount, what in ((bound, 12_800, "超市购物"), (unbound, 560_000, "转账")):
+            body = {"customer_id": customer, "amount_fen": amount, "description": what}
+            answer = http.post(f"{core}/sandbox/transactions", json=body).json()
+            event_id = answer["event"]["event_id"]
+            status = (answer.get("answer") or {}).get("results", [{}])[0].get("status")
+            tour.say(f"  (core system) POST /sandbox/transactions {customer} {what} "
+                     f"{amount / 100:,.2f}元 -> event {event_id}: {status}")  # fmt: skip
+            pushed.append(event_id)
+        template_sent = _wait(lambda: [
+            d for d in http.get(f"{sim}/sim/delivered",
+                                params={"kind": "template", "openid": openid}).json()
+            if d.get("template_id") == template
+        ])  # fmt: skip
+        for d in template_sent:
+            shown = str(d.get("content", "")).replace("\n", " / ")
+            tour.say(f"  (WeChat) the bound follower {openid} got the template message: {shown}")
+        texts = _wait(lambda: http.get(f"{bank}/sandbox/sms").json())
+        for sms in texts:
+            phone = sms["phone"]
+            tour.say(f"  (SMS gateway) to {phone[:3]}****{phone[-4:]}: {sms['text']}")
+    tour.run("alert", "show", pushed[0])
+    tour.run("alert", "show", pushed[1])
+    tour.run("alert", "status")
+
+
+def _wait(found: Any, seconds: float = 15.0) -> Any:
+    """What found() returns once it is not empty (at most seconds; then whatever it is)."""
+    deadline = time.monotonic() + seconds
+    got = found()
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.25)
+        got = found()
+    return got
 
 
 SANDBOX_KEY = "sandbox"  # the sandbox's default key (BANKWX_SANDBOX_KEY), loopback only

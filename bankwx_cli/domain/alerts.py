@@ -148,9 +148,13 @@ class AlertRequestError(ValidationError):
 
 
 class _Rejected(Exception):
-    def __init__(self, reason: str) -> None:
+    """An event refused: ``reason`` goes back to the source (its own data may be in it);
+    ``kept``, what the store keeps, names no value of the event (rejections hold no data)."""
+
+    def __init__(self, reason: str, kept: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kept = reason if kept is None else kept
 
 
 class SmsRefusedError(WeChatError):
@@ -185,7 +189,9 @@ def _yuan(value: Any) -> str:
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
             value = int(value)
         else:
-            raise _Rejected(f"'{value}' is not a whole number of fen")
+            raise _Rejected(
+                f"'{value}' is not a whole number of fen", "the value is not a whole number of fen"
+            )
     sign = "-" if value < 0 else ""
     fen = abs(value)
     return f"{sign}{fen // 100:,}.{fen % 100:02d}元"
@@ -194,18 +200,23 @@ def _yuan(value: Any) -> str:
 def _mask(value: Any) -> str:
     text = re.sub(r"\s", "", str(value))
     if len(text) < 4:
-        raise _Rejected(f"'{value}' is too short to mask (4 characters at least)")
+        raise _Rejected(
+            f"'{value}' is too short to mask (4 characters at least)",
+            "the value is too short to mask (4 characters at least)",
+        )
     return f"尾号{text[-4:]}"
 
 
 def _moment(value: Any) -> datetime:
     text = str(value).strip()
     if not _ISO.fullmatch(text):
-        raise _Rejected(f"'{value}' is not an ISO 8601 time")
+        raise _Rejected(f"'{value}' is not an ISO 8601 time", "the value is not an ISO 8601 time")
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise _Rejected(f"'{value}' is not an ISO 8601 time") from None
+        raise _Rejected(
+            f"'{value}' is not an ISO 8601 time", "the value is not an ISO 8601 time"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=BANK_TZ)
     return moment.astimezone(BANK_TZ)
@@ -274,10 +285,12 @@ def render(rule: AlertRule, event: Mapping[str, Any], title: str = "") -> Render
         try:
             value = evaluate(expr, event)
         except _Rejected as exc:
-            raise _Rejected(f"field {name}: {exc.reason}") from None
+            raise _Rejected(f"field {name}: {exc.reason}", f"field {name}: {exc.kept}") from None
         problem = field_problem(name, value)
         if problem:
-            raise _Rejected(f"field {name} '{value}': {problem}")
+            raise _Rejected(
+                f"field {name} '{value}': {problem}", f"field {name}: the value {problem}"
+            )
         data[name] = {"value": value}
     sms = evaluate(rule.sms, event) if rule.sms else _default_sms(title or rule.label, data)
     url = evaluate(rule.url, event) if rule.url else None
@@ -619,7 +632,7 @@ def _take_one(
         with app.store.outbox.savepoint():
             return _store_event(app, source, raw, now, line, batch)
     except _Rejected as exc:
-        store.note(source.name, source.account, event_id, REJECTED, exc.reason, iso(now))
+        store.note(source.name, source.account, event_id, REJECTED, exc.kept, iso(now))
         return IntakeResult(event_id, REJECTED, exc.reason, line)
 
 
@@ -656,7 +669,7 @@ def _store_event(
         customer_id=str(event["customer_id"]),
         occurred_at=str(event["occurred_at"]),
         security=security,
-        amount_fen=amount,
+        amount_fen=None,  # in the sealed data only: read from there at a deferred release
         content_hash=digest,
         data={"event": event, "rendered": rendered.to_json()},
         state="queued",
@@ -796,6 +809,16 @@ def _row(unit: Unit) -> int | None:
         return None
 
 
+def _sealed_amount(app: AppContext, event: AlertEvent) -> int | None:
+    """The event's data.amount_fen, from its sealed data (an amount is never kept in clear);
+    None once purged, or in a row written before (its amount_fen column)."""
+    data = app.store.alerts.data(event.id)
+    if data is None:
+        return event.amount_fen
+    amount = ((data.get("event") or {}).get("data") or {}).get("amount_fen")
+    return amount if isinstance(amount, int) and not isinstance(amount, bool) else None
+
+
 def before_send(app: AppContext, unit: Unit) -> Defer | Cancel | None:
     """Before a template unit's first attempt (also after a deferral): still bound, not switched
     off, not below the minimum, not in quiet hours (security alerts: always sent)."""
@@ -816,7 +839,7 @@ def before_send(app: AppContext, unit: Unit) -> Defer | Cancel | None:
     if rule is None:
         return None
     verdict = _preference_verdict(
-        app, unit.account, unit.openid, rule, event.amount_fen, app.clock.now()
+        app, unit.account, unit.openid, rule, _sealed_amount(app, event), app.clock.now()
     )
     if isinstance(verdict, str):
         return Cancel(verdict)

@@ -293,13 +293,15 @@ class Alerts:
         return found
 
     def purge_data_before(self, account: str, before: str, batch: int = 1000) -> int:
-        """Purge the sealed data of the account's events received before before (ISO time), in
-        short transactions; the events stay. Returns how many were purged."""
+        """Purge the sealed data of the account's events received before before (ISO time), and
+        an amount an older bankwx kept beside it, in short transactions; the events stay.
+        Returns how many were purged."""
         total = 0
         while True:
             with self.db.transaction():
                 cursor = self.db.execute(
-                    "UPDATE alert_events SET data = '' WHERE id IN (SELECT id FROM alert_events "
+                    "UPDATE alert_events SET data = '', amount_fen = NULL WHERE id IN "
+                    "(SELECT id FROM alert_events "
                     "WHERE account = :a AND received_at < :before AND data != '' LIMIT :batch)",
                     {"a": account, "before": before, "batch": batch},
                 )

@@ -27,6 +27,11 @@ def test_the_tour_runs_and_narrates_on_stdout(tmp_path: Path) -> None:
     out = done.stdout
     assert "== 1. The simulator stands in for WeChat" in out
     assert "== 10. Everything is audited" in out and "Demo finished." in out
+    # alerts: the bound follower's template message, the unbound customer's SMS, the status
+    assert "== 9b. Alerts" in out
+    assert "got the template message: 您尾号" in out, out[out.find("== 9b.") :][:3000]
+    assert "(SMS gateway) to " in out and "【示例银行】" in out
+    assert "bxa_" not in out  # the source's key is never shown
     assert "--secret - " in out and "< secrets.txt" in out
     assert DEMO["secret"] not in out and DEMO["aes_key"] not in out
     assert "Traceback" not in out + done.stderr and "Internal error" not in out + done.stderr

@@ -1,12 +1,10 @@
-"""What the alerts' tests share besides fixtures: a stand-in SMS gateway and back-end (until the
-sandbox serves /v1/sms/send), events, files, and a store's bindings."""
+"""What the alerts' tests share besides fixtures: the sandbox back-end's customers and SMS
+outbox (``GET /sandbox/sms``), events, files, and a store's bindings."""
 
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,13 @@ from bxprocs import Sim
 from bxtest import Bankwx
 
 from bankwx_cli.models.bank import Binding
+from bankwx_cli.sandbox.server import SandboxThread
 from bankwx_cli.storage import open_store
+
+KEY = "sandbox-alerts-key-0123"  # the sandbox's key (back-end and SMS gateway) in these tests
+# The sandbox's seeded customers (C000001 to C000008, each with a phone); UNKNOWN is none of them.
+C1, C2, C3 = "C000001", "C000002", "C000003"
+UNKNOWN = "C999999"
 
 FIELDS = (
     "first=您{card|mask}的卡发生一笔交易",
@@ -29,7 +33,7 @@ FIELDS = (
 class Alerting:
     bx: Bankwx
     sim: Sim
-    gateway: Gateway
+    sandbox: SandboxThread  # the back-end, its SMS gateway and its core system
     key: str  # the source 'core''s API key
     openids: list[str]  # subscribed followers of 'main' in the simulator
     db: Path
@@ -54,82 +58,29 @@ class Alerting:
     def templates_to(self, openid: str) -> int:
         return sum(1 for d in self.sim.delivered(kind="template") if d["openid"] == openid)
 
+    def sandbox_get(self, path: str) -> Any:
+        answer = httpx.get(self.sandbox.url + path, trust_env=False, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
 
-CUSTOMERS = {"C100": "13800000100", "C200": "13800000200", "C300": "13800000300"}
+    def sms(self) -> list[dict[str, Any]]:
+        """What the sandbox's gateway sent, oldest first (``GET /sandbox/sms``): a repeated
+        idempotency key sends nothing new."""
+        sent: list[dict[str, Any]] = self.sandbox_get("/sandbox/sms")
+        return sent
 
+    def sms_posts(self) -> int:
+        """POST /v1/sms/send calls the sandbox answered, repeats of a key included (GET
+        /sandbox/state): bankwx asked once, not only the gateway sent once."""
+        calls: dict[str, int] = self.sandbox_get("/sandbox/state")["calls"]
+        return calls.get("/v1/sms/send", 0)
 
-def phone_of(customer: str) -> str | None:
-    """The stand-in's customers: those of CUSTOMERS, and any K<digits> (a burst's)."""
-    if customer in CUSTOMERS:
-        return CUSTOMERS[customer]
-    if customer[:1] == "K" and customer[1:].isdigit():
-        return "139" + customer[1:].zfill(8)
-    return None
-
-
-class Gateway:
-    """A loopback back-end answering GET /v1/customers/{id} (with ``phone``) and the SMS
-    gateway's POST /v1/sms/send (a repeated idempotency key sends nothing new)."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []  # what was sent (a repeated key sends nothing)
-        self.posts = 0  # every POST /v1/sms/send, repeats included
-        self.keys: dict[str, str] = {}
-        self.lock = threading.Lock()
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _answer(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                if self.path == "/v1/health":
-                    self._answer(200, {"status": "ok", "version": "stand-in"})
-                    return
-                cid = self.path.rsplit("/", 1)[-1]
-                phone = phone_of(cid) if self.path.startswith("/v1/customers/") else None
-                if phone is not None:
-                    body = {"id": cid, "name": "客户", "cards": [], "phone": phone}
-                    self._answer(200, body)
-                    return
-                self._answer(404, {"error": {"code": "unknown_customer", "message": cid}})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                if self.path != "/v1/sms/send":
-                    self._answer(404, {"error": {"code": "not_found", "message": self.path}})
-                    return
-                key = str(body["idempotency_key"])
-                with gateway.lock:
-                    gateway.posts += 1
-                    if key in gateway.keys:
-                        self._answer(200, {"id": gateway.keys[key], "duplicate": True})
-                        return
-                    sms_id = f"sms-{len(gateway.sent) + 1}"
-                    gateway.keys[key] = sms_id
-                    gateway.sent.append(body)
-                self._answer(200, {"id": sms_id, "duplicate": False})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Gateway:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def phone(self, customer: str) -> str:
+        """The customer's phone in the sandbox (``GET /sandbox/customers``)."""
+        for found in self.sandbox_get("/sandbox/customers"):
+            if found["id"] == customer:
+                return str(found["phone"])
+        raise AssertionError(f"no customer {customer} in the sandbox")
 
 
 def bind(db: Path, openid: str, customer: str, account: str = "main") -> None:
@@ -144,7 +95,7 @@ def bind(db: Path, openid: str, customer: str, account: str = "main") -> None:
 
 
 def event(
-    event_id: str, customer: str = "C100", amount_fen: int = 123456, type_: str = "transaction",
+    event_id: str, customer: str = C1, amount_fen: int = 123456, type_: str = "transaction",
     **extra: Any,
 ) -> dict[str, Any]:  # fmt: skip
     return {

@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from alertkit import CUSTOMERS, Alerting, bind, event, jsonl
+from alertkit import C1, C3, Alerting, bind, event, jsonl
 
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import alert_preferences
@@ -26,12 +26,13 @@ def test_45009_in_the_alert_lane_falls_back_to_sms_at_once(
     alerting: Alerting, tmp_path: Path
 ) -> None:
     a = alerting
-    bind(a.db, a.openids[0], "C100")
+    bind(a.db, a.openids[0], C1)
     a.sim.set_faults(quotas={"/cgi-bin/message/template/send": {"daily": 0}})
     a.push(jsonl(tmp_path / "a.jsonl", event("e1")))
     a.run()
     a.run()
-    assert [s["phone"] for s in a.gateway.sent] == [CUSTOMERS["C100"]]
+    assert [s["phone"] for s in a.sms()] == [a.phone(C1)]
+    assert a.sms_posts() == 1
     shown = a.show("e1")
     assert shown["channel"] == "sms"
     [recipient] = shown["recipients"]  # type: ignore[misc]
@@ -40,7 +41,7 @@ def test_45009_in_the_alert_lane_falls_back_to_sms_at_once(
 
 def test_an_unknown_unit_does_not_fall_back(alerting: Alerting, tmp_path: Path) -> None:
     a = alerting
-    bind(a.db, a.openids[0], "C100")
+    bind(a.db, a.openids[0], C1)
     a.push(jsonl(tmp_path / "a.jsonl", event("e1")))
     # a dispatcher that died mid-send more than WeChat's 10-minute de-duplication ago
     store = open_store(a.db)
@@ -60,8 +61,9 @@ def test_an_unknown_unit_does_not_fall_back(alerting: Alerting, tmp_path: Path) 
     [recipient] = shown["recipients"]  # type: ignore[misc]
     assert recipient["state"] == "unknown"
     a.run()
-    assert a.gateway.sent == []
+    assert a.sms() == []
     assert a.templates_to(a.openids[0]) == 0
+    assert a.sms_posts() == 0
 
 
 # --- preferences: written as the alert_settings action writes them --------------------------
@@ -112,8 +114,8 @@ def test_preferences_filter_and_security_alerts_pass(
 ) -> None:
     a = alerting
     one, two = a.openids[0], a.openids[1]
-    bind(a.db, one, "C100")
-    bind(a.db, two, "C100")
+    bind(a.db, one, C1)
+    bind(a.db, two, C1)
     prefs[one] = Prefs(off_types={"交易提醒", "登录提醒"})
     prefs[two] = Prefs(min_amount_fen=200_000)
     login = template_id("wx1234567890abcdef", "repayment")
@@ -131,7 +133,7 @@ def test_preferences_filter_and_security_alerts_pass(
     small = a.show("small")
     assert small["state"] == "suppressed" and small["channel"] is None
     assert sorted(r["state"] for r in small["recipients"]) == ["suppressed", "suppressed"]  # type: ignore[union-attr]
-    assert a.gateway.sent == []  # suppressed by choice: no SMS either
+    assert a.sms() == []  # suppressed by choice: no SMS either
 
 
 def test_quiet_hours_defer_and_release(
@@ -139,13 +141,13 @@ def test_quiet_hours_defer_and_release(
 ) -> None:
     a = alerting
     one, two = a.openids[0], a.openids[1]
-    bind(a.db, one, "C100")
-    bind(a.db, two, "C300")
+    bind(a.db, one, C1)
+    bind(a.db, two, C3)
     prefs[one] = Prefs(quiet_hours="22:00-07:00")
     prefs[two] = Prefs(quiet_hours="22:00-07:00")
     night = _next(23)
     _at(monkeypatch, night)
-    a.push(jsonl(tmp_path / "a.jsonl", event("e1"), event("e2", customer="C300")))
+    a.push(jsonl(tmp_path / "a.jsonl", event("e1"), event("e2", customer=C3)))
     a.run()
     assert a.templates_to(one) == 0 and a.templates_to(two) == 0
     assert a.show("e1")["state"] == "deferred"
@@ -157,12 +159,35 @@ def test_quiet_hours_defer_and_release(
     assert a.templates_to(two) == 0
     assert a.show("e1")["state"] in ("sent", "delivered")
     assert a.show("e2")["state"] == "suppressed"
-    assert a.gateway.sent == []
+    assert a.sms() == []
     status = a.bx("alert", "status", "--format", "json")
     assert status.exit_code == 0, status.output
     counts = json.loads(status.stdout)
     assert counts["deferred"] == 2 and counts["suppressed"] == 1 and counts["sent_wechat"] == 1
     assert counts["latency_p50_ms"] is None  # deferred alerts are not in the latency
+
+
+def test_a_minimum_amount_set_during_quiet_hours_applies_at_release(
+    alerting: Alerting, tmp_path: Path, prefs: dict[str, Prefs], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The amount a deferred alert is compared with at release comes from its sealed data."""
+    a = alerting
+    one = a.openids[0]
+    bind(a.db, one, C1)
+    prefs[one] = Prefs(quiet_hours="22:00-07:00")
+    night = _next(23)
+    _at(monkeypatch, night)
+    a.push(jsonl(tmp_path / "a.jsonl", event("small", amount_fen=5_000),
+                 event("big", amount_fen=900_000)))  # fmt: skip
+    a.run()
+    assert a.templates_to(one) == 0
+    prefs[one] = Prefs(min_amount_fen=100_000, quiet_hours="22:00-07:00")
+    _at(monkeypatch, night + timedelta(hours=8, minutes=30))  # 07:30
+    a.run()
+    assert a.templates_to(one) == 1
+    assert a.show("small")["state"] == "suppressed"
+    assert a.show("big")["state"] in ("sent", "delivered")
+    assert a.sms() == []
 
 
 def test_a_job_result_before_the_msgid_is_recorded_is_applied_then(
@@ -176,7 +201,7 @@ def test_a_job_result_before_the_msgid_is_recorded_is_applied_then(
     from bankwx_cli.settings import from_environment
 
     a = alerting
-    bind(a.db, a.openids[0], "C100")
+    bind(a.db, a.openids[0], C1)
     a.push(jsonl(tmp_path / "a.jsonl", event("e1")))
     a.run()
     [unit] = json.loads(a.bx("outbox", "list", "--format", "json").stdout)
@@ -203,7 +228,7 @@ def test_a_job_result_before_the_msgid_is_recorded_is_applied_then(
     a.run()
     a.run()
     assert a.templates_to(a.openids[0]) == 1  # sent again, de-duplicated by WeChat
-    assert [s["phone"] for s in a.gateway.sent] == [CUSTOMERS["C100"]]
+    assert [s["phone"] for s in a.sms()] == [a.phone(C1)]
     shown = a.show("e1")
     assert shown["channel"] == "sms"
     [recipient] = shown["recipients"]  # type: ignore[misc]
