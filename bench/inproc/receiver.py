@@ -142,7 +142,8 @@ def main() -> int:
             print(
                 f"round {r + 1}: {len(part) / wall:7.0f} callbacks/s, "
                 f"CPU {cpu / len(part) * 1e6:5.1f} us per callback ({threads}); "
-                f"{units / max(batches, 1):.1f} units a transaction; RSS {run.rss_mb(os.getpid()):.0f} MB"
+                f"{units / max(batches, 1):.1f} units a transaction; "
+                f"RSS {run.rss_mb(os.getpid()):.0f} MB"
             )
         stop.set()
         await life
