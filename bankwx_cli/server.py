@@ -80,6 +80,7 @@ class ServeOptions:
     max_body: int = 64 * 1024
     threads: int = 32
     dispatcher: bool = True
+    send_threads: int = 4  # the dispatcher's sending threads
     quiet: bool = False  # no line per callback
     admin_port: int | None = None  # the admin listener's port (bound by `bankwx serve`)
 
@@ -654,7 +655,7 @@ def _stop_periodic(receiver: Receiver) -> None:
 
 def _start_dispatcher(receiver: Receiver) -> None:
     """Every receiver process is also a dispatcher (in a thread of its own)."""
-    dispatcher = outbox.Dispatcher(receiver.app, threads=4)
+    dispatcher = outbox.Dispatcher(receiver.app, threads=receiver.options.send_threads)
     stop = threading.Event()
     dispatcher.start()
 

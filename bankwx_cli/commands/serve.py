@@ -74,6 +74,16 @@ def serve(
         typer.Option("--max-body", help="Largest callback body accepted, bytes.", min=1024),
     ] = 64 * 1024,
     quiet: Annotated[bool, typer.Option("--quiet", help="No per-callback log line.")] = False,
+    send_threads: Annotated[
+        int,
+        typer.Option(
+            "--send-threads",
+            help="Threads each process sends the outbox with (WeChat's answers are waited for "
+            "in them): more for many alerts or agent replies a second.",
+            min=1,
+            max=64,
+        ),
+    ] = 4,
     admin_port: Annotated[
         int | None,
         typer.Option(
@@ -146,6 +156,7 @@ def serve(
         replay_window=replay_window,
         max_body=max_body,
         quiet=quiet,
+        send_threads=send_threads,
         admin_port=None if admin is None else admin.getsockname()[1],
     )
     url = _url(host, sock)

@@ -8,14 +8,14 @@ One simulator (`bankwx sim api`, quotas raised, every answer delayed ``--latency
 store (the account's template budget raised above what the sending threads reach; the
 callbacks benchmark's keyword, click, welcome and default reply; an alert source, a rule for
 ``transaction`` events on the simulator's transaction template, ``--bound`` followers bound
-to a customer each), served by ``bankwx serve --workers 1`` (its dispatcher: 4 sending
+to a customer each), served by ``bankwx serve --workers 1 --send-threads 16`` (its dispatcher's sending
 threads):
 
 - (a) events at a steady rate (``--load`` times the ceiling; default 0.5, the issue's target)
   through ``POST /api/v1/alerts`` in batches of 500 to bound customers for ``--seconds``:
   events a second (every event's template accepted by WeChat, from the first post to the last
   acceptance), event-to-send p50 and p99 (``bankwx alert status``: intake commit to WeChat's
-  acceptance), the server's peak resident memory. Targets: at least 0.5 of the ceiling (4
+  acceptance), the server's peak resident memory. Targets: at least 0.5 of the ceiling (16
   threads, the serve dispatcher's), p99 under 2 s.
 - (c) callbacks (the callbacks benchmark's ``mix``, signed and encrypted beforehand) paced to
   ``--callback-rate`` a second by wrk (each connection waits connections/rate between
@@ -23,8 +23,8 @@ threads):
   (a)'s load running. Target: with it, p99 under 50 ms.
 - (b) the outbox benchmark's template broadcast to every follower (``--followers``), expanded
   with the broadcast lane paused and sent by ``bankwx outbox run`` (8 threads) beside the
-  serve's dispatcher (4), with ``--trickle`` alerts a second posted to the intake meanwhile:
-  broadcast sends a second against the ceiling of 12 threads, ``outbox run``'s peak memory,
+  serve's dispatcher (16), with ``--trickle`` alerts a second posted to the intake meanwhile:
+  broadcast sends a second against the ceiling of 24 threads (both senders'), ``outbox run``'s peak memory,
   the alerts' p50 and p99. Targets: at least 0.5 of the ceiling, under 300 MB, p99 under 2 s.
 
 Each ceiling is measured before and after bankwx's part; ratios are to the mean of the two.
@@ -62,7 +62,7 @@ from bankwx_cli.models.bank import Binding  # noqa: E402
 from bankwx_cli.sim.api_templates import template_id  # noqa: E402
 from bankwx_cli.storage import open_store  # noqa: E402
 
-SERVE_THREADS = 4  # the sending threads of `bankwx serve`'s dispatcher (server._start_dispatcher)
+SEND_THREADS = 16  # `bankwx serve --send-threads`: its dispatcher's sending threads
 BATCH = 500  # events a POST in (a), the Contract's largest batch
 FIELDS = (
     "first=您{card|mask}的卡发生一笔交易",
@@ -431,7 +431,7 @@ def run_b(s: Setup) -> list[Row]:
         )
     )
     template = {k: v for k, v in units[0]["payload"].items() if k != "touser"}
-    threads = ob._threads() + SERVE_THREADS
+    threads = ob._threads() + s.args.send_threads
     sends = len(s.openids)
     before = ceiling(s, template, threads, sends, "b-before")
     base = delivered_count(s.sim)
@@ -588,6 +588,10 @@ def main() -> int:
         help="(a)'s steady rate as a share of its ceiling (default 0.5)",
     )
     parser.add_argument("--batch", type=int, default=BATCH, help="events a POST in (a)")
+    parser.add_argument(
+        "--send-threads", type=int, default=SEND_THREADS,
+        help="bankwx serve --send-threads, and the bare client's threads in (a)",
+    )  # fmt: skip
     parser.add_argument("--ceiling-sends", type=int, help="sends of (a)'s ceiling client")
     parser.add_argument("--callback-rate", type=float, default=1000.0)
     parser.add_argument("--callback-seconds", type=float)
@@ -618,7 +622,9 @@ def main() -> int:
             work = Path(tmp)
             s = prepare(args, sim, work)
             requests.post(f"{sim}/sim/faults", json={"latency_ms": args.latency_ms}, timeout=10)
-            s.server = cb.start_bankwx(s.env, None, work)
+            s.server = cb.start_bankwx(
+                s.env, None, work, extra=("--send-threads", str(args.send_threads))
+            )
             say(
                 f"{args.followers:,} followers, {len(s.customers):,} bound; answers delayed "
                 f"{args.latency_ms} ms; bankwx serve at {s.server.url}"
@@ -626,14 +632,14 @@ def main() -> int:
             try:
                 if parts & {"a", "c"}:
                     tpl = s.alert_template
-                    before = ceiling(s, tpl, SERVE_THREADS, args.ceiling_sends, "a-before")
+                    before = ceiling(s, tpl, args.send_threads, args.ceiling_sends, "a-before")
                     rate = args.load * before
                     if "a" in parts:
                         row = run_a(s, rate, before)
                         rows.append(row)
                     if "c" in parts:
                         rows += run_c(s, wrk, rate)
-                    after = ceiling(s, tpl, SERVE_THREADS, args.ceiling_sends, "a-after")
+                    after = ceiling(s, tpl, args.send_threads, args.ceiling_sends, "a-after")
                     for row in rows:
                         if row.part == "a":
                             row.ceiling = (before + after) / 2

@@ -253,13 +253,14 @@ def prepare_store(env: dict[str, str]) -> None:
 
 
 def start_bankwx(
-    env: dict[str, str], core: int | None, work: Path, workers: int = 1, name: str = "bankwx"
-) -> Server:
+    env: dict[str, str], core: int | None, work: Path, workers: int = 1, name: str = "bankwx",
+    extra: tuple[str, ...] = (),
+) -> Server:  # fmt: skip
     """`bankwx serve --workers N`, pinned to core (None: not pinned)."""
     pin = ["taskset", "-c", str(core)] if core is not None else []
     popen = subprocess.Popen(
         [*pin, PYTHON, "-m", "bankwx_cli", "serve", "--port", "0", "--workers", str(workers),
-         "--quiet", "--replay-window", "3600"],
+         "--quiet", "--replay-window", "3600", *extra],
         stdout=subprocess.PIPE,
         stderr=(work / "bankwx.log").open("wb"),
         env=env,
