@@ -8,8 +8,8 @@ One simulator (`bankwx sim api`, quotas raised, every answer delayed ``--latency
 store (the account's template budget raised above what the sending threads reach; the
 callbacks benchmark's keyword, click, welcome and default reply; an alert source, a rule for
 ``transaction`` events on the simulator's transaction template, ``--bound`` followers bound
-to a customer each), served by ``bankwx serve --workers 1 --send-threads 16`` (its dispatcher's sending
-threads):
+to a customer each), served by ``bankwx serve --workers 1 --send-threads 16`` (its
+dispatcher's sending threads):
 
 - (a) events at a steady rate (``--load`` times the ceiling; default 0.5, the issue's target)
   through ``POST /api/v1/alerts`` in batches of 500 to bound customers for ``--seconds``:
@@ -24,7 +24,8 @@ threads):
 - (b) the outbox benchmark's template broadcast to every follower (``--followers``), expanded
   with the broadcast lane paused and sent by ``bankwx outbox run`` (8 threads) beside the
   serve's dispatcher (16), with ``--trickle`` alerts a second posted to the intake meanwhile:
-  broadcast sends a second against the ceiling of 24 threads (both senders'), ``outbox run``'s peak memory,
+  broadcast sends a second against the ceiling of 24 threads (both senders'), ``outbox run``'s
+  peak memory,
   the alerts' p50 and p99. Targets: at least 0.5 of the ceiling, under 300 MB, p99 under 2 s.
 
 Each ceiling is measured before and after bankwx's part; ratios are to the mean of the two.
