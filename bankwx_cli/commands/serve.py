@@ -140,6 +140,7 @@ def serve(
     import uvicorn.supervisors
 
     from bankwx_cli import server
+    from bankwx_cli.http1 import Http
 
     app = cli.app
     app.store  # noqa: B018 - refuse a missing store before listening
@@ -175,7 +176,7 @@ def serve(
         "access_log": False,
         "lifespan": "on",
         "timeout_graceful_shutdown": int(deadline) + 2,
-        "http": "httptools",
+        "http": Http,  # uvicorn's httptools protocol, a response in one write
         "loop": "uvloop",
         # The receiver reads no client address and no scheme: X-Forwarded-* parsing (on by
         # default for 127.0.0.1) is a middleware layer every callback would pay for.
