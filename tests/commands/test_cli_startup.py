@@ -188,6 +188,7 @@ def test_every_option_round_trips_through_the_worker_environment() -> None:
         token_lease_s=123.0,
         interactive=False,
         test_actions=True,
+        bench_no_rollups=True,
         test_clock_offset_s=-30.5,
     )
     assert set(vars(changed)) == {o.name for o in OPTIONS}  # every field set above

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,9 +130,16 @@ def test_admin_listener_takes_metrics_off_the_public_port(
     assert sim.send(APPID, sim.pick_openid(APPID), text="hi")["status"] == "replied"
     public, private = proc.url, f"http://127.0.0.1:{admin}"
     assert httpx.get(f"{public}/metrics").status_code == 404
-    metrics = httpx.get(f"{private}/metrics")
-    assert metrics.status_code == 200
-    assert 'bankwx_callbacks_total{account="main"' in metrics.text
+    # a process adds its callbacks to /metrics once a second (server.TALLY_FLUSH_S); with
+    # --workers 2 the scrape may be served by the other worker, which reads what was flushed
+    deadline = time.monotonic() + 5
+    while True:
+        metrics = httpx.get(f"{private}/metrics")
+        assert metrics.status_code == 200
+        if 'bankwx_callbacks_total{account="main"' in metrics.text:
+            break
+        assert time.monotonic() < deadline, metrics.text
+        time.sleep(0.2)
     for base in (public, private):
         assert httpx.get(f"{base}/healthz").text == "ok"
         ready = httpx.get(f"{base}/readyz", timeout=10)
