@@ -14,11 +14,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bankwx_cli.models.followers import Profile
+from bankwx_cli.models.reports import bucket_of
 from bankwx_cli.storage.db import Database
+
+# What ``alert status`` counts, per event (m0018's rollup_alerts): events received, rejected
+# and duplicates noted, recipients suppressed, deferred (for quiet hours), accepted by WeChat
+# (sent_wechat) and delivered, events gone by SMS, failed or unknown, and events WeChat
+# carried (sent or delivered: an SMS avoided).
+ALERT_COUNTERS = ("received", "rejected", "duplicates", "suppressed", "deferred",
+                  "sent_wechat", "delivered", "sms", "failed", "unknown",
+                  "sms_avoided")  # fmt: skip
 
 # table -> (key columns, counter columns)
 TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -50,6 +60,8 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("account", "hour", "group_id", "agent_id", "measure", "bucket"),
         ("n",),
     ),
+    "rollup_alerts": (("account", "hour", "event_type"), ALERT_COUNTERS),
+    "rollup_alert_latency": (("account", "hour", "event_type", "bucket"), ("n",)),
 }
 
 # A report's period, as SQL over the UTC ``hour`` column: the key the domain makes for it.
@@ -189,6 +201,22 @@ class Rollups:
         for (scene, qr), n in counts.items():
             keys = {"account": account, "hour": hour_of(at), "scene": scene, "qr_scene": qr}
             self.add("rollup_followers", keys, {"lost": n})
+
+    # --- the alerts' count of what the store held (m0018; tests) --------------------------------
+
+    def recount_alerts(self) -> None:
+        """Count every alert event, recipient, rejection and duplicate the store holds into
+        rollup_alerts and rollup_alert_latency afresh, as live counting adds them (call in a
+        transaction: the migration's, that begins live counting)."""
+        self.db.execute("DELETE FROM rollup_alerts")
+        self.db.execute("DELETE FROM rollup_alert_latency")
+        parts = [(_event_row(r), 1) for r in self.db.all(_EVENT_PART)]
+        parts += [(_recipient_row(r), 1) for r in self.db.all(_RECIPIENT_PART)]
+        parts += [
+            (noted_part(str(r[0]), str(r[1]), r[2], str(r[3])), 1)
+            for r in self.db.all("SELECT account, received_at, type, status FROM alert_rejections")
+        ]
+        _add_parts(self.db, parts)
 
     # --- reads (inside a snapshot: Database.reading) -------------------------------------------
 
@@ -357,12 +385,12 @@ class Rollups:
         self, accounts: Sequence[str], since: str, until: str
     ) -> list[dict[str, Any]]:
         """Agent sessions that entered the queue in [since, until), with their agent's and
-        group's names and the group's SLA (seconds)."""
+        group's names and the SLA (seconds) their group had when they opened."""
         clause, params = _in("s.account", "owners", accounts)
         params.update(since=since, until=until)
         rows = self.db.all(
             "SELECT s.entered_at, s.opened_at, s.closed_at, s.first_response_at, s.rating, "  # noqa: S608
-            "a.name AS agent, g.name AS grp, g.sla AS sla FROM agent_sessions s "
+            "a.name AS agent, g.name AS grp, s.sla AS sla FROM agent_sessions s "
             "LEFT JOIN agents a ON a.id = s.agent_id "
             "LEFT JOIN agent_groups g ON g.id = s.group_id "
             f"WHERE {clause} AND s.entered_at >= :since AND s.entered_at < :until",
@@ -375,3 +403,128 @@ class Rollups:
         clause, params = _in("name", "owners", accounts)
         rows = self.db.all(f"SELECT appid, name FROM accounts WHERE {clause}", params)  # noqa: S608
         return {str(r[0]): str(r[1]) for r in rows}
+
+
+# --- alerts: what each change of an event or a recipient adds (m0018) -------------------------
+#
+# An event adds to the hour of its receipt and its type: received, and its state's figures
+# (sms: gone by SMS; failed; unknown; sms_avoided: WeChat carried it). A recipient adds to its
+# event's row: suppressed, deferred, sent_wechat (WeChat accepted it: a msgid), delivered, and
+# its latency (intake to acceptance, not deferred) to rollup_alert_latency. A change subtracts
+# what the row added before and adds what it adds after, in the change's transaction; so the
+# roll-ups always hold what ``alert status`` would count over the same hours.
+
+
+@dataclass(frozen=True)
+class AlertPart:
+    """What one event, one recipient or one rejection adds to the alerts' roll-ups."""
+
+    account: str
+    hour: str
+    event_type: str
+    counts: tuple[tuple[str, int], ...]
+    bucket: int | None = None  # the recipient's latency bucket, when counted
+
+
+def event_part(
+    account: str, received_at: str, type_: str, state: str, channel: str | None
+) -> AlertPart:
+    counts = {"received": 1, "sms": int(channel == "sms"), "failed": int(state == "failed"),
+              "unknown": int(state == "unknown"),
+              "sms_avoided": int(state in ("sent", "delivered"))}  # fmt: skip
+    return AlertPart(account, hour_of(received_at), type_, _nonzero(counts))
+
+
+def recipient_part(
+    account: str, received_at: str, type_: str, received_ts: float, state: str,
+    msgid: str | None, deferred: bool, accepted_ts: float | None,
+) -> AlertPart:  # fmt: skip
+    counts = {
+        "suppressed": int(state == "suppressed"),
+        "deferred": int(bool(deferred)),
+        "sent_wechat": int(msgid is not None),
+        "delivered": int(state == "delivered"),
+    }
+    bucket = None
+    if accepted_ts is not None and not deferred:
+        bucket = bucket_of(max(0.0, (float(accepted_ts) - float(received_ts)) * 1000))
+    return AlertPart(account, hour_of(received_at), type_, _nonzero(counts), bucket)
+
+
+def noted_part(account: str, at: str, type_: str | None, status: str) -> AlertPart:
+    """A rejected or duplicate event (``status``: rejected or duplicate)."""
+    column = "duplicates" if status == "duplicate" else "rejected"
+    return AlertPart(account, hour_of(at), type_ or "", ((column, 1),))
+
+
+def _nonzero(counts: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple((k, v) for k, v in counts.items() if v)
+
+
+_EVENT_PART = "SELECT account, received_at, type, state, channel FROM alert_events"
+_RECIPIENT_PART = (
+    "SELECT e.account, e.received_at, e.type, e.received_ts, r.state, r.msgid, r.deferred, "
+    "r.accepted_ts FROM alert_recipients r JOIN alert_events e ON e.id = r.event"
+)
+
+
+def _event_row(row: Any) -> AlertPart:
+    return event_part(str(row[0]), str(row[1]), str(row[2]), str(row[3]), row[4])
+
+
+def _recipient_row(row: Any) -> AlertPart:
+    return recipient_part(str(row[0]), str(row[1]), str(row[2]), float(row[3]), str(row[4]),
+                          row[5], bool(row[6]), row[7])  # fmt: skip
+
+
+class AlertRollups:
+    """The alerts' roll-up writes, for the alerts' storage: read what a row adds before and
+    after a change (``event``, ``recipient``, ``of_unit``), then ``moved(before, after)``;
+    all inside the change's transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def event(self, row_id: int) -> list[AlertPart]:
+        row = self.db.one(_EVENT_PART + " WHERE id = :id", {"id": row_id})
+        return [] if row is None else [_event_row(row)]
+
+    def recipient(self, event: int, openid: str) -> list[AlertPart]:
+        row = self.db.one(
+            _RECIPIENT_PART + " WHERE r.event = :e AND r.openid = :o", {"e": event, "o": openid}
+        )
+        return [] if row is None else [_recipient_row(row)]
+
+    def of_unit(self, unit_id: int) -> list[AlertPart]:
+        rows = self.db.all(_RECIPIENT_PART + " WHERE r.unit_id = :u", {"u": unit_id})
+        return [_recipient_row(r) for r in rows]
+
+    def moved(self, before: Sequence[AlertPart], after: Sequence[AlertPart]) -> None:
+        """Add what the rows add after a change, less what they added before."""
+        _add_parts(self.db, [(p, -1) for p in before] + [(p, 1) for p in after])
+
+    def noted(self, account: str, at: str, type_: str | None, status: str) -> None:
+        _add_parts(self.db, [(noted_part(account, at, type_, status), 1)])
+
+
+def _add_parts(db: Database, parts: Sequence[tuple[AlertPart, int]]) -> None:
+    """Add the parts (each times its sign) to rollup_alerts and rollup_alert_latency, netted
+    per row; rows whose net is nothing are not written."""
+    counts: dict[tuple[str, str, str], dict[str, int]] = {}
+    latency: dict[tuple[str, str, str, int], int] = {}
+    for part, sign in parts:
+        keys = (part.account, part.hour, part.event_type)
+        into = counts.setdefault(keys, {})
+        for column, n in part.counts:
+            into[column] = into.get(column, 0) + sign * n
+        if part.bucket is not None:
+            latency[(*keys, part.bucket)] = latency.get((*keys, part.bucket), 0) + sign
+    for (account, hour, event_type), added in counts.items():
+        if any(added.values()):
+            row: dict[str, Any] = {"account": account, "hour": hour, "event_type": event_type}
+            row.update({c: added.get(c, 0) for c in ALERT_COUNTERS})
+            db.execute(_UPSERTS["rollup_alerts"], row)
+    for (account, hour, event_type, bucket), n in latency.items():
+        if n:
+            db.execute(_UPSERTS["rollup_alert_latency"], {"account": account, "hour": hour,
+                       "event_type": event_type, "bucket": bucket, "n": n})  # fmt: skip
