@@ -25,7 +25,7 @@ from bankwx_cli.domain import accounts
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.models.outbox import UnitFilter
-from bankwx_cli.models.reports import Period, bucket_of, merge, percentile
+from bankwx_cli.models.reports import Period, bucket_of, merge, middle_of, percentile
 from bankwx_cli.storage.reports import Rollups, hour_of
 
 if TYPE_CHECKING:
@@ -928,11 +928,26 @@ def _alerts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
             row: dict[str, Any] = {"period": shown(period.start), "account": req.account,
                                    "event_type": (key[1] or None) if split else None}  # fmt: skip
             row.update({c: counts[c] for c in ALERT_COUNTS})
-            row["latency_p50_ms"] = _ms(percentile(histogram, 50))
-            row["latency_p99_ms"] = _ms(percentile(histogram, 99))
+            row["latency_p50_ms"] = _ms(_status_percentile(histogram, 0.5))
+            row["latency_p99_ms"] = _ms(_status_percentile(histogram, 0.99))
             row["sms_avoided"] = counts["sms_avoided"]
             rows.append(row)
     return Outcome(rows, time_series=True)
+
+
+def _status_percentile(histogram: Mapping[int, int], share: float) -> float | None:
+    """A latency percentile ranked as ``alert status`` ranks it (the value at rank
+    ``round(share * n + 0.5)``), as its bucket's middle."""
+    total = sum(histogram.values())
+    if total <= 0:
+        return None
+    rank = min(total, max(1, round(share * total + 0.5)))
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if seen >= rank:
+            return middle_of(bucket)
+    return None  # pragma: no cover - the ranks add up to total
 
 
 _BUILDERS: dict[str, Callable[[AppContext, Rollups, Request], Outcome]] = {
