@@ -25,7 +25,15 @@ from bankwx_cli.domain import accounts
 from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.models.outbox import UnitFilter
-from bankwx_cli.models.reports import Period, bucket_of, merge, middle_of, percentile
+from bankwx_cli.models.reports import (
+    HourCalls,
+    LogEntry,
+    Period,
+    bucket_of,
+    merge,
+    middle_of,
+    percentile,
+)
 from bankwx_cli.storage.reports import Rollups, hour_of
 
 if TYPE_CHECKING:
@@ -554,12 +562,13 @@ def _keywords(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         found = [(int(r["rule_id"]), int(r["hits"])) for r in sums if r["period"] == period.key]
         found.sort(key=lambda item: (-item[1], item[0]))
         for rule_id, hits in found:
-            rule = rules.get(rule_id, {})
+            rule = rules.get(rule_id)
             rows.append({
                 "period": shown(period.start), "account": req.account, "rule_id": rule_id,
-                "pattern": rule.get("pattern"), "match": rule.get("match"),
-                "action": rule.get("action"),
-                "removed": rule.get("removed_at") is not None or not rule,
+                "pattern": rule.pattern if rule else None,
+                "match": rule.match if rule else None,
+                "action": rule.action if rule else None,
+                "removed": rule is None or rule.removed_at is not None,
                 "hits": hits,
             })  # fmt: skip
     return Outcome(rows, time_series=False)
@@ -577,13 +586,13 @@ def _unmatched(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     all_periods = periods(span)
     counted: dict[tuple[str, str], tuple[int, set[str]]] = {}
     for entry in rollups.unmatched(req.accounts, iso(span.since), iso(span.until)):
-        text = _SPACES.sub(" ", mask(str(entry["content"] or ""))).strip()
+        text = _SPACES.sub(" ", mask(entry.content)).strip()
         if not text:
             continue
-        at = str(entry["at"])
+        at = entry.at
         period = next(p for p in all_periods if iso(p.start) <= at < iso(p.end))
         n, followers = counted.get((period.key, text), (0, set()))
-        followers.add(str(entry["openid"]))
+        followers.add(entry.openid)
         counted[(period.key, text)] = (n + 1, followers)
     notes: list[str] = []
     oldest = rollups.oldest_text_at(req.accounts)
@@ -739,15 +748,15 @@ def _api(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     return Outcome(rows, time_series=False)
 
 
-def _quota_used(daily: Sequence[Mapping[str, Any]], endpoint: str, period: Period) -> int:
+def _quota_used(daily: Sequence[HourCalls], endpoint: str, period: Period) -> int:
     """Most calls on one quota day (Asia/Shanghai) that the period touches, each day counted
     from its midnight up to the period's end."""
     first = _key(_period_start(period.start, "day"), "day")
     last = hour_of(iso(period.end))
     days: dict[str, int] = {}
     for row in daily:
-        if row["endpoint"] == endpoint and row["day"] >= first and row["hour"] < last:
-            days[row["day"]] = days.get(row["day"], 0) + int(row["calls"])
+        if row.endpoint == endpoint and row.day >= first and row.hour < last:
+            days[row.day] = days.get(row.day, 0) + row.calls
     return max(days.values(), default=0)
 
 
@@ -1008,29 +1017,24 @@ def backfill(app: AppContext, account: str | None = None, batch: int = BATCH) ->
                     break
                 for entry in entries:
                     count_entry(rollups, name, entry, deploys)
-                rollups.set_backfilled(name, int(entries[-1]["id"]))
+                rollups.set_backfilled(name, entries[-1].id)
             total += len(entries)
         done.append(Backfilled(name, total, upto))
     return done
 
 
 def count_entry(
-    rollups: Rollups, account: str, entry: Mapping[str, Any], deploys: Sequence[Mapping[str, Any]]
+    rollups: Rollups, account: str, entry: LogEntry, deploys: Sequence[Mapping[str, Any]]
 ) -> None:
     """Add one inbound log entry to the roll-ups, as live counting would have."""
-    at, event = str(entry["at"]), str(entry["event"] or "")
-    done = entry["state"] == "done"
-    if not done:
-        count_claim(rollups, account, at, str(entry["msg_type"]), event,
-                    retries=int(entry["deliveries"] or 1) - 1)  # fmt: skip
+    at, event = entry.at, entry.event
+    if entry.state != "done":
+        count_claim(rollups, account, at, entry.msg_type, event, retries=entry.deliveries - 1)
         return
-    handling = entry["handling_ms"]
     count_outcome(
-        rollups, account, at=at, msg_type=str(entry["msg_type"]), event=event,
-        key=str(entry["content"] or ""), route=str(entry["route"] or ""),
-        outcome=str(entry["outcome"] or ""),
-        handling_ms=None if handling is None else float(handling),
-        deliveries=int(entry["deliveries"] or 1),
+        rollups, account, at=at, msg_type=entry.msg_type, event=event, key=entry.content,
+        route=entry.route, outcome=entry.outcome, handling_ms=entry.handling_ms,
+        deliveries=entry.deliveries,
         menu_version=menu_version_at(deploys, at) if event in MENU_EVENTS else 0,
     )  # fmt: skip
 

@@ -67,3 +67,54 @@ class Period:
     key: str
     start: datetime
     end: datetime
+
+
+# --- what the reports' storage reads (storage/reports.py) -------------------------------------
+
+
+@dataclass(frozen=True)
+class HourCalls:
+    """API calls to one endpoint in one UTC hour, with the Asia/Shanghai day it falls in (the
+    daily quota's)."""
+
+    endpoint: str
+    day: str  # YYYY-MM-DD, Asia/Shanghai
+    hour: str  # the roll-up hour, UTC
+    calls: int
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """An inbound entry of the conversation log, as the backfill counts it."""
+
+    id: int
+    msg_type: str
+    event: str
+    content: str
+    route: str
+    outcome: str
+    handling_ms: float | None
+    deliveries: int
+    state: str
+    at: str
+
+
+@dataclass(frozen=True)
+class UnmatchedText:
+    """An inbound text the default reply answered (masked when logged)."""
+
+    at: str
+    openid: str
+    content: str
+
+
+@dataclass(frozen=True)
+class RuleShown:
+    """What the keywords report shows of a rule (removed ones too, while the store keeps
+    them: ``removed_at``)."""
+
+    id: int
+    pattern: str
+    match: str
+    action: str | None
+    removed_at: str | None = None

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bankwx_cli.models.followers import Profile
-from bankwx_cli.models.reports import bucket_of
+from bankwx_cli.models.reports import HourCalls, LogEntry, RuleShown, UnmatchedText, bucket_of
 from bankwx_cli.storage.db import Database
 
 # What ``alert status`` counts, per event (m0018's rollup_alerts): events received, rejected
@@ -252,7 +252,7 @@ class Rollups:
         )
         return [dict(r) for r in self.db.all(sql, params)]
 
-    def daily_calls(self, appids: Sequence[str], since: str, until: str) -> list[dict[str, Any]]:
+    def daily_calls(self, appids: Sequence[str], since: str, until: str) -> list[HourCalls]:
         """API calls per endpoint, Asia/Shanghai day and hour (for the daily quota)."""
         clause, params = _in("appid", "owners", appids)
         params.update(since=since, until=until)
@@ -261,7 +261,10 @@ class Rollups:
             f"sum(calls) AS calls FROM rollup_api WHERE {clause} AND hour >= :since "
             "AND hour < :until GROUP BY endpoint, hour"
         )
-        return [dict(r) for r in self.db.all(sql, params)]
+        return [
+            HourCalls(str(r["endpoint"]), str(r["day"]), str(r["hour"]), int(r["calls"]))
+            for r in self.db.all(sql, params)
+        ]
 
     # --- what the backfill reads and records ---------------------------------------------------
 
@@ -293,10 +296,21 @@ class Rollups:
     def last_log_id(self) -> int:
         return int(self.db.scalar("SELECT coalesce(max(id), 0) FROM messages") or 0)
 
-    def log_batch(self, account: str, after: int, upto: int, limit: int) -> list[dict[str, Any]]:
+    def log_batch(self, account: str, after: int, upto: int, limit: int) -> list[LogEntry]:
         """The account's inbound log entries with ids in (after, upto], oldest first."""
         return [
-            dict(r)
+            LogEntry(
+                id=int(r["id"]),
+                msg_type=str(r["msg_type"]),
+                event=str(r["event"] or ""),
+                content=str(r["content"] or ""),
+                route=str(r["route"] or ""),
+                outcome=str(r["outcome"] or ""),
+                handling_ms=None if r["handling_ms"] is None else float(r["handling_ms"]),
+                deliveries=int(r["deliveries"] or 1),
+                state=str(r["state"]),
+                at=str(r["at"]),
+            )
             for r in self.db.all(
                 "SELECT id, msg_type, event, content, route, outcome, handling_ms, deliveries, "
                 "state, at FROM messages WHERE id > :after AND id <= :upto "
@@ -305,13 +319,13 @@ class Rollups:
             )
         ]
 
-    def unmatched(self, accounts: Sequence[str], since: str, until: str) -> list[dict[str, Any]]:
-        """Inbound texts answered by the default reply in [since, until): at, openid, content
-        (masked when logged)."""
-        found: list[dict[str, Any]] = []
+    def unmatched(self, accounts: Sequence[str], since: str, until: str) -> list[UnmatchedText]:
+        """Inbound texts answered by the default reply in [since, until) (masked when
+        logged)."""
+        found: list[UnmatchedText] = []
         for account in accounts:
             found += [
-                dict(r)
+                UnmatchedText(str(r["at"]), str(r["openid"]), str(r["content"] or ""))
                 for r in self.db.all(
                     "SELECT at, openid, content FROM messages WHERE account = :a "
                     "AND at >= :since AND at < :until AND direction = 'in' "
@@ -362,11 +376,17 @@ class Rollups:
         )
         return None if value is None else str(value)
 
-    def keyword_rules(self, accounts: Sequence[str]) -> dict[int, dict[str, Any]]:
-        """Rules by id (removed ones too, when the store keeps them)."""
+    def keyword_rules(self, accounts: Sequence[str]) -> dict[int, RuleShown]:
+        """Rules by id (removed ones too, when the store keeps them: ``removed_at``)."""
         clause, params = _in("account", "owners", accounts)
         rows = self.db.all(f"SELECT * FROM keyword_rules WHERE {clause}", params)  # noqa: S608
-        return {int(r["id"]): dict(r) for r in rows}
+        return {
+            int(r["id"]): RuleShown(
+                int(r["id"]), str(r["pattern"]), str(r["match"]), r["action"],
+                r["removed_at"] if "removed_at" in r.keys() else None,  # noqa: SIM118 - a Row
+            )
+            for r in rows
+        }  # fmt: skip
 
     def broadcasts(self, accounts: Sequence[str], since: str, until: str) -> list[int]:
         """Ids of the broadcasts sent (``started_at``), or created when unsent, in the range."""

@@ -105,7 +105,7 @@ def test_unmatched_texts_are_masked(counted: Bankwx) -> None:
         (["messages", "--account", "main", "--by", "year"], 2, "--by"),
         (["messages", "--account", "main", "--chart", "x.pdf"], 1, "use .png, .svg or .html"),
         (["messages", "--account", "main", "--chart", "no/such/x.png"], 1, "does not exist"),
-        (["alerts", "--account", "main"], 1, "the alerts report is not available"),
+        (["alerts", "--account", "main", "--split", "route"], 1, "use type"),
         (["agent", "--account", "main"], 2, "No such command 'agent'"),
         (["agents", "--account", "main", "--split", "route"], 1, "use group"),
     ],
