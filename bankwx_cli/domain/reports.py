@@ -722,7 +722,11 @@ def _api(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     hist = rollups.sums("rollup_api_latency", list(appids), span.since_hour, span.until_hour,
                         span.by, ("endpoint", "bucket"))  # fmt: skip
     first_day = _period_start(span.since, "day")
-    daily = rollups.daily_calls(list(appids), hour_of(iso(first_day)), span.until_hour)
+    daily: dict[str, list[HourCalls]] = {}
+    for hour in rollups.daily_calls(list(appids), hour_of(iso(first_day)), span.until_hour):
+        daily.setdefault(hour.endpoint, []).append(hour)
+    for found in daily.values():
+        found.sort(key=lambda c: c.hour)
     histograms: dict[tuple[str, str], dict[int, int]] = {}
     for row in hist:
         merge(histograms.setdefault((row["period"], row["endpoint"]), {}),
@@ -748,15 +752,18 @@ def _api(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     return Outcome(rows, time_series=False)
 
 
-def _quota_used(daily: Sequence[HourCalls], endpoint: str, period: Period) -> int:
+def _quota_used(daily: Mapping[str, list[HourCalls]], endpoint: str, period: Period) -> int:
     """Most calls on one quota day (Asia/Shanghai) that the period touches, each day counted
-    from its midnight up to the period's end."""
-    first = _key(_period_start(period.start, "day"), "day")
-    last = hour_of(iso(period.end))
+    from its midnight up to the period's end. ``daily``: each endpoint's hours, in order."""
+    from bisect import bisect_left
+
+    found = daily.get(endpoint, [])
+    hours = [row.hour for row in found]
+    first = bisect_left(hours, hour_of(iso(_period_start(period.start, "day"))))
+    last = bisect_left(hours, hour_of(iso(period.end)))
     days: dict[str, int] = {}
-    for row in daily:
-        if row.endpoint == endpoint and row.day >= first and row.hour < last:
-            days[row.day] = days.get(row.day, 0) + row.calls
+    for row in found[first:last]:
+        days[row.day] = days.get(row.day, 0) + row.calls
     return max(days.values(), default=0)
 
 
