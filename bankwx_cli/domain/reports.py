@@ -725,8 +725,8 @@ def _api(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     daily: dict[str, list[HourCalls]] = {}
     for hour in rollups.daily_calls(list(appids), hour_of(iso(first_day)), span.until_hour):
         daily.setdefault(hour.endpoint, []).append(hour)
-    for found in daily.values():
-        found.sort(key=lambda c: c.hour)
+    for hours in daily.values():
+        hours.sort(key=lambda c: c.hour)
     histograms: dict[tuple[str, str], dict[int, int]] = {}
     for row in hist:
         merge(histograms.setdefault((row["period"], row["endpoint"]), {}),
