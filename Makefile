@@ -46,6 +46,12 @@ bench-followers: $(STAMP)
 bench-outbox: $(STAMP)
 	$(BIN)/python bench/outbox/bench_outbox.py $(ARGS)
 
+# Every report for a month and a year of generated traffic (10,000,000 messages, 1,000,000
+# followers), inside the process, as a command and against a bare scan (bench/README.md).
+# Options after ARGS=, for example: make bench-reports ARGS="--scale 0.01"
+bench-reports: $(STAMP)
+	$(BIN)/python bench/reports/bench_reports.py $(ARGS)
+
 # `bankwx --version` and `bankwx account list` against `python -c "import typer"` (issue 13).
 # Options after ARGS=, for example: make bench-startup ARGS="--runs 20"
 bench-startup: $(STAMP)
