@@ -12,8 +12,9 @@ figures measured are the reports', not the generator's.
 
 At full scale (``--scale 1``) the year holds 10,000,000 inbound messages and 1,000,000
 followers, with 20,000 agent sessions, 100,000 alerts and the API calls of 8 endpoints every
-hour in proportion; ``--scale 0.01`` makes 1% of each. Broadcasts are not generated: their
-report reads the few broadcast rows themselves (no roll-up).
+hour in proportion; ``--scale 0.01`` makes 1% of each. Broadcasts: two mass broadcasts to all
+a week, whatever the scale (``Broadcasts.insert`` and ``update``; their report reads the
+broadcast rows themselves, no roll-up).
 
 Each report runs for a month (June 2026, by day) and the year (December 2025 to November
 2026, by month), account 'main': timed inside the process (one snapshot to rows:
@@ -66,7 +67,7 @@ RANGES = {
     "month": {"since": "2026-06-01", "until": "2026-07-01", "by": "day"},
     "year": {"since": "2025-12-01", "until": "2026-12-01", "by": "month"},
 }
-REPORTS = ("messages", "followers", "menus", "keywords", "agents", "alerts", "api")
+REPORTS = ("messages", "followers", "menus", "keywords", "agents", "broadcasts", "alerts", "api")
 TARGET_INSIDE = {"month": 1.0, "year": 3.0}
 TARGET_RATIO = 10.0
 TARGET_STARTUP = 0.25
@@ -176,6 +177,7 @@ def generate(app: Any, scale: float, seed: int) -> dict[str, int]:
         ("agent sessions", lambda: _sessions(app, openids, messages, rng)),
         ("alerts", lambda: _alerts(app, openids, messages, rng)),
         ("api call hours", lambda: _api(app, messages, rng)),
+        ("broadcasts", lambda: _broadcasts(app, followers, rng)),
     ]
     for name, step in steps:
         started = time.perf_counter()
@@ -345,6 +347,35 @@ def _alerts(app: Any, openids: list[str], messages: int, rng: random.Random) -> 
     return total
 
 
+def _broadcasts(app: Any, followers: int, rng: random.Random) -> int:
+    """Two mass broadcasts to all a week (a bank's pace whatever its size), made, approved,
+    sent and finished, with WeChat's job counts."""
+    from bankwx_cli.models.broadcasts import Audience, BroadcastUpdate, MassJob, TextContent
+    from bankwx_cli.models.broadcasts import Broadcast as Made
+
+    total = 0
+    with app.store.transaction():
+        for week in range(52):
+            for n in range(2):
+                created = START.timestamp() + (week * 7 + n * 3) * 86400 + 3600 * 9
+                approved, sent = created + rng.uniform(600, 7200), created + 86400
+                title = f"第{week + 1}周通知{n + 1}"
+                made = Made(0, ACCOUNT, title, TextContent(f"示例银行：{title}"), Audience("all"),
+                            "sent", f"h{week}-{n}", "maker", _iso(created), _iso(sent),
+                            audience_size=followers, submitted_by="maker",
+                            submitted_at=_iso(created), approved_by="checker",
+                            approved_at=_iso(approved), started_at=_iso(sent),
+                            finished_at=_iso(sent + 600))  # fmt: skip
+                row = app.store.broadcasts.insert(made)
+                filtered = rng.randint(0, followers // 50)
+                errors = rng.randint(0, followers // 1000)
+                job = MassJob("SEND_SUCCESS", followers, filtered, followers - filtered - errors,
+                              errors)  # fmt: skip
+                app.store.broadcasts.update(row, BroadcastUpdate(jobs={f"msg{row}": job}))
+                total += 1
+    return total
+
+
 def _api(app: Any, messages: int, rng: random.Random) -> int:
     from bankwx_cli.models.reports import bucket_of
 
@@ -444,6 +475,13 @@ def bare(app: Any, name: str, spec: dict[str, str]) -> None:
         )
     elif name == "agents":
         app.store.rollups.agent_sessions([ACCOUNT], since, until)
+    elif name == "broadcasts":
+        for row in db.all(
+            "SELECT id FROM broadcasts WHERE account = :a AND coalesce(started_at, "
+            "created_at) >= :s AND coalesce(started_at, created_at) < :u",
+            args,
+        ):
+            app.store.broadcasts.get(int(row[0]))
     elif name == "alerts":
         app.store.alerts.counts(since, until, (ACCOUNT,))
         app.store.alerts.latencies_ms(since, until, (ACCOUNT,))
