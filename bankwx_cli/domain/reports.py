@@ -723,7 +723,11 @@ def _api(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
                         span.by, ("endpoint", "bucket"))  # fmt: skip
     first_day = _period_start(span.since, "day")
     daily: dict[str, list[HourCalls]] = {}
-    for hour in rollups.daily_calls(list(appids), hour_of(iso(first_day)), span.until_hour):
+    # by the hour a period ends inside a day; else at a midnight or the range's end, where
+    # whole days (summed up to the range's end) give the same
+    whole_days = span.by != "hour"
+    for hour in rollups.daily_calls(list(appids), hour_of(iso(first_day)), span.until_hour,
+                                    whole_days):  # fmt: skip
         daily.setdefault(hour.endpoint, []).append(hour)
     for hours in daily.values():
         hours.sort(key=lambda c: c.hour)
@@ -758,7 +762,7 @@ def _quota_used(daily: Mapping[str, list[HourCalls]], endpoint: str, period: Per
     from bisect import bisect_left
 
     found = daily.get(endpoint, [])
-    hours = [row.hour for row in found]
+    hours = [row.hour for row in found]  # in order: a day's row comes before its period ends
     first = bisect_left(hours, hour_of(iso(_period_start(period.start, "day"))))
     last = bisect_left(hours, hour_of(iso(period.end)))
     days: dict[str, int] = {}

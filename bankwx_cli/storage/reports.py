@@ -252,14 +252,20 @@ class Rollups:
         )
         return [dict(r) for r in self.db.all(sql, params)]
 
-    def daily_calls(self, appids: Sequence[str], since: str, until: str) -> list[HourCalls]:
-        """API calls per endpoint, Asia/Shanghai day and hour (for the daily quota)."""
+    def daily_calls(
+        self, appids: Sequence[str], since: str, until: str, whole_days: bool = False
+    ) -> list[HourCalls]:
+        """API calls per endpoint, Asia/Shanghai day and hour (for the daily quota) in
+        [since, until); ``whole_days``: one row per endpoint and day instead, its ``hour`` the
+        day's first hour with calls (for periods that end at midnight, or at ``until``)."""
         clause, params = _in("appid", "owners", appids)
         params.update(since=since, until=until)
+        day = "strftime('%Y-%m-%d', hour, '+8 hours')"
+        hour, group = ("min(hour)", "day") if whole_days else ("hour", "hour")
         sql = (
-            "SELECT endpoint, strftime('%Y-%m-%d', hour, '+8 hours') AS day, hour, "  # noqa: S608
+            f"SELECT endpoint, {day} AS day, {hour} AS hour, "  # noqa: S608
             f"sum(calls) AS calls FROM rollup_api WHERE {clause} AND hour >= :since "
-            "AND hour < :until GROUP BY endpoint, hour"
+            f"AND hour < :until GROUP BY endpoint, {group}"
         )
         return [
             HourCalls(str(r["endpoint"]), str(r["day"]), str(r["hour"]), int(r["calls"]))
