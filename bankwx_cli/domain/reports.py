@@ -29,6 +29,7 @@ from bankwx_cli.models.reports import (
     HourCalls,
     LogEntry,
     Period,
+    SessionTimes,
     bucket_of,
     merge,
     middle_of,
@@ -296,6 +297,18 @@ def periods(span: Range) -> list[Period]:
         )  # fmt: skip
         start = end
     return found
+
+
+def period_finder(found: Sequence[Period]) -> Callable[[str], Period]:
+    """The period holding an ISO UTC time (one of the range's: the caller read it so)."""
+    from bisect import bisect_right
+
+    starts = [iso(p.start) for p in found]
+
+    def find(at: str) -> Period:
+        return found[max(bisect_right(starts, at) - 1, 0)]
+
+    return find
 
 
 # --- accounts and permissions ---------------------------------------------------------------
@@ -584,13 +597,14 @@ def _unmatched(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
 
     span = req.span
     all_periods = periods(span)
+    find = period_finder(all_periods)
     counted: dict[tuple[str, str], tuple[int, set[str]]] = {}
     for entry in rollups.unmatched(req.accounts, iso(span.since), iso(span.until)):
         text = _SPACES.sub(" ", mask(entry.content)).strip()
         if not text:
             continue
         at = entry.at
-        period = next(p for p in all_periods if iso(p.start) <= at < iso(p.end))
+        period = find(at)
         n, followers = counted.get((period.key, text), (0, set()))
         followers.add(entry.openid)
         counted[(period.key, text)] = (n + 1, followers)
@@ -622,6 +636,7 @@ def _broadcasts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     ids = rollups.broadcasts(req.accounts, iso(span.since), iso(span.until))
     all_periods = periods(span)
+    find = period_finder(all_periods)
     rows = []
     for broadcast_id in ids:
         b = app.store.broadcasts.get(broadcast_id)
@@ -629,7 +644,7 @@ def _broadcasts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
             continue
         sent_at = b.started_at
         at = sent_at or b.created_at
-        period = next(p for p in all_periods if iso(p.start) <= _text(at) < iso(p.end))
+        period = find(_text(at))
         units = app.store.outbox.counts(b.source)
         lost_units = units.get("failed") + units.get("unknown")
         if isinstance(b.content, TemplateContent):
@@ -847,11 +862,12 @@ def _agents(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     now = iso(app.clock.now())
     all_periods = periods(span)
-    groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    find = period_finder(all_periods)
+    groups: dict[tuple[str, Any], list[SessionTimes]] = {}
     for session in rollups.agent_sessions(req.accounts, iso(span.since), iso(span.until)):
-        entered = str(session["entered_at"])
-        period = next(p for p in all_periods if iso(p.start) <= entered < iso(p.end))
-        who = session["grp"] if req.split == "group" else session["agent"]
+        entered = session.entered_at
+        period = find(entered)
+        who = session.group if req.split == "group" else session.agent
         groups.setdefault((period.key, who), []).append(session)
     rows = []
     for period in all_periods:
@@ -859,19 +875,15 @@ def _agents(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         for key in found:
             sessions = groups[key]
             first = [
-                v
-                for s in sessions
-                if (v := _seconds(s["opened_at"], s["first_response_at"])) is not None
+                v for s in sessions if (v := _seconds(s.opened_at, s.first_response_at)) is not None
             ]
             handling = [
                 v
                 for s in sessions
-                if s["opened_at"] and (v := _seconds(s["opened_at"], s["closed_at"])) is not None
+                if s.opened_at and (v := _seconds(s.opened_at, s.closed_at)) is not None
             ]
-            waits = [
-                v for s in sessions if (v := _seconds(s["entered_at"], s["opened_at"])) is not None
-            ]
-            ratings = [int(s["rating"]) for s in sessions if s["rating"] is not None]
+            waits = [v for s in sessions if (v := _seconds(s.entered_at, s.opened_at)) is not None]
+            ratings = [s.rating for s in sessions if s.rating is not None]
             row: dict[str, Any] = {"period": shown(period.start), "account": req.account}
             if req.split == "group":
                 row.update(agent=None, group=key[1])
@@ -884,7 +896,7 @@ def _agents(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
                 "handling_p50_s": _nearest(handling, 50),
                 "queue_wait_p50_s": _nearest(waits, 50),
                 "queue_wait_p90_s": _nearest(waits, 90),
-                "abandoned": sum(1 for s in sessions if not s["opened_at"] and s["closed_at"]),
+                "abandoned": sum(1 for s in sessions if not s.opened_at and s.closed_at),
                 "sla_breaches": sum(1 for s in sessions if _breached(s, now)),
                 "ratings": len(ratings),
                 "rating_avg": round(sum(ratings) / len(ratings), 2) if ratings else None,
@@ -893,16 +905,16 @@ def _agents(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     return Outcome(rows, time_series=False)
 
 
-def _breached(session: Mapping[str, Any], now: str) -> bool:
+def _breached(session: SessionTimes, now: str) -> bool:
     """The first response came after the SLA the group had at opening, or never came
     within it."""
-    opened, sla = session["opened_at"], session["sla"]
+    opened, sla = session.opened_at, session.sla
     if not opened or sla is None:
         return False
-    first = _seconds(opened, session["first_response_at"])
+    first = _seconds(opened, session.first_response_at)
     if first is not None:
         return bool(first > sla)
-    ended = session["closed_at"] or now
+    ended = session.closed_at or now
     waited = _seconds(opened, ended)
     return waited is not None and waited > sla
 

@@ -118,3 +118,18 @@ class RuleShown:
     match: str
     action: str | None
     removed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionTimes:
+    """What the agents report reads of an agent session: its times (ISO, UTC), rating, the
+    names of its agent and group, and the SLA (seconds) its group had when it opened."""
+
+    entered_at: str
+    opened_at: str | None
+    closed_at: str | None
+    first_response_at: str | None
+    rating: int | None
+    agent: str | None
+    group: str | None
+    sla: int | None

@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bankwx_cli.models.followers import Profile
-from bankwx_cli.models.reports import HourCalls, LogEntry, RuleShown, UnmatchedText, bucket_of
+from bankwx_cli.models.reports import (
+    HourCalls,
+    LogEntry,
+    RuleShown,
+    SessionTimes,
+    UnmatchedText,
+    bucket_of,
+)
 from bankwx_cli.storage.db import Database
 
 # What ``alert status`` counts, per event (m0018's rollup_alerts): events received, rejected
@@ -407,9 +414,7 @@ class Rollups:
         )
         return [int(r[0]) for r in rows]
 
-    def agent_sessions(
-        self, accounts: Sequence[str], since: str, until: str
-    ) -> list[dict[str, Any]]:
+    def agent_sessions(self, accounts: Sequence[str], since: str, until: str) -> list[SessionTimes]:
         """Agent sessions that entered the queue in [since, until), with their agent's and
         group's names and the SLA (seconds) their group had when they opened."""
         clause, params = _in("s.account", "owners", accounts)
@@ -422,7 +427,14 @@ class Rollups:
             f"WHERE {clause} AND s.entered_at >= :since AND s.entered_at < :until",
             params,
         )
-        return [dict(r) for r in rows]
+        return [
+            SessionTimes(
+                str(r["entered_at"]), r["opened_at"], r["closed_at"], r["first_response_at"],
+                None if r["rating"] is None else int(r["rating"]), r["agent"], r["grp"],
+                None if r["sla"] is None else int(r["sla"]),
+            )
+            for r in rows
+        ]  # fmt: skip
 
     def appids(self, accounts: Sequence[str]) -> dict[str, str]:
         """appid -> account name."""
