@@ -1,5 +1,6 @@
 """Reports (监管统计): message volumes and handling times, followers, menu clicks, keyword hits,
-broadcasts, the WeChat API's health; and the backfill of the roll-ups they read.
+agent sessions, broadcasts, alerts, the WeChat API's health; and the backfill of the roll-ups
+they read.
 
 A report reads one snapshot of the store (``Store.reading``): every figure is what was
 committed when it began. Its range is whole hours, ``since`` inclusive and ``until``

@@ -1,4 +1,5 @@
-"""Reports' plain values: log-spaced histogram buckets and the periods of a report.
+"""Reports' plain values: log-spaced histogram buckets, the periods of a report, and the rows
+the reports' storage reads (storage/reports.py).
 
 A duration (milliseconds, or seconds for agents) is counted in bucket ``b`` when
 ``RATIO ** b <= value < RATIO ** (b + 1)``: bounds a factor 1.1 apart, so the geometric middle
