@@ -67,7 +67,8 @@ RANGES = {
     "month": {"since": "2026-06-01", "until": "2026-07-01", "by": "day"},
     "year": {"since": "2025-12-01", "until": "2026-12-01", "by": "month"},
 }
-REPORTS = ("messages", "followers", "menus", "keywords", "agents", "broadcasts", "alerts", "api")
+REPORTS = ("messages", "followers", "menus", "keywords", "unmatched", "agents", "broadcasts",
+           "alerts", "api")  # fmt: skip  # unmatched: keywords --unmatched
 TARGET_INSIDE = {"month": 1.0, "year": 3.0}
 TARGET_RATIO = 10.0
 TARGET_STARTUP = 0.25
@@ -473,6 +474,13 @@ def bare(app: Any, name: str, spec: dict[str, str]) -> None:
             "AND route LIKE 'rule:%' AND outcome != 'unknown_action' GROUP BY p, route",
             args,
         )
+    elif name == "unmatched":  # the whole log read, not its partial index of unmatched texts
+        db.all(
+            f"SELECT {p} AS p, content, count(*), count(DISTINCT openid) "  # noqa: S608
+            f"FROM messages NOT INDEXED WHERE {inbound} AND msg_type = 'text' "
+            "AND route = 'default' GROUP BY p, content",
+            args,
+        )
     elif name == "agents":
         app.store.rollups.agent_sessions([ACCOUNT], since, until)
     elif name == "broadcasts":
@@ -510,13 +518,18 @@ def median_time(runs: int, call: Callable[[], Any]) -> float:
 def inside(app: Any, name: str, spec: dict[str, str]) -> int:
     from bankwx_cli.domain import reports
 
-    req = reports.request(app, name, account=ACCOUNT, **spec)
+    if name == "unmatched":
+        req = reports.request(app, "keywords", account=ACCOUNT, unmatched=True, **spec)
+    else:
+        req = reports.request(app, name, account=ACCOUNT, **spec)
     return len(reports.run(app, req).rows)
 
 
 def command(env: dict[str, str], name: str, spec: dict[str, str]) -> None:
     args = ["report", name, "--account", ACCOUNT, "--since", spec["since"], "--until",
             spec["until"], "--by", spec["by"], "--format", "json"]  # fmt: skip
+    if name == "unmatched":
+        args[1:2] = ["keywords", "--unmatched"]
     done = subprocess.run(bankwx(*args), env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"bankwx {' '.join(args)} failed: {done.stderr}")
