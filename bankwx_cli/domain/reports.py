@@ -312,6 +312,14 @@ def period_finder(found: Sequence[Period]) -> Callable[[str], Period]:
     return find
 
 
+def bounds(span: Range) -> list[tuple[str, str, str]] | None:
+    """The periods as the roll-ups' reads take them (key, first hour, end hour), for days,
+    weeks and months (None by the hour or in total: one read groups those as cheaply)."""
+    if span.by in ("hour", "total"):
+        return None
+    return [(p.key, hour_of(iso(p.start)), hour_of(iso(p.end))) for p in periods(span)]
+
+
 # --- accounts and permissions ---------------------------------------------------------------
 
 
@@ -411,9 +419,9 @@ def _messages(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     split = _split_column(req)
     sums = rollups.sums("rollup_messages", req.accounts, span.since_hour, span.until_hour,
-                        span.by, split)  # fmt: skip
+                        span.by, split, periods=bounds(span))  # fmt: skip
     hist = rollups.sums("rollup_handling", req.accounts, span.since_hour, span.until_hour,
-                        span.by, (*split, "bucket"))  # fmt: skip
+                        span.by, (*split, "bucket"), periods=bounds(span))  # fmt: skip
     shown_split = {"msg_type": "msg_type", "route": "route"}
     by_key: dict[tuple[Any, ...], dict[str, int]] = {}
     for found in sums:
@@ -456,7 +464,7 @@ def _followers(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     split = ("scene", "qr_scene") if req.split == "scene" else ()
     sums = rollups.sums("rollup_followers", req.accounts, span.since_hour, span.until_hour,
-                        span.by, split)  # fmt: skip
+                        span.by, split, periods=bounds(span))  # fmt: skip
     before = rollups.sums("rollup_followers", req.accounts, "", span.since_hour, "total", split)
     running: dict[tuple[Any, ...], int] = {}
     for counted in before:
@@ -534,7 +542,7 @@ def menu_version_at(deploys: Sequence[Mapping[str, Any]], at: str) -> int:
 def _menus(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     sums = rollups.sums("rollup_menus", req.accounts, span.since_hour, span.until_hour, span.by,
-                        ("account", "menu_version", "key"))  # fmt: skip
+                        ("account", "menu_version", "key"), periods=bounds(span))  # fmt: skip
     contents: dict[tuple[str, int], dict[str, tuple[str, str]]] = {}
     merged: dict[tuple[str, int, str], int] = {}
     for row in sums:
@@ -569,7 +577,7 @@ def _keywords(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     if req.unmatched:
         return _unmatched(app, rollups, req)
     sums = rollups.sums("rollup_keywords", req.accounts, span.since_hour, span.until_hour,
-                        span.by, ("rule_id",))  # fmt: skip
+                        span.by, ("rule_id",), periods=bounds(span))  # fmt: skip
     rules = rollups.keyword_rules(req.accounts)
     rows = []
     for period in periods(span):
@@ -734,9 +742,9 @@ def _api(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     appids = rollups.appids(req.accounts)
     sums = rollups.sums("rollup_api", list(appids), span.since_hour, span.until_hour, span.by,
-                        ("endpoint",))  # fmt: skip
+                        ("endpoint",), periods=bounds(span))  # fmt: skip
     hist = rollups.sums("rollup_api_latency", list(appids), span.since_hour, span.until_hour,
-                        span.by, ("endpoint", "bucket"))  # fmt: skip
+                        span.by, ("endpoint", "bucket"), periods=bounds(span))  # fmt: skip
     first_day = _period_start(span.since, "day")
     daily: dict[str, list[HourCalls]] = {}
     # by the hour a period ends inside a day; else at a midnight or the range's end, where
@@ -934,9 +942,9 @@ def _alerts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     split = ("event_type",) if req.split == "type" else ()
     sums = rollups.sums("rollup_alerts", req.accounts, span.since_hour, span.until_hour,
-                        span.by, split)  # fmt: skip
+                        span.by, split, periods=bounds(span))  # fmt: skip
     hist = rollups.sums("rollup_alert_latency", req.accounts, span.since_hour, span.until_hour,
-                        span.by, (*split, "bucket"))  # fmt: skip
+                        span.by, (*split, "bucket"), periods=bounds(span))  # fmt: skip
     by_key: dict[tuple[Any, ...], dict[str, int]] = {}
     for found in sums:
         key = (found["period"], *(found[c] for c in split))
