@@ -608,12 +608,16 @@ def _unmatched(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     all_periods = periods(span)
     find = period_finder(all_periods)
     counted: dict[tuple[str, str], tuple[int, set[str]]] = {}
+    shown_as: dict[str, str] = {}  # what texts show as (followers repeat theirs), bounded
     for entry in rollups.unmatched(req.accounts, iso(span.since), iso(span.until)):
-        text = _SPACES.sub(" ", mask(entry.content)).strip()
+        text = shown_as.get(entry.content)
+        if text is None:
+            text = _SPACES.sub(" ", mask(entry.content)).strip()
+            if len(shown_as) < 100_000:
+                shown_as[entry.content] = text
         if not text:
             continue
-        at = entry.at
-        period = find(at)
+        period = find(entry.at)
         n, followers = counted.get((period.key, text), (0, set()))
         followers.add(entry.openid)
         counted[(period.key, text)] = (n + 1, followers)
