@@ -28,11 +28,19 @@ _spec = importlib.util.spec_from_file_location("alerts_fixtures", _ALERTS / "con
 assert _spec is not None and _spec.loader is not None
 _fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_fixtures)
-alerting = _fixtures.alerting
-gateway = _fixtures.gateway
-sim_options = _fixtures.sim_options
+# every fixture of the alerts' conftest (alerting, and what it stands on), for this module only
+globals().update({
+    name: value for name, value in vars(_fixtures).items()
+    if type(value).__name__ == "FixtureFunctionDefinition"
+})  # fmt: skip
 
+import alertkit  # noqa: E402
 from alertkit import Alerting, bind, event, jsonl  # noqa: E402
+
+# customers with a phone in the alerts' stand-in back-end (the sandbox's seeded ones, or
+# the stand-in's own where that is what the alerts' tests use)
+BOUND, UNBOUND, OFF = (getattr(alertkit, c, old) for c, old in
+                       (("C1", "C100"), ("C2", "C200"), ("C3", "C300")))  # fmt: skip
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 COUNTS = ("received", "rejected", "duplicates", "suppressed", "deferred", "sent_wechat",
@@ -66,18 +74,18 @@ def test_by_total_equals_alert_status_and_a_recount(alerting: Alerting, tmp_path
     off (suppressed), e3 to an unbound customer (SMS), e1 again (duplicate), a type without a
     rule (rejected)."""
     a = alerting
-    bind(a.db, a.openids[0], "C100")
-    bind(a.db, a.openids[1], "C100")
-    bind(a.db, a.openids[2], "C300")
+    bind(a.db, a.openids[0], BOUND)
+    bind(a.db, a.openids[1], BOUND)
+    bind(a.db, a.openids[2], OFF)
     app = AppContext(from_environment())
     try:
         alert_preferences.save(app, AlertPreferences("main", a.openids[2], ("交易提醒",), None,
                                                      None))  # fmt: skip
     finally:
         app.close()
-    a.push(jsonl(tmp_path / "a.jsonl", event("e1"), event("e2", customer="C300"),
-                 event("e3", customer="C200"), event("x1", type_="nosuch")))  # fmt: skip
-    a.push(jsonl(tmp_path / "b.jsonl", event("e1")))
+    a.push(jsonl(tmp_path / "a.jsonl", event("e1", customer=BOUND), event("e2", customer=OFF),
+                 event("e3", customer=UNBOUND), event("x1", type_="nosuch")))  # fmt: skip
+    a.push(jsonl(tmp_path / "b.jsonl", event("e1", customer=BOUND)))
     a.run()
     a.run()
     since, until = _hours_around_now()
@@ -119,10 +127,10 @@ def test_days_in_bank_time_empty_periods_and_all_accounts(alerting: Alerting) ->
         for at, event_id in (("2026-03-01T23:59", "a"), ("2026-03-02T00:00", "b"),
                              ("2026-03-02T07:59", "c"), ("2026-03-02T08:00", "d")):  # fmt: skip
             clock.set(shanghai(at))
-            [taken] = alerts.take(app, source, [event(event_id, customer="C200")])
+            [taken] = alerts.take(app, source, [event(event_id, customer=UNBOUND)])
             assert taken.status == "accepted"
         clock.set(shanghai("2026-03-02T09:00"))
-        alerts.take(app, source, [event("a", customer="C200"), {"event_id": "bad"}])
+        alerts.take(app, source, [event("a", customer=UNBOUND), {"event_id": "bad"}])
         days = report(app, "alerts", account="main", since="2026-03-01", until="2026-03-04")
         assert [(r["period"], r["received"], r["sms"], r["duplicates"], r["rejected"],
                  r["latency_p50_ms"]) for r in days] == [
