@@ -103,24 +103,32 @@ def _spread(total: int, rng: random.Random) -> list[int]:
 
 class Tally:
     """Roll-up additions summed in memory (what live counting's upserts add up to), written
-    with the roll-ups' own upsert: ``count_outcome`` calls ``add`` as it calls Rollups.add."""
+    with the roll-ups' own upsert: ``count_outcome`` calls ``add`` (keys by name) or
+    ``add_at`` (keys in ``TABLES`` order) as it calls the roll-ups'."""
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, tuple[tuple[str, Any], ...]], dict[str, int]] = {}
+        from bankwx_cli.storage.reports import TABLES
+
+        self.keys = {table: keys for table, (keys, _) in TABLES.items()}
+        self.rows: dict[tuple[str, tuple[Any, ...]], dict[str, int]] = {}
 
     def add(self, table: str, keys: dict[str, Any], counts: dict[str, int]) -> None:
-        key = (table, tuple(keys.items()))
-        found = self.rows.get(key)
+        self.add_at(table, tuple(keys[k] for k in self.keys[table]), counts)
+
+    def add_at(self, table: str, key: tuple[Any, ...], counts: Any) -> None:
+        found = self.rows.get((table, key))
         if found is None:
-            self.rows[key] = dict(counts)
+            self.rows[(table, key)] = dict(counts)
         else:
             for column, n in counts.items():
                 found[column] = found.get(column, 0) + n
 
     def flush(self, rollups: Any) -> None:
         tables: dict[str, list[dict[str, Any]]] = {}
-        for (table, keys), counts in self.rows.items():
-            tables.setdefault(table, []).append({**dict(keys), **counts})
+        for (table, key), counts in self.rows.items():
+            tables.setdefault(table, []).append(
+                {**dict(zip(self.keys[table], key, strict=True)), **counts}
+            )
         for table, rows in tables.items():
             rollups.add_many(table, rows)
         self.rows.clear()
@@ -377,9 +385,21 @@ def _broadcasts(app: Any, followers: int, rng: random.Random) -> int:
     return total
 
 
+def _api_rows() -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """How ``ApiCalls.add`` takes its rows: the recorder's typed counts where the models have
+    them, else mappings."""
+    try:
+        from bankwx_cli.models import wechat
+
+        return wechat.ApiCallCount, wechat.ApiHourCount, wechat.ApiLatencyCount
+    except AttributeError:
+        return dict, dict, dict
+
+
 def _api(app: Any, messages: int, rng: random.Random) -> int:
     from bankwx_cli.models.reports import bucket_of
 
+    call_row, hour_row, latency_row = _api_rows()
     per_hour = max(1, round(messages / HOURS / 4))
     made = 0
     for day in range(HOURS // 24):
@@ -394,13 +414,13 @@ def _api(app: Any, messages: int, rng: random.Random) -> int:
                 for _ in range(min(calls, 20)):
                     b = bucket_of(math.exp(rng.gauss(4.0, 0.5)))
                     buckets[b] = buckets.get(b, 0) + 1
-                rows.append({"appid": APPID, "endpoint": endpoint, "bucket": hour,
-                             "outcome": "ok", "errcode": 0, "calls": calls, "retries": errors,
-                             "total_ms": calls * 60.0, "max_ms": 400.0})  # fmt: skip
-                hourly.append({"appid": APPID, "hour": hour, "endpoint": endpoint,
-                               "calls": calls, "errors": errors, "retries": errors})  # fmt: skip
-                latency += [{"appid": APPID, "hour": hour, "endpoint": endpoint, "bucket": b,
-                             "n": n} for b, n in buckets.items()]  # fmt: skip
+                rows.append(call_row(appid=APPID, endpoint=endpoint, bucket=hour, outcome="ok",
+                                     errcode=0, calls=calls, retries=errors,
+                                     total_ms=calls * 60.0, max_ms=400.0))  # fmt: skip
+                hourly.append(hour_row(appid=APPID, hour=hour, endpoint=endpoint, calls=calls,
+                                       errors=errors, retries=errors))  # fmt: skip
+                latency += [latency_row(appid=APPID, hour=hour, endpoint=endpoint, bucket=b,
+                                        n=n) for b, n in buckets.items()]  # fmt: skip
                 made += 1
         app.store.api_calls.add(rows, hourly, latency)
     return made
