@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test browser demo fmt lint bench-callbacks bench-followers bench-startup bench-outbox bench-alerts bench clean docs
+.PHONY: test browser demo fmt lint bench-callbacks bench-followers bench-startup bench-outbox bench-alerts bench-reports bench clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,6 +51,12 @@ bench-outbox: $(STAMP)
 # (bench/README.md). Options after ARGS=, for example: make bench-alerts ARGS="--scale small"
 bench-alerts: $(STAMP)
 	$(BIN)/python bench/alerts/bench_alerts.py $(ARGS)
+
+# Every report for a month and a year of generated traffic (10,000,000 messages, 1,000,000
+# followers), inside the process, as a command and against a bare scan (bench/README.md).
+# Options after ARGS=, for example: make bench-reports ARGS="--scale 0.01"
+bench-reports: $(STAMP)
+	$(BIN)/python bench/reports/bench_reports.py $(ARGS)
 
 # `bankwx --version` and `bankwx account list` against `python -c "import typer"` (issue 13).
 # Options after ARGS=, for example: make bench-startup ARGS="--runs 20"

@@ -80,7 +80,7 @@ def figure(req: Any, rows: list[dict[str, Any]], main: str, time_series: bool) -
 
     if time_series:
         series: dict[str, list[tuple[str, float]]] = {}
-        split = reports.SPLIT_COLUMNS.get(req.split or "", ())
+        split = reports.split_shown(req)
         for row in rows:
             name = " ".join(str(row.get(c) or "-") for c in split) or main
             series.setdefault(name, []).append((str(row["period"])[:16], float(row[main] or 0)))

@@ -305,6 +305,29 @@ def _tour(tour: Tour, folder: Path) -> None:
     tour.step("10. Everything is audited, hash-chained; the store checks clean")
     tour.run("audit", "--limit", "12")
     tour.run("check")
+    _reports(tour, folder)
+
+
+def _reports(tour: Tour, folder: Path) -> None:
+    """The tour's end: today's messages, agents and alerts reports, and a chart file."""
+    from datetime import datetime
+
+    from bankwx_cli.clock import BANK_TZ
+
+    today = datetime.now(BANK_TZ).strftime("%Y-%m-%d")
+    tour.step("Reports (监管统计): hourly roll-ups, read from one snapshot of the store")
+    tour.run("report", "backfill")  # the log from before live counting: nothing twice
+    tour.run("report", "messages", "--since", today, "--by", "total", "--split", "route")
+    tour.run("report", "agents", "--since", today, "--by", "total")
+    tour.run("report", "alerts", "--since", today, "--by", "total")
+    chart = folder / "messages.html"
+    tour.run("report", "messages", "--since", today, "--by", "hour", "--chart", str(chart),
+             "--format", "csv", quiet=True, check=False)  # fmt: skip
+    if chart.exists():
+        tour.say(f"  The chart of today's messages by hour (SVG, table, JSON): {chart}")
+        tour.say("  (bankwx demo --keep FOLDER keeps it, with the demo store)")
+    else:
+        tour.say("  No chart: install the charts extra, pip install 'bankwx[charts]'.")
 
 
 def _alerts(tour: Tour, bank: str, receiver: str, openid: str) -> None:

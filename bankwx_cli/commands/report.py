@@ -50,7 +50,8 @@ SplitOption = Annotated[
     str | None,
     typer.Option(
         "--split",
-        help="One row per value: type or route (messages), scene (followers), group (agents).",
+        help="One row per value: type or route (messages), scene (followers), group (agents), "
+        "type (alerts).",
     ),
 ]
 ChartOption = Annotated[
@@ -189,8 +190,11 @@ _report(
 )
 _report(
     "alerts",
-    "Alert events by type: received, suppressed, deferred, sent, delivered, SMS, latency.",
-    "  bankwx report alerts --by day\n\n  bankwx report alerts --by total --format json",
+    "Alerts as alert status counts them, by the hour each event was received: received, "
+    "rejected, duplicates, suppressed, deferred, sent, delivered, SMS, latency; per event "
+    "type with --split type.",
+    "  bankwx report alerts --by day\n\n  bankwx report alerts --by total --format json\n\n"
+    "  bankwx report alerts --split type --by week",
 )
 _report(
     "api",

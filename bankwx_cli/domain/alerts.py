@@ -618,6 +618,12 @@ def _event_id(raw: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _event_type(raw: Any) -> str | None:
+    """The type a rejected event gave, for the alerts report's row (None: none given)."""
+    value = raw.get("type") if isinstance(raw, dict) else None
+    return value[:64] if isinstance(value, str) else None
+
+
 def _take_one(
     app: AppContext,
     source: AlertSource,
@@ -632,7 +638,8 @@ def _take_one(
         with app.store.outbox.savepoint():
             return _store_event(app, source, raw, now, line, batch)
     except _Rejected as exc:
-        store.note(source.name, source.account, event_id, REJECTED, exc.kept, iso(now))
+        store.note(source.name, source.account, event_id, REJECTED, exc.kept, iso(now),
+                   _event_type(raw))  # fmt: skip
         return IntakeResult(event_id, REJECTED, exc.reason, line)
 
 

@@ -1,5 +1,6 @@
 """Reports (监管统计): message volumes and handling times, followers, menu clicks, keyword hits,
-broadcasts, the WeChat API's health; and the backfill of the roll-ups they read.
+agent sessions, broadcasts, alerts, the WeChat API's health; and the backfill of the roll-ups
+they read.
 
 A report reads one snapshot of the store (``Store.reading``): every figure is what was
 committed when it began. Its range is whole hours, ``since`` inclusive and ``until``
@@ -24,9 +25,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bankwx_cli.clock import from_iso, iso, parse_user_time
 from bankwx_cli.domain import accounts
 from bankwx_cli.domain.permissions import require
-from bankwx_cli.errors import BankwxError, ValidationError
+from bankwx_cli.errors import ValidationError
 from bankwx_cli.models.outbox import UnitFilter
-from bankwx_cli.models.reports import Period, bucket_of, merge, percentile
+from bankwx_cli.models.reports import (
+    HourCalls,
+    LogEntry,
+    Period,
+    SessionTimes,
+    bucket_of,
+    merge,
+    middle_of,
+    percentile,
+)
 from bankwx_cli.storage.reports import TABLES, Rollups, hour_of
 
 if TYPE_CHECKING:
@@ -39,6 +49,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "messages": ("type", "route"),
     "followers": ("scene",),
     "agents": ("group",),
+    "alerts": ("type",),
 }
 ALL = "*"  # the account of a row summing every account
 READ = "report.read"
@@ -107,13 +118,18 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "agents": ("period", "account", "agent", "group", "sessions", "first_response_p50_s",
                "first_response_p90_s", "handling_p50_s", "queue_wait_p50_s", "queue_wait_p90_s",
                "abandoned", "sla_breaches", "ratings", "rating_avg"),
+    "alerts": ("period", "account", "event_type", "received", "rejected", "duplicates",
+               "suppressed", "deferred", "sent_wechat", "delivered", "sms", "failed", "unknown",
+               "latency_p50_ms", "latency_p99_ms", "sms_avoided"),
 }  # fmt: skip
 SPLIT_COLUMNS = {"type": ("msg_type",), "route": ("route",), "scene": ("scene", "qr_scene"),
                  "group": ()}  # fmt: skip  # agents: the group column is always there
+# A report whose split fills a column it always has (null without the split): none added.
+SPLIT_IN_PLACE = {"agents": ("group",), "alerts": ("event_type",)}
 # The figure a chart draws and the table's bar column shows, and what names a ranking's row.
 MAIN = {"messages": "inbound", "followers": "new", "menus": "clicks", "keywords": "hits",
         "unmatched": "count", "broadcasts": "sent", "api": "calls",
-        "agents": "sessions"}  # fmt: skip
+        "agents": "sessions", "alerts": "received"}  # fmt: skip
 LABEL = {"menus": "key", "keywords": "pattern", "unmatched": "text", "broadcasts": "title",
          "api": "endpoint", "agents": "agent"}  # fmt: skip
 
@@ -122,9 +138,23 @@ def columns(req: Request) -> list[str]:
     """The columns of the request's rows, in order."""
     name = "unmatched" if req.report == "keywords" and req.unmatched else req.report
     found = list(COLUMNS.get(name, ("period", "account")))
-    if req.split:
-        found[2:2] = SPLIT_COLUMNS[req.split]
+    found[2:2] = split_columns(req)
     return found
+
+
+def split_columns(req: Request) -> tuple[str, ...]:
+    """The columns a --split adds to the request's rows (none for a report whose split fills
+    a column it always has)."""
+    if not req.split or req.report in SPLIT_IN_PLACE:
+        return ()
+    return SPLIT_COLUMNS[req.split]
+
+
+def split_shown(req: Request) -> tuple[str, ...]:
+    """The columns that tell a split's rows apart (a chart's series)."""
+    if not req.split:
+        return ()
+    return SPLIT_IN_PLACE.get(req.report) or SPLIT_COLUMNS[req.split]
 
 
 def category(outcome: str) -> str:
@@ -271,6 +301,26 @@ def periods(span: Range) -> list[Period]:
     return found
 
 
+def period_finder(found: Sequence[Period]) -> Callable[[str], Period]:
+    """The period holding an ISO UTC time (one of the range's: the caller read it so)."""
+    from bisect import bisect_right
+
+    starts = [iso(p.start) for p in found]
+
+    def find(at: str) -> Period:
+        return found[max(bisect_right(starts, at) - 1, 0)]
+
+    return find
+
+
+def bounds(span: Range) -> list[tuple[str, str, str]] | None:
+    """The periods as the roll-ups' reads take them (key, first hour, end hour), for days,
+    weeks and months (None by the hour or in total: one read groups those as cheaply)."""
+    if span.by in ("hour", "total"):
+        return None
+    return [(p.key, hour_of(iso(p.start)), hour_of(iso(p.end))) for p in periods(span)]
+
+
 # --- accounts and permissions ---------------------------------------------------------------
 
 
@@ -349,12 +399,7 @@ class Outcome:
 
 def run(app: AppContext, req: Request) -> Outcome:
     """The report's rows, read from one snapshot of the store."""
-    builder = _BUILDERS.get(req.report)
-    if builder is None:  # alerts: with the alerts' own roll-ups (issue 17)
-        raise BankwxError(
-            f"the {req.report} report is not available in this bankwx yet: it comes with the "
-            "alerts' event counts. See bankwx report --help for the reports there are."
-        )
+    builder = _BUILDERS[req.report]
     rollups = app.store.rollups
     with app.store.reading():
         return builder(app, rollups, req)
@@ -375,9 +420,9 @@ def _messages(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     split = _split_column(req)
     sums = rollups.sums("rollup_messages", req.accounts, span.since_hour, span.until_hour,
-                        span.by, split)  # fmt: skip
+                        span.by, split, periods=bounds(span))  # fmt: skip
     hist = rollups.sums("rollup_handling", req.accounts, span.since_hour, span.until_hour,
-                        span.by, (*split, "bucket"))  # fmt: skip
+                        span.by, (*split, "bucket"), periods=bounds(span))  # fmt: skip
     shown_split = {"msg_type": "msg_type", "route": "route"}
     by_key: dict[tuple[Any, ...], dict[str, int]] = {}
     for found in sums:
@@ -420,7 +465,7 @@ def _followers(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     split = ("scene", "qr_scene") if req.split == "scene" else ()
     sums = rollups.sums("rollup_followers", req.accounts, span.since_hour, span.until_hour,
-                        span.by, split)  # fmt: skip
+                        span.by, split, periods=bounds(span))  # fmt: skip
     before = rollups.sums("rollup_followers", req.accounts, "", span.since_hour, "total", split)
     running: dict[tuple[Any, ...], int] = {}
     for counted in before:
@@ -498,7 +543,7 @@ def menu_version_at(deploys: Sequence[Mapping[str, Any]], at: str) -> int:
 def _menus(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     sums = rollups.sums("rollup_menus", req.accounts, span.since_hour, span.until_hour, span.by,
-                        ("account", "menu_version", "key"))  # fmt: skip
+                        ("account", "menu_version", "key"), periods=bounds(span))  # fmt: skip
     contents: dict[tuple[str, int], dict[str, tuple[str, str]]] = {}
     merged: dict[tuple[str, int, str], int] = {}
     for row in sums:
@@ -533,19 +578,20 @@ def _keywords(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     if req.unmatched:
         return _unmatched(app, rollups, req)
     sums = rollups.sums("rollup_keywords", req.accounts, span.since_hour, span.until_hour,
-                        span.by, ("rule_id",))  # fmt: skip
+                        span.by, ("rule_id",), periods=bounds(span))  # fmt: skip
     rules = rollups.keyword_rules(req.accounts)
     rows = []
     for period in periods(span):
         found = [(int(r["rule_id"]), int(r["hits"])) for r in sums if r["period"] == period.key]
         found.sort(key=lambda item: (-item[1], item[0]))
         for rule_id, hits in found:
-            rule = rules.get(rule_id, {})
+            rule = rules.get(rule_id)
             rows.append({
                 "period": shown(period.start), "account": req.account, "rule_id": rule_id,
-                "pattern": rule.get("pattern"), "match": rule.get("match"),
-                "action": rule.get("action"),
-                "removed": rule.get("removed_at") is not None or not rule,
+                "pattern": rule.pattern if rule else None,
+                "match": rule.match if rule else None,
+                "action": rule.action if rule else None,
+                "removed": rule is None or rule.removed_at is not None,
                 "hits": hits,
             })  # fmt: skip
     return Outcome(rows, time_series=False)
@@ -561,15 +607,20 @@ def _unmatched(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
 
     span = req.span
     all_periods = periods(span)
+    find = period_finder(all_periods)
     counted: dict[tuple[str, str], tuple[int, set[str]]] = {}
+    shown_as: dict[str, str] = {}  # what texts show as (followers repeat theirs), bounded
     for entry in rollups.unmatched(req.accounts, iso(span.since), iso(span.until)):
-        text = _SPACES.sub(" ", mask(str(entry["content"] or ""))).strip()
+        text = shown_as.get(entry.content)
+        if text is None:
+            text = _SPACES.sub(" ", mask(entry.content)).strip()
+            if len(shown_as) < 100_000:
+                shown_as[entry.content] = text
         if not text:
             continue
-        at = str(entry["at"])
-        period = next(p for p in all_periods if iso(p.start) <= at < iso(p.end))
+        period = find(entry.at)
         n, followers = counted.get((period.key, text), (0, set()))
-        followers.add(str(entry["openid"]))
+        followers.add(entry.openid)
         counted[(period.key, text)] = (n + 1, followers)
     notes: list[str] = []
     oldest = rollups.oldest_text_at(req.accounts)
@@ -599,6 +650,7 @@ def _broadcasts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     ids = rollups.broadcasts(req.accounts, iso(span.since), iso(span.until))
     all_periods = periods(span)
+    find = period_finder(all_periods)
     rows = []
     for broadcast_id in ids:
         b = app.store.broadcasts.get(broadcast_id)
@@ -606,7 +658,7 @@ def _broadcasts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
             continue
         sent_at = b.started_at
         at = sent_at or b.created_at
-        period = next(p for p in all_periods if iso(p.start) <= _text(at) < iso(p.end))
+        period = find(_text(at))
         units = app.store.outbox.counts(b.source)
         lost_units = units.get("failed") + units.get("unknown")
         if isinstance(b.content, TemplateContent):
@@ -695,11 +747,19 @@ def _api(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     appids = rollups.appids(req.accounts)
     sums = rollups.sums("rollup_api", list(appids), span.since_hour, span.until_hour, span.by,
-                        ("endpoint",))  # fmt: skip
+                        ("endpoint",), periods=bounds(span))  # fmt: skip
     hist = rollups.sums("rollup_api_latency", list(appids), span.since_hour, span.until_hour,
-                        span.by, ("endpoint", "bucket"))  # fmt: skip
+                        span.by, ("endpoint", "bucket"), periods=bounds(span))  # fmt: skip
     first_day = _period_start(span.since, "day")
-    daily = rollups.daily_calls(list(appids), hour_of(iso(first_day)), span.until_hour)
+    daily: dict[str, list[HourCalls]] = {}
+    # by the hour a period ends inside a day; else at a midnight or the range's end, where
+    # whole days (summed up to the range's end) give the same
+    whole_days = span.by != "hour"
+    for hour in rollups.daily_calls(list(appids), hour_of(iso(first_day)), span.until_hour,
+                                    whole_days):  # fmt: skip
+        daily.setdefault(hour.endpoint, []).append(hour)
+    for hours in daily.values():
+        hours.sort(key=lambda c: c.hour)
     histograms: dict[tuple[str, str], dict[int, int]] = {}
     for row in hist:
         merge(histograms.setdefault((row["period"], row["endpoint"]), {}),
@@ -725,15 +785,18 @@ def _api(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     return Outcome(rows, time_series=False)
 
 
-def _quota_used(daily: Sequence[Mapping[str, Any]], endpoint: str, period: Period) -> int:
+def _quota_used(daily: Mapping[str, list[HourCalls]], endpoint: str, period: Period) -> int:
     """Most calls on one quota day (Asia/Shanghai) that the period touches, each day counted
-    from its midnight up to the period's end."""
-    first = _key(_period_start(period.start, "day"), "day")
-    last = hour_of(iso(period.end))
+    from its midnight up to the period's end. ``daily``: each endpoint's hours, in order."""
+    from bisect import bisect_left
+
+    found = daily.get(endpoint, [])
+    hours = [row.hour for row in found]  # in order: a day's row comes before its period ends
+    first = bisect_left(hours, hour_of(iso(_period_start(period.start, "day"))))
+    last = bisect_left(hours, hour_of(iso(period.end)))
     days: dict[str, int] = {}
-    for row in daily:
-        if row["endpoint"] == endpoint and row["day"] >= first and row["hour"] < last:
-            days[row["day"]] = days.get(row["day"], 0) + int(row["calls"])
+    for row in found[first:last]:
+        days[row.day] = days.get(row.day, 0) + row.calls
     return max(days.values(), default=0)
 
 
@@ -808,15 +871,17 @@ def _nearest(values: list[float], p: int) -> float | None:
 def _agents(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     """Agent sessions by the period they entered the queue: per agent (waits that ended
     without one under agent null), or per group with --split group. Read from the sessions
-    themselves; a session's SLA is its group's."""
+    themselves; a session's SLA is its group's as set when it opened (``agent_sessions.sla``,
+    m0018), not the group's today."""
     span = req.span
     now = iso(app.clock.now())
     all_periods = periods(span)
-    groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    find = period_finder(all_periods)
+    groups: dict[tuple[str, Any], list[SessionTimes]] = {}
     for session in rollups.agent_sessions(req.accounts, iso(span.since), iso(span.until)):
-        entered = str(session["entered_at"])
-        period = next(p for p in all_periods if iso(p.start) <= entered < iso(p.end))
-        who = session["grp"] if req.split == "group" else session["agent"]
+        entered = session.entered_at
+        period = find(entered)
+        who = session.group if req.split == "group" else session.agent
         groups.setdefault((period.key, who), []).append(session)
     rows = []
     for period in all_periods:
@@ -824,19 +889,15 @@ def _agents(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         for key in found:
             sessions = groups[key]
             first = [
-                v
-                for s in sessions
-                if (v := _seconds(s["opened_at"], s["first_response_at"])) is not None
+                v for s in sessions if (v := _seconds(s.opened_at, s.first_response_at)) is not None
             ]
             handling = [
                 v
                 for s in sessions
-                if s["opened_at"] and (v := _seconds(s["opened_at"], s["closed_at"])) is not None
+                if s.opened_at and (v := _seconds(s.opened_at, s.closed_at)) is not None
             ]
-            waits = [
-                v for s in sessions if (v := _seconds(s["entered_at"], s["opened_at"])) is not None
-            ]
-            ratings = [int(s["rating"]) for s in sessions if s["rating"] is not None]
+            waits = [v for s in sessions if (v := _seconds(s.entered_at, s.opened_at)) is not None]
+            ratings = [s.rating for s in sessions if s.rating is not None]
             row: dict[str, Any] = {"period": shown(period.start), "account": req.account}
             if req.split == "group":
                 row.update(agent=None, group=key[1])
@@ -849,7 +910,7 @@ def _agents(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
                 "handling_p50_s": _nearest(handling, 50),
                 "queue_wait_p50_s": _nearest(waits, 50),
                 "queue_wait_p90_s": _nearest(waits, 90),
-                "abandoned": sum(1 for s in sessions if not s["opened_at"] and s["closed_at"]),
+                "abandoned": sum(1 for s in sessions if not s.opened_at and s.closed_at),
                 "sla_breaches": sum(1 for s in sessions if _breached(s, now)),
                 "ratings": len(ratings),
                 "rating_avg": round(sum(ratings) / len(ratings), 2) if ratings else None,
@@ -858,17 +919,81 @@ def _agents(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     return Outcome(rows, time_series=False)
 
 
-def _breached(session: Mapping[str, Any], now: str) -> bool:
-    """The first response came after the group's SLA, or never came within it."""
-    opened, sla = session["opened_at"], session["sla"]
+def _breached(session: SessionTimes, now: str) -> bool:
+    """The first response came after the SLA the group had at opening, or never came
+    within it."""
+    opened, sla = session.opened_at, session.sla
     if not opened or sla is None:
         return False
-    first = _seconds(opened, session["first_response_at"])
+    first = _seconds(opened, session.first_response_at)
     if first is not None:
         return bool(first > sla)
-    ended = session["closed_at"] or now
+    ended = session.closed_at or now
     waited = _seconds(opened, ended)
     return waited is not None and waited > sla
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+ALERT_COUNTS = ("received", "rejected", "duplicates", "suppressed", "deferred", "sent_wechat",
+                "delivered", "sms", "failed", "unknown")  # fmt: skip
+
+
+def _alerts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
+    """What ``alert status`` counts, by the hour of each event's receipt: one row per period
+    (``event_type`` null: every type), or per event type with --split type. Counts are exact
+    (with --by total, ``alert status``'s for the range); latency percentiles come from
+    log-spaced buckets, within 5% of the exact ones."""
+    span = req.span
+    split = ("event_type",) if req.split == "type" else ()
+    sums = rollups.sums("rollup_alerts", req.accounts, span.since_hour, span.until_hour,
+                        span.by, split, periods=bounds(span))  # fmt: skip
+    hist = rollups.sums("rollup_alert_latency", req.accounts, span.since_hour, span.until_hour,
+                        span.by, (*split, "bucket"), periods=bounds(span))  # fmt: skip
+    by_key: dict[tuple[Any, ...], dict[str, int]] = {}
+    for found in sums:
+        key = (found["period"], *(found[c] for c in split))
+        counts = by_key.setdefault(key, dict.fromkeys((*ALERT_COUNTS, "sms_avoided"), 0))
+        for column in counts:
+            counts[column] += int(found[column] or 0)
+    histograms: dict[tuple[Any, ...], dict[int, int]] = {}
+    for found in hist:
+        key = (found["period"], *(found[c] for c in split))
+        merge(histograms.setdefault(key, {}), [(int(found["bucket"]), int(found["n"]))])
+    rows = []
+    for period in periods(span):
+        keys = sorted(
+            (k for k, v in by_key.items() if k[0] == period.key and any(v.values())),
+            key=lambda k: tuple(map(str, k)),
+        )
+        if not keys:
+            keys = [(period.key, *(None for _ in split))]
+        for key in keys:
+            counts = by_key.get(key, dict.fromkeys((*ALERT_COUNTS, "sms_avoided"), 0))
+            histogram = histograms.get(key, {})
+            row: dict[str, Any] = {"period": shown(period.start), "account": req.account,
+                                   "event_type": (key[1] or None) if split else None}  # fmt: skip
+            row.update({c: counts[c] for c in ALERT_COUNTS})
+            row["latency_p50_ms"] = _ms(_status_percentile(histogram, 0.5))
+            row["latency_p99_ms"] = _ms(_status_percentile(histogram, 0.99))
+            row["sms_avoided"] = counts["sms_avoided"]
+            rows.append(row)
+    return Outcome(rows, time_series=True)
+
+
+def _status_percentile(histogram: Mapping[int, int], share: float) -> float | None:
+    """A latency percentile ranked as ``alert status`` ranks it (the value at rank
+    ``round(share * n + 0.5)``), as its bucket's middle."""
+    total = sum(histogram.values())
+    if total <= 0:
+        return None
+    rank = min(total, max(1, round(share * total + 0.5)))
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if seen >= rank:
+            return middle_of(bucket)
+    return None  # pragma: no cover - the ranks add up to total
 
 
 _BUILDERS: dict[str, Callable[[AppContext, Rollups, Request], Outcome]] = {
@@ -879,6 +1004,7 @@ _BUILDERS: dict[str, Callable[[AppContext, Rollups, Request], Outcome]] = {
     "broadcasts": _broadcasts,
     "api": _api,
     "agents": _agents,
+    "alerts": _alerts,
 }
 
 
@@ -929,29 +1055,24 @@ def backfill(app: AppContext, account: str | None = None, batch: int = BATCH) ->
                     break
                 for entry in entries:
                     count_entry(rollups, name, entry, deploys)
-                rollups.set_backfilled(name, int(entries[-1]["id"]))
+                rollups.set_backfilled(name, entries[-1].id)
             total += len(entries)
         done.append(Backfilled(name, total, upto))
     return done
 
 
 def count_entry(
-    rollups: Rollups, account: str, entry: Mapping[str, Any], deploys: Sequence[Mapping[str, Any]]
+    rollups: Rollups, account: str, entry: LogEntry, deploys: Sequence[Mapping[str, Any]]
 ) -> None:
     """Add one inbound log entry to the roll-ups, as live counting would have."""
-    at, event = str(entry["at"]), str(entry["event"] or "")
-    done = entry["state"] == "done"
-    if not done:
-        count_claim(rollups, account, at, str(entry["msg_type"]), event,
-                    retries=int(entry["deliveries"] or 1) - 1)  # fmt: skip
+    at, event = entry.at, entry.event
+    if entry.state != "done":
+        count_claim(rollups, account, at, entry.msg_type, event, retries=entry.deliveries - 1)
         return
-    handling = entry["handling_ms"]
     count_outcome(
-        rollups, account, at=at, msg_type=str(entry["msg_type"]), event=event,
-        key=str(entry["content"] or ""), route=str(entry["route"] or ""),
-        outcome=str(entry["outcome"] or ""),
-        handling_ms=None if handling is None else float(handling),
-        deliveries=int(entry["deliveries"] or 1),
+        rollups, account, at=at, msg_type=entry.msg_type, event=event, key=entry.content,
+        route=entry.route, outcome=entry.outcome, handling_ms=entry.handling_ms,
+        deliveries=entry.deliveries,
         menu_version=menu_version_at(deploys, at) if event in MENU_EVENTS else 0,
     )  # fmt: skip
 

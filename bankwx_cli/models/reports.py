@@ -1,4 +1,5 @@
-"""Reports' plain values: log-spaced histogram buckets and the periods of a report.
+"""Reports' plain values: log-spaced histogram buckets, the periods of a report, and the rows
+the reports' storage reads (storage/reports.py).
 
 A duration (milliseconds, or seconds for agents) is counted in bucket ``b`` when
 ``RATIO ** b <= value < RATIO ** (b + 1)``: bounds a factor 1.1 apart, so the geometric middle
@@ -67,3 +68,69 @@ class Period:
     key: str
     start: datetime
     end: datetime
+
+
+# --- what the reports' storage reads (storage/reports.py) -------------------------------------
+
+
+@dataclass(frozen=True)
+class HourCalls:
+    """API calls to one endpoint in one UTC hour, with the Asia/Shanghai day it falls in (the
+    daily quota's)."""
+
+    endpoint: str
+    day: str  # YYYY-MM-DD, Asia/Shanghai
+    hour: str  # the roll-up hour, UTC
+    calls: int
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """An inbound entry of the conversation log, as the backfill counts it."""
+
+    id: int
+    msg_type: str
+    event: str
+    content: str
+    route: str
+    outcome: str
+    handling_ms: float | None
+    deliveries: int
+    state: str
+    at: str
+
+
+@dataclass(frozen=True)
+class UnmatchedText:
+    """An inbound text the default reply answered (masked when logged)."""
+
+    at: str
+    openid: str
+    content: str
+
+
+@dataclass(frozen=True)
+class RuleShown:
+    """What the keywords report shows of a rule (removed ones too, while the store keeps
+    them: ``removed_at``)."""
+
+    id: int
+    pattern: str
+    match: str
+    action: str | None
+    removed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionTimes:
+    """What the agents report reads of an agent session: its times (ISO, UTC), rating, the
+    names of its agent and group, and the SLA (seconds) its group had when it opened."""
+
+    entered_at: str
+    opened_at: str | None
+    closed_at: str | None
+    first_response_at: str | None
+    rating: int | None
+    agent: str | None
+    group: str | None
+    sla: int | None

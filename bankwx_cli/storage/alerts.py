@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bankwx_cli.keys import Sealer, UnsealError
-from bankwx_cli.models.alerts import AlertEvent, AlertRecipient, AlertRule, AlertSource
+from bankwx_cli.models.alerts import DUPLICATE, AlertEvent, AlertRecipient, AlertRule, AlertSource
 from bankwx_cli.models.changes import KEEP, Keep
 from bankwx_cli.storage.db import Database
+from bankwx_cli.storage.reports import AlertRollups
 from bankwx_cli.storage.sealed import SealedColumn
 
 DATA_PURPOSE = "alert.data"
@@ -116,6 +117,7 @@ class Alerts:
     def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
         self.db = db
         self.sealer = sealer or Sealer()
+        self.rollups = AlertRollups(db)  # the alerts report's counts, in each change
 
     # --- sources --------------------------------------------------------------------------
 
@@ -258,7 +260,10 @@ class Alerts:
                 "received_ts": received_ts,
             },
         )
-        return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
+        if cursor.rowcount != 1 or not cursor.lastrowid:
+            return None
+        self.rollups.moved([], self.rollups.event(int(cursor.lastrowid)))
+        return int(cursor.lastrowid)
 
     def content_hash(self, source: str, event_id: str) -> str | None:
         value = self.db.scalar(
@@ -323,7 +328,11 @@ class Alerts:
         values = _given(state=state, reason=reason, channel=channel, sms_unit=sms_unit,
                         sent_at=sent_at)  # fmt: skip
         sets = ", ".join(f"{k} = :{k}" for k in sorted(values))
+        counted = bool({"state", "channel"} & set(values))
+        before = self.rollups.event(row_id) if counted else []
         self.db.execute(f"UPDATE alert_events SET {sets} WHERE id = :id", {**values, "id": row_id})  # noqa: S608
+        if counted:
+            self.rollups.moved(before, self.rollups.event(row_id))
 
     def event_of_sms(self, unit_id: int) -> AlertEvent | None:
         row = self.db.one(f"SELECT {_EVENT} FROM alert_events WHERE sms_unit = :u", {"u": unit_id})  # noqa: S608
@@ -340,17 +349,21 @@ class Alerts:
         reason: str | None,
         deferred: bool = False,
     ) -> None:
-        self.db.execute(
+        cursor = self.db.execute(
             "INSERT INTO alert_recipients (event, openid, unit_id, state, reason, deferred) "
             "VALUES (:e, :o, :u, :s, :r, :d) ON CONFLICT (event, openid) DO NOTHING",
             {"e": event, "o": openid, "u": unit_id, "s": state, "r": reason, "d": int(deferred)},
         )
+        if cursor.rowcount == 1:
+            self.rollups.moved([], self.rollups.recipient(event, openid))
 
     def mark_deferred(self, unit_id: int) -> None:
         """The recipient's unit waited for quiet hours (its latency is not counted)."""
+        before = self.rollups.of_unit(unit_id)
         self.db.execute(
             "UPDATE alert_recipients SET deferred = 1 WHERE unit_id = :u", {"u": unit_id}
         )
+        self.rollups.moved(before, self.rollups.of_unit(unit_id))
 
     def recipients(self, event: int) -> list[AlertRecipient]:
         rows = self.db.all(
@@ -381,10 +394,14 @@ class Alerts:
         values = _given(state=state, reason=reason, msgid=msgid, accepted_ts=accepted_ts,
                         delivery=delivery)  # fmt: skip
         sets = ", ".join(f"{k} = :{k}" for k in sorted(values))
+        counted = bool({"state", "msgid", "accepted_ts"} & set(values))
+        before = self.rollups.recipient(event, openid) if counted else []
         self.db.execute(
             f"UPDATE alert_recipients SET {sets} WHERE event = :e AND openid = :o",  # noqa: S608
             {**values, "e": event, "o": openid},
         )
+        if counted:
+            self.rollups.moved(before, self.rollups.recipient(event, openid))
 
     # --- job results before their msgid is recorded --------------------------------------
 
@@ -419,14 +436,30 @@ class Alerts:
 
     def note(
         self, source: str, account: str, event_id: str | None, status: str, reason: str | None,
-        at: str,
+        at: str, type_: str | None = None,
     ) -> None:  # fmt: skip
-        """A rejected or duplicate event, for the counts (no data)."""
+        """A rejected or duplicate event, for the counts (no data); ``type_``: the event's
+        type when it gave one (a duplicate: the stored event's when not given)."""
+        if type_ is None and event_id is not None and status == DUPLICATE:
+            found = self.db.scalar(
+                "SELECT type FROM alert_events WHERE source = :s AND event_id = :e",
+                {"s": source, "e": event_id},
+            )
+            type_ = None if found is None else str(found)
         self.db.execute(
             "INSERT INTO alert_rejections (source, account, event_id, status, reason, "
-            "received_at) VALUES (:s, :a, :e, :st, :r, :at)",
-            {"s": source, "a": account, "e": event_id, "st": status, "r": reason, "at": at},
+            "received_at, type) VALUES (:s, :a, :e, :st, :r, :at, :t)",
+            {
+                "s": source,
+                "a": account,
+                "e": event_id,
+                "st": status,
+                "r": reason,
+                "at": at,
+                "t": type_,
+            },
         )
+        self.rollups.noted(account, at, type_, status)
 
     # --- status ---------------------------------------------------------------------------
 

@@ -14,12 +14,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from bankwx_cli.models.followers import Profile
+from bankwx_cli.models.reports import (
+    HourCalls,
+    LogEntry,
+    RuleShown,
+    SessionTimes,
+    UnmatchedText,
+    bucket_of,
+)
 from bankwx_cli.storage.db import Database
+
+# What ``alert status`` counts, per event (m0018's rollup_alerts): events received, rejected
+# and duplicates noted, recipients suppressed, deferred (for quiet hours), accepted by WeChat
+# (sent_wechat) and delivered, events gone by SMS, failed or unknown, and events WeChat
+# carried (sent or delivered: an SMS avoided).
+ALERT_COUNTERS = ("received", "rejected", "duplicates", "suppressed", "deferred",
+                  "sent_wechat", "delivered", "sms", "failed", "unknown",
+                  "sms_avoided")  # fmt: skip
 
 # table -> (key columns, counter columns)
 TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -51,6 +68,8 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("account", "hour", "group_id", "agent_id", "measure", "bucket"),
         ("n",),
     ),
+    "rollup_alerts": (("account", "hour", "event_type"), ALERT_COUNTERS),
+    "rollup_alert_latency": (("account", "hour", "event_type", "bucket"), ("n",)),
 }
 
 # A report's period, as SQL over the UTC ``hour`` column: the key the domain makes for it.
@@ -217,6 +236,22 @@ class Rollups:
             keys = {"account": account, "hour": hour_of(at), "scene": scene, "qr_scene": qr}
             self.add("rollup_followers", keys, {"lost": n})
 
+    # --- the alerts' count of what the store held (m0018; tests) --------------------------------
+
+    def recount_alerts(self) -> None:
+        """Count every alert event, recipient, rejection and duplicate the store holds into
+        rollup_alerts and rollup_alert_latency afresh, as live counting adds them (call in a
+        transaction: the migration's, that begins live counting)."""
+        self.db.execute("DELETE FROM rollup_alerts")
+        self.db.execute("DELETE FROM rollup_alert_latency")
+        parts = [(_event_row(r), 1) for r in self.db.all(_EVENT_PART)]
+        parts += [(_recipient_row(r), 1) for r in self.db.all(_RECIPIENT_PART)]
+        parts += [
+            (noted_part(str(r[0]), str(r[1]), r[2], str(r[3])), 1)
+            for r in self.db.all("SELECT account, received_at, type, status FROM alert_rejections")
+        ]
+        _add_parts(self.db, parts)
+
     # --- reads (inside a snapshot: Database.reading) -------------------------------------------
 
     def sums(
@@ -228,9 +263,14 @@ class Rollups:
         by: str,
         split: Sequence[str] = (),
         where: Mapping[str, Any] | None = None,
+        periods: Sequence[tuple[str, str, str]] | None = None,
     ) -> list[dict[str, Any]]:
         """Counters summed per period (``period``: the key of PERIODS[by]) and split column,
-        of the owners' rows (accounts, or appids for the API's tables) in [since, until)."""
+        of the owners' rows (accounts, or appids for the API's tables) in [since, until).
+
+        ``periods``: the periods' keys and bounds (key, first hour, end hour), read one after
+        another, each an indexed range of hours summed without date arithmetic on every row
+        (three times faster over a year of hourly histograms than grouping by PERIODS[by])."""
         key_names, counters = TABLES[table]
         owner = key_names[0]
         for column in (*split, *(where or {})):
@@ -242,8 +282,22 @@ class Rollups:
         for i, (column, value) in enumerate((where or {}).items()):
             conditions.append(f"{column} = :w{i}")
             params[f"w{i}"] = value
-        groups = ", ".join(["period", *split])
         sums = ", ".join(f"sum({c}) AS {c}" for c in counters)
+        if periods is not None:
+            selected = ", ".join([":period AS period", *split, sums])
+            grouped = f" GROUP BY {', '.join(split)}" if split else ""
+            sql = (
+                f"SELECT {selected} FROM {table} "  # noqa: S608 - names from TABLES
+                f"WHERE {' AND '.join(conditions)}{grouped}"
+            )
+            found = []
+            for key, first, end in periods:
+                params.update(period=key, since=max(first, since), until=min(end, until))
+                found += [
+                    dict(r) for r in self.db.all(sql, params) if r[1 + len(split)] is not None
+                ]
+            return found
+        groups = ", ".join(["period", *split])
         selected = ", ".join([f"{PERIODS[by]} AS period", *split, sums])
         sql = (
             f"SELECT {selected} FROM {table} "  # noqa: S608 - names from TABLES and PERIODS
@@ -251,16 +305,25 @@ class Rollups:
         )
         return [dict(r) for r in self.db.all(sql, params)]
 
-    def daily_calls(self, appids: Sequence[str], since: str, until: str) -> list[dict[str, Any]]:
-        """API calls per endpoint, Asia/Shanghai day and hour (for the daily quota)."""
+    def daily_calls(
+        self, appids: Sequence[str], since: str, until: str, whole_days: bool = False
+    ) -> list[HourCalls]:
+        """API calls per endpoint, Asia/Shanghai day and hour (for the daily quota) in
+        [since, until); ``whole_days``: one row per endpoint and day instead, its ``hour`` the
+        day's first hour with calls (for periods that end at midnight, or at ``until``)."""
         clause, params = _in("appid", "owners", appids)
         params.update(since=since, until=until)
+        day = "strftime('%Y-%m-%d', hour, '+8 hours')"
+        hour, group = ("min(hour)", "day") if whole_days else ("hour", "hour")
         sql = (
-            "SELECT endpoint, strftime('%Y-%m-%d', hour, '+8 hours') AS day, hour, "  # noqa: S608
+            f"SELECT endpoint, {day} AS day, {hour} AS hour, "  # noqa: S608
             f"sum(calls) AS calls FROM rollup_api WHERE {clause} AND hour >= :since "
-            "AND hour < :until GROUP BY endpoint, hour"
+            f"AND hour < :until GROUP BY endpoint, {group}"
         )
-        return [dict(r) for r in self.db.all(sql, params)]
+        return [
+            HourCalls(str(r["endpoint"]), str(r["day"]), str(r["hour"]), int(r["calls"]))
+            for r in self.db.all(sql, params)
+        ]
 
     # --- what the backfill reads and records ---------------------------------------------------
 
@@ -292,10 +355,21 @@ class Rollups:
     def last_log_id(self) -> int:
         return int(self.db.scalar("SELECT coalesce(max(id), 0) FROM messages") or 0)
 
-    def log_batch(self, account: str, after: int, upto: int, limit: int) -> list[dict[str, Any]]:
+    def log_batch(self, account: str, after: int, upto: int, limit: int) -> list[LogEntry]:
         """The account's inbound log entries with ids in (after, upto], oldest first."""
         return [
-            dict(r)
+            LogEntry(
+                id=int(r["id"]),
+                msg_type=str(r["msg_type"]),
+                event=str(r["event"] or ""),
+                content=str(r["content"] or ""),
+                route=str(r["route"] or ""),
+                outcome=str(r["outcome"] or ""),
+                handling_ms=None if r["handling_ms"] is None else float(r["handling_ms"]),
+                deliveries=int(r["deliveries"] or 1),
+                state=str(r["state"]),
+                at=str(r["at"]),
+            )
             for r in self.db.all(
                 "SELECT id, msg_type, event, content, route, outcome, handling_ms, deliveries, "
                 "state, at FROM messages WHERE id > :after AND id <= :upto "
@@ -304,13 +378,13 @@ class Rollups:
             )
         ]
 
-    def unmatched(self, accounts: Sequence[str], since: str, until: str) -> list[dict[str, Any]]:
-        """Inbound texts answered by the default reply in [since, until): at, openid, content
-        (masked when logged)."""
-        found: list[dict[str, Any]] = []
+    def unmatched(self, accounts: Sequence[str], since: str, until: str) -> list[UnmatchedText]:
+        """Inbound texts answered by the default reply in [since, until) (masked when
+        logged)."""
+        found: list[UnmatchedText] = []
         for account in accounts:
             found += [
-                dict(r)
+                UnmatchedText(str(r["at"]), str(r["openid"]), str(r["content"] or ""))
                 for r in self.db.all(
                     "SELECT at, openid, content FROM messages WHERE account = :a "
                     "AND at >= :since AND at < :until AND direction = 'in' "
@@ -361,11 +435,17 @@ class Rollups:
         )
         return None if value is None else str(value)
 
-    def keyword_rules(self, accounts: Sequence[str]) -> dict[int, dict[str, Any]]:
-        """Rules by id (removed ones too, when the store keeps them)."""
+    def keyword_rules(self, accounts: Sequence[str]) -> dict[int, RuleShown]:
+        """Rules by id (removed ones too, when the store keeps them: ``removed_at``)."""
         clause, params = _in("account", "owners", accounts)
         rows = self.db.all(f"SELECT * FROM keyword_rules WHERE {clause}", params)  # noqa: S608
-        return {int(r["id"]): dict(r) for r in rows}
+        return {
+            int(r["id"]): RuleShown(
+                int(r["id"]), str(r["pattern"]), str(r["match"]), r["action"],
+                r["removed_at"] if "removed_at" in r.keys() else None,  # noqa: SIM118 - a Row
+            )
+            for r in rows
+        }  # fmt: skip
 
     def broadcasts(self, accounts: Sequence[str], since: str, until: str) -> list[int]:
         """Ids of the broadcasts sent (``started_at``), or created when unsent, in the range."""
@@ -380,25 +460,155 @@ class Rollups:
         )
         return [int(r[0]) for r in rows]
 
-    def agent_sessions(
-        self, accounts: Sequence[str], since: str, until: str
-    ) -> list[dict[str, Any]]:
+    def agent_sessions(self, accounts: Sequence[str], since: str, until: str) -> list[SessionTimes]:
         """Agent sessions that entered the queue in [since, until), with their agent's and
-        group's names and the group's SLA (seconds)."""
+        group's names and the SLA (seconds) their group had when they opened."""
         clause, params = _in("s.account", "owners", accounts)
         params.update(since=since, until=until)
         rows = self.db.all(
             "SELECT s.entered_at, s.opened_at, s.closed_at, s.first_response_at, s.rating, "  # noqa: S608
-            "a.name AS agent, g.name AS grp, g.sla AS sla FROM agent_sessions s "
+            "a.name AS agent, g.name AS grp, s.sla AS sla FROM agent_sessions s "
             "LEFT JOIN agents a ON a.id = s.agent_id "
             "LEFT JOIN agent_groups g ON g.id = s.group_id "
             f"WHERE {clause} AND s.entered_at >= :since AND s.entered_at < :until",
             params,
         )
-        return [dict(r) for r in rows]
+        return [
+            SessionTimes(
+                str(r["entered_at"]), r["opened_at"], r["closed_at"], r["first_response_at"],
+                None if r["rating"] is None else int(r["rating"]), r["agent"], r["grp"],
+                None if r["sla"] is None else int(r["sla"]),
+            )
+            for r in rows
+        ]  # fmt: skip
 
     def appids(self, accounts: Sequence[str]) -> dict[str, str]:
         """appid -> account name."""
         clause, params = _in("name", "owners", accounts)
         rows = self.db.all(f"SELECT appid, name FROM accounts WHERE {clause}", params)  # noqa: S608
         return {str(r[0]): str(r[1]) for r in rows}
+
+
+# --- alerts: what each change of an event or a recipient adds (m0018) -------------------------
+#
+# An event adds to the hour of its receipt and its type: received, and its state's figures
+# (sms: gone by SMS; failed; unknown; sms_avoided: WeChat carried it). A recipient adds to its
+# event's row: suppressed, deferred, sent_wechat (WeChat accepted it: a msgid), delivered, and
+# its latency (intake to acceptance, not deferred) to rollup_alert_latency. A change subtracts
+# what the row added before and adds what it adds after, in the change's transaction; so the
+# roll-ups always hold what ``alert status`` would count over the same hours.
+
+
+@dataclass(frozen=True)
+class AlertPart:
+    """What one event, one recipient or one rejection adds to the alerts' roll-ups."""
+
+    account: str
+    hour: str
+    event_type: str
+    counts: tuple[tuple[str, int], ...]
+    bucket: int | None = None  # the recipient's latency bucket, when counted
+
+
+def event_part(
+    account: str, received_at: str, type_: str, state: str, channel: str | None
+) -> AlertPart:
+    counts = {"received": 1, "sms": int(channel == "sms"), "failed": int(state == "failed"),
+              "unknown": int(state == "unknown"),
+              "sms_avoided": int(state in ("sent", "delivered"))}  # fmt: skip
+    return AlertPart(account, hour_of(received_at), type_, _nonzero(counts))
+
+
+def recipient_part(
+    account: str, received_at: str, type_: str, received_ts: float, state: str,
+    msgid: str | None, deferred: bool, accepted_ts: float | None,
+) -> AlertPart:  # fmt: skip
+    counts = {
+        "suppressed": int(state == "suppressed"),
+        "deferred": int(bool(deferred)),
+        "sent_wechat": int(msgid is not None),
+        "delivered": int(state == "delivered"),
+    }
+    bucket = None
+    if accepted_ts is not None and not deferred:
+        bucket = bucket_of(max(0.0, (float(accepted_ts) - float(received_ts)) * 1000))
+    return AlertPart(account, hour_of(received_at), type_, _nonzero(counts), bucket)
+
+
+def noted_part(account: str, at: str, type_: str | None, status: str) -> AlertPart:
+    """A rejected or duplicate event (``status``: rejected or duplicate)."""
+    column = "duplicates" if status == "duplicate" else "rejected"
+    return AlertPart(account, hour_of(at), type_ or "", ((column, 1),))
+
+
+def _nonzero(counts: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple((k, v) for k, v in counts.items() if v)
+
+
+_EVENT_PART = "SELECT account, received_at, type, state, channel FROM alert_events"
+_RECIPIENT_PART = (
+    "SELECT e.account, e.received_at, e.type, e.received_ts, r.state, r.msgid, r.deferred, "
+    "r.accepted_ts FROM alert_recipients r JOIN alert_events e ON e.id = r.event"
+)
+
+
+def _event_row(row: Any) -> AlertPart:
+    return event_part(str(row[0]), str(row[1]), str(row[2]), str(row[3]), row[4])
+
+
+def _recipient_row(row: Any) -> AlertPart:
+    return recipient_part(str(row[0]), str(row[1]), str(row[2]), float(row[3]), str(row[4]),
+                          row[5], bool(row[6]), row[7])  # fmt: skip
+
+
+class AlertRollups:
+    """The alerts' roll-up writes, for the alerts' storage: read what a row adds before and
+    after a change (``event``, ``recipient``, ``of_unit``), then ``moved(before, after)``;
+    all inside the change's transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def event(self, row_id: int) -> list[AlertPart]:
+        row = self.db.one(_EVENT_PART + " WHERE id = :id", {"id": row_id})
+        return [] if row is None else [_event_row(row)]
+
+    def recipient(self, event: int, openid: str) -> list[AlertPart]:
+        row = self.db.one(
+            _RECIPIENT_PART + " WHERE r.event = :e AND r.openid = :o", {"e": event, "o": openid}
+        )
+        return [] if row is None else [_recipient_row(row)]
+
+    def of_unit(self, unit_id: int) -> list[AlertPart]:
+        rows = self.db.all(_RECIPIENT_PART + " WHERE r.unit_id = :u", {"u": unit_id})
+        return [_recipient_row(r) for r in rows]
+
+    def moved(self, before: Sequence[AlertPart], after: Sequence[AlertPart]) -> None:
+        """Add what the rows add after a change, less what they added before."""
+        _add_parts(self.db, [(p, -1) for p in before] + [(p, 1) for p in after])
+
+    def noted(self, account: str, at: str, type_: str | None, status: str) -> None:
+        _add_parts(self.db, [(noted_part(account, at, type_, status), 1)])
+
+
+def _add_parts(db: Database, parts: Sequence[tuple[AlertPart, int]]) -> None:
+    """Add the parts (each times its sign) to rollup_alerts and rollup_alert_latency, netted
+    per row; rows whose net is nothing are not written."""
+    counts: dict[tuple[str, str, str], dict[str, int]] = {}
+    latency: dict[tuple[str, str, str, int], int] = {}
+    for part, sign in parts:
+        keys = (part.account, part.hour, part.event_type)
+        into = counts.setdefault(keys, {})
+        for column, n in part.counts:
+            into[column] = into.get(column, 0) + sign * n
+        if part.bucket is not None:
+            latency[(*keys, part.bucket)] = latency.get((*keys, part.bucket), 0) + sign
+    for (account, hour, event_type), added in counts.items():
+        if any(added.values()):
+            row: dict[str, Any] = {"account": account, "hour": hour, "event_type": event_type}
+            row.update({c: added.get(c, 0) for c in ALERT_COUNTERS})
+            db.execute(_UPSERTS["rollup_alerts"], row)
+    for (account, hour, event_type, bucket), n in latency.items():
+        if n:
+            db.execute(_UPSERTS["rollup_alert_latency"], {"account": account, "hour": hour,
+                       "event_type": event_type, "bucket": bucket, "n": n})  # fmt: skip

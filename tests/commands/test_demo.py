@@ -36,3 +36,6 @@ def test_the_tour_runs_and_narrates_on_stdout(tmp_path: Path) -> None:
     assert DEMO["secret"] not in out and DEMO["aes_key"] not in out
     assert "Traceback" not in out + done.stderr and "Internal error" not in out + done.stderr
     assert (tmp_path / "tour" / "demo.db").exists()
+    # it ends with the messages, agents and alerts reports and a chart file
+    assert "== Reports" in out and "bankwx report alerts --since" in out
+    assert (tmp_path / "tour" / "messages.html").exists()

@@ -8,7 +8,7 @@ from reportkit import report, shanghai
 
 from bankwx_cli.clock import iso
 from bankwx_cli.context import AppContext
-from bankwx_cli.models.agents import NewAgent, NewAgentGroup
+from bankwx_cli.models.agents import AgentGroupUpdate, NewAgent, NewAgentGroup
 
 RANGE = {"since": "2026-03-01", "until": "2026-03-03"}
 
@@ -83,3 +83,44 @@ def test_agents_by_day_and_by_group(app: AppContext) -> None:
     both = report(app, "agents", all_accounts=True, by="total", **RANGE)
     assert [(r["account"], r["agent"], r["sessions"]) for r in both] == [
         ("*", None, 1), ("*", "li", 1), ("*", "zhang", 2)]  # fmt: skip
+
+
+def test_a_breach_is_judged_by_the_sla_set_at_opening(app: AppContext) -> None:
+    """Opened under SLA 60 s, answered after 90 s: a breach, still after the group's SLA is
+    raised to 120 s; a session opened after the change, answered after 90 s, is none. One
+    handed back to the queue and opened again after the change takes the SLA of its second
+    opening."""
+    agents = app.store.agents
+    at = _at("2026-03-01T00:00")
+    with app.store.transaction():
+        group = agents.add_group(
+            NewAgentGroup("main", "retail", "round-robin", 300, 60, None, None, "alice", at)
+        )
+        agent_id = agents.add(NewAgent("main", "zhang", 5, None, None, "alice", at))
+        agents.set_groups(agent_id, [group])
+    zhang = agents.get("main", "zhang")
+    assert zhang is not None
+
+    def opened(openid: str, when: str) -> int:
+        with app.store.transaction():
+            found, _ = agents.queue("main", openid, group, _at(when))
+            assert agents.take(zhang, [group], openid, _at(when)) is not None
+        return found.id
+
+    def answered(session: int, when: str) -> None:
+        with app.store.transaction():
+            agents.responded(session, _at(when))
+            assert agents.close(session, "agent", _at(when))
+
+    early = opened("oA", "2026-03-02T09:00:00")
+    handed = opened("oB", "2026-03-02T09:00:00")
+    with app.store.transaction():
+        assert agents.hand_to_group(handed, group)
+        agents.update_group(group, AgentGroupUpdate(sla=120), _at("2026-03-02T09:01:00"))
+        assert agents.take(zhang, [group], "oB", _at("2026-03-02T09:02:00")) is not None
+    answered(early, "2026-03-02T09:01:30")
+    answered(handed, "2026-03-02T09:03:30")
+    late = opened("oC", "2026-03-02T10:00:00")
+    answered(late, "2026-03-02T10:01:30")
+    [row] = report(app, "agents", account="main", by="total", **RANGE)
+    assert (row["sessions"], row["sla_breaches"]) == (3, 1)

@@ -105,7 +105,7 @@ def test_unmatched_texts_are_masked(counted: Bankwx) -> None:
         (["messages", "--account", "main", "--by", "year"], 2, "--by"),
         (["messages", "--account", "main", "--chart", "x.pdf"], 1, "use .png, .svg or .html"),
         (["messages", "--account", "main", "--chart", "no/such/x.png"], 1, "does not exist"),
-        (["alerts", "--account", "main"], 1, "the alerts report is not available"),
+        (["alerts", "--account", "main", "--split", "route"], 1, "use type"),
         (["agent", "--account", "main"], 2, "No such command 'agent'"),
         (["agents", "--account", "main", "--split", "route"], 1, "use group"),
     ],
@@ -177,3 +177,26 @@ def test_a_missing_charts_extra_stops_before_the_report(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert "bankwx[charts]" in done.stderr and "no store" not in done.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_the_alerts_report_in_every_format(counted: Bankwx, tmp_path: Path) -> None:
+    """No alerts: one row of zeros a day (percentiles null), the same in json and csv; a
+    table with its bar column; a chart of the split by type."""
+    rows = _json(counted, "alerts", "--account", "main", *RANGE)
+    assert [(r["period"], r["event_type"], r["received"], r["latency_p50_ms"]) for r in rows] == [
+        ("2026-03-01T00:00:00+08:00", None, 0, None),
+        ("2026-03-02T00:00:00+08:00", None, 0, None),
+    ]
+    table = counted("report", "alerts", "--account", "main", *RANGE, "--format", "csv")
+    parsed = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert list(parsed[0]) == list(reports.COLUMNS["alerts"])
+    for row, data in zip(parsed, rows, strict=True):
+        assert {k: str(v) if v is not None else "" for k, v in data.items()} == row
+    shown = counted("report", "alerts", "--account", "main", *RANGE, "--format", "table")
+    assert shown.exit_code == 0 and "alerts report" in shown.stdout
+    pytest.importorskip("matplotlib")
+    svg = tmp_path / "a.svg"
+    drawn = counted("report", "alerts", "--account", "main", *RANGE, "--split", "type",
+                    "--chart", str(svg), "--format", "json")  # fmt: skip
+    assert drawn.exit_code == 0, drawn.output
+    ET.fromstring(svg.read_bytes())  # noqa: S314 - our own file

@@ -96,7 +96,8 @@ def test_percentiles_are_the_logs_within_5_percent(
     for p in (50, 90, 99):
         exact = handled[max(1, math.ceil(p / 100 * len(handled))) - 1]
         assert rows[0][f"p{p}_ms"] == round(middle_of(bucket_of(exact)), 1)
-        assert abs(rows[0][f"p{p}_ms"] - exact) <= max(0.05 * exact, 0.06)
+        # within 5%, and the figure's rounding to 0.1 ms (fast answers take a millisecond)
+        assert abs(rows[0][f"p{p}_ms"] - exact) <= 0.05 * exact + 0.05
 
 
 def test_messages_by_hour_and_week_and_month(app: AppContext, traffic_sent: dict[str, Any]) -> None:
