@@ -88,6 +88,7 @@ def connect(path: Path, read_only: bool = False, immutable: bool = False) -> sql
         timeout=BUSY_TIMEOUT_MS / 1000,
         isolation_level=None,  # we issue BEGIN/COMMIT ourselves
         check_same_thread=False,  # guarded by Database._lock
+        cached_statements=256,  # the receiver's and a command's statements stay prepared
         uri=read_only,
     )
     conn.row_factory = sqlite3.Row

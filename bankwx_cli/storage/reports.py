@@ -104,7 +104,10 @@ def _upsert_sql(table: str) -> str:
 _UPSERTS = {table: _upsert_sql(table) for table in TABLES}
 
 
-@lru_cache(maxsize=256)
+SUM_ROWS = (16, 4, 1)  # rows in one statement of ``Rollups.add_sums``
+
+
+@lru_cache(maxsize=64)
 def _upsert_rows_sql(table: str, count: int, width: int) -> str:
     """``count`` rows of ``width`` positional values in one upsert."""
     keys, counters = TABLES[table]
@@ -141,14 +144,19 @@ class Rollups:
         self.add(table, dict(zip(TABLES[table][0], key, strict=True)), counts)
 
     def add_sums(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Add many rows, each its key columns then every counter, in ``TABLES`` order, by one
-        multi-row statement per 64 (the receiver's group write: a few rows for a hundred
-        messages). Inside the caller's transaction."""
+        """Add many rows, each its key columns then every counter, in ``TABLES`` order (the
+        receiver's group write: a few rows for a hundred messages), by multi-row statements of
+        ``SUM_ROWS`` rows, the largest that fit first: a handful of statements for SQLite to
+        keep prepared (one of every length would crowd the connection's statement cache and
+        be compiled again and again). Inside the caller's transaction."""
         width = sum(len(part) for part in TABLES[table])
-        for start in range(0, len(rows), 64):
-            chunk = rows[start : start + 64]
-            params = [value for row in chunk for value in row]
-            self.db.execute_positional(_upsert_rows_sql(table, len(chunk), width), params)
+        at = 0
+        for size in SUM_ROWS:
+            while len(rows) - at >= size:
+                chunk = rows[at : at + size]
+                at += size
+                params = [value for row in chunk for value in row]
+                self.db.execute_positional(_upsert_rows_sql(table, size, width), params)
 
     def add_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Add several rows (each with its keys and counters, missing counters 0)."""
