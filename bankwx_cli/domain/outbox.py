@@ -30,15 +30,17 @@ Business time (next attempts, backoff, rate-budget seconds, heartbeats) is ``app
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -671,11 +673,25 @@ class Dispatcher:
         Waits for business time (the next due unit, the next rate-budget second) go through
         the clock (a FixedClock moves on instead); waits for new work are real time. bar, when
         given, advances by each unit (of source, when given) that reaches sent, failed or
-        unknown. An interruption (KeyboardInterrupt) still records the answers that came.
+        unknown. An interruption (Ctrl-C) stops the run where it is safe to: no more units are
+        claimed, the answers of those in flight are awaited (5 s at most) and recorded, then
+        KeyboardInterrupt is raised. A second Ctrl-C interrupts at once.
         """
         tally = _Tally()
         last_recover = 0.0
         stop = stop or threading.Event()
+        with _interrupt_stops(stop) as interrupted:
+            report = self._drain(follow, wait_for_retries, until, bar, source, stop, tally,
+                                 last_recover)  # fmt: skip
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        return report
+
+    def _drain(
+        self, follow: bool, wait_for_retries: bool, until: Callable[[], bool] | None,
+        bar: ProgressBar | None, source: str | None, stop: threading.Event, tally: _Tally,
+        last_recover: float,
+    ) -> BatchReport:  # fmt: skip
         inflight: dict[Future[SendResult], Claimed] = {}
         unrecorded: list[tuple[Claimed, SendResult]] = []  # answers taken, not yet recorded
         spent_until = 0.0  # the budget is spent for this clock second: claim nothing before
@@ -992,3 +1008,28 @@ def install(registry: Registry) -> None:
     )
     registry.on_late(late_answer)
     registry.on_event("templatesendjobfinish", job_finished)
+
+
+@contextlib.contextmanager
+def _interrupt_stops(stop: threading.Event) -> Iterator[threading.Event]:
+    """While a dispatcher drains on the main thread, Ctrl-C sets ``stop`` instead of raising
+    KeyboardInterrupt wherever the main thread happens to be: an exception raised between a
+    lock's acquisition and the block that releases it would leave the store's lock held and
+    the sending threads waiting for it forever (the process then never exits). The event
+    yielded tells whether it happened; a second Ctrl-C raises at once."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)

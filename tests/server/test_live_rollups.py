@@ -120,3 +120,51 @@ def test_the_receiver_counts_what_backfill_would(
     _count_again_by_backfill(db_path)
     assert bx("report", "backfill").exit_code == 0
     assert _all_reports(bx) == live
+
+
+def test_a_report_while_the_receiver_writes_is_one_moment(
+    store_ready: Bankwx, sim: SimDriver, receivers: list[Proc], db_path: Path
+) -> None:
+    """Reports run while `bankwx serve` logs a stream of messages: each counts what was
+    committed before it began (no fewer messages than the log held before it started, no more
+    than after it ended), and its columns agree with each other (one snapshot)."""
+    import threading
+
+    bx = store_ready
+    assert bx(*add_account_args()).exit_code == 0
+    bx("keyword", "add", "余额", "--match", "exact", "--reply-text", "余额100元")
+    proc = start_receiver(bx, receivers)
+    stop = threading.Event()
+
+    def stream() -> None:
+        with httpx.Client(timeout=10) as http:
+            n = 10_000
+            while not stop.is_set():
+                n += 1
+                body, query = _encrypted(
+                    _text_xml("余额" if n % 2 else "你好", n), int(time.time())
+                )
+                http.post(f"{proc.url}/wx/main", params=query, content=body)
+
+    def logged() -> int:
+        with sqlite3.connect(db_path) as conn:
+            found = conn.execute("SELECT count(*) FROM messages WHERE direction = 'in'").fetchone()
+        return int(found[0])
+
+    sender = threading.Thread(target=stream, daemon=True)
+    sender.start()
+    try:
+        seen = []
+        for _ in range(5):
+            time.sleep(0.3)
+            before = logged()
+            (row,) = _report(bx, "messages")
+            after = logged()
+            assert before <= row["inbound"] <= after, (before, row, after)
+            parts = ("replied", "late", "late_no_window", "unanswered", "failed", "no_reply")
+            assert row["inbound"] == sum(row[k] for k in parts), row
+            seen.append(row["inbound"])
+    finally:
+        stop.set()
+        sender.join(timeout=10)
+    assert seen == sorted(seen) and seen[-1] > seen[0] > 0  # the stream went on meanwhile

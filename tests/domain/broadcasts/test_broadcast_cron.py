@@ -160,6 +160,7 @@ def test_cancel_after_ctrl_c_leaves_no_unit_sending(synced: Bankwx, bsim: SimDri
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert "Traceback" not in err
+    assert (proc.returncode, err.strip().splitlines()[-1]) == (130, "Interrupted."), err
     units = show(synced, b)["units"]
     assert not units.get("sending"), units  # what the interrupted send held is handed back
     cancelled = synced("broadcast", "cancel", str(b), "--format", "json")
