@@ -531,15 +531,6 @@ def menu_keys(content: str | None) -> dict[str, tuple[str, str]]:
     return found
 
 
-def menu_version_at(deploys: Sequence[Mapping[str, Any]], at: str) -> int:
-    """The version deployed last at or before ``at`` (0: none was)."""
-    found = 0
-    for deploy in deploys:
-        if str(deploy["deployed_at"]) <= at:
-            found = int(deploy["version"])
-    return found
-
-
 def _menus(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     span = req.span
     sums = rollups.sums("rollup_menus", req.accounts, span.since_hour, span.until_hour, span.by,
@@ -1045,7 +1036,7 @@ def backfill(app: AppContext, account: str | None = None, batch: int = BATCH) ->
     upto = rollups.backfill_to()
     done = []
     for name in names:
-        deploys = rollups.menu_deploys(name)
+        deploys = app.store.menu_versions.deploy_times(name)
         total = 0
         while True:
             with app.store.transaction():
@@ -1062,7 +1053,7 @@ def backfill(app: AppContext, account: str | None = None, batch: int = BATCH) ->
 
 
 def count_entry(
-    rollups: Rollups, account: str, entry: LogEntry, deploys: Sequence[Mapping[str, Any]]
+    rollups: Rollups, account: str, entry: LogEntry, deploys: Sequence[tuple[str, int]]
 ) -> None:
     """Add one inbound log entry to the roll-ups, as live counting would have."""
     at, event = entry.at, entry.event
@@ -1073,7 +1064,7 @@ def count_entry(
         rollups, account, at=at, msg_type=entry.msg_type, event=event, key=entry.content,
         route=entry.route, outcome=entry.outcome, handling_ms=entry.handling_ms,
         deliveries=entry.deliveries,
-        menu_version=menu_version_at(deploys, at) if event in MENU_EVENTS else 0,
+        menu_version=deployed_at(deploys, at) if event in MENU_EVENTS else 0,
     )  # fmt: skip
 
 
@@ -1127,7 +1118,8 @@ class Tally:
 
 
 def deployed_at(deploys: Sequence[tuple[str, int]], at: str) -> int:
-    """``menu_version_at`` over (deployed_at, version) pairs, oldest first (0: none)."""
+    """The menu version deployed last at or before ``at``, from (deployed_at, version) pairs
+    oldest first (``MenuVersions.deploy_times``); 0: none was."""
     found = 0
     for when, version in deploys:
         if when > at:
@@ -1223,12 +1215,11 @@ _ONE, _HIT, _CLICK, _NEW, _LOST = {"n": 1}, {"hits": 1}, {"clicks": 1}, {"new": 
 
 def count_retry_of(rollups: Rollups, message_id: int) -> None:
     """``count_retry`` for the entry with this id, read in the unit (after ``claim_again``)."""
-    row = rollups.message(message_id)
-    if row is None:
+    found = rollups.message(message_id)
+    if found is None:
         return
-    route = str(row["route"] or "") if row["state"] == "done" else None
-    count_retry(rollups, str(row["account"]), str(row["at"]), str(row["msg_type"]),
-                str(row["event"] or ""), route)  # fmt: skip
+    route = found.route if found.state == "done" else None
+    count_retry(rollups, found.account, found.at, found.msg_type, found.event, route)
 
 
 def count_outcome_of(
@@ -1243,15 +1234,12 @@ def count_outcome_of(
     """``count_outcome`` for the entry with this id as the unit just settled it (after
     ``Messages.finish`` or ``set_outcome``): its route, outcome, handling time and deliveries
     read back in the unit."""
-    row = rollups.message(message_id)
-    if row is None:
+    found = rollups.message(message_id)
+    if found is None:
         return
-    handling = row["handling_ms"]
     count_outcome(
-        rollups, str(row["account"]), at=str(row["at"]), msg_type=str(row["msg_type"]),
-        event=str(row["event"] or ""), key=key, route=str(row["route"] or ""),
-        outcome=str(row["outcome"] or ""),
-        handling_ms=None if handling is None else float(handling),
-        deliveries=int(row["deliveries"] or 1), menu_version=menu_version, claimed=claimed,
+        rollups, found.account, at=found.at, msg_type=found.msg_type, event=found.event,
+        key=key, route=found.route, outcome=found.outcome, handling_ms=found.handling_ms,
+        deliveries=found.deliveries, menu_version=menu_version, claimed=claimed,
         qr_scene=qr_scene,
     )  # fmt: skip

@@ -101,6 +101,21 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
+class LoggedMessage:
+    """An inbound message as a write unit just left it (live counting reads it back)."""
+
+    account: str
+    at: str
+    msg_type: str
+    event: str
+    state: str  # processing | done
+    route: str
+    outcome: str
+    handling_ms: float | None
+    deliveries: int
+
+
+@dataclass(frozen=True)
 class UnmatchedText:
     """An inbound text the default reply answered (masked when logged)."""
 

@@ -23,6 +23,7 @@ from bankwx_cli.models.followers import Profile
 from bankwx_cli.models.reports import (
     HourCalls,
     LogEntry,
+    LoggedMessage,
     RuleShown,
     SessionTimes,
     UnmatchedText,
@@ -415,26 +416,21 @@ class Rollups:
         kept = [str(f) for f in found if f is not None]
         return min(kept) if kept else None
 
-    def message(self, message_id: int) -> dict[str, Any] | None:
+    def message(self, message_id: int) -> LoggedMessage | None:
         """What live counting needs of one log entry (a point read by its id)."""
         row = self.db.one(
             "SELECT account, at, msg_type, event, state, route, outcome, handling_ms, "
             "deliveries FROM messages WHERE id = :id",
             {"id": message_id},
         )
-        return None if row is None else dict(row)
-
-    def menu_deploys(self, account: str) -> list[dict[str, Any]]:
-        """The account's deployed menu versions, oldest deploy first: version, deployed_at,
-        content (the menu as JSON, '' for a delete)."""
-        return [
-            dict(r)
-            for r in self.db.all(
-                "SELECT version, deployed_at, content FROM menu_versions WHERE account = :a "
-                "AND deployed_at IS NOT NULL ORDER BY deployed_at, version",
-                {"a": account},
-            )
-        ]
+        if row is None:
+            return None
+        handling = row["handling_ms"]
+        return LoggedMessage(
+            str(row["account"]), str(row["at"]), str(row["msg_type"]), str(row["event"] or ""),
+            str(row["state"]), str(row["route"] or ""), str(row["outcome"] or ""),
+            None if handling is None else float(handling), int(row["deliveries"] or 1),
+        )  # fmt: skip
 
     def menu_content(self, account: str, version: int) -> str | None:
         value = self.db.scalar(
