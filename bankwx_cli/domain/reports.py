@@ -424,26 +424,10 @@ def _messages(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     hist = rollups.sums("rollup_handling", req.accounts, span.since_hour, span.until_hour,
                         span.by, (*split, "bucket"), periods=bounds(span))  # fmt: skip
     shown_split = {"msg_type": "msg_type", "route": "route"}
-    by_key: dict[tuple[Any, ...], dict[str, int]] = {}
-    for found in sums:
-        key = (found["period"], *(found[c] for c in split))
-        counts = by_key.setdefault(key, dict.fromkeys(MESSAGE_COLUMNS, 0))
-        for column in MESSAGE_COLUMNS:
-            counts[column] += int(found[column] or 0)
-    histograms: dict[tuple[Any, ...], dict[int, int]] = {}
-    for found in hist:
-        key = (found["period"], *(found[c] for c in split))
-        merge(histograms.setdefault(key, {}), [(int(found["bucket"]), int(found["n"]))])
+    by_key, histograms = _grouped(sums, hist, split, MESSAGE_COLUMNS)
     rows = []
     for period in periods(span):
-        # a split value whose counts all moved on (a claim settled) leaves zeros: not a row
-        keys = sorted(
-            (k for k, v in by_key.items() if k[0] == period.key and any(v.values())),
-            key=lambda k: tuple(map(str, k)),
-        )
-        if not keys:
-            keys = [(period.key, *(None for _ in split))]
-        for key in keys:
+        for key in _keys_of(by_key, period, split):
             counts = by_key.get(key, dict.fromkeys(MESSAGE_COLUMNS, 0))
             histogram = histograms.get(key, {})
             row: dict[str, Any] = {"period": shown(period.start), "account": req.account}
@@ -452,6 +436,39 @@ def _messages(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
             row.update({f"p{p}_ms": _ms(percentile(histogram, p)) for p in (50, 90, 99)})
             rows.append(row)
     return Outcome(rows, time_series=True)
+
+
+Key = tuple[Any, ...]  # a row's period key and split values
+
+
+def _grouped(
+    sums: Iterable[Mapping[str, Any]], hist: Iterable[Mapping[str, Any]],
+    split: Sequence[str], columns: Sequence[str],
+) -> tuple[dict[Key, dict[str, int]], dict[Key, dict[int, int]]]:  # fmt: skip
+    """A time series' summed counters and histograms by period and split values."""
+    by_key: dict[Key, dict[str, int]] = {}
+    for found in sums:
+        key = (found["period"], *(found[c] for c in split))
+        counts = by_key.setdefault(key, dict.fromkeys(columns, 0))
+        for column in columns:
+            counts[column] += int(found[column] or 0)
+    histograms: dict[Key, dict[int, int]] = {}
+    for found in hist:
+        key = (found["period"], *(found[c] for c in split))
+        merge(histograms.setdefault(key, {}), [(int(found["bucket"]), int(found["n"]))])
+    return by_key, histograms
+
+
+def _keys_of(
+    by_key: Mapping[Key, Mapping[str, int]], period: Period, split: Sequence[str]
+) -> list[Key]:
+    """The rows of a period: its split values with counts, in order; one row of zeros when
+    it has none (a split value whose counts all moved on, a claim settled, is not a row)."""
+    keys = sorted(
+        (k for k, v in by_key.items() if k[0] == period.key and any(v.values())),
+        key=lambda k: tuple(map(str, k)),
+    )
+    return keys or [(period.key, *(None for _ in split))]
 
 
 def _ms(value: float | None) -> float | None:
@@ -941,25 +958,10 @@ def _alerts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
                         span.by, split, periods=bounds(span))  # fmt: skip
     hist = rollups.sums("rollup_alert_latency", req.accounts, span.since_hour, span.until_hour,
                         span.by, (*split, "bucket"), periods=bounds(span))  # fmt: skip
-    by_key: dict[tuple[Any, ...], dict[str, int]] = {}
-    for found in sums:
-        key = (found["period"], *(found[c] for c in split))
-        counts = by_key.setdefault(key, dict.fromkeys((*ALERT_COUNTS, "sms_avoided"), 0))
-        for column in counts:
-            counts[column] += int(found[column] or 0)
-    histograms: dict[tuple[Any, ...], dict[int, int]] = {}
-    for found in hist:
-        key = (found["period"], *(found[c] for c in split))
-        merge(histograms.setdefault(key, {}), [(int(found["bucket"]), int(found["n"]))])
+    by_key, histograms = _grouped(sums, hist, split, (*ALERT_COUNTS, "sms_avoided"))
     rows = []
     for period in periods(span):
-        keys = sorted(
-            (k for k, v in by_key.items() if k[0] == period.key and any(v.values())),
-            key=lambda k: tuple(map(str, k)),
-        )
-        if not keys:
-            keys = [(period.key, *(None for _ in split))]
-        for key in keys:
+        for key in _keys_of(by_key, period, split):
             counts = by_key.get(key, dict.fromkeys((*ALERT_COUNTS, "sms_avoided"), 0))
             histogram = histograms.get(key, {})
             row: dict[str, Any] = {"period": shown(period.start), "account": req.account,

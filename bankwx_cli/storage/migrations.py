@@ -774,6 +774,16 @@ def m0016_bind_sessions(db: Database) -> None:
     )  # fmt: skip
 
 
+def _rollup_table(
+    db: Database, name: str, keys: Mapping[str, type], counters: tuple[str, ...]
+) -> None:
+    """A roll-up table (m0017, m0018): its key columns the primary key, counters from 0."""
+    columns: dict[str, type] = {**keys, **dict.fromkeys(counters, INTEGER)}
+    db.utils.table(name).create(
+        columns, pk=tuple(keys), not_null=set(columns), defaults=dict.fromkeys(counters, 0)
+    )
+
+
 def m0017_rollups(db: Database) -> None:
     """Hourly roll-ups for reports (issue 18): counters and histograms per account and UTC hour
     (``hour``: ``YYYY-MM-DDTHH:00:00Z``; an Asia/Shanghai hour is a UTC hour), with no openid and
@@ -788,13 +798,7 @@ def m0017_rollups(db: Database) -> None:
     utils = db.utils
 
     def table(name: str, keys: Mapping[str, type], counters: tuple[str, ...]) -> None:
-        columns: dict[str, type] = {**keys, **dict.fromkeys(counters, INTEGER)}
-        utils.table(name).create(
-            columns,
-            pk=tuple(keys),
-            not_null=set(columns),
-            defaults=dict.fromkeys(counters, 0),
-        )
+        _rollup_table(db, name, keys, counters)
 
     messages = {"account": TEXT, "hour": TEXT, "msg_type": TEXT, "route": TEXT}
     table("rollup_messages", messages, ("inbound", "retries", "replied", "default_reply", "late",
@@ -849,13 +853,7 @@ def m0018_alert_rollups(db: Database) -> None:
     utils = db.utils
 
     def table(name: str, keys: Mapping[str, type], counters: tuple[str, ...]) -> None:
-        columns: dict[str, type] = {**keys, **dict.fromkeys(counters, INTEGER)}
-        utils.table(name).create(
-            columns,
-            pk=tuple(keys),
-            not_null=set(columns),
-            defaults=dict.fromkeys(counters, 0),
-        )
+        _rollup_table(db, name, keys, counters)
 
     alerts = {"account": TEXT, "hour": TEXT, "event_type": TEXT}
     table("rollup_alerts", alerts, ("received", "rejected", "duplicates", "suppressed",
