@@ -244,6 +244,10 @@ class ErrorMap:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+#: How a handler that answers on the event loop (``Route.on_loop``) hands over its answer: a
+#: response, or the exception that the route's ``errors`` turn into one. Called once, on the loop.
+Answer = Callable[["Response | BaseException"], None]
+LoopHandler = Callable[[Request, Answer], None]
 Observe = Callable[[Request, Response], None]
 
 _SEGMENT = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
@@ -254,11 +258,17 @@ class Route:
     """``path`` is literal, or has ``{name}`` segments (one path segment each) after a literal
     first segment. ``max_body`` None: the server's limit (``--max-body``); 0: no body is read.
     ``observe`` is called after every response of the route (errors and 413 included);
-    ``too_large`` is its answer to a body over ``max_body`` (None: 413, ``body too large``)."""
+    ``too_large`` is its answer to a body over ``max_body`` (None: 413, ``body too large``).
+
+    A route has either ``handler``, a coroutine run in a task of its own, or ``on_loop``, a
+    function called on the event loop that answers through its ``Answer``, now or later (when
+    work it handed to a thread is done), and never blocks. The HTTP layer serves an
+    ``on_loop`` route without a task or the ASGI messages (``bankwx_cli/http1.py``): the
+    callback endpoint's hot path. Either may raise what ``errors`` maps."""
 
     methods: tuple[str, ...]
     path: str
-    handler: Handler
+    handler: Handler | None
     max_body: int | None = None
     errors: tuple[ErrorMap, ...] = ()
     observe: Observe | None = None
@@ -266,6 +276,7 @@ class Route:
     test_only: bool = False
     listener: Listener = "public"
     too_large: Response | None = None
+    on_loop: LoopHandler | None = None
 
     def pattern(self) -> re.Pattern[str] | None:
         """The compiled path when it has parameters, else None."""
@@ -447,14 +458,17 @@ class Registry:
         self,
         methods: str | Iterable[str],
         path: str,
-        handler: Handler,
+        handler: Handler | None = None,
         *,
+        on_loop: LoopHandler | None = None,
         max_body: int | None = None,
         errors: Iterable[ErrorMap] = (),
         observe: Observe | None = None,
         listener: Listener = "public",
         too_large: Response | None = None,
     ) -> None:
+        if (handler is None) == (on_loop is None):
+            raise RuntimeError(f"route '{path}': give either handler or on_loop")
         verbs = (methods,) if isinstance(methods, str) else tuple(methods)
         if not path.startswith("/") or "{" in path.split("/", 2)[1]:
             raise RuntimeError(f"route '{path}': the first segment must be literal")
@@ -463,7 +477,8 @@ class Registry:
                 raise RuntimeError(f"route '{path}': a parameter is a whole segment")
         area = self._area
         route = Route(tuple(v.upper() for v in verbs), path, handler, max_body, tuple(errors),
-                      observe, area.name, area.test_only, listener, too_large)  # fmt: skip
+                      observe, area.name, area.test_only, listener, too_large,
+                      on_loop)  # fmt: skip
         for entry in self._entries:
             same = entry.point == "route" and entry.key == path
             if same and set(entry.value.methods) & set(route.methods):

@@ -1,4 +1,5 @@
-"""HTTP/1.1 for `bankwx serve`: uvicorn's httptools protocol, each response in one write.
+"""HTTP/1.1 for `bankwx serve`: uvicorn's httptools protocol, each response in one write, and
+the routes that answer on the loop served without ASGI.
 
 uvicorn writes a response's status line and headers as soon as the application sends
 ``http.response.start``, and its body on ``http.response.body``: two ``send`` system calls and,
@@ -8,14 +9,50 @@ On the receiver's benchmark (keyword path), writing once took the loop's system 
 ``OneWrite`` holds a response's head until the body follows (in the same turn of the loop, as
 the receiver sends them) and writes both at once; a head whose body does not follow within the
 turn (a streamed response, ``100 Continue``) is written at the end of the turn, as before.
+
+A request of a route declared ``on_loop`` (the callback endpoint, see ``Route`` in
+``bankwx_cli/extensions.py``) skips ASGI: uvicorn makes every request a scope, a request-response
+cycle and a task running the application, whose body arrives through ``receive()`` and whose
+answer leaves through two ``send()`` messages, each checked header by header: about a quarter of
+the loop's work on a callback. Here its body is collected as the parser hands it over, the
+route's function is called when the request is complete, and its answer is written once, with
+uvicorn's default headers. Everything else (other routes, a request that waits for
+``100 Continue``, one pipelined behind another still in progress, an upgrade, a percent-escaped
+path) goes to uvicorn's way unchanged; keep-alive, pipelining, flow control and the graceful
+shutdown are uvicorn's, through the same per-connection state (``self.cycle``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+if TYPE_CHECKING:
+    from bankwx_cli.extensions import Response
+
+Write = Callable[["Response"], None]
+#: serve(query, headers, body (None: over the limit), started, write): answers through write()
+ServeFn = Callable[[bytes, list[tuple[bytes, bytes]], "bytes | None", float, Write], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Serve:
+    """How the application serves one request on the loop, and its body limit (0: none)."""
+
+    fn: ServeFn
+    limit: int
+
+
+class OnLoop(Protocol):
+    """What the application offers the HTTP layer (``Receiver.on_loop``)."""
+
+    def on_loop(self, method: str, path: str, port: int | None) -> Serve | None: ...
 
 
 class OneWrite:
@@ -54,8 +91,137 @@ class OneWrite:
         return getattr(self._transport, name)
 
 
+class _NoEvent:
+    """uvicorn sets a cycle's event when data or a disconnection comes: nobody waits here."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        pass
+
+
+class _OnLoop:
+    """A request served on the loop, in the place of uvicorn's request-response cycle (the
+    attributes uvicorn's protocol reads and writes of a cycle, and ours)."""
+
+    __slots__ = (
+        "body", "disconnected", "keep_alive", "more_body", "query", "response_complete",
+        "serve", "size",
+    )  # fmt: skip
+    message_event = _NoEvent()
+
+    def __init__(self, serve: Serve, query: bytes, keep_alive: bool) -> None:
+        self.serve = serve
+        self.query = query
+        self.keep_alive = keep_alive
+        self.body: list[bytes] = []
+        self.size = 0
+        self.more_body = True
+        self.response_complete = False
+        self.disconnected = False
+
+
+def _application(app: Any) -> OnLoop | None:
+    """The application under uvicorn's middleware, if it serves routes on the loop."""
+    for _ in range(8):
+        if hasattr(app, "on_loop"):
+            return app  # type: ignore[no-any-return]
+        app = getattr(app, "app", None)
+        if app is None:
+            break
+    return None
+
+
 class Http(HttpToolsProtocol):
-    """uvicorn's httptools HTTP/1.1, writing each response once (``OneWrite``)."""
+    """uvicorn's httptools HTTP/1.1, writing each response once (``OneWrite``), serving the
+    application's on-loop routes without ASGI."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # off when uvicorn must see every request: an access log, a concurrency limit
+        plain = not self.access_log and self.limit_concurrency is None
+        self._host = _application(self.app) if plain else None
+        self._raw: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._raw = transport  # type: ignore[assignment]
         super().connection_made(OneWrite(transport, self.loop))  # type: ignore[arg-type]
+
+    def on_headers_complete(self) -> None:
+        host = self._host
+        cycle = self.cycle
+        if (
+            host is not None
+            and (cycle is None or cycle.response_complete)
+            and not self.expect_100_continue
+            and not self.parser.should_upgrade()
+        ):
+            url = httptools.parse_url(self.url)
+            path = url.path
+            if b"%" not in path:
+                port = self.server[1] if self.server else None
+                serve = host.on_loop(self.parser.get_method().decode("ascii"),
+                                     path.decode("ascii"), port)  # fmt: skip
+                if serve is not None:
+                    keep_alive = (
+                        self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+                    )
+                    self.cycle = _OnLoop(serve, url.query or b"", keep_alive)  # type: ignore[assignment]
+                    return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        cycle: Any = self.cycle
+        if type(cycle) is not _OnLoop:
+            super().on_body(body)
+            return
+        cycle.size += len(body)
+        limit = cycle.serve.limit
+        if not limit or cycle.size <= limit:
+            cycle.body.append(body)
+        else:
+            cycle.body.clear()  # over the limit: read on, keep nothing
+
+    def on_message_complete(self) -> None:
+        cycle: Any = self.cycle
+        if type(cycle) is not _OnLoop:
+            super().on_message_complete()
+            return
+        cycle.more_body = False
+        limit = cycle.serve.limit
+        if limit and cycle.size > limit:
+            body = None
+        else:
+            body = cycle.body[0] if len(cycle.body) == 1 else b"".join(cycle.body)
+        cycle.body = []
+
+        def write(response: Response) -> None:
+            self._write(cycle, response)
+
+        cycle.serve.fn(cycle.query, self.headers, body, time.perf_counter(), write)
+
+    def _write(self, cycle: _OnLoop, response: Response) -> None:
+        """A response of a request served on the loop, in one write; then on to the next."""
+        if cycle.response_complete:
+            return
+        cycle.response_complete = True
+        transport = self._raw
+        if cycle.disconnected or transport is None or transport.is_closing():
+            return
+        body = response.body
+        content = [STATUS_LINE[response.status]]
+        for name, value in self.server_state.default_headers:
+            content += [name, b": ", value, b"\r\n"]
+        content += [
+            b"content-type: ", response.content_type or b"text/plain; charset=utf-8",
+            b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n",
+        ]  # fmt: skip
+        for name, value in response.headers:
+            content += [name, b": ", value, b"\r\n"]
+        if not cycle.keep_alive:
+            content.append(b"connection: close\r\n")
+        content += [b"\r\n", body]
+        transport.write(b"".join(content))
+        if not cycle.keep_alive:
+            transport.close()
+        self.on_response_complete()

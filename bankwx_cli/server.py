@@ -10,10 +10,12 @@ both): the listener is told by the request's local port. Matching
 costs a dict lookup (a literal path) or one precompiled regex (a path with parameters, found by
 its first segment in a dict). Protocol work
 (signature, AES, parsing: microseconds) runs on the loop. A message that a static keyword
-reply or the default answers is decided on the loop too, and its rows go to the store's
-group-commit writer thread; the answer is sent when the writer reports them committed
-(``_Inbox``: one wake-up of the loop per batch). Anything else (hooks, actions, events) is
-handled in a worker thread. Both wait under the deadline, so a slow handler or a store
+reply or the default answers is decided on the loop too; the rows of all the messages read
+in one turn of the loop are written as one group commit after it (``Writer.run_queued``: on
+the loop itself when the store is free at once, else by the store's writer thread), and the
+answers are sent once they are committed (``_Inbox``). The callback route is served by the HTTP
+layer without ASGI (``on_loop``, see ``bankwx_cli/http1.py``). Anything else (hooks, actions,
+events) is handled in a worker thread. Both wait under the deadline, so a slow handler or a store
 locked by another process is answered ``success`` in time.
 """
 
@@ -44,7 +46,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from bankwx_cli import __version__, extensions, logs
+from bankwx_cli import __version__, extensions, http1, logs
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import outbox, routing
 from bankwx_cli.errors import BadCallbackError, BadSignatureError, NotFoundError
@@ -123,28 +125,18 @@ class Receiver:
             return
         started = time.perf_counter()
         path: str = scope["path"]
-        routes = self.routes
-        if (
-            self.admin_port is not None
-            and (scope.get("server") or (None, None))[1] == self.admin_port
-        ):
-            routes = self.admin_routes
-        found = routes.match(path)
-        if found is None:
-            await _respond(send, 404, b"not found")
-            return
-        by_method, params = found
         method: str = scope["method"]
-        route = by_method.get(method)
-        if route is None:
-            await _respond(send, 405, b"method not allowed")
+        found = self._find(method, path, (scope.get("server") or (None, None))[1])
+        if isinstance(found, Response):
+            await _respond(send, found.status, found.body)
             return
+        route, params = found
         limit = self.options.max_body if route.max_body is None else route.max_body
         body = b""
         if limit:
             raw = await _read_body(scope, receive, limit)
             if raw is None:
-                response = route.too_large or Response(413, b"body too large", None, "too_large")
+                response = _too_large(route)
                 request = Request(self, method, path, params, scope, b"", started)
                 await _respond(send, response.status, response.body, response.content_type)
                 if route.observe is not None:
@@ -153,25 +145,91 @@ class Receiver:
             body = raw
         request = Request(self, method, path, params, scope, body, started)
         try:
-            response = await route.handler(request)
+            if route.handler is not None:
+                response = await route.handler(request)
+            else:
+                answered = asyncio.get_running_loop().create_future()
+                cast(extensions.LoopHandler, route.on_loop)(request, _settle(answered))
+                response = await answered
         except Exception as exc:
-            mapped, response = route.failure(exc)
-            if mapped is None or mapped.status >= 500 or mapped.error is Exception:
-                log.exception(
-                    "failed request=%s method=%s path=%s account=%s",
-                    self.request_id(), method, path, params.get("name"),
-                )  # fmt: skip
-            elif mapped.status != 404:
-                log.warning(
-                    "refused request=%s path=%s account=%s status=%d outcome=%s reason=%s",
-                    self.request_id(), path, params.get("name"), response.status,
-                    response.outcome, exc,
-                )  # fmt: skip
+            response = self._failed(route, request, exc)
         await _respond(
             send, response.status, response.body, response.content_type, response.headers
         )
         if route.observe is not None:
             route.observe(request, response)
+
+    def _find(
+        self, method: str, path: str, port: int | None
+    ) -> tuple[Route, dict[str, str]] | Response:
+        """The route of a request and its path's parameters, or the 404 or 405 answer."""
+        routes = self.routes
+        if self.admin_port is not None and port == self.admin_port:
+            routes = self.admin_routes
+        found = routes.match(path)
+        if found is None:
+            return _NOT_FOUND
+        by_method, params = found
+        route = by_method.get(method)
+        if route is None:
+            return _NOT_ALLOWED
+        return route, params
+
+    def _failed(self, route: Route, request: Request, exc: BaseException) -> Response:
+        """The answer to an exception of a route's handler, logged as its mapping says."""
+        mapped, response = route.failure(exc)
+        if mapped is None or mapped.status >= 500 or mapped.error is Exception:
+            log.error(
+                "failed request=%s method=%s path=%s account=%s",
+                self.request_id(), request.method, request.path, request.params.get("name"),
+                exc_info=exc,
+            )  # fmt: skip
+        elif mapped.status != 404:
+            log.warning(
+                "refused request=%s path=%s account=%s status=%d outcome=%s reason=%s",
+                self.request_id(), request.path, request.params.get("name"), response.status,
+                response.outcome, exc,
+            )  # fmt: skip
+        return response
+
+    # --- the HTTP layer's way in for on_loop routes (bankwx_cli/http1.py) -----------------------
+
+    def on_loop(self, method: str, path: str, port: int | None) -> http1.Serve | None:
+        """How to serve a request of an ``on_loop`` route straight from the HTTP layer: no task,
+        no ASGI messages. None for any other request (the HTTP layer makes it an ASGI call)."""
+        found = self._find(method, path, port)
+        if isinstance(found, Response) or found[0].on_loop is None:
+            return None
+        route, params = found
+        limit = self.options.max_body if route.max_body is None else route.max_body
+
+        def serve(
+            query: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None,
+            started: float, write: Callable[[Response], None],
+        ) -> None:  # fmt: skip
+            scope = {"type": "http", "method": method, "path": path, "query_string": query,
+                     "headers": headers, "server": (None, port)}  # fmt: skip
+            request = Request(self, method, path, params, scope, body or b"", started)
+
+            def reply(outcome: Response | BaseException) -> None:
+                response = (
+                    outcome
+                    if isinstance(outcome, Response)
+                    else self._failed(route, request, outcome)
+                )
+                write(response)
+                if route.observe is not None:
+                    route.observe(request, response)
+
+            if body is None:  # over the limit
+                reply(_too_large(route))
+                return
+            try:
+                cast(extensions.LoopHandler, route.on_loop)(request, reply)
+            except Exception as exc:
+                reply(exc)
+
+        return http1.Serve(serve, limit)
 
     # --- lifespan ----------------------------------------------------------------------------
 
@@ -297,21 +355,31 @@ class Receiver:
         query = _query(request.scope.get("query_string", b""))
         return Response(200, self.engine.verify(runtime, query).encode())
 
-    async def callback(self, request: Request) -> Response:
-        """POST /wx/{name}: a message or event, answered under the deadline."""
+    def callback(self, request: Request, reply: extensions.Answer) -> None:
+        """POST /wx/{name}: a message or event, answered under the deadline (on the loop)."""
         runtime = self.engine.runtime(request.params["name"])
         query = _query(request.scope.get("query_string", b""))
         inbound = self.engine.open(runtime, query, request.body)
-        result = await self._process(runtime, inbound, request.started)
-        body = self.engine.respond(runtime, result, query)
-        self.served += 1
-        if self.log_callbacks:
-            log.info(
-                "callback request=%s account=%s key=%s route=%s outcome=%s ms=%.1f",
-                self.request_id(), runtime.account.name, inbound.dedup_key(), result.route,
-                result.outcome, (time.perf_counter() - request.started) * 1000,
-            )  # fmt: skip
-        return Response(200, body, _XML if body != b"success" else None, result.outcome)
+
+        def answer(result: routing.Result | BaseException) -> None:
+            if isinstance(result, BaseException):
+                reply(result)
+                return
+            try:
+                body = self.engine.respond(runtime, result, query)
+            except Exception as exc:
+                reply(exc)
+                return
+            self.served += 1
+            if self.log_callbacks:
+                log.info(
+                    "callback request=%s account=%s key=%s route=%s outcome=%s ms=%.1f",
+                    self.request_id(), runtime.account.name, inbound.dedup_key(), result.route,
+                    result.outcome, (time.perf_counter() - request.started) * 1000,
+                )  # fmt: skip
+            reply(Response(200, body, _XML if body != b"success" else None, result.outcome))
+
+        self._decide(runtime, inbound, request.started, answer)
 
     def observe_callback(self, request: Request, response: Response) -> None:
         """Metrics of /wx/{name} (an unknown account is counted as 'unknown')."""
@@ -322,10 +390,16 @@ class Receiver:
         if name != "unknown":
             self.tally.observe(name, time.perf_counter() - request.started)
 
-    async def _process(
-        self, runtime: routing.Runtime, inbound: Any, started: float
-    ) -> routing.Result:
-        """The engine's answer, or success when the deadline passes first."""
+    def _decide(
+        self,
+        runtime: routing.Runtime,
+        inbound: Any,
+        started: float,
+        then: Callable[[routing.Result | BaseException], None],
+    ) -> None:
+        """Hand the engine's answer to then(), on the loop, or success (a 'deadline' result)
+        when the deadline passes first. A quick decision is written by the store's writer
+        thread; anything else is handled in the pool."""
         loop = asyncio.get_running_loop()
         inbox = self._inbox or self._start(loop)
         ticket = routing.Ticket()
@@ -337,21 +411,9 @@ class Receiver:
         else:
             _chain(loop.run_in_executor(self.pool, self.engine.process, runtime, inbound, ticket),
                    future)  # fmt: skip
-        deadline = started + self.options.deadline
-        self._waiting.append((deadline, future, ticket))
-        value = await future
-        if value is not None and not isinstance(value, routing.Result):
-            # a retry of a message whose first delivery is still being handled elsewhere (or
-            # whose handler died: then taken over, under a ticket of its own)
-            future, ticket = loop.create_future(), routing.Ticket()
-            _chain(loop.run_in_executor(self.pool, self.engine.wait_first, runtime, inbound,
-                                        ticket, value, time.monotonic()), future)  # fmt: skip
-            self._waiting.append((deadline, future, ticket))
-            value = await future
-        if value is None:
-            return routing.Result(None, "deadline", "deadline")
-        result: routing.Result = value
-        return result
+        waiting = _Waiting(self, runtime, inbound, started + self.options.deadline, then)
+        self._waiting.append((waiting.deadline, future, ticket))
+        future.add_done_callback(waiting.decided)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> _Inbox:
         """What the callbacks need on the loop: the writer's inbox and the deadline sweep."""
@@ -379,7 +441,82 @@ class Receiver:
                     future.set_result(None)
 
 
+class _Waiting:
+    """A callback waiting for the engine's answer (a bound method as the futures' callback: a
+    closure calling itself would make a reference cycle a callback, left to the collector)."""
+
+    __slots__ = ("deadline", "inbound", "receiver", "runtime", "then")
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        runtime: routing.Runtime,
+        inbound: Any,
+        deadline: float,
+        then: Callable[[routing.Result | BaseException], None],
+    ) -> None:
+        self.receiver = receiver
+        self.runtime = runtime
+        self.inbound = inbound
+        self.deadline = deadline
+        self.then = then
+
+    def decided(self, done: asyncio.Future[Any]) -> None:
+        error = _error_of(done)
+        if error is not None:
+            self.then(error)
+            return
+        value = done.result()
+        if value is not None and not isinstance(value, routing.Result):
+            # a retry of a message whose first delivery is still being handled elsewhere (or
+            # whose handler died: then taken over, under a ticket of its own)
+            receiver = self.receiver
+            loop = asyncio.get_running_loop()
+            again, ticket = loop.create_future(), routing.Ticket()
+            _chain(loop.run_in_executor(receiver.pool, receiver.engine.wait_first, self.runtime,
+                                        self.inbound, ticket, value, time.monotonic()),
+                   again)  # fmt: skip
+            receiver._waiting.append((self.deadline, again, ticket))
+            again.add_done_callback(self.settled)
+            return
+        self.settled(done)
+
+    def settled(self, done: asyncio.Future[Any]) -> None:
+        error = _error_of(done)
+        if error is not None:
+            self.then(error)
+            return
+        value = done.result()
+        self.then(value if value is not None else routing.Result(None, "deadline", "deadline"))
+
+
 _XML = b"application/xml"
+_NOT_FOUND = Response(404, b"not found")
+_NOT_ALLOWED = Response(405, b"method not allowed")
+
+
+def _too_large(route: Route) -> Response:
+    return route.too_large or Response(413, b"body too large", None, "too_large")
+
+
+def _error_of(done: asyncio.Future[Any]) -> BaseException | None:
+    if done.cancelled():
+        return asyncio.CancelledError()
+    return done.exception()
+
+
+def _settle(future: asyncio.Future[Any]) -> extensions.Answer:
+    """An on_loop handler's reply, as the outcome of future (awaited by the ASGI path)."""
+
+    def reply(outcome: Response | BaseException) -> None:
+        if future.done():
+            return
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    return reply
 
 
 class _Tally:
@@ -458,7 +595,8 @@ class RouteTable:
 
 
 class _Inbox:
-    """Results of the store's writer thread, handed to the loop: one wake-up per batch.
+    """Results of the store's writer, handed to the loop: one wake-up per batch (none when
+    the loop ran the batch itself).
 
     ``resolver(future)`` is the writer's ``done`` callback for one unit (called on the writer
     thread); the loop sets the futures. A future already given up on is left alone.
@@ -469,16 +607,21 @@ class _Inbox:
         self._items: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
         self._armed = False
         self._wake_armed = False
+        self._thread = threading.get_ident()  # the loop's
 
     def wake_writer(self, wake: Callable[[], None]) -> None:
-        """Call wake() once at the end of this turn of the loop, for every unit queued in it:
-        the requests read together are written together, and the writer thread is woken once,
-        not once per request."""
+        """Call wake() once, after the turn that follows this one, for every unit queued
+        meanwhile: the requests read together are written together, and the writer runs once,
+        not once per request. Waiting one more turn lets the requests that came while this one
+        ran join the group (without it, the groups on the benchmark were a fifth smaller)."""
         if not self._wake_armed:
             self._wake_armed = True
             self._loop.call_soon(self._wake, wake)
 
-    def _wake(self, wake: Callable[[], None]) -> None:
+    def _wake(self, wake: Callable[[], None], turns: int = 1) -> None:
+        if turns:
+            self._loop.call_soon(self._wake, wake, turns - 1)
+            return
         self._wake_armed = False
         wake()
 
@@ -487,7 +630,10 @@ class _Inbox:
             self._items.append((future, value, error))
             if not self._armed:
                 self._armed = True
-                self._loop.call_soon_threadsafe(self._drain)
+                if threading.get_ident() == self._thread:  # the loop ran the batch itself
+                    self._loop.call_soon(self._drain)
+                else:
+                    self._loop.call_soon_threadsafe(self._drain)
 
         return done
 
@@ -695,8 +841,8 @@ async def _verify(request: Request) -> Response:
     return await _receiver(request).verify(request)
 
 
-async def _callback(request: Request) -> Response:
-    return await _receiver(request).callback(request)
+def _callback(request: Request, reply: extensions.Answer) -> None:
+    _receiver(request).callback(request, reply)
 
 
 async def _healthz(request: Request) -> Response:
@@ -728,7 +874,7 @@ def install(registry: Registry) -> None:
     """This module's routes: the callback endpoint, liveness, readiness and metrics."""
     registry.route("GET", "/wx/{name}", _verify, max_body=0, errors=CALLBACK_ERRORS,
                    observe=_observe_callback)  # fmt: skip
-    registry.route("POST", "/wx/{name}", _callback, errors=CALLBACK_ERRORS,
+    registry.route("POST", "/wx/{name}", on_loop=_callback, errors=CALLBACK_ERRORS,
                    observe=_observe_callback)  # fmt: skip
     registry.route(("GET", "HEAD"), "/healthz", _healthz, max_body=0, listener="both")
     registry.route(("GET", "HEAD"), "/readyz", _readyz, max_body=0, listener="both")

@@ -367,8 +367,10 @@ class Engine:
         store.messages.writer.submit(unit, done, (self._write_group, write), wake)
 
     def wake(self) -> None:
-        """Wake the store's writer for the writes ``answer(..., wake=False)`` queued."""
-        self.app.store.messages.writer.wake()
+        """Write what ``answer(..., wake=False)`` queued: on the calling thread (the event
+        loop's) when the store is free at once, else by the store's writer thread
+        (``Writer.run_queued``)."""
+        self.app.store.messages.writer.run_queued()
 
     def process(self, runtime: Runtime, inbound: Inbound, ticket: Ticket) -> Result:
         """Claim the message, route it (first delivery) or wait for the first one (retries).

@@ -3,7 +3,6 @@ process holds the store's write lock for longer than the busy timeout."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -13,10 +12,9 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 from bxprocs import Proc, start_receiver
-from bxtest import AES_KEY, APPID, ORIGINAL_ID, TOKEN, Bankwx
+from bxtest import Bankwx, delivery, sealed_text
 from hypothesis import given
 from hypothesis import strategies as st
-from wechatpy.crypto import WeChatCrypto
 
 from bankwx_cli import server
 from bankwx_cli.sim.driver import SimDriver
@@ -36,41 +34,6 @@ def test_query_is_parse_qsls(raw: bytes) -> None:
     assert server._query(raw) == dict(parse_qsl(raw.decode("latin-1")))
 
 
-def _sign(*parts: str) -> str:
-    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()  # noqa: S324 - WeChat's
-
-
-def _seal(msg_id: int) -> str:
-    """The Encrypt of one text message, as WeChat makes it."""
-    now = int(time.time())
-    xml = (
-        f"<xml><ToUserName><![CDATA[{ORIGINAL_ID}]]></ToUserName><FromUserName><![CDATA["
-        f"oFollower0000000000000000001]]></FromUserName><CreateTime>{now}</CreateTime>"
-        "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[余额]]></Content>"
-        f"<MsgId>{msg_id}</MsgId></xml>"
-    )
-    sealed = WeChatCrypto(TOKEN, AES_KEY, APPID).encrypt_message(xml, "1", now)
-    return str(sealed.split("<Encrypt><![CDATA[")[1].split("]]>")[0])
-
-
-def _delivery(encrypt: str, nonce: str) -> tuple[dict[str, str], bytes]:
-    """One delivery of it: a retry re-signs the same Encrypt with a new nonce."""
-    now = str(int(time.time()))
-    query = {
-        "signature": _sign(TOKEN, now, nonce),
-        "timestamp": now,
-        "nonce": nonce,
-        "openid": "oFollower0000000000000000001",
-        "encrypt_type": "aes",
-        "msg_signature": _sign(TOKEN, now, nonce, encrypt),
-    }
-    body = (
-        f"<xml><ToUserName><![CDATA[{ORIGINAL_ID}]]></ToUserName>"
-        f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-    )
-    return query, body.encode()
-
-
 def test_answers_in_time_while_the_store_is_locked_then_logs_the_late_answer(
     account: Bankwx, sim: SimDriver, receivers: list[Proc]
 ) -> None:
@@ -80,12 +43,12 @@ def test_answers_in_time_while_the_store_is_locked_then_logs_the_late_answer(
     url = f"{proc.url}/wx/main"
     lock = sqlite3.connect(os.environ["BANKWX_DB"], isolation_level=None)
     with httpx.Client(timeout=10) as http:
-        query, body = _delivery(_seal(8801), "1")
+        query, body = delivery(sealed_text(8801), "1")
         assert http.post(url, params=query, content=body).status_code == 200
         lock.execute("BEGIN IMMEDIATE")  # another process holds the write lock, past 2 s
         started = time.monotonic()
-        encrypt = _seal(8802)
-        query, body = _delivery(encrypt, "2")
+        encrypt = sealed_text(8802)
+        query, body = delivery(encrypt, "2")
         answer = http.post(url, params=query, content=body)
         elapsed = time.monotonic() - started
         assert (answer.status_code, answer.content) == (200, b"success")
@@ -99,7 +62,7 @@ def test_answers_in_time_while_the_store_is_locked_then_logs_the_late_answer(
             late = [m for m in log if m["msg_id"] == "8802" and m["direction"] == "in"]
             time.sleep(0.2)
         assert late and late[0]["outcome"] == "late_enqueued"  # not lost: the answer is queued
-        query, body = _delivery(encrypt, "3")
+        query, body = delivery(encrypt, "3")
         retry = http.post(url, params=query, content=body)
         assert (retry.status_code, retry.content) == (200, b"success")
     lock.close()

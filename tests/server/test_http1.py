@@ -5,11 +5,13 @@ and ``Expect: 100-continue`` still work against the real server."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from typing import Any
+from urllib.parse import urlencode
 
 from bxprocs import Proc, serve
-from bxtest import Bankwx
+from bxtest import Bankwx, delivery, sealed_text
 
 from bankwx_cli.http1 import OneWrite
 
@@ -102,3 +104,54 @@ def test_pipelined_requests_and_100_continue_against_the_server(
         sock.sendall(b"abcd")
         (answer,) = _read_responses(sock, 1)
         assert answer.split(b"\r\n")[0] in (b"HTTP/1.1 403 Forbidden", b"HTTP/1.1 404 Not Found")
+
+
+def _post(path: str, query: dict[str, str], body: bytes, extra: str = "") -> bytes:
+    head = f"POST {path}?{urlencode(query)} HTTP/1.1\r\nhost: x\r\n{extra}"
+    return f"{head}content-length: {len(body)}\r\n\r\n".encode() + body
+
+
+def test_callbacks_served_on_the_loop_keep_http_whole(
+    with_account: Bankwx, receivers: list[Proc]
+) -> None:
+    """The callback route skips ASGI (``Route.on_loop``): pipelined behind and ahead of an ASGI
+    route, over the body limit, with ``Connection: close`` and in HTTP/1.0, it answers as
+    uvicorn would."""
+    added = with_account("keyword", "add", "余额", "--match", "exact", "--reply-text", "余额100元")
+    assert added.exit_code == 0, added.output
+    proc = serve("--max-body", "4096")
+    receivers.append(proc)
+    host, port = proc.url.removeprefix("http://").split(":")
+    first, second = delivery(sealed_text(9101), "1"), delivery(sealed_text(9102), "2")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        healthz = f"GET /healthz HTTP/1.1\r\nhost: {host}\r\n\r\n".encode()
+        sock.sendall(_post("/wx/main", *first) + healthz + _post("/wx/main", *second))
+        answers = _read_responses(sock, 3)
+        heads = [a.split(b"\r\n\r\n")[0].lower() for a in answers]
+        assert [h.split(b"\r\n")[0] for h in heads] == [b"http/1.1 200 ok"] * 3
+        assert b"content-type: application/xml" in heads[0] and b"<Encrypt>" in answers[0]
+        assert answers[1].endswith(b"ok")
+        assert b"content-type: application/xml" in heads[2] and b"<Encrypt>" in answers[2]
+        assert all(b"\r\ndate: " in h for h in heads)  # uvicorn's default headers
+        # over --max-body: 413, and the connection goes on
+        sock.sendall(_post("/wx/main", first[0], b"x" * 5000) + healthz)
+        big, after = _read_responses(sock, 2)
+        assert big.split(b"\r\n")[0] == b"HTTP/1.1 413 Request Entity Too Large"
+        assert after.endswith(b"ok")
+        # the client asks to close: answered, then closed
+        sock.sendall(_post("/wx/nobody", first[0], b"<xml/>", "connection: close\r\n"))
+        (closing,) = _read_responses(sock, 1)
+        assert closing.split(b"\r\n")[0] == b"HTTP/1.1 404 Not Found"
+        assert b"\r\nconnection: close\r\n" in closing.lower()
+        assert sock.recv(100) == b""
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        old = _post("/wx/main", *delivery(sealed_text(9103), "3")).replace(
+            b"HTTP/1.1", b"HTTP/1.0", 1
+        )
+        sock.sendall(old)
+        (answer,) = _read_responses(sock, 1)
+        assert answer.startswith(b"HTTP/1.1 200 OK") and b"<Encrypt>" in answer
+        assert sock.recv(100) == b""  # HTTP/1.0 without keep-alive: closed after the answer
+    logged = json.loads(with_account("messages", "list", "--format", "json").stdout)
+    ins = sorted(m["msg_id"] for m in logged if m["direction"] == "in")
+    assert ins == ["9101", "9102", "9103"]
