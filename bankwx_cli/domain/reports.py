@@ -32,6 +32,7 @@ from bankwx_cli.models.reports import (
     LogEntry,
     Period,
     SessionTimes,
+    Sums,
     bucket_of,
     merge,
     middle_of,
@@ -424,7 +425,7 @@ def _messages(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     hist = rollups.sums("rollup_handling", req.accounts, span.since_hour, span.until_hour,
                         span.by, (*split, "bucket"), periods=bounds(span))  # fmt: skip
     shown_split = {"msg_type": "msg_type", "route": "route"}
-    by_key, histograms = _grouped(sums, hist, split, MESSAGE_COLUMNS)
+    by_key, histograms = _grouped(sums, hist, MESSAGE_COLUMNS)
     rows = []
     for period in periods(span):
         for key in _keys_of(by_key, period, split):
@@ -438,24 +439,23 @@ def _messages(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     return Outcome(rows, time_series=True)
 
 
-Key = tuple[Any, ...]  # a row's period key and split values
+Key = tuple[str | int | None, ...]  # a row's period key and split values (None: no split)
 
 
 def _grouped(
-    sums: Iterable[Mapping[str, Any]], hist: Iterable[Mapping[str, Any]],
-    split: Sequence[str], columns: Sequence[str],
-) -> tuple[dict[Key, dict[str, int]], dict[Key, dict[int, int]]]:  # fmt: skip
-    """A time series' summed counters and histograms by period and split values."""
+    sums: Iterable[Sums], hist: Iterable[Sums], columns: Sequence[str]
+) -> tuple[dict[Key, dict[str, int]], dict[Key, dict[int, int]]]:
+    """A time series' summed counters (``columns`` of ``sums``) and histograms (``hist``,
+    read with the same split and then ``bucket``) by period and split values."""
     by_key: dict[Key, dict[str, int]] = {}
     for found in sums:
-        key = (found["period"], *(found[c] for c in split))
-        counts = by_key.setdefault(key, dict.fromkeys(columns, 0))
+        counts = by_key.setdefault(found.key, dict.fromkeys(columns, 0))
         for column in columns:
-            counts[column] += int(found[column] or 0)
+            counts[column] += found.counter(column)
     histograms: dict[Key, dict[int, int]] = {}
     for found in hist:
-        key = (found["period"], *(found[c] for c in split))
-        merge(histograms.setdefault(key, {}), [(int(found["bucket"]), int(found["n"]))])
+        key, bucket = found.key[:-1], found.split[-1]
+        merge(histograms.setdefault(key, {}), [(int(bucket), found.counter("n"))])
     return by_key, histograms
 
 
@@ -484,11 +484,11 @@ def _followers(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     sums = rollups.sums("rollup_followers", req.accounts, span.since_hour, span.until_hour,
                         span.by, split, periods=bounds(span))  # fmt: skip
     before = rollups.sums("rollup_followers", req.accounts, "", span.since_hour, "total", split)
-    running: dict[tuple[Any, ...], int] = {}
+    running: dict[tuple[str | int, ...], int] = {}
     for counted in before:
-        key = tuple(counted[c] for c in split)
-        running[key] = running.get(key, 0) + int(counted["new"]) - int(counted["lost"])
-    by_key = {(r["period"], *(r[c] for c in split)): r for r in sums}
+        key = counted.split
+        running[key] = running.get(key, 0) + counted.counter("new") - counted.counter("lost")
+    by_key = {r.key: r for r in sums}
     rows: list[dict[str, Any]] = []
     for period in periods(span):
         # rows for the scenes followed or left in the period; an empty one: one row of zeros
@@ -501,7 +501,7 @@ def _followers(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
             rows.append(row)
         for key in here:
             found = by_key[(period.key, *key)]
-            new, lost = int(found["new"]), int(found["lost"])
+            new, lost = found.counter("new"), found.counter("lost")
             running[key] = running.get(key, 0) + new - lost
             row = {"period": shown(period.start), "account": req.account}
             if split:
@@ -555,12 +555,12 @@ def _menus(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     contents: dict[tuple[str, int], dict[str, tuple[str, str]]] = {}
     merged: dict[tuple[str, int, str], int] = {}
     for row in sums:
-        version = int(row["menu_version"])
-        clicked = (str(row["period"]), version, str(row["key"]))
-        merged[clicked] = merged.get(clicked, 0) + int(row["clicks"])
-        if (row["account"], version) not in contents:
-            contents[(row["account"], version)] = menu_keys(
-                rollups.menu_content(row["account"], version) if version else None
+        account, version, key = str(row.split[0]), int(row.split[1]), str(row.split[2])
+        clicked = (row.period, version, key)
+        merged[clicked] = merged.get(clicked, 0) + row.counter("clicks")
+        if (account, version) not in contents:
+            contents[(account, version)] = menu_keys(
+                rollups.menu_content(account, version) if version else None
             )
     names: dict[tuple[int, str], tuple[str | None, str | None]] = {}
     for (_, version), keys in contents.items():
@@ -590,7 +590,7 @@ def _keywords(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     rules = rollups.keyword_rules(req.accounts)
     rows = []
     for period in periods(span):
-        found = [(int(r["rule_id"]), int(r["hits"])) for r in sums if r["period"] == period.key]
+        found = [(int(r.split[0]), r.counter("hits")) for r in sums if r.period == period.key]
         found.sort(key=lambda item: (-item[1], item[0]))
         for rule_id, hits in found:
             rule = rules.get(rule_id)
@@ -769,21 +769,23 @@ def _api(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     for hours in daily.values():
         hours.sort(key=lambda c: c.hour)
     histograms: dict[tuple[str, str], dict[int, int]] = {}
-    for row in hist:
-        merge(histograms.setdefault((row["period"], row["endpoint"]), {}),
-              [(int(row["bucket"]), int(row["n"]))])  # fmt: skip
+    for counted in hist:
+        endpoint, bucket = str(counted.split[0]), int(counted.split[1])
+        merge(
+            histograms.setdefault((counted.period, endpoint), {}), [(bucket, counted.counter("n"))]
+        )
     rows = []
     for period in periods(span):
-        found = sorted((r for r in sums if r["period"] == period.key), key=lambda r: r["endpoint"])
+        found = sorted((r for r in sums if r.period == period.key), key=lambda r: str(r.split[0]))
         for row in found:
-            endpoint = row["endpoint"]
-            calls, errors = int(row["calls"]), int(row["errors"])
+            endpoint = str(row.split[0])
+            calls, errors = row.counter("calls"), row.counter("errors")
             histogram = histograms.get((period.key, endpoint), {})
             rows.append({
                 "period": shown(period.start), "account": req.account, "endpoint": endpoint,
                 "calls": calls, "errors": errors,
                 "error_rate": round(errors / calls, 4) if calls else 0,
-                "retries": int(row["retries"]),
+                "retries": row.counter("retries"),
                 "p50_ms": _ms(percentile(histogram, 50)),
                 "p99_ms": _ms(percentile(histogram, 99)),
                 "quota_used": _quota_used(daily, endpoint, period),
@@ -958,7 +960,7 @@ def _alerts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
                         span.by, split, periods=bounds(span))  # fmt: skip
     hist = rollups.sums("rollup_alert_latency", req.accounts, span.since_hour, span.until_hour,
                         span.by, (*split, "bucket"), periods=bounds(span))  # fmt: skip
-    by_key, histograms = _grouped(sums, hist, split, (*ALERT_COUNTS, "sms_avoided"))
+    by_key, histograms = _grouped(sums, hist, (*ALERT_COUNTS, "sms_avoided"))
     rows = []
     for period in periods(span):
         for key in _keys_of(by_key, period, split):

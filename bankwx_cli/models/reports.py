@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 RATIO = 1.1
@@ -149,3 +149,28 @@ class SessionTimes:
     agent: str | None
     group: str | None
     sla: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sums:
+    """One row of a roll-up read (``Rollups.sums``): a table's counters summed over one
+    period and one combination of the split columns asked for.
+
+    ``period``: the period's key (``Period.key``; '' in total); ``split``: the split columns'
+    values, in the order they were asked for (a histogram's ``bucket`` among them, last);
+    ``counts``: the table's counters, in the order of ``names`` (its counter columns, one
+    tuple every row of a read shares)."""
+
+    period: str
+    split: tuple[str | int, ...]
+    counts: tuple[int, ...]
+    names: tuple[str, ...] = field(repr=False)
+
+    @property
+    def key(self) -> tuple[str | int, ...]:
+        """The period and the split values: what tells a read's rows apart."""
+        return (self.period, *self.split)
+
+    def counter(self, name: str) -> int:
+        """One counter, by its column's name (ValueError for a column the table lacks)."""
+        return self.counts[self.names.index(name)]

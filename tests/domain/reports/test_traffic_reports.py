@@ -224,7 +224,7 @@ def test_a_report_reads_one_snapshot(app: AppContext, traffic_sent: dict[str, An
     finally:
         other.close()
     assert first == again
-    assert later[0]["inbound"] == first[0]["inbound"] + 5
+    assert later[0].counter("inbound") == first[0].counter("inbound") + 5
 
 
 def _deploy(app: AppContext, at: str, buttons: list[dict[str, Any]]) -> int:
