@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -216,7 +216,7 @@ class Range:
         return hour_of(iso(self.until))
 
 
-def _bank_tz() -> Any:
+def _bank_tz() -> tzinfo:
     from bankwx_cli.clock import BANK_TZ
 
     return BANK_TZ
@@ -707,7 +707,7 @@ def _broadcasts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     return Outcome(rows, time_series=False)
 
 
-def _text(value: Any) -> str:
+def _text(value: str | datetime) -> str:
     return iso(value) if isinstance(value, datetime) else str(value)
 
 
