@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bankwx_cli.commands._cli import AccountOption, Cli, FormatOption, get_cli, limit_option
+
+if TYPE_CHECKING:
+    from bankwx_cli.models.reports import ReportRow
 
 app = typer.Typer(
     help="Reports: messages, followers, menus, keywords, agents, broadcasts, WeChat API health.",
@@ -114,15 +117,17 @@ def _from_environment(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "ENVIRONMENT"
 
 
-def _table(cli: Cli, req: Any, rows: list[dict[str, Any]], columns: list[str]) -> None:
+def _table(cli: Cli, req: Any, found: Sequence[ReportRow], columns: list[str]) -> None:
     """The table for people: the rows, and a bar column drawn with rich beside the figure the
     report is about (relative to the largest in the report)."""
     from rich.bar import Bar
     from rich.console import Console
     from rich.table import Table
 
-    from bankwx_cli.commands._cli import _for_people
+    from bankwx_cli.commands._cli import _for_people, to_row
     from bankwx_cli.domain import reports
+
+    rows = [to_row(r) for r in found]
 
     main = reports.MAIN["unmatched" if req.report == "keywords" and req.unmatched else req.report]
     top = max((float(r.get(main) or 0) for r in rows), default=0.0) or 1.0

@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,10 +28,22 @@ from bankwx_cli.domain.permissions import require
 from bankwx_cli.errors import ValidationError
 from bankwx_cli.models.outbox import UnitFilter
 from bankwx_cli.models.reports import (
+    AgentsRow,
+    AlertsRow,
+    ApiRow,
+    BroadcastsRow,
+    FollowersRow,
     HourCalls,
+    KeywordsRow,
     LogEntry,
+    MenusRow,
+    MessagesRow,
     Period,
+    ReportRow,
     SessionTimes,
+    Split,
+    Sums,
+    UnmatchedRow,
     bucket_of,
     merge,
     middle_of,
@@ -204,7 +216,7 @@ class Range:
         return hour_of(iso(self.until))
 
 
-def _bank_tz() -> Any:
+def _bank_tz() -> tzinfo:
     from bankwx_cli.clock import BANK_TZ
 
     return BANK_TZ
@@ -392,7 +404,7 @@ def request(
 class Outcome:
     """A report's rows, and what to say on stderr beside them."""
 
-    rows: list[dict[str, Any]]
+    rows: Sequence[ReportRow]
     time_series: bool
     notes: tuple[str, ...] = ()
 
@@ -423,40 +435,43 @@ def _messages(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
                         span.by, split, periods=bounds(span))  # fmt: skip
     hist = rollups.sums("rollup_handling", req.accounts, span.since_hour, span.until_hour,
                         span.by, (*split, "bucket"), periods=bounds(span))  # fmt: skip
-    shown_split = {"msg_type": "msg_type", "route": "route"}
-    by_key, histograms = _grouped(sums, hist, split, MESSAGE_COLUMNS)
+    by_key, histograms = _grouped(sums, hist, MESSAGE_COLUMNS)
     rows = []
     for period in periods(span):
         for key in _keys_of(by_key, period, split):
             counts = by_key.get(key, dict.fromkeys(MESSAGE_COLUMNS, 0))
             histogram = histograms.get(key, {})
-            row: dict[str, Any] = {"period": shown(period.start), "account": req.account}
-            row.update({shown_split[c]: v for c, v in zip(split, key[1:], strict=True)})
-            row.update(counts)
-            row.update({f"p{p}_ms": _ms(percentile(histogram, p)) for p in (50, 90, 99)})
-            rows.append(row)
+            rows.append(MessagesRow(
+                shown(period.start), req.account, _split_values(split, key[1:]), **counts,
+                p50_ms=_ms(percentile(histogram, 50)), p90_ms=_ms(percentile(histogram, 90)),
+                p99_ms=_ms(percentile(histogram, 99)),
+            ))  # fmt: skip
     return Outcome(rows, time_series=True)
 
 
-Key = tuple[Any, ...]  # a row's period key and split values
+Key = tuple[str | int | None, ...]  # a row's period key and split values (None: no split)
 
 
 def _grouped(
-    sums: Iterable[Mapping[str, Any]], hist: Iterable[Mapping[str, Any]],
-    split: Sequence[str], columns: Sequence[str],
-) -> tuple[dict[Key, dict[str, int]], dict[Key, dict[int, int]]]:  # fmt: skip
-    """A time series' summed counters and histograms by period and split values."""
+    sums: Iterable[Sums], hist: Iterable[Sums], columns: Sequence[str]
+) -> tuple[dict[Key, dict[str, int]], dict[Key, dict[int, int]]]:
+    """A time series' summed counters (``columns`` of ``sums``) and histograms (``hist``,
+    read with the same split and then ``bucket``) by period and split values."""
     by_key: dict[Key, dict[str, int]] = {}
     for found in sums:
-        key = (found["period"], *(found[c] for c in split))
-        counts = by_key.setdefault(key, dict.fromkeys(columns, 0))
+        counts = by_key.setdefault(found.key, dict.fromkeys(columns, 0))
         for column in columns:
-            counts[column] += int(found[column] or 0)
+            counts[column] += found.counter(column)
     histograms: dict[Key, dict[int, int]] = {}
     for found in hist:
-        key = (found["period"], *(found[c] for c in split))
-        merge(histograms.setdefault(key, {}), [(int(found["bucket"]), int(found["n"]))])
+        key, bucket = found.key[:-1], found.split[-1]
+        merge(histograms.setdefault(key, {}), [(int(bucket), found.counter("n"))])
     return by_key, histograms
+
+
+def _split_values(columns: Sequence[str], values: Sequence[str | int | None]) -> Split:
+    """A row's --split columns and their values (None for a period without rows)."""
+    return tuple((c, None if v is None else str(v)) for c, v in zip(columns, values, strict=True))
 
 
 def _keys_of(
@@ -484,31 +499,29 @@ def _followers(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     sums = rollups.sums("rollup_followers", req.accounts, span.since_hour, span.until_hour,
                         span.by, split, periods=bounds(span))  # fmt: skip
     before = rollups.sums("rollup_followers", req.accounts, "", span.since_hour, "total", split)
-    running: dict[tuple[Any, ...], int] = {}
+    running: dict[tuple[str | int, ...], int] = {}
     for counted in before:
-        key = tuple(counted[c] for c in split)
-        running[key] = running.get(key, 0) + int(counted["new"]) - int(counted["lost"])
-    by_key = {(r["period"], *(r[c] for c in split)): r for r in sums}
-    rows: list[dict[str, Any]] = []
+        key = counted.split
+        running[key] = running.get(key, 0) + counted.counter("new") - counted.counter("lost")
+    by_key = {r.key: r for r in sums}
+    rows = []
     for period in periods(span):
         # rows for the scenes followed or left in the period; an empty one: one row of zeros
         here = sorted({k[1:] for k in by_key if k[0] == period.key})
         if not here:
-            row: dict[str, Any] = {"period": shown(period.start), "account": req.account}
-            if split:
-                row.update(scene=None, qr_scene=None)
-            row.update(new=0, lost=0, net=0, cumulative=sum(running.values()))
-            rows.append(row)
+            rows.append(FollowersRow(shown(period.start), req.account,
+                                     _split_values(split, [None] * len(split)), new=0, lost=0,
+                                     net=0, cumulative=sum(running.values())))  # fmt: skip
         for key in here:
             found = by_key[(period.key, *key)]
-            new, lost = int(found["new"]), int(found["lost"])
+            new, lost = found.counter("new"), found.counter("lost")
             running[key] = running.get(key, 0) + new - lost
-            row = {"period": shown(period.start), "account": req.account}
-            if split:
-                scene, qr_scene = key
-                row.update(scene=scene, qr_scene=qr_scene or None)
-            row.update(new=new, lost=lost, net=new - lost, cumulative=running[key])
-            rows.append(row)
+            # a follow without a QR scene: qr_scene None
+            scenes: Split = (
+                (("scene", str(key[0])), ("qr_scene", str(key[1]) or None)) if split else ()
+            )
+            rows.append(FollowersRow(shown(period.start), req.account, scenes, new=new, lost=lost,
+                                     net=new - lost, cumulative=running[key]))  # fmt: skip
     return Outcome(rows, time_series=True)
 
 
@@ -555,12 +568,12 @@ def _menus(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     contents: dict[tuple[str, int], dict[str, tuple[str, str]]] = {}
     merged: dict[tuple[str, int, str], int] = {}
     for row in sums:
-        version = int(row["menu_version"])
-        clicked = (str(row["period"]), version, str(row["key"]))
-        merged[clicked] = merged.get(clicked, 0) + int(row["clicks"])
-        if (row["account"], version) not in contents:
-            contents[(row["account"], version)] = menu_keys(
-                rollups.menu_content(row["account"], version) if version else None
+        account, version, key = str(row.split[0]), int(row.split[1]), str(row.split[2])
+        clicked = (row.period, version, key)
+        merged[clicked] = merged.get(clicked, 0) + row.counter("clicks")
+        if (account, version) not in contents:
+            contents[(account, version)] = menu_keys(
+                rollups.menu_content(account, version) if version else None
             )
     names: dict[tuple[int, str], tuple[str | None, str | None]] = {}
     for (_, version), keys in contents.items():
@@ -572,9 +585,8 @@ def _menus(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         found.sort(key=lambda item: (-item[2], item[0], item[1]))
         for version, key, clicks in found:
             name, kind = names.get((version, key), (None, None))
-            rows.append({"period": shown(period.start), "account": req.account,
-                         "menu_version": version or None, "key": key, "name": name,
-                         "type": kind, "clicks": clicks})  # fmt: skip
+            rows.append(MenusRow(shown(period.start), req.account, menu_version=version or None,
+                                 key=key, name=name, type=kind, clicks=clicks))  # fmt: skip
     return Outcome(rows, time_series=False)
 
 
@@ -590,18 +602,18 @@ def _keywords(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     rules = rollups.keyword_rules(req.accounts)
     rows = []
     for period in periods(span):
-        found = [(int(r["rule_id"]), int(r["hits"])) for r in sums if r["period"] == period.key]
+        found = [(int(r.split[0]), r.counter("hits")) for r in sums if r.period == period.key]
         found.sort(key=lambda item: (-item[1], item[0]))
         for rule_id, hits in found:
             rule = rules.get(rule_id)
-            rows.append({
-                "period": shown(period.start), "account": req.account, "rule_id": rule_id,
-                "pattern": rule.pattern if rule else None,
-                "match": rule.match if rule else None,
-                "action": rule.action if rule else None,
-                "removed": rule is None or rule.removed_at is not None,
-                "hits": hits,
-            })  # fmt: skip
+            rows.append(KeywordsRow(
+                shown(period.start), req.account, rule_id=rule_id,
+                pattern=rule.pattern if rule else None,
+                match=rule.match if rule else None,
+                action=rule.action if rule else None,
+                removed=rule is None or rule.removed_at is not None,
+                hits=hits,
+            ))  # fmt: skip
     return Outcome(rows, time_series=False)
 
 
@@ -644,8 +656,8 @@ def _unmatched(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
         found = [(t, n, len(f)) for (p, t), (n, f) in counted.items() if p == period.key]
         found.sort(key=lambda item: (-item[1], item[0]))
         for text, n, distinct in found[: req.limit]:
-            rows.append({"period": shown(period.start), "account": req.account, "text": text,
-                         "count": n, "followers": distinct})  # fmt: skip
+            rows.append(UnmatchedRow(shown(period.start), req.account, text=text, count=n,
+                                     followers=distinct))  # fmt: skip
     return Outcome(rows, time_series=False, notes=tuple(notes))
 
 
@@ -683,20 +695,19 @@ def _broadcasts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
             failed = sum(j.errors for j in jobs) + _mass_followers(app, b.source, b.audience_size)
         created = _text(b.created_at)
         approved = _text(b.approved_at) if b.approved_at else None
-        rows.append({
-            "period": shown(period.start), "account": req.account if req.account == ALL
-            else b.account, "broadcast_id": b.id, "title": b.title, "state": b.state,
-            "author": b.created_by, "approver": b.approved_by, "created_at": created,
-            "approved_at": approved,
-            "approval_minutes": round((from_iso(approved) - from_iso(created)).total_seconds()
-                                      / 60, 1) if approved else None,
-            "sent_at": _text(sent_at) if sent_at else None, "total": b.audience_size,
-            "sent": sent, "filtered": filtered, "failed": failed,
-        })  # fmt: skip
+        rows.append(BroadcastsRow(
+            shown(period.start), req.account if req.account == ALL else b.account,
+            broadcast_id=b.id, title=b.title, state=b.state, author=b.created_by,
+            approver=b.approved_by, created_at=created, approved_at=approved,
+            approval_minutes=round((from_iso(approved) - from_iso(created)).total_seconds()
+                                   / 60, 1) if approved else None,
+            sent_at=_text(sent_at) if sent_at else None, total=b.audience_size,
+            sent=sent, filtered=filtered, failed=failed,
+        ))  # fmt: skip
     return Outcome(rows, time_series=False)
 
 
-def _text(value: Any) -> str:
+def _text(value: str | datetime) -> str:
     return iso(value) if isinstance(value, datetime) else str(value)
 
 
@@ -769,27 +780,28 @@ def _api(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     for hours in daily.values():
         hours.sort(key=lambda c: c.hour)
     histograms: dict[tuple[str, str], dict[int, int]] = {}
-    for row in hist:
-        merge(histograms.setdefault((row["period"], row["endpoint"]), {}),
-              [(int(row["bucket"]), int(row["n"]))])  # fmt: skip
+    for counted in hist:
+        endpoint, bucket = str(counted.split[0]), int(counted.split[1])
+        merge(
+            histograms.setdefault((counted.period, endpoint), {}), [(bucket, counted.counter("n"))]
+        )
     rows = []
     for period in periods(span):
-        found = sorted((r for r in sums if r["period"] == period.key), key=lambda r: r["endpoint"])
+        found = sorted((r for r in sums if r.period == period.key), key=lambda r: str(r.split[0]))
         for row in found:
-            endpoint = row["endpoint"]
-            calls, errors = int(row["calls"]), int(row["errors"])
+            endpoint = str(row.split[0])
+            calls, errors = row.counter("calls"), row.counter("errors")
             histogram = histograms.get((period.key, endpoint), {})
-            rows.append({
-                "period": shown(period.start), "account": req.account, "endpoint": endpoint,
-                "calls": calls, "errors": errors,
-                "error_rate": round(errors / calls, 4) if calls else 0,
-                "retries": int(row["retries"]),
-                "p50_ms": _ms(percentile(histogram, 50)),
-                "p99_ms": _ms(percentile(histogram, 99)),
-                "quota_used": _quota_used(daily, endpoint, period),
-                "daily_quota": _quota(app, req.accounts, endpoint),
-                "token_refreshes": calls - errors if endpoint in TOKEN_PATHS else 0,
-            })  # fmt: skip
+            rows.append(ApiRow(
+                shown(period.start), req.account, endpoint=endpoint, calls=calls, errors=errors,
+                error_rate=round(errors / calls, 4) if calls else 0,
+                retries=row.counter("retries"),
+                p50_ms=_ms(percentile(histogram, 50)),
+                p99_ms=_ms(percentile(histogram, 99)),
+                quota_used=_quota_used(daily, endpoint, period),
+                daily_quota=_quota(app, req.accounts, endpoint),
+                token_refreshes=calls - errors if endpoint in TOKEN_PATHS else 0,
+            ))  # fmt: skip
     return Outcome(rows, time_series=False)
 
 
@@ -885,7 +897,7 @@ def _agents(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
     now = iso(app.clock.now())
     all_periods = periods(span)
     find = period_finder(all_periods)
-    groups: dict[tuple[str, Any], list[SessionTimes]] = {}
+    groups: dict[tuple[str, str | None], list[SessionTimes]] = {}
     for session in rollups.agent_sessions(req.accounts, iso(span.since), iso(span.until)):
         entered = session.entered_at
         period = find(entered)
@@ -906,24 +918,22 @@ def _agents(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
             ]
             waits = [v for s in sessions if (v := _seconds(s.entered_at, s.opened_at)) is not None]
             ratings = [s.rating for s in sessions if s.rating is not None]
-            row: dict[str, Any] = {"period": shown(period.start), "account": req.account}
-            if req.split == "group":
-                row.update(agent=None, group=key[1])
-            else:
-                row.update(agent=key[1], group=None)
-            row.update({
-                "sessions": len(sessions),
-                "first_response_p50_s": _nearest(first, 50),
-                "first_response_p90_s": _nearest(first, 90),
-                "handling_p50_s": _nearest(handling, 50),
-                "queue_wait_p50_s": _nearest(waits, 50),
-                "queue_wait_p90_s": _nearest(waits, 90),
-                "abandoned": sum(1 for s in sessions if not s.opened_at and s.closed_at),
-                "sla_breaches": sum(1 for s in sessions if _breached(s, now)),
-                "ratings": len(ratings),
-                "rating_avg": round(sum(ratings) / len(ratings), 2) if ratings else None,
-            })  # fmt: skip
-            rows.append(row)
+            who = key[1]
+            rows.append(AgentsRow(
+                shown(period.start), req.account,
+                agent=None if req.split == "group" else who,
+                group=who if req.split == "group" else None,
+                sessions=len(sessions),
+                first_response_p50_s=_nearest(first, 50),
+                first_response_p90_s=_nearest(first, 90),
+                handling_p50_s=_nearest(handling, 50),
+                queue_wait_p50_s=_nearest(waits, 50),
+                queue_wait_p90_s=_nearest(waits, 90),
+                abandoned=sum(1 for s in sessions if not s.opened_at and s.closed_at),
+                sla_breaches=sum(1 for s in sessions if _breached(s, now)),
+                ratings=len(ratings),
+                rating_avg=round(sum(ratings) / len(ratings), 2) if ratings else None,
+            ))  # fmt: skip
     return Outcome(rows, time_series=False)
 
 
@@ -958,19 +968,19 @@ def _alerts(app: AppContext, rollups: Rollups, req: Request) -> Outcome:
                         span.by, split, periods=bounds(span))  # fmt: skip
     hist = rollups.sums("rollup_alert_latency", req.accounts, span.since_hour, span.until_hour,
                         span.by, (*split, "bucket"), periods=bounds(span))  # fmt: skip
-    by_key, histograms = _grouped(sums, hist, split, (*ALERT_COUNTS, "sms_avoided"))
+    by_key, histograms = _grouped(sums, hist, (*ALERT_COUNTS, "sms_avoided"))
     rows = []
     for period in periods(span):
         for key in _keys_of(by_key, period, split):
             counts = by_key.get(key, dict.fromkeys((*ALERT_COUNTS, "sms_avoided"), 0))
             histogram = histograms.get(key, {})
-            row: dict[str, Any] = {"period": shown(period.start), "account": req.account,
-                                   "event_type": (key[1] or None) if split else None}  # fmt: skip
-            row.update({c: counts[c] for c in ALERT_COUNTS})
-            row["latency_p50_ms"] = _ms(_status_percentile(histogram, 0.5))
-            row["latency_p99_ms"] = _ms(_status_percentile(histogram, 0.99))
-            row["sms_avoided"] = counts["sms_avoided"]
-            rows.append(row)
+            rows.append(AlertsRow(
+                shown(period.start), req.account,
+                event_type=str(key[1] or "") or None if split else None,
+                **counts,
+                latency_p50_ms=_ms(_status_percentile(histogram, 0.5)),
+                latency_p99_ms=_ms(_status_percentile(histogram, 0.99)),
+            ))  # fmt: skip
     return Outcome(rows, time_series=True)
 
 

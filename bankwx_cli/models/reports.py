@@ -1,5 +1,5 @@
-"""Reports' plain values: log-spaced histogram buckets, the periods of a report, and the rows
-the reports' storage reads (storage/reports.py).
+"""Reports' plain values: log-spaced histogram buckets, the periods of a report, the rows the
+reports' storage reads (storage/reports.py) and the rows each report gives.
 
 A duration (milliseconds, or seconds for agents) is counted in bucket ``b`` when
 ``RATIO ** b <= value < RATIO ** (b + 1)``: bounds a factor 1.1 apart, so the geometric middle
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import Any, Protocol
 
 RATIO = 1.1
 FLOOR = 0.01
@@ -149,3 +150,245 @@ class SessionTimes:
     agent: str | None
     group: str | None
     sla: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sums:
+    """One row of a roll-up read (``Rollups.sums``): a table's counters summed over one
+    period and one combination of the split columns asked for.
+
+    ``period``: the period's key (``Period.key``; '' in total); ``split``: the split columns'
+    values, in the order they were asked for (a histogram's ``bucket`` among them, last);
+    ``counts``: the table's counters, in the order of ``names`` (its counter columns, one
+    tuple every row of a read shares)."""
+
+    period: str
+    split: tuple[str | int, ...]
+    counts: tuple[int, ...]
+    names: tuple[str, ...] = field(repr=False)
+
+    @property
+    def key(self) -> tuple[str | int, ...]:
+        """The period and the split values: what tells a read's rows apart."""
+        return (self.period, *self.split)
+
+    def counter(self, name: str) -> int:
+        """One counter, by its column's name (ValueError for a column the table lacks)."""
+        return self.counts[self.names.index(name)]
+
+
+# --- the rows a report gives (domain/reports.py: ``Outcome.rows``) ----------------------------
+#
+# One frozen row type a report; a row's JSON shape (``to_json``) is its fields in order, with a
+# --split's columns (``split``: column, value) right after ``account`` in the reports that add
+# them (messages, followers). ``bankwx report NAME --format json`` prints these objects.
+
+Split = tuple[tuple[str, str | None], ...]  # a row's --split columns and their values
+
+
+class ReportRow(Protocol):
+    """Any report's row: what the renderer and the charts take."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+_FIGURES: dict[type, tuple[str, ...]] = {}  # a row type's fields after period and account
+
+
+def _shape(row: Any, split: Split = ()) -> dict[str, Any]:
+    """A report row's JSON: period, account, the split's columns, then the row's other
+    fields (its figures), in order."""
+    names = _FIGURES.get(type(row))
+    if names is None:
+        skip = ("period", "account", "split")
+        names = _FIGURES[type(row)] = tuple(f.name for f in fields(row) if f.name not in skip)
+    found: dict[str, Any] = {"period": row.period, "account": row.account}
+    found.update(split)
+    for name in names:
+        found[name] = getattr(row, name)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesRow:
+    """Messages followers sent in a period, by the outcome the engine recorded, and handling
+    times (percentiles: None when nothing was timed)."""
+
+    period: str  # the period's start, ISO 8601 in the bank's time (as every report's row)
+    account: str  # the account, or "*" for the sum of every account
+    split: Split  # (msg_type, ...) or (route, ...) with --split type|route; else ()
+    inbound: int
+    retries: int
+    replied: int
+    default_reply: int
+    late: int
+    late_no_window: int
+    unanswered: int
+    failed: int
+    no_reply: int
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return _shape(self, self.split)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowersRow:
+    """Follows and unfollows in a period (per scene and QR scene with --split scene), net,
+    and the running total since the store began counting."""
+
+    period: str
+    account: str
+    split: Split  # (scene, ...), (qr_scene, ...) with --split scene; else ()
+    new: int
+    lost: int
+    net: int
+    cumulative: int
+
+    def to_json(self) -> dict[str, Any]:
+        return _shape(self, self.split)
+
+
+@dataclass(frozen=True, slots=True)
+class MenusRow:
+    """Clicks on one menu key (or URL, page path) of one menu version in a period."""
+
+    period: str
+    account: str
+    menu_version: int | None  # None: clicked when no menu this store deployed was live
+    key: str
+    name: str | None
+    type: str | None
+    clicks: int
+
+    def to_json(self) -> dict[str, Any]:
+        return _shape(self)
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordsRow:
+    """Hits of one keyword rule in a period (the rule's fields None when it is gone)."""
+
+    period: str
+    account: str
+    rule_id: int
+    pattern: str | None
+    match: str | None
+    action: str | None
+    removed: bool
+    hits: int
+
+    def to_json(self) -> dict[str, Any]:
+        return _shape(self)
+
+
+@dataclass(frozen=True, slots=True)
+class UnmatchedRow:
+    """A text the default reply answered (masked), how often in a period, from how many
+    followers."""
+
+    period: str
+    account: str
+    text: str
+    count: int
+    followers: int
+
+    def to_json(self) -> dict[str, Any]:
+        return _shape(self)
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastsRow:
+    """A broadcast sent (or created, when unsent) in a period: approval, audience, results."""
+
+    period: str
+    account: str
+    broadcast_id: int
+    title: str
+    state: str
+    author: str
+    approver: str | None
+    created_at: str
+    approved_at: str | None
+    approval_minutes: float | None
+    sent_at: str | None
+    total: int
+    sent: int
+    filtered: int
+    failed: int
+
+    def to_json(self) -> dict[str, Any]:
+        return _shape(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRow:
+    """One WeChat endpoint's calls in a period: errors, retries, latency, daily quota."""
+
+    period: str
+    account: str
+    endpoint: str
+    calls: int
+    errors: int
+    error_rate: float  # 0 (an int) without calls
+    retries: int
+    p50_ms: float | None
+    p99_ms: float | None
+    quota_used: int
+    daily_quota: int | None
+    token_refreshes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return _shape(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsRow:
+    """Agent sessions that entered the queue in a period, per agent (or per group with
+    --split group): response, handling and queue times (seconds), SLA, ratings."""
+
+    period: str
+    account: str
+    agent: str | None
+    group: str | None
+    sessions: int
+    first_response_p50_s: float | None
+    first_response_p90_s: float | None
+    handling_p50_s: float | None
+    queue_wait_p50_s: float | None
+    queue_wait_p90_s: float | None
+    abandoned: int
+    sla_breaches: int
+    ratings: int
+    rating_avg: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return _shape(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsRow:
+    """What ``alert status`` counts of the events received in a period (``event_type`` None:
+    every type; one type with --split type)."""
+
+    period: str
+    account: str
+    event_type: str | None
+    received: int
+    rejected: int
+    duplicates: int
+    suppressed: int
+    deferred: int
+    sent_wechat: int
+    delivered: int
+    sms: int
+    failed: int
+    unknown: int
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    sms_avoided: int
+
+    def to_json(self) -> dict[str, Any]:
+        return _shape(self)

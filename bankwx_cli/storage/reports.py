@@ -26,6 +26,7 @@ from bankwx_cli.models.reports import (
     LoggedMessage,
     RuleShown,
     SessionTimes,
+    Sums,
     UnmatchedText,
     bucket_of,
 )
@@ -273,9 +274,10 @@ class Rollups:
         split: Sequence[str] = (),
         where: Mapping[str, Any] | None = None,
         periods: Sequence[tuple[str, str, str]] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Counters summed per period (``period``: the key of PERIODS[by]) and split column,
-        of the owners' rows (accounts, or appids for the API's tables) in [since, until).
+    ) -> list[Sums]:
+        """Counters summed per period (``period``: the key of PERIODS[by]) and split column
+        (``split``: their values, in this order), of the owners' rows (accounts, or appids for
+        the API's tables) in [since, until).
 
         ``periods``: the periods' keys and bounds (key, first hour, end hour), read one after
         another, each an indexed range of hours summed without date arithmetic on every row
@@ -292,6 +294,7 @@ class Rollups:
             conditions.append(f"{column} = :w{i}")
             params[f"w{i}"] = value
         sums = ", ".join(f"sum({c}) AS {c}" for c in counters)
+        at = 1 + len(split)  # the first counter's column
         if periods is not None:
             selected = ", ".join([":period AS period", *split, sums])
             grouped = f" GROUP BY {', '.join(split)}" if split else ""
@@ -303,7 +306,9 @@ class Rollups:
             for key, first, end in periods:
                 params.update(period=key, since=max(first, since), until=min(end, until))
                 found += [
-                    dict(r) for r in self.db.all(sql, params) if r[1 + len(split)] is not None
+                    Sums(key, r[1:at], r[at:], counters)
+                    for r in self.db.all(sql, params)
+                    if r[at] is not None  # no row in the period (and no split: one of nulls)
                 ]
             return found
         groups = ", ".join(["period", *split])
@@ -312,7 +317,7 @@ class Rollups:
             f"SELECT {selected} FROM {table} "  # noqa: S608 - names from TABLES and PERIODS
             f"WHERE {' AND '.join(conditions)} GROUP BY {groups}"
         )
-        return [dict(r) for r in self.db.all(sql, params)]
+        return [Sums(str(r[0]), r[1:at], r[at:], counters) for r in self.db.all(sql, params)]
 
     def daily_calls(
         self, appids: Sequence[str], since: str, until: str, whole_days: bool = False

@@ -45,3 +45,38 @@ def test_statements_are_of_a_few_lengths_only() -> None:
     for table in ("rollup_messages", "rollup_handling"):
         for size in SUM_ROWS:
             assert _upsert_rows_sql(table, size, 6).count("(?") == size
+
+
+def test_sums_read_back_as_typed_rows(store_ready: Bankwx) -> None:
+    """``Rollups.sums`` gives one ``Sums`` a period and split: the period's key, the split
+    values in the order asked, the counters by name; the same grouped in SQL (by day) and
+    read period by period (``periods``)."""
+    app = AppContext(from_environment())
+    rollups = app.store.rollups
+    with app.store.transaction():
+        for hour, bucket, n in (
+            ("2026-12-02T01:00:00Z", 4, 2),
+            ("2026-12-02T03:00:00Z", 4, 1),
+            ("2026-12-02T03:00:00Z", 9, 5),
+            ("2026-12-03T01:00:00Z", 9, 1),
+        ):
+            rollups.add_at("rollup_handling", ("main", hour, "text", "rule", bucket), {"n": n})
+        rollups.add_at("rollup_messages", ("main", "2026-12-02T01:00:00Z", "text", "rule"),
+                       {"inbound": 3, "replied": 2, "retries": 1})  # fmt: skip
+    days = [("2026-12-02", "2026-12-01T16:00:00Z", "2026-12-02T16:00:00Z"),
+            ("2026-12-03", "2026-12-02T16:00:00Z", "2026-12-03T16:00:00Z")]  # fmt: skip
+    with app.store.reading():
+        by_sql = rollups.sums("rollup_handling", ["main"], "", "9999", "day", ("route", "bucket"))
+        by_periods = rollups.sums("rollup_handling", ["main"], "", "9999", "day",
+                                  ("route", "bucket"), periods=days)  # fmt: skip
+        (messages,) = rollups.sums("rollup_messages", ["main"], "", "9999", "total")
+    for found in (by_sql, by_periods):
+        assert sorted((s.period, s.split, s.counter("n")) for s in found) == [
+            ("2026-12-02", ("rule", 4), 3),
+            ("2026-12-02", ("rule", 9), 5),
+            ("2026-12-03", ("rule", 9), 1),
+        ]
+        assert {s.key for s in found} == {(s.period, *s.split) for s in found}
+    assert (messages.period, messages.split) == ("", ())
+    assert [messages.counter(c) for c in ("inbound", "replied", "retries", "late")] == [3, 2, 1, 0]
+    app.close()

@@ -70,7 +70,8 @@ def figures(app: AppContext) -> dict[str, list[dict[str, Any]]]:
     def run(name: str, **options: Any) -> list[dict[str, Any]]:
         req = reports.request(app, name, since="2020-01-01", by="total", account="main",
                               **options)  # fmt: skip
-        rows = json.loads(json.dumps(reports.run(app, req).rows, ensure_ascii=False))
+        found = [r.to_json() for r in reports.run(app, req).rows]
+        rows = json.loads(json.dumps(found, ensure_ascii=False))
         return [to_row(r) for r in rows]
 
     return {"routes": run("messages", split="route"), "keywords": run("keywords")}

@@ -80,8 +80,8 @@ def report(app: AppContext, name: str, **options: Any) -> list[dict[str, Any]]:
     from bankwx_cli.commands._cli import to_row
 
     req = reports.request(app, name, **options)
-    rows = reports.run(app, req).rows
-    return [to_row(r) for r in json.loads(json.dumps(rows, ensure_ascii=False))]
+    rows = [to_row(r) for r in reports.run(app, req).rows]
+    return json.loads(json.dumps(rows, ensure_ascii=False))
 
 
 def answered(app: AppContext, row: dict[str, Any]) -> int | None:

@@ -15,7 +15,7 @@ from bankwx_cli.context import AppContext
 from bankwx_cli.domain import keywords, messages, reports
 from bankwx_cli.models.messages import InboundRow
 from bankwx_cli.models.replies import TextReply
-from bankwx_cli.models.reports import bucket_of, middle_of
+from bankwx_cli.models.reports import UnmatchedRow, bucket_of, middle_of
 
 ZERO = dict.fromkeys(reports.MESSAGE_COLUMNS, 0)
 MARCH = {"since": "2026-03-01", "until": "2026-03-03"}
@@ -169,8 +169,11 @@ def test_keywords_menus_and_followers(app: AppContext, traffic_sent: dict[str, A
 def test_unmatched_texts(app: AppContext, traffic_sent: dict[str, Any]) -> None:
     req = reports.request(app, "keywords", account="main", by="total", unmatched=True, **MARCH)
     outcome = reports.run(app, req)
-    assert outcome.rows == [{"period": "2026-03-01T00:00:00+08:00", "account": "main",
-                             "text": "hello world", "count": 1, "followers": 1}]  # fmt: skip
+    assert outcome.rows == [UnmatchedRow("2026-03-01T00:00:00+08:00", "main",
+                                         text="hello world", count=1, followers=1)]  # fmt: skip
+    assert [r.to_json() for r in outcome.rows] == [{
+        "period": "2026-03-01T00:00:00+08:00", "account": "main", "text": "hello world",
+        "count": 1, "followers": 1}]  # fmt: skip
     assert outcome.notes == (
         "--since is before the conversation log's oldest text (2026-03-01T23:59:00+08:00; see "
         "its retention): unmatched texts before it are not counted.",
@@ -180,8 +183,9 @@ def test_unmatched_texts(app: AppContext, traffic_sent: dict[str, Any]) -> None:
     assert reports.run(app, later).notes == ()
     both = reports.run(app, reports.request(app, "keywords", all_accounts=True, by="total",
                                             unmatched=True, **MARCH))  # fmt: skip
-    assert [(r["text"], r["count"], r["followers"]) for r in both.rows] == [
+    assert [(r.text, r.count, r.followers) for r in both.rows if isinstance(r, UnmatchedRow)] == [
         ("hello world", 2, 2)]  # fmt: skip
+    assert len(both.rows) == 1
 
 
 def test_purge_and_a_second_backfill_change_no_report(
@@ -224,7 +228,7 @@ def test_a_report_reads_one_snapshot(app: AppContext, traffic_sent: dict[str, An
     finally:
         other.close()
     assert first == again
-    assert later[0]["inbound"] == first[0]["inbound"] + 5
+    assert later[0].counter("inbound") == first[0].counter("inbound") + 5
 
 
 def _deploy(app: AppContext, at: str, buttons: list[dict[str, Any]]) -> int:
