@@ -261,7 +261,9 @@ class Receiver:
                     hook(self)
                 self.pool.shutdown(wait=True, cancel_futures=False)
                 await asyncio.to_thread(self.engine.flush)  # late answers still queued
-                log.info("worker stopped callbacks=%d", self.served)
+                writer = self.app.store.messages.writer
+                log.info("worker stopped callbacks=%d group_commits=%d grouped_writes=%d",
+                         self.served, writer.batches, writer.units)  # fmt: skip
                 if log.isEnabledFor(logging.DEBUG):  # -vv: what the worker's life cost
                     sql, calls = logs.counts()
                     log.debug("worker totals sql_statements=%d wechat_calls=%d", sql, calls)
@@ -462,11 +464,7 @@ class _Waiting:
         self.then = then
 
     def decided(self, done: asyncio.Future[Any]) -> None:
-        error = _error_of(done)
-        if error is not None:
-            self.then(error)
-            return
-        value = done.result()
+        value = None if _error_of(done) is not None else done.result()
         if value is not None and not isinstance(value, routing.Result):
             # a retry of a message whose first delivery is still being handled elsewhere (or
             # whose handler died: then taken over, under a ticket of its own)

@@ -36,8 +36,10 @@ def summarize(collapsed: Path, top: int) -> None:
     """Self and total samples per function, per thread, from py-spy's collapsed output."""
     by_thread: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     totals: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    for line in collapsed.read_text().splitlines():
+    for line in collapsed.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():  # a line py-spy cut short when the server stopped
+            continue
         frames = stack.split(";")
         thread = frames[0]
         by_thread[thread][frames[-1]] += int(count)

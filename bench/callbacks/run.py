@@ -254,16 +254,20 @@ def prepare_store(env: dict[str, str]) -> None:
 
 def start_bankwx(
     env: dict[str, str], core: int | None, work: Path, workers: int = 1, name: str = "bankwx",
-    extra: tuple[str, ...] = (),
+    extra: tuple[str, ...] = (), tree: Path | None = None,
 ) -> Server:  # fmt: skip
-    """`bankwx serve --workers N`, pinned to core (None: not pinned)."""
+    """`bankwx serve --workers N`, pinned to core (None: not pinned); of another checkout of
+    the project when tree is given (with this interpreter and its libraries)."""
     pin = ["taskset", "-c", str(core)] if core is not None else []
+    if tree is not None:
+        env = {**env, "PYTHONPATH": str(tree)}  # before the installed (editable) copy
     popen = subprocess.Popen(
         [*pin, PYTHON, "-m", "bankwx_cli", "serve", "--port", "0", "--workers", str(workers),
          "--quiet", "--replay-window", "3600", *extra],
         stdout=subprocess.PIPE,
         stderr=(work / "bankwx.log").open("wb"),
         env=env,
+        cwd=tree,
     )  # fmt: skip
     assert popen.stdout is not None
     line = popen.stdout.readline().decode().strip()
