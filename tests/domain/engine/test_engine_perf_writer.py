@@ -270,3 +270,80 @@ def test_card_numbers_are_masked_on_the_quick_path(app: AppContext) -> None:
     assert finished.wait(5)
     content = log_of(app)[0].content
     assert "6222021234567890123" not in content and "13812345678" not in content
+
+
+# --- run_queued: the batch on the caller's thread (the receiver's loop) ---------------------------
+
+
+def _recorded(db: Database, key: str, threads: dict[str, int]) -> Any:
+    write = insert(db, key)
+
+    def unit() -> Any:
+        threads[key] = threading.get_ident()
+        return write()
+
+    return unit
+
+
+def _submit(writer: Writer, db: Database, keys: str, threads: dict[str, int]) -> list[Any]:
+    outcomes: list[Any] = []
+    for key in keys:
+        writer.submit(_recorded(db, key, threads), lambda v, e: outcomes.append(e or v),
+                      wake=False)  # fmt: skip
+    return outcomes
+
+
+def test_run_queued_commits_the_batch_on_the_calling_thread(db: Database) -> None:
+    writer = db.writer
+    writer.call(lambda: None)  # the writer thread is up, and idle
+    threads: dict[str, int] = {}
+    outcomes = _submit(writer, db, "abc", threads)
+    batches = writer.batches
+    writer.run_queued()
+    assert outcomes == ["a", "b", "c"]  # done before run_queued returned: committed
+    assert set(threads.values()) == {threading.get_ident()}
+    assert writer.batches == batches + 1  # one group commit
+    other = sqlite3.connect(str(db.path))
+    assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 3
+    other.close()
+
+
+def test_run_queued_leaves_a_store_another_process_locks_to_the_writer_thread(
+    db: Database,
+) -> None:
+    writer = db.writer
+    writer.call(lambda: None)
+    other = sqlite3.connect(str(db.path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    threads: dict[str, int] = {}
+    outcomes = _submit(writer, db, "ab", threads)
+    started = time.monotonic()
+    writer.run_queued()
+    assert time.monotonic() - started < 0.5  # the loop is never made to wait
+    assert outcomes == [] and threads == {}  # nothing ran here
+    other.execute("COMMIT")
+    deadline = time.monotonic() + 5
+    while len(outcomes) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert outcomes == ["a", "b"]  # the writer thread waited for the lock, then committed
+    assert threading.get_ident() not in threads.values()
+    assert db.scalar("SELECT count(*) FROM t") == 2
+    other.close()
+
+
+def test_run_queued_while_the_writer_thread_runs_a_batch_waits_for_nothing(
+    db: Database,
+) -> None:
+    writer = db.writer
+    gate, busy = threading.Event(), threading.Event()
+    writer.submit(lambda: (busy.set(), gate.wait(5)), lambda v, e: None)
+    assert busy.wait(5)  # the writer thread is inside a batch
+    threads: dict[str, int] = {}
+    outcomes = _submit(writer, db, "x", threads)
+    writer.run_queued()
+    assert outcomes == []  # not run beside the running batch
+    gate.set()
+    deadline = time.monotonic() + 5
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert outcomes == ["x"] and threads["x"] != threading.get_ident()
