@@ -49,9 +49,11 @@ def test_units_commit_together_and_report_after_the_commit(db: Database) -> None
     other = sqlite3.connect(str(db.path), check_same_thread=False)
     seen: list[tuple[str, int]] = []
     finished = threading.Event()
-    gate = threading.Event()
+    gate, busy = threading.Event(), threading.Event()
     writer = db.writer
-    writer.submit(lambda: gate.wait(5), lambda value, error: None)  # holds the first batch
+    writer.submit(lambda: (busy.set(), gate.wait(5)), lambda value, error: None)
+    assert busy.wait(5)  # the first batch is running (a thread that starts late would take
+    # the next units with it)
 
     def done(value: Any, error: BaseException | None) -> None:
         assert error is None
