@@ -895,7 +895,7 @@ def main() -> int:
         help=f"comma-separated, in this order: {','.join(m.PATHS)} (default: all)",
     )
     parser.add_argument(
-        "--messages", type=int, default=200_000, help="distinct messages made per path"
+        "--messages", type=int, default=300_000, help="distinct messages made per path"
     )
     parser.add_argument("--duration", type=float, default=5, help="seconds of one round")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per target and path")
