@@ -192,25 +192,29 @@ class ReportRow(Protocol):
     def to_json(self) -> dict[str, Any]: ...
 
 
-_FIGURES: dict[type, tuple[str, ...]] = {}  # a row type's fields after period and account
+_FIELDS: dict[type, tuple[str, ...]] = {}  # a row type's fields but split, in order
 
 
-def _shape(row: Any, split: Split = ()) -> dict[str, Any]:
-    """A report row's JSON: period, account, the split's columns, then the row's other
-    fields (its figures), in order."""
-    names = _FIGURES.get(type(row))
-    if names is None:
-        skip = ("period", "account", "split")
-        names = _FIGURES[type(row)] = tuple(f.name for f in fields(row) if f.name not in skip)
-    found: dict[str, Any] = {"period": row.period, "account": row.account}
-    found.update(split)
-    for name in names:
-        found[name] = getattr(row, name)
-    return found
+class _Row:
+    """A report row's JSON (``to_json``): its fields in order (period and account first in every
+    row), with a --split's columns (``split``) right after account."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        names = _FIELDS.get(type(self))
+        if names is None:
+            found_fields = fields(self)  # type: ignore[arg-type]
+            names = _FIELDS[type(self)] = tuple(f.name for f in found_fields if f.name != "split")
+        shaped = {name: getattr(self, name) for name in names[:2]}
+        shaped.update(getattr(self, "split", ()))
+        for name in names[2:]:
+            shaped[name] = getattr(self, name)
+        return shaped
 
 
 @dataclass(frozen=True, slots=True)
-class MessagesRow:
+class MessagesRow(_Row):
     """Messages followers sent in a period, by the outcome the engine recorded, and handling
     times (percentiles: None when nothing was timed)."""
 
@@ -230,12 +234,9 @@ class MessagesRow:
     p90_ms: float | None
     p99_ms: float | None
 
-    def to_json(self) -> dict[str, Any]:
-        return _shape(self, self.split)
-
 
 @dataclass(frozen=True, slots=True)
-class FollowersRow:
+class FollowersRow(_Row):
     """Follows and unfollows in a period (per scene and QR scene with --split scene), net,
     and the running total since the store began counting."""
 
@@ -247,12 +248,9 @@ class FollowersRow:
     net: int
     cumulative: int
 
-    def to_json(self) -> dict[str, Any]:
-        return _shape(self, self.split)
-
 
 @dataclass(frozen=True, slots=True)
-class MenusRow:
+class MenusRow(_Row):
     """Clicks on one menu key (or URL, page path) of one menu version in a period."""
 
     period: str
@@ -263,12 +261,9 @@ class MenusRow:
     type: str | None
     clicks: int
 
-    def to_json(self) -> dict[str, Any]:
-        return _shape(self)
-
 
 @dataclass(frozen=True, slots=True)
-class KeywordsRow:
+class KeywordsRow(_Row):
     """Hits of one keyword rule in a period (the rule's fields None when it is gone)."""
 
     period: str
@@ -280,12 +275,9 @@ class KeywordsRow:
     removed: bool
     hits: int
 
-    def to_json(self) -> dict[str, Any]:
-        return _shape(self)
-
 
 @dataclass(frozen=True, slots=True)
-class UnmatchedRow:
+class UnmatchedRow(_Row):
     """A text the default reply answered (masked), how often in a period, from how many
     followers."""
 
@@ -295,12 +287,9 @@ class UnmatchedRow:
     count: int
     followers: int
 
-    def to_json(self) -> dict[str, Any]:
-        return _shape(self)
-
 
 @dataclass(frozen=True, slots=True)
-class BroadcastsRow:
+class BroadcastsRow(_Row):
     """A broadcast sent (or created, when unsent) in a period: approval, audience, results."""
 
     period: str
@@ -319,12 +308,9 @@ class BroadcastsRow:
     filtered: int
     failed: int
 
-    def to_json(self) -> dict[str, Any]:
-        return _shape(self)
-
 
 @dataclass(frozen=True, slots=True)
-class ApiRow:
+class ApiRow(_Row):
     """One WeChat endpoint's calls in a period: errors, retries, latency, daily quota."""
 
     period: str
@@ -340,12 +326,9 @@ class ApiRow:
     daily_quota: int | None
     token_refreshes: int
 
-    def to_json(self) -> dict[str, Any]:
-        return _shape(self)
-
 
 @dataclass(frozen=True, slots=True)
-class AgentsRow:
+class AgentsRow(_Row):
     """Agent sessions that entered the queue in a period, per agent (or per group with
     --split group): response, handling and queue times (seconds), SLA, ratings."""
 
@@ -364,12 +347,9 @@ class AgentsRow:
     ratings: int
     rating_avg: float | None
 
-    def to_json(self) -> dict[str, Any]:
-        return _shape(self)
-
 
 @dataclass(frozen=True, slots=True)
-class AlertsRow:
+class AlertsRow(_Row):
     """What ``alert status`` counts of the events received in a period (``event_type`` None:
     every type; one type with --split type)."""
 
@@ -389,6 +369,3 @@ class AlertsRow:
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     sms_avoided: int
-
-    def to_json(self) -> dict[str, Any]:
-        return _shape(self)
