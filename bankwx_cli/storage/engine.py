@@ -1,9 +1,10 @@
 """The conversation log (which is also the de-duplication record) and keyword rules.
 
 An inbound row is claimed by the first delivery of a message (``INSERT ... ON CONFLICT DO
-NOTHING`` on ``(account, dedup_key)``), so the store decides which process handles it, across
-workers and processes. Retries increment ``deliveries`` and read the stored reply. After 48
-hours the reply and the key are cleared; the (masked) log entry stays for its retention period.
+NOTHING`` on ``(account, dedup_key)``, a unique index of the rows that have a key), so the
+store decides which process handles it, across workers and processes. Retries increment
+``deliveries`` and read the stored reply. After 48 hours the reply and the key are cleared; the
+(masked) log entry stays for its retention period.
 
 A stored reply is sealed with the master key (``keys.Sealer``, purpose ``REPLY_PURPOSE``), in
 the writer's thread, inside the unit that stores it; a reply that does not open (a damaged row,
@@ -94,7 +95,8 @@ class Messages:
             cursor = self.db.execute_positional(
                 "INSERT INTO messages (account, openid, direction, msg_type, event, content, "
                 "msg_id, dedup_key, state, at, claimed_at) VALUES (?, ?, 'in', ?, ?, ?, ?, ?, "
-                "'processing', ?, ?) ON CONFLICT (account, dedup_key) DO NOTHING",
+                "'processing', ?, ?) ON CONFLICT (account, dedup_key) WHERE dedup_key IS NOT NULL "
+                "DO NOTHING",
                 row,
             )
             if cursor.rowcount == 1:
@@ -301,7 +303,8 @@ def _insert_answered_sql(count: int) -> str:
         "INSERT INTO messages (account, openid, direction, msg_type, event, content, msg_id, "  # noqa: S608
         "dedup_key, state, reply, route, outcome, handling_ms, at, claimed_at) VALUES "
         + ", ".join([row] * count)
-        + " ON CONFLICT (account, dedup_key) DO NOTHING RETURNING id, account, dedup_key"
+        + " ON CONFLICT (account, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
+        " RETURNING id, account, dedup_key"
     )
 
 

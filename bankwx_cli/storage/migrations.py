@@ -882,6 +882,23 @@ def m0018_alert_rollups(db: Database) -> None:
     )
 
 
+def m0019_partial_dedup(db: Database) -> None:
+    """The log's de-duplication index holds only the rows that have a key (issue 19).
+
+    Replies, and entries past the 48 hours their key is kept, have none (NULL): ``messages_dedup``
+    kept an entry for each all the same, one index write more per reply on the receiver's
+    busiest path. As a partial index (``WHERE dedup_key IS NOT NULL``) it holds the keys of the
+    last two days only; ``INSERT ... ON CONFLICT`` names that condition, and a lookup by key
+    (``dedup_key = ?``) implies it, so every query that used the index still does. Rebuilding
+    the index reads the whole log once.
+    """
+    db.execute("DROP INDEX messages_dedup")
+    db.execute(
+        "CREATE UNIQUE INDEX messages_dedup ON messages (account, dedup_key) "
+        "WHERE dedup_key IS NOT NULL"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0001_foundation", m0001_foundation),
     ("m0002_wechat", m0002_wechat),
@@ -901,6 +918,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0016_bind_sessions", m0016_bind_sessions),
     ("m0017_rollups", m0017_rollups),
     ("m0018_alert_rollups", m0018_alert_rollups),
+    ("m0019_partial_dedup", m0019_partial_dedup),
 ]
 
 

@@ -210,3 +210,48 @@ def test_m0009_adds_the_login_user_and_host_to_the_audit_and_the_login_users_tab
         assert columns["os_user"][5] == 1  # the primary key: one operator per login user
     finally:
         store.db.close()
+
+
+def test_m0019_keeps_only_rows_with_a_key_in_the_dedup_index(tmp_path: Path) -> None:
+    """m0019 on a store of m0018 with log rows: they stay; the index is partial, a key is
+    still unique, a row without one (a reply) is not indexed, and a lookup by key and the
+    receiver's claim still use it."""
+    db = Database(tmp_path / "old.db")
+    try:
+        names = [name for name, _ in migrations.MIGRATIONS]
+        for _, migration in migrations.MIGRATIONS[: names.index("m0019_partial_dedup")]:
+            with db.transaction():
+                migration(db)
+        insert = (
+            "INSERT INTO messages (account, openid, direction, msg_type, dedup_key, at) "
+            "VALUES ('main', 'o1', ?, 'text', ?, '2026-01-01T00:00:00Z')"
+        )
+        with db.transaction():
+            for direction, key in (("in", "msg:1"), ("out", None), ("out", None), ("in", "msg:2")):
+                db.execute_positional(insert, (direction, key))
+        with db.transaction():
+            migrations.m0019_partial_dedup(db)
+        partial = {r[1]: r[4] for r in db.all("PRAGMA index_list('messages')")}
+        assert partial["messages_dedup"] == 1
+        assert db.scalar("SELECT count(*) FROM messages") == 4
+        assert db.scalar("SELECT count(*) FROM messages INDEXED BY messages_dedup "
+                         "WHERE dedup_key IS NOT NULL") == 2  # fmt: skip
+        with pytest.raises(sqlite3.IntegrityError), db.transaction():
+            db.execute_positional(insert, ("in", "msg:1"))
+        with db.transaction():
+            db.execute_positional(insert, ("out", None))  # any number of rows without a key
+            claimed = db.execute_positional(
+                insert + " ON CONFLICT (account, dedup_key) WHERE dedup_key IS NOT NULL "
+                "DO NOTHING", ("in", "msg:2"),
+            )  # fmt: skip
+            assert claimed.rowcount == 0
+        plan = " ".join(
+            str(r[3]) for r in db.all(
+                "EXPLAIN QUERY PLAN SELECT id FROM messages "
+                "WHERE account = :account AND dedup_key = :dedup_key",
+                {"account": "main", "dedup_key": "msg:1"},
+            )
+        )  # fmt: skip
+        assert "messages_dedup" in plan
+    finally:
+        db.close()
