@@ -262,8 +262,9 @@ class Receiver:
                 self.pool.shutdown(wait=True, cancel_futures=False)
                 await asyncio.to_thread(self.engine.flush)  # late answers still queued
                 writer = self.app.store.messages.writer
-                log.info("worker stopped callbacks=%d group_commits=%d grouped_writes=%d",
-                         self.served, writer.batches, writer.units)  # fmt: skip
+                log.info("worker stopped callbacks=%d group_commits=%d grouped_writes=%d "
+                         "group_commit_s=%.3f", self.served, writer.batches, writer.units,
+                         writer.seconds)  # fmt: skip
                 if log.isEnabledFor(logging.DEBUG):  # -vv: what the worker's life cost
                     sql, calls = logs.counts()
                     log.debug("worker totals sql_statements=%d wechat_calls=%d", sql, calls)

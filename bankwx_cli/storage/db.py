@@ -437,6 +437,7 @@ class Writer:
         self._idle = False  # the writer thread waits for work
         self._running = False  # a batch is being run (by the writer thread or run_queued)
         self.batches = self.units = 0  # transactions run and units in them (for benchmarks)
+        self.seconds = 0.0  # spent running them (wall clock; for benchmarks)
         self._checkpointer: Checkpointer | None = None
 
     def submit(
@@ -487,12 +488,14 @@ class Writer:
                 return
             self._running = True
             batch = self._take()
+        started = time.perf_counter()
         try:
             results = self.db.try_batch([entry[0] for entry in batch], _prelude(batch))
         except Exception as exc:  # the store is unusable: tell every caller
             results = [(None, exc)] * len(batch)
         with self._ready:
             self._running = False
+            self.seconds += time.perf_counter() - started
             if results is None:  # busy: the writer thread takes the batch, and waits
                 self._queue.extendleft(reversed(batch))
             if self._idle and self._queue:
@@ -562,6 +565,7 @@ class Writer:
                     continue
                 self._running = True
                 batch = self._take()
+            started = time.perf_counter()
             try:
                 results = self.db.run_batch([entry[0] for entry in batch], _prelude(batch))
             except sqlite3.OperationalError as exc:  # could not begin: the store is locked
@@ -577,6 +581,7 @@ class Writer:
                 results = [(None, exc)] * len(batch)
             with self._ready:
                 self._running = False
+                self.seconds += time.perf_counter() - started
             _deliver(batch, results)
 
 

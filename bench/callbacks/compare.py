@@ -43,11 +43,21 @@ def start(tree: Path, work: Path, name: str) -> run.Server:
 
 
 def group_size(log: Path) -> str:
-    found = re.search(r"group_commits=(\d+) grouped_writes=(\d+)", log.read_text())
+    found = re.search(
+        r"callbacks=(\d+) group_commits=(\d+) grouped_writes=(\d+)(?: group_commit_s=([\d.]+))?",
+        log.read_text(),
+    )
     if found is None:
         return "?"
-    groups, writes = int(found.group(1)), int(found.group(2))
-    return f"{writes / max(groups, 1):.1f}"
+    callbacks, groups, writes = (int(found.group(i)) for i in (1, 2, 3))
+    size = f"{writes / max(groups, 1):.1f}"
+    if found.group(4) is None:  # a version whose stop line does not say
+        return size
+    seconds = float(found.group(4))
+    return (
+        f"{size} ({seconds / max(groups, 1) * 1e3:.2f} ms a group, "
+        f"{seconds / max(callbacks, 1) * 1e6:.1f} us a callback)"
+    )
 
 
 def main() -> int:
