@@ -101,8 +101,8 @@ class Receiver:
         self.dispatcher: tuple[threading.Thread, threading.Event] | None = None
         self.periodic: tuple[threading.Thread, threading.Event] | None = None
         self._inbox: _Inbox | None = None
-        # requests waiting for the engine, oldest first: (deadline, future, ticket)
-        self._waiting: deque[tuple[float, asyncio.Future[Any], routing.Ticket | None]] = deque()
+        # requests waiting for the engine, oldest first
+        self._waiting: deque[_Waiting] = deque()
         self.tally = _Tally()
         routes = extensions.registry().routes(extensions.tests_enabled(app))
         self.admin_port = options.admin_port
@@ -401,22 +401,21 @@ class Receiver:
         then: Callable[[routing.Result | BaseException], None],
     ) -> None:
         """Hand the engine's answer to then(), on the loop, or success (a 'deadline' result)
-        when the deadline passes first. A quick decision is written by the store's writer
-        thread; anything else is handled in the pool."""
+        when the deadline passes first. A quick decision is written by the store's group
+        commit (no future: the writer's result goes to the waiting request through the inbox);
+        anything else is handled in the pool."""
         loop = asyncio.get_running_loop()
         inbox = self._inbox or self._start(loop)
         ticket = routing.Ticket()
-        future = loop.create_future()
+        waiting = _Waiting(self, runtime, inbound, started + self.options.deadline, then, ticket)
         decision = self.engine.quick(runtime, inbound)
         if decision is not None:
-            self.engine.answer(runtime, inbound, decision, ticket, inbox.resolver(future), False)
+            self.engine.answer(runtime, inbound, decision, ticket, inbox.resolver(waiting), False)
             inbox.wake_writer(self.engine.wake)
         else:
-            _chain(loop.run_in_executor(self.pool, self.engine.process, runtime, inbound, ticket),
-                   future)  # fmt: skip
-        waiting = _Waiting(self, runtime, inbound, started + self.options.deadline, then)
-        self._waiting.append((waiting.deadline, future, ticket))
-        future.add_done_callback(waiting.decided)
+            loop.run_in_executor(self.pool, self.engine.process, runtime, inbound,
+                                 ticket).add_done_callback(waiting.completed)  # fmt: skip
+        self._waiting.append(waiting)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> _Inbox:
         """What the callbacks need on the loop: the writer's inbox and the deadline sweep."""
@@ -438,17 +437,21 @@ class Receiver:
             if now - flushed >= TALLY_FLUSH_S:
                 flushed = now
                 self.tally.flush()
-            while waiting and (waiting[0][0] <= now or waiting[0][1].done()):
-                _, future, ticket = waiting.popleft()
-                if not future.done() and (ticket is None or ticket.abandon()):
-                    future.set_result(None)
+            while waiting and (waiting[0].deadline <= now or waiting[0].done):
+                request = waiting.popleft()
+                request.queued = False
+                if not request.done and request.ticket.abandon():
+                    request.finish(None, None)
 
 
 class _Waiting:
-    """A callback waiting for the engine's answer (a bound method as the futures' callback: a
-    closure calling itself would make a reference cycle a callback, left to the collector)."""
+    """A callback waiting for the engine's answer, in the receiver's deadline queue until it
+    is answered: once, by the engine's outcome (``resolve``, on the loop) or by the deadline
+    sweep, whichever comes first (the other is then ignored). Bound methods, not closures, as
+    callbacks: a closure calling itself would make a reference cycle a callback, left to the
+    collector."""
 
-    __slots__ = ("deadline", "inbound", "receiver", "runtime", "then")
+    __slots__ = ("deadline", "done", "inbound", "queued", "receiver", "runtime", "then", "ticket")
 
     def __init__(
         self,
@@ -457,36 +460,54 @@ class _Waiting:
         inbound: Any,
         deadline: float,
         then: Callable[[routing.Result | BaseException], None],
+        ticket: routing.Ticket,
     ) -> None:
         self.receiver = receiver
         self.runtime = runtime
         self.inbound = inbound
         self.deadline = deadline
         self.then = then
+        self.ticket = ticket
+        self.done = False
+        self.queued = True  # in the receiver's deadline queue
 
-    def decided(self, done: asyncio.Future[Any]) -> None:
-        value = None if _error_of(done) is not None else done.result()
-        if value is not None and not isinstance(value, routing.Result):
+    def resolve(self, value: Any, error: BaseException | None) -> None:
+        """The engine's outcome: a Result (None: none), or a retry's Claim to wait for."""
+        if self.done:
+            return
+        if error is None and value is not None and not isinstance(value, routing.Result):
             # a retry of a message whose first delivery is still being handled elsewhere (or
             # whose handler died: then taken over, under a ticket of its own)
             receiver = self.receiver
-            loop = asyncio.get_running_loop()
-            again, ticket = loop.create_future(), routing.Ticket()
-            _chain(loop.run_in_executor(receiver.pool, receiver.engine.wait_first, self.runtime,
-                                        self.inbound, ticket, value, time.monotonic()),
-                   again)  # fmt: skip
-            receiver._waiting.append((self.deadline, again, ticket))
-            again.add_done_callback(self.settled)
+            self.ticket = ticket = routing.Ticket()
+            if not self.queued:  # the sweep let it go while its answer was being committed
+                self.queued = True
+                receiver._waiting.append(self)
+            asyncio.get_running_loop().run_in_executor(
+                receiver.pool, receiver.engine.wait_first, self.runtime, self.inbound, ticket,
+                value, time.monotonic(),
+            ).add_done_callback(self.waited)  # fmt: skip
             return
-        self.settled(done)
+        self.finish(value, error)
 
-    def settled(self, done: asyncio.Future[Any]) -> None:
-        error = _error_of(done)
+    def completed(self, future: asyncio.Future[Any]) -> None:
+        """The pool's outcome (``Engine.process``)."""
+        error = _error_of(future)
+        self.resolve(None if error is not None else future.result(), error)
+
+    def waited(self, future: asyncio.Future[Any]) -> None:
+        """The pool's outcome of ``Engine.wait_first``: the answer, whatever it is."""
+        error = _error_of(future)
+        self.finish(None if error is not None else future.result(), error)
+
+    def finish(self, value: routing.Result | None, error: BaseException | None) -> None:
+        if self.done:
+            return
+        self.done = True
         if error is not None:
             self.then(error)
-            return
-        value = done.result()
-        self.then(value if value is not None else routing.Result(None, "deadline", "deadline"))
+        else:
+            self.then(value if value is not None else routing.Result(None, "deadline", "deadline"))
 
 
 _XML = b"application/xml"
@@ -597,13 +618,14 @@ class _Inbox:
     """Results of the store's writer, handed to the loop: one wake-up per batch (none when
     the loop ran the batch itself).
 
-    ``resolver(future)`` is the writer's ``done`` callback for one unit (called on the writer
-    thread); the loop sets the futures. A future already given up on is left alone.
+    ``resolver(waiting)`` is the writer's ``done`` callback for one unit (called on the thread
+    that ran the batch); the loop hands each result to its waiting request, which ignores it
+    when the deadline answered first.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._items: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
+        self._items: deque[tuple[_Waiting, Any, BaseException | None]] = deque()
         self._armed = False
         self._wake_armed = False
         self._thread = threading.get_ident()  # the loop's
@@ -621,9 +643,9 @@ class _Inbox:
         self._wake_armed = False
         wake()
 
-    def resolver(self, future: asyncio.Future[Any]) -> Callable[[Any, BaseException | None], None]:
+    def resolver(self, waiting: _Waiting) -> Callable[[Any, BaseException | None], None]:
         def done(value: Any, error: BaseException | None) -> None:
-            self._items.append((future, value, error))
+            self._items.append((waiting, value, error))
             if not self._armed:
                 self._armed = True
                 if threading.get_ident() == self._thread:  # the loop ran the batch itself
@@ -637,30 +659,11 @@ class _Inbox:
         self._armed = False  # first: a result added while draining is drained here or next
         items = self._items
         while items:
-            future, value, error = items.popleft()
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(value)
-            else:
-                future.set_exception(error)
-
-
-def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
-    """target gets source's outcome, unless it was answered first (at the deadline)."""
-
-    def copy(done: asyncio.Future[Any]) -> None:
-        if target.done():
-            if not done.cancelled():
-                done.exception()  # retrieved: it was logged where it happened
-        elif done.cancelled():
-            target.cancel()
-        elif done.exception() is not None:
-            target.set_exception(done.exception())  # type: ignore[arg-type]
-        else:
-            target.set_result(done.result())
-
-    source.add_done_callback(copy)
+            waiting, value, error = items.popleft()
+            try:
+                waiting.resolve(value, error)
+            except Exception:  # one request's failure must not strand the others
+                log.exception("answering a callback failed")
 
 
 def _tune_gc() -> None:
