@@ -16,7 +16,11 @@ cycle and a task running the application, whose body arrives through ``receive()
 answer leaves through two ``send()`` messages, each checked header by header: about a quarter of
 the loop's work on a callback. Here its body is collected as the parser hands it over, the
 route's function is called when the request is complete, and its answer is written once, with
-uvicorn's default headers. Everything else (other routes, a request that waits for
+uvicorn's default headers. Per request, uvicorn also builds an ASGI scope when the request
+begins, and arms a keep-alive timer after each response (cancelled by the next request's first
+bytes): here the scope is built only for a request that goes uvicorn's way, and a connection
+has one idle timer at most, which checks when it fires how long the connection has been idle
+(the same timeout, from the last response). Everything else (other routes, a request that waits for
 ``100 Continue``, one pipelined behind another still in progress, an upgrade, a percent-escaped
 path) goes to uvicorn's way unchanged; keep-alive, pipelining, flow control and the graceful
 shutdown are uvicorn's, through the same per-connection state (``self.cycle``).
@@ -142,10 +146,65 @@ class Http(HttpToolsProtocol):
         plain = not self.access_log and self.limit_concurrency is None
         self._host = _application(self.app) if plain else None
         self._raw: asyncio.Transport | None = None
+        self._idle_since: float | None = None  # loop time of the last response; None: busy
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._raw = transport  # type: ignore[assignment]
         super().connection_made(OneWrite(transport, self.loop))  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    # --- keep-alive: one timer a connection ---------------------------------------------------
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # a request is coming (or the connection ends)
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, but for its keep-alive timer: the connection is idle from now."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """Close a connection idle for the keep-alive timeout; check again when it would be."""
+        self._idle_timer = None
+        since = self._idle_since
+        if since is None or self.transport.is_closing():
+            return  # a request is in progress: its response arms the timer again
+        left = since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self._idle_timer = self.loop.call_later(left, self._idle_check)
+        else:
+            self.timeout_keep_alive_handler()
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        """uvicorn's, but the ASGI scope is made later, when uvicorn's way serves the request
+        (``_asgi_scope``)."""
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _asgi_scope(self) -> None:
+        """The scope uvicorn makes when a request begins, with the request's headers so far."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
 
     def on_headers_complete(self) -> None:
         host = self._host
@@ -168,6 +227,7 @@ class Http(HttpToolsProtocol):
                     )
                     self.cycle = _OnLoop(serve, url.query or b"", keep_alive)  # type: ignore[assignment]
                     return
+        self._asgi_scope()
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:

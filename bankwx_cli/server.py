@@ -115,6 +115,7 @@ class Receiver:
         # decided once: the callback's line costs nothing when it is not written
         self.log_callbacks = not options.quiet and log.isEnabledFor(logging.INFO)
         self._request_ids = itertools.count(1)
+        self._serves: dict[tuple[str, str, int | None], http1.Serve | None] = {}
         self._worker = os.getpid()
         self.served = 0
 
@@ -196,7 +197,18 @@ class Receiver:
 
     def on_loop(self, method: str, path: str, port: int | None) -> http1.Serve | None:
         """How to serve a request of an ``on_loop`` route straight from the HTTP layer: no task,
-        no ASGI messages. None for any other request (the HTTP layer makes it an ASGI call)."""
+        no ASGI messages. None for any other request (the HTTP layer makes it an ASGI call).
+        Kept for the next request of the same method, path and port (the routes are fixed for
+        the receiver's life; the last few hundred asked are kept)."""
+        key = (method, path, port)
+        serve = self._serves.get(key, _UNSEEN)
+        if serve is _UNSEEN:
+            if len(self._serves) >= SERVES_KEPT:
+                self._serves.clear()
+            serve = self._serves[key] = self._serve(method, path, port)
+        return serve  # type: ignore[return-value]
+
+    def _serve(self, method: str, path: str, port: int | None) -> http1.Serve | None:
         found = self._find(method, path, port)
         if isinstance(found, Response) or found[0].on_loop is None:
             return None
@@ -511,6 +523,8 @@ class _Waiting:
 
 
 _XML = b"application/xml"
+_UNSEEN = object()
+SERVES_KEPT = 256
 _NOT_FOUND = Response(404, b"not found")
 _NOT_ALLOWED = Response(405, b"method not allowed")
 

@@ -7,13 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
+import time
 from typing import Any
 from urllib.parse import urlencode
 
+import uvicorn
 from bxprocs import Proc, serve
 from bxtest import Bankwx, delivery, sealed_text
 
-from bankwx_cli.http1 import OneWrite
+from bankwx_cli.extensions import Response
+from bankwx_cli.http1 import Http, OneWrite, Serve
 
 
 class Recording(asyncio.Transport):
@@ -155,3 +159,54 @@ def test_callbacks_served_on_the_loop_keep_http_whole(
     logged = json.loads(with_account("messages", "list", "--format", "json").stdout)
     ins = sorted(m["msg_id"] for m in logged if m["direction"] == "in")
     assert ins == ["9101", "9102", "9103"]
+
+
+class _OneRoute:
+    """An application with one route served on the loop (``/fast``); anything else 404 by
+    ASGI."""
+
+    def on_loop(self, method: str, path: str, port: int | None) -> Serve | None:
+        if path != "/fast":
+            return None
+
+        def fn(query: bytes, headers: Any, body: bytes | None, started: float, write: Any) -> None:
+            write(Response(200, b"fast"))
+
+        return Serve(fn, 0)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 404,
+                    "headers": [(b"content-length", b"4")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"asgi"})
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout() -> None:
+    """One idle timer a connection (``Http._idle_check``): a connection that keeps asking
+    stays open well past the timeout; one idle for the timeout after its last response, on
+    either way of serving, is closed by the server."""
+    config = uvicorn.Config(
+        _OneRoute(), host="127.0.0.1", port=0, http=Http, loop="uvloop", lifespan="off",
+        timeout_keep_alive=0.6, log_level="warning", access_log=False,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.started
+        port = server.servers[0].sockets[0].getsockname()[1]
+        for path, body in (("/fast", b"fast"), ("/other", b"asgi")):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                for _ in range(5):  # 5 x 0.3 s: twice the timeout, never idle for it
+                    sock.sendall(f"GET {path} HTTP/1.1\r\nhost: x\r\n\r\n".encode())
+                    (answer,) = _read_responses(sock, 1)
+                    assert answer.endswith(body)
+                    time.sleep(0.3)
+                waiting = time.monotonic()
+                assert sock.recv(100) == b""  # closed by the server
+                assert time.monotonic() - waiting < 1.0  # 0.6 s after the last answer
+    finally:
+        server.should_exit = True
+        thread.join(10)
