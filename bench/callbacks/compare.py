@@ -38,7 +38,7 @@ def start(tree: Path, work: Path, name: str) -> run.Server:
     home = work / name
     home.mkdir()
     env = run.bankwx_env(home)
-    run.prepare_store(env)
+    run.prepare_store({**env, "PYTHONPATH": str(tree)})  # by its own code (its own schema)
     return run.start_bankwx(env, 1, home, name=name, tree=tree)
 
 

@@ -216,9 +216,13 @@ def bankwx_env(
 
 
 def bankwx(env: dict[str, str], *args: str) -> None:
+    """A bankwx command; of the checkout named by PYTHONPATH in env, if any (run from it: the
+    current directory comes first on ``-m``'s path)."""
+    tree = env.get("PYTHONPATH") or None
     done = subprocess.run(
-        [PYTHON, "-m", "bankwx_cli", *args], env=env, capture_output=True, text=True, check=False
-    )
+        [PYTHON, "-m", "bankwx_cli", *args], env=env, capture_output=True, text=True,
+        check=False, cwd=tree,
+    )  # fmt: skip
     if done.returncode:
         raise SystemExit(f"bankwx {' '.join(args)} failed: {done.stderr.strip()}")
 
