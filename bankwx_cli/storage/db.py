@@ -133,6 +133,7 @@ class Database:
         self.conn = connect(path, read_only is not None, immutable)
         self._lock = threading.RLock()
         self._depth = 0
+        self._busy_ms: int | None = None  # the connection's busy timeout (``_begin_now``)
         self._writer: Writer | None = None
         self._writer_lock = threading.Lock()  # not _lock: a batch holds that one for long
         self._utils: sqlite_utils.Database | None = None
@@ -311,7 +312,9 @@ class Database:
     def _begin_now(self) -> bool:
         """BEGIN IMMEDIATE without waiting: False when another process holds the write lock."""
         conn = self.conn
-        timeout_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        timeout_ms = self._busy_ms
+        if timeout_ms is None:  # read once: only this and _begin_soon change it, and restore it
+            timeout_ms = self._busy_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
         conn.execute("PRAGMA busy_timeout = 0")
         try:
             conn.execute("BEGIN IMMEDIATE")

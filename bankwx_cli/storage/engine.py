@@ -279,7 +279,9 @@ class Messages:
 AnsweredRow = tuple[str, str, str, str, str, str, str, bytes | None, str, str, float, str, float]
 OutRow = OutboundRow  # for ``insert_out_many``
 
-ROWS_PER_INSERT = (64, 16, 4, 1)  # chunk sizes: a handful of statements for SQLite to cache
+# Chunk sizes, powers of two: a group of n rows takes as many statements as n has one bits
+# (27: 16 + 8 + 2 + 1), eight shapes of statement a table for SQLite to keep prepared.
+ROWS_PER_INSERT = (128, 64, 32, 16, 8, 4, 2, 1)
 
 
 def _chunks(rows: list[Any]) -> list[list[Any]]:

@@ -106,7 +106,7 @@ def _upsert_sql(table: str) -> str:
 _UPSERTS = {table: _upsert_sql(table) for table in TABLES}
 
 
-SUM_ROWS = (16, 4, 1)  # rows in one statement of ``Rollups.add_sums``
+SUM_ROWS = (16, 8, 4, 2, 1)  # rows in one statement of ``Rollups.add_sums`` (powers of two)
 
 
 @lru_cache(maxsize=64)
