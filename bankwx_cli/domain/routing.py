@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from bankwx_cli import extensions
@@ -89,6 +89,24 @@ class Runtime:
     @property
     def encrypts(self) -> bool:
         return self.account.mode != "plain"
+
+    # Read once a configuration (a runtime is rebuilt when it changes), not once a message.
+
+    @cached_property
+    def default_reply(self) -> Decision:
+        """The account's default reply, as the decision of a message no rule answers."""
+        return Decision(TextReply(account_settings.text(self.account, "default_reply")),
+                        route="default")  # fmt: skip
+
+    @cached_property
+    def welcome(self) -> str:
+        return account_settings.text(self.account, "welcome")
+
+    @cached_property
+    def rule_decisions(self) -> dict[int, Decision]:
+        """The decision of each rule with a static reply, by rule id."""
+        return {r.id: Decision(r.reply, route=f"rule:{r.id}") for r in self.rules
+                if r.reply is not None}  # fmt: skip
 
 
 # Engine hooks, follower-state lookups and late-answer hooks are declared by areas through the
@@ -705,12 +723,12 @@ class Engine:
         if inbound.msg_type == "text":
             rule = keywords.first_match(runtime.rules, inbound.content, click=False)
             if rule is None:
-                return Decision(TextReply(_default_text(runtime)), route="default")
+                return runtime.default_reply
             if rule.reply is not None:
-                return Decision(rule.reply, route=f"rule:{rule.id}")
+                return runtime.rule_decisions[rule.id]
             return rule
         if inbound.msg_type in MEDIA_TYPES:
-            return Decision(TextReply(_default_text(runtime)), route="default")
+            return runtime.default_reply
         return Decision(None, route=f"unknown:{inbound.msg_type}", outcome="unknown_type")
 
     def _decide_dry(self, runtime: Runtime, inbound: Inbound) -> Decision:
@@ -756,7 +774,7 @@ class Engine:
         rule has an action and ``run_actions`` is false."""
         event = inbound.event
         if event == "subscribe":
-            welcome = account_settings.text(runtime.account, "welcome")
+            welcome = runtime.welcome
             route = (
                 f"event:subscribe:qrscene={inbound.scene}" if inbound.scene else "event:subscribe"
             )
@@ -781,7 +799,8 @@ class Engine:
         deadline: float | None = None,
     ) -> Decision:  # fmt: skip
         if rule.reply is not None:
-            return Decision(rule.reply, route=f"rule:{rule.id}")
+            found = runtime.rule_decisions.get(rule.id)
+            return found or Decision(rule.reply, route=f"rule:{rule.id}")
         assert rule.action is not None  # noqa: S101 - a rule has a reply or an action
         found = self._actions.get(rule.action)
         if found is None:
