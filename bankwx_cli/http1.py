@@ -91,6 +91,9 @@ class OneWrite:
         self.flush()
         self._transport.close()
 
+    def is_closing(self) -> bool:  # asked after every response: not through __getattr__
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:  # every other call goes to the transport
         return getattr(self._transport, name)
 
@@ -148,6 +151,9 @@ class Http(HttpToolsProtocol):
         self._raw: asyncio.Transport | None = None
         self._idle_since: float | None = None  # loop time of the last response; None: busy
         self._idle_timer: asyncio.TimerHandle | None = None
+        # uvicorn's default headers as written, for the list they were made of (uvicorn makes
+        # a new one every second, for the date)
+        self._defaults: tuple[list[tuple[bytes, bytes]] | None, bytes] = (None, b"")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._raw = transport  # type: ignore[assignment]
@@ -269,9 +275,12 @@ class Http(HttpToolsProtocol):
         if cycle.disconnected or transport is None or transport.is_closing():
             return
         body = response.body
-        content = [STATUS_LINE[response.status]]
-        for name, value in self.server_state.default_headers:
-            content += [name, b": ", value, b"\r\n"]
+        defaults, written = self._defaults
+        if defaults is not self.server_state.default_headers:
+            defaults = self.server_state.default_headers
+            written = b"".join(b"%s: %s\r\n" % (name, value) for name, value in defaults)
+            self._defaults = (defaults, written)
+        content = [STATUS_LINE[response.status], written]
         content += [
             b"content-type: ", response.content_type or b"text/plain; charset=utf-8",
             b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n",

@@ -799,8 +799,8 @@ class Engine:
         deadline: float | None = None,
     ) -> Decision:  # fmt: skip
         if rule.reply is not None:
-            found = runtime.rule_decisions.get(rule.id)
-            return found or Decision(rule.reply, route=f"rule:{rule.id}")
+            decided = runtime.rule_decisions.get(rule.id)
+            return decided or Decision(rule.reply, route=f"rule:{rule.id}")
         assert rule.action is not None  # noqa: S101 - a rule has a reply or an action
         found = self._actions.get(rule.action)
         if found is None:
