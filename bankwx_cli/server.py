@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl
 
@@ -375,26 +376,27 @@ class Receiver:
         runtime = self.engine.runtime(request.params["name"])
         query = _query(request.scope.get("query_string", b""))
         inbound = self.engine.open(runtime, query, request.body)
+        self._decide(_Waiting(self, runtime, inbound, request, query, reply))
 
-        def answer(result: routing.Result | BaseException) -> None:
-            if isinstance(result, BaseException):
-                reply(result)
-                return
-            try:
-                body = self.engine.respond(runtime, result, query)
-            except Exception as exc:
-                reply(exc)
-                return
-            self.served += 1
-            if self.log_callbacks:
-                log.info(
-                    "callback request=%s account=%s key=%s route=%s outcome=%s ms=%.1f",
-                    self.request_id(), runtime.account.name, inbound.dedup_key(), result.route,
-                    result.outcome, (time.perf_counter() - request.started) * 1000,
-                )  # fmt: skip
-            reply(Response(200, body, _XML if body != b"success" else None, result.outcome))
-
-        self._decide(runtime, inbound, request.started, answer)
+    def _answer(self, waiting: _Waiting, result: routing.Result | BaseException) -> None:
+        """A callback's response, from the engine's result (or the deadline's)."""
+        reply = waiting.reply
+        if isinstance(result, BaseException):
+            reply(result)
+            return
+        try:
+            body = self.engine.respond(waiting.runtime, result, waiting.query)
+        except Exception as exc:
+            reply(exc)
+            return
+        self.served += 1
+        if self.log_callbacks:
+            log.info(
+                "callback request=%s account=%s key=%s route=%s outcome=%s ms=%.1f",
+                self.request_id(), waiting.runtime.account.name, waiting.inbound.dedup_key(),
+                result.route, result.outcome, (time.perf_counter() - waiting.started) * 1000,
+            )  # fmt: skip
+        reply(Response(200, body, _XML if body != b"success" else None, result.outcome))
 
     def observe_callback(self, request: Request, response: Response) -> None:
         """Metrics of /wx/{name} (an unknown account is counted as 'unknown')."""
@@ -405,21 +407,15 @@ class Receiver:
         if name != "unknown":
             self.tally.observe(name, time.perf_counter() - request.started)
 
-    def _decide(
-        self,
-        runtime: routing.Runtime,
-        inbound: Any,
-        started: float,
-        then: Callable[[routing.Result | BaseException], None],
-    ) -> None:
-        """Hand the engine's answer to then(), on the loop, or success (a 'deadline' result)
-        when the deadline passes first. A quick decision is written by the store's group
-        commit (no future: the writer's result goes to the waiting request through the inbox);
-        anything else is handled in the pool."""
+    def _decide(self, waiting: _Waiting) -> None:
+        """Hand the engine's answer to ``_answer``, on the loop, or success (a 'deadline'
+        result) when the deadline passes first. A quick decision is written by the store's
+        group commit (no future: the writer's result goes to the waiting request through the
+        inbox); anything else is handled in the pool."""
         loop = asyncio.get_running_loop()
         inbox = self._inbox or self._start(loop)
-        ticket = routing.Ticket()
-        waiting = _Waiting(self, runtime, inbound, started + self.options.deadline, then, ticket)
+        ticket = waiting.ticket
+        runtime, inbound = waiting.runtime, waiting.inbound
         decision = self.engine.quick(runtime, inbound)
         if decision is not None:
             self.engine.answer(runtime, inbound, decision, ticket, inbox.resolver(waiting), False)
@@ -463,23 +459,26 @@ class _Waiting:
     callbacks: a closure calling itself would make a reference cycle a callback, left to the
     collector."""
 
-    __slots__ = ("deadline", "done", "inbound", "queued", "receiver", "runtime", "then", "ticket")
+    __slots__ = ("deadline", "done", "inbound", "query", "queued", "receiver", "reply",
+                 "runtime", "started", "ticket")  # fmt: skip
 
     def __init__(
         self,
         receiver: Receiver,
         runtime: routing.Runtime,
         inbound: Any,
-        deadline: float,
-        then: Callable[[routing.Result | BaseException], None],
-        ticket: routing.Ticket,
+        request: Request,
+        query: dict[str, str],
+        reply: extensions.Answer,
     ) -> None:
         self.receiver = receiver
         self.runtime = runtime
         self.inbound = inbound
-        self.deadline = deadline
-        self.then = then
-        self.ticket = ticket
+        self.query = query
+        self.reply = reply
+        self.started = request.started
+        self.deadline = request.started + receiver.options.deadline
+        self.ticket = routing.Ticket()
         self.done = False
         self.queued = True  # in the receiver's deadline queue
 
@@ -517,9 +516,11 @@ class _Waiting:
             return
         self.done = True
         if error is not None:
-            self.then(error)
+            self.receiver._answer(self, error)
         else:
-            self.then(value if value is not None else routing.Result(None, "deadline", "deadline"))
+            self.receiver._answer(
+                self, value if value is not None else routing.Result(None, "deadline", "deadline")
+            )
 
 
 _XML = b"application/xml"
@@ -658,16 +659,16 @@ class _Inbox:
         wake()
 
     def resolver(self, waiting: _Waiting) -> Callable[[Any, BaseException | None], None]:
-        def done(value: Any, error: BaseException | None) -> None:
-            self._items.append((waiting, value, error))
-            if not self._armed:
-                self._armed = True
-                if threading.get_ident() == self._thread:  # the loop ran the batch itself
-                    self._loop.call_soon(self._drain)
-                else:
-                    self._loop.call_soon_threadsafe(self._drain)
+        return partial(self._put, waiting)  # a partial, not a closure: no cell a request
 
-        return done
+    def _put(self, waiting: _Waiting, value: Any, error: BaseException | None) -> None:
+        self._items.append((waiting, value, error))
+        if not self._armed:
+            self._armed = True
+            if threading.get_ident() == self._thread:  # the loop ran the batch itself
+                self._loop.call_soon(self._drain)
+            else:
+                self._loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
         self._armed = False  # first: a result added while draining is drained here or next

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from typing import TYPE_CHECKING
 
 from bankwx_cli import extensions
@@ -146,14 +146,15 @@ class _QuickWrite:
     group by ``Engine._write_group``, finished by its unit."""
 
     __slots__ = ("counted", "decision", "handling_ms", "in_time", "inbound", "key",
-                 "message_id", "out_written", "plain", "row", "started", "ticket")  # fmt: skip
+                 "message_id", "out_written", "plain", "row", "runtime", "started",
+                 "ticket")  # fmt: skip
 
     def __init__(
         self, row: InboundRow, plain: bytes | None, decision: Decision, ticket: Ticket,
-        started: float, key: tuple[str, str] | None, inbound: Inbound,
+        started: float, key: tuple[str, str] | None, inbound: Inbound, runtime: Runtime,
     ) -> None:  # fmt: skip
         self.row, self.plain, self.decision, self.ticket = row, plain, decision, ticket
-        self.started, self.inbound = started, inbound
+        self.started, self.inbound, self.runtime = started, inbound, runtime
         self.counted = False  # its outcome counted in the reports' roll-ups by _write_group
         self.key = key  # (account, openid) of a message, for the lookups; None for an event
         self.in_time = False
@@ -335,54 +336,59 @@ class Engine:
         """
         at = iso_of(self.app.clock.time())
         plain = self.render(runtime, inbound, decision.reply)
-        event = inbound.msg_type == "event"
         write = _QuickWrite(
             self._in_row(runtime, inbound, at), plain, decision, ticket, time.monotonic(),
-            None if event else (runtime.account.name, inbound.openid), inbound,
+            None if inbound.msg_type == "event" else (runtime.account.name, inbound.openid),
+            inbound, runtime,
         )  # fmt: skip
-        store = self.app.store
-        lookups = () if event else self._lookups  # follower-state lookups take messages only
+        # a partial, not a closure: no cells to make and free a message
+        self.app.store.messages.writer.submit(
+            partial(self._quick_unit, write), done, (self._write_group, write), wake
+        )
 
-        def unit() -> Result | Claim:
-            # the message's row (and its reply's) were written by _write_group, at the start
-            # of this unit's transaction; what is left is what only this unit can tell
-            in_time, message_id = write.in_time, write.message_id
-            if message_id is None:  # another delivery holds the message
-                row = write.row
-                claim = store.messages.claim_again(row, self._stale_before())
-                if self._counting:
-                    reports.count_retry_of(store.rollups, claim.id)
-                if not claim.first:
-                    return self._replayed(claim)
-                message_id = claim.id  # a claim whose process died: this delivery takes it
-                if event:
-                    self._record_event(runtime, inbound, at)
-                taken = self._look_up(runtime, inbound) if lookups else None
-                chosen = taken or decision
-                return self._finish(runtime, inbound, message_id, chosen,
-                                    self.render(runtime, inbound, chosen.reply) if taken else plain,
-                                    in_time, write.handling_ms)  # fmt: skip
+    def _quick_unit(self, write: _QuickWrite) -> Result | Claim:
+        """A quick answer's unit: the message's row (and its reply's) were written by
+        ``_write_group``, at the start of this unit's transaction; what is left is what only
+        this unit can tell."""
+        runtime, inbound, decision = write.runtime, write.inbound, write.decision
+        plain, at, store = write.plain, write.row.at, self.app.store
+        event = inbound.msg_type == "event"
+        lookups = () if event else self._lookups  # follower-state lookups take messages only
+        in_time, message_id = write.in_time, write.message_id
+        if message_id is None:  # another delivery holds the message
+            row = write.row
+            claim = store.messages.claim_again(row, self._stale_before())
+            if self._counting:
+                reports.count_retry_of(store.rollups, claim.id)
+            if not claim.first:
+                return self._replayed(claim)
+            message_id = claim.id  # a claim whose process died: this delivery takes it
             if event:
                 self._record_event(runtime, inbound, at)
-            elif lookups and not write.out_written:
-                taken = self._look_up(runtime, inbound)
-                if taken is not None:
-                    return self._finish(runtime, inbound, message_id, taken,
-                                        self.render(runtime, inbound, taken.reply), in_time,
-                                        write.handling_ms, claimed=False)  # fmt: skip
-            outcome = decision.outcome
-            if not in_time:
-                outcome = self._late(runtime, inbound, message_id, decision)
-                store.messages.set_outcome(message_id, outcome)
-            if decision.reply is not None and not write.out_written:
-                store.messages.insert_out(
-                    self._out_row(runtime, inbound, message_id, decision, outcome, at)
-                )
-            if self._counting and not write.counted:
-                self._count_settled(runtime, inbound, message_id, at, claimed=False)
-            return Result(plain if in_time else None, decision.route, outcome)
-
-        store.messages.writer.submit(unit, done, (self._write_group, write), wake)
+            taken = self._look_up(runtime, inbound) if lookups else None
+            chosen = taken or decision
+            return self._finish(runtime, inbound, message_id, chosen,
+                                self.render(runtime, inbound, chosen.reply) if taken else plain,
+                                in_time, write.handling_ms)  # fmt: skip
+        if event:
+            self._record_event(runtime, inbound, at)
+        elif lookups and not write.out_written:
+            taken = self._look_up(runtime, inbound)
+            if taken is not None:
+                return self._finish(runtime, inbound, message_id, taken,
+                                    self.render(runtime, inbound, taken.reply), in_time,
+                                    write.handling_ms, claimed=False)  # fmt: skip
+        outcome = decision.outcome
+        if not in_time:
+            outcome = self._late(runtime, inbound, message_id, decision)
+            store.messages.set_outcome(message_id, outcome)
+        if decision.reply is not None and not write.out_written:
+            store.messages.insert_out(
+                self._out_row(runtime, inbound, message_id, decision, outcome, at)
+            )
+        if self._counting and not write.counted:
+            self._count_settled(runtime, inbound, message_id, at, claimed=False)
+        return Result(plain if in_time else None, decision.route, outcome)
 
     def wake(self) -> None:
         """Write what ``answer(..., wake=False)`` queued: on the calling thread (the event
