@@ -138,11 +138,11 @@ class Server:
     def pid(self) -> int:
         return self.popen.pid
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 20) -> None:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
             try:
-                self.popen.wait(timeout=20)
+                self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
@@ -258,11 +258,12 @@ def prepare_store(env: dict[str, str]) -> None:
 
 def start_bankwx(
     env: dict[str, str], core: int | None, work: Path, workers: int = 1, name: str = "bankwx",
-    extra: tuple[str, ...] = (), tree: Path | None = None,
+    extra: tuple[str, ...] = (), tree: Path | None = None, wrapper: tuple[str, ...] = (),
 ) -> Server:  # fmt: skip
     """`bankwx serve --workers N`, pinned to core (None: not pinned); of another checkout of
-    the project when tree is given (with this interpreter and its libraries)."""
-    pin = ["taskset", "-c", str(core)] if core is not None else []
+    the project when tree is given (with this interpreter and its libraries); run by wrapper
+    (a command and its options, valgrind's for instance) when given. Its log: work/bankwx.log."""
+    pin = [*(["taskset", "-c", str(core)] if core is not None else []), *wrapper]
     if tree is not None:
         env = {**env, "PYTHONPATH": str(tree)}  # before the installed (editable) copy
     popen = subprocess.Popen(

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,27 +56,10 @@ def serve(requests: Path, warmup: int, count: int) -> None:
     )
 
     async def main() -> None:
-        stop = asyncio.Event()
-        started = asyncio.Event()
-        events = [{"type": "lifespan.startup"}]
-
-        async def receive() -> dict[str, str]:
-            if events:
-                return events.pop()
-            await stop.wait()
-            return {"type": "lifespan.shutdown"}
-
-        async def send(message: dict[str, str]) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                started.set()
-
-        life = asyncio.create_task(app({"type": "lifespan"}, receive, send))  # type: ignore[arg-type]
-        await started.wait()
-        await receiver.drive(app, lines[:warmup], 64)
-        if count:
-            await receiver.drive(app, lines[warmup:], 64)
-        stop.set()
-        await life
+        async with receiver.running(app):
+            await receiver.drive(app, lines[:warmup], 64)
+            if count:
+                await receiver.drive(app, lines[warmup:], 64)
 
     uvloop.run(main())
 
@@ -137,25 +119,12 @@ def counted(
         )  # fmt: skip
         stderr, failed = done.stderr, done.returncode != 0
     else:
-        log = copy / "valgrind.log"
-        with log.open("wb") as err:
-            server = subprocess.Popen(
-                [*valgrind, sys.executable, "-m", "bankwx_cli", "serve", "--port", "0",
-                 "--workers", "1", "--quiet", "--replay-window", "3600"],
-                env=env, stdout=subprocess.PIPE, stderr=err, cwd=tree,
-            )  # fmt: skip
-            assert server.stdout is not None
-            line = server.stdout.readline().decode().strip()
-            if not line.startswith("Listening on "):
-                server.kill()
-                raise SystemExit(f"bankwx serve did not start: {log.read_text()[-3000:]}")
-            url = line.removeprefix("Listening on ")
-            asyncio.run(post_all(url, read_lines(requests, 0, args.warmup), args.concurrency))
-            if count:
-                asyncio.run(post_all(
-                    url, read_lines(requests, args.warmup, count), args.concurrency))  # fmt: skip
-            server.send_signal(signal.SIGINT)
-            server.wait()
+        server = run.start_bankwx(env, None, copy, tree=tree, wrapper=tuple(valgrind))
+        for start, n in ((0, args.warmup), (args.warmup, count)):
+            if n:
+                asyncio.run(post_all(server.url, read_lines(requests, start, n), args.concurrency))
+        server.stop(timeout=300)  # valgrind writes its counts on the way out
+        log = copy / "bankwx.log"
         stderr = log.read_text()
         failed = "worker stopped" not in stderr
         groups = re.search(r"group_commits=(\d+) grouped_writes=(\d+)", stderr)

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "callbacks"))
@@ -37,6 +40,31 @@ def thread_cpu() -> dict[str, float]:
             continue
         found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / run.TICKS
     return found
+
+
+@contextlib.asynccontextmanager
+async def running(app: Any) -> AsyncIterator[None]:
+    """The ASGI app's lifespan: started on entry, shut down on exit."""
+    stop, started = asyncio.Event(), asyncio.Event()
+    events = [{"type": "lifespan.startup"}]
+
+    async def receive() -> dict[str, str]:
+        if events:
+            return events.pop()
+        await stop.wait()
+        return {"type": "lifespan.shutdown"}
+
+    async def send(message: dict[str, str]) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+
+    life = asyncio.create_task(app({"type": "lifespan"}, receive, send))
+    await started.wait()
+    try:
+        yield
+    finally:
+        stop.set()
+        await life
 
 
 async def drive(app: object, lines: list[tuple[str, bytes]], concurrency: int) -> None:
@@ -107,48 +135,30 @@ def main() -> int:
         server.ServeOptions(quiet=True, dispatcher=False, replay_window=3600),
     )
 
-    async def lifespan_and_run() -> None:
-        events = [{"type": "lifespan.startup"}]
-        started = asyncio.Event()
+    async def rounds() -> None:
+        async with running(receiver):
+            await drive(receiver, lines[: args.messages], args.concurrency)  # warm-up
+            for r in range(args.rounds):
+                part = lines[(r + 1) * args.messages : (r + 2) * args.messages]
+                before, wall, cpu = thread_cpu(), time.perf_counter(), time.process_time()
+                writer = receiver.app.store.messages.writer
+                batches, units = writer.batches, writer.units
+                await drive(receiver, part, args.concurrency)
+                batches, units = writer.batches - batches, writer.units - units
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                after = thread_cpu()
+                per = {k: (after[k] - before.get(k, 0.0)) / len(part) * 1e6 for k in after}
+                threads = ", ".join(
+                    f"{k} {v:.0f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 1
+                )
+                print(
+                    f"round {r + 1}: {len(part) / wall:7.0f} callbacks/s, "
+                    f"CPU {cpu / len(part) * 1e6:5.1f} us per callback ({threads}); "
+                    f"{units / max(batches, 1):.1f} units a transaction; "
+                    f"RSS {run.rss_mb(os.getpid()):.0f} MB"
+                )
 
-        async def receive() -> dict[str, str]:
-            if events:
-                return events.pop()
-            await stop.wait()
-            return {"type": "lifespan.shutdown"}
-
-        async def send(message: dict[str, str]) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                started.set()
-
-        stop = asyncio.Event()
-        life = asyncio.create_task(receiver(  # type: ignore[arg-type]
-            {"type": "lifespan"}, receive, send))  # fmt: skip
-        await started.wait()
-        await drive(receiver, lines[: args.messages], args.concurrency)  # warm-up
-        for r in range(args.rounds):
-            part = lines[(r + 1) * args.messages : (r + 2) * args.messages]
-            before, wall, cpu = thread_cpu(), time.perf_counter(), time.process_time()
-            writer = receiver.app.store.messages.writer
-            batches, units = writer.batches, writer.units
-            await drive(receiver, part, args.concurrency)
-            batches, units = writer.batches - batches, writer.units - units
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            after = thread_cpu()
-            per = {k: (after[k] - before.get(k, 0.0)) / len(part) * 1e6 for k in after}
-            threads = ", ".join(
-                f"{k} {v:.0f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 1
-            )
-            print(
-                f"round {r + 1}: {len(part) / wall:7.0f} callbacks/s, "
-                f"CPU {cpu / len(part) * 1e6:5.1f} us per callback ({threads}); "
-                f"{units / max(batches, 1):.1f} units a transaction; "
-                f"RSS {run.rss_mb(os.getpid()):.0f} MB"
-            )
-        stop.set()
-        await life
-
-    uvloop.run(lifespan_and_run())
+    uvloop.run(rounds())
     return 0
 
 
