@@ -805,8 +805,7 @@ class Engine:
         deadline: float | None = None,
     ) -> Decision:  # fmt: skip
         if rule.reply is not None:
-            decided = runtime.rule_decisions.get(rule.id)
-            return decided or Decision(rule.reply, route=f"rule:{rule.id}")
+            return runtime.rule_decisions[rule.id]  # every rule is one of runtime.rules
         assert rule.action is not None  # noqa: S101 - a rule has a reply or an action
         found = self._actions.get(rule.action)
         if found is None:

@@ -497,8 +497,7 @@ class Writer:
         except Exception as exc:  # the store is unusable: tell every caller
             results = [(None, exc)] * len(batch)
         with self._ready:
-            self._running = False
-            self.seconds += time.perf_counter() - started
+            self._ran(started)
             if results is None:  # busy: the writer thread takes the batch, and waits
                 self._queue.extendleft(reversed(batch))
             if self._idle and self._queue:
@@ -506,6 +505,11 @@ class Writer:
                 self._ready.notify()
         if results is not None:
             _deliver(batch, results)
+
+    def _ran(self, started: float) -> None:
+        """A batch begun at ``started`` (perf_counter) is over (under ``_ready``)."""
+        self._running = False
+        self.seconds += time.perf_counter() - started
 
     def _take(self) -> list[tuple[Callable[[], Any], Done, float, tuple[Prepare, Any] | None]]:
         """The next batch, off the queue (under ``_ready``)."""
@@ -583,8 +587,7 @@ class Writer:
             except Exception as exc:  # the store is unusable: tell every caller
                 results = [(None, exc)] * len(batch)
             with self._ready:
-                self._running = False
-                self.seconds += time.perf_counter() - started
+                self._ran(started)
             _deliver(batch, results)
 
 
