@@ -138,7 +138,7 @@ def counted(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--path", default="mix", help="keyword, default, click, subscribe, mix")
+    parser.add_argument("--path", default="mix", choices=m.PATHS)
     parser.add_argument("--messages", type=int, default=2000, help="callbacks counted")
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--http", action="store_true", help="bankwx serve, over HTTP")
@@ -150,6 +150,11 @@ def main() -> int:
     if args.inside:
         serve(args.inside, args.warmup, args.messages)
         return 0
+    if args.messages < 1 or args.warmup < 0 or args.concurrency < 1:
+        parser.error("--messages and --concurrency must be 1 or more, --warmup 0 or more")
+    for tree in args.tree or []:
+        if not (tree / "bankwx_cli").is_dir():
+            parser.error(f"--tree {tree}: not a checkout of bankwx (no bankwx_cli/ in it)")
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
     work = Path(tempfile.mkdtemp(prefix="bankwx-icount-"))

@@ -106,7 +106,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=40_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--path", default="keyword", help="keyword, default, click, subscribe, mix")
+    parser.add_argument("--path", default="keyword", choices=m.PATHS)
     parser.add_argument(
         "--no-rollups", action="store_true", help="the reports' roll-ups off (their cost)"
     )
