@@ -1201,25 +1201,70 @@ def count_outcome(
     if claimed:
         rollups.add_at("rollup_messages", (account, hour, msg_type, "other"),
                        {"inbound": -1, "unanswered": -1, "retries": -retries})  # fmt: skip
-    kind, counts, rule = _settled(msg_type, route, outcome)
+    bucket = None if handling_ms is None else bucket_of(handling_ms)
+    _add_outcome(rollups, (account, hour, msg_type, event, key, route, outcome, bucket,
+                           menu_version, qr_scene), 1, retries)  # fmt: skip
+
+
+#: A first delivery's outcome as ``count_outcomes`` sums them: account, hour, msg_type, event,
+#: key (a menu event's, else ""), route, outcome, handling-time bucket (None: not timed), menu
+#: version (a menu event's, else 0), QR scene (a subscribe's, as ``count_outcome`` takes it,
+#: else None). Messages alike in all of these add to the same roll-up rows.
+Settled = tuple[str, str, str, str, str, str, str, int | None, int, str | None]
+
+
+def outcome_of(
+    account: str, at: str, msg_type: str, event: str, key: str, route: str, outcome: str,
+    handling_ms: float, menu_version: int, qr_scene: str | None,
+) -> Settled:  # fmt: skip
+    """The ``Settled`` of a first delivery settled at once (``count_outcome``'s arguments with
+    ``deliveries`` 1 and ``claimed`` false), the fields its counts do not read left out."""
+    if msg_type != "event":
+        return (account, hour_of(at), msg_type, event, "", route, outcome,
+                bucket_of(handling_ms), 0, None)  # fmt: skip
+    return (account, hour_of(at), msg_type, event, key if event in MENU_EVENTS else "", route,
+            outcome, bucket_of(handling_ms), menu_version if event in MENU_EVENTS else 0,
+            qr_scene if event == "subscribe" else None)  # fmt: skip
+
+
+def count_outcomes(rollups: Sink, outcomes: Mapping[Settled, int]) -> None:
+    """``count_outcome`` for many first deliveries settled at once, each ``Settled`` with the
+    number of messages that had it: the receiver's group write counts a group of a hundred
+    messages as a handful of outcomes."""
+    for outcome, times in outcomes.items():
+        if outcome[2] != "event" or outcome[3] not in JOB_EVENTS:
+            _add_outcome(rollups, outcome, times, 0)
+
+
+def _add_outcome(rollups: Sink, outcome: Settled, times: int, retries: int) -> None:
+    """times messages' final outcome: their column, handling time, keyword rule, menu click,
+    follow or unfollow (``count_outcome``)."""
+    account, hour, msg_type, event, key, route, result, bucket, menu_version, qr_scene = outcome
+    kind, counts, rule = _settled(msg_type, route, result)
     if retries:
         counts = {**counts, "retries": retries}
-    rollups.add_at("rollup_messages", (account, hour, msg_type, kind), counts)
-    if handling_ms is not None:
-        rollups.add_at("rollup_handling", (account, hour, msg_type, kind, bucket_of(handling_ms)),
-                       _ONE)  # fmt: skip
+    rollups.add_at("rollup_messages", (account, hour, msg_type, kind), _times(counts, times))
+    if bucket is not None:
+        rollups.add_at("rollup_handling", (account, hour, msg_type, kind, bucket),
+                       _times(_ONE, times))  # fmt: skip
     if rule is not None:
-        rollups.add_at("rollup_keywords", (account, hour, rule), _HIT)
+        rollups.add_at("rollup_keywords", (account, hour, rule), _times(_HIT, times))
     if msg_type != "event":
         return
     if event in MENU_EVENTS:
-        rollups.add_at("rollup_menus", (account, hour, menu_version, event, key), _CLICK)
+        rollups.add_at("rollup_menus", (account, hour, menu_version, event, key),
+                       _times(_CLICK, times))  # fmt: skip
     elif event == "subscribe":
         qr = route.partition("qrscene=")[2] if qr_scene is None else qr_scene
         scene = SCENE_QR if qr else SCENE_UNKNOWN
-        rollups.add_at("rollup_followers", (account, hour, scene, qr), _NEW)
+        rollups.add_at("rollup_followers", (account, hour, scene, qr), _times(_NEW, times))
     elif event == "unsubscribe":
-        rollups.add_at("rollup_followers", (account, hour, SCENE_UNKNOWN, ""), _LOST)
+        rollups.add_at("rollup_followers", (account, hour, SCENE_UNKNOWN, ""),
+                       _times(_LOST, times))  # fmt: skip
+
+
+def _times(counts: Mapping[str, int], times: int) -> Mapping[str, int]:
+    return counts if times == 1 else {counter: n * times for counter, n in counts.items()}
 
 
 _ONE, _HIT, _CLICK, _NEW, _LOST = {"n": 1}, {"hits": 1}, {"clicks": 1}, {"new": 1}, {"lost": 1}

@@ -584,14 +584,17 @@ class Engine:
         store = self.app.store
         messages = store.messages
         outs: list[OutRow] = []
-        tally = reports.Tally() if self._counting else None
+        counting = self._counting
+        settled: dict[reports.Settled, int] = {}
         for w, message_id in zip(writes, messages.insert_answered_many(rows), strict=True):
             w.message_id = message_id
             if message_id is None or not w.in_time:
                 continue  # its unit claims it again, or records the late outcome (and counts)
             may_take = self._lookup_may_take(w.key)
-            if tally is not None and not may_take:  # its outcome is final: count it here
-                self._count_quick(tally, w)
+            if counting and not may_take:  # its outcome is final: count it here
+                outcome = self._outcome(w)
+                settled[outcome] = settled.get(outcome, 0) + 1
+                w.counted = True
             reply = w.decision.reply
             if reply is None or w.decision.sensitive or may_take:
                 continue
@@ -602,22 +605,23 @@ class Engine:
             ))  # fmt: skip
             w.out_written = True
         messages.insert_out_many(outs)
-        if tally is not None:
+        if settled:
+            tally = reports.Tally()
+            reports.count_outcomes(tally, settled)
             tally.write(store.rollups)
 
-    def _count_quick(self, tally: reports.Tally, w: _QuickWrite) -> None:
-        """Count a quick answer written done by ``_write_group``, in its outcome's columns."""
+    def _outcome(self, w: _QuickWrite) -> reports.Settled:
+        """What a quick answer written done by ``_write_group`` counts, in its outcome's
+        columns."""
         inbound, row, decision = w.inbound, w.row, w.decision
         account, at, event = row.account, row.at, inbound.event
-        reports.count_outcome(
-            tally, account, at=at, msg_type=inbound.msg_type, event=event,
-            key=inbound.event_key, route=decision.route, outcome=decision.outcome,
-            handling_ms=w.handling_ms,
-            menu_version=reports.deployed_at(self._deploys.get(account, ()), at)
+        return reports.outcome_of(
+            account, at, inbound.msg_type, event, inbound.event_key, decision.route,
+            decision.outcome, w.handling_ms,
+            reports.deployed_at(self._deploys.get(account, ()), at)
             if event in reports.MENU_EVENTS else 0,
-            qr_scene=inbound.scene if event == "subscribe" else None,
+            inbound.scene,
         )  # fmt: skip
-        w.counted = True
 
     def _lookup_may_take(self, key: tuple[str, str] | None) -> bool:
         """Whether a follower-state lookup may take this message (as ``_look_up`` decides)."""
