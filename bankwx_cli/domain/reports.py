@@ -1201,52 +1201,57 @@ def count_outcome(
     if claimed:
         rollups.add_at("rollup_messages", (account, hour, msg_type, "other"),
                        {"inbound": -1, "unanswered": -1, "retries": -retries})  # fmt: skip
-    bucket = None if handling_ms is None else bucket_of(handling_ms)
-    _add_outcome(rollups, (account, hour, msg_type, event, key, route, outcome, bucket,
-                           menu_version, qr_scene), 1, retries)  # fmt: skip
+    _add_outcome(rollups, (account, hour, msg_type, event, key, route, outcome, menu_version,
+                           qr_scene), () if handling_ms is None else (handling_ms,),
+                 retries)  # fmt: skip
 
 
 #: A first delivery's outcome as ``count_outcomes`` sums them: account, hour, msg_type, event,
-#: key (a menu event's, else ""), route, outcome, handling-time bucket (None: not timed), menu
-#: version (a menu event's, else 0), QR scene (a subscribe's, as ``count_outcome`` takes it,
-#: else None). Messages alike in all of these add to the same roll-up rows.
-Settled = tuple[str, str, str, str, str, str, str, int | None, int, str | None]
+#: key (a menu event's, else ""), route, outcome, menu version (a menu event's, else 0), QR scene
+#: (a subscribe's, as ``count_outcome`` takes it, else None). Messages alike in all of these
+#: add to the same roll-up rows (but their handling times' buckets).
+Settled = tuple[str, str, str, str, str, str, str, int, str | None]
 
 
 def outcome_of(
     account: str, at: str, msg_type: str, event: str, key: str, route: str, outcome: str,
-    handling_ms: float, menu_version: int, qr_scene: str | None,
+    menu_version: int, qr_scene: str | None,
 ) -> Settled:  # fmt: skip
     """The ``Settled`` of a first delivery settled at once (``count_outcome``'s arguments with
     ``deliveries`` 1 and ``claimed`` false), the fields its counts do not read left out."""
     if msg_type != "event":
-        return (account, hour_of(at), msg_type, event, "", route, outcome,
-                bucket_of(handling_ms), 0, None)  # fmt: skip
+        return (account, hour_of(at), msg_type, event, "", route, outcome, 0, None)
     return (account, hour_of(at), msg_type, event, key if event in MENU_EVENTS else "", route,
-            outcome, bucket_of(handling_ms), menu_version if event in MENU_EVENTS else 0,
+            outcome, menu_version if event in MENU_EVENTS else 0,
             qr_scene if event == "subscribe" else None)  # fmt: skip
 
 
-def count_outcomes(rollups: Sink, outcomes: Mapping[Settled, int]) -> None:
+def count_outcomes(rollups: Sink, outcomes: Mapping[Settled, Sequence[float]]) -> None:
     """``count_outcome`` for many first deliveries settled at once, each ``Settled`` with the
-    number of messages that had it: the receiver's group write counts a group of a hundred
-    messages as a handful of outcomes."""
-    for outcome, times in outcomes.items():
+    handling times (ms) of the messages that had it: the receiver's group write counts a
+    group of a hundred messages as a handful of outcomes."""
+    for outcome, handling in outcomes.items():
         if outcome[2] != "event" or outcome[3] not in JOB_EVENTS:
-            _add_outcome(rollups, outcome, times, 0)
+            _add_outcome(rollups, outcome, handling, 0)
 
 
-def _add_outcome(rollups: Sink, outcome: Settled, times: int, retries: int) -> None:
-    """times messages' final outcome: their column, handling time, keyword rule, menu click,
+def _add_outcome(rollups: Sink, outcome: Settled, handling: Sequence[float], retries: int) -> None:
+    """The final outcome of as many messages as ``handling`` has handling times (one message,
+    not timed, when it is empty): their column, handling times, keyword rule, menu click,
     follow or unfollow (``count_outcome``)."""
-    account, hour, msg_type, event, key, route, result, bucket, menu_version, qr_scene = outcome
+    account, hour, msg_type, event, key, route, result, menu_version, qr_scene = outcome
     kind, counts, rule = _settled(msg_type, route, result)
+    times = len(handling) or 1
     if retries:
         counts = {**counts, "retries": retries}
     rollups.add_at("rollup_messages", (account, hour, msg_type, kind), _times(counts, times))
-    if bucket is not None:
+    buckets: dict[int, int] = {}
+    for ms in handling:
+        bucket = bucket_of(ms)
+        buckets[bucket] = buckets.get(bucket, 0) + 1
+    for bucket, n in buckets.items():
         rollups.add_at("rollup_handling", (account, hour, msg_type, kind, bucket),
-                       _times(_ONE, times))  # fmt: skip
+                       _times(_ONE, n))  # fmt: skip
     if rule is not None:
         rollups.add_at("rollup_keywords", (account, hour, rule), _times(_HIT, times))
     if msg_type != "event":

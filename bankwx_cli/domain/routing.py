@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property, lru_cache, partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from bankwx_cli import extensions
 from bankwx_cli.clock import iso, iso_of
@@ -103,6 +103,11 @@ class Runtime:
         return account_settings.text(self.account, "welcome")
 
     @cached_property
+    def welcome_decision(self) -> Decision:
+        """The decision of a follow that is no QR code's: the welcome."""
+        return Decision(TextReply(self.welcome), route="event:subscribe")
+
+    @cached_property
     def rule_decisions(self) -> dict[int, Decision]:
         """The decision of each rule with a static reply, by rule id."""
         return {r.id: Decision(r.reply, route=f"rule:{r.id}") for r in self.rules
@@ -163,9 +168,9 @@ class _QuickWrite:
         self.out_written = False
 
 
-@dataclass(frozen=True)
-class Result:
-    """What the request answers: a plaintext reply (to encrypt) or success."""
+class Result(NamedTuple):
+    """What the request answers: a plaintext reply (to encrypt) or success. A named tuple:
+    one is made a callback."""
 
     plain_reply: bytes | None
     route: str
@@ -585,7 +590,7 @@ class Engine:
         messages = store.messages
         outs: list[OutRow] = []
         counting = self._counting
-        settled: dict[reports.Settled, int] = {}
+        settled: dict[reports.Settled, list[float]] = {}
         for w, message_id in zip(writes, messages.insert_answered_many(rows), strict=True):
             w.message_id = message_id
             if message_id is None or not w.in_time:
@@ -593,7 +598,11 @@ class Engine:
             may_take = self._lookup_may_take(w.key)
             if counting and not may_take:  # its outcome is final: count it here
                 outcome = self._outcome(w)
-                settled[outcome] = settled.get(outcome, 0) + 1
+                times = settled.get(outcome)
+                if times is None:
+                    settled[outcome] = [w.handling_ms]
+                else:
+                    times.append(w.handling_ms)
                 w.counted = True
             reply = w.decision.reply
             if reply is None or w.decision.sensitive or may_take:
@@ -617,7 +626,7 @@ class Engine:
         account, at, event = row.account, row.at, inbound.event
         return reports.outcome_of(
             account, at, inbound.msg_type, event, inbound.event_key, decision.route,
-            decision.outcome, w.handling_ms,
+            decision.outcome,
             reports.deployed_at(self._deploys.get(account, ()), at)
             if event in reports.MENU_EVENTS else 0,
             inbound.scene,
@@ -784,11 +793,10 @@ class Engine:
         rule has an action and ``run_actions`` is false."""
         event = inbound.event
         if event == "subscribe":
-            welcome = runtime.welcome
-            route = (
-                f"event:subscribe:qrscene={inbound.scene}" if inbound.scene else "event:subscribe"
-            )
-            return Decision(TextReply(welcome), route=route)
+            if not inbound.scene:
+                return runtime.welcome_decision
+            return Decision(TextReply(runtime.welcome),
+                            route=f"event:subscribe:qrscene={inbound.scene}")  # fmt: skip
         if event in ("unsubscribe", "location"):
             return Decision(None, route=f"event:{event}", outcome="recorded")
         if event in KEY_EVENTS:
