@@ -59,6 +59,8 @@ SILENT_EVENTS = {
     "kf_close_session",
     "kf_switch_session",
 }
+# The events ``_record_event`` records about the follower.
+FOLLOWER_EVENTS = frozenset({"subscribe", "unsubscribe", "location"})
 MEDIA_TYPES = {"image", "voice", "video", "shortvideo", "link", "miniprogrampage", "location"}
 SENSITIVE_LOGGED = "[sensitive reply]"  # what the conversation log holds for a sensitive reply
 
@@ -151,7 +153,7 @@ class _QuickWrite:
     group by ``Engine._write_group``, finished by its unit."""
 
     __slots__ = ("counted", "decision", "handling_ms", "in_time", "inbound", "key",
-                 "message_id", "out_written", "plain", "row", "runtime", "started",
+                 "message_id", "out_written", "plain", "recorded", "row", "runtime", "started",
                  "ticket")  # fmt: skip
 
     def __init__(
@@ -166,6 +168,7 @@ class _QuickWrite:
         self.handling_ms = 0.0  # set by _write_group, when the group's write starts
         self.message_id: int | None = None  # None: the key existed (the unit claims again)
         self.out_written = False
+        self.recorded = False  # a follow recorded in follower_state by ``_write_group``
 
 
 class Result(NamedTuple):
@@ -376,7 +379,8 @@ class Engine:
                                 self.render(runtime, inbound, chosen.reply) if taken else plain,
                                 in_time, write.handling_ms)  # fmt: skip
         if event:
-            self._record_event(runtime, inbound, at)
+            if not write.recorded:
+                self._record_event(runtime, inbound, at)
         elif lookups and not write.out_written:
             taken = self._look_up(runtime, inbound)
             if taken is not None:
@@ -614,10 +618,28 @@ class Engine:
             ))  # fmt: skip
             w.out_written = True
         messages.insert_out_many(outs)
+        self._record_follows(writes)
         if settled:
             tally = reports.Tally()
             reports.count_outcomes(tally, settled)
             tally.write(store.rollups)
+
+    def _record_follows(self, writes: list[_QuickWrite]) -> None:
+        """The group's first follows recorded in follower_state together (``_record_event``
+        of each, a few statements for them all), unless the group also holds another event
+        about one of those followers: then each unit records its own, in the group's order."""
+        follows = [w for w in writes if w.message_id is not None and w.inbound.event == "subscribe"]
+        if not follows:
+            return
+        followers = {(w.row.account, w.inbound.openid) for w in follows}
+        if any(w.inbound.event in FOLLOWER_EVENTS and w.inbound.event != "subscribe"
+               and (w.row.account, w.inbound.openid) in followers for w in writes):  # fmt: skip
+            return
+        self.app.store.follower_state.followed_many(
+            [(w.row.account, w.inbound.openid, w.row.at, w.inbound.scene or None) for w in follows]
+        )
+        for w in follows:
+            w.recorded = True
 
     def _outcome(self, w: _QuickWrite) -> reports.Settled:
         """What a quick answer written done by ``_write_group`` counts, in its outcome's

@@ -311,6 +311,17 @@ def _insert_answered_sql(count: int) -> str:
 
 
 @lru_cache(maxsize=len(ROWS_PER_INSERT))
+def _followed_sql(count: int) -> str:
+    """``FollowerState.followed`` for count follows, applied in the order given."""
+    return (
+        "INSERT INTO follower_state (account, openid, subscribed, subscribe_at, scene) VALUES "  # noqa: S608
+        + ", ".join(["(?, ?, 1, ?, ?)"] * count)
+        + " ON CONFLICT (account, openid) DO UPDATE SET subscribed = excluded.subscribed, "
+        "subscribe_at = excluded.subscribe_at, scene = excluded.scene"
+    )
+
+
+@lru_cache(maxsize=len(ROWS_PER_INSERT))
 def _insert_out_sql(count: int) -> str:
     row = "(?, ?, 'out', ?, ?, ?, ?, ?, ?)"
     return (
@@ -419,6 +430,13 @@ class FollowerState:
     def followed(self, account: str, openid: str, at: str, scene: str | None) -> None:
         """A subscribe event: subscribed since ``at``, by ``scene`` (a QR follow's, else None)."""
         self._upsert(account, openid, subscribed=1, subscribe_at=at, scene=scene)
+
+    def followed_many(self, follows: list[tuple[str, str, str, str | None]]) -> None:
+        """``followed`` for many subscribe events, in order, each (account, openid, at, scene):
+        a few statements for them all (the receiver's group write). Joins the caller's
+        transaction."""
+        for chunk in _chunks(follows):
+            self.db.execute_positional(_followed_sql(len(chunk)), _flat(chunk))
 
     def unfollowed(self, account: str, openid: str, at: str) -> None:
         """An unsubscribe event."""

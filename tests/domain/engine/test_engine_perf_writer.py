@@ -274,6 +274,46 @@ def test_card_numbers_are_masked_on_the_quick_path(app: AppContext) -> None:
     assert "6222021234567890123" not in content and "13812345678" not in content
 
 
+def event_message(openid: str, event: str, created: int, key: str = "") -> callback.Inbound:
+    xml = (
+        f"<xml><ToUserName><![CDATA[{ORIGINAL_ID}]]></ToUserName><FromUserName><![CDATA["
+        f"{openid}]]></FromUserName><CreateTime>{created}</CreateTime>"
+        f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
+        + (f"<EventKey><![CDATA[{key}]]></EventKey>" if key else "")
+        + "</xml>"
+    )
+    return callback.parse(xml.encode())
+
+
+def test_a_groups_follows_are_recorded_by_the_group_write(app: AppContext) -> None:
+    """Follows in one group commit are recorded together by the group's write, each with its
+    QR scene."""
+    engine = routing.Engine(app)
+    engine.refresh(True)
+    runtime = engine.runtime("main")
+    gate = threading.Event()
+    app.store.messages.writer.submit(lambda: gate.wait(5), lambda value, error: None)
+    events = [
+        event_message("oFollowerA000000000000000001", "subscribe", 1700000001),
+        event_message("oFollowerB000000000000000001", "subscribe", 1700000001, "qrscene_7"),
+    ]
+    done: list[Any] = []
+    for inbound in events:
+        decision = engine.quick(runtime, inbound)
+        assert decision is not None
+        engine.answer(runtime, inbound, decision, routing.Ticket(),
+                      lambda value, error: done.append(error or value))  # fmt: skip
+    gate.set()
+    deadline = time.monotonic() + 5
+    while len(done) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [r.outcome for r in done] == ["replied", "replied"]
+    a = app.store.follower_state.get("main", "oFollowerA000000000000000001")
+    b = app.store.follower_state.get("main", "oFollowerB000000000000000001")
+    assert a is not None and b is not None
+    assert (a.subscribed, a.scene, b.subscribed, b.scene) == (True, None, True, "7")
+
+
 # --- run_queued: the batch on the caller's thread (the receiver's loop) ---------------------------
 
 
