@@ -75,13 +75,15 @@ def groups(requests: Path, rounds: int, size: int) -> int:
     return batches
 
 
-def counted(work: Path, tree: Path, requests: Path, rounds: int, size: int) -> tuple[int, int]:
+def counted(
+    store: Path, key: str, tree: Path, requests: Path, rounds: int, size: int
+) -> tuple[int, int]:
     """Instructions and the writer's batches of one run under callgrind, on a fresh copy of
-    the store."""
-    copy = work / f"run-{tree.name}-{rounds}"
+    the store (made with the master key given)."""
+    copy = store.with_name(f"{store.name}-{rounds}")
     shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(work / "store", copy)
-    env = run.bankwx_env(copy, master_key=(work / "master").read_text())
+    shutil.copytree(store, copy)
+    env = run.bankwx_env(copy, master_key=key)
     env["PYTHONPATH"] = str(tree)
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={copy}/callgrind.out",
@@ -124,14 +126,16 @@ def main() -> int:
         requests = args.requests or work / "requests.txt"
         if not requests.exists():
             m.write_requests(requests, args.rounds * args.group, args.path)
-        env = run.bankwx_env(work / "store")
-        (work / "store").mkdir()
-        (work / "master").write_text(env["BANKWX_MASTER_KEY"])
-        run.prepare_store(env)
         messages = (args.rounds - args.base) * args.group
-        for tree in args.tree or [ROOT]:
-            base, base_batches = counted(work, tree.resolve(), requests, args.base, args.group)
-            total, batches = counted(work, tree.resolve(), requests, args.rounds, args.group)
+        for number, tree in enumerate(args.tree or [ROOT]):
+            tree = tree.resolve()
+            store = work / f"store-{number}"  # made by the tree's own code (its schema)
+            store.mkdir()
+            env = dict(run.bankwx_env(store), PYTHONPATH=str(tree))
+            run.prepare_store(env)
+            key = env["BANKWX_MASTER_KEY"]
+            base, base_batches = counted(store, key, tree, requests, args.base, args.group)
+            total, batches = counted(store, key, tree, requests, args.rounds, args.group)
             per = (total - base) / messages
             print(f"{args.path}: {per / 1000:.1f}k instructions per message, groups of "
                   f"{args.group} ({batches - base_batches} group commits for "
