@@ -38,6 +38,7 @@ def groups(requests: Path, rounds: int, size: int) -> int:
     from bankwx_cli import server  # noqa: F401 - the areas' registrations, as serve has them
     from bankwx_cli.context import AppContext
     from bankwx_cli.domain import routing
+    from bankwx_cli.errors import BankwxError
     from bankwx_cli.server import _query
     from bankwx_cli.settings import from_environment
 
@@ -47,6 +48,8 @@ def groups(requests: Path, rounds: int, size: int) -> int:
     engine.refresh(True)
     runtime = engine.runtime("main")
     lines = [line.rstrip("\n").partition("\t") for line in requests.open(encoding="utf-8")]
+    if len(lines) < rounds * size:
+        raise SystemExit(f"{requests}: {len(lines)} requests, {rounds * size} needed")
     failed: list[BaseException] = []
     answered = 0
 
@@ -58,8 +61,11 @@ def groups(requests: Path, rounds: int, size: int) -> int:
 
     for number in range(rounds * size):
         path_query, _, body = lines[number]
-        inbound = engine.open(runtime, _query(path_query.partition("?")[2].encode()),
-                              body.encode())  # fmt: skip
+        try:
+            inbound = engine.open(runtime, _query(path_query.partition("?")[2].encode()),
+                                  body.encode())  # fmt: skip
+        except BankwxError as exc:  # an old --requests file: its timestamps have expired
+            raise SystemExit(f"request {number + 1} of {requests} refused: {exc}") from None
         decision = engine.quick(runtime, inbound)
         if decision is None:
             raise SystemExit(f"not a quick answer: {path_query[:60]}")
@@ -94,7 +100,8 @@ def counted(
     found = re.search(r"Collected : (\d+)", done.stderr)
     batches = re.search(r"batches=(\d+)", done.stdout)
     if done.returncode or found is None or batches is None:
-        raise SystemExit(f"run of {rounds} groups failed:\n{done.stderr[-3000:]}")
+        said = [line for line in done.stderr.splitlines() if not line.startswith("==")]
+        raise SystemExit(f"run of {rounds} groups failed:\n" + "\n".join(said[-20:]))
     return int(found.group(1)), int(batches.group(1))
 
 
