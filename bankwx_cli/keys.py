@@ -16,6 +16,7 @@ import base64
 import binascii
 import os
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,10 +36,41 @@ __all__ = [
     "UnsealError",
     "create_key_file",
     "load_key",
+    "random_bytes",
 ]
 
 _VERSION = b"\x01"
 _OVERHEAD = 1 + 12 + 16  # version, nonce, tag
+
+
+class _RandomBytes:
+    """``os.urandom(n)``, read 4 KiB at a time: on the receiver's hot path a reply's sealing
+    nonce and its encrypted envelope's random prefix take a system call each otherwise.
+    Thread-safe; a forked process starts on bytes of its own (none of its parent's reused)."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._buffer, self._at = b"", 0
+
+    def __call__(self, n: int) -> bytes:
+        if n > self.SIZE:
+            return os.urandom(n)
+        with self._lock:
+            if self._at + n > len(self._buffer):
+                self._buffer, self._at = os.urandom(self.SIZE), 0
+            chunk = self._buffer[self._at : self._at + n]
+            self._at += n
+        return chunk
+
+
+random_bytes = _RandomBytes()
 
 
 class UnsealError(KeyError_):
@@ -89,7 +121,7 @@ class MasterKey:
     def seal(self, plaintext: str | bytes, purpose: str) -> bytes:
         """Seal text (as UTF-8) or bytes for purpose (the associated data)."""
         data = plaintext.encode("utf-8") if isinstance(plaintext, str) else plaintext
-        nonce = os.urandom(12)
+        nonce = random_bytes(12)
         return _VERSION + nonce + self._aead.encrypt(nonce, data, purpose.encode())
 
     def open(self, blob: bytes, purpose: str) -> str:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 import struct
 import threading
@@ -55,6 +54,7 @@ from wechatpy.replies import ArticlesReply, TransferCustomerServiceReply
 from wechatpy.replies import ImageReply as WxImageReply
 
 from bankwx_cli.errors import BadCallbackError, BadSignatureError, BankwxError, ValidationError
+from bankwx_cli.keys import random_bytes
 from bankwx_cli.models.replies import ImageReply, NewsReply, Reply, TextReply, TransferReply
 
 __all__ = [
@@ -99,14 +99,18 @@ _LEAN_ENVELOPE = re.compile(
 # The same, on the body's bytes: a body in this layout is ASCII, with no NUL and no DOCTYPE,
 # so that it needs neither `_screen` nor decoding.
 _LEAN_ENVELOPE_BYTES = re.compile(_LEAN_ENVELOPE.pattern.encode("ascii"))
+# A CDATA section's text that XML can carry and that does not end the section: characters of
+# XML 1.0 (`_NOT_XML`'s complement) with "]" only where "]>" does not follow. One character
+# class repeated, not `.*?`: a lazy group tries the rest of the pattern after each character.
+_XML_CHAR = r"[\t\n\r\x20-\x5c\x5e-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"  # but "]"
+_CDATA_TEXT = rf"({_XML_CHAR}*(?:\](?!\]>){_XML_CHAR}*)*)"
 _LEAN_TEXT = re.compile(
     rf"<xml>{_S}<ToUserName><!\[CDATA\[([A-Za-z0-9_-]{{1,64}})\]\]></ToUserName>{_S}"
     rf"<FromUserName><!\[CDATA\[([A-Za-z0-9_-]{{1,64}})\]\]></FromUserName>{_S}"
     rf"<CreateTime>([0-9]{{1,20}})</CreateTime>{_S}"
     rf"<MsgType><!\[CDATA\[text\]\]></MsgType>{_S}"
-    rf"<Content><!\[CDATA\[(.*?)\]\]></Content>{_S}"
-    rf"<MsgId>([0-9]{{1,20}})</MsgId>{_S}</xml>",
-    re.DOTALL,
+    rf"<Content><!\[CDATA\[{_CDATA_TEXT}\]\]></Content>{_S}"
+    rf"<MsgId>([0-9]{{1,20}})</MsgId>{_S}</xml>"
 )
 _LEAN_EVENT = re.compile(
     rf"<xml>{_S}<ToUserName><!\[CDATA\[([A-Za-z0-9_-]{{1,64}})\]\]></ToUserName>{_S}"
@@ -114,8 +118,7 @@ _LEAN_EVENT = re.compile(
     rf"<CreateTime>([0-9]{{1,20}})</CreateTime>{_S}"
     rf"<MsgType><!\[CDATA\[event\]\]></MsgType>{_S}"
     rf"<Event><!\[CDATA\[([A-Za-z0-9_]{{1,64}})\]\]></Event>{_S}"
-    rf"(?:<EventKey><!\[CDATA\[(.*?)\]\]></EventKey>{_S})?</xml>",
-    re.DOTALL,
+    rf"(?:<EventKey><!\[CDATA\[{_CDATA_TEXT}\]\]></EventKey>{_S})?</xml>"
 )
 # A follow with one of these keys is renamed by parse_message (a QR code, a product page):
 # left to it.
@@ -125,30 +128,10 @@ _RENAMED_KEYS: Final = ("scanbarcode|", "scanimage|", _QR_PREFIX)
 # --- Keys and crypto ---------------------------------------------------------------------------
 
 
-class _RandomPrefixes:
+def _random_prefix() -> str:
     """``secrets.token_hex(8)``, the 16 random characters that lead an encrypted reply (§1.6),
-    from ``os.urandom`` read 4 KiB at a time: a system call for 512 replies instead of one
-    each. Thread-safe; a forked process starts on bytes of its own."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._buffer = b""
-        self._at = 0
-        os.register_at_fork(after_in_child=self._forget)
-
-    def _forget(self) -> None:
-        self._buffer, self._at = b"", 0
-
-    def __call__(self) -> str:
-        with self._lock:
-            if self._at >= len(self._buffer):
-                self._buffer, self._at = os.urandom(4096), 0
-            chunk = self._buffer[self._at : self._at + 8]
-            self._at += 8
-        return chunk.hex()
-
-
-_random_prefix = _RandomPrefixes()
+    from the process's buffered system randomness (a system call for 512 replies)."""
+    return random_bytes(8).hex()
 
 
 class _ChainedCBC:
@@ -585,9 +568,7 @@ def _lean_text(text: str) -> dict[str, str] | None:
     found = _LEAN_TEXT.fullmatch(text)
     if found is None:
         return None
-    to, sender, created, content, msg_id = found.groups()
-    if "]]>" in content or _NOT_XML.search(content):
-        return None
+    to, sender, created, content, msg_id = found.groups()  # content: XML's, no "]]>"
     if "\r" in content:
         content = content.replace("\r\n", "\n").replace("\r", "\n")
     return {
@@ -620,9 +601,7 @@ def _lean_event(text: str) -> dict[str, str] | None:
         "MsgType": "event",
         "Event": event,
     }
-    if key is not None:
-        if "]]>" in key or _NOT_XML.search(key):
-            return None
+    if key is not None:  # XML's characters, no "]]>"
         if "\r" in key:
             key = key.replace("\r\n", "\n").replace("\r", "\n")
         key = key.strip()

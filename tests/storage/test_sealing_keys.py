@@ -55,3 +55,27 @@ def test_another_purpose_or_key_is_refused() -> None:
 def test_a_sealer_without_a_key_says_so() -> None:
     with pytest.raises(KeyError_, match="no master key"):
         Sealer().seal(b"x", "messages.reply")
+
+
+def test_sealing_nonces_never_repeat_across_the_random_buffer() -> None:
+    # 12-byte nonces from the 4 KiB buffer: several refills, no nonce twice
+    nonces = {KEY.seal(b"same", "messages.reply")[1:13] for _ in range(3 * 4096 // 12)}
+    assert len(nonces) == 3 * 4096 // 12
+
+
+def test_a_forked_process_draws_random_bytes_of_its_own() -> None:
+    import os
+
+    from bankwx_cli.keys import random_bytes
+
+    random_bytes(8)  # the parent's buffer is filled
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: what it draws next goes to the parent
+        os.write(write, random_bytes(32))
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 32)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert len(child) == 32 and child != random_bytes(32)
