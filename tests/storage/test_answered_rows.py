@@ -62,3 +62,14 @@ def test_each_new_key_gets_its_row_and_the_rest_none(
     outs = app.store.db.scalar("SELECT count(*) FROM messages WHERE direction = 'out'")
     assert outs == len(set(keys) - set(held))
     app.store.close()
+
+
+def test_messages_has_no_trigger_to_break_the_id_arithmetic(store_ready: Bankwx) -> None:
+    # insert_answered_many reads a chunk's ids from lastrowid and the count of rows added:
+    # consecutive only while nothing else inserts into messages inside the same statement
+    app = AppContext(from_environment())
+    triggers = app.store.db.all(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages'"
+    )
+    assert triggers == []
+    app.store.close()
