@@ -35,6 +35,7 @@ Compatible mode routes only on the decrypted message: the plaintext copy of the 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import re
@@ -94,10 +95,12 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _S = r"[ \t\r\n]*"
 _LEAN_ENVELOPE = re.compile(
     rf"<xml>{_S}<ToUserName><!\[CDATA\[[A-Za-z0-9_-]{{1,64}}\]\]></ToUserName>{_S}"
-    rf"<Encrypt><!\[CDATA\[([A-Za-z0-9+/=]+)\]\]></Encrypt>{_S}</xml>"
+    rf"<Encrypt><!\[CDATA\[([^\]]+)\]\]></Encrypt>{_S}</xml>"
 )
-# The same, on the body's bytes: a body in this layout is ASCII, with no NUL and no DOCTYPE,
-# so that it needs neither `_screen` nor decoding.
+# The same, on the body's bytes. Its Encrypt is taken only when it decodes as strict base64
+# (which the decryption does anyway, and which a character class would check at 20
+# instructions a character): then the body is ASCII, with no NUL and no DOCTYPE, and needs
+# neither `_screen` nor decoding.
 _LEAN_ENVELOPE_BYTES = re.compile(_LEAN_ENVELOPE.pattern.encode("ascii"))
 # A CDATA section's text that XML can carry and that does not end the section: characters of
 # XML 1.0 (`_NOT_XML`'s complement) with "]" only where "]>" does not follow. One character
@@ -207,16 +210,18 @@ class _AccountCrypto:
             f"<TimeStamp>{ts}</TimeStamp>\n<Nonce><![CDATA[{nonce}]]></Nonce>\n</xml>"
         )
 
-    def unwrap(self, encrypt: str) -> bytes:
+    def unwrap(self, encrypt: str, raw: bytes | None = None) -> bytes:
         """The message XML inside `Encrypt` (§1.5), or BadSignatureError whatever went wrong.
+        ``raw``: encrypt already decoded (strict base64), if it was.
 
         Stricter than wechatpy's decrypt, which ignores the padding value and would slice past
         the buffer: anything but a well-formed plaintext that names this appid is refused.
         """
-        try:
-            raw = base64.b64decode(encrypt, validate=True)
-        except ValueError:  # binascii.Error, or a non-ASCII str
-            raw = b""
+        if raw is None:
+            try:
+                raw = base64.b64decode(encrypt, validate=True)
+            except ValueError:  # binascii.Error, or a non-ASCII str
+                raw = b""
         if len(raw) >= 32 and len(raw) % 16 == 0:
             plain = self._cbc.decrypt(raw)
             end = len(plain) - plain[-1]
@@ -365,10 +370,10 @@ def open_callback(
                 ) from None
             raise
     else:
-        encrypt = _read_envelope(body)
+        encrypt, raw = _read_envelope(body)
         if not _same(query.get("msg_signature", ""), _sign(keys.token, timestamp, nonce, encrypt)):
             raise BadSignatureError("msg_signature does not match.")
-        inbound = _parse(keys._crypto.unwrap(encrypt), encrypted=True)
+        inbound = _parse(keys._crypto.unwrap(encrypt, raw), encrypted=True)
     if inbound.to != keys.original_id:
         raise BadSignatureError("message not addressed to this account.")
     return inbound
@@ -516,12 +521,19 @@ def _screen(data: bytes) -> str:
         raise BadCallbackError("callback body is not UTF-8.") from None
 
 
-def _read_envelope(body: bytes) -> str:
-    """The `Encrypt` text of a compatible or safe mode body."""
+def _read_envelope(body: bytes) -> tuple[str, bytes | None]:
+    """The `Encrypt` text of a compatible or safe mode body, and its bytes when the lean
+    reader decoded them (None: `unwrap` decodes)."""
     if len(body) <= MAX_BODY_BYTES:
         lean = _LEAN_ENVELOPE_BYTES.fullmatch(body)
         if lean is not None:
-            return lean[1].decode("ascii")
+            encrypt = lean[1]
+            try:
+                raw = binascii.a2b_base64(encrypt, strict_mode=True)
+            except binascii.Error:
+                pass  # not base64: xmltodict's reading, and its errors
+            else:
+                return encrypt.decode("ascii"), raw
     text = _screen(body)
     try:
         root = xmltodict.parse(text)["xml"]
@@ -532,7 +544,7 @@ def _read_envelope(body: bytes) -> str:
         ) from exc
     if not isinstance(encrypt, str) or not encrypt:
         raise BadCallbackError("the envelope's Encrypt is empty or repeated.")
-    return encrypt
+    return encrypt, None
 
 
 def _parse(xml: bytes, *, encrypted: bool) -> Inbound:
