@@ -551,9 +551,12 @@ class Dispatcher:
                     continue
                 groups.setdefault((unit.account, found.budget), (found, []))[1].append(unit)
             claimed: list[Unit] = []
+            # a send claimed in a second's last moments reaches WeChat in the next one: it is
+            # counted there (as WeChat counts it), not in the second it was claimed in
+            counted_at = now + min(0.25, 2 * self.latency)
             for (account, budget), (found, units) in groups.items():
                 granted = store.outbox.take_budget(
-                    account, budget, len(units), self._rate(account, found), now
+                    account, budget, len(units), self._rate(account, found), counted_at
                 )
                 self._budget_spent = self._budget_spent or granted < len(units)
                 claimed += units[:granted]

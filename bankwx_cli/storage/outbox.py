@@ -180,12 +180,17 @@ class Outbox:
             )
 
     def take_budget(self, account: str, endpoint: str, want: int, rate: int, now: float) -> int:
-        """Take up to want calls from the account's per-second budget for endpoint."""
+        """Take up to want calls from the account's per-second budget for endpoint: the
+        budget of now's second, or of the next one when another dispatcher already counts in
+        it (then calls counted there are not forgotten; a clock set back further starts
+        afresh)."""
         window = int(now)
         row = self.db.one(
             "SELECT window, used FROM rate_budget WHERE account = :a AND endpoint = :e",
             {"a": account, "e": endpoint},
         )
+        if row and row["window"] == window + 1:
+            window += 1
         used = row["used"] if row and row["window"] == window else 0
         granted = max(0, min(want, rate - used))
         if granted:

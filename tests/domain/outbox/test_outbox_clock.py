@@ -185,3 +185,17 @@ def test_waiting_on_a_fixed_clock_moves_it_and_takes_no_time() -> None:
     stop.set()
     assert clock_module.wait(fixed, stop, 1) is True
     assert time.monotonic() - wall < 1
+
+
+def test_a_budget_second_counted_early_is_not_forgotten(app: AppContext) -> None:
+    """A send claimed in a second's last moments is counted in the next second (where WeChat
+    counts it); a dispatcher whose own clock second is still the earlier one counts there
+    too; a clock set back further starts afresh."""
+    second = 1_800_000_000
+    budget = app.store.outbox
+    with app.store.transaction():
+        assert budget.take_budget("main", "e", 3, 4, second + 1.02) == 3  # claimed at .92
+        assert budget.take_budget("main", "e", 3, 4, second + 0.95) == 1  # the next second's
+        assert budget.take_budget("main", "e", 3, 4, second + 1.5) == 0  # spent
+        assert budget.take_budget("main", "e", 3, 4, second + 2.0) == 3
+        assert budget.take_budget("main", "e", 3, 4, second - 3600.0) == 3
