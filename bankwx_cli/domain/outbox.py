@@ -523,6 +523,11 @@ class Dispatcher:
             self._rates[key] = rate_for(self.app, account, sender.budget, sender.rate)
         return self._rates[key]
 
+    def _last_moments(self) -> float:
+        """How near a second's end a send is claimed only to reach WeChat in the next second:
+        twice WeChat's moving answer time, at most 250 ms."""
+        return min(0.25, 2 * self.latency)
+
     def claim(self, limit: int | None = None) -> list[Claimed]:
         """Claim due units (at most limit, else batch) within the rate budget (one short
         transaction).
@@ -553,7 +558,7 @@ class Dispatcher:
             claimed: list[Unit] = []
             # a send claimed in a second's last moments reaches WeChat in the next one: it is
             # counted there (as WeChat counts it), not in the second it was claimed in
-            counted_at = now + min(0.25, 2 * self.latency)
+            counted_at = now + self._last_moments()
             for (account, budget), (found, units) in groups.items():
                 granted = store.outbox.take_budget(
                     account, budget, len(units), self._rate(account, found), counted_at
@@ -712,7 +717,7 @@ class Dispatcher:
                 # so that sends claimed under it are answered within it (the dispatchers
                 # together stay under the budget also as WeChat counts the calls)
                 recently_spent = spent_until <= now < spent_until + 2
-                if recently_spent and 1 - now % 1 < min(0.25, 2 * self.latency):
+                if recently_spent and 1 - now % 1 < self._last_moments():
                     spent_until = float(int(now) + 1)
                 if room > 0 and now >= spent_until:
                     claimed = self.claim(room)

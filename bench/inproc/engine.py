@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE.parent / "callbacks"))
 
 import messages as m  # noqa: E402
 import run  # noqa: E402
+from instructions import check_trees  # noqa: E402
 
 
 def groups(requests: Path, rounds: int, size: int) -> int:
@@ -123,11 +124,7 @@ def main() -> int:
         return 0
     if args.group < 1 or not 0 <= args.base < args.rounds:
         parser.error("--group must be 1 or more, --base 0 or more and below --rounds")
-    for tree in args.tree or []:
-        if not (tree / "bankwx_cli").is_dir():
-            parser.error(f"--tree {tree}: not a checkout of bankwx (no bankwx_cli/ in it)")
-    if shutil.which("valgrind") is None:
-        raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
+    check_trees(parser, args.tree)
     work = Path(tempfile.mkdtemp(prefix="bankwx-engine-"))
     try:
         requests = args.requests or work / "requests.txt"

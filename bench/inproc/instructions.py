@@ -136,6 +136,15 @@ def counted(
     return int(found.group(1))
 
 
+def check_trees(parser: argparse.ArgumentParser, trees: list[Path] | None) -> None:
+    """A usage error for a ``--tree`` that is no checkout of bankwx; an exit without valgrind."""
+    for tree in trees or []:
+        if not (tree / "bankwx_cli").is_dir():
+            parser.error(f"--tree {tree}: not a checkout of bankwx (no bankwx_cli/ in it)")
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--path", default="mix", choices=m.PATHS)
@@ -152,11 +161,7 @@ def main() -> int:
         return 0
     if args.messages < 1 or args.warmup < 0 or args.concurrency < 1:
         parser.error("--messages and --concurrency must be 1 or more, --warmup 0 or more")
-    for tree in args.tree or []:
-        if not (tree / "bankwx_cli").is_dir():
-            parser.error(f"--tree {tree}: not a checkout of bankwx (no bankwx_cli/ in it)")
-    if shutil.which("valgrind") is None:
-        raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
+    check_trees(parser, args.tree)
     work = Path(tempfile.mkdtemp(prefix="bankwx-icount-"))
     try:
         m.write_requests(work / "requests.txt", args.warmup + args.messages, args.path)
