@@ -25,14 +25,14 @@ from bankwx_cli.domain import account_settings, accounts, actions, keywords, rep
 from bankwx_cli.domain.masking import mask
 from bankwx_cli.errors import NotFoundError
 from bankwx_cli.models.accounts import Account
-from bankwx_cli.models.messages import InboundRow, OutboundRow
+from bankwx_cli.models.messages import InboundRow
 from bankwx_cli.models.replies import ImageReply, NewsReply, Reply, TextReply, TransferReply
 from bankwx_cli.wechat import callback
 from bankwx_cli.wechat.callback import CallbackKeys, Inbound
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
-    from bankwx_cli.storage.engine import AnsweredRow, Claim, OutRow
+    from bankwx_cli.storage.engine import AnsweredRow, Claim
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,8 @@ class _QuickWrite:
     group by ``Engine._write_group``, finished by its unit."""
 
     __slots__ = ("counted", "decision", "handling_ms", "in_time", "inbound", "key",
-                 "message_id", "out_written", "plain", "recorded", "row", "runtime", "started",
-                 "ticket")  # fmt: skip
+                 "may_take", "message_id", "out_written", "plain", "recorded", "row", "runtime",
+                 "started", "ticket")  # fmt: skip
 
     def __init__(
         self, row: InboundRow, plain: bytes | None, decision: Decision, ticket: Ticket,
@@ -167,7 +167,8 @@ class _QuickWrite:
         self.in_time = False
         self.handling_ms = 0.0  # set by _write_group, when the group's write starts
         self.message_id: int | None = None  # None: the key existed (the unit claims again)
-        self.out_written = False
+        self.may_take = False  # a follower-state lookup may take it (its unit decides)
+        self.out_written = False  # the reply's log entry written with its row
         self.recorded = False  # a follow recorded in follower_state by ``_write_group``
 
 
@@ -392,9 +393,7 @@ class Engine:
             outcome = self._late(runtime, inbound, message_id, decision)
             store.messages.set_outcome(message_id, outcome)
         if decision.reply is not None and not write.out_written:
-            store.messages.insert_out(
-                self._out_row(runtime, inbound, message_id, decision, outcome, at)
-            )
+            store.messages.log_reply(message_id, *_logged(decision))
         if self._counting and not write.counted:
             self._count_settled(runtime, inbound, message_id, at, claimed=False)
         return Result(plain if in_time else None, decision.route, outcome)
@@ -505,11 +504,13 @@ class Engine:
         answered = plain if in_time else None  # a retry of a late message gets success
         # a sensitive reply is answered but never kept in clear (its retries get success)
         stored = None if decision.sensitive else answered
-        self.app.store.messages.finish(message_id, stored, decision.route, outcome, elapsed_ms,
-                                       None)  # fmt: skip
+        self.app.store.messages.finish(
+            message_id, stored, decision.route, outcome, elapsed_ms,
+            None if decision.reply is None else _logged(decision),
+        )  # fmt: skip
         if self._counting:
             self._count_settled(runtime, inbound, message_id, None, claimed)
-        return self._replied(runtime, inbound, message_id, decision, answered, outcome)
+        return Result(answered, decision.route, outcome)
 
     def _count_settled(
         self, runtime: Runtime, inbound: Inbound, message_id: int, at: str | None,
@@ -526,16 +527,6 @@ class Engine:
             store.rollups, message_id, key=inbound.event_key, menu_version=version,
             qr_scene=inbound.scene if inbound.event == "subscribe" else None, claimed=claimed,
         )  # fmt: skip
-
-    def _replied(
-        self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
-        stored: bytes | None, outcome: str,
-    ) -> Result:  # fmt: skip
-        if decision.reply is not None:
-            self.app.store.messages.insert_out(
-                self._out_row(runtime, inbound, message_id, decision, outcome)
-            )
-        return Result(stored, decision.route, outcome)
 
     def log_callback(
         self, runtime: Runtime, inbound: Inbound, result: Result, elapsed_ms: float
@@ -573,7 +564,7 @@ class Engine:
         group, each table's in one multi-row INSERT (a few, for a large group), before the
         units run. Whether each answer is in time is settled here (inside the write that
         records it); an answer that is late is written without its reply, and its unit records
-        the late outcome. A reply's outbound row is written here too, unless a follower-state
+        the late outcome. A reply's log entry is written in its row too, unless a follower-state
         lookup may take the message (its unit decides) or the answer is late. A row whose key
         exists, in the store or earlier in the group, is left to its unit (``claim_again``).
         """
@@ -582,25 +573,33 @@ class Engine:
         now = time.monotonic()
         rows: list[AnsweredRow] = []
         for w in writes:
-            w.in_time = w.ticket.complete()
+            w.in_time = in_time = w.ticket.complete()
+            w.may_take = may_take = self._lookup_may_take(w.key)
             r = w.row
             w.handling_ms = (now - w.started) * 1000
+            decision = w.decision
+            reply = decision.reply
+            # the reply's log entry, unless the answer is late or a lookup may take the
+            # message (its unit writes it then), or the reply is sensitive (likewise)
+            w.out_written = logs = (
+                reply is not None and in_time and not decision.sensitive and not may_take
+            )
             rows.append((
                 r.account, r.openid, r.msg_type, r.event, r.content, r.msg_id, r.dedup_key,
-                w.plain if w.in_time else None, w.decision.route, w.decision.outcome,
-                w.handling_ms, r.at, r.claimed_at,
+                w.plain if in_time else None, decision.route, decision.outcome,
+                w.handling_ms, r.at, r.claimed_at, *(_logged(decision) if logs else _UNLOGGED),
             ))  # fmt: skip
         store = self.app.store
-        messages = store.messages
-        outs: list[OutRow] = []
         counting = self._counting
         settled: dict[reports.Settled, list[float]] = {}
-        for w, message_id in zip(writes, messages.insert_answered_many(rows), strict=True):
+        for w, message_id in zip(writes, store.messages.insert_answered_many(rows), strict=True):
             w.message_id = message_id
-            if message_id is None or not w.in_time:
-                continue  # its unit claims it again, or records the late outcome (and counts)
-            may_take = self._lookup_may_take(w.key)
-            if counting and not may_take:  # its outcome is final: count it here
+            if message_id is None:
+                w.out_written = False
+                continue  # its unit claims it again
+            if not w.in_time:
+                continue  # its unit records the late outcome (and counts)
+            if counting and not w.may_take:  # its outcome is final: count it here
                 outcome = self._outcome(w)
                 times = settled.get(outcome)
                 if times is None:
@@ -608,16 +607,6 @@ class Engine:
                 else:
                     times.append(w.handling_ms)
                 w.counted = True
-            reply = w.decision.reply
-            if reply is None or w.decision.sensitive or may_take:
-                continue
-            r = w.row
-            outs.append(OutboundRow(
-                r.account, r.openid, reply.kind, _masked(_reply_text(reply)),
-                w.decision.route, w.decision.outcome, message_id, r.at,
-            ))  # fmt: skip
-            w.out_written = True
-        messages.insert_out_many(outs)
         self._record_follows(writes)
         if settled:
             tally = reports.Tally()
@@ -723,17 +712,6 @@ class Engine:
             timestamp=int(self.app.clock.time()),
             nonce="0",
         )
-
-    def _out_row(
-        self, runtime: Runtime, inbound: Inbound, message_id: int, decision: Decision,
-        outcome: str, at: str | None = None,
-    ) -> OutboundRow:  # fmt: skip
-        reply = decision.reply
-        return OutboundRow(
-            runtime.account.name, inbound.openid, reply.kind if reply else "success",
-            SENSITIVE_LOGGED if decision.sensitive else _masked(_reply_text(reply)),
-            decision.route, outcome, message_id, at or iso(self.app.clock.now()),
-        )  # fmt: skip
 
     # --- routing -------------------------------------------------------------------------------
 
@@ -952,3 +930,16 @@ def _reply_text(reply: Reply | None) -> str:
     if isinstance(reply, TransferReply):
         return reply.kf_account or ""
     return ""
+
+
+_UNLOGGED = (None, None)  # a row whose reply's log entry its unit writes, or that has none
+
+
+def _logged(decision: Decision) -> tuple[str, str]:
+    """What the conversation log shows of a decision's reply: its type and text (masked; a
+    sensitive reply only as ``SENSITIVE_LOGGED``)."""
+    reply = decision.reply
+    return (
+        reply.kind if reply else "success",
+        SENSITIVE_LOGGED if decision.sensitive else _masked(_reply_text(reply)),
+    )

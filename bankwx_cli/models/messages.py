@@ -106,7 +106,8 @@ class InboundRow(NamedTuple):
 
 
 class OutboundRow(NamedTuple):
-    """A reply or an agent's message as the log keeps it (masked already)."""
+    """An agent's message as the log keeps it, a row of its own (masked already; a message's
+    passive reply is logged in the message's row, see ``bankwx_cli/storage/engine.py``)."""
 
     account: str
     openid: str

@@ -11,6 +11,14 @@ the writer's thread, inside the unit that stores it; a reply that does not open 
 another key) is read as absent, so that a retry gets what any message without a stored reply
 gets, and ``bankwx check`` reports it. A reply stored in clear before replies were sealed is
 still answered (``bankwx check`` reports it and ``check --fix`` seals it).
+
+A message's passive reply is logged in the message's own row (``out_type``, ``out_content``:
+what the log shows of it, masked), not in a row of its own: on the receiver's busiest path a
+second row cost as much again as the first's columns. The log lists it as an entry of its own
+all the same (direction ``out``, ``in_reply_to`` the message's id) whose id is the message's
+id plus one: every row takes the id after the largest one's next (``max(id) + 2``), so that
+id is never a row's. Messages an agent sends have rows of their own, as do the replies of a
+store written before (their ids are whatever they were).
 """
 
 from __future__ import annotations
@@ -92,13 +100,7 @@ class Messages:
         died) is taken over by this delivery.
         """
         with self.db.transaction():
-            cursor = self.db.execute_positional(
-                "INSERT INTO messages (account, openid, direction, msg_type, event, content, "
-                "msg_id, dedup_key, state, at, claimed_at) VALUES (?, ?, 'in', ?, ?, ?, ?, ?, "
-                "'processing', ?, ?) ON CONFLICT (account, dedup_key) WHERE dedup_key IS NOT NULL "
-                "DO NOTHING",
-                row,
-            )
+            cursor = self.db.execute_positional(_CLAIM_SQL, row)
             if cursor.rowcount == 1:
                 return Claim(True, int(cursor.lastrowid or 0), "processing", None, 1,
                              row.claimed_at)  # fmt: skip
@@ -106,11 +108,12 @@ class Messages:
 
     def insert_answered_many(self, rows: list[AnsweredRow]) -> list[int | None]:
         """Insert first deliveries' rows already done: their answers (reply, route, outcome,
-        handling_ms) were decided before claiming. A few statements for them all (one multi-row
-        INSERT per ``ROWS_PER_INSERT`` chunk). Returns the id of each row, in order, or None
-        where its dedup key existed, in the store or earlier in ``rows``: then nothing is
-        written for it, and ``claim_again`` says what the store holds. Each row's reply is
-        sealed here. Joins the caller's transaction."""
+        handling_ms, the reply's log entry) were decided before claiming. A few statements for
+        them all (one multi-row INSERT per ``ROWS_PER_INSERT`` chunk). Returns the id of each
+        row, in order, or None where its dedup key existed, in the store or earlier in
+        ``rows``: then nothing is written for it, and ``claim_again`` says what the store
+        holds. Each row's reply is sealed here. Joins the caller's transaction, which must
+        hold the write lock (the ids are counted from the largest one)."""
         ids: list[int | None] = [None] * len(rows)
         first: dict[tuple[str, str], int] = {}  # (account, dedup key): index of its first row
         for index, row in enumerate(rows):
@@ -122,23 +125,34 @@ class Messages:
             if first[(row[0], row[6])] == index
         ]
         execute = self.db.execute_positional
+        last = int(self.db.scalar(_LAST_ID_SQL))
         for chunk in _chunks(values):
-            cursor = execute(_insert_answered_sql(len(chunk)), _flat(chunk))
-            inserted, last = cursor.rowcount, cursor.lastrowid or 0
-            if inserted == len(chunk):  # every key new, the rule: ids follow the VALUES order
-                for message_id, row in enumerate(chunk, last - inserted + 1):
+            given = range(last + 2, last + 2 * len(chunk) + 1, 2)  # every other id: see above
+            last = given[-1]
+            cursor = execute(
+                _insert_answered_sql(len(chunk)),
+                [
+                    value
+                    for message_id, row in zip(given, chunk, strict=True)
+                    for value in (message_id, *row)
+                ],
+            )
+            if cursor.rowcount == len(chunk):  # every key new
+                for message_id, row in zip(given, chunk, strict=True):
                     ids[first[(row[0], row[6])]] = message_id
-            elif inserted > 0:  # some keys held: which rows the new ids went to
-                cursor = execute(_INSERTED_SQL, (last - inserted + 1, last))
+            elif cursor.rowcount > 0:  # some keys held: which rows were added
+                cursor = execute(_INSERTED_SQL, (given[0], last))
                 for message_id, account, key in cursor.fetchall():
                     ids[first[(account, key)]] = message_id
         return ids
 
-    def insert_out_many(self, rows: list[OutRow]) -> None:
-        """``insert_out`` for many rows, a few statements for them all. Joins the caller's
-        transaction."""
-        for chunk in _chunks(rows):
-            self.db.execute_positional(_insert_out_sql(len(chunk)), _flat(chunk))
+    def log_reply(self, message_id: int, msg_type: str, content: str) -> None:
+        """The log entry of a message's passive reply (masked already), in the message's row.
+        Joins the caller's transaction."""
+        self.db.execute_positional(
+            "UPDATE messages SET out_type = ?, out_content = ? WHERE id = ?",
+            (msg_type, content, message_id),
+        )
 
     def claim_again(self, row: InboundRow, stale_before: float) -> Claim:
         """Another delivery of a message the store holds: count it; take over a claim that has
@@ -201,21 +215,22 @@ class Messages:
         route: str,
         outcome: str,
         handling_ms: float,
-        out_row: OutboundRow | None,
+        logged: tuple[str, str] | None,
     ) -> None:
-        """Record the handler's result, and the outbound reply in the same transaction."""
-        with self.db.transaction():
-            self.db.execute(
-                "UPDATE messages SET state = 'done', reply = :reply, route = :route, "
-                "outcome = :outcome, handling_ms = :ms WHERE id = :id",
-                {"reply": self._seal(reply), "route": route, "outcome": outcome, "ms": handling_ms,
-                 "id": message_id},
-            )  # fmt: skip
-            if out_row is not None:
-                self.insert_out(out_row)
+        """Record the handler's result, and the reply's log entry (type, masked content; None:
+        no reply) in the same statement."""
+        out_type, out_content = logged or (None, None)
+        self.db.execute(
+            "UPDATE messages SET state = 'done', reply = :reply, route = :route, "
+            "outcome = :outcome, handling_ms = :ms, out_type = :out_type, "
+            "out_content = :out_content WHERE id = :id",
+            {"reply": self._seal(reply), "route": route, "outcome": outcome, "ms": handling_ms,
+             "out_type": out_type, "out_content": out_content, "id": message_id},
+        )  # fmt: skip
 
     def insert_out(self, row: OutboundRow) -> None:
-        self.db.execute_positional(_insert_out_sql(1), row)
+        """A message sent on its own (an agent's), as a row of its own."""
+        self.db.execute_positional(_INSERT_OUT_SQL, row)
 
     def set_outcome(self, message_id: int, outcome: str) -> None:
         self.db.execute(
@@ -247,27 +262,27 @@ class Messages:
             )
             if params[key]
         ]
-        sql = (
-            "SELECT id, at, account, openid, direction, msg_type, event, content, msg_id, route,"
-            " outcome, handling_ms, deliveries, in_reply_to FROM messages"
-        )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY at DESC, id DESC"
-        if limit:
-            sql += " LIMIT :limit"
+        # the newest rows first, then their entries: a row's reply sorts just before it (the
+        # same time, the id after its own), so the newest entries are the newest rows'
+        rows = "FROM messages" + (" WHERE " + " AND ".join(where) if where else "")
+        if limit:  # found in the index (``messages_at`` holds what the conditions name)
+            newest = f"SELECT id {rows} ORDER BY at DESC, id DESC LIMIT :limit"
+            rows = f"FROM messages WHERE id IN ({newest})"
             params["limit"] = limit
+        sql = _ENTRIES_SQL.format(rows=f"{_ROWS_SQL} {rows}") + (" LIMIT :limit" if limit else "")
         return [LogEntry(**dict(r)) for r in self.db.all(sql, params)]
 
     def purge_before(self, account: str, before: str, batch: int = 1000) -> int:
-        """Delete one batch of entries older than before; returns how many (0 when done)."""
+        """Delete one batch of entries older than before; returns how many (0 when done): a
+        reply logged in its message's row is an entry too."""
         with self.db.transaction():
-            cursor = self.db.execute(
+            deleted = self.db.execute(
                 "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
-                "WHERE account = :account AND at < :before LIMIT :batch)",
+                "WHERE account = :account AND at < :before LIMIT :batch) "
+                "RETURNING out_type IS NOT NULL",
                 {"account": account, "before": before, "batch": batch},
-            )
-            return int(cursor.rowcount)
+            ).fetchall()
+            return len(deleted) + sum(int(replied) for (replied,) in deleted)
 
     def forget_keys_before(self, before: str, batch: int = 1000) -> int:
         """Clear dedup keys and stored replies older than before (one short batch)."""
@@ -282,9 +297,45 @@ class Messages:
 
 #: A first delivery answered at once, for ``insert_answered_many``: account, openid,
 #: msg_type, event, content, msg_id, dedup_key, reply (plaintext, sealed when written), route,
-#: outcome, handling_ms, at, claimed_at.
-AnsweredRow = tuple[str, str, str, str, str, str, str, bytes | None, str, str, float, str, float]
-OutRow = OutboundRow  # for ``insert_out_many``
+#: outcome, handling_ms, at, claimed_at, and the reply's log entry: out_type, out_content
+#: (None, None: none).
+AnsweredRow = tuple[
+    str, str, str, str, str, str, str, bytes | None, str, str, float, str, float,
+    str | None, str | None,
+]  # fmt: skip
+
+#: The id a new row takes: see the module's docstring.
+_NEXT_ID = "(SELECT coalesce(max(id), 0) + 2 FROM messages)"
+_LAST_ID_SQL = "SELECT coalesce(max(id), 0) FROM messages"
+_CLAIM_SQL = (
+    "INSERT INTO messages (id, account, openid, direction, msg_type, event, content, msg_id, "  # noqa: S608
+    f"dedup_key, state, at, claimed_at) VALUES ({_NEXT_ID}, ?, ?, 'in', ?, ?, ?, ?, ?, "
+    "'processing', ?, ?) ON CONFLICT (account, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
+)
+_INSERT_OUT_SQL = (
+    "INSERT INTO messages (id, account, openid, direction, msg_type, content, route, outcome, "  # noqa: S608
+    f"in_reply_to, at) VALUES ({_NEXT_ID}, ?, ?, 'out', ?, ?, ?, ?, ?, ?)"
+)
+
+#: The log's entries: each row of ``{rows}`` (``_ROWS_SQL`` and its FROM), and the reply logged in
+#: a message's row as an entry of its own (``side.n`` 1), newest first.
+_ROWS_SQL = (
+    "SELECT id, at, account, openid, direction, msg_type, event, content, msg_id, route, "
+    "outcome, handling_ms, deliveries, in_reply_to, out_type, out_content"
+)
+_ENTRIES_SQL = (
+    "SELECT m.id + side.n AS id, at, account, openid, "
+    "CASE side.n WHEN 0 THEN direction ELSE 'out' END AS direction, "
+    "CASE side.n WHEN 0 THEN msg_type ELSE out_type END AS msg_type, "
+    "CASE side.n WHEN 0 THEN event ELSE '' END AS event, "
+    "CASE side.n WHEN 0 THEN content ELSE out_content END AS content, "
+    "CASE side.n WHEN 0 THEN msg_id ELSE '' END AS msg_id, route, outcome, "
+    "CASE side.n WHEN 0 THEN handling_ms END AS handling_ms, "
+    "CASE side.n WHEN 0 THEN deliveries ELSE 1 END AS deliveries, "
+    "CASE side.n WHEN 0 THEN in_reply_to ELSE m.id END AS in_reply_to "
+    "FROM ({rows}) AS m CROSS JOIN (SELECT 0 AS n UNION ALL SELECT 1) AS side "
+    "ON side.n = 0 OR out_type IS NOT NULL ORDER BY at DESC, id DESC"
+)
 
 # Chunk sizes, powers of two: a group of n rows takes as many statements as n has one bits
 # (27: 16 + 8 + 2 + 1), eight shapes of statement a table for SQLite to keep prepared.
@@ -307,20 +358,20 @@ def _flat(chunk: list[tuple[Any, ...]]) -> list[Any]:
 
 @lru_cache(maxsize=len(ROWS_PER_INSERT))
 def _insert_answered_sql(count: int) -> str:
-    row = "(?, ?, 'in', ?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?)"
+    row = "(?, ?, ?, 'in', ?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)"
     return (
-        "INSERT INTO messages (account, openid, direction, msg_type, event, content, msg_id, "  # noqa: S608
-        "dedup_key, state, reply, route, outcome, handling_ms, at, claimed_at) VALUES "
+        "INSERT INTO messages (id, account, openid, direction, msg_type, event, content, "  # noqa: S608
+        "msg_id, dedup_key, state, reply, route, outcome, handling_ms, at, claimed_at, "
+        "out_type, out_content) VALUES "
         + ", ".join([row] * count)
         + " ON CONFLICT (account, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
     )
 
 
 # The rows one INSERT of ``_insert_answered_sql`` added, when a conflict skipped some of its
-# VALUES: the new ids are consecutive (SQLite gives a new row the table's largest rowid plus
-# one, and inserts the VALUES in order; ``messages`` has no triggers), the last one
-# ``lastrowid``. A RETURNING clause would say the same for every row, at 15k instructions a row
-# (sqlite3 buffers its rows, and Python makes a tuple of each).
+# VALUES (their ids are known, but not which were skipped). A RETURNING clause would say it
+# for every row, at 15k instructions a row (sqlite3 buffers its rows, and Python makes a tuple
+# of each).
 _INSERTED_SQL = "SELECT id, account, dedup_key FROM messages WHERE id BETWEEN ? AND ?"
 
 
@@ -332,15 +383,6 @@ def _followed_sql(count: int) -> str:
         + ", ".join(["(?, ?, 1, ?, ?)"] * count)
         + " ON CONFLICT (account, openid) DO UPDATE SET subscribed = excluded.subscribed, "
         "subscribe_at = excluded.subscribe_at, scene = excluded.scene"
-    )
-
-
-@lru_cache(maxsize=len(ROWS_PER_INSERT))
-def _insert_out_sql(count: int) -> str:
-    row = "(?, ?, 'out', ?, ?, ?, ?, ?, ?)"
-    return (
-        "INSERT INTO messages (account, openid, direction, msg_type, content, route, outcome, "  # noqa: S608
-        "in_reply_to, at) VALUES " + ", ".join([row] * count)
     )
 
 

@@ -899,6 +899,14 @@ def m0019_partial_dedup(db: Database) -> None:
     )
 
 
+def m0020_replies_in_row(db: Database) -> None:
+    """A message's passive reply is logged in the message's row (issue 19): ``out_type`` and
+    ``out_content``, what the log shows of it (see ``bankwx_cli/storage/engine.py``). The
+    replies logged before keep their rows; new rows take every other id from here on."""
+    db.execute("ALTER TABLE messages ADD COLUMN out_type TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN out_content TEXT")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0001_foundation", m0001_foundation),
     ("m0002_wechat", m0002_wechat),
@@ -919,6 +927,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m0017_rollups", m0017_rollups),
     ("m0018_alert_rollups", m0018_alert_rollups),
     ("m0019_partial_dedup", m0019_partial_dedup),
+    ("m0020_replies_in_row", m0020_replies_in_row),
 ]
 
 

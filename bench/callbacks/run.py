@@ -570,12 +570,13 @@ class Sent:
 
 def check_log(db: Path, checks: Checks, sent: Sent) -> None:
     """The conversation log after a path: every message sent, once, with the path's route and
-    reply, one outbound row, the right delivery count, masked."""
+    reply, one outbound entry (logged in the message's row, or a row of its own), the right
+    delivery count, masked."""
     path = sent.path
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     rows = conn.execute(
-        "SELECT dedup_key, deliveries, state, reply, outcome, content, id, route FROM messages "
-        "WHERE direction = 'in' AND account = 'main'"
+        "SELECT dedup_key, deliveries, state, reply, outcome, content, id, route, out_content "
+        "FROM messages WHERE direction = 'in' AND account = 'main'"
     ).fetchall()
     out = {
         row[0]: (row[1], row[2])
@@ -616,11 +617,13 @@ def check_log(db: Path, checks: Checks, sent: Sent) -> None:
     )
     known = {**expected, **fresh}
     wrong = []
-    for key, (_, deliveries, state, reply, outcome, _, row_id, route) in by_key.items():
+    for key, (_, deliveries, state, reply, outcome, _, row_id, route, logged) in by_key.items():
         wanted = known.get(key)
         if wanted is None:
             continue
         count, text = out.get(row_id, (0, None))
+        if logged is not None:
+            count, text = count + 1, logged
         if not (
             state == "done"
             and outcome == "replied"
@@ -634,7 +637,7 @@ def check_log(db: Path, checks: Checks, sent: Sent) -> None:
     checks.check(
         not wrong,
         f"{path}/bankwx: {len(wrong)} logged messages without their route, stored reply, one "
-        f"outbound row with the path's text, or the right delivery count (1, 2 retried)"
+        f"outbound entry with the path's text, or the right delivery count (1, 2 retried)"
         + (f"; first: {wrong[0]} {by_key[wrong[0]][1:]}"[:300] if wrong else ""),
     )
     if any(not msg.is_event for msg in known.values()):

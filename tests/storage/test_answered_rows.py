@@ -1,5 +1,6 @@
 """The receiver's grouped writes of quick answers: one multi-row INSERT per chunk, each row's
-id in order, a key already held (in the store or earlier in the group) left to its unit."""
+id in order, a key already held (in the store or earlier in the group) left to its unit; a
+reply logged in its message's row listed as an entry of its own, under an id no row has."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bankwx_cli.context import AppContext
+from bankwx_cli.models.messages import OutboundRow
 from bankwx_cli.settings import from_environment
 from bankwx_cli.storage import engine as storage_engine
 
@@ -15,8 +17,9 @@ NOW = "2026-12-02T12:00:00Z"
 
 
 def row(key: str, account: str = "main") -> storage_engine.AnsweredRow:
+    logged = ("text", f"r{key}") if int(key) % 3 else (None, None)  # every third without
     return (account, "o" + key, "text", "", "hi", key, f"msg:{key}", b"<xml>r</xml>", "default",
-            "replied", 1.0, NOW, 0.0)  # fmt: skip
+            "replied", 1.0, NOW, 0.0, *logged)  # fmt: skip
 
 
 def test_chunks_cover_every_size_with_few_statements() -> None:
@@ -41,10 +44,8 @@ def test_each_new_key_gets_its_row_and_the_rest_none(
         app.store.db.execute("DELETE FROM messages")
         before = messages.insert_answered_many([row(k) for k in dict.fromkeys(held)])
         ids = messages.insert_answered_many([row(k) for k in keys])
-        messages.insert_out_many(
-            [("main", "o" + k, "text", "r", "default", "replied", i, NOW)
-             for k, i in zip(keys, ids, strict=True) if i is not None]
-        )  # fmt: skip
+        messages.insert_out(OutboundRow("main", "agent", "text", "an agent's", "agent", "sent",
+                                        None, NOW))  # fmt: skip
     assert all(i is not None for i in before)
     seen: set[str] = set(held)
     for key, message_id in zip(keys, ids, strict=True):
@@ -59,14 +60,27 @@ def test_each_new_key_gets_its_row_and_the_rest_none(
             assert messages._open(message_id, stored["reply"]) == b"<xml>r</xml>"  # sealed
             assert bytes(stored["reply"]) != b"<xml>r</xml>"
             seen.add(key)
-    outs = app.store.db.scalar("SELECT count(*) FROM messages WHERE direction = 'out'")
-    assert outs == len(set(keys) - set(held))
+    log = messages.all()
+    assert len({e.id for e in log}) == len(log)  # no entry shares an id, the agent's neither
+    replies = {e.in_reply_to: e for e in log if e.direction == "out" and e.route != "agent"}
+    rows = {int(k) for k in keys + held}
+    assert len(replies) == len([k for k in rows if k % 3])
+    for entry in log:
+        if entry.direction == "in" and int(entry.msg_id) % 3:
+            reply = replies[entry.id]
+            assert (reply.id, reply.content, reply.msg_type) == (
+                entry.id + 1,
+                f"r{entry.msg_id}",
+                "text",
+            )
+            assert (reply.at, reply.openid, reply.route) == (entry.at, entry.openid, entry.route)
+    assert len(log) == len(rows) + len(replies) + 1  # and the agent's
     app.store.close()
 
 
 def test_messages_has_no_trigger_to_break_the_id_arithmetic(store_ready: Bankwx) -> None:
-    # insert_answered_many reads a chunk's ids from lastrowid and the count of rows added:
-    # consecutive only while nothing else inserts into messages inside the same statement
+    # every row takes the id after the largest one's next, so that a reply logged in its
+    # message's row can be listed under the id in between: a trigger inserting rows would not
     app = AppContext(from_environment())
     triggers = app.store.db.all(
         "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages'"

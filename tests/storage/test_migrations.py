@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from bankwx_cli.models.messages import InboundRow
+from bankwx_cli.storage import engine as storage_engine
 from bankwx_cli.storage import migrations, open_store
 from bankwx_cli.storage.db import Database
 
@@ -212,16 +214,21 @@ def test_m0009_adds_the_login_user_and_host_to_the_audit_and_the_login_users_tab
         store.db.close()
 
 
+def _migrate_before(db: Database, name: str) -> None:
+    """The store as the migrations before name leave it."""
+    names = [n for n, _ in migrations.MIGRATIONS]
+    for _, migration in migrations.MIGRATIONS[: names.index(name)]:
+        with db.transaction():
+            migration(db)
+
+
 def test_m0019_keeps_only_rows_with_a_key_in_the_dedup_index(tmp_path: Path) -> None:
     """m0019 on a store of m0018 with log rows: they stay; the index is partial, a key is
     still unique, a row without one (a reply) is not indexed, and a lookup by key and the
     receiver's claim still use it."""
     db = Database(tmp_path / "old.db")
     try:
-        names = [name for name, _ in migrations.MIGRATIONS]
-        for _, migration in migrations.MIGRATIONS[: names.index("m0019_partial_dedup")]:
-            with db.transaction():
-                migration(db)
+        _migrate_before(db, "m0019_partial_dedup")
         insert = (
             "INSERT INTO messages (account, openid, direction, msg_type, dedup_key, at) "
             "VALUES ('main', 'o1', ?, 'text', ?, '2026-01-01T00:00:00Z')"
@@ -253,5 +260,45 @@ def test_m0019_keeps_only_rows_with_a_key_in_the_dedup_index(tmp_path: Path) -> 
             )
         )  # fmt: skip
         assert "messages_dedup" in plan
+    finally:
+        db.close()
+
+
+def test_m0020_lists_a_store_s_replies_as_before_and_new_ones_under_free_ids(
+    tmp_path: Path,
+) -> None:
+    """m0020 on a store of m0019 whose replies have rows of their own: the log lists the same
+    entries, ids and all; a reply logged in its message's row afterwards is listed under the
+    id after the message's, which no row has, and a purge counts it."""
+    db = Database(tmp_path / "old.db")
+    try:
+        _migrate_before(db, "m0020_replies_in_row")
+        with db.transaction():
+            db.execute_positional(
+                "INSERT INTO messages (account, openid, direction, msg_type, content, "
+                "dedup_key, at) VALUES ('main', 'o1', 'in', 'text', 'hi', 'msg:1', "
+                "'2026-01-01T00:00:00Z')", (),
+            )  # fmt: skip
+            db.execute_positional(
+                "INSERT INTO messages (account, openid, direction, msg_type, content, "
+                "in_reply_to, at) VALUES ('main', 'o1', 'out', 'text', 'hello', 1, "
+                "'2026-01-01T00:00:00Z')", (),
+            )  # fmt: skip
+        messages = storage_engine.Messages(db)
+        with db.transaction():
+            migrations.m0020_replies_in_row(db)
+        before = [(e.id, e.direction, e.content, e.in_reply_to) for e in messages.all()]
+        assert before == [(2, "out", "hello", 1), (1, "in", "hi", None)]
+        row = InboundRow("main", "o2", "text", "", "again", "2", "msg:2",
+                         "2026-01-01T00:00:01Z", 0.0)  # fmt: skip
+        with db.transaction():
+            claim = messages.claim(row, 0.0)
+            messages.finish(claim.id, None, "default", "replied", 1.0, ("text", "yes"))
+        assert claim.id == 4  # the id after the largest one's next
+        listed = [(e.id, e.direction, e.content, e.in_reply_to) for e in messages.all(limit=2)]
+        assert listed == [(5, "out", "yes", 4), (4, "in", "again", None)]
+        assert len(messages.all()) == 4
+        assert messages.purge_before("main", "2026-01-02T00:00:00Z") == 4
+        assert messages.all() == []
     finally:
         db.close()
