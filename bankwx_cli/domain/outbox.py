@@ -569,7 +569,8 @@ class Dispatcher:
             claimed = [u for u in claimed if u.attempts or self._may_send(u, now)]
             claimed.sort(key=lambda u: (u.lane_rank, u.next_attempt_at, u.id))
             store.outbox.mark_sending([u.id for u in claimed], self.holder, now)
-        return [Claimed(unit, window=int(now)) for unit in claimed]
+        early = int(counted_at) > int(now)
+        return [Claimed(unit, window=int(now), early=early) for unit in claimed]
 
     def _settle(self, unit: Unit, state: str, error: str, now: float) -> None:
         if self.app.store.outbox.settle(unit.id, state, error, now):
@@ -596,13 +597,15 @@ class Dispatcher:
     def send(self, claimed: Claimed) -> SendResult:
         """Send one claimed unit; returns its result (never raises for WeChat's answers).
 
-        A unit claimed under one second's rate budget is not sent in a later second: it goes
-        back to pending untouched, so the dispatchers together stay under the budget.
+        A unit claimed under one second's rate budget is not sent in a later second, nor in
+        that second's last moments (it would reach WeChat in the next one, which counts it
+        there), unless it was counted in the next second's budget: it goes back to pending
+        untouched, so the dispatchers together stay under the budget as WeChat counts it.
         """
         unit = claimed.unit
         window_end = claimed.window + 1
         now = self.app.clock.time()
-        if now >= window_end:
+        if now >= window_end or (not claimed.early and now + self._last_moments() >= window_end):
             return SendResult(
                 unit.id,
                 "pending",

@@ -125,10 +125,12 @@ class OutboxUnit:
 @dataclass(frozen=True)
 class Claimed:
     """A unit a dispatcher claimed, with the rate-budget second it was claimed under (a unit
-    is not sent in a later second: it goes back to pending untouched)."""
+    is not sent in a later second: it goes back to pending untouched); ``early``: claimed in
+    that second's last moments, and counted in the next second's budget."""
 
     unit: OutboxUnit
     window: int
+    early: bool = False
 
 
 @dataclass(frozen=True)
