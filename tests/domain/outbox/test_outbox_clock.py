@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -199,3 +200,25 @@ def test_a_budget_second_counted_early_is_not_forgotten(app: AppContext) -> None
         assert budget.take_budget("main", "e", 3, 4, second + 1.5) == 0  # spent
         assert budget.take_budget("main", "e", 3, 4, second + 2.0) == 3
         assert budget.take_budget("main", "e", 3, 4, second - 3600.0) == 3
+
+
+def test_a_send_in_its_second_s_last_moments_waits_for_the_next(
+    app: AppContext, sim: SimDriver, clock: FixedClock
+) -> None:
+    """A unit counted in its own second's budget is not sent in that second's last moments
+    (it would reach WeChat in the next second, which counts it there): it goes back to
+    pending for the next second, untouched. One counted in the next second's budget (claimed
+    in those moments) is sent."""
+    enqueue_templates(app, sim, 2)
+    dispatcher = outbox.Dispatcher(app)  # WeChat's answer time not yet known: 50 ms
+    second = clock.time()
+    clock.advance(0.5)
+    first, other = dispatcher.claim()
+    assert (first.window, first.early) == (second, False)
+    clock.advance(0.45)  # 950 ms: within twice the answer time of the second's end
+    held = dispatcher.send(first)
+    assert (held.state, held.next_attempt_at, held.undo_attempt) == ("pending", second + 1, 1)
+    assert sim.delivered(kind="template") == []
+    sent = dispatcher.send(replace(other, early=True))  # as if claimed now
+    assert sent.state == "sent"
+    assert len(sim.delivered(kind="template")) == 1
