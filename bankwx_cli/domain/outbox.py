@@ -465,7 +465,9 @@ class Dispatcher:
         self.batch = batch
         self.window = 2 * threads  # units in flight: the pool always has the next one queued
         self._budget_spent = False  # the last claim found a rate budget spent
-        self.latency = 0.05  # seconds WeChat takes to answer a send (a moving average)
+        # seconds WeChat takes to answer a send (a moving average); a cautious start, until
+        # answers are measured: the first second's last moments are the widest
+        self.latency = 0.125
         self.host = socket.gethostname()
         self.holder = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bankwx-send")
