@@ -226,11 +226,8 @@ class Store:
         return {c.table: c.mend(self.db, self.sealer) for c in self._sealed_columns()}
 
     def ping(self) -> bool:
-        try:
-            self.db.scalar("SELECT 1")
-        except sqlite3.Error:
-            return False
-        return True
+        """Whether the store answers a read (``Database.ping``: never waits for a write)."""
+        return self.db.ping()
 
     def integrity_problems(self) -> list[str]:
         rows = self.db.all("PRAGMA integrity_check")

@@ -130,8 +130,11 @@ class Database:
         immutable = read_only is not None and not (
             os.access(path.parent, os.W_OK) or Path(f"{path}-shm").exists()
         )
-        self.conn = connect(path, read_only is not None, immutable)
+        self._opening = (read_only is not None, immutable)
+        self.conn = connect(path, *self._opening)
         self._lock = threading.RLock()
+        self._probe: sqlite3.Connection | None = None  # ``ping``'s own connection
+        self._probe_lock = threading.Lock()
         self._depth = 0
         self._busy_ms: int | None = None  # the connection's busy timeout (``_begin_now``)
         self._writer: Writer | None = None
@@ -378,9 +381,25 @@ class Database:
                 results.append((value, None))
         return results
 
+    def ping(self) -> bool:
+        """Whether the store's file answers a read, on a connection of ping's own: never behind
+        ``_lock``, which a write waiting for another process's write lock holds for up to the
+        busy timeout (a liveness probe that waited for writes would call a live process dead)."""
+        with self._probe_lock:
+            try:
+                if self._probe is None:
+                    self._probe = connect(self.path, *self._opening)
+                self._probe.execute("PRAGMA schema_version").fetchone()  # reads the file's header
+            except sqlite3.Error:
+                return False
+        return True
+
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
         with self._lock:
             self.conn.close()
 

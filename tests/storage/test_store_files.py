@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -272,3 +274,40 @@ def test_check_fix_makes_the_store_private(with_account: Bankwx, db_path: Path) 
     assert not any("others can read" in w for w in report["warnings"])
     assert any(c.startswith("fixed file modes (now 600)") for c in report["checked"])
     assert mode(db_path) == 0o600
+
+
+def test_ping_answers_while_a_write_waits_for_another_process_and_fails_on_a_broken_file(
+    bankwx: Bankwx, db_path: Path
+) -> None:
+    """A liveness probe reads on a connection of its own: a write of the same store that waits
+    for another process's lock (holding the store's connection) does not hold it up; a file
+    that is no longer a store fails it."""
+    assert bankwx("init").exit_code == 0
+    store, other = open_store(db_path), open_store(db_path)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        waiting = threading.Event()
+
+        def write() -> None:
+            with store.db._lock:  # the store's connection, held as a waiting write holds it
+                waiting.set()
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    store.set_meta("probe", "1")  # waits the busy timeout (2 s)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert waiting.wait(5)
+        assert store.ping() is True
+        assert writer.is_alive()  # answered while the write still waited
+        writer.join()
+    finally:
+        holder.close()
+        store.close()
+    for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+        path.unlink(missing_ok=True)
+    db_path.write_bytes(b"not a store " * 1000)
+    try:
+        assert other.ping() is False  # its first probe opens the file as it is now
+    finally:
+        other.close()
