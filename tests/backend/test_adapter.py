@@ -212,7 +212,7 @@ def test_breaker_opens_after_five_failures_and_probes_after_30_s(
     started = time.monotonic()
     with pytest.raises(BackendUnavailableError) as refused:
         adapter.send_otp("C000001")
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 0.5  # no call (below), so no wait for one
     assert refused.value.reason == "breaker_open"
     assert calls(control) == {"/v1/otp/send": 5}  # the sixth never left
     clock.now += 29
@@ -286,7 +286,7 @@ def test_the_17th_call_in_flight_fails_at_once(
     started = time.monotonic()
     with pytest.raises(BackendUnavailableError) as busy:
         adapter.health()
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 0.5  # not after a slot (the calls in flight take 1.5 s)
     assert busy.value.reason == "busy"
     for thread in threads:
         thread.join(10)

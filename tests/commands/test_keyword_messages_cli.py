@@ -158,7 +158,7 @@ def test_accepted_regexes_are_fast(pattern: str) -> None:
         compiled = compile_regex(pattern)
     except ValidationError:
         return
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU, not the clock: a loaded machine may make the test wait
     for text in ("a" * MAX_INPUT + "!", "ab" * (MAX_INPUT // 2) + "c"):
         compiled.search(text[:MAX_INPUT])
-    assert time.perf_counter() - started < 0.5, pattern
+    assert time.thread_time() - started < 0.5, pattern

@@ -361,7 +361,7 @@ def test_run_queued_leaves_a_store_another_process_locks_to_the_writer_thread(
     outcomes = _submit(writer, db, "ab", threads)
     started = time.monotonic()
     writer.run_queued()
-    assert time.monotonic() - started < 0.5  # the loop is never made to wait
+    assert time.monotonic() - started < 1.0  # the loop is never made to wait (busy timeout 2 s)
     assert outcomes == [] and threads == {}  # nothing ran here
     other.execute("COMMIT")
     deadline = time.monotonic() + 5
