@@ -45,6 +45,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
+from xml.parsers import expat
 
 import xmltodict  # type: ignore[import-untyped]  # wechatpy's XML parser; no type hints
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -78,6 +79,9 @@ MODES: Final = ("plain", "compatible", "safe")
 MAX_BODY_BYTES: Final = 64 * 1024
 
 _MAX_DEPTH: Final = 8  # deepest real push: xml/CopyrightCheckResult/ResultList/item/field
+# Bodies this long are screened for depth before xmltodict reads them (``_refuse_deep``); a
+# shorter one costs xmltodict little however it nests.
+_DEPTH_SCREEN_CHARS: Final = 4096
 _JOB_EVENTS: Final = frozenset({"templatesendjobfinish", "masssendjobfinish"})
 _QR_PREFIX: Final = "qrscene_"
 
@@ -521,6 +525,48 @@ def _screen(data: bytes) -> str:
         raise BadCallbackError("callback body is not UTF-8.") from None
 
 
+class _Refused(Exception):
+    pass
+
+
+def _refuse_deep(text: str) -> None:
+    """Refuse a long document with an element nested past ``_flatten``'s limit, or a field of
+    the root repeated, before xmltodict builds it: expat stops at the first such element, where
+    xmltodict would make every level or every repetition first (thousands of them in a hostile
+    body: tens of milliseconds, more with a large heap to collect). Only what ``_flatten``
+    refuses anyway is refused here, with its message (a body with two faults may be named by
+    the other one): an element at level _MAX_DEPTH + 1 below the root, a name twice among the
+    root's fields. A body expat cannot read is left to xmltodict, and its error."""
+    if len(text) < _DEPTH_SCREEN_CHARS:
+        return
+    depth = 0
+    fields: set[str] = set()
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth == 2:  # a field of the root (the root is depth 1)
+            if name in fields:
+                raise _Refused(f"field '{name}' repeated.")
+            fields.add(name)
+        elif depth > _MAX_DEPTH + 1:
+            raise _Refused("elements nested too deeply.")
+
+    def end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(text, True)
+    except _Refused as refused:
+        raise BadCallbackError(str(refused)) from None
+    except expat.ExpatError:
+        return
+
+
 def _read_envelope(body: bytes) -> tuple[str, bytes | None]:
     """The `Encrypt` text of a compatible or safe mode body, and its bytes when the lean
     reader decoded them (None: `unwrap` decodes)."""
@@ -535,6 +581,7 @@ def _read_envelope(body: bytes) -> tuple[str, bytes | None]:
             else:
                 return encrypt.decode("ascii"), raw
     text = _screen(body)
+    _refuse_deep(text)
     try:
         root = xmltodict.parse(text)["xml"]
         encrypt = root["Encrypt"]
@@ -561,6 +608,7 @@ def _parse(xml: bytes, *, encrypted: bool) -> Inbound:
             return Inbound("event", event, lean["FromUserName"], lean["ToUserName"],
                            int(lean["CreateTime"]), "", key, key, key if event == "scan" else "",
                            lean, encrypted)  # fmt: skip
+        _refuse_deep(text)
         message = parse_message(text)
         return _read(message._data, isinstance(message, SubscribeScanEvent), encrypted)
     except BankwxError:

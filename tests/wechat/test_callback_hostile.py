@@ -8,6 +8,7 @@ import hashlib
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import xmltodict
@@ -30,8 +31,8 @@ NOW = 1409304348
 NONCE = "1320562132"
 WINDOW = 300.0
 # Seconds of this thread's CPU (not of the clock: a loaded machine may leave the test waiting):
-# no input makes the refusal blow up. The slowest file (deep-nesting.xml, parsed whole by
-# xmltodict before its depth is refused) takes about 40 ms on a slow machine.
+# no input makes the refusal blow up. Every file of the corpus is refused in a few ms (a deep or
+# wide one by the depth screen, before xmltodict builds it: 40 ms and more before).
 FAST = 0.5
 
 PLAIN = CallbackKeys(TOKEN, None, APPID, ORIGINAL_ID, "plain")
@@ -289,3 +290,59 @@ def is_xml_char(c: str) -> bool:
         or 0xE000 <= code <= 0xFFFD
         or 0x10000 <= code <= 0x10FFFF
     )
+
+
+def _element(name: str, children: list[Any] | str) -> str:
+    inner = children if isinstance(children, str) else "".join(_element(*c) for c in children)
+    return f"<{name}>{inner}</{name}>"
+
+
+def _chain(levels: int) -> list[Any]:
+    """Elements nested levels deep below the field that holds them."""
+    tree: list[Any] | str = "x"
+    for _ in range(levels):
+        tree = [("a", tree)]
+    return tree if isinstance(tree, list) else []
+
+
+_trees: st.SearchStrategy[Any] = st.one_of(
+    st.recursive(
+        st.text(alphabet="xyz", max_size=3),
+        lambda inner: st.lists(st.tuples(st.sampled_from(["a", "b", "item"]), inner), max_size=3),
+        max_leaves=20,
+    ),
+    st.integers(1, 12).map(_chain),
+)
+_FIELDS = st.lists(st.tuples(st.sampled_from(["Extra", "More", "ResultList"]), _trees), max_size=3)
+
+
+@settings(max_examples=300)
+@given(fields=_FIELDS, long=st.booleans())
+def test_the_depth_screen_refuses_only_what_the_reading_refuses(
+    fields: list[tuple[str, Any]], long: bool
+) -> None:
+    """``_refuse_deep`` (bodies of 4,096 characters or more) against xmltodict's reading and
+    ``_flatten`` of the same text: it refuses nothing they accept; where it refuses, they do
+    too, with the same message when the body has no other fault."""
+    from bankwx_cli.wechat import callback
+
+    padding = "余" * (4096 if long else 1)
+    rest = "".join(_element(name, tree) for name, tree in fields)
+    text = message(f"<MsgType>text</MsgType><Content>{padding}</Content><MsgId>1</MsgId>{rest}")
+    screened = reading = None
+    try:
+        callback._refuse_deep(text)
+    except BadCallbackError as exc:
+        screened = str(exc)
+    try:
+        callback._read(parse_message(text)._data, False, False)
+    except BadCallbackError as exc:
+        reading = str(exc)
+    event(f"screened={screened} read={reading}")
+    if not long:
+        assert screened is None  # a short body is left to the reading
+    if screened is not None:
+        assert reading is not None
+        names = [name for name, _ in fields]
+        if len(set(names)) == len(names):  # no field repeated: the depth, the one fault
+            assert screened == reading
