@@ -54,7 +54,7 @@ def purge(
     for name in names:
         cutoff = before or app.clock.now() - timedelta(days=retention_days(app, name))
         if dry_run:
-            would = len(app.store.messages.all(account=name, until=iso(cutoff)))
+            would = app.store.messages.count_before(name, iso(cutoff))
             done.append(Purged(name, would, dry_run=True))
             continue
         total = 0

@@ -267,10 +267,43 @@ class Messages:
         rows = "FROM messages" + (" WHERE " + " AND ".join(where) if where else "")
         if limit:  # found in the index (``messages_at`` holds what the conditions name)
             newest = f"SELECT id {rows} ORDER BY at DESC, id DESC LIMIT :limit"
+            if not account:
+                newest = self._newest_of_each(where, params) or newest
             rows = f"FROM messages WHERE id IN ({newest})"
             params["limit"] = limit
         sql = _ENTRIES_SQL.format(rows=f"{_ROWS_SQL} {rows}") + (" LIMIT :limit" if limit else "")
         return [LogEntry(**dict(r)) for r in self.db.all(sql, params)]
+
+    def _newest_of_each(self, where: list[str], params: dict[str, Any]) -> str | None:
+        """The ids of the newest ``:limit`` rows over every account, as a query: each
+        account's newest from the index (``messages_at`` begins with the account; there is no
+        index by time alone, and sorting the whole log for a page of it is slow on a large
+        store), merged. None (sort the log): it is empty, or holds more accounts than one
+        query merges."""
+        names = [r[0] for r in self.db.all(_ACCOUNTS_SQL)]
+        if not names or len(names) > _MERGED_ACCOUNTS:
+            return None
+        parts = []
+        for i, name in enumerate(names):
+            params[f"account{i}"] = name
+            conditions = " AND ".join([f"account = :account{i}", *where])
+            parts.append(
+                f"SELECT * FROM (SELECT id, at FROM messages WHERE {conditions} "  # noqa: S608
+                "ORDER BY at DESC, id DESC LIMIT :limit)"
+            )
+        merged = " UNION ALL ".join(parts)
+        return f"SELECT id FROM ({merged} ORDER BY at DESC, id DESC LIMIT :limit)"  # noqa: S608
+
+    def count_before(self, account: str, before: str) -> int:
+        """The entries ``purge_before`` would delete: the account's rows older than before
+        and the replies logged in them (counted in the index's range, nothing loaded)."""
+        return int(
+            self.db.scalar(
+                "SELECT count(*) + count(out_type) FROM messages "
+                "WHERE account = :account AND at < :before",
+                {"account": account, "before": before},
+            )
+        )
 
     def purge_before(self, account: str, before: str, batch: int = 1000) -> int:
         """Delete one batch of entries older than before; returns how many (0 when done): a
@@ -316,6 +349,14 @@ _INSERT_OUT_SQL = (
     "INSERT INTO messages (id, account, openid, direction, msg_type, content, route, outcome, "  # noqa: S608
     f"in_reply_to, at) VALUES ({_NEXT_ID}, ?, ?, 'out', ?, ?, ?, ?, ?, ?)"
 )
+
+#: The accounts the log holds, each found by one step in ``messages_at`` (not a scan of it).
+_ACCOUNTS_SQL = (
+    "WITH RECURSIVE a(name) AS (SELECT (SELECT min(account) FROM messages) UNION ALL "
+    "SELECT (SELECT min(account) FROM messages WHERE account > a.name) FROM a "
+    "WHERE a.name IS NOT NULL) SELECT name FROM a WHERE name IS NOT NULL"
+)
+_MERGED_ACCOUNTS = 200  # accounts merged in one query (SQLite allows 500 parts)
 
 #: The log's entries: each row of ``{rows}`` (``_ROWS_SQL`` and its FROM), and the reply logged in
 #: a message's row as an entry of its own (``side.n`` 1), newest first.

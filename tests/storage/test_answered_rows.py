@@ -87,3 +87,60 @@ def test_messages_has_no_trigger_to_break_the_id_arithmetic(store_ready: Bankwx)
     )
     assert triggers == []
     app.store.close()
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["main", "b", "zz"]), st.integers(0, 5), st.integers(0, 2)),
+        max_size=60,
+    ),
+    st.sampled_from([1, 2, 5, 100]),
+    st.sampled_from([None, "o1"]),
+    st.sampled_from([None, "2026-12-02T12:00:03Z"]),
+)
+def test_a_page_over_every_account_is_the_head_of_the_whole_log(
+    store_ready: Bankwx,
+    rows: list[tuple[str, int, int]],
+    limit: int,
+    openid: str | None,
+    since: str | None,
+) -> None:
+    """``messages list`` without an account takes each account's newest rows from the index
+    and merges them: the same entries, in the same order, as the whole log sorted."""
+    app = AppContext(from_environment())
+    messages = app.store.messages
+    with app.store.transaction():
+        app.store.db.execute("DELETE FROM messages")
+        messages.insert_answered_many([
+            (account, f"o{who}", "text", "", "hi", str(n), f"msg:{n}", None, "default",
+             "replied", 1.0, f"2026-12-02T12:00:0{second}Z", 0.0,
+             *(("text", f"r{n}") if n % 2 else (None, None)))
+            for n, (account, second, who) in enumerate(rows)
+        ])  # fmt: skip
+    whole = messages.all(openid=openid, since=since)
+    page = messages.all(openid=openid, since=since, limit=limit)
+    assert page == whole[:limit]
+    for account in ("main", "b", "zz"):
+        entries = messages.all(account=account, until="2026-12-02T12:00:03Z")
+        assert messages.count_before(account, "2026-12-02T12:00:03Z") == len(entries)
+    app.store.close()
+
+
+def test_a_page_over_every_account_reads_the_index_not_the_whole_log(
+    store_ready: Bankwx,
+) -> None:
+    app = AppContext(from_environment())
+    messages = app.store.messages
+    with app.store.transaction():
+        messages.insert_answered_many([row(str(n), account) for n in range(1, 7)
+                                       for account in ("main", "other")])  # fmt: skip
+    params: dict[str, object] = {"limit": 10}
+    newest = messages._newest_of_each([], params)
+    assert newest is not None and params["account0"] == "main" and params["account1"] == "other"
+    plan = " | ".join(r[3] for r in app.store.db.all(f"EXPLAIN QUERY PLAN {newest}", params))
+    assert "USING INDEX messages_at" in plan or "USING COVERING INDEX messages_at" in plan
+    assert "SCAN messages" not in plan.replace("SCAN messages USING", "")  # no bare scan
+    app.store.close()
