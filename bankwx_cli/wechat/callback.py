@@ -533,10 +533,12 @@ def _refuse_deep(text: str) -> None:
     """Refuse a long document with an element nested past ``_flatten``'s limit, or a field of
     the root repeated, before xmltodict builds it: expat stops at the first such element, where
     xmltodict would make every level or every repetition first (thousands of them in a hostile
-    body: tens of milliseconds, more with a large heap to collect). Only what ``_flatten``
-    refuses anyway is refused here, with its message (a body with two faults may be named by
-    the other one): an element at level _MAX_DEPTH + 1 below the root, a name twice among the
-    root's fields. A body expat cannot read is left to xmltodict, and its error."""
+    body: tens of milliseconds, more with a large heap to collect). Of a message, only what
+    ``_flatten`` refuses anyway is refused here, with its message (a body with two faults may be
+    named by the other one): an element at level _MAX_DEPTH + 1 below the root, a name twice
+    among the root's fields. An envelope so made is refused too, though its reading takes its
+    Encrypt alone: WeChat's has two or three fields, none nested. A body expat cannot read is
+    left to xmltodict, and its error."""
     if len(text) < _DEPTH_SCREEN_CHARS:
         return
     depth = 0
