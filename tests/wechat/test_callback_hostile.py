@@ -346,3 +346,12 @@ def test_the_depth_screen_refuses_only_what_the_reading_refuses(
         names = [name for name, _ in fields]
         if len(set(names)) == len(names):  # no field repeated: the depth, the one fault
             assert screened == reading
+
+
+def test_a_long_envelope_nested_past_the_limit_is_refused_though_its_encrypt_is_good() -> None:
+    """WeChat's envelope has two or three flat fields: one nested past the limit (and long
+    enough to be screened) is refused before xmltodict builds it, its Encrypt unread."""
+    encrypt = seal(message("<MsgType>text</MsgType><Content>hi</Content><MsgId>1</MsgId>").encode())
+    deep = _element("Extra", _chain(12)) + "<Pad>" + "x" * 4096 + "</Pad>"
+    body = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt>{deep}</xml>".encode()
+    assert "nested too deeply" in timed_refusal(BadCallbackError, SAFE, signed_query(encrypt), body)
