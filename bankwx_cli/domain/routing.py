@@ -153,8 +153,8 @@ class _QuickWrite:
     group by ``Engine._write_group``, finished by its unit."""
 
     __slots__ = ("counted", "decision", "handling_ms", "in_time", "inbound", "key",
-                 "may_take", "message_id", "out_written", "plain", "recorded", "row", "runtime",
-                 "started", "ticket")  # fmt: skip
+                 "message_id", "out_written", "plain", "recorded", "row", "runtime", "started",
+                 "ticket")  # fmt: skip
 
     def __init__(
         self, row: InboundRow, plain: bytes | None, decision: Decision, ticket: Ticket,
@@ -167,7 +167,6 @@ class _QuickWrite:
         self.in_time = False
         self.handling_ms = 0.0  # set by _write_group, when the group's write starts
         self.message_id: int | None = None  # None: the key existed (the unit claims again)
-        self.may_take = False  # a follower-state lookup may take it (its unit decides)
         self.out_written = False  # the reply's log entry written with its row
         self.recorded = False  # a follow recorded in follower_state by ``_write_group``
 
@@ -572,9 +571,11 @@ class Engine:
             self._prefetch([w.key for w in writes if w.key is not None])
         now = time.monotonic()
         rows: list[AnsweredRow] = []
+        takes: list[bool] = []  # a follower-state lookup may take it (its unit decides)
         for w in writes:
             w.in_time = in_time = w.ticket.complete()
-            w.may_take = may_take = self._lookup_may_take(w.key)
+            may_take = self._lookup_may_take(w.key)
+            takes.append(may_take)
             r = w.row
             w.handling_ms = (now - w.started) * 1000
             decision = w.decision
@@ -592,14 +593,15 @@ class Engine:
         store = self.app.store
         counting = self._counting
         settled: dict[reports.Settled, list[float]] = {}
-        for w, message_id in zip(writes, store.messages.insert_answered_many(rows), strict=True):
+        ids = store.messages.insert_answered_many(rows)
+        for w, message_id, may_take in zip(writes, ids, takes, strict=True):
             w.message_id = message_id
             if message_id is None:
                 w.out_written = False
                 continue  # its unit claims it again
             if not w.in_time:
                 continue  # its unit records the late outcome (and counts)
-            if counting and not w.may_take:  # its outcome is final: count it here
+            if counting and not may_take:  # its outcome is final: count it here
                 outcome = self._outcome(w)
                 times = settled.get(outcome)
                 if times is None:
