@@ -465,7 +465,7 @@ class Dispatcher:
         self.batch = batch
         self.window = 2 * threads  # units in flight: the pool always has the next one queued
         self._budget_spent = False  # the last claim found a rate budget spent
-        # seconds WeChat takes to answer a send (a moving average); a cautious start, until
+        # seconds WeChat takes to answer a send (``_timed``); a cautious start, until
         # answers are measured: the first second's last moments are the widest
         self.latency = 0.125
         self.host = socket.gethostname()
@@ -524,6 +524,15 @@ class Dispatcher:
         if key not in self._rates:
             self._rates[key] = rate_for(self.app, account, sender.budget, sender.rate)
         return self._rates[key]
+
+    def _timed(self, seconds: float) -> None:
+        """One answer's time into ``latency``: a slower answer than the estimate is taken at
+        once, a quicker one into the moving average. A slow spell (a busy WeChat, a loaded
+        machine) widens the last moments from the next send on; they narrow again slowly."""
+        if seconds > self.latency:
+            self.latency = seconds
+        else:
+            self.latency = 0.8 * self.latency + 0.2 * seconds
 
     def _last_moments(self) -> float:
         """How near a second's end a send is claimed only to reach WeChat in the next second:
@@ -622,7 +631,7 @@ class Dispatcher:
         started = time.monotonic()
         try:
             msgid = found.send(self.app, unit)
-            self.latency = 0.8 * self.latency + 0.2 * (time.monotonic() - started)
+            self._timed(time.monotonic() - started)
             _metrics().sends.labels(budget, "sent").inc()
             return SendResult(unit.id, "sent", wechat_msgid=msgid)
         except WeChatInDoubtError as exc:

@@ -222,3 +222,18 @@ def test_a_send_in_its_second_s_last_moments_waits_for_the_next(
     sent = dispatcher.send(replace(other, early=True))  # as if claimed now
     assert sent.state == "sent"
     assert len(sim.delivered(kind="template")) == 1
+
+
+def test_a_slow_answer_widens_the_last_moments_at_once_and_they_narrow_slowly(
+    app: AppContext,
+) -> None:
+    dispatcher = outbox.Dispatcher(app)
+    for _ in range(30):
+        dispatcher._timed(0.02)
+    assert dispatcher._last_moments() == pytest.approx(0.04, abs=0.005)
+    dispatcher._timed(0.1)  # one slow answer: the margin covers it from the next send on
+    assert dispatcher._last_moments() == pytest.approx(0.2)
+    dispatcher._timed(0.02)
+    assert 0.04 < dispatcher._last_moments() < 0.2  # narrowing, not back at once
+    dispatcher._timed(0.5)
+    assert dispatcher._last_moments() == 0.25  # never more than a quarter of a second
