@@ -608,15 +608,23 @@ class Dispatcher:
     def send(self, claimed: Claimed) -> SendResult:
         """Send one claimed unit; returns its result (never raises for WeChat's answers).
 
-        A unit claimed under one second's rate budget is not sent in a later second, nor in
-        that second's last moments (it would reach WeChat in the next one, which counts it
-        there), unless it was counted in the next second's budget: it goes back to pending
-        untouched, so the dispatchers together stay under the budget as WeChat counts it.
+        A unit is sent in the second whose rate budget counted it: one counted in the next
+        second's (claimed in this one's last moments) waits for that second to begin, lest a
+        quick answer reach WeChat in this one, over its budget. It is not sent in a later
+        second, nor in its second's last moments (it would reach WeChat in the next one, which
+        counts it there): it goes back to pending untouched, so the dispatchers together stay
+        under the budget as WeChat counts it.
         """
         unit = claimed.unit
-        window_end = claimed.window + 1
+        counted_in = claimed.window + 1 if claimed.early else claimed.window
+        window_end = counted_in + 1
         now = self.app.clock.time()
-        if now >= window_end or (not claimed.early and now + self._last_moments() >= window_end):
+        if now < counted_in:
+            if clock.wait(self.app.clock, self._stop, counted_in - now):
+                return SendResult(unit.id, "pending", undo_attempt=1, last_error=unit.last_error,
+                                  next_attempt_at=counted_in)  # fmt: skip
+            now = self.app.clock.time()
+        if now >= window_end or now + self._last_moments() >= window_end:
             return SendResult(
                 unit.id,
                 "pending",

@@ -208,7 +208,7 @@ def test_a_send_in_its_second_s_last_moments_waits_for_the_next(
     """A unit counted in its own second's budget is not sent in that second's last moments
     (it would reach WeChat in the next second, which counts it there): it goes back to
     pending for the next second, untouched. One counted in the next second's budget (claimed
-    in those moments) is sent."""
+    in those moments) is sent once that second begins."""
     enqueue_templates(app, sim, 2)
     dispatcher = outbox.Dispatcher(app)  # WeChat's answer time not yet known: 125 ms
     second = clock.time()
@@ -221,6 +221,7 @@ def test_a_send_in_its_second_s_last_moments_waits_for_the_next(
     assert sim.delivered(kind="template") == []
     sent = dispatcher.send(replace(other, early=True))  # as if claimed now
     assert sent.state == "sent"
+    assert clock.time() >= second + 1  # sent once the second that counted it began
     assert len(sim.delivered(kind="template")) == 1
 
 
