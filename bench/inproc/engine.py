@@ -117,6 +117,7 @@ def main() -> int:
         "--requests", type=Path,
         help="requests file, written if missing (its timestamps expire after an hour)",
     )  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep the runs' callgrind files")
     parser.add_argument("--inside", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
@@ -145,7 +146,10 @@ def main() -> int:
                   f"{args.group} ({batches - base_batches} group commits for "
                   f"{args.rounds - args.base} groups; {tree})")  # fmt: skip
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {work}/store-*-*/callgrind.out (callgrind_annotate FILE)")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

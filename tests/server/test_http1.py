@@ -12,12 +12,16 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
+import httptools
+import pytest
 import uvicorn
 from bxprocs import Proc, serve
 from bxtest import Bankwx, delivery, sealed_text
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bankwx_cli.extensions import Response
-from bankwx_cli.http1 import Http, OneWrite, Serve
+from bankwx_cli.http1 import Http, OneWrite, Serve, split_url
 
 
 class Recording(asyncio.Transport):
@@ -210,3 +214,31 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout() -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# URLs of the bytes that matter to a URL's reading: printable ones, the separators, the
+# escape, and some that parse_url refuses (controls, space, DEL, non-ASCII)
+URL_BYTES = st.sampled_from(
+    [b"/", b"?", b"#", b"%", b"=", b"&", b"a", b"Z", b"0", b"~", b";", b":", b"@", b"+",
+     b" ", b"\x00", b"\t", b"\x7f", b"\x80", b"\xff", b"http://h", b"//"]
+)  # fmt: skip
+
+
+@given(st.lists(URL_BYTES, max_size=24).map(b"".join), st.booleans())
+def test_a_url_is_split_as_httptools_reads_it(tail: bytes, rooted: bool) -> None:
+    """``split_url`` gives parse_url's path and query (b"" for none) or raises its error."""
+    url = (b"/" if rooted else b"") + tail
+    try:
+        parsed = httptools.parse_url(url)
+    except httptools.HttpParserInvalidURLError:
+        with pytest.raises(httptools.HttpParserInvalidURLError):
+            split_url(url)
+        return
+    assert split_url(url) == (parsed.path, parsed.query or b"")
+
+
+def test_a_callback_url_is_split_at_its_first_question_mark() -> None:
+    url = b"/wx/main?signature=ab12&timestamp=1&nonce=n?x&openid=o-_1&encrypt_type=aes"
+    assert split_url(url) == (b"/wx/main", url.partition(b"?")[2])
+    assert split_url(b"/wx/main") == (b"/wx/main", b"")
+    assert split_url(b"/wx/main?q#frag") == (b"/wx/main", b"q")  # parse_url's
