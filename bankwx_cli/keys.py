@@ -17,7 +17,7 @@ import binascii
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -123,6 +123,21 @@ class MasterKey:
         data = plaintext.encode("utf-8") if isinstance(plaintext, str) else plaintext
         nonce = random_bytes(12)
         return _VERSION + nonce + self._aead.encrypt(nonce, data, purpose.encode())
+
+    def seal_many(self, values: Sequence[bytes | None], purpose: str) -> list[bytes | None]:
+        """``seal`` of each of values (None stays None), their nonces drawn at once: the
+        receiver's group write seals a reply a message, and one ``seal`` a value cost about as
+        much again in Python as in the cipher."""
+        encrypt, associated = self._aead.encrypt, purpose.encode()
+        nonces = random_bytes(12 * len(values))
+        sealed: list[bytes | None] = []
+        for at, value in zip(range(0, len(nonces), 12), values, strict=True):
+            if value is None:
+                sealed.append(None)
+            else:
+                nonce = nonces[at : at + 12]
+                sealed.append(_VERSION + nonce + encrypt(nonce, value, associated))
+        return sealed
 
     def open(self, blob: bytes, purpose: str) -> str:
         """The text sealed for purpose. Raises UnsealError (a KeyError_) when it does not open."""
@@ -239,6 +254,9 @@ class Sealer:
 
     def seal(self, value: str | bytes, purpose: str) -> bytes:
         return self.key.seal(value, purpose)
+
+    def seal_many(self, values: Sequence[bytes | None], purpose: str) -> list[bytes | None]:
+        return self.key.seal_many(values, purpose)
 
     def open(self, blob: bytes, purpose: str) -> bytes:
         """Raises UnsealError when blob does not open with the key."""

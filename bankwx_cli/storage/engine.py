@@ -28,6 +28,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from bankwx_cli.keys import Sealer, UnsealError
@@ -118,30 +119,24 @@ class Messages:
         first: dict[tuple[str, str], int] = {}  # (account, dedup key): index of its first row
         for index, row in enumerate(rows):
             first.setdefault((row[0], row[6]), index)
-        seal = self._seal
+        kept = [row for index, row in enumerate(rows) if first[(row[0], row[6])] == index]
+        replies = self.sealer.seal_many([row[7] for row in kept], REPLY_PURPOSE)
+        # every other id (see above), in the rows' order across the chunks
+        start = int(self.db.scalar(_LAST_ID_SQL)) + 2
         values = [
-            (*row[:7], seal(row[7]), *row[8:])
-            for index, row in enumerate(rows)
-            if first[(row[0], row[6])] == index
+            (message_id, *row[:7], reply, *row[8:])
+            for message_id, row, reply in zip(
+                range(start, start + 2 * len(kept), 2), kept, replies, strict=True
+            )
         ]
         execute = self.db.execute_positional
-        last = int(self.db.scalar(_LAST_ID_SQL))
         for chunk in _chunks(values):
-            given = range(last + 2, last + 2 * len(chunk) + 1, 2)  # every other id: see above
-            last = given[-1]
-            cursor = execute(
-                _insert_answered_sql(len(chunk)),
-                [
-                    value
-                    for message_id, row in zip(given, chunk, strict=True)
-                    for value in (message_id, *row)
-                ],
-            )
+            cursor = execute(_insert_answered_sql(len(chunk)), _flat(chunk))
             if cursor.rowcount == len(chunk):  # every key new
-                for message_id, row in zip(given, chunk, strict=True):
-                    ids[first[(row[0], row[6])]] = message_id
+                for row in chunk:
+                    ids[first[(row[1], row[7])]] = row[0]
             elif cursor.rowcount > 0:  # some keys held: which rows were added
-                cursor = execute(_INSERTED_SQL, (given[0], last))
+                cursor = execute(_INSERTED_SQL, (chunk[0][0], chunk[-1][0]))
                 for message_id, account, key in cursor.fetchall():
                     ids[first[(account, key)]] = message_id
         return ids
@@ -394,7 +389,8 @@ def _chunks(rows: list[Any]) -> list[list[Any]]:
 
 
 def _flat(chunk: list[tuple[Any, ...]]) -> list[Any]:
-    return [value for row in chunk for value in row]
+    """The rows' values in one list, for a multi-row statement's parameters."""
+    return list(chain.from_iterable(chunk))
 
 
 @lru_cache(maxsize=len(ROWS_PER_INSERT))

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from bankwx_cli.models.followers import Profile
@@ -157,7 +158,7 @@ class Rollups:
             while len(rows) - at >= size:
                 chunk = rows[at : at + size]
                 at += size
-                params = [value for row in chunk for value in row]
+                params = list(chain.from_iterable(chunk))
                 self.db.execute_positional(_upsert_rows_sql(table, size, width), params)
 
     def add_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:

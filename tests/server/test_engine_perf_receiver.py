@@ -21,7 +21,22 @@ from bankwx_cli.sim.driver import SimDriver
 
 pytestmark = pytest.mark.serial  # measures time: run alone (make test)
 
-PARTS = ["a=1", "b=", "=c", "&", "d", "e=f=g", "%41=%42", "h=+", "a=2", "é=ü", ";"]
+PARTS = [
+    "a=1",
+    "b=",
+    "=c",
+    "&",
+    "d",
+    "e=f=g",
+    "%41=%42",
+    "h=+",
+    "a=2",
+    "é=ü",
+    ";",
+    "=",
+    "k==v",
+    "\n=\n",
+]
 
 
 @given(

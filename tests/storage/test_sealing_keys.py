@@ -27,6 +27,23 @@ def test_text_round_trip(text: str) -> None:
     assert SEALER.open(blob, "outbox.payload") == text.encode("utf-8")
 
 
+@given(st.lists(st.none() | st.binary(max_size=600), max_size=400))
+def test_sealing_many_is_sealing_each(values: list[bytes | None]) -> None:
+    """A group's values sealed at once: None kept, each blob opens to its value, in the
+    layout of ``seal``, and no nonce used twice (400 values: past the 4 KiB random buffer)."""
+    blobs = SEALER.seal_many(values, "messages.reply")
+    assert len(blobs) == len(values)
+    nonces = []
+    for value, blob in zip(values, blobs, strict=True):
+        if value is None:
+            assert blob is None
+            continue
+        assert blob is not None and blob[:1] == b"\x01" and len(blob) == 29 + len(value)
+        assert SEALER.open(blob, "messages.reply") == value
+        nonces.append(blob[1:13])
+    assert len(set(nonces)) == len(nonces)
+
+
 @given(st.binary(min_size=0, max_size=512), st.data())
 def test_a_flipped_byte_is_refused(data: bytes, draw: st.DataObject) -> None:
     blob = bytearray(SEALER.seal(data, "messages.reply"))
