@@ -414,8 +414,8 @@ class Receiver:
         result) when the deadline passes first. A quick decision is written by the store's
         group commit (no future: the writer's result goes to the waiting request through the
         inbox); anything else is handled in the pool."""
-        loop = asyncio.get_running_loop()
-        inbox = self._inbox or self._start(loop)
+        # the inbox's loop: asyncio.get_running_loop() makes a getpid system call a callback
+        inbox = self._inbox or self._start(asyncio.get_running_loop())
         ticket = waiting.ticket
         runtime, inbound = waiting.runtime, waiting.inbound
         decision = self.engine.quick(runtime, inbound)
@@ -423,8 +423,8 @@ class Receiver:
             self.engine.answer(runtime, inbound, decision, ticket, inbox.resolver(waiting), False)
             inbox.wake_writer(self.engine.wake)
         else:
-            loop.run_in_executor(self.pool, self.engine.process, runtime, inbound,
-                                 ticket).add_done_callback(waiting.completed)  # fmt: skip
+            inbox.loop.run_in_executor(self.pool, self.engine.process, runtime, inbound,
+                                       ticket).add_done_callback(waiting.completed)  # fmt: skip
         self._waiting.append(waiting)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> _Inbox:
@@ -641,7 +641,7 @@ class _Inbox:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop  # the loop it serves (the receiver's)
         self._items: deque[tuple[_Waiting, Any, BaseException | None]] = deque()
         self._armed = False
         self._wake_armed = False
@@ -654,7 +654,7 @@ class _Inbox:
         was a thread of its own; with the group run on the loop, it gained nothing.)"""
         if not self._wake_armed:
             self._wake_armed = True
-            self._loop.call_soon(self._wake, wake)
+            self.loop.call_soon(self._wake, wake)
 
     def _wake(self, wake: Callable[[], None]) -> None:
         self._wake_armed = False
@@ -668,9 +668,9 @@ class _Inbox:
         if not self._armed:
             self._armed = True
             if threading.get_ident() == self._thread:  # the loop ran the batch itself
-                self._loop.call_soon(self._drain)
+                self.loop.call_soon(self._drain)
             else:
-                self._loop.call_soon_threadsafe(self._drain)
+                self.loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
         self._armed = False  # first: a result added while draining is drained here or next
