@@ -21,22 +21,8 @@ from bankwx_cli.sim.driver import SimDriver
 
 pytestmark = pytest.mark.serial  # measures time: run alone (make test)
 
-PARTS = [
-    "a=1",
-    "b=",
-    "=c",
-    "&",
-    "d",
-    "e=f=g",
-    "%41=%42",
-    "h=+",
-    "a=2",
-    "é=ü",
-    ";",
-    "=",
-    "k==v",
-    "\n=\n",
-]
+PARTS = ["a=1", "b=", "=c", "&", "d", "e=f=g", "%41=%42", "h=+", "a=2", "é=ü", ";", "=", "k==v",
+         "\n=\n"]  # fmt: skip
 
 
 @given(
