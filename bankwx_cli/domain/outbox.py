@@ -725,6 +725,10 @@ class Dispatcher:
         inflight: dict[Future[SendResult], Claimed] = {}
         unrecorded: list[tuple[Claimed, SendResult]] = []  # answers taken, not yet recorded
         spent_until = 0.0  # the budget is spent for this clock second: claim nothing before
+        # units this run claimed and handed back untouched, their second gone by (``send``):
+        # due again within a second, and still this run's to send, whether or not it waits
+        # for retries (until this time)
+        handed_back = 0.0
         try:
             while not stop.is_set():
                 if time.monotonic() - last_recover > 1.0:  # pacing, not business time
@@ -760,6 +764,9 @@ class Dispatcher:
                         del inflight[f]
                 if finished:
                     self.record([c for c, _ in finished], [r for _, r in finished])
+                    for _, r in finished:
+                        if r.undo_attempt and r.next_attempt_at is not None:
+                            handed_back = max(handed_back, r.next_attempt_at)
                 unrecorded = []
                 results, self._settled = self._settled + [r for _, r in finished], []
                 sources = {c.unit.id: c.unit.source for c, _ in finished}
@@ -786,7 +793,7 @@ class Dispatcher:
                     if not follow and self._paused_everything():
                         break
                     continue
-                if not follow and not wait_for_retries:
+                if not follow and not wait_for_retries and next_due > handed_back:
                     break
                 clock.wait(self.app.clock, stop, min(1.0, next_due - now))
         finally:

@@ -20,6 +20,7 @@ from bankwx_cli.clock import FixedClock
 from bankwx_cli.context import AppContext
 from bankwx_cli.domain import outbox
 from bankwx_cli.extensions import Registry
+from bankwx_cli.models.outbox import SendResult
 from bankwx_cli.sim.driver import SimDriver
 
 CHECKED: list[int] = []
@@ -222,6 +223,29 @@ def test_a_send_in_its_second_s_last_moments_waits_for_the_next(
     sent = dispatcher.send(replace(other, early=True))  # as if claimed now
     assert sent.state == "sent"
     assert clock.time() >= second + 1  # sent once the second that counted it began
+    assert len(sim.delivered(kind="template")) == 1
+
+
+def test_a_run_sends_what_it_handed_back_for_the_next_second(
+    app: AppContext, sim: SimDriver, clock: FixedClock
+) -> None:
+    """A unit claimed in time but sent in its second's last moments goes back to pending for
+    the next second (above); a one-shot run (``outbox run``, not waiting for retries) still
+    sends it: it was due when the run began. (A fresh clone's suite caught a run that ended
+    with its units pending: the claim and the send a few milliseconds apart.)"""
+    enqueue_templates(app, sim, 1)
+    dispatcher = outbox.Dispatcher(app)  # WeChat's answer time not yet known: 125 ms
+    clock.advance(0.5)
+    send, late = dispatcher.send, [0.3]
+
+    def send_late(claimed: outbox.Claimed) -> SendResult:
+        if late:
+            clock.advance(late.pop())  # the first send starts in its second's last moments
+        return send(claimed)
+
+    dispatcher.send = send_late  # type: ignore[method-assign]
+    report = dispatcher.drain()
+    assert report.done == 1, report
     assert len(sim.delivered(kind="template")) == 1
 
 
