@@ -44,7 +44,7 @@ from bankwx_cli.models.reports import (
     Split,
     Sums,
     UnmatchedRow,
-    bucket_of,
+    bucket_counts,
     merge,
     middle_of,
     percentile,
@@ -1245,11 +1245,7 @@ def _add_outcome(rollups: Sink, outcome: Settled, handling: Sequence[float], ret
     if retries:
         counts = {**counts, "retries": retries}
     rollups.add_at("rollup_messages", (account, hour, msg_type, kind), _times(counts, times))
-    buckets: dict[int, int] = {}
-    for ms in handling:
-        bucket = bucket_of(ms)
-        buckets[bucket] = buckets.get(bucket, 0) + 1
-    for bucket, n in buckets.items():
+    for bucket, n in bucket_counts(handling).items():
         rollups.add_at("rollup_handling", (account, hour, msg_type, kind, bucket),
                        _times(_ONE, n))  # fmt: skip
     if rule is not None:

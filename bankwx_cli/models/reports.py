@@ -10,9 +10,12 @@ Values below ``FLOOR`` share the lowest bucket.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 RATIO = 1.1
@@ -32,6 +35,28 @@ def bucket_of(value: float) -> int:
     elif RATIO ** (found + 1) <= value:
         found += 1
     return max(found, LOWEST)
+
+
+# The lower bounds of the buckets above LOWEST, up to a thousand days in milliseconds, for
+# ``bucket_counts``: a bisection in C for each value, where ``bucket_of`` takes a logarithm
+# and two powers in Python. The same ``RATIO ** b`` as ``bucket_of`` compares with.
+_BOUNDS = tuple(RATIO**b for b in range(LOWEST + 1, math.ceil(math.log(1e11) / _LOG)))
+_ABOVE = partial(bisect_right, _BOUNDS)  # how many bounds a value reaches
+
+
+def bucket_counts(values: Sequence[float]) -> dict[int, int]:
+    """How many of values each bucket holds: ``bucket_of`` of each, counted (the receiver's
+    group write counts a group's handling times at once). A value past the table (or not a
+    number) is left to ``bucket_of``."""
+    counts = Counter(map(_ABOVE, values))
+    past = counts.pop(len(_BOUNDS), 0)
+    found = {LOWEST + index: n for index, n in counts.items()}
+    if past:
+        for value in values:
+            if not value < _BOUNDS[-1]:
+                bucket = bucket_of(value)
+                found[bucket] = found.get(bucket, 0) + 1
+    return found
 
 
 def middle_of(bucket: int) -> float:

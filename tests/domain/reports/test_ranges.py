@@ -11,7 +11,7 @@ from reportkit import utc
 
 from bankwx_cli.domain import reports
 from bankwx_cli.errors import ValidationError
-from bankwx_cli.models.reports import RATIO, bucket_of, middle_of, percentile
+from bankwx_cli.models.reports import RATIO, bucket_counts, bucket_of, middle_of, percentile
 
 NOW = utc("2026-03-10T05:30")  # 13:30 in Shanghai
 
@@ -92,6 +92,30 @@ def test_a_bucket_holds_its_value_and_its_middle_is_within_5_percent(value: floa
     assert RATIO**bucket <= value * (1 + 1e-12)
     assert value < RATIO ** (bucket + 1) * (1 + 1e-12)
     assert abs(middle_of(bucket) - value) / value < 0.05
+
+
+_DURATIONS = st.one_of(
+    st.floats(min_value=0, max_value=1e300),  # 0, below the floor, past the table, huge
+    st.sampled_from([0.0, 0.01, 0.0103, 1.0, 1.1, 1.21, 1e11, 1.1**264]),
+    st.integers(min_value=-49, max_value=270).map(lambda b: RATIO**b),  # on a bound
+    st.integers(min_value=-49, max_value=270).map(lambda b: math.nextafter(RATIO**b, 0)),
+)
+
+
+@given(st.lists(_DURATIONS))
+def test_buckets_counted_at_once_are_each_value_bucketed(values: list[float]) -> None:
+    expected: dict[int, int] = {}
+    for value in values:
+        expected[bucket_of(value)] = expected.get(bucket_of(value), 0) + 1
+    assert bucket_counts(values) == expected
+
+
+@pytest.mark.parametrize(("value", "error"), [(math.nan, ValueError), (math.inf, OverflowError)])
+def test_what_bucket_of_refuses_is_refused_counted_at_once(value: float, error: type) -> None:
+    with pytest.raises(error):
+        bucket_of(value)
+    with pytest.raises(error):
+        bucket_counts([1.0, value])
 
 
 @given(st.lists(st.floats(min_value=0.1, max_value=60_000, allow_nan=False), min_size=1))
