@@ -698,12 +698,9 @@ def _query(raw: bytes) -> dict[str, str]:
     text = raw.decode("latin-1")
     if "%" in text or "+" in text:
         return dict(parse_qsl(text))
-    query = {}
-    for part in text.split("&"):
-        key, sep, value = part.partition("=")
-        if sep and value:  # parse_qsl drops blank values and parts without "="
-            query[key] = value
-    return query
+    # parse_qsl drops blank values and parts without "=" (whose value is blank here too)
+    return {key: value for key, _, value in [part.partition("=") for part in text.split("&")]
+            if value}  # fmt: skip
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:

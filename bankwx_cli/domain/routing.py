@@ -571,6 +571,7 @@ class Engine:
             self._prefetch([w.key for w in writes if w.key is not None])
         now = time.monotonic()
         rows: list[AnsweredRow] = []
+        replies: list[bytes | None] = []
         takes: list[bool] = []  # a follower-state lookup may take it (its unit decides)
         for w in writes:
             w.in_time = in_time = w.ticket.complete()
@@ -587,13 +588,14 @@ class Engine:
             )
             rows.append((
                 r.account, r.openid, r.msg_type, r.event, r.content, r.msg_id, r.dedup_key,
-                w.plain if in_time else None, decision.route, decision.outcome,
-                w.handling_ms, r.at, r.claimed_at, *(_logged(decision) if logs else _UNLOGGED),
+                decision.route, decision.outcome, w.handling_ms, r.at, r.claimed_at,
+                *(_logged(decision) if logs else _UNLOGGED),
             ))  # fmt: skip
+            replies.append(w.plain if in_time else None)
         store = self.app.store
         counting = self._counting
         settled: dict[reports.Settled, list[float]] = {}
-        ids = store.messages.insert_answered_many(rows)
+        ids = store.messages.insert_answered_many(rows, replies)
         for w, message_id, may_take in zip(writes, ids, takes, strict=True):
             w.message_id = message_id
             if message_id is None:

@@ -29,6 +29,7 @@ import sqlite3
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
+from operator import add, itemgetter
 from typing import Any
 
 from bankwx_cli.keys import Sealer, UnsealError
@@ -107,38 +108,49 @@ class Messages:
                              row.claimed_at)  # fmt: skip
             return self.claim_again(row, stale_before)
 
-    def insert_answered_many(self, rows: list[AnsweredRow]) -> list[int | None]:
-        """Insert first deliveries' rows already done: their answers (reply, route, outcome,
-        handling_ms, the reply's log entry) were decided before claiming. A few statements for
-        them all (one multi-row INSERT per ``ROWS_PER_INSERT`` chunk). Returns the id of each
-        row, in order, or None where its dedup key existed, in the store or earlier in
-        ``rows``: then nothing is written for it, and ``claim_again`` says what the store
-        holds. Each row's reply is sealed here. Joins the caller's transaction, which must
-        hold the write lock (the ids are counted from the largest one)."""
-        ids: list[int | None] = [None] * len(rows)
-        first: dict[tuple[str, str], int] = {}  # (account, dedup key): index of its first row
-        for index, row in enumerate(rows):
-            first.setdefault((row[0], row[6]), index)
-        kept = [row for index, row in enumerate(rows) if first[(row[0], row[6])] == index]
-        replies = self.sealer.seal_many([row[7] for row in kept], REPLY_PURPOSE)
-        # every other id (see above), in the rows' order across the chunks
+    def insert_answered_many(
+        self, rows: list[AnsweredRow], replies: list[bytes | None]
+    ) -> list[int | None]:
+        """Insert first deliveries' rows already done: their answers (route, outcome,
+        handling_ms, the reply's log entry; ``replies``, each row's reply in plaintext, sealed
+        here) were decided before claiming. A few statements for them all (one multi-row
+        INSERT per ``ROWS_PER_INSERT`` chunk). Returns the id of each row, in order, or None
+        where its dedup key existed, in the store or earlier in ``rows``: then nothing is
+        written for it, and ``claim_again`` says what the store holds. Joins the caller's
+        transaction, which must hold the write lock (the ids are counted from the largest one).
+        A row's values are joined to its id and sealed reply in C (``map``, ``operator.add``):
+        the receiver's group write calls this for every group."""
+        count = len(rows)
+        keys = list(map(_ROW_KEY, rows))  # (account, dedup key)
+        # each key's first row: the last one dict() keeps, counting down
+        first = dict(zip(reversed(keys), range(count - 1, -1, -1), strict=True))
+        kept, plains = rows, replies
+        if len(first) < count:  # a key twice in the group: its first row only
+            chosen = [index for index, key in enumerate(keys) if first[key] == index]
+            kept, plains = [rows[i] for i in chosen], [replies[i] for i in chosen]
+        sealed = self.sealer.seal_many(plains, REPLY_PURPOSE)
         start = int(self.db.scalar(_LAST_ID_SQL)) + 2
-        values = [
-            (message_id, *row[:7], reply, *row[8:])
-            for message_id, row, reply in zip(
-                range(start, start + 2 * len(kept), 2), kept, replies, strict=True
-            )
-        ]
+        new_ids = range(start, start + 2 * len(kept), 2)  # every other id (see above)
+        values = list(map(add, kept, zip(new_ids, sealed, strict=True)))  # id, reply last
+        whole = len(kept) == count  # every row kept, and (so far) every one added
+        results: list[tuple[list[tuple[Any, ...]], list[Any] | None]] = []  # None: all added
         execute = self.db.execute_positional
         for chunk in _chunks(values):
             cursor = execute(_insert_answered_sql(len(chunk)), _flat(chunk))
-            if cursor.rowcount == len(chunk):  # every key new
-                for row in chunk:
-                    ids[first[(row[1], row[7])]] = row[0]
-            elif cursor.rowcount > 0:  # some keys held: which rows were added
-                cursor = execute(_INSERTED_SQL, (chunk[0][0], chunk[-1][0]))
-                for message_id, account, key in cursor.fetchall():
-                    ids[first[(account, key)]] = message_id
+            if cursor.rowcount == len(chunk):
+                results.append((chunk, None))
+                continue
+            whole = False  # some keys held: which rows were added
+            results.append((chunk, execute(_INSERTED_SQL, (chunk[0][-2], chunk[-1][-2]))
+                                   .fetchall() if cursor.rowcount > 0 else []))  # fmt: skip
+        if whole:
+            return list(new_ids)
+        ids: list[int | None] = [None] * count
+        for chunk, added in results:
+            if added is None:
+                added = [(row[-2], row[0], row[6]) for row in chunk]
+            for message_id, account, key in added:
+                ids[first[(account, key)]] = message_id
         return ids
 
     def log_reply(self, message_id: int, msg_type: str, content: str) -> None:
@@ -324,13 +336,12 @@ class Messages:
 
 
 #: A first delivery answered at once, for ``insert_answered_many``: account, openid,
-#: msg_type, event, content, msg_id, dedup_key, reply (plaintext, sealed when written), route,
-#: outcome, handling_ms, at, claimed_at, and the reply's log entry: out_type, out_content
-#: (None, None: none).
+#: msg_type, event, content, msg_id, dedup_key, route, outcome, handling_ms, at, claimed_at,
+#: and the reply's log entry: out_type, out_content (None, None: none). Its reply goes beside.
 AnsweredRow = tuple[
-    str, str, str, str, str, str, str, bytes | None, str, str, float, str, float,
-    str | None, str | None,
-]  # fmt: skip
+    str, str, str, str, str, str, str, str, str, float, str, float, str | None, str | None
+]
+_ROW_KEY = itemgetter(0, 6)  # an AnsweredRow's (account, dedup key)
 
 #: The id a new row takes: see the module's docstring.
 _NEXT_ID = "(SELECT coalesce(max(id), 0) + 2 FROM messages)"
@@ -395,11 +406,12 @@ def _flat(chunk: list[tuple[Any, ...]]) -> list[Any]:
 
 @lru_cache(maxsize=len(ROWS_PER_INSERT))
 def _insert_answered_sql(count: int) -> str:
-    row = "(?, ?, ?, 'in', ?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)"
+    """An AnsweredRow's values then its id and sealed reply, for count rows."""
+    row = "(?, ?, 'in', ?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     return (
-        "INSERT INTO messages (id, account, openid, direction, msg_type, event, content, "  # noqa: S608
-        "msg_id, dedup_key, state, reply, route, outcome, handling_ms, at, claimed_at, "
-        "out_type, out_content) VALUES "
+        "INSERT INTO messages (account, openid, direction, msg_type, event, content, msg_id, "  # noqa: S608
+        "dedup_key, state, route, outcome, handling_ms, at, claimed_at, out_type, out_content, "
+        "id, reply) VALUES "
         + ", ".join([row] * count)
         + " ON CONFLICT (account, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
     )

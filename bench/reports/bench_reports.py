@@ -261,6 +261,7 @@ def _messages(app: Any, openids: list[str], total: int, rng: random.Random) -> i
     rollups = Rollups(app.store.db)
     tally = Tally()
     rows: list[tuple[Any, ...]] = []
+    replies: list[bytes | None] = []  # each row's reply, sealed by the store
     n = 0
     for hour, count in enumerate(_spread(total, rng)):
         base = START.timestamp() + hour * 3600
@@ -270,7 +271,9 @@ def _messages(app: Any, openids: list[str], total: int, rng: random.Random) -> i
             at = _iso(ts)
             handling = round(math.exp(rng.gauss(3.2, 0.6)), 1)
             rows.append((ACCOUNT, rng.choice(openids), msg_type, event, content, str(n),
-                         f"b{n}", reply or None, route, outcome, handling, at, ts))  # fmt: skip
+                         f"b{n}", route, outcome, handling, at, ts,
+                         *(("text", reply) if reply else (None, None))))  # fmt: skip
+            replies.append(reply.encode() if reply else None)
             reports.count_outcome(
                 tally, ACCOUNT, at=at, msg_type=msg_type, event=event,
                 key=content if msg_type == "event" else "", route=route, outcome=outcome,
@@ -278,8 +281,8 @@ def _messages(app: Any, openids: list[str], total: int, rng: random.Random) -> i
             )  # fmt: skip
         if len(rows) >= 50_000 or hour == HOURS - 1:
             with app.store.transaction():
-                app.store.messages.insert_answered_many(rows)
-            rows = []
+                app.store.messages.insert_answered_many(rows, replies)
+            rows, replies = [], []
         if hour % 24 == 23:
             tally.flush(rollups)
     tally.flush(rollups)

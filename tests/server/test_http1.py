@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httptools
 import pytest
@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from bankwx_cli.extensions import Response
 from bankwx_cli.http1 import Http, OneWrite, Serve, split_url
+from bankwx_cli.server import _query
 
 
 class Recording(asyncio.Transport):
@@ -235,6 +236,19 @@ def test_a_url_is_split_as_httptools_reads_it(tail: bytes, rooted: bool) -> None
             split_url(url)
         return
     assert split_url(url) == (parsed.path, parsed.query or b"")
+
+
+# Query strings of the bytes that matter to their reading: separators, escapes, "+", blank
+# values, repeated keys, non-ASCII (the query is read as Latin-1, as before)
+QUERY_BYTES = st.sampled_from(
+    [b"&", b"=", b"%", b"%41", b"%e4%b8%ad", b"+", b"a", b"b", b"0", b";", b" ", b"\xe9", b"=="]
+)  # fmt: skip
+
+
+@given(st.lists(QUERY_BYTES, max_size=24).map(b"".join))
+def test_a_query_is_read_as_parse_qsl_reads_it(raw: bytes) -> None:
+    """The receiver's ``_query``: parse_qsl's pairs, the last of a repeated key kept."""
+    assert _query(raw) == dict(parse_qsl(raw.decode("latin-1")))
 
 
 def test_a_callback_url_is_split_at_its_first_question_mark() -> None:

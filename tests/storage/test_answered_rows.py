@@ -12,14 +12,24 @@ from bankwx_cli.context import AppContext
 from bankwx_cli.models.messages import OutboundRow
 from bankwx_cli.settings import from_environment
 from bankwx_cli.storage import engine as storage_engine
+from bankwx_cli.storage.engine import Messages
 
 NOW = "2026-12-02T12:00:00Z"
 
 
 def row(key: str, account: str = "main") -> storage_engine.AnsweredRow:
     logged = ("text", f"r{key}") if int(key) % 3 else (None, None)  # every third without
-    return (account, "o" + key, "text", "", "hi", key, f"msg:{key}", b"<xml>r</xml>", "default",
-            "replied", 1.0, NOW, 0.0, *logged)  # fmt: skip
+    return (account, "o" + key, "text", "", "hi", key, f"msg:{key}", "default", "replied", 1.0,
+            NOW, 0.0, *logged)  # fmt: skip
+
+
+def reply_of(row: storage_engine.AnsweredRow, index: int) -> bytes:
+    """The plaintext reply of the index-th row given: each row's its own."""
+    return f"<xml>{row[6]}#{index}</xml>".encode()
+
+
+def insert(messages: Messages, rows: list[storage_engine.AnsweredRow]) -> list[int | None]:
+    return messages.insert_answered_many(rows, [reply_of(r, i) for i, r in enumerate(rows)])
 
 
 def test_chunks_cover_every_size_with_few_statements() -> None:
@@ -42,13 +52,13 @@ def test_each_new_key_gets_its_row_and_the_rest_none(
     messages = app.store.messages
     with app.store.transaction():
         app.store.db.execute("DELETE FROM messages")
-        before = messages.insert_answered_many([row(k) for k in dict.fromkeys(held)])
-        ids = messages.insert_answered_many([row(k) for k in keys])
+        before = insert(messages, [row(k) for k in dict.fromkeys(held)])
+        ids = insert(messages, [row(k) for k in keys])
         messages.insert_out(OutboundRow("main", "agent", "text", "an agent's", "agent", "sent",
                                         None, NOW))  # fmt: skip
     assert all(i is not None for i in before)
     seen: set[str] = set(held)
-    for key, message_id in zip(keys, ids, strict=True):
+    for index, (key, message_id) in enumerate(zip(keys, ids, strict=True)):
         if key in seen:
             assert message_id is None
         else:
@@ -57,8 +67,9 @@ def test_each_new_key_gets_its_row_and_the_rest_none(
                 "SELECT dedup_key, reply FROM messages WHERE id = :id", {"id": message_id}
             )
             assert stored is not None and stored["dedup_key"] == f"msg:{key}"
-            assert messages._open(message_id, stored["reply"]) == b"<xml>r</xml>"  # sealed
-            assert bytes(stored["reply"]) != b"<xml>r</xml>"
+            plain = reply_of(row(key), index)  # the first row of its key's, sealed
+            assert messages._open(message_id, stored["reply"]) == plain
+            assert plain not in bytes(stored["reply"])
             seen.add(key)
     log = messages.all()
     assert len({e.id for e in log}) == len(log)  # no entry shares an id, the agent's neither
@@ -115,11 +126,11 @@ def test_a_page_over_every_account_is_the_head_of_the_whole_log(
     with app.store.transaction():
         app.store.db.execute("DELETE FROM messages")
         messages.insert_answered_many([
-            (account, f"o{who}", "text", "", "hi", str(n), f"msg:{n}", None, "default",
-             "replied", 1.0, f"2026-12-02T12:00:0{second}Z", 0.0,
+            (account, f"o{who}", "text", "", "hi", str(n), f"msg:{n}", "default", "replied",
+             1.0, f"2026-12-02T12:00:0{second}Z", 0.0,
              *(("text", f"r{n}") if n % 2 else (None, None)))
             for n, (account, second, who) in enumerate(rows)
-        ])  # fmt: skip
+        ], [None] * len(rows))  # fmt: skip
     whole = messages.all(openid=openid, since=since)
     page = messages.all(openid=openid, since=since, limit=limit)
     assert page == whole[:limit]
@@ -135,8 +146,8 @@ def test_a_page_over_every_account_reads_the_index_not_the_whole_log(
     app = AppContext(from_environment())
     messages = app.store.messages
     with app.store.transaction():
-        messages.insert_answered_many([row(str(n), account) for n in range(1, 7)
-                                       for account in ("main", "other")])  # fmt: skip
+        insert(messages, [row(str(n), account) for n in range(1, 7)
+                          for account in ("main", "other")])  # fmt: skip
     params: dict[str, object] = {"limit": 10}
     newest = messages._newest_of_each([], params)
     assert newest is not None and params["account0"] == "main" and params["account1"] == "other"

@@ -89,8 +89,7 @@ def answered(app: AppContext, row: dict[str, Any]) -> int | None:
     row has the log's columns; its id, or None when its key exists."""
     (found,) = app.store.messages.insert_answered_many([(
         row["account"], row["openid"], row["msg_type"], row["event"], row["content"],
-        row["msg_id"], row["dedup_key"], row["reply"], row["route"], row["outcome"],
-        row["handling_ms"], row["at"], row["claimed_at"], row.get("out_type"),
-        row.get("out_content"),
-    )])  # fmt: skip
+        row["msg_id"], row["dedup_key"], row["route"], row["outcome"], row["handling_ms"],
+        row["at"], row["claimed_at"], row.get("out_type"), row.get("out_content"),
+    )], [row["reply"]])  # fmt: skip
     return found
