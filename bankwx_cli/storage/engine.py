@@ -133,24 +133,18 @@ class Messages:
         new_ids = range(start, start + 2 * len(kept), 2)  # every other id (see above)
         values = list(map(add, kept, zip(new_ids, sealed, strict=True)))  # id, reply last
         whole = len(kept) == count  # every row kept, and (so far) every one added
-        results: list[tuple[list[tuple[Any, ...]], list[Any] | None]] = []  # None: all added
         execute = self.db.execute_positional
         for chunk in _chunks(values):
-            cursor = execute(_insert_answered_sql(len(chunk)), _flat(chunk))
-            if cursor.rowcount == len(chunk):
-                results.append((chunk, None))
-                continue
-            whole = False  # some keys held: which rows were added
-            results.append((chunk, execute(_INSERTED_SQL, (chunk[0][-2], chunk[-1][-2]))
-                                   .fetchall() if cursor.rowcount > 0 else []))  # fmt: skip
+            if execute(_insert_answered_sql(len(chunk)), _flat(chunk)).rowcount != len(chunk):
+                whole = False  # some keys held
         if whole:
             return list(new_ids)
         ids: list[int | None] = [None] * count
-        for chunk, added in results:
-            if added is None:
-                added = [(row[-2], row[0], row[6]) for row in chunk]
-            for message_id, account, key in added:
-                ids[first[(account, key)]] = message_id
+        # which rows were added: the group's ids are its own (the write lock is held)
+        for message_id, account, key in execute(
+            _INSERTED_SQL, (new_ids[0], new_ids[-1])
+        ).fetchall():
+            ids[first[(account, key)]] = message_id
         return ids
 
     def log_reply(self, message_id: int, msg_type: str, content: str) -> None:
@@ -417,8 +411,8 @@ def _insert_answered_sql(count: int) -> str:
     )
 
 
-# The rows one INSERT of ``_insert_answered_sql`` added, when a conflict skipped some of its
-# VALUES (their ids are known, but not which were skipped). A RETURNING clause would say it
+# The rows a group's INSERTs of ``_insert_answered_sql`` added, when a conflict skipped some of
+# their VALUES (their ids are known, not which were skipped). A RETURNING clause would say it
 # for every row, at 15k instructions a row (sqlite3 buffers its rows, and Python makes a tuple
 # of each).
 _INSERTED_SQL = "SELECT id, account, dedup_key FROM messages WHERE id BETWEEN ? AND ?"
