@@ -168,9 +168,12 @@ class Http(HttpToolsProtocol):
         self._raw: asyncio.Transport | None = None
         self._idle_since: float | None = None  # loop time of the last response; None: busy
         self._idle_timer: asyncio.TimerHandle | None = None
-        # uvicorn's default headers as written, for the list they were made of (uvicorn makes
-        # a new one every second, for the date)
-        self._defaults: tuple[list[tuple[bytes, bytes]] | None, bytes] = (None, b"")
+        # the heads of the responses written, up to the content length's value, by status and
+        # content type, for the default headers they hold (uvicorn makes a new list every
+        # second, for the date): a response's head is looked up, not assembled
+        self._heads: tuple[
+            list[tuple[bytes, bytes]] | None, dict[tuple[int, bytes | None], bytes]
+        ] = (None, {})
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._raw = transport  # type: ignore[assignment]
@@ -282,6 +285,15 @@ class Http(HttpToolsProtocol):
 
         cycle.serve.fn(cycle.query, self.headers, body, time.perf_counter(), write)
 
+    def _head(self, status: int, content_type: bytes | None) -> bytes:
+        """A response's status line, uvicorn's default headers and its content type, then the
+        name of its content length (its value and any other header follow)."""
+        defaults = b"".join(
+            b"%s: %s\r\n" % (name, value) for name, value in self.server_state.default_headers
+        )
+        ctype = content_type or b"text/plain; charset=utf-8"
+        return b"%s%scontent-type: %s\r\ncontent-length: " % (STATUS_LINE[status], defaults, ctype)
+
     def _write(self, cycle: _OnLoop, response: Response) -> None:
         """A response of a request served on the loop, in one write; then on to the next."""
         if cycle.response_complete:
@@ -291,22 +303,23 @@ class Http(HttpToolsProtocol):
         if cycle.disconnected or transport is None or transport.is_closing():
             return
         body = response.body
-        defaults, written = self._defaults
-        if defaults is not self.server_state.default_headers:
-            defaults = self.server_state.default_headers
-            written = b"".join(b"%s: %s\r\n" % (name, value) for name, value in defaults)
-            self._defaults = (defaults, written)
-        content = [STATUS_LINE[response.status], written]
-        content += [
-            b"content-type: ", response.content_type or b"text/plain; charset=utf-8",
-            b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n",
-        ]  # fmt: skip
-        for name, value in response.headers:
-            content += [name, b": ", value, b"\r\n"]
-        if not cycle.keep_alive:
-            content.append(b"connection: close\r\n")
-        content += [b"\r\n", body]
-        transport.write(b"".join(content))
+        heads = self._heads
+        if heads[0] is not self.server_state.default_headers:
+            heads = self._heads = (self.server_state.default_headers, {})
+        key = (response.status, response.content_type)
+        head = heads[1].get(key)
+        if head is None:
+            head = heads[1][key] = self._head(*key)
+        if cycle.keep_alive and not response.headers:  # every callback's answer
+            transport.write(b"%s%d\r\n\r\n%s" % (head, len(body), body))
+        else:
+            content = [head, str(len(body)).encode(), b"\r\n"]
+            for name, value in response.headers:
+                content += [name, b": ", value, b"\r\n"]
+            if not cycle.keep_alive:
+                content.append(b"connection: close\r\n")
+            content += [b"\r\n", body]
+            transport.write(b"".join(content))
         if not cycle.keep_alive:
             transport.close()
         self.on_response_complete()

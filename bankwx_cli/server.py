@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import gc
 import itertools
 import json
 import logging
+import operator
 import os
 import re
 import threading
@@ -104,7 +106,7 @@ class Receiver:
         self._inbox: _Inbox | None = None
         # requests waiting for the engine, oldest first
         self._waiting: deque[_Waiting] = deque()
-        self.tally = _Tally()
+        self.tally = _Tally(self.engine.serves)
         routes = extensions.registry().routes(extensions.tests_enabled(app))
         self.admin_port = options.admin_port
         if self.admin_port is None:
@@ -402,12 +404,8 @@ class Receiver:
 
     def observe_callback(self, request: Request, response: Response) -> None:
         """Metrics of /wx/{name} (an unknown account is counted as 'unknown')."""
-        name = request.params["name"]
-        if response.outcome == "unknown_account" or not self.engine.serves(name):
-            name = "unknown"
-        self.tally.count((name, str(response.status), response.outcome))
-        if name != "unknown":
-            self.tally.observe(name, time.perf_counter() - request.started)
+        self.tally.seen.append((request.params["name"], response.status, response.outcome,
+                                time.perf_counter() - request.started))  # fmt: skip
 
     def _decide(self, waiting: _Waiting) -> None:
         """Hand the engine's answer to ``_answer``, on the loop, or success (a 'deadline'
@@ -557,45 +555,65 @@ def _settle(future: asyncio.Future[Any]) -> extensions.Answer:
 
 
 class _Tally:
-    """The callbacks' metrics, counted on the loop in plain Python and added to
+    """The callbacks' metrics, kept on the loop as one tuple a callback and added to
     prometheus_client's every TALLY_FLUSH_S, and before /metrics answers: its counters and
     histograms take a lock (and the histogram a loop over its buckets) for every callback,
-    about a twentieth of the loop's work on one. Loop thread only."""
+    about a twentieth of the loop's work on one. A callback appends (account, status,
+    outcome, seconds) to ``seen`` (loop thread only); ``flush`` counts them together, in C
+    where it can (``Counter`` over the keys, ``bisect`` mapped over the times). An account
+    that ``known`` does not name (as at the flush), or an ``unknown_account`` outcome, is
+    counted as "unknown", without its time."""
 
     BOUNDS = (*CALLBACK_BUCKETS, float("inf"))
 
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, str, str], int] = {}
-        self._times: dict[str, list[float]] = {}  # account: [sum, count in each bucket, ...]
-
-    def count(self, key: tuple[str, str, str]) -> None:
-        self._counts[key] = self._counts.get(key, 0) + 1
-
-    def observe(self, name: str, seconds: float) -> None:
-        entry = self._times.get(name)
-        if entry is None:
-            entry = self._times[name] = [0.0] * (len(self.BOUNDS) + 1)
-        entry[0] += seconds
-        entry[1 + bisect.bisect_left(self.BOUNDS, seconds)] += 1  # as Histogram: value <= bound
+    def __init__(self, known: Callable[[str], bool]) -> None:
+        self.seen: list[tuple[str, int, str, float]] = []
+        self._known = known
 
     def flush(self) -> None:
-        counts, self._counts = self._counts, {}
-        for key, n in counts.items():
-            CALLBACKS.labels(*key).inc(n)
-        times, self._times = self._times, {}
-        for name, entry in times.items():
-            child = CALLBACK_SECONDS.labels(name)
-            buckets, total = getattr(child, "_buckets", None), getattr(child, "_sum", None)
-            if buckets is None or total is None or len(buckets) != len(self.BOUNDS):
-                # another prometheus_client: one observation a callback, at its bucket's bound
-                for bound, seen in zip(self.BOUNDS, entry[1:], strict=True):
-                    for _ in range(int(seen)):
-                        child.observe(bound)
-                continue
-            total.inc(entry[0])
-            for bucket, seen in zip(buckets, entry[1:], strict=True):
-                if seen:
-                    bucket.inc(seen)
+        seen, self.seen = self.seen, []
+        if not seen:
+            return
+        label: dict[tuple[str, str], str] = {}  # (account, outcome): the account's label
+        for key, n in collections.Counter(map(_COUNTED, seen)).items():
+            name, status, outcome = key
+            named = label.get((name, outcome))
+            if named is None:
+                named = label[(name, outcome)] = (
+                    name if outcome != "unknown_account" and self._known(name) else "unknown"
+                )
+            CALLBACKS.labels(named, str(status), outcome).inc(n)
+        if all(name == "unknown" for name in label.values()):
+            return
+        names = list(map(label.__getitem__, map(_TIMED, seen)))
+        bucket = partial(bisect.bisect_left, self.BOUNDS)  # as Histogram: value <= bound
+        buckets = collections.Counter(zip(names, map(bucket, map(_SECONDS, seen)), strict=True))
+        sums = dict.fromkeys(label.values(), 0.0)
+        for name, seconds in zip(names, map(_SECONDS, seen), strict=True):
+            sums[name] += seconds
+        for name, total_s in sums.items():
+            if name != "unknown":
+                counts = [buckets.get((name, b), 0) for b in range(len(self.BOUNDS))]
+                self._add(CALLBACK_SECONDS.labels(name), total_s, counts)
+
+    def _add(self, child: Any, total_s: float, counts: list[int]) -> None:
+        """Add the times' sum and each bucket's count to one account's histogram."""
+        buckets, total = getattr(child, "_buckets", None), getattr(child, "_sum", None)
+        if buckets is None or total is None or len(buckets) != len(self.BOUNDS):
+            # another prometheus_client: one observation a callback, at its bucket's bound
+            for bound, n in zip(self.BOUNDS, counts, strict=True):
+                for _ in range(n):
+                    child.observe(bound)
+            return
+        total.inc(total_s)
+        for bucket, n in zip(buckets, counts, strict=True):
+            if n:
+                bucket.inc(n)
+
+
+_COUNTED = operator.itemgetter(0, 1, 2)  # a seen callback's (account, status, outcome)
+_TIMED = operator.itemgetter(0, 2)  # its (account, outcome)
+_SECONDS = operator.itemgetter(3)
 
 
 class RouteTable:

@@ -217,6 +217,78 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout() -> None:
         thread.join(10)
 
 
+class _Both:
+    """``/fast?s=STATUS&t=TYPE``, on the loop, and ``/asgi?...``, by uvicorn's ASGI way: the
+    same response both ways."""
+
+    @staticmethod
+    def _response(query: bytes) -> Response:
+        asked = dict(parse_qsl(query.decode()))
+        ctype = asked["t"].encode() if asked.get("t") else None
+        return Response(int(asked["s"]), asked.get("b", "body").encode(), ctype)
+
+    def on_loop(self, method: str, path: str, port: int | None) -> Serve | None:
+        if path != "/fast":
+            return None
+
+        def fn(query: bytes, headers: Any, body: bytes | None, started: float, write: Any) -> None:
+            write(self._response(query))
+
+        return Serve(fn, 0)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        response = self._response(scope["query_string"])
+        ctype = response.content_type or b"text/plain; charset=utf-8"
+        length = str(len(response.body)).encode()
+        headers = [(b"content-type", ctype), (b"content-length", length)]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def _lines(answer: bytes) -> tuple[bytes, set[bytes], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *headers = head.split(b"\r\n")
+    return status, {h.lower() for h in headers}, body
+
+
+def test_a_response_on_the_loop_has_the_head_uvicorn_writes() -> None:
+    """The heads kept by status and content type (``Http._head``): each response's head is
+    the one uvicorn's ASGI way writes for it, header for header, its length its own, and its
+    date is the second's (the kept heads are dropped when uvicorn's default headers change)."""
+    config = uvicorn.Config(
+        _Both(), host="127.0.0.1", port=0, http=Http, loop="uvloop", lifespan="off",
+        log_level="warning", access_log=False,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.started
+        port = server.servers[0].sockets[0].getsockname()[1]
+        asked = ["s=200&t=application/xml&b=" + "x" * n for n in (0, 7, 300)]
+        asked += ["s=200", "s=404&b=not+found", "s=413&t=text/html", "s=200&t=application/xml"]
+        dates = set()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            for round_ in range(2):
+                for query in asked:
+                    sock.sendall(
+                        f"GET /fast?{query} HTTP/1.1\r\nhost: x\r\n\r\n".encode()
+                        + f"GET /asgi?{query} HTTP/1.1\r\nhost: x\r\n\r\n".encode()
+                    )
+                    fast, asgi = _read_responses(sock, 2)
+                    assert _lines(fast) == _lines(asgi), query
+                    dates |= {h for h in _lines(fast)[1] if h.startswith(b"date: ")}
+                if round_ == 0:
+                    time.sleep(1.2)  # uvicorn's next second: new default headers
+        assert len(dates) >= 2
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 # URLs of the bytes that matter to a URL's reading: printable ones, the separators, the
 # escape, and some that parse_url refuses (controls, space, DEL, non-ASCII)
 URL_BYTES = st.sampled_from(

@@ -20,28 +20,47 @@ def samples(metric: Counter | Histogram, account: str) -> dict[tuple[str, str], 
     for family in metric.collect():
         for sample in family.samples:
             if sample.labels.get("account") == account and not sample.name.endswith("_created"):
-                found[(sample.name, sample.labels.get("le", ""))] = sample.value
+                key = (sample.name, sample.labels.get("le", ""))
+                found[key] = found.get(key, 0) + sample.value  # summed over the other labels
     return found
 
 
-@given(durations)
-def test_a_tally_flushed_equals_one_observation_a_callback(values: list[float]) -> None:
+@given(durations, st.lists(st.sampled_from(["known", "stranger", "gone"]), max_size=40))
+def test_a_tally_flushed_equals_one_observation_a_callback(
+    values: list[float], whose: list[str]
+) -> None:
+    """Each callback of a known account counted and timed as prometheus_client would have
+    one by one; a stranger's (an unknown name) and an ``unknown_account`` refusal counted
+    under "unknown", untimed."""
     account = f"tally-{uuid.uuid4().hex[:8]}"
+    stranger = f"stranger-{uuid.uuid4().hex[:8]}"
     reference = Histogram(
         "bankwx_callback_seconds", "reference", ["account"], buckets=server.CALLBACK_BUCKETS,
         registry=CollectorRegistry(),
     )  # fmt: skip
-    tally = server._Tally()
-    for value in values:
-        tally.observe(account, value)
-        tally.count((account, "200", "replied"))
-        reference.labels(account).observe(value)
+    before = samples(server.CALLBACKS, "unknown")
+    tally = server._Tally(lambda name: name == account)
+    known = 0
+    for value, who in zip(values, whose + ["known"] * len(values), strict=False):
+        if who == "known":
+            tally.seen.append((account, 200, "replied", value))
+            reference.labels(account).observe(value)
+            known += 1
+        elif who == "stranger":
+            tally.seen.append((stranger, 404, "unknown_account", value))
+        else:  # a known name, refused as unknown (removed since)
+            tally.seen.append((account, 404, "unknown_account", value))
     tally.flush()
     tally.flush()  # a second flush adds nothing
     ours, theirs = samples(server.CALLBACK_SECONDS, account), samples(reference, account)
-    if values:
+    if known:
         assert ours.keys() == theirs.keys()
         for key, value in theirs.items():
             assert abs(ours[key] - value) < 1e-6, key
+    else:
+        assert not ours
     counted = samples(server.CALLBACKS, account)
-    assert counted.get(("bankwx_callbacks_total", ""), 0) == len(values)
+    assert counted.get(("bankwx_callbacks_total", ""), 0) == known
+    assert not samples(server.CALLBACKS, stranger)
+    unknown = samples(server.CALLBACKS, "unknown").get(("bankwx_callbacks_total", ""), 0)
+    assert unknown - before.get(("bankwx_callbacks_total", ""), 0) == len(values) - known
