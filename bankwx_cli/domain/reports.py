@@ -1098,6 +1098,10 @@ class Sink(Protocol):
 
     def add_at(self, table: str, key: tuple[Any, ...], counts: Mapping[str, int]) -> None: ...
 
+    def add_buckets(self, table: str, key: tuple[Any, ...], buckets: Mapping[int, int]) -> None:
+        """A histogram's counts: ``n`` of the row ``(*key, bucket)`` for each bucket."""
+        ...
+
 
 _INDEX = {table: {c: i for i, c in enumerate(counters)} for table, (_, counters) in TABLES.items()}
 
@@ -1106,10 +1110,12 @@ class Tally:
     """Counts summed in memory for the length of one write, then written by ``write`` in that
     write's transaction: a group commit of a hundred messages adds to a handful of rows."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("_buckets", "_rows")
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, tuple[Any, ...]], list[int]] = {}
+        # a histogram's counts by bucket, for (table, key but the bucket)
+        self._buckets: dict[tuple[str, tuple[Any, ...]], dict[int, int]] = {}
 
     def add_at(self, table: str, key: tuple[Any, ...], counts: Mapping[str, int]) -> None:
         found = self._rows.get((table, key))
@@ -1119,14 +1125,25 @@ class Tally:
         for counter, n in counts.items():
             found[index[counter]] += n
 
+    def add_buckets(self, table: str, key: tuple[Any, ...], buckets: Mapping[int, int]) -> None:
+        found = self._buckets.get((table, key))
+        if found is None:
+            self._buckets[(table, key)] = dict(buckets)
+        else:
+            for bucket, n in buckets.items():
+                found[bucket] = found.get(bucket, 0) + n
+
     def write(self, rollups: Rollups) -> None:
         """Add the summed counts to the roll-ups (inside the caller's transaction)."""
         tables: dict[str, list[tuple[Any, ...]]] = {}
         for (table, key), sums in self._rows.items():
             tables.setdefault(table, []).append((*key, *sums))
+        for (table, key), buckets in self._buckets.items():
+            tables.setdefault(table, []).extend([(*key, *row) for row in buckets.items()])
         for table, rows in tables.items():
             rollups.add_sums(table, rows)
         self._rows.clear()
+        self._buckets.clear()
 
 
 def deployed_at(deploys: Sequence[tuple[str, int]], at: str) -> int:
@@ -1245,9 +1262,9 @@ def _add_outcome(rollups: Sink, outcome: Settled, handling: Sequence[float], ret
     if retries:
         counts = {**counts, "retries": retries}
     rollups.add_at("rollup_messages", (account, hour, msg_type, kind), _times(counts, times))
-    for bucket, n in bucket_counts(handling).items():
-        rollups.add_at("rollup_handling", (account, hour, msg_type, kind, bucket),
-                       _times(_ONE, n))  # fmt: skip
+    if handling:
+        rollups.add_buckets("rollup_handling", (account, hour, msg_type, kind),
+                            bucket_counts(handling))  # fmt: skip
     if rule is not None:
         rollups.add_at("rollup_keywords", (account, hour, rule), _times(_HIT, times))
     if msg_type != "event":
@@ -1268,7 +1285,7 @@ def _times(counts: Mapping[str, int], times: int) -> Mapping[str, int]:
     return counts if times == 1 else {counter: n * times for counter, n in counts.items()}
 
 
-_ONE, _HIT, _CLICK, _NEW, _LOST = {"n": 1}, {"hits": 1}, {"clicks": 1}, {"new": 1}, {"lost": 1}
+_HIT, _CLICK, _NEW, _LOST = {"hits": 1}, {"clicks": 1}, {"new": 1}, {"lost": 1}
 
 
 def count_retry_of(rollups: Rollups, message_id: int) -> None:

@@ -604,7 +604,15 @@ class Engine:
             if not w.in_time:
                 continue  # its unit records the late outcome (and counts)
             if counting and not may_take:  # its outcome is final: count it here
-                outcome = self._outcome(w)
+                inbound, row, decision = w.inbound, w.row, w.decision
+                event = inbound.event
+                outcome = reports.outcome_of(
+                    row.account, row.at, inbound.msg_type, event, inbound.event_key,
+                    decision.route, decision.outcome,
+                    reports.deployed_at(self._deploys.get(row.account, ()), row.at)
+                    if event in reports.MENU_EVENTS else 0,
+                    inbound.scene,
+                )  # fmt: skip
                 times = settled.get(outcome)
                 if times is None:
                     settled[outcome] = [w.handling_ms]
@@ -633,19 +641,6 @@ class Engine:
         )
         for w in follows:
             w.recorded = True
-
-    def _outcome(self, w: _QuickWrite) -> reports.Settled:
-        """What a quick answer written done by ``_write_group`` counts, in its outcome's
-        columns."""
-        inbound, row, decision = w.inbound, w.row, w.decision
-        account, at, event = row.account, row.at, inbound.event
-        return reports.outcome_of(
-            account, at, inbound.msg_type, event, inbound.event_key, decision.route,
-            decision.outcome,
-            reports.deployed_at(self._deploys.get(account, ()), at)
-            if event in reports.MENU_EVENTS else 0,
-            inbound.scene,
-        )  # fmt: skip
 
     def _lookup_may_take(self, key: tuple[str, str] | None) -> bool:
         """Whether a follower-state lookup may take this message (as ``_look_up`` decides)."""

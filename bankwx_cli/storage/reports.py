@@ -107,6 +107,7 @@ def _upsert_sql(table: str) -> str:
 _UPSERTS = {table: _upsert_sql(table) for table in TABLES}
 
 
+_WIDTHS = {table: len(keys) + len(counters) for table, (keys, counters) in TABLES.items()}
 SUM_ROWS = (16, 8, 4, 2, 1)  # rows in one statement of ``Rollups.add_sums`` (powers of two)
 
 
@@ -146,20 +147,22 @@ class Rollups:
         """``add`` with the key columns given in ``TABLES`` order."""
         self.add(table, dict(zip(TABLES[table][0], key, strict=True)), counts)
 
+    def add_buckets(self, table: str, key: tuple[Any, ...], buckets: Mapping[int, int]) -> None:
+        """A histogram's counts (a table keyed by ``key`` then ``bucket``, counting ``n``)."""
+        self.add_sums(table, [(*key, *row) for row in buckets.items()])
+
     def add_sums(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Add many rows, each its key columns then every counter, in ``TABLES`` order (the
         receiver's group write: a few rows for a hundred messages), by multi-row statements of
         ``SUM_ROWS`` rows, the largest that fit first: a handful of statements for SQLite to
         keep prepared (one of every length would crowd the connection's statement cache and
         be compiled again and again). Inside the caller's transaction."""
-        width = sum(len(part) for part in TABLES[table])
-        at = 0
+        width, at, left = _WIDTHS[table], 0, len(rows)
         for size in SUM_ROWS:
-            while len(rows) - at >= size:
-                chunk = rows[at : at + size]
-                at += size
-                params = list(chain.from_iterable(chunk))
+            while left >= size:
+                params = list(chain.from_iterable(rows[at : at + size]))
                 self.db.execute_positional(_upsert_rows_sql(table, size, width), params)
+                at, left = at + size, left - size
 
     def add_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Add several rows (each with its keys and counters, missing counters 0)."""

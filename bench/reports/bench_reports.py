@@ -101,39 +101,6 @@ def _spread(total: int, rng: random.Random) -> list[int]:
     return counts
 
 
-class Tally:
-    """Roll-up additions summed in memory (what live counting's upserts add up to), written
-    with the roll-ups' own upsert: ``count_outcome`` calls ``add`` (keys by name) or
-    ``add_at`` (keys in ``TABLES`` order) as it calls the roll-ups'."""
-
-    def __init__(self) -> None:
-        from bankwx_cli.storage.reports import TABLES
-
-        self.keys = {table: keys for table, (keys, _) in TABLES.items()}
-        self.rows: dict[tuple[str, tuple[Any, ...]], dict[str, int]] = {}
-
-    def add(self, table: str, keys: dict[str, Any], counts: dict[str, int]) -> None:
-        self.add_at(table, tuple(keys[k] for k in self.keys[table]), counts)
-
-    def add_at(self, table: str, key: tuple[Any, ...], counts: Any) -> None:
-        found = self.rows.get((table, key))
-        if found is None:
-            self.rows[(table, key)] = dict(counts)
-        else:
-            for column, n in counts.items():
-                found[column] = found.get(column, 0) + n
-
-    def flush(self, rollups: Any) -> None:
-        tables: dict[str, list[dict[str, Any]]] = {}
-        for (table, key), counts in self.rows.items():
-            tables.setdefault(table, []).append(
-                {**dict(zip(self.keys[table], key, strict=True)), **counts}
-            )
-        for table, rows in tables.items():
-            rollups.add_many(table, rows)
-        self.rows.clear()
-
-
 # --- the store -----------------------------------------------------------------------------------
 
 
@@ -259,7 +226,7 @@ def _messages(app: Any, openids: list[str], total: int, rng: random.Random) -> i
 
     rules = {r.pattern: r.id for r in app.store.keyword_rules.for_account(ACCOUNT)}
     rollups = Rollups(app.store.db)
-    tally = Tally()
+    tally = reports.Tally()  # the receiver's group write's: what its upserts add up to
     rows: list[tuple[Any, ...]] = []
     replies: list[bytes | None] = []  # each row's reply, sealed by the store
     n = 0
@@ -284,8 +251,10 @@ def _messages(app: Any, openids: list[str], total: int, rng: random.Random) -> i
                 app.store.messages.insert_answered_many(rows, replies)
             rows, replies = [], []
         if hour % 24 == 23:
-            tally.flush(rollups)
-    tally.flush(rollups)
+            with app.store.transaction():
+                tally.write(rollups)
+    with app.store.transaction():
+        tally.write(rollups)
     return n
 
 
