@@ -76,6 +76,7 @@ CALLBACK_SECONDS = Histogram(
     "bankwx_callback_seconds", "Time to answer a callback", ["account"], buckets=CALLBACK_BUCKETS
 )
 TALLY_FLUSH_S = 1.0  # how often the callbacks' metrics reach prometheus_client (and /metrics)
+TALLY_MOST = 50_000  # callbacks' metrics kept before a flush, whenever it is due
 
 
 @dataclass(frozen=True)
@@ -404,8 +405,11 @@ class Receiver:
 
     def observe_callback(self, request: Request, response: Response) -> None:
         """Metrics of /wx/{name} (an unknown account is counted as 'unknown')."""
-        self.tally.seen.append((request.params["name"], response.status, response.outcome,
-                                time.perf_counter() - request.started))  # fmt: skip
+        seen = self.tally.seen
+        seen.append((request.params["name"], response.status, response.outcome,
+                     time.perf_counter() - request.started))  # fmt: skip
+        if len(seen) >= TALLY_MOST:  # the sweep flushes it; without one (no lifespan), here
+            self.tally.flush()
 
     def _decide(self, waiting: _Waiting) -> None:
         """Hand the engine's answer to ``_answer``, on the loop, or success (a 'deadline'

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import uuid
 
+from bxtest import Bankwx
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from bankwx_cli import server
+from bankwx_cli.context import AppContext
+from bankwx_cli.extensions import Request, Response
+from bankwx_cli.settings import from_environment
 
 edges = st.sampled_from([*server.CALLBACK_BUCKETS, 0.0, 1e-9, 0.0050001, 10.0001, 1e6])
 durations = st.lists(st.one_of(edges, st.floats(0, 20)), max_size=40)
@@ -64,3 +68,26 @@ def test_a_tally_flushed_equals_one_observation_a_callback(
     assert not samples(server.CALLBACKS, stranger)
     unknown = samples(server.CALLBACKS, "unknown").get(("bankwx_callbacks_total", ""), 0)
     assert unknown - before.get(("bankwx_callbacks_total", ""), 0) == len(values) - known
+
+
+def test_callbacks_metrics_kept_without_a_sweep_are_flushed_at_the_bound(
+    with_account: Bankwx,
+) -> None:
+    """A receiver whose deadline sweep never started (no lifespan: nothing flushes by the
+    clock) flushes its callbacks' metrics itself once ``TALLY_MOST`` are kept: memory stays
+    bounded, and every callback is counted."""
+    app = AppContext(from_environment())
+    receiver = server.build(app, server.ServeOptions(dispatcher=False))
+    receiver.engine.refresh(True)  # the accounts, as the receiver's start loads them
+    try:
+        before = samples(server.CALLBACKS, "main").get(("bankwx_callbacks_total", ""), 0)
+        request = Request(receiver, "POST", "/wx/main", {"name": "main"}, {}, b"", 0.0)
+        answered = Response(200, b"success", None, "replied")
+        for _ in range(server.TALLY_MOST + 10):
+            receiver.observe_callback(request, answered)
+        assert len(receiver.tally.seen) == 10
+        counted = samples(server.CALLBACKS, "main").get(("bankwx_callbacks_total", ""), 0)
+        assert counted - before == server.TALLY_MOST
+    finally:
+        receiver.pool.shutdown()
+        app.close()
