@@ -9,6 +9,8 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -185,13 +187,13 @@ class _OneRoute:
         await send({"type": "http.response.body", "body": b"asgi"})
 
 
-def test_an_idle_connection_is_closed_after_the_keep_alive_timeout() -> None:
-    """One idle timer a connection (``Http._idle_check``): a connection that keeps asking
-    stays open well past the timeout; one idle for the timeout after its last response, on
-    either way of serving, is closed by the server."""
+@contextmanager
+def _uvicorn(app: Any, **options: Any) -> Iterator[int]:
+    """app served by uvicorn with bankwx's HTTP layer on a free loopback port, in a thread:
+    the port."""
     config = uvicorn.Config(
-        _OneRoute(), host="127.0.0.1", port=0, http=Http, loop="uvloop", lifespan="off",
-        timeout_keep_alive=0.6, log_level="warning", access_log=False,
+        app, host="127.0.0.1", port=0, http=Http, loop="uvloop", lifespan="off",
+        log_level="warning", access_log=False, **options,
     )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -201,7 +203,17 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout() -> None:
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.01)
         assert server.started
-        port = server.servers[0].sockets[0].getsockname()[1]
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout() -> None:
+    """One idle timer a connection (``Http._idle_check``): a connection that keeps asking
+    stays open well past the timeout; one idle for the timeout after its last response, on
+    either way of serving, is closed by the server."""
+    with _uvicorn(_OneRoute(), timeout_keep_alive=0.6) as port:
         for path, body in (("/fast", b"fast"), ("/other", b"asgi")):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
                 for _ in range(5):  # 5 x 0.3 s: twice the timeout, never idle for it
@@ -212,9 +224,6 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout() -> None:
                 waiting = time.monotonic()
                 assert sock.recv(100) == b""  # closed by the server
                 assert time.monotonic() - waiting < 1.0  # 0.6 s after the last answer
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 class _Both:
@@ -255,19 +264,7 @@ def test_a_response_on_the_loop_has_the_head_uvicorn_writes() -> None:
     """The heads kept by status and content type (``Http._head``): each response's head is
     the one uvicorn's ASGI way writes for it, header for header, its length its own, and its
     date is the second's (the kept heads are dropped when uvicorn's default headers change)."""
-    config = uvicorn.Config(
-        _Both(), host="127.0.0.1", port=0, http=Http, loop="uvloop", lifespan="off",
-        log_level="warning", access_log=False,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert server.started
-        port = server.servers[0].sockets[0].getsockname()[1]
+    with _uvicorn(_Both()) as port:
         asked = ["s=200&t=application/xml&b=" + "x" * n for n in (0, 7, 300)]
         asked += ["s=200", "s=404&b=not+found", "s=413&t=text/html", "s=200&t=application/xml"]
         dates = set()
@@ -284,9 +281,6 @@ def test_a_response_on_the_loop_has_the_head_uvicorn_writes() -> None:
                 if round_ == 0:
                     time.sleep(1.2)  # uvicorn's next second: new default headers
         assert len(dates) >= 2
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 # URLs of the bytes that matter to a URL's reading: printable ones, the separators, the
