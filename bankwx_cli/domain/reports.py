@@ -45,6 +45,7 @@ from bankwx_cli.models.reports import (
     Sums,
     UnmatchedRow,
     bucket_counts,
+    keyed_bucket_counts,
     merge,
     middle_of,
     percentile,
@@ -1089,8 +1090,9 @@ def count_entry(
 # live counting gives what ``backfill`` gives from the same log.
 #
 # The counters go to a ``Sink``: ``Rollups`` itself (one upsert per row, in the caller's
-# transaction), or a ``Tally``, which sums a group commit's counts and writes each roll-up row
-# once, at the end of the same write that inserted the group's messages.
+# transaction), or a ``Tally``, which sums counts in memory for the length of one write and
+# writes each roll-up row once. The receiver's group write sums its outcomes by
+# ``count_outcomes``, from each outcome's ``_plan`` (``_add_outcome`` once, into a ``Tally``).
 
 
 class Sink(Protocol):
@@ -1243,13 +1245,53 @@ def outcome_of(
             qr_scene if event == "subscribe" else None)  # fmt: skip
 
 
-def count_outcomes(rollups: Sink, outcomes: Mapping[Settled, Sequence[float]]) -> None:
+def count_outcomes(rollups: Rollups, outcomes: Mapping[Settled, Sequence[float]]) -> None:
     """``count_outcome`` for many first deliveries settled at once, each ``Settled`` with the
-    handling times (ms) of the messages that had it: the receiver's group write counts a
-    group of a hundred messages as a handful of outcomes."""
+    handling times (ms) of the messages that had it (one message, not timed, when empty): the
+    receiver's group write counts a group of a hundred messages as a handful of outcomes, and
+    writes each roll-up row once (inside the caller's transaction). What an outcome adds is
+    ``_add_outcome``'s for one message (``_plan``), times its messages."""
+    sums: dict[tuple[str, tuple[Any, ...]], list[int]] = {}
+    histograms: list[tuple[str, tuple[Any, ...]]] = []  # each handling time's histogram
+    timed: list[float] = []
     for outcome, handling in outcomes.items():
-        if outcome[2] != "event" or outcome[3] not in JOB_EVENTS:
-            _add_outcome(rollups, outcome, handling, 0)
+        rows, histogram = _plan(outcome)
+        times = len(handling) or 1
+        for row, counts in rows:
+            found = sums.get(row)
+            if found is None:
+                sums[row] = [n * times for n in counts]
+            else:  # another outcome of the group adds to the same row
+                sums[row] = [a + n * times for a, n in zip(found, counts, strict=True)]
+        if histogram is not None and handling:
+            histograms += [histogram] * len(handling)
+            timed += handling
+    tables: dict[str, list[tuple[Any, ...]]] = {}
+    for (table, key), summed in sums.items():
+        tables.setdefault(table, []).append((*key, *summed))
+    for ((table, key), bucket), n in keyed_bucket_counts(histograms, timed).items():
+        tables.setdefault(table, []).append((*key, bucket, n))
+    for table, table_rows in tables.items():
+        rollups.add_sums(table, table_rows)
+
+
+Plan = tuple[
+    tuple[tuple[tuple[str, tuple[Any, ...]], tuple[int, ...]], ...],
+    tuple[str, tuple[Any, ...]] | None,
+]
+
+
+@lru_cache(maxsize=4096)
+def _plan(outcome: Settled) -> Plan:
+    """What one timed message of this outcome adds, as ``_add_outcome`` adds it: each roll-up
+    row's (table, key) with its counters in ``TABLES`` order, and the (table, key) of its
+    handling-time histogram (None: none). Outcomes repeat (an hour's few routes): kept."""
+    if outcome[2] == "event" and outcome[3] in JOB_EVENTS:
+        return (), None
+    one = Tally()
+    _add_outcome(one, outcome, (1.0,), 0)
+    rows = tuple((row, tuple(counts)) for row, counts in one._rows.items())
+    return rows, next(iter(one._buckets), None)
 
 
 def _add_outcome(rollups: Sink, outcome: Settled, handling: Sequence[float], retries: int) -> None:

@@ -207,6 +207,8 @@ class Engine:
         self._narrows = any(lookup.candidates for lookup in self._lookups)
         self._prefetched: frozenset[tuple[str, str]] = frozenset()
         self._may_take: list[set[tuple[str, str]] | None] = [None] * len(self._lookups)
+        # the union of ``_may_take`` (None: a lookup not narrowed, which may take any message)
+        self._may_take_any: set[tuple[str, str]] | None = None
         # Reports' roll-ups, counted in the write units (off only for a benchmark's baseline);
         # each account's menu deploys, to count a click under the menu it was made on.
         self._counting = not app.settings.bench_no_rollups
@@ -621,9 +623,7 @@ class Engine:
                 w.counted = True
         self._record_follows(writes)
         if settled:
-            tally = reports.Tally()
-            reports.count_outcomes(tally, settled)
-            tally.write(store.rollups)
+            reports.count_outcomes(store.rollups, settled)
 
     def _record_follows(self, writes: list[_QuickWrite]) -> None:
         """The group's first follows recorded in follower_state together (``_record_event``
@@ -648,7 +648,8 @@ class Engine:
             return False
         if key not in self._prefetched:
             return True
-        return any(may is None or key in may for may in self._may_take)
+        anyone = self._may_take_any
+        return anyone is None or key in anyone
 
     def _prepare(
         self, runtime: Runtime, inbound: Inbound
@@ -682,6 +683,8 @@ class Engine:
                     found = None
             may_take.append(found)
         self._may_take = may_take
+        narrowed = [found for found in may_take if found is not None]
+        self._may_take_any = set().union(*narrowed) if len(narrowed) == len(may_take) else None
         self._prefetched = frozenset(keys)
 
     def _look_up(self, runtime: Runtime, inbound: Inbound) -> Decision | None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 RATIO = 1.1
 FLOOR = 0.01
@@ -38,23 +38,32 @@ def bucket_of(value: float) -> int:
 
 
 # The lower bounds of the buckets above LOWEST, up to a thousand days in milliseconds, for
-# ``bucket_counts``: a bisection in C for each value, where ``bucket_of`` takes a logarithm
+# ``keyed_bucket_counts``: a bisection in C for each value, where ``bucket_of`` takes a logarithm
 # and two powers in Python. The same ``RATIO ** b`` as ``bucket_of`` compares with.
 _BOUNDS = tuple(RATIO**b for b in range(LOWEST + 1, math.ceil(math.log(1e11) / _LOG)))
 _ABOVE = partial(bisect_right, _BOUNDS)  # how many bounds a value reaches
+K = TypeVar("K")
 
 
 def bucket_counts(values: Sequence[float]) -> dict[int, int]:
-    """How many of values each bucket holds: ``bucket_of`` of each, counted (the receiver's
-    group write counts a group's handling times at once). A value past the table (or not a
-    number) is left to ``bucket_of``."""
-    counts = Counter(map(_ABOVE, values))
-    past = counts.pop(len(_BOUNDS), 0)
-    found = {LOWEST + index: n for index, n in counts.items()}
-    if past:
-        for value in values:
+    """How many of values each bucket holds: ``bucket_of`` of each, counted."""
+    return {
+        bucket: n for (_, bucket), n in keyed_bucket_counts([None] * len(values), values).items()
+    }
+
+
+def keyed_bucket_counts(keys: Sequence[K], values: Sequence[float]) -> dict[tuple[K, int], int]:
+    """How many of values each (key, bucket) holds, each value under the key beside it:
+    ``bucket_of`` of each, counted (the receiver's group write counts a group's handling times
+    at once, a histogram a key). A value past the table (or not a number) is left to
+    ``bucket_of``."""
+    counts = Counter(zip(keys, map(_ABOVE, values), strict=True))
+    top = len(_BOUNDS)
+    found = {(key, LOWEST + index): n for (key, index), n in counts.items() if index != top}
+    if len(found) < len(counts):
+        for key, value in zip(keys, values, strict=True):
             if not value < _BOUNDS[-1]:
-                bucket = bucket_of(value)
+                bucket = (key, bucket_of(value))
                 found[bucket] = found.get(bucket, 0) + 1
     return found
 

@@ -244,6 +244,41 @@ def test_a_narrowed_lookup_runs_only_for_its_candidates(app: AppContext) -> None
     assert done.route == "test:lookup" and taken == ["oTaken", "oTaken"]
 
 
+def test_each_narrowed_lookup_takes_only_its_own_candidates(app: AppContext) -> None:
+    """Two lookups narrowed to different followers: a message either may take goes to its
+    unit, which asks them in turn; one neither may take is answered and logged at once."""
+    taken: list[tuple[str, str]] = []
+
+    def lookup(name: str) -> extensions.FollowerLookup:
+        def take(app: Any, runtime: Any, inbound: Any) -> routing.Decision | None:
+            taken.append((name, inbound.openid))
+            if inbound.openid != f"o{name}":
+                return None
+            return routing.Decision(TextReply(name), route=f"test:{name}", outcome="forwarded")
+
+        def narrowed(app: Any, account: Any, openids: list[str]) -> set[str]:
+            return {o for o in openids if o == f"o{name}"}
+
+        return extensions.FollowerLookup(take, narrowed)
+
+    engine = routing.Engine(app, lookups=(lookup("A"), lookup("B")))
+    engine.refresh(True)
+    results = {o: _quick(engine, _text(70 + i, "余额", o), routing.Ticket())
+               for i, o in enumerate(("oA", "oB", "oFree"))}  # fmt: skip
+    assert [(r.route, r.outcome) for r in results.values()] == [
+        ("test:A", "forwarded"), ("test:B", "forwarded"), (results["oFree"].route, "replied")
+    ]  # fmt: skip
+    assert results["oFree"].route.startswith("rule:")
+    assert taken == [("A", "oA"), ("B", "oB")]  # oB's unit skips A: not A's candidate
+    logged = app.store.db.all("SELECT openid, route, out_content FROM messages "
+                              "WHERE direction = 'in' ORDER BY openid")  # fmt: skip
+    assert [tuple(r) for r in logged] == [
+        ("oA", "test:A", "A"), ("oB", "test:B", "B"),
+        ("oFree", results["oFree"].route, results["oFree"].plain_reply.decode().split(
+            "<Content><![CDATA[")[1].split("]]>")[0]),
+    ]  # fmt: skip
+
+
 def test_failing_candidates_leave_the_lookup_unnarrowed(app: AppContext) -> None:
     def broken(openids: list[str]) -> list[str]:
         raise RuntimeError("candidates down")

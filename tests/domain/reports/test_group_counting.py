@@ -1,5 +1,5 @@
-"""The receiver's group write counts a group's first deliveries together (``count_outcomes``
-into a ``Tally``, written once): every roll-up row ends as counting each delivery on its own
+"""The receiver's group write counts a group's first deliveries together (``count_outcomes``:
+each roll-up row written once): every roll-up row ends as counting each delivery on its own
 (``count_outcome``, one upsert a row) leaves it."""
 
 from __future__ import annotations
@@ -73,9 +73,7 @@ def test_a_group_counted_together_is_each_counted_alone(
             settled = reports.outcome_of("group", at, msg_type, event, key, route, outcome,
                                          version, scene)  # fmt: skip
             grouped.setdefault(settled, []).append(ms)
-        tally = reports.Tally()
-        reports.count_outcomes(tally, grouped)
-        tally.write(rollups)
+        reports.count_outcomes(rollups, grouped)
     assert _rows(app, "group") == _rows(app, "alone")
     if any(d[0][0] != "event" or d[0][1] != "masssendjobfinish" for d in deliveries):
         assert any(_rows(app, "group").values())

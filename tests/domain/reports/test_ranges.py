@@ -11,7 +11,14 @@ from reportkit import utc
 
 from bankwx_cli.domain import reports
 from bankwx_cli.errors import ValidationError
-from bankwx_cli.models.reports import RATIO, bucket_counts, bucket_of, middle_of, percentile
+from bankwx_cli.models.reports import (
+    RATIO,
+    bucket_counts,
+    bucket_of,
+    keyed_bucket_counts,
+    middle_of,
+    percentile,
+)
 
 NOW = utc("2026-03-10T05:30")  # 13:30 in Shanghai
 
@@ -110,12 +117,25 @@ def test_buckets_counted_at_once_are_each_value_bucketed(values: list[float]) ->
     assert bucket_counts(values) == expected
 
 
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", ("c", 1)]), _DURATIONS)))
+def test_buckets_counted_by_key_are_each_value_bucketed_under_its_key(
+    pairs: list[tuple[object, float]],
+) -> None:
+    expected: dict[tuple[object, int], int] = {}
+    for key, value in pairs:
+        at = (key, bucket_of(value))
+        expected[at] = expected.get(at, 0) + 1
+    assert keyed_bucket_counts([k for k, _ in pairs], [v for _, v in pairs]) == expected
+
+
 @pytest.mark.parametrize(("value", "error"), [(math.nan, ValueError), (math.inf, OverflowError)])
 def test_what_bucket_of_refuses_is_refused_counted_at_once(value: float, error: type) -> None:
     with pytest.raises(error):
         bucket_of(value)
     with pytest.raises(error):
         bucket_counts([1.0, value])
+    with pytest.raises(error):
+        keyed_bucket_counts(["a", "b"], [1.0, value])
 
 
 @given(st.lists(st.floats(min_value=0.1, max_value=60_000, allow_nan=False), min_size=1))
