@@ -214,9 +214,12 @@ class Receiver:
 
     def _serve(self, method: str, path: str, port: int | None) -> http1.Serve | None:
         found = self._find(method, path, port)
-        if isinstance(found, Response) or found[0].on_loop is None:
+        if isinstance(found, Response):
             return None
         route, params = found
+        handler = route.on_loop
+        if handler is None:
+            return None
         limit = self.options.max_body if route.max_body is None else route.max_body
 
         def serve(
@@ -241,7 +244,7 @@ class Receiver:
                 reply(_too_large(route))
                 return
             try:
-                cast(extensions.LoopHandler, route.on_loop)(request, reply)
+                handler(request, reply)
             except Exception as exc:
                 reply(exc)
 
@@ -884,7 +887,8 @@ async def _verify(request: Request) -> Response:
 
 
 def _callback(request: Request, reply: extensions.Answer) -> None:
-    _receiver(request).callback(request, reply)
+    # the host is the Receiver (not through _receiver: typing.cast is a call a callback)
+    request.host.callback(request, reply)  # type: ignore[attr-defined]
 
 
 async def _healthz(request: Request) -> Response:
@@ -900,7 +904,7 @@ async def _metrics(request: Request) -> Response:
 
 
 def _observe_callback(request: Request, response: Response) -> None:
-    _receiver(request).observe_callback(request, response)
+    request.host.observe_callback(request, response)  # type: ignore[attr-defined]
 
 
 #: Nothing a follower or an attacker sends may give 500: anything unexpected is 'success'.

@@ -453,7 +453,9 @@ class Writer:
         self._queue: deque[tuple[Callable[[], Any], Done, float, tuple[Prepare, Any] | None]] = (
             deque()
         )
-        self._ready = threading.Condition(threading.Lock())
+        # the queue's lock, entered as itself: a Condition's own ``with`` is a Python call
+        self._mutex = threading.Lock()
+        self._ready = threading.Condition(self._mutex)
         self._thread: threading.Thread | None = None
         self._closed = False
         self._idle = False  # the writer thread waits for work
@@ -469,7 +471,7 @@ class Writer:
         prepare: tuple[Prepare, Any] | None = None,
         wake: bool = True,
     ) -> None:
-        with self._ready:
+        with self._mutex:
             if self._closed:
                 raise RuntimeError("the store's writer is closed")
             self._queue.append((unit, done, time.monotonic(), prepare))
@@ -487,7 +489,7 @@ class Writer:
     def wake(self) -> None:
         """Wake the writer thread for what was queued with ``wake=False`` (cheap when it is
         busy: it takes the queue when its batch is done)."""
-        with self._ready:
+        with self._mutex:
             if self._idle and self._queue:
                 self._idle = False
                 self._ready.notify()
@@ -502,7 +504,7 @@ class Writer:
         ``notify()``. A batch run here blocks the loop for its commit (about a millisecond for
         dozens of units); a store locked by another process never blocks it: the writer thread
         takes the batch and waits, under the requests' deadline as before."""
-        with self._ready:
+        with self._mutex:
             if self._running or self._closed or not self._queue or self._thread is None:
                 if self._idle and self._queue and not self._running:
                     self._idle = False
@@ -515,7 +517,7 @@ class Writer:
             results = self.db.try_batch([entry[0] for entry in batch], _prelude(batch))
         except Exception as exc:  # the store is unusable: tell every caller
             results = [(None, exc)] * len(batch)
-        with self._ready:
+        with self._mutex:
             self._ran(started)
             if results is None:  # busy: the writer thread takes the batch, and waits
                 self._queue.extendleft(reversed(batch))
@@ -526,12 +528,12 @@ class Writer:
             _deliver(batch, results)
 
     def _ran(self, started: float) -> None:
-        """A batch begun at ``started`` (perf_counter) is over (under ``_ready``)."""
+        """A batch begun at ``started`` (perf_counter) is over (under ``_mutex``)."""
         self._running = False
         self.seconds += time.perf_counter() - started
 
     def _take(self) -> list[tuple[Callable[[], Any], Done, float, tuple[Prepare, Any] | None]]:
-        """The next batch, off the queue (under ``_ready``)."""
+        """The next batch, off the queue (under ``_mutex``)."""
         count = min(len(self._queue), self.max_batch)
         self.batches += 1
         self.units += count
@@ -555,7 +557,7 @@ class Writer:
 
     def close(self) -> None:
         """Run what is queued, then stop the thread."""
-        with self._ready:
+        with self._mutex:
             self._closed = True
             self._ready.notify()
             thread = self._thread
@@ -579,7 +581,7 @@ class Writer:
     def _run(self) -> None:
         name_thread("bankwx-writer")
         while True:
-            with self._ready:
+            with self._mutex:
                 while (not self._queue or self._running) and not self._closed:
                     self._idle = True
                     self._ready.wait()
@@ -597,7 +599,7 @@ class Writer:
             except sqlite3.OperationalError as exc:  # could not begin: the store is locked
                 if time.monotonic() - batch[0][2] < self.give_up_s:
                     log.warning("store locked by another process (%s); trying again", exc)
-                    with self._ready:
+                    with self._mutex:
                         self._running = False
                         self._queue.extendleft(reversed(batch))
                     time.sleep(0.05)
@@ -605,7 +607,7 @@ class Writer:
                 results = [(None, exc)] * len(batch)
             except Exception as exc:  # the store is unusable: tell every caller
                 results = [(None, exc)] * len(batch)
-            with self._ready:
+            with self._mutex:
                 self._ran(started)
             _deliver(batch, results)
 
