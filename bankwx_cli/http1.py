@@ -32,6 +32,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httptools
@@ -193,9 +194,12 @@ class Http(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         """uvicorn's, but for its keep-alive timer: the connection is idle from now."""
         self.server_state.total_requests += 1
-        if self.transport.is_closing():
+        raw = self._raw
+        if raw is None or raw.is_closing():  # the transport's, not through OneWrite's
             return
-        self.flow.resume_reading()
+        flow = self.flow
+        if flow.read_paused:  # what resume_reading checks first
+            flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
@@ -279,11 +283,9 @@ class Http(HttpToolsProtocol):
         else:
             body = cycle.body[0] if len(cycle.body) == 1 else b"".join(cycle.body)
         cycle.body = []
-
-        def write(response: Response) -> None:
-            self._write(cycle, response)
-
-        cycle.serve.fn(cycle.query, self.headers, body, time.perf_counter(), write)
+        cycle.serve.fn(
+            cycle.query, self.headers, body, time.perf_counter(), partial(self._write, cycle)
+        )
 
     def _head(self, status: int, content_type: bytes | None) -> bytes:
         """A response's status line, uvicorn's default headers and its content type, then the

@@ -32,6 +32,7 @@ from bankwx_cli.wechat.callback import CallbackKeys, Inbound
 
 if TYPE_CHECKING:
     from bankwx_cli.context import AppContext
+    from bankwx_cli.storage.db import Writer
     from bankwx_cli.storage.engine import AnsweredRow, Claim
 
 log = logging.getLogger(__name__)
@@ -328,6 +329,11 @@ class Engine:
         found = self._route_message(runtime, inbound)
         return found if isinstance(found, Decision) else None
 
+    @cached_property
+    def _writer(self) -> Writer:
+        """The store's group-commit writer, kept (three property reads a callback otherwise)."""
+        return self.app.store.messages.writer
+
     def answer(
         self,
         runtime: Runtime,
@@ -352,7 +358,7 @@ class Engine:
             inbound, runtime,
         )  # fmt: skip
         # a partial, not a closure: no cells to make and free a message
-        self.app.store.messages.writer.submit(
+        self._writer.submit(
             partial(self._quick_unit, write), done, (self._write_group, write), wake
         )
 
@@ -403,7 +409,7 @@ class Engine:
         """Write what ``answer(..., wake=False)`` queued: on the calling thread (the event
         loop's) when the store is free at once, else by the store's writer thread
         (``Writer.run_queued``)."""
-        self.app.store.messages.writer.run_queued()
+        self._writer.run_queued()
 
     def process(self, runtime: Runtime, inbound: Inbound, ticket: Ticket) -> Result:
         """Claim the message, route it (first delivery) or wait for the first one (retries).
