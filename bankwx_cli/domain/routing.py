@@ -547,10 +547,13 @@ class Engine:
             )  # fmt: skip
 
     def _in_row(self, runtime: Runtime, inbound: Inbound, at: str) -> InboundRow:
+        """The message's log row. Only a follower's free text is masked: an event's key (a menu
+        key, a VIEW URL, a QR scene) is the account's own, logged as sent."""
+        text = _inbound_text(inbound)
         return InboundRow(
             runtime.account.name, inbound.openid, inbound.msg_type, inbound.event,
-            mask(_inbound_text(inbound)), inbound.msg_id, inbound.dedup_key(), at,
-            self.app.clock.time(),
+            text if inbound.msg_type == "event" else mask(text), inbound.msg_id,
+            inbound.dedup_key(), at, self.app.clock.time(),
         )  # fmt: skip
 
     def _stale_before(self) -> float:

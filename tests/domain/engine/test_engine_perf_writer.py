@@ -285,6 +285,31 @@ def event_message(openid: str, event: str, created: int, key: str = "") -> callb
     return callback.parse(xml.encode())
 
 
+def test_an_events_key_is_logged_as_sent(app: AppContext) -> None:
+    """Only a follower's free text is masked: a menu key or a VIEW URL is the account's own,
+    logged as sent on both paths (``report backfill`` counts menu events by it, as live
+    counting does by the key received)."""
+    engine = routing.Engine(app)
+    engine.refresh(True)
+    runtime = engine.runtime("main")
+    url = "https://bank.example/cards/6222021234567890123?tel=13812345678"
+    view = event_message("oFollowerV000000000000000001", "VIEW", 1700000005, url)
+    decision = engine.quick(runtime, view)
+    assert decision is not None
+    finished, got = threading.Event(), []
+    engine.answer(runtime, view, decision, routing.Ticket(),
+                  lambda value, error: (got.append(error or value), finished.set()))  # fmt: skip
+    assert finished.wait(5) and not isinstance(got[0], BaseException)
+    key = "CARD_6222021234567890123"
+    engine.process(runtime, event_message("oFollowerC000000000000000001", "CLICK", 1700000006,
+                                          key), routing.Ticket())  # fmt: skip
+    assert [e.content for e in log_of(app) if e.direction == "in"] == [url, key]
+    # a follower's text is masked, a URL in it too
+    engine.process(runtime, text_message(45, f"看看 {url}"), routing.Ticket())
+    inbound = [e.content for e in log_of(app) if e.direction == "in"]
+    assert inbound[-1] == "看看 https://bank.example/cards/6222***********0123?tel=138****5678"
+
+
 def test_a_groups_follows_are_recorded_by_the_group_write(app: AppContext) -> None:
     """Follows in one group commit are recorded together by the group's write, each with its
     QR scene."""
