@@ -19,7 +19,15 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
 from bankwx_cli.errors import BadCallbackError, BadSignatureError
 from bankwx_cli.models.replies import TextReply
-from bankwx_cli.wechat.callback import CallbackKeys, Inbound, open_callback, render_reply
+from bankwx_cli.wechat.callback import (
+    _DIGITS,
+    CallbackKeys,
+    Inbound,
+    _is_digits,
+    _is_nonce,
+    open_callback,
+    render_reply,
+)
 
 # Protocol sheet §1.7, vector A (tests/data/hostile/README.md).
 TOKEN = "pamtest"
@@ -355,3 +363,13 @@ def test_a_long_envelope_nested_past_the_limit_is_refused_though_its_encrypt_is_
     deep = _element("Extra", _chain(12)) + "<Pad>" + "x" * 4096 + "</Pad>"
     body = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt>{deep}</xml>".encode()
     assert "nested too deeply" in timed_refusal(BadCallbackError, SAFE, signed_query(encrypt), body)
+
+
+@given(st.one_of(st.text(max_size=80), st.text("0123456789aZ_-+ ٣²", max_size=70)))
+@example("1" * 64)
+@example("1" * 65)
+@example("٣")  # a digit, not an ASCII one
+@example("²")
+def test_the_nonce_and_timestamp_checks_are_their_patterns(text: str) -> None:
+    assert _is_nonce(text) == bool(re.fullmatch(r"[A-Za-z0-9]{1,64}", text))
+    assert _is_digits(text) == bool(_DIGITS.fullmatch(text))
