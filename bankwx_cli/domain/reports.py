@@ -1110,7 +1110,8 @@ _INDEX = {table: {c: i for i, c in enumerate(counters)} for table, (_, counters)
 
 class Tally:
     """Counts summed in memory for the length of one write, then written by ``write`` in that
-    write's transaction: a group commit of a hundred messages adds to a handful of rows."""
+    write's transaction: each roll-up row once. ``_plan`` records what one message of an
+    outcome adds in one; ``bench/reports`` sums a year of traffic in one."""
 
     __slots__ = ("_buckets", "_rows")
 
