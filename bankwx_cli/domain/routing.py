@@ -331,7 +331,8 @@ class Engine:
 
     @cached_property
     def _writer(self) -> Writer:
-        """The store's group-commit writer, kept (three property reads a callback otherwise)."""
+        """The store's group-commit writer, kept: every unit the engine queues goes to it (three
+        property reads a callback otherwise)."""
         return self.app.store.messages.writer
 
     def answer(
@@ -417,7 +418,7 @@ class Engine:
         Blocks: run it in a worker thread, under the deadline.
         """
         started = time.monotonic()
-        writer = self.app.store.messages.writer
+        writer = self._writer
         row = self._in_row(runtime, inbound, iso_of(self.app.clock.time()))
         look = bool(self._lookups) and inbound.msg_type != "event"
 
@@ -454,7 +455,7 @@ class Engine:
             )
         plain = self.render(runtime, inbound, decision.reply)
         elapsed_ms = (time.monotonic() - started) * 1000
-        result: Result = self.app.store.messages.writer.call(
+        result: Result = self._writer.call(
             lambda: self._finish(
                 runtime, inbound, claim.id, decision, plain, ticket.complete(), elapsed_ms
             )
@@ -463,7 +464,7 @@ class Engine:
 
     def flush(self) -> None:
         """Wait until every write queued so far is committed (blocks; at shutdown)."""
-        self.app.store.messages.writer.call(lambda: None)
+        self._writer.call(lambda: None)
 
     def wait_first(
         self, runtime: Runtime, inbound: Inbound, ticket: Ticket, claim: Claim, started: float
@@ -473,7 +474,7 @@ class Engine:
         claim goes stale meanwhile (the process handling it died: WeChat's next delivery may
         come before the claim is old enough to be taken at once), this delivery takes the
         message over and handles it, under ``ticket``. Blocks: run it in a worker thread."""
-        messages, writer = self.app.store.messages, self.app.store.messages.writer
+        messages, writer = self.app.store.messages, self._writer
         look = bool(self._lookups) and inbound.msg_type != "event"
         current = claim
         while current.state != "done":
