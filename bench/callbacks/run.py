@@ -684,11 +684,17 @@ class Figures:
         return self.median(lambda load: load.rps)
 
 
+FASTEST = 12_000  # requests a second, above any bankwx round seen: what a pool must allow
+
+
 def pool_size(args: argparse.Namespace, path: str) -> int:
-    """Messages made for a path: --messages; on the mix, enough for --rss-after too."""
+    """Messages made for a path: --messages, or more when bankwx could take more at FASTEST a
+    second (its warm-up, the rounds and the retries' drive: a message sent twice is a retry,
+    not the path's first delivery); on the mix, enough for --rss-after too."""
+    need = int((args.warmup + (args.rounds + 1) * args.duration) * FASTEST)
     if path == "mix":
-        return max(int(args.messages), int(args.rss_after * 1.5))
-    return int(args.messages)
+        need = max(need, int(args.rss_after * 1.5))
+    return max(int(args.messages), need)
 
 
 def one_path(
@@ -911,7 +917,10 @@ def main() -> int:
         help=f"comma-separated, in this order: {','.join(m.PATHS)} (default: all)",
     )
     parser.add_argument(
-        "--messages", type=int, default=300_000, help="distinct messages made per path"
+        "--messages",
+        type=int,
+        default=300_000,
+        help="distinct messages made per path (more when the rounds could take more)",
     )
     parser.add_argument("--duration", type=float, default=5, help="seconds of one round")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per target and path")
