@@ -89,7 +89,6 @@ _TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")
 _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # appid, original id, openid
 _NAME = re.compile(r"[A-Za-z0-9_]{1,64}")  # MsgType, Event
-_DIGITS = re.compile(r"[0-9]{1,20}")  # CreateTime, MsgId: no sign, no spaces, no "1_0"
 
 
 def _is_nonce(text: str) -> bool:
@@ -99,7 +98,8 @@ def _is_nonce(text: str) -> bool:
 
 
 def _is_digits(text: str) -> bool:
-    """``_DIGITS.fullmatch`` by str methods (a callback's timestamp): 1 to 20 ASCII digits."""
+    """1 to 20 ASCII digits (``[0-9]{1,20}``: a timestamp, CreateTime, MsgId; no sign, no
+    spaces, no "1_0"), by str methods."""
     return 0 < len(text) <= 20 and text.isascii() and text.isdigit()
 
 
@@ -702,10 +702,10 @@ def _read(data: Any, scan: bool, encrypted: bool) -> Inbound:
 
 
 def _read_fields(fields: dict[str, str], scan: bool, encrypted: bool) -> Inbound:
-    msg_type = _required(fields, "MsgType", _NAME).lower()
+    msg_type = _required(fields, "MsgType", _NAME.fullmatch).lower()
     event = event_key = scene = msg_id = content = ""
     if msg_type == "event":
-        event = _required(fields, "Event", _NAME).lower()
+        event = _required(fields, "Event", _NAME.fullmatch).lower()
         if event in ("subscribe_scan", "subscribe_scan_product"):
             # parse_message renames a follow through a QR code or a product page and strips
             # "qrscene_" from EventKey: give the follow back its name and its key as sent.
@@ -725,9 +725,9 @@ def _read_fields(fields: dict[str, str], scan: bool, encrypted: bool) -> Inbound
     return Inbound(
         msg_type=msg_type,
         event=event,
-        openid=_required(fields, "FromUserName", _ID),
-        to=_required(fields, "ToUserName", _ID),
-        create_time=int(_required(fields, "CreateTime", _DIGITS)),
+        openid=_required(fields, "FromUserName", _ID.fullmatch),
+        to=_required(fields, "ToUserName", _ID.fullmatch),
+        create_time=int(_required(fields, "CreateTime", _is_digits)),
         msg_id=msg_id,
         content=content,
         event_key=event_key,
@@ -762,14 +762,14 @@ def _put(value: Any, key: str, depth: int, out: dict[str, str]) -> None:
         _flatten(value, key + ".", depth + 1, out)
 
 
-def _required(fields: Mapping[str, str], name: str, shape: re.Pattern[str]) -> str:
+def _required(fields: Mapping[str, str], name: str, shape: Callable[[str], object]) -> str:
     value = fields.get(name)
     if value is None:
         raise BadCallbackError(f"field '{name}' missing.")
-    if not shape.fullmatch(value):
+    if not shape(value):
         raise BadCallbackError(f"field '{name}' malformed.")
     return value
 
 
 def _optional(fields: Mapping[str, str], name: str) -> str:
-    return _required(fields, name, _DIGITS) if fields.get(name) else ""
+    return _required(fields, name, _is_digits) if fields.get(name) else ""
